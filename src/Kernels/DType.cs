@@ -1,0 +1,27 @@
+namespace NativeReasoner.Kernels;
+
+/// <summary>Element types a tensor can store. Compute is float32; the 16-bit floats are storage formats.</summary>
+public enum DType
+{
+    Float32,
+    BFloat16,
+    Float16,
+    Int32,
+    Int64,
+}
+
+public static class DTypeInfo
+{
+    /// <summary>Bytes per element.</summary>
+    public static int SizeOf(this DType dtype) => dtype switch
+    {
+        DType.Float32 => 4,
+        DType.BFloat16 => 2,
+        DType.Float16 => 2,
+        DType.Int32 => 4,
+        DType.Int64 => 8,
+        _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "unknown dtype"),
+    };
+
+    public static bool IsFloating(this DType dtype) => dtype is DType.Float32 or DType.BFloat16 or DType.Float16;
+}

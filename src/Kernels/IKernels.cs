@@ -1,0 +1,179 @@
+namespace NativeReasoner.Kernels;
+
+/// <summary>
+/// The op set every backend implements. Pointers are element pointers into the backend's own memory
+/// (host memory for the CPU and reference backends). Unless a parameter says otherwise, every buffer is
+/// contiguous row-major, outputs are overwritten (never accumulated), and inputs and outputs do not
+/// overlap except where noted ("may alias").
+/// Shapes of the flattened views are given in comments as [outer, dim, inner].
+/// </summary>
+public unsafe interface IKernels
+{
+    /// <summary>Human-readable name ("reference", "cpu").</summary>
+    string Name { get; }
+
+    // ---------------------------------------------------------------- memory
+    /// <summary>y[i] = value for i in [0, n).</summary>
+    void Fill(float* y, long n, float value);
+
+    /// <summary>
+    /// Copies a strided view into another strided view of the same shape, element by element.
+    /// Strides are in elements (may be 0 for broadcast on the source side, never on the destination).
+    /// elementSize is 1, 2, 4 or 8 bytes. Rank ≤ 8; rank 0 copies one element.
+    /// </summary>
+    void StridedCopy(byte* src, ReadOnlySpan<long> srcStrides, byte* dst, ReadOnlySpan<long> dstStrides,
+        ReadOnlySpan<int> shape, int elementSize);
+
+    // ---------------------------------------------------------------- conversions
+    /// <summary>float32 → bfloat16 bits, round to nearest even; NaN stays NaN.</summary>
+    void FloatToBFloat16(float* x, ushort* y, long n);
+    void BFloat16ToFloat(ushort* x, float* y, long n);
+    /// <summary>float32 → IEEE half bits, round to nearest even; overflow → ±inf.</summary>
+    void FloatToHalf(float* x, ushort* y, long n);
+    void HalfToFloat(ushort* x, float* y, long n);
+    /// <summary>Integer ↔ float conversions for id tensors (int32/int64 stored, float32 compute).</summary>
+    void Int64ToFloat(long* x, float* y, long n);
+    void FloatToInt64(float* x, long* y, long n);
+    void Int32ToInt64(int* x, long* y, long n);
+    void Int64ToInt32(long* x, int* y, long n);
+
+    // ---------------------------------------------------------------- elementwise
+    /// <summary>y = op(x), n elements; y may alias x.</summary>
+    void Unary(UnaryOp op, float* x, float* y, long n, float alpha);
+
+    /// <summary>
+    /// dx = dy · op'(x), n elements (overwritten). y is the forward output (some derivatives are cheaper
+    /// from it: exp, sigmoid, tanh, sqrt, rsqrt). dx may alias dy.
+    /// </summary>
+    void UnaryBackward(UnaryOp op, float* x, float* y, float* dy, float* dx, long n, float alpha);
+
+    /// <summary>
+    /// c = op(a, b) with broadcasting: c is contiguous of <paramref name="shape"/>; aStrides / bStrides are
+    /// element strides of a and b aligned to that shape (0 on broadcast axes). Rank ≤ 8.
+    /// </summary>
+    void Binary(BinaryOp op, float* a, ReadOnlySpan<long> aStrides, float* b, ReadOnlySpan<long> bStrides,
+        float* c, ReadOnlySpan<int> shape);
+
+    /// <summary>
+    /// out = cond != 0 ? a : b, broadcast like <see cref="Binary"/>; out contiguous of <paramref name="shape"/>.
+    /// </summary>
+    void Where(float* cond, ReadOnlySpan<long> condStrides, float* a, ReadOnlySpan<long> aStrides,
+        float* b, ReadOnlySpan<long> bStrides, float* output, ReadOnlySpan<int> shape);
+
+    /// <summary>
+    /// The reverse of broadcasting: for every element of the contiguous <paramref name="src"/> of
+    /// <paramref name="shape"/>, dst[Σ index·dstStrides] += src[i]. dstStrides are 0 on the axes being summed
+    /// away. Used for the gradients of broadcast operands.
+    /// </summary>
+    void AccumulateStrided(float* src, ReadOnlySpan<int> shape, float* dst, ReadOnlySpan<long> dstStrides);
+
+    /// <summary>Σ x[i]², accumulated in double (gradient norms).</summary>
+    double SumOfSquares(float* x, long n);
+
+    // ---------------------------------------------------------------- reductions
+    /// <summary>
+    /// x: [outer, dim, inner] → y: [outer, inner]. Sum, Mean, Max or Min over the middle axis.
+    /// For Max/Min, argIndex (may be null) receives the index along dim of the first extreme value;
+    /// NaN propagates (a row with NaN yields NaN).
+    /// </summary>
+    void Reduce(ReduceOp op, float* x, float* y, int outer, int dim, int inner, int* argIndex);
+
+    // ---------------------------------------------------------------- matmul
+    /// <summary>
+    /// Row-major C = alpha · op(A) · op(B) + beta · C for each of <paramref name="batch"/> matrices.
+    /// op(A) is M×K (A stored K×M when transA), op(B) is K×N (B stored N×K when transB).
+    /// lda/ldb/ldc are row strides in elements; strideA/B/C are the element distances between batch
+    /// items (0 broadcasts that operand). beta = 0 means C is not read (may hold NaN).
+    /// </summary>
+    void Gemm(int batch, bool transA, bool transB, int M, int N, int K, float alpha,
+        float* A, int lda, long strideA, float* B, int ldb, long strideB,
+        float beta, float* C, int ldc, long strideC);
+
+    // ---------------------------------------------------------------- softmax
+    /// <summary>x, y: [rows, cols]; y = softmax(x) or log_softmax(x) along cols, max-subtracted. y may alias x.</summary>
+    void Softmax(float* x, float* y, int rows, int cols, bool log);
+
+    /// <summary>
+    /// From the forward output y and upstream dy: softmax: dx = y ⊙ (dy − Σ dy⊙y);
+    /// log_softmax: dx = dy − exp(y) · Σ dy.
+    /// </summary>
+    void SoftmaxBackward(float* y, float* dy, float* dx, int rows, int cols, bool log);
+
+    // ---------------------------------------------------------------- normalisation
+    /// <summary>x, y: [rows, cols]; w: [cols]; rstd: [rows] = 1/sqrt(mean(x²) + eps); y = x · rstd · w.</summary>
+    void RmsNorm(float* x, float* w, float* y, float* rstd, int rows, int cols, float eps);
+
+    /// <summary>dx: [rows, cols] overwritten; dw: [cols] overwritten with the sum over rows.</summary>
+    void RmsNormBackward(float* x, float* w, float* rstd, float* dy, float* dx, float* dw, int rows, int cols);
+
+    // ---------------------------------------------------------------- rotary embedding
+    /// <summary>
+    /// Rotary embedding on interleaved pairs (x[2i], x[2i+1]) of the last axis.
+    /// x, y: [outer, T, mid, D] (D even); cos, sin: [T, D/2] (already for the positions of the T axis).
+    /// y[2i] = x[2i]·cos − x[2i+1]·sin; y[2i+1] = x[2i]·sin + x[2i+1]·cos. With inverse the angle is
+    /// negated (this is the backward pass). y may alias x.
+    /// </summary>
+    void Rope(float* x, float* cos, float* sin, float* y, int outer, int T, int mid, int D, bool inverse);
+
+    // ---------------------------------------------------------------- losses
+    /// <summary>
+    /// logits: [rows, V]; targets: [rows]; loss[r] = logsumexp(logits[r]) − logits[r, targets[r]], 0 where
+    /// targets[r] == ignoreIndex; lse[r] = logsumexp(logits[r]) (max-subtracted). Target ids are already
+    /// validated to be in [0, V) or ignoreIndex.
+    /// </summary>
+    void CrossEntropy(float* logits, long* targets, float* loss, float* lse, int rows, int V, long ignoreIndex);
+
+    /// <summary>dlogits[r] = (softmax(logits[r]) − onehot(targets[r])) · dloss[r]; 0 rows where ignored.</summary>
+    void CrossEntropyBackward(float* logits, float* lse, long* targets, float* dloss, float* dlogits,
+        int rows, int V, long ignoreIndex);
+
+    // ---------------------------------------------------------------- attention
+    /// <summary>
+    /// Scaled dot-product attention, one head per batch item: q: [BH, Tq, Dk], k: [BH, Tk, Dk],
+    /// v: [BH, Tk, Dv], o: [BH, Tq, Dv], lse: [BH, Tq] (log-sum-exp of the scaled scores, saved for the
+    /// backward). causal: query i (at absolute position Tk − Tq + i) sees keys 0..Tk − Tq + i
+    /// (bottom-right aligned, so a decode step with Tq = 1 sees the whole cache). Online softmax: no
+    /// Tq×Tk buffer.
+    /// </summary>
+    void AttentionForward(float* q, float* k, float* v, float* o, float* lse,
+        int BH, int Tq, int Tk, int Dk, int Dv, float scale, bool causal);
+
+    /// <summary>Gradients dq, dk, dv (overwritten) from dO, using o and lse of the forward.</summary>
+    void AttentionBackward(float* q, float* k, float* v, float* o, float* lse, float* dO,
+        float* dq, float* dk, float* dv, int BH, int Tq, int Tk, int Dk, int Dv, float scale, bool causal);
+
+    // ---------------------------------------------------------------- indexing
+    /// <summary>x: [outer, dimIn, inner], idx: [n] → y: [outer, n, inner]; y[o,j,i] = x[o, idx[j], i].</summary>
+    void IndexSelect(float* x, long* idx, float* y, int outer, int dimIn, int n, int inner);
+
+    /// <summary>src: [outer, n, inner], idx: [n]; dst: [outer, dimDst, inner]; dst[o, idx[j], i] += src[o,j,i].</summary>
+    void IndexAdd(float* src, long* idx, float* dst, int outer, int n, int dimDst, int inner);
+
+    /// <summary>x: [outer, dimIn, inner], idx: [outer, dimOut, inner] → y: [outer, dimOut, inner]; y[o,j,i] = x[o, idx[o,j,i], i].</summary>
+    void Gather(float* x, long* idx, float* y, int outer, int dimIn, int dimOut, int inner);
+
+    /// <summary>src, idx: [outer, dimSrc, inner]; dst: [outer, dimDst, inner]; dst[o, idx[o,j,i], i] += src[o,j,i].</summary>
+    void ScatterAdd(float* src, long* idx, float* dst, int outer, int dimSrc, int dimDst, int inner);
+
+    /// <summary>
+    /// x: [rows, cols] → the k largest of each row, sorted descending: values, indices: [rows, k].
+    /// Ties: the lower index first. NaN counts as larger than every number.
+    /// </summary>
+    void TopK(float* x, float* values, long* indices, int rows, int cols, int k);
+
+    // ---------------------------------------------------------------- optimizers
+    /// <summary>
+    /// One AdamW step on n parameters (PyTorch semantics): p −= lr·wd·p; m = β1·m + (1−β1)·g;
+    /// v = β2·v + (1−β2)·g²; p −= lr · (m / bias1) / (sqrt(v / bias2) + eps), where bias1 = 1 − β1^t and
+    /// bias2 = 1 − β2^t.
+    /// </summary>
+    void AdamWStep(float* p, float* g, float* m, float* v, long n, float lr, float beta1, float beta2,
+        float eps, float weightDecay, float bias1, float bias2);
+
+    /// <summary>
+    /// One SGD step (PyTorch semantics): g' = g + wd·p; buf = firstStep ? g' : momentum·buf + (1−dampening)·g';
+    /// d = nesterov ? g' + momentum·buf : buf (d = g' when momentum = 0, buf untouched then); p −= lr·d.
+    /// </summary>
+    void SgdStep(float* p, float* g, float* momentumBuffer, long n, float lr, float momentum, float dampening,
+        float weightDecay, bool nesterov, bool firstStep);
+}

@@ -1,0 +1,63 @@
+using System.Runtime.InteropServices;
+
+namespace NativeReasoner.Kernels.Memory;
+
+/// <summary>
+/// A 64-byte aligned block of native memory with a reference count. It goes back to its
+/// <see cref="BufferPool"/> when the last owner releases it. There is deliberately no finalizer:
+/// memory is freed by <see cref="Release"/> (tensor disposal, scopes), never by the GC.
+/// </summary>
+public sealed unsafe class NativeBuffer
+{
+    public const int Alignment = 64;
+
+    private int _refCount;
+    private readonly BufferPool? _pool;
+
+    /// <summary>Start of the block; null after the block has been returned.</summary>
+    public byte* Pointer { get; private set; }
+
+    /// <summary>Usable bytes (the pool's size class, at least what was asked).</summary>
+    public long Capacity { get; }
+
+    internal NativeBuffer(byte* pointer, long capacity, BufferPool? pool)
+    {
+        Pointer = pointer;
+        Capacity = capacity;
+        _pool = pool;
+        _refCount = 1;
+    }
+
+    /// <summary>Allocates an unpooled block (freed when released).</summary>
+    public static NativeBuffer AllocateUnpooled(long bytes)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(bytes);
+        var p = (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(bytes, 1), Alignment);
+        return new NativeBuffer(p, bytes, null);
+    }
+
+    public int RefCount => Volatile.Read(ref _refCount);
+
+    public bool IsAlive => Pointer != null;
+
+    /// <summary>Adds an owner.</summary>
+    public void Retain()
+    {
+        if (Interlocked.Increment(ref _refCount) <= 1)
+            throw new ObjectDisposedException(nameof(NativeBuffer), "buffer was already released");
+    }
+
+    /// <summary>Removes an owner; the last one returns the block to the pool (or frees it).</summary>
+    public void Release()
+    {
+        int left = Interlocked.Decrement(ref _refCount);
+        if (left > 0) return;
+        if (left < 0) throw new InvalidOperationException("NativeBuffer released more times than retained");
+        var p = Pointer;
+        Pointer = null;
+        if (_pool != null) _pool.Return(p, Capacity);
+        else NativeMemory.AlignedFree(p);
+    }
+
+    public Span<byte> AsBytes() => new(Pointer, checked((int)Capacity));
+}

@@ -1,0 +1,1 @@
+namespace NativeReasoner.Model; internal static class Placeholder {}

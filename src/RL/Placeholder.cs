@@ -1,0 +1,1 @@
+namespace NativeReasoner.RL; internal static class Placeholder {}
