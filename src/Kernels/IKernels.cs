@@ -50,6 +50,7 @@ public unsafe interface IKernels
     /// <summary>
     /// c = op(a, b) with broadcasting: c is contiguous of <paramref name="shape"/>; aStrides / bStrides are
     /// element strides of a and b aligned to that shape (0 on broadcast axes). Rank ≤ 8.
+    /// c may alias a (or b) when that operand is contiguous with exactly <paramref name="shape"/> (in-place add).
     /// </summary>
     void Binary(BinaryOp op, float* a, ReadOnlySpan<long> aStrides, float* b, ReadOnlySpan<long> bStrides,
         float* c, ReadOnlySpan<int> shape);

@@ -47,6 +47,13 @@ public sealed unsafe class NativeBuffer
             throw new ObjectDisposedException(nameof(NativeBuffer), "buffer was already released");
     }
 
+    /// <summary>Adds an owner and returns this buffer (for handing to a new view).</summary>
+    public NativeBuffer RetainSelf()
+    {
+        Retain();
+        return this;
+    }
+
     /// <summary>Removes an owner; the last one returns the block to the pool (or frees it).</summary>
     public void Release()
     {

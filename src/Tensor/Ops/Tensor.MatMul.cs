@@ -1,0 +1,172 @@
+using NativeReasoner.Kernels;
+
+namespace NativeReasoner;
+
+// Matrix products. Transposed operands are passed to GEMM as flags, never copied: a.T() is a view
+// whose last two strides are swapped, and MatMul reads that layout directly.
+public unsafe partial class Tensor
+{
+    /// <summary>
+    /// Matrix product with batch broadcasting: [..., M, K] @ [..., K, N] → [..., M, N]. A 1-D operand is
+    /// not accepted (use Unsqueeze). Batch axes broadcast like NumPy.
+    /// </summary>
+    public Tensor MatMul(Tensor other)
+    {
+        var a = this;
+        var b = other;
+        a.RequireFloat("matmul");
+        b.RequireFloat("matmul");
+        a.SameDevice(b, "matmul");
+        if (a.Rank < 2 || b.Rank < 2)
+            throw new ArgumentException($"matmul: both operands need rank ≥ 2, got {FormatShape(a.Shape)} and {FormatShape(b.Shape)}");
+        int M = a._shape[^2], K = a._shape[^1], N = b._shape[^1];
+        if (b._shape[^2] != K)
+            throw new ArgumentException($"matmul: inner dimensions differ: {FormatShape(a.Shape)} @ {FormatShape(b.Shape)} ({K} vs {b._shape[^2]})");
+
+        // A batch of matrices times one matrix: fold the batch into M (one large GEMM, and the weight
+        // gradient becomes one GEMM too). Needs a's rows to be one strided run.
+        if (b.Rank == 2 && a.Rank > 2 && a.IsContiguous)
+        {
+            var outShape = a._shape.ToArray();
+            outShape[^1] = N;
+            using var a2 = a.Reshape(-1, K);
+            using var c2 = a2.MatMul(b);
+            return c2.Reshape(outShape);
+        }
+
+        var batchA = a._shape.AsSpan(0, a.Rank - 2);
+        var batchB = b._shape.AsSpan(0, b.Rank - 2);
+        var batch = BroadcastShapes(batchA, batchB, "matmul (batch axes)");
+        int batchCount = 1;
+        foreach (var d in batch) batchCount = checked(batchCount * d);
+
+        var cShape = batch.Concat(new[] { M, N }).ToArray();
+        var c = Empty(cShape, DType.Float32, a.Device);
+        using (var pa = a.GemmOperand(batch, "matmul"))
+        using (var pb = b.GemmOperand(batch, "matmul"))
+        {
+            var (ta, lda, sa) = pa.Layout;
+            var (tb, ldb, sb) = pb.Layout;
+            a.Device.Kernels.Gemm(batchCount, ta, tb, M, N, K, 1f, pa.Tensor.Data, lda, sa, pb.Tensor.Data, ldb, sb,
+                0f, c.Data, N, (long)M * N);
+        }
+        if (!NeedsGrad(a) && !NeedsGrad(b)) return c;
+        var aShape = a._shape.ToArray();
+        var bShape = b._shape.ToArray();
+        return Record(c, "matmul", [a, b], g =>
+        {
+            Tensor? ga = null, gb = null;
+            if (a.RequiresGrad)
+            {
+                // dA = dC · Bᵀ
+                using var bt = b.Transpose(-1, -2);
+                using var full = g.MatMul(bt);
+                ga = full.SumToShape(aShape);
+            }
+            if (b.RequiresGrad)
+            {
+                // dB = Aᵀ · dC
+                using var at = a.Transpose(-1, -2);
+                using var full = at.MatMul(g);
+                gb = full.SumToShape(bShape);
+            }
+            return [ga, gb];
+        });
+    }
+
+    /// <summary>x @ weightᵀ + bias, with weight [out, in] as in PyTorch's Linear.</summary>
+    public static Tensor Linear(Tensor x, Tensor weight, Tensor? bias = null)
+    {
+        if (weight.Rank != 2) throw new ArgumentException($"linear: weight must be [out, in], got {FormatShape(weight.Shape)}");
+        if (x.Rank < 1 || x._shape[^1] != weight._shape[1])
+            throw new ArgumentException($"linear: input {FormatShape(x.Shape)} does not end in the weight's in_features {weight._shape[1]} (weight {FormatShape(weight.Shape)})");
+        Tensor y;
+        using (var wt = weight.T())
+        {
+            if (x.Rank == 1)
+            {
+                using var x2 = x.Unsqueeze(0);
+                using var y2 = x2.MatMul(wt);
+                y = y2.Squeeze(0);
+            }
+            else y = x.MatMul(wt);
+        }
+        if (bias == null) return y;
+        if (bias.Rank != 1 || bias._shape[0] != weight._shape[0])
+        {
+            y.Dispose();
+            throw new ArgumentException($"linear: bias must be [{weight._shape[0]}], got {FormatShape(bias.Shape)}");
+        }
+        using (y) return y.Add(bias);
+    }
+
+    private readonly record struct GemmLayout(bool Transposed, int Ld, long BatchStride);
+
+    private sealed class GemmOperandView(Tensor tensor, GemmLayout layout) : IDisposable
+    {
+        public Tensor Tensor { get; } = tensor;
+        public (bool, int, long) Layout => (layout.Transposed, layout.Ld, layout.BatchStride);
+        public void Dispose() => Tensor.Dispose();
+    }
+
+    /// <summary>
+    /// Describes this operand to GEMM for a given broadcast batch shape: row-major or transposed matrix
+    /// layout, leading dimension, and one stride between batch items (0 when broadcast). Falls back to a
+    /// contiguous copy only when the strides cannot be expressed that way.
+    /// </summary>
+    private GemmOperandView GemmOperand(int[] batch, string op)
+    {
+        int rows = _shape[^2], cols = _shape[^1];
+        int lead = batch.Length - (Rank - 2);
+        var view = BroadcastViewNoGrad(batch.Concat(new[] { rows, cols }).ToArray(), op);
+        if (TryLayout(view, batch.Length, out var layout)) return new GemmOperandView(view, layout);
+        // Copy the operand (not broadcast) densely, then retry: always expressible.
+        using (view)
+        {
+            using var dense = ContiguousCopyNoGrad();
+            var v2 = dense.BroadcastViewNoGrad(batch.Concat(new[] { rows, cols }).ToArray(), op);
+            if (!TryLayout(v2, batch.Length, out layout))
+            {
+                using var full = v2;
+                var copy = v2.ContiguousCopyNoGrad();
+                TryLayout(copy, batch.Length, out layout);
+                return new GemmOperandView(copy, layout);
+            }
+            return new GemmOperandView(v2, layout);
+        }
+        static bool TryLayout(Tensor t, int batchRank, out GemmLayout layout)
+        {
+            layout = default;
+            int r = t._shape[^2], c = t._shape[^1];
+            long sr = t._strides[^2], sc = t._strides[^1];
+            bool trans;
+            long ld;
+            if ((sc == 1 || c == 1) && sr >= Math.Max(c, 1)) { trans = false; ld = Math.Max(sr, c); }
+            else if ((sr == 1 || r == 1) && sc >= Math.Max(r, 1)) { trans = true; ld = Math.Max(sc, r); }
+            else return false;
+            if (r == 1 && c == 1) { trans = false; ld = 1; }
+            // The batch axes must collapse to one stride (or all be broadcast).
+            long batchStride = 0;
+            bool first = true;
+            long expectedNext = -1;
+            for (int i = batchRank - 1; i >= 0; i--)
+            {
+                if (t._shape[i] == 1) continue;
+                if (first)
+                {
+                    batchStride = t._strides[i];
+                    expectedNext = batchStride * t._shape[i];
+                    first = false;
+                }
+                else
+                {
+                    if (batchStride == 0 ? t._strides[i] != 0 : t._strides[i] != expectedNext) return false;
+                    expectedNext = t._strides[i] * t._shape[i];
+                }
+            }
+            if (ld > int.MaxValue) return false;
+            layout = new GemmLayout(trans, (int)ld, batchStride);
+            return true;
+        }
+    }
+}
