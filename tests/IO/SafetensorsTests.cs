@@ -186,6 +186,30 @@ public sealed class SafetensorsTests : IDisposable
     }
 
     [Fact]
+    public void BFloat16_LongTensor_MatchesScalarWidening()
+    {
+        // Long enough to exercise the SIMD path plus a scalar tail; covers sign, Inf, NaN, subnormals.
+        var rng = new Random(1234);
+        ushort[] bits = new ushort[1003];
+        for (int i = 0; i < bits.Length; i++) bits[i] = (ushort)rng.Next(0, 65536);
+        bits[0] = 0x7F80; bits[1] = 0xFF80; bits[2] = 0x7FC1; bits[3] = 0x0001; bits[4] = 0x8000;
+        Half[] halves = bits.Select(b => BitConverter.UInt16BitsToHalf(b)).ToArray();
+        string p = PathOf("bf.safetensors");
+        SafetensorsWriter.Write(p,
+        [
+            new("b", DType.BFloat16, [bits.Length], Bytes(bits)),
+            new("h", DType.Float16, [bits.Length], Bytes(halves)),
+        ]);
+        using var f = SafetensorsFile.Open(p);
+        float[] b = f.ReadFloat32("b"), h = f.ReadFloat32("h");
+        for (int i = 0; i < bits.Length; i++)
+        {
+            Assert.Equal((uint)bits[i] << 16, BitConverter.SingleToUInt32Bits(b[i]));
+            Assert.Equal(((float)halves[i]).ToString("R"), h[i].ToString("R"));
+        }
+    }
+
+    [Fact]
     public void TypedReads_RejectWrongDtype()
     {
         string header = "{" + Entry("i", "I32", "[1]", "[0,4]") + "," + Entry("x", "F32", "[1]", "[4,8]") + "}";

@@ -54,8 +54,10 @@ public sealed unsafe class SafetensorsFile : IDisposable
         FileStream fs;
         try
         {
-            // FileShare.Read: other readers may map the same checkpoint concurrently, but a writer
-            // replacing it in place while mapped would change bytes under us.
+            // Other readers may map the same checkpoint concurrently; writers opening it in place
+            // are refused (where the OS enforces sharing) because they would change bytes under
+            // the mapping. Delete sharing lets SafetensorsWriter rename a new file over this one:
+            // the mapping keeps the old contents.
             fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
