@@ -3,7 +3,8 @@ namespace NativeReasoner.Nn;
 /// <summary>
 /// y = x · Wᵀ + b (torch.nn.Linear), with <see cref="Weight"/> of shape [outFeatures, inFeatures] and
 /// <see cref="Bias"/> of shape [outFeatures]. Initialisation as PyTorch's default: both drawn from
-/// U(−1/√inFeatures, 1/√inFeatures), the weight first, then the bias, from <paramref name="gen"/>.
+/// U(−1/√inFeatures, 1/√inFeatures), the weight first, then the bias, from <paramref name="gen"/>,
+/// on <paramref name="device"/> (default: <see cref="Device.Default"/>).
 /// </summary>
 public sealed class Linear : Module
 {
@@ -12,7 +13,7 @@ public sealed class Linear : Module
     public Parameter Weight { get; }
     public Parameter? Bias { get; }
 
-    public Linear(int inFeatures, int outFeatures, bool bias, Generator gen)
+    public Linear(int inFeatures, int outFeatures, bool bias, Generator gen, Device? device = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(inFeatures);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(outFeatures);
@@ -21,8 +22,8 @@ public sealed class Linear : Module
         OutFeatures = outFeatures;
         // kaiming_uniform_(a=√5) on [out, in] reduces to this bound; PyTorch uses the same one for the bias.
         float bound = (float)(1.0 / Math.Sqrt(inFeatures));
-        Weight = RegisterParameter("weight", Parameter.FromOwned(Tensor.Rand([outFeatures, inFeatures], gen, -bound, bound)));
-        if (bias) Bias = RegisterParameter("bias", Parameter.FromOwned(Tensor.Rand([outFeatures], gen, -bound, bound)));
+        Weight = RegisterParameter("weight", Parameter.FromOwned(Tensor.Rand([outFeatures, inFeatures], gen, -bound, bound, device)));
+        if (bias) Bias = RegisterParameter("bias", Parameter.FromOwned(Tensor.Rand([outFeatures], gen, -bound, bound, device)));
     }
 
     /// <summary>x: [..., inFeatures] → [..., outFeatures].</summary>

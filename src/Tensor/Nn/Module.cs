@@ -8,7 +8,7 @@ namespace NativeReasoner.Nn;
 /// is registered with it: <see cref="Dispose()"/> frees its parameters, buffers and children
 /// deterministically (there is no finalizer).
 /// </summary>
-public abstract class Module : IDisposable
+public abstract partial class Module : IDisposable
 {
     // Insertion-ordered, so names come out in registration order.
     private readonly List<(string Name, Parameter Param)> _parameters = new();
@@ -186,44 +186,66 @@ public abstract class Module : IDisposable
     public LoadStateDictResult LoadStateDict(IReadOnlyDictionary<string, Tensor> state, bool strict = true)
     {
         ArgumentNullException.ThrowIfNull(state);
+        return LoadState(
+            state.Keys,
+            name => state[name] is { } t ? (t.Shape.ToArray(), t.DType) : throw new ArgumentException($"LoadStateDict: '{name}' is null", nameof(state)),
+            name => (state[name], false),
+            strict, "LoadStateDict", "the state dict");
+    }
+
+    /// <summary>
+    /// The checks and copies behind every load, for any source of named tensors: <paramref name="describe"/>
+    /// gives a key's shape and dtype without reading data (so a mismatch fails before anything is copied),
+    /// <paramref name="read"/> gives its value and whether that tensor is a temporary to dispose after the copy.
+    /// </summary>
+    private LoadStateDictResult LoadState(IEnumerable<string> sourceKeys, Func<string, (int[] Shape, DType DType)> describe,
+        Func<string, (Tensor Value, bool Temporary)> read, bool strict, string op, string sourceName)
+    {
         ObjectDisposedException.ThrowIf(_disposed, this);
         var own = StateDict();
-        var missing = own.Keys.Where(k => !state.ContainsKey(k)).ToList();
-        var unexpected = state.Keys.Where(k => !own.ContainsKey(k)).ToList();
+        var keys = new HashSet<string>(sourceKeys, StringComparer.Ordinal);
+        var missing = own.Keys.Where(k => !keys.Contains(k)).ToList();
+        var unexpected = keys.Where(k => !own.ContainsKey(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
         if (strict && missing.Count > 0)
             throw new KeyNotFoundException(
-                $"LoadStateDict: missing key(s) in state dict: {string.Join(", ", missing.Select(k => $"'{k}'"))}");
+                $"{op}: missing key(s) in {sourceName}: {string.Join(", ", missing.Select(k => $"'{k}'"))}");
         if (strict && unexpected.Count > 0)
             throw new ArgumentException(
-                $"LoadStateDict: unexpected key(s) in state dict: {string.Join(", ", unexpected.Select(k => $"'{k}'"))}", nameof(state));
+                $"{op}: unexpected key(s) in {sourceName}: {string.Join(", ", unexpected.Select(k => $"'{k}'"))}");
 
-        var pairs = new List<(string Name, Tensor Target, Tensor Source)>();
+        var toLoad = new List<(string Name, Tensor Target)>();
         foreach (var (name, target) in own)
         {
-            if (!state.TryGetValue(name, out var source)) continue;
-            if (source is null) throw new ArgumentException($"LoadStateDict: '{name}' is null", nameof(state));
-            if (!source.Shape.SequenceEqual(target.Shape))
+            if (!keys.Contains(name)) continue;
+            var (shape, dtype) = describe(name);
+            if (!target.Shape.SequenceEqual(shape))
                 throw new ArgumentException(
-                    $"LoadStateDict: size mismatch for '{name}': the checkpoint has shape {Tensor.FormatShape(source.Shape)}, the module has {Tensor.FormatShape(target.Shape)}",
-                    nameof(state));
-            bool convertible = source.DType == target.DType || (source.DType.IsFloating() && target.DType.IsFloating());
+                    $"{op}: size mismatch for '{name}': {sourceName} has shape {Tensor.FormatShape(shape)}, the module has {Tensor.FormatShape(target.Shape)}");
+            bool convertible = dtype == target.DType || (dtype.IsFloating() && target.DType.IsFloating());
             if (!convertible)
-                throw new ArgumentException($"LoadStateDict: dtype mismatch for '{name}': the checkpoint has {source.DType}, the module has {target.DType}", nameof(state));
-            pairs.Add((name, target, source));
+                throw new ArgumentException($"{op}: dtype mismatch for '{name}': {sourceName} has {dtype}, the module has {target.DType}");
+            toLoad.Add((name, target));
         }
 
         using (Tensor.NoGrad())
-        using (var scope = new TensorScope())
-        {
-            foreach (var (_, target, source) in pairs)
+            foreach (var (name, target) in toLoad)
             {
-                if (ReferenceEquals(target, source)) continue;
-                var src = source;
-                if (!src.Device.Equals(target.Device)) src = src.To(target.Device);
-                if (src.DType != target.DType) src = src.To(target.DType);
-                target.CopyFrom_(src);
+                // One tensor at a time, so a file-backed load never holds a second copy of the whole model.
+                using var scope = new TensorScope();
+                var (src, temporary) = read(name);
+                try
+                {
+                    if (ReferenceEquals(target, src)) continue;
+                    var value = src;
+                    if (!value.Device.Equals(target.Device)) value = value.To(target.Device);
+                    if (value.DType != target.DType) value = value.To(target.DType);
+                    target.CopyFrom_(value);
+                }
+                finally
+                {
+                    if (temporary) src.Dispose();
+                }
             }
-        }
         return new LoadStateDictResult(missing, unexpected);
     }
 
