@@ -104,7 +104,7 @@ public abstract partial class Module : IDisposable
     public IEnumerable<(string Name, Tensor Buffer)> NamedBuffers()
     {
         var seen = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
-        foreach (var (prefix, m) in NamedModules())
+        foreach (var (prefix, m) in EnumerateModules(""))
             foreach (var (name, b) in m._buffers)
                 if (seen.Add(b)) yield return (prefix + name, b);
     }
