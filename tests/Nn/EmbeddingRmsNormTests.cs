@@ -46,8 +46,8 @@ public sealed class EmbeddingRmsNormTests
         using var norm = new RmsNorm(4, 1e-5f, device);
         Assert.Equal([1f, 1f, 1f, 1f], norm.Weight.ToArray());
         Assert.Equal(["weight"], norm.NamedParameters().Select(n => n.Name));
-        using (Tensor.NoGrad()) norm.Weight.CopyFrom_(Tensor.FromArray([1f, 2f, 0.5f, -1f], [4], device));
         using var scope = new TensorScope();
+        using (Tensor.NoGrad()) norm.Weight.CopyFrom_(Tensor.FromArray([1f, 2f, 0.5f, -1f], [4], device));
         float[] xs = [1f, 2f, 3f, 4f, -1f, 0f, 0.5f, 2f];
         var y = norm.Forward(Tensor.FromArray(xs, [2, 4], device));
         var expected = new double[8];
