@@ -73,6 +73,8 @@ public sealed unsafe class GemmTests
         new object[] { 1, 1, 1 }, new object[] { 7, 13, 5 }, new object[] { 31, 127, 17 }, new object[] { 129, 67, 257 },
         new object[] { 1, 300, 200 }, new object[] { 200, 1, 300 }, new object[] { 64, 64, 64 }, new object[] { 33, 65, 1 },
         new object[] { 300, 520, 700 },
+        // Skinny paths (M or N ≤ 4) with more than one column/row chunk.
+        new object[] { 1, 1100, 300 }, new object[] { 3, 700, 129 }, new object[] { 1100, 1, 300 }, new object[] { 600, 4, 77 },
     };
 
     [Theory]
@@ -91,6 +93,8 @@ public sealed unsafe class GemmTests
         {
             Check(1, false, false, 37, 70, 45, alpha, beta);
             Check(1, true, true, 150, 97, 260, alpha, beta);
+            Check(2, false, true, 2, 600, 90, alpha, beta, padC: 3);
+            Check(2, true, false, 530, 3, 90, alpha, beta, padC: 3);
         }
     }
 
@@ -100,6 +104,9 @@ public sealed unsafe class GemmTests
         Check(1, false, false, 5, 6, 7, 1f, 0f, nanC: true);
         Check(1, false, true, 70, 90, 130, 0.75f, 0f, nanC: true, padC: 3);
         Check(1, true, false, 129, 67, 257, 1f, 0f, nanC: true);
+        Check(1, false, false, 1, 900, 50, 1f, 0f, nanC: true, padC: 1);   // skinny M
+        Check(1, true, true, 900, 2, 50, 1f, 0f, nanC: true, padC: 1);     // skinny N
+        Check(2, false, false, 4, 5, 0, 1f, 0f, nanC: true);              // K = 0: C = 0 exactly
     }
 
     [Fact]

@@ -55,6 +55,13 @@ internal static unsafe class Sgemm
             return;
         }
 
+        if (M <= SgemmSkinny.MaxSkinny || N <= SgemmSkinny.MaxSkinny)
+        {
+            SgemmSkinny.Run(parallel, batch, transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB,
+                beta, C, ldc, strideC);
+            return;
+        }
+
         job.Kernel = cfg.Isa switch
         {
             GemmIsa.Avx512 => &GemmMicroKernels.Avx512_8x32,
