@@ -95,6 +95,7 @@ internal static unsafe class Sgemm
     }
 
     /// <summary>Small problems: one fused dot product per output, batch items [start, end).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void DirectItems(void* state, long start, long end)
     {
         ref Job j = ref *(Job*)state;
@@ -118,6 +119,7 @@ internal static unsafe class Sgemm
     }
 
     /// <summary>Work items [start, end) of the packed path; item = (batch, row tile, column tile).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackedItems(void* state, long start, long end)
     {
         ref Job j = ref *(Job*)state;
@@ -196,6 +198,7 @@ internal static unsafe class Sgemm
     /// Packs op(A)[row0 .. row0+m, pc .. pc+kc] into slivers of MR rows: dst[s][p][i] = op(A)[row0 + s·MR + i, pc + p],
     /// rows past m zero. op(A)[i,p] = transA ? A[p·lda + i] : A[i·lda + p].
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackA(bool transA, float* A, long lda, int row0, int m, int pc, int kc, int MR, float* dst)
     {
         for (int s = 0; s < m; s += MR, dst += (long)MR * kc)
@@ -247,7 +250,7 @@ internal static unsafe class Sgemm
     /// dst[c·ldd + r] = src[r·lds + c] for an 8 × 8 block: unpack pairs, shuffle quads, swap 128-bit halves.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Transpose8x8(float* src, long lds, float* dst, long ldd)
+    internal static void Transpose8x8(float* src, long lds, float* dst, long ldd)
     {
         var r0 = Avx.LoadVector256(src); var r1 = Avx.LoadVector256(src + lds);
         var r2 = Avx.LoadVector256(src + 2 * lds); var r3 = Avx.LoadVector256(src + 3 * lds);
@@ -278,6 +281,7 @@ internal static unsafe class Sgemm
     /// Packs op(B)[pc .. pc+kc, col0 .. col0+n] into slivers of NR columns: dst[s][p][j] = op(B)[pc + p, col0 + s·NR + j],
     /// columns past n zero. op(B)[p,j] = transB ? B[j·ldb + p] : B[p·ldb + j].
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackB(bool transB, float* B, long ldb, int pc, int kc, int col0, int n, int NR, float* dst)
     {
         for (int s = 0; s < n; s += NR, dst += (long)NR * kc)

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Numerics.Tensors;
 
 namespace NativeReasoner.Kernels.Cpu.Gemm;
@@ -62,6 +63,7 @@ internal static unsafe class SgemmSkinny
     }
 
     /// <summary>M ≤ 4: output columns [n0, n1) of every row.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RowsItem(ref Job j, float* A, float* B, float* C, int n0, int n1, float* aRows, float* acc)
     {
         int M = j.M, K = j.K, n = n1 - n0;
@@ -98,6 +100,7 @@ internal static unsafe class SgemmSkinny
     }
 
     /// <summary>N ≤ 4: output rows [m0, m1) of every column.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void ColsItem(ref Job j, float* A, float* B, float* C, int m0, int m1, float* bCols, float* acc)
     {
         int N = j.N, K = j.K, m = m1 - m0;
