@@ -9,4 +9,12 @@ public sealed unsafe partial class CpuKernels : IKernels
     public static CpuKernels Instance { get; } = new();
 
     public string Name => "cpu";
+
+    /// <summary>Native scratch bytes the kernels hold now (packing panels, attention tiles).</summary>
+    public static long ScratchBytes => global::NativeReasoner.Kernels.Cpu.Gemm.GemmScratch.Bytes;
+
+    /// <summary>High-water mark of <see cref="ScratchBytes"/> since <see cref="ResetScratchPeak"/>.</summary>
+    public static long ScratchPeakBytes => global::NativeReasoner.Kernels.Cpu.Gemm.GemmScratch.PeakBytes;
+
+    public static void ResetScratchPeak() => global::NativeReasoner.Kernels.Cpu.Gemm.GemmScratch.ResetPeak();
 }

@@ -19,8 +19,23 @@ namespace NativeReasoner.Kernels.Cpu;
 /// </remarks>
 public static unsafe class CpuParallel
 {
-    /// <summary>Worker count (the machine's cores, or NR_NUM_THREADS).</summary>
-    public static int Threads { get; } = ReadThreadCount();
+    /// <summary>Worker count (the machine's cores, or NR_NUM_THREADS, or <see cref="SetThreadCount"/>).</summary>
+    public static int Threads { get; private set; } = ReadThreadCount();
+
+    /// <summary>
+    /// Changes the thread count before the pool has started (benchmarks pin 1 vs 2 threads this way).
+    /// Once workers exist their number is fixed, so a later call throws rather than silently doing nothing.
+    /// </summary>
+    public static void SetThreadCount(int threads)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
+        lock (s_callLock)
+        {
+            if (s_workers != null && threads != Threads)
+                throw new InvalidOperationException($"CpuParallel already started with {Threads} threads");
+            Threads = threads;
+        }
+    }
 
     [ThreadStatic] private static bool t_insideBody;
 
