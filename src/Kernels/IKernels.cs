@@ -128,6 +128,30 @@ public unsafe interface IKernels
     void CrossEntropyBackward(float* logits, float* lse, long* targets, float* dloss, float* dlogits,
         int rows, int V, long ignoreIndex);
 
+    // ---------------------------------------------------------------- fused (one pass instead of several)
+    /// <summary>SwiGLU: y = silu(gate) · up = gate · σ(gate) · up, n elements. y may alias gate or up exactly.</summary>
+    void SiluMul(float* gate, float* up, float* y, long n);
+
+    /// <summary>
+    /// Backward of <see cref="SiluMul"/>: dgate = dy · up · σ(g) · (1 + g · (1 − σ(g))), dup = dy · g · σ(g).
+    /// dgate and dup are distinct; each may alias an input exactly (every lane is read before it is written).
+    /// </summary>
+    void SiluMulBackward(float* gate, float* up, float* dy, float* dgate, float* dup, long n);
+
+    /// <summary>
+    /// Log-probability of one id per row after temperature: z = logits[r] · invTemperature (invTemperature &gt; 0),
+    /// lse[r] = logsumexp(z) (max-subtracted), logp[r] = z[ids[r]] − lse[r]. logits: [rows, V]; ids, logp,
+    /// lse: [rows]. Ids are already validated to be in [0, V). Never materialises the [rows, V] log-softmax.
+    /// </summary>
+    void LogSoftmaxGather(float* logits, long* ids, float* logp, float* lse, int rows, int V, float invTemperature);
+
+    /// <summary>
+    /// dlogits[r, c] = invTemperature · dlogp[r] · ([c = ids[r]] − exp(z[r, c] − lse[r])), z = logits · invTemperature,
+    /// using lse of the forward. dlogits: [rows, V] (overwritten).
+    /// </summary>
+    void LogSoftmaxGatherBackward(float* logits, long* ids, float* lse, float* dlogp, float* dlogits,
+        int rows, int V, float invTemperature);
+
     // ---------------------------------------------------------------- attention
     /// <summary>
     /// Scaled dot-product attention, one head per batch item: q: [BH, Tq, Dk], k: [BH, Tk, Dk],
