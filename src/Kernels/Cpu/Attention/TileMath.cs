@@ -13,13 +13,87 @@ namespace NativeReasoner.Kernels.Cpu.Attention;
 /// </summary>
 internal static unsafe class TileMath
 {
+    /// <summary>A/B switch for benchmarks: NR_ATTN_ROWS4=1 keeps the old 4-row tiles only.</summary>
+    private static readonly bool s_rows4Only = Environment.GetEnvironmentVariable("NR_ATTN_ROWS4") == "1";
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void MatMul(int m, int n, int k, float* a, long aRs, long aCs, float* b, long ldb,
         float* c, long ldc, bool accumulate)
     {
         int i = 0;
+        if (Vector512.IsHardwareAccelerated && !s_rows4Only)
+            for (; i + 8 <= m; i += 8) Rows8(n, k, a + i * aRs, aRs, aCs, b, ldb, c + i * ldc, ldc, accumulate);
         for (; i + 4 <= m; i += 4) Rows4(n, k, a + i * aRs, aRs, aCs, b, ldb, c + i * ldc, ldc, accumulate);
         for (; i < m; i++) Row1(n, k, a + i * aRs, aCs, b, ldb, c + i * ldc, accumulate);
+    }
+
+    /// <summary>
+    /// Eight rows of C, 32 columns at a time: 16 zmm accumulators, so each FMA chain has a full step of slack
+    /// behind the 4-cycle latency (4 × 32 leaves none), and per k step 2 B loads + 8 broadcasts feed 16 FMAs
+    /// instead of 6 feeding 8. Column remainders (n mod 32) go to <see cref="Rows4"/> on both row halves.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Rows8(int n, int k, float* a, long aRs, long aCs, float* b, long ldb, float* c, long ldc, bool acc)
+    {
+        float* a0 = a, a1 = a + aRs, a2 = a + 2 * aRs, a3 = a + 3 * aRs;
+        float* a4 = a + 4 * aRs, a5 = a + 5 * aRs, a6 = a + 6 * aRs, a7 = a + 7 * aRs;
+        int j = 0;
+        for (; j + 32 <= n; j += 32)
+        {
+            float* cj = c + j;
+            Vector512<float> s00, s01, s10, s11, s20, s21, s30, s31, s40, s41, s50, s51, s60, s61, s70, s71;
+            if (acc)
+            {
+                s00 = Vector512.Load(cj); s01 = Vector512.Load(cj + 16);
+                s10 = Vector512.Load(cj + ldc); s11 = Vector512.Load(cj + ldc + 16);
+                s20 = Vector512.Load(cj + 2 * ldc); s21 = Vector512.Load(cj + 2 * ldc + 16);
+                s30 = Vector512.Load(cj + 3 * ldc); s31 = Vector512.Load(cj + 3 * ldc + 16);
+                s40 = Vector512.Load(cj + 4 * ldc); s41 = Vector512.Load(cj + 4 * ldc + 16);
+                s50 = Vector512.Load(cj + 5 * ldc); s51 = Vector512.Load(cj + 5 * ldc + 16);
+                s60 = Vector512.Load(cj + 6 * ldc); s61 = Vector512.Load(cj + 6 * ldc + 16);
+                s70 = Vector512.Load(cj + 7 * ldc); s71 = Vector512.Load(cj + 7 * ldc + 16);
+            }
+            else
+            {
+                s00 = s01 = s10 = s11 = s20 = s21 = s30 = s31 = Vector512<float>.Zero;
+                s40 = s41 = s50 = s51 = s60 = s61 = s70 = s71 = Vector512<float>.Zero;
+            }
+            float* bp = b + j;
+            long ap = 0;
+            for (int p = 0; p < k; p++, bp += ldb, ap += aCs)
+            {
+                var b0 = Vector512.Load(bp); var b1 = Vector512.Load(bp + 16);
+                var x = Vector512.Create(a0[ap]);
+                s00 = Vector512.FusedMultiplyAdd(x, b0, s00); s01 = Vector512.FusedMultiplyAdd(x, b1, s01);
+                x = Vector512.Create(a1[ap]);
+                s10 = Vector512.FusedMultiplyAdd(x, b0, s10); s11 = Vector512.FusedMultiplyAdd(x, b1, s11);
+                x = Vector512.Create(a2[ap]);
+                s20 = Vector512.FusedMultiplyAdd(x, b0, s20); s21 = Vector512.FusedMultiplyAdd(x, b1, s21);
+                x = Vector512.Create(a3[ap]);
+                s30 = Vector512.FusedMultiplyAdd(x, b0, s30); s31 = Vector512.FusedMultiplyAdd(x, b1, s31);
+                x = Vector512.Create(a4[ap]);
+                s40 = Vector512.FusedMultiplyAdd(x, b0, s40); s41 = Vector512.FusedMultiplyAdd(x, b1, s41);
+                x = Vector512.Create(a5[ap]);
+                s50 = Vector512.FusedMultiplyAdd(x, b0, s50); s51 = Vector512.FusedMultiplyAdd(x, b1, s51);
+                x = Vector512.Create(a6[ap]);
+                s60 = Vector512.FusedMultiplyAdd(x, b0, s60); s61 = Vector512.FusedMultiplyAdd(x, b1, s61);
+                x = Vector512.Create(a7[ap]);
+                s70 = Vector512.FusedMultiplyAdd(x, b0, s70); s71 = Vector512.FusedMultiplyAdd(x, b1, s71);
+            }
+            s00.Store(cj); s01.Store(cj + 16);
+            s10.Store(cj + ldc); s11.Store(cj + ldc + 16);
+            s20.Store(cj + 2 * ldc); s21.Store(cj + 2 * ldc + 16);
+            s30.Store(cj + 3 * ldc); s31.Store(cj + 3 * ldc + 16);
+            s40.Store(cj + 4 * ldc); s41.Store(cj + 4 * ldc + 16);
+            s50.Store(cj + 5 * ldc); s51.Store(cj + 5 * ldc + 16);
+            s60.Store(cj + 6 * ldc); s61.Store(cj + 6 * ldc + 16);
+            s70.Store(cj + 7 * ldc); s71.Store(cj + 7 * ldc + 16);
+        }
+        if (j < n)
+        {
+            Rows4(n - j, k, a, aRs, aCs, b + j, ldb, c + j, ldc, acc);
+            Rows4(n - j, k, a4, aRs, aCs, b + j, ldb, c + 4 * ldc + j, ldc, acc);
+        }
     }
 
     /// <summary>Four rows of C: 4 × 32 (8 zmm accumulators), then 4 × 16, 4 × 8, scalar columns.</summary>

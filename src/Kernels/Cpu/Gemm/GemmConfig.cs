@@ -32,7 +32,14 @@ internal sealed class GemmConfig
         KC = Math.Clamp((int)(l1Bytes / 2 / (NR * sizeof(float))) / 8 * 8, 64, 512);
         MC = Math.Clamp((int)(l2Bytes / 2 / (KC * sizeof(float))) / MR * MR, MR * 4, 4096 / MR * MR);
         NC = 4096 / NR * NR;
+        // Tuning overrides (benchmarks only): NR_GEMM_KC / NR_GEMM_MC / NR_GEMM_NC.
+        KC = Override("NR_GEMM_KC", KC, 8);
+        MC = Override("NR_GEMM_MC", MC, MR);
+        NC = Override("NR_GEMM_NC", NC, NR);
     }
+
+    private static int Override(string name, int value, int multiple) =>
+        int.TryParse(Environment.GetEnvironmentVariable(name), out int v) && v > 0 ? (v + multiple - 1) / multiple * multiple : value;
 
     private static GemmConfig? s_current;
 
