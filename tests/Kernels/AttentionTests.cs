@@ -58,6 +58,10 @@ public sealed unsafe class AttentionTests
         new object[] { 1, 67, 67, 32, 32 },    // just over one tile
         new object[] { 2, 131, 197, 40, 24 },  // several tiles each way, ragged
         new object[] { 1, 64, 64, 64, 64 },    // exactly one tile
+        // BH ≥ 2 × threads: the one-pass-per-head backward (the rows above take the split dq | dk,dv passes)
+        new object[] { 5, 70, 70, 16, 16 },
+        new object[] { 4, 13, 83, 8, 12 },     // Tq < Tk, Dk ≠ Dv
+        new object[] { 4, 67, 131, 24, 40 },   // Dv > Dk, several key tiles
     };
 
     [Theory]
@@ -90,14 +94,16 @@ public sealed unsafe class AttentionTests
         }
     }
 
-    [Fact]
-    public void CausalWithMoreQueriesThanKeysGivesZerosForBlindQueries()
+    [Theory]
+    [InlineData(2)]
+    [InlineData(4)] // BH ≥ 2 × threads: the one-pass-per-head backward
+    public void CausalWithMoreQueriesThanKeysGivesZerosForBlindQueries(int BH)
     {
         // Bottom-right alignment: with Tq = 5, Tk = 3 the first two queries see no key at all.
-        var c = Case.Make(2, 5, 3, 8, 4, causal: true);
+        var c = Case.Make(BH, 5, 3, 8, 4, causal: true);
         var (oRef, lseRef) = c.Forward(ReferenceKernels.Instance);
         var (o, lse) = c.Forward(CpuKernels.Instance);
-        for (int bh = 0; bh < 2; bh++)
+        for (int bh = 0; bh < BH; bh++)
         for (int i = 0; i < 2; i++)
         {
             Assert.Equal(float.NegativeInfinity, lse[bh * 5 + i]);

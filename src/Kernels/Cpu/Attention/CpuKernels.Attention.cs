@@ -16,6 +16,9 @@ public sealed unsafe partial class CpuKernels
     private const int Bq = 64;
     private const int Bk = 64;
 
+    /// <summary>A/B switch for benchmarks: NR_ATTN_SPLIT=1 always uses the two-pass (dq | dk,dv) backward.</summary>
+    private static readonly bool s_splitBackward = Environment.GetEnvironmentVariable("NR_ATTN_SPLIT") == "1";
+
     private struct AttnJob
     {
         public float* Q, K, V, O, Lse, DO, DQ, DK, DV, D;
@@ -141,6 +144,13 @@ public sealed unsafe partial class CpuKernels
                 QTiles = (Tq + Bq - 1) / Bq, KTiles = (Tk + Bk - 1) / Bk,
             };
             long work = (long)BH * Tq * Tk * (Dk + Dv);
+            if (!s_splitBackward && (BH >= 2 * CpuParallel.Threads || CpuParallel.Threads == 1 || CpuParallel.InsideParallelBody))
+            {
+                // Enough heads to keep every thread busy: one pass per head computes P and dS once and feeds
+                // dq, dk and dv from them (5 tile products instead of the 7 of the split passes below).
+                CpuParallel.For(BH, work < 1 << 17 ? BH : 1, &BackwardHeadItems, &job);
+                return;
+            }
             long qItems = (long)BH * job.QTiles, kItems = (long)BH * job.KTiles;
             CpuParallel.For(qItems, work < 1 << 17 ? qItems : 1, &BackwardDqItems, &job);
             CpuParallel.For(kItems, work < 1 << 17 ? kItems : 1, &BackwardDkDvItems, &job);
@@ -210,6 +220,67 @@ public sealed unsafe partial class CpuKernels
                     TileMath.MatMul(nq, Dk, nk, dp, Bk, 1, kb + (long)j0 * Dk, Dk, acc, Dk, accumulate: true);
                 }
                 TensorPrimitives.Multiply(new ReadOnlySpan<float>(acc, nq * Dk), j.Scale, new Span<float>(j.DQ + row0 * Dk, nq * Dk));
+            }
+        }
+        finally
+        {
+            GemmScratch.Return(scratch);
+        }
+    }
+
+    /// <summary>
+    /// Items = whole heads. Per key tile: P and dS for every query block that sees it, then dv and dk for the
+    /// tile and dq for the query block (dq rows are accumulated across key tiles; the head owns them, so no
+    /// other item writes there).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void BackwardHeadItems(void* state, long start, long end)
+    {
+        ref AttnJob j = ref *(AttnJob*)state;
+        int Dk = j.Dk, Dv = j.Dv;
+        // Scratch: Kᵀ [Dk][Bk] | Vᵀ [Dv][Bk] | P [Bq][Bk] | dP/dS [Bq][Bk] | dk acc [Bk][Dk] | dv acc [Bk][Dv].
+        float* scratch = GemmScratch.Rent((long)(Dk + Dv) * Bk * 2 + 2 * Bq * Bk);
+        float* kt = scratch, vt = kt + (long)Dk * Bk, p = vt + (long)Dv * Bk, dp = p + Bq * Bk;
+        float* dkAcc = dp + Bq * Bk, dvAcc = dkAcc + (long)Bk * Dk;
+        try
+        {
+            for (long bh = start; bh < end; bh++)
+            {
+                long q0 = bh * j.Tq;
+                float* dqh = j.DQ + q0 * Dk;
+                for (int r = 0; r < j.Tq; r++)
+                    j.D[q0 + r] = TensorPrimitives.Dot(new ReadOnlySpan<float>(j.DO + (q0 + r) * Dv, Dv), new ReadOnlySpan<float>(j.O + (q0 + r) * Dv, Dv));
+                new Span<float>(dqh, j.Tq * Dk).Clear();
+                for (int j0 = 0; j0 < j.Tk; j0 += Bk)
+                {
+                    int nk = Math.Min(Bk, j.Tk - j0);
+                    float* kb = j.K + (bh * j.Tk + j0) * Dk, vb = j.V + (bh * j.Tk + j0) * Dv;
+                    TileMath.Transpose(kb, Dk, nk, Dk, kt, Bk);
+                    TileMath.Transpose(vb, Dv, nk, Dv, vt, Bk);
+                    new Span<float>(dkAcc, nk * Dk).Clear();
+                    new Span<float>(dvAcc, nk * Dv).Clear();
+                    int iStart = j.Causal ? Math.Max(0, j0 - (j.Tk - j.Tq)) : 0;
+                    for (int i0 = iStart; i0 < j.Tq; i0 += Bq)
+                    {
+                        int nq = Math.Min(Bq, j.Tq - i0);
+                        long row0 = q0 + i0;
+                        float* qb = j.Q + row0 * Dk, dOb = j.DO + row0 * Dv;
+                        Probabilities(j, qb, j.Lse + row0, i0, nq, kt, j0, nk, p);
+                        // dv_acc[nk × Dv] += Pᵀ[nk × nq] · dO_blk[nq × Dv]
+                        TileMath.MatMul(nk, Dv, nq, p, 1, Bk, dOb, Dv, dvAcc, Dv, accumulate: true);
+                        // dP[nq × nk] = dO_blk · V_tileᵀ, then dS in place
+                        TileMath.MatMul(nq, nk, Dv, dOb, Dv, 1, vt, Bk, dp, Bk, accumulate: false);
+                        ScoreGrad(p, dp, j.D + row0, nq, nk);
+                        // dk_acc[nk × Dk] += dSᵀ[nk × nq] · Q_blk[nq × Dk]
+                        TileMath.MatMul(nk, Dk, nq, dp, 1, Bk, qb, Dk, dkAcc, Dk, accumulate: true);
+                        // dq[nq × Dk] += dS[nq × nk] · K_tile[nk × Dk]   (scaled once at the end)
+                        TileMath.MatMul(nq, Dk, nk, dp, Bk, 1, kb, Dk, dqh + (long)i0 * Dk, Dk, accumulate: true);
+                    }
+                    TensorPrimitives.Multiply(new ReadOnlySpan<float>(dkAcc, nk * Dk), j.Scale, new Span<float>(j.DK + (bh * j.Tk + j0) * Dk, nk * Dk));
+                    new ReadOnlySpan<float>(dvAcc, nk * Dv).CopyTo(new Span<float>(j.DV + (bh * j.Tk + j0) * Dv, nk * Dv));
+                }
+                var dq = new Span<float>(dqh, j.Tq * Dk);
+                TensorPrimitives.Multiply(dq, j.Scale, dq);
             }
         }
         finally
