@@ -67,6 +67,7 @@ gemm1_spec=$(printf '%s;' "${GEMM_1T[@]}" | tr ' ' ',')
 ours_round() {
   "${NR[@]}" bench peak --json --time 1 --trials 3
   for s in "${GEMM[@]}"; do set -- $s; "${NR[@]}" bench gemm --m "$1" --n "$2" --k "$3" --json --warmup $WARM --time $TIME; done
+  "${NR[@]}" bench gemm --m 1024 --n 1024 --k 1024 --bf16 --json --warmup $WARM --time $TIME  # ours only: bf16 operands
   for s in "${GEMM_1T[@]}"; do set -- $s; "${NR[@]}" bench gemm --m "$1" --n "$2" --k "$3" --threads 1 --json --warmup $WARM --time $TIME; done
   IFS=, read -r B H T D <<< "$ATTN"
   "${NR[@]}" bench attention --batch "$B" --heads "$H" --seq "$T" --head-dim "$D" --causal --json --warmup $WARM --time $TIME

@@ -90,6 +90,14 @@ public unsafe interface IKernels
         float* A, int lda, long strideA, float* B, int ldb, long strideB,
         float beta, float* C, int ldc, long strideC);
 
+    /// <summary>
+    /// <see cref="Gemm"/> with bfloat16 operands (raw bits, as <see cref="FloatToBFloat16"/> writes them) and
+    /// fp32 accumulation and output: C = alpha · op(A) · op(B) + beta · C, same layouts, strides and batching.
+    /// </summary>
+    void GemmBf16(int batch, bool transA, bool transB, int M, int N, int K, float alpha,
+        ushort* A, int lda, long strideA, ushort* B, int ldb, long strideB,
+        float beta, float* C, int ldc, long strideC);
+
     // ---------------------------------------------------------------- softmax
     /// <summary>x, y: [rows, cols]; y = softmax(x) or log_softmax(x) along cols, max-subtracted. y may alias x.</summary>
     void Softmax(float* x, float* y, int rows, int cols, bool log);
