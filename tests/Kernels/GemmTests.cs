@@ -42,7 +42,7 @@ public sealed unsafe class GemmTests
     /// </summary>
     private static void Check(int batch, bool tA, bool tB, int M, int N, int K, float alpha, float beta,
         int padA = 0, int padB = 0, int padC = 0, bool broadcastA = false, bool broadcastB = false,
-        bool nanC = false, GemmIsa? isa = null, int seed = 1)
+        bool nanC = false, GemmIsa? isa = null, int seed = 1, GemmConfig? config = null)
     {
         var rng = new Random(seed * 7919 + M * 31 + N * 17 + K);
         int lda = (tA ? M : K) + padA, ldb = (tB ? K : N) + padB, ldc = N + padC;
@@ -56,7 +56,9 @@ public sealed unsafe class GemmTests
         fixed (float* pa = a, pb = b, pe = expected, pc = actual)
         {
             ReferenceKernels.Instance.Gemm(batch, tA, tB, M, N, K, alpha, pa, lda, strideA, pb, ldb, strideB, beta, pe, ldc, cItem);
-            if (isa is { } forced)
+            if (config != null)
+                Sgemm.Run(config, batch, tA, tB, M, N, K, alpha, pa, lda, strideA, pb, ldb, strideB, beta, pc, ldc, cItem);
+            else if (isa is { } forced)
                 Sgemm.Run(GemmConfig.ForIsa(forced), batch, tA, tB, M, N, K, alpha, pa, lda, strideA, pb, ldb, strideB, beta, pc, ldc, cItem);
             else
                 CpuKernels.Instance.Gemm(batch, tA, tB, M, N, K, alpha, pa, lda, strideA, pb, ldb, strideB, beta, pc, ldc, cItem);
@@ -91,6 +93,19 @@ public sealed unsafe class GemmTests
         // Two transposition cases only: the reference needs ~0.1 G multiply-adds per run.
         Check(1, false, false, 300, 520, 700, 1f, 0f);
         Check(1, true, true, 300, 520, 700, 0.5f, 1f);
+    }
+
+    [Fact]
+    public void SmallCacheBlocksCoverEveryLoop()
+    {
+        // Caches of 8 KiB / 64 KiB give KC = 64, MC = 64, NC = 128 (AVX-512) or a few times smaller blocks
+        // (AVX2), so a modest problem runs several K, M and N blocks with ragged last blocks in each.
+        foreach (var isa in new[] { GemmConfig.BestIsa(), GemmIsa.Scalar })
+        {
+            var cfg = new GemmConfig(isa, 8 << 10, 64 << 10);
+            Check(1, false, false, 150, 290, 333, 1f, 0f, config: cfg);
+            Check(2, true, true, 131, 301, 200, 0.5f, 1f, padA: 3, config: cfg);
+        }
     }
 
     [Fact]

@@ -9,7 +9,7 @@ internal enum GemmIsa { Scalar, Avx2, Avx512 }
 /// <summary>
 /// Register-block shape (MR × NR) and cache-block sizes (KC, MC, NC) of the packed SGEMM.
 /// KC: one packed B sliver (KC × NR) stays in half of L1 while it meets every A sliver of the block.
-/// MC: the packed A block (MC × KC) fills about half of L2. NC: the packed B panel (KC × NC) lives in L2/L3.
+/// MC: the packed A block (MC × KC) fills a quarter of L2. NC: the packed B panel (KC × NC) fills half of L2.
 /// </summary>
 internal sealed class GemmConfig
 {
@@ -30,8 +30,10 @@ internal sealed class GemmConfig
             _ => (4, 4),
         };
         KC = Math.Clamp((int)(l1Bytes / 2 / (NR * sizeof(float))) / 8 * 8, 64, 512);
-        MC = Math.Clamp((int)(l2Bytes / 2 / (KC * sizeof(float))) / MR * MR, MR * 4, 4096 / MR * MR);
-        NC = 4096 / NR * NR;
+        // A block and B panel share the core's own L2 (¼ + ½ of it) instead of leaving B to the L3, which on a
+        // shared or virtualised host belongs to everybody's working sets.
+        MC = Math.Clamp((int)(l2Bytes / 4 / (KC * sizeof(float))) / MR * MR, MR * 4, 4096 / MR * MR);
+        NC = Math.Clamp((int)(l2Bytes / 2 / (KC * sizeof(float))) / NR * NR, NR * 4, 4096 / NR * NR);
         // Tuning overrides (benchmarks only): NR_GEMM_KC / NR_GEMM_MC / NR_GEMM_NC.
         KC = Override("NR_GEMM_KC", KC, 8);
         MC = Override("NR_GEMM_MC", MC, MR);
