@@ -50,16 +50,19 @@ public sealed unsafe partial class CpuKernels
     {
         ref AttnJob j = ref *(AttnJob*)state;
         int Dk = j.Dk, Dv = j.Dv;
-        // Scratch: Kᵀ tile [Dk][Bk] | S/P tile [Bq][Bk] | O accumulator [Bq][Dv] | running max, sum, rescale [Bq].
-        float* scratch = GemmScratch.Rent((long)Dk * Bk + Bq * Bk + (long)Bq * Dv + 3 * Bq);
+        // Scratch: Kᵀ tile [Dk][Bk] | S/P tile [Bq][Bk] | O accumulator [Bq][Dv] | running max, sum, rescale [Bq]
+        // | scale·Q tile [Bq][Dk] (scaling Q once per item spares a read-modify-write pass over every S tile).
+        float* scratch = GemmScratch.Rent((long)Dk * Bk + Bq * Bk + (long)Bq * Dv + 3 * Bq + (long)Bq * Dk);
         float* kt = scratch, s = kt + (long)Dk * Bk, acc = s + Bq * Bk, mx = acc + (long)Bq * Dv, sum = mx + Bq, corr = sum + Bq;
+        float* qs = corr + Bq;
         try
         {
             for (long item = start; item < end; item++)
             {
                 long bh = item / j.QTiles;
                 int i0 = (int)(item % j.QTiles) * Bq, nq = Math.Min(Bq, j.Tq - i0);
-                float* qb = j.Q + (bh * j.Tq + i0) * Dk;
+                float* qb = qs;
+                TensorPrimitives.Multiply(new ReadOnlySpan<float>(j.Q + (bh * j.Tq + i0) * Dk, nq * Dk), j.Scale, new Span<float>(qs, nq * Dk));
                 float* kb = j.K + bh * j.Tk * Dk, vb = j.V + bh * j.Tk * Dv;
                 new Span<float>(acc, nq * Dv).Clear();
                 new Span<float>(mx, nq).Fill(float.NegativeInfinity);
@@ -71,13 +74,13 @@ public sealed unsafe partial class CpuKernels
                     // S[nq × nk] = Q_tile · K_tileᵀ
                     TileMath.Transpose(kb + (long)j0 * Dk, Dk, nk, Dk, kt, Bk);
                     TileMath.MatMul(nq, nk, Dk, qb, Dk, 1, kt, Bk, s, Bk, accumulate: false);
-                    // Online softmax, pass 1 per row: scale, new running max, shift and mask (masked → −∞).
+                    // Online softmax, pass 1 per row: new running max, shift and mask (masked → −∞). S is already scaled.
                     for (int r = 0; r < nq; r++)
                     {
                         float* row = s + r * Bk;
                         int visible = Math.Min(nk, LastKey(j, i0 + r) - j0 + 1);
                         if (visible <= 0) { corr[r] = 1f; TileMath.ScaleShiftMask(row, nk, 0, 1f, 0f); continue; }
-                        float mNew = Math.Max(mx[r], TileMath.ScaleAndMax(row, visible, j.Scale));
+                        float mNew = Math.Max(mx[r], TileMath.Max(row, visible));
                         // Rescale what was accumulated under the old max (exp(−∞) = 0 on the first tile).
                         corr[r] = MathF.Exp(mx[r] - mNew);
                         mx[r] = mNew;

@@ -235,28 +235,24 @@ internal static unsafe class TileMath
         }
     }
 
-    /// <summary>row[c] *= scale for c &lt; n; returns the max of the scaled values (−∞ when n = 0).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static float ScaleAndMax(float* row, int n, float scale)
-    {
-        var vs = Vector512.Create(scale);
-        var vm = Vector512.Create(float.NegativeInfinity);
-        int c = 0;
-        for (; c + 16 <= n; c += 16)
-        {
-            var x = Vector512.Load(row + c) * vs;
-            x.Store(row + c);
-            vm = Vector512.Max(vm, x);
-        }
-        float m = MaxLanes(vm);
-        for (; c < n; c++) { row[c] *= scale; m = Math.Max(m, row[c]); }
-        return m;
-    }
-
+    /// <summary>Horizontal max by halving (512 → 256 → 128 bits, then 4 scalars): no per-lane extraction loop.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float MaxLanes(Vector512<float> v)
     {
-        float m = float.NegativeInfinity;
-        for (int i = 0; i < 16; i++) m = Math.Max(m, v.GetElement(i));
+        var h = Vector256.Max(v.GetLower(), v.GetUpper());
+        var q = Vector128.Max(h.GetLower(), h.GetUpper());
+        return Math.Max(Math.Max(q.GetElement(0), q.GetElement(1)), Math.Max(q.GetElement(2), q.GetElement(3)));
+    }
+
+    /// <summary>Max of row[c] for c &lt; n (−∞ when n = 0); the row is only read.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static float Max(float* row, int n)
+    {
+        var vm = Vector512.Create(float.NegativeInfinity);
+        int c = 0;
+        for (; c + 16 <= n; c += 16) vm = Vector512.Max(vm, Vector512.Load(row + c));
+        float m = MaxLanes(vm);
+        for (; c < n; c++) m = Math.Max(m, row[c]);
         return m;
     }
 
