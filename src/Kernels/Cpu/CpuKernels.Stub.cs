@@ -3,22 +3,6 @@ namespace NativeReasoner.Kernels.Cpu;
 // Placeholder bodies: each is replaced by its real implementation in its own file.
 public sealed unsafe partial class CpuKernels
 {
-    public void Fill(float* y, long n, float value) => throw new NotImplementedException("CpuKernels.Fill");
-    public void StridedCopy(byte* src, ReadOnlySpan<long> srcStrides, byte* dst, ReadOnlySpan<long> dstStrides, ReadOnlySpan<int> shape, int elementSize) => throw new NotImplementedException("CpuKernels.StridedCopy");
-    public void FloatToBFloat16(float* x, ushort* y, long n) => throw new NotImplementedException("CpuKernels.FloatToBFloat16");
-    public void BFloat16ToFloat(ushort* x, float* y, long n) => throw new NotImplementedException("CpuKernels.BFloat16ToFloat");
-    public void FloatToHalf(float* x, ushort* y, long n) => throw new NotImplementedException("CpuKernels.FloatToHalf");
-    public void HalfToFloat(ushort* x, float* y, long n) => throw new NotImplementedException("CpuKernels.HalfToFloat");
-    public void Int64ToFloat(long* x, float* y, long n) => throw new NotImplementedException("CpuKernels.Int64ToFloat");
-    public void FloatToInt64(float* x, long* y, long n) => throw new NotImplementedException("CpuKernels.FloatToInt64");
-    public void Int32ToInt64(int* x, long* y, long n) => throw new NotImplementedException("CpuKernels.Int32ToInt64");
-    public void Int64ToInt32(long* x, int* y, long n) => throw new NotImplementedException("CpuKernels.Int64ToInt32");
-    public void Unary(UnaryOp op, float* x, float* y, long n, float alpha) => throw new NotImplementedException("CpuKernels.Unary");
-    public void UnaryBackward(UnaryOp op, float* x, float* y, float* dy, float* dx, long n, float alpha) => throw new NotImplementedException("CpuKernels.UnaryBackward");
-    public void Binary(BinaryOp op, float* a, ReadOnlySpan<long> aStrides, float* b, ReadOnlySpan<long> bStrides, float* c, ReadOnlySpan<int> shape) => throw new NotImplementedException("CpuKernels.Binary");
-    public void Where(float* cond, ReadOnlySpan<long> condStrides, float* a, ReadOnlySpan<long> aStrides, float* b, ReadOnlySpan<long> bStrides, float* output, ReadOnlySpan<int> shape) => throw new NotImplementedException("CpuKernels.Where");
-    public void AccumulateStrided(float* src, ReadOnlySpan<int> shape, float* dst, ReadOnlySpan<long> dstStrides) => throw new NotImplementedException("CpuKernels.AccumulateStrided");
-    public double SumOfSquares(float* x, long n) => throw new NotImplementedException("CpuKernels.SumOfSquares");
     public void Reduce(ReduceOp op, float* x, float* y, int outer, int dim, int inner, int* argIndex) => throw new NotImplementedException("CpuKernels.Reduce");
     public void Softmax(float* x, float* y, int rows, int cols, bool log) => throw new NotImplementedException("CpuKernels.Softmax");
     public void SoftmaxBackward(float* y, float* dy, float* dx, int rows, int cols, bool log) => throw new NotImplementedException("CpuKernels.SoftmaxBackward");

@@ -1,9 +1,32 @@
 namespace NativeReasoner.Kernels.Reference;
 
-// Placeholder bodies: each is replaced by its real implementation in its own file.
 public sealed unsafe partial class ReferenceKernels
 {
-    public void Gemm(int batch, bool transA, bool transB, int M, int N, int K, float alpha, float* A, int lda, long strideA, float* B, int ldb, long strideB, float beta, float* C, int ldc, long strideC) => throw new NotImplementedException("ReferenceKernels.Gemm");
-    public void AttentionForward(float* q, float* k, float* v, float* o, float* lse, int BH, int Tq, int Tk, int Dk, int Dv, float scale, bool causal) => throw new NotImplementedException("ReferenceKernels.AttentionForward");
-    public void AttentionBackward(float* q, float* k, float* v, float* o, float* lse, float* dO, float* dq, float* dk, float* dv, int BH, int Tq, int Tk, int Dk, int Dv, float scale, bool causal) => throw new NotImplementedException("ReferenceKernels.AttentionBackward");
+    /// <summary>
+    /// C[b] = alpha · op(A[b]) · op(B[b]) + beta · C[b]: one double-accumulated dot product per output.
+    /// op(A)[i, p] = transA ? A[p·lda + i] : A[i·lda + p]; op(B)[p, j] = transB ? B[j·ldb + p] : B[p·ldb + j].
+    /// </summary>
+    public void Gemm(int batch, bool transA, bool transB, int M, int N, int K, float alpha,
+        float* A, int lda, long strideA, float* B, int ldb, long strideB,
+        float beta, float* C, int ldc, long strideC)
+    {
+        for (int b = 0; b < batch; b++)
+        {
+            float* a = A + b * strideA, bm = B + b * strideB, c = C + b * strideC;
+            for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++)
+            {
+                double sum = 0;
+                for (int p = 0; p < K; p++)
+                {
+                    double x = transA ? a[(long)p * lda + i] : a[(long)i * lda + p];
+                    double y = transB ? bm[(long)j * ldb + p] : bm[(long)p * ldb + j];
+                    sum += x * y;
+                }
+                float* cij = c + (long)i * ldc + j;
+                // beta = 0: C is write-only (it may hold NaN), so it must not even be multiplied.
+                *cij = beta == 0f ? (float)(alpha * sum) : (float)(alpha * sum + (double)beta * *cij);
+            }
+        }
+    }
 }

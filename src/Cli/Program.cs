@@ -1,0 +1,16 @@
+using System.CommandLine;
+
+namespace NativeReasoner.Cli;
+
+/// <summary>The `nr` command: one subcommand per job.</summary>
+public static class Program
+{
+    public static int Main(string[] args) => BuildRoot().Parse(args).Invoke();
+
+    public static RootCommand BuildRoot()
+    {
+        var root = new RootCommand("NativeReasoner: a from-scratch .NET engine for reasoning models (DeepSeek-V3 / R1 family).");
+        root.Subcommands.Add(InfoCommand.Build());
+        return root;
+    }
+}

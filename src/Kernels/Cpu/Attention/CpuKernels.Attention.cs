@@ -1,0 +1,271 @@
+using System.Numerics.Tensors;
+using NativeReasoner.Kernels.Cpu.Attention;
+using NativeReasoner.Kernels.Cpu.Gemm;
+
+namespace NativeReasoner.Kernels.Cpu;
+
+/// <summary>
+/// Flash-style attention: queries in tiles of <see cref="Bq"/>, keys in tiles of <see cref="Bk"/>, online
+/// softmax (running max and sum per query), so memory is per-tile scratch only, never Tq × Tk.
+/// Causal masking is bottom-right aligned: query i sees keys 0 .. Tk − Tq + i. A query that sees no key
+/// (causal with Tq &gt; Tk) gets o = 0, lse = −∞ and zero gradients.
+/// </summary>
+public sealed unsafe partial class CpuKernels
+{
+    private const int Bq = 64;
+    private const int Bk = 64;
+
+    private struct AttnJob
+    {
+        public float* Q, K, V, O, Lse, DO, DQ, DK, DV, D;
+        public int Tq, Tk, Dk, Dv, QTiles, KTiles;
+        public float Scale;
+        public bool Causal;
+    }
+
+    /// <summary>Last key query i sees (may be &lt; 0: none).</summary>
+    private static int LastKey(in AttnJob j, int i) => j.Causal ? Math.Min(j.Tk - 1, j.Tk - j.Tq + i) : j.Tk - 1;
+
+    public void AttentionForward(float* q, float* k, float* v, float* o, float* lse,
+        int BH, int Tq, int Tk, int Dk, int Dv, float scale, bool causal)
+    {
+        if (BH <= 0 || Tq <= 0) return;
+        var job = new AttnJob
+        {
+            Q = q, K = k, V = v, O = o, Lse = lse, Tq = Tq, Tk = Tk, Dk = Dk, Dv = Dv, Scale = scale, Causal = causal,
+            QTiles = (Tq + Bq - 1) / Bq,
+        };
+        long items = (long)BH * job.QTiles;
+        long work = (long)BH * Tq * Tk * (Dk + Dv);
+        CpuParallel.For(items, work < 1 << 18 ? items : 1, &ForwardItems, &job);
+    }
+
+    /// <summary>Items = (bh, query tile): o and lse rows of that tile, by streaming over the key tiles.</summary>
+    private static void ForwardItems(void* state, long start, long end)
+    {
+        ref AttnJob j = ref *(AttnJob*)state;
+        int Dk = j.Dk, Dv = j.Dv;
+        // Scratch: Kᵀ tile [Dk][Bk] | S/P tile [Bq][Bk] | O accumulator [Bq][Dv] | running max, sum [Bq].
+        float* scratch = GemmScratch.Rent((long)Dk * Bk + Bq * Bk + (long)Bq * Dv + 2 * Bq);
+        float* kt = scratch, s = kt + (long)Dk * Bk, acc = s + Bq * Bk, mx = acc + (long)Bq * Dv, sum = mx + Bq;
+        try
+        {
+            for (long item = start; item < end; item++)
+            {
+                long bh = item / j.QTiles;
+                int i0 = (int)(item % j.QTiles) * Bq, nq = Math.Min(Bq, j.Tq - i0);
+                float* qb = j.Q + (bh * j.Tq + i0) * Dk;
+                float* kb = j.K + bh * j.Tk * Dk, vb = j.V + bh * j.Tk * Dv;
+                new Span<float>(acc, nq * Dv).Clear();
+                new Span<float>(mx, nq).Fill(float.NegativeInfinity);
+                new Span<float>(sum, nq).Clear();
+                int keyEnd = LastKey(j, i0 + nq - 1) + 1; // keys past this are masked for the whole tile
+                for (int j0 = 0; j0 < keyEnd; j0 += Bk)
+                {
+                    int nk = Math.Min(Bk, keyEnd - j0);
+                    // S[nq × nk] = Q_tile · K_tileᵀ
+                    TileMath.Transpose(kb + (long)j0 * Dk, Dk, nk, Dk, kt, Bk);
+                    TileMath.MatMul(nq, nk, Dk, qb, Dk, 1, kt, Bk, s, Bk, accumulate: false);
+                    for (int r = 0; r < nq; r++)
+                    {
+                        var row = new Span<float>(s + r * Bk, nk);
+                        int visible = Math.Min(nk, LastKey(j, i0 + r) - j0 + 1);
+                        if (visible <= 0) { row.Clear(); continue; } // this row sees no key of the tile
+                        var vis = row[..visible];
+                        TensorPrimitives.Multiply(vis, j.Scale, vis);
+                        float mNew = Math.Max(mx[r], TensorPrimitives.Max(vis));
+                        // Rescale what was accumulated under the old max (exp(−∞) = 0 on the first tile).
+                        float corr = MathF.Exp(mx[r] - mNew);
+                        mx[r] = mNew;
+                        TensorPrimitives.Subtract(vis, mNew, vis);
+                        TensorPrimitives.Exp(vis, vis);
+                        row[visible..].Clear();
+                        sum[r] = sum[r] * corr + TensorPrimitives.Sum(vis);
+                        if (corr != 1f)
+                        {
+                            var accRow = new Span<float>(acc + r * Dv, Dv);
+                            TensorPrimitives.Multiply(accRow, corr, accRow);
+                        }
+                    }
+                    // O_acc[nq × Dv] += P[nq × nk] · V_tile[nk × Dv]
+                    TileMath.MatMul(nq, Dv, nk, s, Bk, 1, vb + (long)j0 * Dv, Dv, acc, Dv, accumulate: true);
+                }
+                float* ob = j.O + (bh * j.Tq + i0) * Dv, lb = j.Lse + bh * j.Tq + i0;
+                for (int r = 0; r < nq; r++)
+                {
+                    var oRow = new Span<float>(ob + r * Dv, Dv);
+                    if (sum[r] > 0f)
+                    {
+                        TensorPrimitives.Multiply(new ReadOnlySpan<float>(acc + r * Dv, Dv), 1f / sum[r], oRow);
+                        lb[r] = mx[r] + MathF.Log(sum[r]);
+                    }
+                    else
+                    {
+                        oRow.Clear();
+                        lb[r] = float.NegativeInfinity;
+                    }
+                }
+            }
+        }
+        finally
+        {
+            GemmScratch.Return(scratch);
+        }
+    }
+
+    public void AttentionBackward(float* q, float* k, float* v, float* o, float* lse, float* dO,
+        float* dq, float* dk, float* dv, int BH, int Tq, int Tk, int Dk, int Dv, float scale, bool causal)
+    {
+        if (BH <= 0) return;
+        if (Tq <= 0 || Tk <= 0)
+        {
+            // No attention pairs: every gradient is zero.
+            new Span<float>(dq, (int)((long)BH * Tq * Dk)).Clear();
+            new Span<float>(dk, (int)((long)BH * Tk * Dk)).Clear();
+            new Span<float>(dv, (int)((long)BH * Tk * Dv)).Clear();
+            return;
+        }
+        // D[bh, i] = dO_i · o_i (= Σ_j P_ij dP_ij), written by the dq pass and read by the dk/dv pass.
+        float* d = GemmScratch.Rent((long)BH * Tq);
+        try
+        {
+            var job = new AttnJob
+            {
+                Q = q, K = k, V = v, O = o, Lse = lse, DO = dO, DQ = dq, DK = dk, DV = dv, D = d,
+                Tq = Tq, Tk = Tk, Dk = Dk, Dv = Dv, Scale = scale, Causal = causal,
+                QTiles = (Tq + Bq - 1) / Bq, KTiles = (Tk + Bk - 1) / Bk,
+            };
+            long work = (long)BH * Tq * Tk * (Dk + Dv);
+            long qItems = (long)BH * job.QTiles, kItems = (long)BH * job.KTiles;
+            CpuParallel.For(qItems, work < 1 << 17 ? qItems : 1, &BackwardDqItems, &job);
+            CpuParallel.For(kItems, work < 1 << 17 ? kItems : 1, &BackwardDkDvItems, &job);
+        }
+        finally
+        {
+            GemmScratch.Return(d);
+        }
+    }
+
+    /// <summary>
+    /// P[nq × nk] = exp(scale · Q_blk·K_tileᵀ − lse) with the causal mask (masked entries 0), into p (row stride Bk).
+    /// kt is the transposed key tile [Dk][Bk].
+    /// </summary>
+    private static void Probabilities(in AttnJob j, float* qb, float* lseRows, int i0, int nq, float* kt, int j0, int nk, float* p)
+    {
+        TileMath.MatMul(nq, nk, j.Dk, qb, j.Dk, 1, kt, Bk, p, Bk, accumulate: false);
+        for (int r = 0; r < nq; r++)
+        {
+            var row = new Span<float>(p + r * Bk, nk);
+            int visible = Math.Min(nk, LastKey(j, i0 + r) - j0 + 1);
+            if (visible <= 0) { row.Clear(); continue; }
+            var vis = row[..visible];
+            TensorPrimitives.Multiply(vis, j.Scale, vis);
+            TensorPrimitives.Subtract(vis, lseRows[r], vis);
+            TensorPrimitives.Exp(vis, vis);
+            row[visible..].Clear();
+        }
+    }
+
+    /// <summary>dS = P ⊙ (dP − D_row), in place over dP (row stride Bk).</summary>
+    private static void ScoreGrad(float* p, float* dp, float* dRows, int nq, int nk)
+    {
+        for (int r = 0; r < nq; r++)
+        {
+            var dpRow = new Span<float>(dp + r * Bk, nk);
+            TensorPrimitives.Subtract(dpRow, dRows[r], dpRow);
+            TensorPrimitives.Multiply(dpRow, new ReadOnlySpan<float>(p + r * Bk, nk), dpRow);
+        }
+    }
+
+    /// <summary>Items = (bh, query tile): D rows, then dq_i = scale · Σ_j dS_ij k_j over the visible key tiles.</summary>
+    private static void BackwardDqItems(void* state, long start, long end)
+    {
+        ref AttnJob j = ref *(AttnJob*)state;
+        int Dk = j.Dk, Dv = j.Dv;
+        // Scratch: Kᵀ [Dk][Bk] | Vᵀ [Dv][Bk] | P [Bq][Bk] | dP/dS [Bq][Bk] | dq accumulator [Bq][Dk].
+        float* scratch = GemmScratch.Rent((long)(Dk + Dv) * Bk + 2 * Bq * Bk + (long)Bq * Dk);
+        float* kt = scratch, vt = kt + (long)Dk * Bk, p = vt + (long)Dv * Bk, dp = p + Bq * Bk, acc = dp + Bq * Bk;
+        try
+        {
+            for (long item = start; item < end; item++)
+            {
+                long bh = item / j.QTiles;
+                int i0 = (int)(item % j.QTiles) * Bq, nq = Math.Min(Bq, j.Tq - i0);
+                long row0 = bh * j.Tq + i0;
+                float* qb = j.Q + row0 * Dk, dOb = j.DO + row0 * Dv, ob = j.O + row0 * Dv;
+                float* lb = j.Lse + row0, db = j.D + row0;
+                float* kb = j.K + bh * j.Tk * Dk, vb = j.V + bh * j.Tk * Dv;
+                for (int r = 0; r < nq; r++)
+                    db[r] = TensorPrimitives.Dot(new ReadOnlySpan<float>(dOb + r * Dv, Dv), new ReadOnlySpan<float>(ob + r * Dv, Dv));
+                new Span<float>(acc, nq * Dk).Clear();
+                int keyEnd = LastKey(j, i0 + nq - 1) + 1;
+                for (int j0 = 0; j0 < keyEnd; j0 += Bk)
+                {
+                    int nk = Math.Min(Bk, keyEnd - j0);
+                    TileMath.Transpose(kb + (long)j0 * Dk, Dk, nk, Dk, kt, Bk);
+                    TileMath.Transpose(vb + (long)j0 * Dv, Dv, nk, Dv, vt, Bk);
+                    Probabilities(j, qb, lb, i0, nq, kt, j0, nk, p);
+                    // dP[nq × nk] = dO_blk · V_tileᵀ
+                    TileMath.MatMul(nq, nk, Dv, dOb, Dv, 1, vt, Bk, dp, Bk, accumulate: false);
+                    ScoreGrad(p, dp, db, nq, nk);
+                    // dq_acc[nq × Dk] += dS[nq × nk] · K_tile[nk × Dk]
+                    TileMath.MatMul(nq, Dk, nk, dp, Bk, 1, kb + (long)j0 * Dk, Dk, acc, Dk, accumulate: true);
+                }
+                TensorPrimitives.Multiply(new ReadOnlySpan<float>(acc, nq * Dk), j.Scale, new Span<float>(j.DQ + row0 * Dk, nq * Dk));
+            }
+        }
+        finally
+        {
+            GemmScratch.Return(scratch);
+        }
+    }
+
+    /// <summary>
+    /// Items = (bh, key tile): dv_j = Σ_i P_ij dO_i and dk_j = scale · Σ_i dS_ij q_i over the query blocks that
+    /// see the tile. Each item owns its rows of dk and dv, so there are no races.
+    /// </summary>
+    private static void BackwardDkDvItems(void* state, long start, long end)
+    {
+        ref AttnJob j = ref *(AttnJob*)state;
+        int Dk = j.Dk, Dv = j.Dv;
+        // Scratch: Kᵀ [Dk][Bk] | Vᵀ [Dv][Bk] | P [Bq][Bk] | dP/dS [Bq][Bk] | dk acc [Bk][Dk] | dv acc [Bk][Dv].
+        float* scratch = GemmScratch.Rent((long)(Dk + Dv) * Bk * 2 + 2 * Bq * Bk);
+        float* kt = scratch, vt = kt + (long)Dk * Bk, p = vt + (long)Dv * Bk, dp = p + Bq * Bk;
+        float* dkAcc = dp + Bq * Bk, dvAcc = dkAcc + (long)Bk * Dk;
+        try
+        {
+            for (long item = start; item < end; item++)
+            {
+                long bh = item / j.KTiles;
+                int j0 = (int)(item % j.KTiles) * Bk, nk = Math.Min(Bk, j.Tk - j0);
+                float* kb = j.K + (bh * j.Tk + j0) * Dk, vb = j.V + (bh * j.Tk + j0) * Dv;
+                TileMath.Transpose(kb, Dk, nk, Dk, kt, Bk);
+                TileMath.Transpose(vb, Dv, nk, Dv, vt, Bk);
+                new Span<float>(dkAcc, nk * Dk).Clear();
+                new Span<float>(dvAcc, nk * Dv).Clear();
+                // The first query that sees key j0: Tk − Tq + i ≥ j0.
+                int iStart = j.Causal ? Math.Max(0, j0 - (j.Tk - j.Tq)) : 0;
+                for (int i0 = iStart; i0 < j.Tq; i0 += Bq)
+                {
+                    int nq = Math.Min(Bq, j.Tq - i0);
+                    long row0 = bh * j.Tq + i0;
+                    float* qb = j.Q + row0 * Dk, dOb = j.DO + row0 * Dv;
+                    Probabilities(j, qb, j.Lse + row0, i0, nq, kt, j0, nk, p);
+                    // dv_acc[nk × Dv] += Pᵀ[nk × nq] · dO_blk[nq × Dv]   (Pᵀ by swapped strides)
+                    TileMath.MatMul(nk, Dv, nq, p, 1, Bk, dOb, Dv, dvAcc, Dv, accumulate: true);
+                    // dP[nq × nk] = dO_blk · V_tileᵀ
+                    TileMath.MatMul(nq, nk, Dv, dOb, Dv, 1, vt, Bk, dp, Bk, accumulate: false);
+                    ScoreGrad(p, dp, j.D + row0, nq, nk);
+                    // dk_acc[nk × Dk] += dSᵀ[nk × nq] · Q_blk[nq × Dk]
+                    TileMath.MatMul(nk, Dk, nq, dp, 1, Bk, qb, Dk, dkAcc, Dk, accumulate: true);
+                }
+                TensorPrimitives.Multiply(new ReadOnlySpan<float>(dkAcc, nk * Dk), j.Scale, new Span<float>(j.DK + (bh * j.Tk + j0) * Dk, nk * Dk));
+                new ReadOnlySpan<float>(dvAcc, nk * Dv).CopyTo(new Span<float>(j.DV + (bh * j.Tk + j0) * Dv, nk * Dv));
+            }
+        }
+        finally
+        {
+            GemmScratch.Return(scratch);
+        }
+    }
+}

@@ -1,0 +1,147 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace NativeReasoner.Kernels.Cpu.Attention;
+
+/// <summary>
+/// Small dense products on attention tiles (at most a few hundred on a side, already in L1/L2), so no
+/// packing: C[m×n] (+)= A[m×k] · B[k×n] with B row-major (vector loads along n) and A read by broadcast
+/// through arbitrary strides, A(i,p) = a[i·aRs + p·aCs]. A transposed A is therefore free (swap strides);
+/// only B must be laid out row-major, which callers arrange with <see cref="Transpose"/>.
+/// </summary>
+internal static unsafe class TileMath
+{
+    public static void MatMul(int m, int n, int k, float* a, long aRs, long aCs, float* b, long ldb,
+        float* c, long ldc, bool accumulate)
+    {
+        int i = 0;
+        for (; i + 4 <= m; i += 4) Rows4(n, k, a + i * aRs, aRs, aCs, b, ldb, c + i * ldc, ldc, accumulate);
+        for (; i < m; i++) Row1(n, k, a + i * aRs, aCs, b, ldb, c + i * ldc, accumulate);
+    }
+
+    /// <summary>Four rows of C: 4 × 32 (8 zmm accumulators), then 4 × 16, 4 × 8, scalar columns.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Rows4(int n, int k, float* a, long aRs, long aCs, float* b, long ldb, float* c, long ldc, bool acc)
+    {
+        float* a0 = a, a1 = a + aRs, a2 = a + 2 * aRs, a3 = a + 3 * aRs;
+        float* c0 = c, c1 = c + ldc, c2 = c + 2 * ldc, c3 = c + 3 * ldc;
+        int j = 0;
+        for (; j + 32 <= n; j += 32)
+        {
+            Vector512<float> s00, s01, s10, s11, s20, s21, s30, s31;
+            if (acc)
+            {
+                s00 = Vector512.Load(c0 + j); s01 = Vector512.Load(c0 + j + 16);
+                s10 = Vector512.Load(c1 + j); s11 = Vector512.Load(c1 + j + 16);
+                s20 = Vector512.Load(c2 + j); s21 = Vector512.Load(c2 + j + 16);
+                s30 = Vector512.Load(c3 + j); s31 = Vector512.Load(c3 + j + 16);
+            }
+            else
+            {
+                s00 = s01 = s10 = s11 = s20 = s21 = s30 = s31 = Vector512<float>.Zero;
+            }
+            float* bp = b + j;
+            long ap = 0;
+            for (int p = 0; p < k; p++, bp += ldb, ap += aCs)
+            {
+                var b0 = Vector512.Load(bp); var b1 = Vector512.Load(bp + 16);
+                var x = Vector512.Create(a0[ap]);
+                s00 = Vector512.FusedMultiplyAdd(x, b0, s00); s01 = Vector512.FusedMultiplyAdd(x, b1, s01);
+                x = Vector512.Create(a1[ap]);
+                s10 = Vector512.FusedMultiplyAdd(x, b0, s10); s11 = Vector512.FusedMultiplyAdd(x, b1, s11);
+                x = Vector512.Create(a2[ap]);
+                s20 = Vector512.FusedMultiplyAdd(x, b0, s20); s21 = Vector512.FusedMultiplyAdd(x, b1, s21);
+                x = Vector512.Create(a3[ap]);
+                s30 = Vector512.FusedMultiplyAdd(x, b0, s30); s31 = Vector512.FusedMultiplyAdd(x, b1, s31);
+            }
+            s00.Store(c0 + j); s01.Store(c0 + j + 16);
+            s10.Store(c1 + j); s11.Store(c1 + j + 16);
+            s20.Store(c2 + j); s21.Store(c2 + j + 16);
+            s30.Store(c3 + j); s31.Store(c3 + j + 16);
+        }
+        for (; j + 16 <= n; j += 16)
+        {
+            var s0 = acc ? Vector512.Load(c0 + j) : Vector512<float>.Zero;
+            var s1 = acc ? Vector512.Load(c1 + j) : Vector512<float>.Zero;
+            var s2 = acc ? Vector512.Load(c2 + j) : Vector512<float>.Zero;
+            var s3 = acc ? Vector512.Load(c3 + j) : Vector512<float>.Zero;
+            float* bp = b + j;
+            long ap = 0;
+            for (int p = 0; p < k; p++, bp += ldb, ap += aCs)
+            {
+                var b0 = Vector512.Load(bp);
+                s0 = Vector512.FusedMultiplyAdd(Vector512.Create(a0[ap]), b0, s0);
+                s1 = Vector512.FusedMultiplyAdd(Vector512.Create(a1[ap]), b0, s1);
+                s2 = Vector512.FusedMultiplyAdd(Vector512.Create(a2[ap]), b0, s2);
+                s3 = Vector512.FusedMultiplyAdd(Vector512.Create(a3[ap]), b0, s3);
+            }
+            s0.Store(c0 + j); s1.Store(c1 + j); s2.Store(c2 + j); s3.Store(c3 + j);
+        }
+        for (; j + 8 <= n; j += 8)
+        {
+            var s0 = acc ? Vector256.Load(c0 + j) : Vector256<float>.Zero;
+            var s1 = acc ? Vector256.Load(c1 + j) : Vector256<float>.Zero;
+            var s2 = acc ? Vector256.Load(c2 + j) : Vector256<float>.Zero;
+            var s3 = acc ? Vector256.Load(c3 + j) : Vector256<float>.Zero;
+            float* bp = b + j;
+            long ap = 0;
+            for (int p = 0; p < k; p++, bp += ldb, ap += aCs)
+            {
+                var b0 = Vector256.Load(bp);
+                s0 = Vector256.FusedMultiplyAdd(Vector256.Create(a0[ap]), b0, s0);
+                s1 = Vector256.FusedMultiplyAdd(Vector256.Create(a1[ap]), b0, s1);
+                s2 = Vector256.FusedMultiplyAdd(Vector256.Create(a2[ap]), b0, s2);
+                s3 = Vector256.FusedMultiplyAdd(Vector256.Create(a3[ap]), b0, s3);
+            }
+            s0.Store(c0 + j); s1.Store(c1 + j); s2.Store(c2 + j); s3.Store(c3 + j);
+        }
+        for (; j < n; j++)
+        {
+            float s0 = acc ? c0[j] : 0f, s1 = acc ? c1[j] : 0f, s2 = acc ? c2[j] : 0f, s3 = acc ? c3[j] : 0f;
+            float* bp = b + j;
+            long ap = 0;
+            for (int p = 0; p < k; p++, bp += ldb, ap += aCs)
+            {
+                float bv = *bp;
+                s0 = MathF.FusedMultiplyAdd(a0[ap], bv, s0);
+                s1 = MathF.FusedMultiplyAdd(a1[ap], bv, s1);
+                s2 = MathF.FusedMultiplyAdd(a2[ap], bv, s2);
+                s3 = MathF.FusedMultiplyAdd(a3[ap], bv, s3);
+            }
+            c0[j] = s0; c1[j] = s1; c2[j] = s2; c3[j] = s3;
+        }
+    }
+
+    /// <summary>One row of C (the m mod 4 remainder).</summary>
+    private static void Row1(int n, int k, float* a, long aCs, float* b, long ldb, float* c, bool acc)
+    {
+        int j = 0;
+        for (; j + 16 <= n; j += 16)
+        {
+            var s = acc ? Vector512.Load(c + j) : Vector512<float>.Zero;
+            float* bp = b + j;
+            long ap = 0;
+            for (int p = 0; p < k; p++, bp += ldb, ap += aCs)
+                s = Vector512.FusedMultiplyAdd(Vector512.Create(a[ap]), Vector512.Load(bp), s);
+            s.Store(c + j);
+        }
+        for (; j < n; j++)
+        {
+            float s = acc ? c[j] : 0f;
+            float* bp = b + j;
+            long ap = 0;
+            for (int p = 0; p < k; p++, bp += ldb, ap += aCs) s = MathF.FusedMultiplyAdd(a[ap], *bp, s);
+            c[j] = s;
+        }
+    }
+
+    /// <summary>dst[c·ldd + r] = src[r·lds + c] for r &lt; rows, c &lt; cols.</summary>
+    public static void Transpose(float* src, long lds, int rows, int cols, float* dst, long ldd)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            float* s = src + r * lds;
+            for (int col = 0; col < cols; col++) dst[col * ldd + r] = s[col];
+        }
+    }
+}

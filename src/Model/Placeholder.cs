@@ -1,1 +1,0 @@
-namespace NativeReasoner.Model; internal static class Placeholder {}

@@ -1,1 +1,0 @@
-namespace NativeReasoner.RL; internal static class Placeholder {}
