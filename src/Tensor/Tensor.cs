@@ -241,32 +241,14 @@ public unsafe partial class Tensor : IDisposable
 
     // ------------------------------------------------------------------ ownership
 
-    /// <summary>
-    /// Drops this tensor's reference to its memory. Idempotent. While a live autograd node still lists this
-    /// tensor as an input (its backward may read it), the release is deferred until that node is released;
-    /// so composite ops and callers may dispose intermediates without cutting the graph.
-    /// </summary>
+    /// <summary>Drops this tensor's reference to its memory. Idempotent.</summary>
     public void Dispose()
-    {
-        if (_buffer == null) return;
-        if (HasGraphReferences)
-        {
-            DisposeDeferred = true;
-            return;
-        }
-        DisposeNow();
-    }
-
-    private void DisposeNow()
     {
         var b = _buffer;
         if (b == null) return;
         _buffer = null;
         b.Release();
-        // Releasing this tensor's own node lets go of its inputs (which may then be freed in turn).
-        var fn = GradFn;
         GradFn = null;
-        fn?.ReleaseInputs();
         _grad?.Dispose();
         _grad = null;
         GC.SuppressFinalize(this);

@@ -13,7 +13,6 @@ internal static class BackwardEngine
         var order = TopologicalOrder(root);
         var grads = new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance);
         var temporaries = new List<Tensor>();
-        var released = new List<GradFn>();
         using (GradMode.Disable())
         {
             Tensor seed = gradient != null
@@ -54,17 +53,10 @@ internal static class BackwardEngine
                     }
                     else grads[input] = ig;
                 }
-                if (!retainGraph)
-                {
-                    fn.Release();
-                    released.Add(fn);
-                }
+                if (!retainGraph) fn.Release();
             }
         }
         foreach (var t in temporaries) t.Dispose();
-        // Only now let the freed nodes drop their inputs: releasing them inside the loop could free (and
-        // detach from the graph) a tensor whose own gradient is still waiting to be propagated.
-        foreach (var fn in released) fn.ReleaseInputs();
     }
 
     private static void AccumulateIntoLeaf(Tensor leaf, Tensor g)

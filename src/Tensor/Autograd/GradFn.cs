@@ -24,8 +24,6 @@ public sealed class GradFn
         Name = name;
         Inputs = inputs;
         _backward = backward;
-        // The node keeps its inputs alive until it is released (see Tensor.Dispose).
-        foreach (var t in inputs) t?.AddGraphReference();
     }
 
     internal bool Released => _backward == null;
@@ -41,19 +39,6 @@ public sealed class GradFn
     }
 
     internal void Release() => _backward = null;
-
-    private int _inputsReleased;
-
-    /// <summary>
-    /// Drops the closure and this node's hold on its inputs (once): called when the graph is freed by a
-    /// backward pass or when the output tensor is finally disposed.
-    /// </summary>
-    internal void ReleaseInputs()
-    {
-        if (Interlocked.Exchange(ref _inputsReleased, 1) != 0) return;
-        _backward = null;
-        foreach (var t in Inputs) t?.DropGraphReference();
-    }
 
     public override string ToString() => $"GradFn({Name})";
 }

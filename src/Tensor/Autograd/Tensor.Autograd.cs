@@ -38,20 +38,4 @@ public partial class Tensor
     }
 
     internal static bool NeedsGrad(Tensor t) => GradMode.IsEnabled && t.RequiresGrad;
-
-    // Live graph nodes (GradFns not yet released) that list this tensor as an input. Their backward closures
-    // read their inputs, so the memory must outlive a Dispose() called on the tensor in the meantime.
-    private int _graphRefs;
-
-    private bool HasGraphReferences => Volatile.Read(ref _graphRefs) > 0;
-
-    /// <summary>Dispose() was called while graph nodes still referenced this tensor; the last one frees it.</summary>
-    private bool DisposeDeferred { get; set; }
-
-    internal void AddGraphReference() => Interlocked.Increment(ref _graphRefs);
-
-    internal void DropGraphReference()
-    {
-        if (Interlocked.Decrement(ref _graphRefs) == 0 && DisposeDeferred) DisposeNow();
-    }
 }
