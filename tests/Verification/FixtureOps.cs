@@ -58,10 +58,50 @@ internal static class FixtureOps
             case "min": return One(In("x").Min(SingleDim(c), c.Bool("keepdim")));
             case "where": return One(Tensor.Where(In("cond"), In("a"), In("b")));
             case "masked_fill": return One(In("x").MaskedFill(In("mask"), c.Float("value")));
+            case "softmax": return One(In("x").Softmax(c.Int("dim")));
+            case "log_softmax": return One(In("x").LogSoftmax(c.Int("dim")));
+            case "embedding": return One(Functional.Embedding(In("ids"), In("weight")));
+            case "gather": return One(In("x").Gather(c.Int("dim"), In("index")));
+            case "index_select": return One(In("x").IndexSelect(c.Int("dim"), In("index")));
+            case "scatter_add": return One(In("x").ScatterAdd(c.Int("dim"), In("index"), In("src")));
+            // cat/stack take every input, in call order.
+            case "cat": return One(Tensor.Cat(c.Inputs.Select(In).ToList(), c.Int("dim")));
+            case "stack": return One(Tensor.Stack(c.Inputs.Select(In).ToList(), c.Int("dim")));
+            case "split": return In("x").Split(c.Ints("sizes"), c.Int("dim")).ToArray();
+            case "rms_norm": return One(Functional.RmsNorm(In("x"), In("weight"), c.Float("eps")));
+            case "rope":
+            {
+                int seqDim = c.Str("layout") switch
+                {
+                    "BTHD" => 1,
+                    "BHTD" => 2,
+                    var l => throw new InvalidOperationException($"case '{c.Name}': unknown rope layout '{l}'"),
+                };
+                return One(Functional.Rope(In("x"), In("cos"), In("sin"), seqDim));
+            }
+            case "cross_entropy":
+                return One(Functional.CrossEntropy(In("logits"), In("targets"), Attrs64(c, "ignore_index")));
+            case "sdpa":
+            {
+                // The fixture masks top-left aligned (key j ≤ query i), the engine bottom-right aligned; they
+                // coincide when Tq == Tk, which a differing case must not silently rely on.
+                var q = In("q");
+                var k = In("k");
+                if (c.Bool("causal") && q.Shape[^2] != k.Shape[^2])
+                    throw new InvalidOperationException($"case '{c.Name}': causal sdpa with Tq != Tk has a different mask alignment in the fixture");
+                return One(Functional.ScaledDotProductAttention(q, k, In("v"), c.Bool("causal"), c.Has("scale") ? c.Float("scale") : null));
+            }
+            case "topk":
+            {
+                var (values, indices) = In("x").TopK(c.Int("k"));
+                return [values, indices];
+            }
             default:
                 throw new UnknownFixtureOpException(c);
         }
     }
+
+    private static long Attrs64(FixtureCase c, string key) => c.Attrs.GetProperty(key).GetInt64();
 
     private static int SingleDim(FixtureCase c)
     {

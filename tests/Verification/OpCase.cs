@@ -86,7 +86,8 @@ internal sealed record OpCase(
     double Tolerance,
     bool Differentiable = true,
     float GradEps = 1e-3f,
-    double GradTol = 1e-2)
+    double GradTol = 1e-2,
+    string? NoGradCheckReason = null)
 {
     public override string ToString() => Name;
 
