@@ -65,7 +65,8 @@ internal static partial class OpCatalog
         };
         foreach (var (op, fn, gen) in unary)
             foreach (var shape in new[] { S(1), S(7), S(13, 31), S(1031) })
-                yield return E($"{op}[{string.Join("x", shape)}]", op, x => fn(x[0]), gen("x", shape));
+                // "pow2.5" names the row; the op is "pow".
+                yield return E($"{op}[{string.Join("x", shape)}]", op.StartsWith("pow") ? "pow" : op, x => fn(x[0]), gen("x", shape));
         yield return E("exp[rank0]", "exp", x => x[0].Exp(), Normal("x", S()));
 
         // ------------------------------------------------------------ binary, with broadcasting

@@ -62,6 +62,27 @@ public class PyTorchFixtureTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void AnUnknownOpFailsInsteadOfBeingSkipped()
+    {
+        using var doc = System.Text.Json.JsonDocument.Parse("{}");
+        var c = new FixtureCase("future_case", "frobnicate", ["x"], doc.RootElement.Clone(), 1, ["x"]);
+        using var scope = new TensorScope();
+        var inputs = new Dictionary<string, Tensor> { ["x"] = Tensor.Zeros(2) };
+        var e = Assert.Throws<UnknownFixtureOpException>(() => FixtureOps.Apply(c, inputs));
+        Assert.Contains("frobnicate", e.Message);
+    }
+
+    [Fact]
+    public void EveryFixtureOpAlsoHasCpuVersusReferenceCases()
+    {
+        // The fixture pins one size per case; the op table adds awkward sizes and layouts on both devices.
+        var file = LoadOps();
+        var tableOps = OpCatalog.All.Values.Select(c => c.Op).ToHashSet();
+        var missing = FixtureCase.Parse(file.Metadata["cases"]).Select(c => c.Op).Distinct().Where(op => !tableOps.Contains(op)).ToList();
+        Assert.True(missing.Count == 0, "fixture ops without rows in OpCatalog: " + string.Join(", ", missing));
+    }
+
+    [Fact]
     public void EveryCaseMatchesPyTorch()
     {
         var file = LoadOps();
