@@ -28,6 +28,9 @@ public sealed class Device : IEquatable<Device>
     public static Device Cpu { get; } = new(DeviceType.Cpu, "cpu", HostMemory.Instance, CpuKernels.Instance);
     public static Device Reference { get; } = new(DeviceType.Reference, "reference", HostMemory.Instance, ReferenceKernels.Instance);
 
+    /// <summary>The ILGPU device, created (and registered) on first use.</summary>
+    public static Device Ilgpu => IlgpuDevice.Get();
+
     private static readonly Dictionary<string, Device> s_registry = new(StringComparer.OrdinalIgnoreCase)
     {
         ["cpu"] = Cpu,
@@ -70,6 +73,8 @@ public sealed class Device : IEquatable<Device>
     /// <summary>Finds a device by name ("cpu", "reference", or a registered backend's name).</summary>
     public static Device Parse(string name)
     {
+        // The ILGPU device starts an accelerator, so it is created only when asked for by name.
+        if (name.Trim().StartsWith("ilgpu", StringComparison.OrdinalIgnoreCase)) IlgpuDevice.Get();
         lock (s_registry)
         {
             if (s_registry.TryGetValue(name.Trim(), out var d)) return d;
