@@ -70,6 +70,19 @@ internal static class DeviceMath
         return s;
     }
 
+    /// <summary>Double-precision <see cref="GroupSum"/> (for sums whose terms cancel).</summary>
+    public static double GroupSumD(double v, ArrayView<double> scratch)
+    {
+        for (int off = Warp.WarpSize / 2; off > 0; off >>= 1) v += Warp.ShuffleDown(v, off);
+        if (Warp.IsFirstLane) scratch[Warp.WarpIdx] = v;
+        Group.Barrier();
+        int warps = (Group.DimX + Warp.WarpSize - 1) / Warp.WarpSize;
+        double s = 0;
+        for (int w = 0; w < warps; w++) s += scratch[w];
+        Group.Barrier();
+        return s;
+    }
+
     /// <summary>Maximum over the group (NaN propagates), returned to every thread.</summary>
     public static float GroupMax(float v, ArrayView<float> scratch)
     {

@@ -205,20 +205,24 @@ public sealed unsafe partial class IlgpuKernels
         }
     }
 
-    /// <summary>dx_c = r·w_c·dy_c − x_c·r³/cols · Σ_k dy_k·w_k·x_k (y_c = x_c·r·w_c, ∂r/∂x_c = −r³·x_c/cols).</summary>
+    /// <summary>
+    /// dx_c = r·w_c·dy_c − x_c·r³/cols · Σ_k dy_k·w_k·x_k (y_c = x_c·r·w_c, ∂r/∂x_c = −r³·x_c/cols). The two
+    /// terms cancel almost exactly when eps is small against mean(x²) (always so for cols = 1), so this one
+    /// is computed in double.
+    /// </summary>
     private static void RmsNormBackwardDxKernel(ArrayView<float> x, ArrayView<float> w, ArrayView<float> rstd,
         ArrayView<float> dy, ArrayView<float> dx, int rows, int cols)
     {
-        var scratch = SharedMemory.Allocate<float>(DeviceMath.MaxWarps);
+        var scratch = SharedMemory.Allocate<double>(DeviceMath.MaxWarps);
         for (int r = Grid.IdxX; r < rows; r += Grid.DimX)
         {
             long row = (long)r * cols;
-            float dot = 0f;
-            for (int c = Group.IdxX; c < cols; c += Group.DimX) dot += dy[row + c] * w[c] * x[row + c];
-            dot = DeviceMath.GroupSum(dot, scratch);
-            float rs = rstd[r];
-            float k = rs * rs * rs / cols * dot;
-            for (int c = Group.IdxX; c < cols; c += Group.DimX) dx[row + c] = rs * w[c] * dy[row + c] - x[row + c] * k;
+            double dot = 0;
+            for (int c = Group.IdxX; c < cols; c += Group.DimX) dot += (double)dy[row + c] * w[c] * x[row + c];
+            dot = DeviceMath.GroupSumD(dot, scratch);
+            double rs = rstd[r];
+            double k = rs * rs * rs / cols * dot;
+            for (int c = Group.IdxX; c < cols; c += Group.DimX) dx[row + c] = (float)(rs * w[c] * dy[row + c] - x[row + c] * k);
         }
     }
 
