@@ -20,23 +20,30 @@ public class OpCaseTests
 
     [Theory]
     [MemberData(nameof(Cases))]
-    public void CpuMatchesReference(string name)
+    public void CpuMatchesReference(string name) => MatchesReference(name, Device.Cpu);
+
+    /// <summary>The same table on the ILGPU device (on this machine usually ILGPU's CPU accelerator).</summary>
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void IlgpuMatchesReference(string name) => MatchesReference(name, Device.Ilgpu);
+
+    private static void MatchesReference(string name, Device device)
     {
         var c = OpCatalog.Get(name);
         var inputs = c.DrawInputs();
         var reference = RunOn(c, inputs, Device.Reference);
-        var cpu = RunOn(c, inputs, Device.Cpu);
+        var actual = RunOn(c, inputs, device);
 
         var failures = new List<string>();
-        Assert.Equal(reference.Outputs.Length, cpu.Outputs.Length);
+        Assert.Equal(reference.Outputs.Length, actual.Outputs.Length);
         for (int k = 0; k < reference.Outputs.Length; k++)
-            CompareHost($"output {k}", cpu.Outputs[k], reference.Outputs[k], c.Tolerance, failures);
+            CompareHost($"output {k}", actual.Outputs[k], reference.Outputs[k], c.Tolerance, failures);
         for (int i = 0; i < c.Inputs.Length; i++)
         {
             if (reference.Grads[i] is not { } rg) continue;
-            CompareHost($"grad of '{c.Inputs[i].Name}'", cpu.Grads[i]!, rg, c.Tolerance, failures);
+            CompareHost($"grad of '{c.Inputs[i].Name}'", actual.Grads[i]!, rg, c.Tolerance, failures);
         }
-        Assert.True(failures.Count == 0, $"{name}: cpu vs reference\n  " + string.Join("\n  ", failures));
+        Assert.True(failures.Count == 0, $"{name}: {device} vs reference\n  " + string.Join("\n  ", failures));
     }
 
     [Theory]

@@ -260,9 +260,11 @@ public sealed unsafe partial class IlgpuKernels
     {
         long srcBase = DeviceMath.Offset(t, keptDims, keptSrc);
         long n = sumDims.D0 * sumDims.D1 * sumDims.D2 * sumDims.D3 * sumDims.D4 * sumDims.D5 * sumDims.D6 * sumDims.D7;
-        float s = 0f;
+        // In double: a broadcast operand's gradient is a long sum whose terms cancel (the reference does the same).
+        double s = 0;
         for (long k = 0; k < n; k++) s += src[srcBase + DeviceMath.Offset(k, sumDims, sumSrc)];
-        dst[DeviceMath.Offset(t, keptDims, keptDst)] += s;
+        long at = DeviceMath.Offset(t, keptDims, keptDst);
+        dst[at] = (float)(dst[at] + s);
     }
 
     private static void AccumulateAtomicKernel(Index1D i, ArrayView<float> src, ArrayView<float> dst, Layout8 d, Strides8 ds) =>
