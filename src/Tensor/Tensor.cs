@@ -241,17 +241,44 @@ public unsafe partial class Tensor : IDisposable
 
     // ------------------------------------------------------------------ ownership
 
-    /// <summary>Drops this tensor's reference to its memory. Idempotent.</summary>
+    private int _graphHolds;
+    private bool _disposeRequested;
+
+    /// <summary>
+    /// Drops this tensor's reference to its memory. Idempotent. While a recorded graph node still needs
+    /// the tensor (as an input or saved value), the release is deferred until that node is released.
+    /// </summary>
     public void Dispose()
+    {
+        if (_buffer == null) return;
+        if (_graphHolds > 0)
+        {
+            _disposeRequested = true;
+            return;
+        }
+        DisposeNow();
+    }
+
+    private void DisposeNow()
     {
         var b = _buffer;
         if (b == null) return;
         _buffer = null;
         b.Release();
-        GradFn = null;
         _grad?.Dispose();
         _grad = null;
-        GC.SuppressFinalize(this);
+        // Nothing can reach this node any more (consumers hold their inputs), so release it; that
+        // cascades to the inputs it held.
+        var fn = GradFn;
+        GradFn = null;
+        fn?.Release();
+    }
+
+    internal void AddGraphHold() => _graphHolds++;
+
+    internal void ReleaseGraphHold()
+    {
+        if (--_graphHolds == 0 && _disposeRequested) DisposeNow();
     }
 
     /// <summary>Moves this tensor from its scope to the enclosing one (or to no scope); returns this.</summary>

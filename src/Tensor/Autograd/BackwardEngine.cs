@@ -13,6 +13,7 @@ internal static class BackwardEngine
         var order = TopologicalOrder(root);
         var grads = new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance);
         var temporaries = new List<Tensor>();
+        var processed = new List<GradFn>();
         using (GradMode.Disable())
         {
             Tensor seed = gradient != null
@@ -53,10 +54,14 @@ internal static class BackwardEngine
                     }
                     else grads[input] = ig;
                 }
-                if (!retainGraph) fn.Release();
+                processed.Add(fn);
             }
         }
         foreach (var t in temporaries) t.Dispose();
+        // Released only now: releasing frees held tensors that were disposed, and a node later in the
+        // order may still read them.
+        if (!retainGraph)
+            foreach (var fn in processed) fn.Release();
     }
 
     private static void AccumulateIntoLeaf(Tensor leaf, Tensor g)

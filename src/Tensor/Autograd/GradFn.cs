@@ -14,16 +14,31 @@ public sealed class GradFn
     public Tensor?[] Inputs { get; }
 
     private Func<Tensor, Tensor?[]>? _backward;
+    private readonly List<Tensor> _held = new();
 
     /// <param name="backward">
     /// Given dL/d(output), returns dL/d(input i) for each input (null where not needed). Runs with grad
     /// mode off. Returned tensors are new (or views); the engine owns and disposes them.
     /// </param>
-    public GradFn(string name, Tensor?[] inputs, Func<Tensor, Tensor?[]> backward)
+    /// <param name="saved">
+    /// Extra tensors the closure reads (besides the inputs, which are held automatically). Each is held:
+    /// disposing it only marks it, and it is freed when this node is released.
+    /// </param>
+    public GradFn(string name, Tensor?[] inputs, Func<Tensor, Tensor?[]> backward, Tensor[]? saved = null)
     {
         Name = name;
         Inputs = inputs;
         _backward = backward;
+        foreach (var t in inputs)
+            if (t != null) Hold(t);
+        if (saved != null)
+            foreach (var t in saved) Hold(t);
+    }
+
+    private void Hold(Tensor t)
+    {
+        t.AddGraphHold();
+        _held.Add(t);
     }
 
     internal bool Released => _backward == null;
@@ -38,7 +53,14 @@ public sealed class GradFn
         return grads;
     }
 
-    internal void Release() => _backward = null;
+    /// <summary>Drops the closure and the holds on inputs and saved tensors (freeing those already disposed).</summary>
+    internal void Release()
+    {
+        if (_backward == null) return;
+        _backward = null;
+        foreach (var t in _held) t.ReleaseGraphHold();
+        _held.Clear();
+    }
 
     public override string ToString() => $"GradFn({Name})";
 }

@@ -24,15 +24,20 @@ public partial class Tensor
     /// <summary>
     /// Attaches a graph node to <paramref name="output"/> when grad mode is on and an input requires grad.
     /// Returns output.
+    /// Lifetime rule: the node holds its inputs and the <paramref name="saved"/> tensors, so an op may
+    /// dispose a temporary it saved right after recording (<c>x.Dispose()</c>): it is freed when the node
+    /// is released (after backward, or when the graph's tensors are disposed). A closure must not read a
+    /// tensor that is neither an input, nor saved, nor the output.
     /// </summary>
-    internal static Tensor Record(Tensor output, string name, Tensor?[] inputs, Func<Tensor, Tensor?[]> backward)
+    internal static Tensor Record(Tensor output, string name, Tensor?[] inputs, Func<Tensor, Tensor?[]> backward,
+        params Tensor[] saved)
     {
         if (!GradMode.IsEnabled) return output;
         bool any = false;
         foreach (var t in inputs)
             if (t != null && t.RequiresGrad) { any = true; break; }
         if (!any) return output;
-        output.GradFn = new GradFn(name, inputs, backward);
+        output.GradFn = new GradFn(name, inputs, backward, saved);
         output.SetRequiresGradInternal(true);
         return output;
     }

@@ -13,19 +13,15 @@ public unsafe partial class Tensor
         var x = ContiguousNoGrad();
         var y = Empty(Shape, DType.Float32, Device);
         Device.Kernels.Unary(op, x.Data, y.Data, Numel, alpha);
-        if (!NeedsGrad(this))
-        {
-            x.Dispose();
-            return y;
-        }
-        // x stays alive with the graph (its scope disposes it).
-        return Record(y, name, [this], g =>
+        var result = Record(y, name, [this], g =>
         {
             using var gc = g.ContiguousNoGrad();
             var dx = Empty(x.Shape, DType.Float32, x.Device);
             x.Device.Kernels.UnaryBackward(op, x.Data, y.Data, gc.Data, dx.Data, x.Numel, alpha);
             return [dx];
-        });
+        }, x);
+        x.Dispose(); // freed now, or when the graph node that saved it is released
+        return result;
     }
 
     public Tensor Neg() => UnaryOpRecorded(UnaryOp.Neg, "neg");
@@ -237,7 +233,7 @@ public unsafe partial class Tensor
                 gb = sel.SumToShape(bShape);
             }
             return [null, ga, gb];
-        });
+        }, cond);
     }
 
     /// <summary>Elements where mask ≠ 0 replaced by value (mask broadcasts to this shape).</summary>

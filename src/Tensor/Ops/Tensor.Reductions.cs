@@ -95,7 +95,7 @@ public unsafe partial class Tensor
             return values;
         }
         var inShape = _shape.ToArray();
-        return Record(values, name, [this], g =>
+        var recorded = Record(values, name, [this], g =>
         {
             // Route each output gradient to the position that won: scatter-add along the axis.
             using var idx = argIndex.ToDTypeNoGrad(DType.Int64);
@@ -103,7 +103,9 @@ public unsafe partial class Tensor
             var dx = Zeros(inShape, DType.Float32, g.Device);
             g.Device.Kernels.ScatterAdd(gc.Data, (long*)idx.RawPointer, dx.Data, outer, 1, size, inner);
             return [dx];
-        });
+        }, argIndex);
+        argIndex.Dispose();
+        return recorded;
     }
 
     private int[] NormalizeAxes(int[]? dims, string op)
