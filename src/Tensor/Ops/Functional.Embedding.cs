@@ -1,0 +1,43 @@
+using NativeReasoner.Kernels;
+
+namespace NativeReasoner;
+
+public static unsafe partial class Functional
+{
+    /// <summary>
+    /// Rows of an embedding table: ids (int64, int32 accepted; any shape) index weight [V, D], giving
+    /// ids.shape + [D]. Every id must be in [0, V). Differentiable in weight (rows used several times
+    /// collect the sum of their gradients).
+    /// </summary>
+    public static Tensor Embedding(Tensor ids, Tensor weight)
+    {
+        const string op = "embedding";
+        RequireFloatOn(weight, weight, op, "weight");
+        weight.SameDevice(ids, op);
+        if (weight.Rank != 2)
+            throw new ArgumentException($"{op}: weight must be [V, D], got {Tensor.FormatShape(weight.Shape)}");
+        int V = weight.Shape[0], D = weight.Shape[1];
+        var idx = ids.IndexAsInt64(op, "ids");
+        try { Tensor.CheckIndexRange(idx, V, op, "id", $" (V = {V}, ids of shape {Tensor.FormatShape(ids.Shape)})"); }
+        catch { idx.Dispose(); throw; }
+        // idx: [n] (flattened ids); weight: [V, D]; y: [n, D] laid out as ids.shape + [D]
+        int n = checked((int)idx.Numel);
+        var outShape = ids.Shape.ToArray().Append(D).ToArray();
+        var y = Tensor.Empty(outShape, DType.Float32, weight.Device);
+        using (var wc = weight.ContiguousNoGrad())
+            if (y.Numel > 0) weight.Device.Kernels.IndexSelect(wc.Data, (long*)idx.RawPointer, y.Data, 1, V, n, D);
+        if (!Tensor.NeedsGrad(weight))
+        {
+            idx.Dispose();
+            return y;
+        }
+        // idx stays alive with the graph (the scope it was made in disposes it).
+        return Tensor.Record(y, op, [null, weight], g =>
+        {
+            using var gc = g.ContiguousNoGrad();
+            var dw = Tensor.Zeros([V, D], DType.Float32, g.Device);
+            if (gc.Numel > 0) g.Device.Kernels.IndexAdd(gc.Data, (long*)idx.RawPointer, dw.Data, 1, n, V, D);
+            return [null, dw];
+        });
+    }
+}
