@@ -217,7 +217,7 @@ public sealed unsafe partial class CpuKernels
     public void Binary(BinaryOp op, float* a, ReadOnlySpan<long> aStrides, float* b, ReadOnlySpan<long> bStrides,
         float* c, ReadOnlySpan<int> shape)
     {
-        StridedPlan plan;
+        StridedPlan plan = default;
         // operands: 0 = a, 1 = b, 2 = c (contiguous)
         if (!StridedPlan.Init(&plan, shape, 3, aStrides, bStrides, default, default, false, false, true, false)) return;
         plan.Base[0] = (long)a;
@@ -296,7 +296,7 @@ public sealed unsafe partial class CpuKernels
     public void Where(float* cond, ReadOnlySpan<long> condStrides, float* a, ReadOnlySpan<long> aStrides,
         float* b, ReadOnlySpan<long> bStrides, float* output, ReadOnlySpan<int> shape)
     {
-        StridedPlan plan;
+        StridedPlan plan = default;
         // operands: 0 = cond, 1 = a, 2 = b, 3 = output (contiguous)
         if (!StridedPlan.Init(&plan, shape, 4, condStrides, aStrides, bStrides, default, false, false, false, true)) return;
         plan.Base[0] = (long)cond;
@@ -345,7 +345,7 @@ public sealed unsafe partial class CpuKernels
 
     public void AccumulateStrided(float* src, ReadOnlySpan<int> shape, float* dst, ReadOnlySpan<long> dstStrides)
     {
-        StridedPlan plan;
+        StridedPlan plan = default;
         // operands: 0 = src (contiguous), 1 = dst
         if (!StridedPlan.Init(&plan, shape, 2, default, dstStrides, default, default, true, false, false, false)) return;
         plan.Base[0] = (long)src;

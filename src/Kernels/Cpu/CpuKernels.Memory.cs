@@ -32,7 +32,7 @@ public sealed unsafe partial class CpuKernels
     {
         if (elementSize is not (1 or 2 or 4 or 8))
             throw new ArgumentOutOfRangeException(nameof(elementSize), elementSize, "must be 1, 2, 4 or 8");
-        StridedPlan plan;
+        StridedPlan plan = default;
         if (!StridedPlan.Init(&plan, shape, 2, srcStrides, dstStrides, default, default, false, false, false, false)) return;
         plan.Base[0] = (long)src;
         plan.Base[1] = (long)dst;
