@@ -45,7 +45,7 @@ public static class LogitsCommand
         {
             if (!f.Contains("input_ids")) throw new ArgumentException($"{inputPath} has no tensor 'input_ids'");
             var e = f.GetEntry("input_ids");
-            if (e.Shape.Length != 2) throw new ArgumentException($"{inputPath}: input_ids must be [B, T], got {SafetensorsFormat.ShapeString(e.Shape)}");
+            if (e.Shape.Length != 2) throw new ArgumentException($"{inputPath}: input_ids must be [B, T], got {ShapeText(e.Shape)}");
             batch = checked((int)e.Shape[0]);
             length = checked((int)e.Shape[1]);
             ids = f.ReadInt64("input_ids");
@@ -59,4 +59,6 @@ public static class LogitsCommand
         SafetensorsWriter.Write(outPath,
             [new SafetensorsTensor("logits", DType.Float32, [batch, rows, m.Config.VocabSize], bytes)]);
     }
+
+    private static string ShapeText(long[] shape) => "[" + string.Join(", ", shape) + "]";
 }

@@ -54,7 +54,7 @@ public static partial class DeepseekV3Checkpoint
             if (m.Success && int.TryParse(m.Groups[1].Value, out int l) && l >= layers) continue; // MTP layer(s)
             if (name == "lm_head.weight" && model.Config.TieWordEmbeddings) continue;               // tied head
             throw new CheckpointMismatchException(
-                $"checkpoint {directory}: unexpected tensor '{name}' of shape {SafetensorsFormat.ShapeString(ckpt.GetEntry(name).Shape)} (no such parameter in this model)");
+                $"checkpoint {directory}: unexpected tensor '{name}' of shape {ShapeText(ckpt.GetEntry(name).Shape)} (no such parameter in this model)");
         }
         foreach (var (name, target) in own)
         {
@@ -63,7 +63,7 @@ public static partial class DeepseekV3Checkpoint
             for (int i = 0; same && i < target.Rank; i++) same = entry.Shape[i] == target.Shape[i];
             if (!same)
                 throw new CheckpointMismatchException(
-                    $"checkpoint {directory}: tensor '{name}' has shape {SafetensorsFormat.ShapeString(entry.Shape)}, the model expects {Tensor.FormatShape(target.Shape)}");
+                    $"checkpoint {directory}: tensor '{name}' has shape {ShapeText(entry.Shape)}, the model expects {Tensor.FormatShape(target.Shape)}");
             if (!entry.DType.IsFloating())
                 throw new CheckpointMismatchException($"checkpoint {directory}: tensor '{name}' is {entry.DType}, a floating-point weight was expected");
         }
@@ -115,4 +115,6 @@ public static partial class DeepseekV3Checkpoint
             if (File.Exists(tmp)) File.Delete(tmp);
         }
     }
+
+    private static string ShapeText(long[] shape) => "[" + string.Join(", ", shape) + "]";
 }
