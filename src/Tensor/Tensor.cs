@@ -99,7 +99,7 @@ public unsafe partial class Tensor : IDisposable
     public static Tensor Zeros(ReadOnlySpan<int> shape, DType dtype = DType.Float32, Device? device = null)
     {
         var t = Empty(shape, dtype, device);
-        new Span<byte>(t.RawPointer, checked((int)(t.Numel * dtype.SizeOf()))).Clear();
+        System.Runtime.InteropServices.NativeMemory.Clear(t.RawPointer, (nuint)(t.Numel * dtype.SizeOf()));
         return t;
     }
 

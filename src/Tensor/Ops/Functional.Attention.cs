@@ -45,9 +45,8 @@ public static unsafe partial class Functional
             lse.Dispose();
             return o;
         }
-        // qc, kc, vc and lse stay alive with the graph (the scope they were made in disposes them);
-        // o is the output itself.
-        return Tensor.Record(o, op, [q, k, v], g =>
+        // o is the output itself; the contiguous operands and lse are saved.
+        var result = Tensor.Record(o, op, [q, k, v], g =>
         {
             using var gc = g.ContiguousNoGrad();
             var dq = Tensor.Empty(q.Shape, DType.Float32, g.Device);
@@ -57,6 +56,12 @@ public static unsafe partial class Functional
                 g.Device.Kernels.AttentionBackward(qc.Data, kc.Data, vc.Data, o.Data, lse.Data, gc.Data,
                     dq.Data, dk.Data, dv.Data, BH, Tq, Tk, Dk, Dv, s, causal);
             return [KeepIf(q.RequiresGrad, dq), KeepIf(k.RequiresGrad, dk), KeepIf(v.RequiresGrad, dv)];
-        });
+        }, qc, kc, vc, lse);
+        // Freed when the node that saved them is released.
+        qc.Dispose();
+        kc.Dispose();
+        vc.Dispose();
+        lse.Dispose();
+        return result;
     }
 }

@@ -31,13 +31,14 @@ public static unsafe partial class Functional
             idx.Dispose();
             return y;
         }
-        // idx stays alive with the graph (the scope it was made in disposes it).
-        return Tensor.Record(y, op, [null, weight], g =>
+        var result = Tensor.Record(y, op, [null, weight], g =>
         {
             using var gc = g.ContiguousNoGrad();
             var dw = Tensor.Zeros([V, D], DType.Float32, g.Device);
             if (gc.Numel > 0) g.Device.Kernels.IndexAdd(gc.Data, (long*)idx.RawPointer, dw.Data, 1, n, V, D);
             return [null, dw];
-        });
+        }, idx);
+        idx.Dispose(); // freed when the node that saved it is released
+        return result;
     }
 }

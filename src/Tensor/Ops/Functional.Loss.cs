@@ -61,8 +61,7 @@ public static unsafe partial class Functional
             tc.Dispose();
             return result;
         }
-        // lc, lse and tc stay alive with the graph (the scope they were made in disposes them).
-        return Tensor.Record(result, op, [logits, null], g =>
+        var recorded = Tensor.Record(result, op, [logits, null], g =>
         {
             // Every row ignored: no row takes part in the loss, so none gets a gradient.
             if (count == 0) return [Tensor.Zeros(lc.Shape, DType.Float32, g.Device), null];
@@ -71,6 +70,11 @@ public static unsafe partial class Functional
             var dlogits = Tensor.Empty(lc.Shape, DType.Float32, g.Device);
             g.Device.Kernels.CrossEntropyBackward(lc.Data, lse.Data, (long*)tc.RawPointer, dloss.Data, dlogits.Data, rows, V, ignoreIndex);
             return [dlogits, null];
-        });
+        }, lc, lse, tc);
+        // Freed when the node that saved them is released.
+        lc.Dispose();
+        lse.Dispose();
+        tc.Dispose();
+        return recorded;
     }
 }

@@ -29,8 +29,7 @@ public static unsafe partial class Functional
             rstd.Dispose();
             return y;
         }
-        // xc, wc and rstd stay alive with the graph (the scope they were made in disposes them).
-        return Tensor.Record(y, op, [x, weight], g =>
+        var result = Tensor.Record(y, op, [x, weight], g =>
         {
             using var gc = g.ContiguousNoGrad();
             var dx = Tensor.Empty(xc.Shape, Kernels.DType.Float32, g.Device);
@@ -38,6 +37,11 @@ public static unsafe partial class Functional
             if (dx.Numel > 0) g.Device.Kernels.RmsNormBackward(xc.Data, wc.Data, rstd.Data, gc.Data, dx.Data, dw.Data, rows, cols);
             else g.Device.Kernels.Fill(dw.Data, cols, 0f);
             return [KeepIf(x.RequiresGrad, dx), KeepIf(weight.RequiresGrad, dw)];
-        });
+        }, xc, wc, rstd);
+        // Freed when the node that saved them is released.
+        xc.Dispose();
+        wc.Dispose();
+        rstd.Dispose();
+        return result;
     }
 }

@@ -41,15 +41,18 @@ public static unsafe partial class Functional
             sc.Dispose();
             return y;
         }
-        // cc and sc stay alive with the graph (the scope they were made in disposes them).
-        return Tensor.Record(y, op, [x], g =>
+        var result = Tensor.Record(y, op, [x], g =>
         {
             // A rotation's transpose is the rotation by the negated angle.
             using var gc = g.ContiguousNoGrad();
             var dx = Tensor.Empty(gc.Shape, Kernels.DType.Float32, g.Device);
             if (dx.Numel > 0) g.Device.Kernels.Rope(gc.Data, cc.Data, sc.Data, dx.Data, outer, T, mid, D, inverse: true);
             return [dx];
-        });
+        }, cc, sc);
+        // Freed when the node that saved them is released.
+        cc.Dispose();
+        sc.Dispose();
+        return result;
     }
 
     /// <summary>

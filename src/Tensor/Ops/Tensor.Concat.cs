@@ -153,7 +153,8 @@ public unsafe partial class Tensor
 
     /// <summary>
     /// Splits axis <paramref name="dim"/> into parts of ceil(size / chunks) elements, the last one smaller
-    /// (torch.chunk: fewer than <paramref name="chunks"/> parts when the size does not allow more).
+    /// (torch.chunk: fewer than <paramref name="chunks"/> parts when the size does not allow more; an
+    /// empty axis gives <paramref name="chunks"/> empty parts).
     /// </summary>
     public Tensor[] Chunk(int chunks, int dim)
     {
@@ -162,7 +163,7 @@ public unsafe partial class Tensor
         if (Rank == 0) throw new ArgumentException($"{op}: cannot chunk a 0-d tensor");
         int d = NormalizeDim(dim, Rank, op);
         int n = _shape[d];
-        if (n == 0) return Split([0], d);
+        if (n == 0) return Split(new int[chunks], d);
         int step = (int)((n + (long)chunks - 1) / chunks);
         var sizes = new List<int>();
         for (int start = 0; start < n; start += step) sizes.Add(Math.Min(step, n - start));

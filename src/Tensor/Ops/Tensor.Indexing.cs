@@ -33,14 +33,16 @@ public unsafe partial class Tensor
             return y;
         }
         var inShape = _shape.ToArray();
-        return Record(y, op, [this], g =>
+        var result = Record(y, op, [this], g =>
         {
             // Each output element came from one input element: add it back there.
             using var gc = g.ContiguousNoGrad();
             var dx = Zeros(inShape, DType.Float32, g.Device);
             if (gc.Numel > 0) g.Device.Kernels.ScatterAdd(gc.Data, (long*)idx.RawPointer, dx.Data, outer, dimOut, dimIn, inner);
             return [dx];
-        });
+        }, idx);
+        idx.Dispose(); // freed when the node that saved it is released
+        return result;
     }
 
     /// <summary>
@@ -73,14 +75,16 @@ public unsafe partial class Tensor
             return y;
         }
         var inShape = _shape.ToArray();
-        return Record(y, op, [this], g =>
+        var result = Record(y, op, [this], g =>
         {
             // Repeated indices select the same slice several times: their gradients add up.
             using var gc = g.ContiguousNoGrad();
             var dx = Zeros(inShape, DType.Float32, g.Device);
             if (gc.Numel > 0) g.Device.Kernels.IndexAdd(gc.Data, (long*)idx.RawPointer, dx.Data, outer, n, dimIn, inner);
             return [dx];
-        });
+        }, idx);
+        idx.Dispose(); // freed when the node that saved it is released
+        return result;
     }
 
     /// <summary>
@@ -105,17 +109,17 @@ public unsafe partial class Tensor
         var idx = index.IndexAsInt64(op, "index");
         try { CheckIndexRange(idx, dimDst, op, "index", $" (axis {d} of input {FormatShape(Shape)})"); }
         catch { idx.Dispose(); throw; }
-        var result = ContiguousCopyNoGrad();
+        var output = ContiguousCopyNoGrad();
         using (var sc = src.ContiguousNoGrad())
-            if (sc.Numel > 0) Device.Kernels.ScatterAdd(sc.Data, (long*)idx.RawPointer, result.Data, outer, dimSrc, dimDst, inner);
+            if (sc.Numel > 0) Device.Kernels.ScatterAdd(sc.Data, (long*)idx.RawPointer, output.Data, outer, dimSrc, dimDst, inner);
         if (!NeedsGrad(this) && !NeedsGrad(src))
         {
             idx.Dispose();
-            return result;
+            return output;
         }
         var self = this;
         var srcShape = src._shape.ToArray();
-        return Record(result, op, [self, src], g =>
+        var result = Record(output, op, [self, src], g =>
         {
             // out = this + scatter(src): this passes g through; src reads g back at the positions it was added to.
             Tensor? gs = null;
@@ -126,7 +130,9 @@ public unsafe partial class Tensor
                 if (gs.Numel > 0) g.Device.Kernels.Gather(gc.Data, (long*)idx.RawPointer, gs.Data, outer, dimDst, dimSrc, inner);
             }
             return [self.RequiresGrad ? g.Alias() : null, gs];
-        });
+        }, idx);
+        idx.Dispose(); // freed when the node that saved it is released
+        return result;
     }
 
     /// <summary>Throws unless other has this rank and this shape on every axis except d.</summary>

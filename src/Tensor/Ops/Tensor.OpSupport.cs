@@ -4,8 +4,8 @@ namespace NativeReasoner;
 
 // Helpers shared by the composite ops (softmax, indexing, concatenation, Functional): views that are
 // never recorded, index-tensor normalisation and range checks. A composite op does its view juggling
-// with these and records ONE graph node, so no recorded intermediate has to outlive the op (disposing
-// a recorded intermediate would cut the graph: Dispose clears its GradFn).
+// with these and records ONE graph node for the whole op: no per-view nodes to walk in the backward,
+// and the layout changes of the backward are done in place of the forward's inverse views.
 public unsafe partial class Tensor
 {
     /// <summary>A view with axes a and b swapped, not recorded.</summary>

@@ -29,15 +29,14 @@ public unsafe partial class Tensor
         if (!NeedsGrad(this)) return (values, indices);
 
         var inShape = _shape.ToArray();
-        // The closure keeps its own reference to the indices, so the caller may dispose theirs.
-        var saved = indices.Alias();
+        // indices is saved: the caller may dispose it before backward (the release is then deferred).
         Record(values, op, [this], g =>
         {
             using var gc = g.ContiguousNoGrad();
             var dx = Zeros(inShape, DType.Float32, g.Device);
-            if (gc.Numel > 0) g.Device.Kernels.ScatterAdd(gc.Data, (long*)saved.RawPointer, dx.Data, rows, k, cols, 1);
+            if (gc.Numel > 0) g.Device.Kernels.ScatterAdd(gc.Data, (long*)indices.RawPointer, dx.Data, rows, k, cols, 1);
             return [dx];
-        });
+        }, indices);
         return (values, indices);
     }
 }
