@@ -58,6 +58,17 @@ public sealed class MlaCache : IDisposable
         int s = latent.Shape[1];
         using var noGrad = Tensor.NoGrad();
         using var scope = new TensorScope();   // frees the views made here
+        bool same = true;
+        for (int b = 1; b < Batch; b++) same &= starts[b] == starts[0];
+        if (same)
+        {
+            // The common case (prefill, or decode of equally long sequences): one strided copy per tensor.
+            if (starts[0] + s > Capacity)
+                throw new InvalidOperationException($"MLA cache overflow: {starts[0] + s} positions needed, capacity is {Capacity}");
+            Latent[layer].Narrow(1, starts[0], s).CopyFrom_(latent);
+            RopeKey[layer].Narrow(1, starts[0], s).CopyFrom_(ropeKey);
+            return;
+        }
         for (int b = 0; b < Batch; b++)
         {
             if (starts[b] + s > Capacity)
