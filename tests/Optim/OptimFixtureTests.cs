@@ -95,22 +95,14 @@ public sealed class OptimFixtureTests
         }
     }
 
-    /// <summary>
-    /// The fixture's schedule is indexed by the 1-based optimizer step n. Its warmup, base·n/W, is ours at
-    /// step n − 1 (base·(step+1)/W). Its decay progress is (n − W)/(T − W), which is ours at step n, not
-    /// n − 1: the two definitions differ by one step after warmup (ours holds base for steps W−1 and W).
-    /// Both halves are checked with that mapping, which pins our formula against an independent one.
-    /// </summary>
+    /// <summary>The fixture's schedule uses the same 0-based step index as CosineDecay.LearningRate.</summary>
     [Fact]
     public void CosineDecay_Agrees_With_The_Fixture_Formula()
     {
         using var file = OpenFixture();
         var values = file.ReadFloat32("lr_schedule.values");
         var s = new CosineDecay(1e-2f, warmupSteps: 10, totalSteps: 100, minLrRatio: 0.1f);
-        for (int n = 1; n <= 100; n++)
-        {
-            float ours = n <= 10 ? s.LearningRate(n - 1) : s.LearningRate(n);
-            TestDevices.AssertClose([values[n - 1]], [ours], atol: 1e-9, rtol: 1e-6, what: $"lr(n={n})");
-        }
+        for (int step = 0; step < 100; step++)
+            TestDevices.AssertClose([values[step]], [s.LearningRate(step)], atol: 1e-9, rtol: 1e-6, what: $"lr(step={step})");
     }
 }

@@ -197,8 +197,9 @@ def _sdpa(t, a):
     scores = torch.matmul(q, k.transpose(-1, -2)) * a["scale"]
     if a["causal"]:
         tq, tk = scores.shape[-2], scores.shape[-1]
-        # top-left aligned: query i may attend keys j <= i
-        keep = torch.ones(tq, tk, dtype=torch.bool).tril()
+        # bottom-right aligned, as after a cached prefix: query i sits at absolute position
+        # tk - tq + i and may attend keys j <= tk - tq + i (same as top-left when tq == tk)
+        keep = torch.ones(tq, tk, dtype=torch.bool).tril(diagonal=tk - tq)
         scores = scores.masked_fill(~keep, float("-inf"))
     return torch.matmul(torch.softmax(scores, dim=-1), v)
 
@@ -392,6 +393,9 @@ def build_cases(g):
     C.append(Case("sdpa_t1", "sdpa",
                   [("q", g.normal(2, 3, 1, 8)), ("k", g.normal(2, 3, 1, 8)), ("v", g.normal(2, 3, 1, 6))],
                   {"causal": True, "scale": sc}))
+    C.append(Case("sdpa_causal_cached_prefix", "sdpa",
+                  [("q", g.normal(2, 3, 4, 8)), ("k", g.normal(2, 3, 9, 8)), ("v", g.normal(2, 3, 9, 6))],
+                  {"causal": True, "scale": sc}))
 
     x = g.normal(4, 13)
     assert tie_free(x, axis=-1)
@@ -483,20 +487,21 @@ SGD_BASE = OrderedDict([("lr", 0.05), ("momentum", 0.9), ("dampening", 0.0), ("w
 LR_SCHED = OrderedDict([
     ("base_lr", 1e-2), ("min_lr_ratio", 0.1), ("warmup_steps", 10), ("total_steps", 100),
     ("formula",
-     "n = 1..total_steps (1-based optimizer step); "
-     "if n <= warmup_steps: lr = base_lr * n / warmup_steps; "
-     "else: p = (n - warmup_steps) / (total_steps - warmup_steps); "
+     "s = 0..total_steps-1 (0-based step index); "
+     "if s < warmup_steps: lr = base_lr * (s + 1) / warmup_steps; "
+     "else: p = min(1, (s - warmup_steps) / (total_steps - warmup_steps)); "
      "lr = min_lr + (base_lr - min_lr) * 0.5 * (1 + cos(pi * p)), min_lr = min_lr_ratio * base_lr"),
 ])
 
 
-def lr_at(n, s=LR_SCHED):
+def lr_at(step, s=LR_SCHED):
+    """Learning rate at the 0-based step index `step` (the argument of CosineDecay.LearningRate)."""
     base = s["base_lr"]
     min_lr = s["min_lr_ratio"] * base
     w, T = s["warmup_steps"], s["total_steps"]
-    if n <= w:
-        return base * n / w
-    p = (n - w) / (T - w)
+    if step < w:
+        return base * (step + 1) / w
+    p = min(1.0, (step - w) / (T - w))
     return min_lr + (base - min_lr) * 0.5 * (1.0 + math.cos(math.pi * p))
 
 
@@ -556,7 +561,7 @@ def generate_optim(seed):
         clip_meta[prefix] = OrderedDict([("max_norm", 1.0), ("norm_type", 2.0), ("count", len(shapes)),
                                          ("total_norm", float(total))])
 
-    lrs = [lr_at(n) for n in range(1, LR_SCHED["total_steps"] + 1)]
+    lrs = [lr_at(step) for step in range(LR_SCHED["total_steps"])]
     tensors["lr_schedule.values"] = np.array(lrs, dtype=np.float32)
     sched = OrderedDict(LR_SCHED)
     sched["values"] = lrs
@@ -630,8 +635,8 @@ def check_optim_file(path):
     sched = json.loads(meta["lr_schedule"])
     vals = ts["lr_schedule.values"]
     assert vals.shape == (sched["total_steps"],)
-    for n in range(1, sched["total_steps"] + 1):
-        assert abs(vals[n - 1] - lr_at(n, sched)) <= 1e-6 * sched["base_lr"]
+    for step in range(sched["total_steps"]):
+        assert abs(vals[step] - lr_at(step, sched)) <= 1e-6 * sched["base_lr"]
     return len(ts)
 
 

@@ -10,6 +10,9 @@ public sealed unsafe partial class ReferenceKernels
         float* A, int lda, long strideA, float* B, int ldb, long strideB,
         float beta, float* C, int ldc, long strideC)
     {
+        // Element strides of op(A) and op(B): op(A)[i, p] = a[i·aRow + p·aCol], op(B)[p, j] = b[p·bRow + j·bCol].
+        long aRow = transA ? 1 : lda, aCol = transA ? lda : 1;
+        long bRow = transB ? 1 : ldb, bCol = transB ? ldb : 1;
         for (int b = 0; b < batch; b++)
         {
             float* a = A + b * strideA, bm = B + b * strideB, c = C + b * strideC;
@@ -17,12 +20,7 @@ public sealed unsafe partial class ReferenceKernels
             for (int j = 0; j < N; j++)
             {
                 double sum = 0;
-                for (int p = 0; p < K; p++)
-                {
-                    double x = transA ? a[(long)p * lda + i] : a[(long)i * lda + p];
-                    double y = transB ? bm[(long)j * ldb + p] : bm[(long)p * ldb + j];
-                    sum += x * y;
-                }
+                for (int p = 0; p < K; p++) sum += (double)a[i * aRow + p * aCol] * bm[p * bRow + j * bCol];
                 float* cij = c + (long)i * ldc + j;
                 // beta = 0: C is write-only (it may hold NaN), so it must not even be multiplied.
                 *cij = beta == 0f ? (float)(alpha * sum) : (float)(alpha * sum + (double)beta * *cij);

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Numerics.Tensors;
 using NativeReasoner.Kernels.Cpu.Attention;
 using NativeReasoner.Kernels.Cpu.Gemm;
@@ -41,13 +42,14 @@ public sealed unsafe partial class CpuKernels
     }
 
     /// <summary>Items = (bh, query tile): o and lse rows of that tile, by streaming over the key tiles.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void ForwardItems(void* state, long start, long end)
     {
         ref AttnJob j = ref *(AttnJob*)state;
         int Dk = j.Dk, Dv = j.Dv;
-        // Scratch: Kᵀ tile [Dk][Bk] | S/P tile [Bq][Bk] | O accumulator [Bq][Dv] | running max, sum [Bq].
-        float* scratch = GemmScratch.Rent((long)Dk * Bk + Bq * Bk + (long)Bq * Dv + 2 * Bq);
-        float* kt = scratch, s = kt + (long)Dk * Bk, acc = s + Bq * Bk, mx = acc + (long)Bq * Dv, sum = mx + Bq;
+        // Scratch: Kᵀ tile [Dk][Bk] | S/P tile [Bq][Bk] | O accumulator [Bq][Dv] | running max, sum, rescale [Bq].
+        float* scratch = GemmScratch.Rent((long)Dk * Bk + Bq * Bk + (long)Bq * Dv + 3 * Bq);
+        float* kt = scratch, s = kt + (long)Dk * Bk, acc = s + Bq * Bk, mx = acc + (long)Bq * Dv, sum = mx + Bq, corr = sum + Bq;
         try
         {
             for (long item = start; item < end; item++)
@@ -66,25 +68,28 @@ public sealed unsafe partial class CpuKernels
                     // S[nq × nk] = Q_tile · K_tileᵀ
                     TileMath.Transpose(kb + (long)j0 * Dk, Dk, nk, Dk, kt, Bk);
                     TileMath.MatMul(nq, nk, Dk, qb, Dk, 1, kt, Bk, s, Bk, accumulate: false);
+                    // Online softmax, pass 1 per row: scale, new running max, shift and mask (masked → −∞).
                     for (int r = 0; r < nq; r++)
                     {
-                        var row = new Span<float>(s + r * Bk, nk);
+                        float* row = s + r * Bk;
                         int visible = Math.Min(nk, LastKey(j, i0 + r) - j0 + 1);
-                        if (visible <= 0) { row.Clear(); continue; } // this row sees no key of the tile
-                        var vis = row[..visible];
-                        TensorPrimitives.Multiply(vis, j.Scale, vis);
-                        float mNew = Math.Max(mx[r], TensorPrimitives.Max(vis));
+                        if (visible <= 0) { corr[r] = 1f; TileMath.ScaleShiftMask(row, nk, 0, 1f, 0f); continue; }
+                        float mNew = Math.Max(mx[r], TileMath.ScaleAndMax(row, visible, j.Scale));
                         // Rescale what was accumulated under the old max (exp(−∞) = 0 on the first tile).
-                        float corr = MathF.Exp(mx[r] - mNew);
+                        corr[r] = MathF.Exp(mx[r] - mNew);
                         mx[r] = mNew;
-                        TensorPrimitives.Subtract(vis, mNew, vis);
-                        TensorPrimitives.Exp(vis, vis);
-                        row[visible..].Clear();
-                        sum[r] = sum[r] * corr + TensorPrimitives.Sum(vis);
-                        if (corr != 1f)
+                        TileMath.ScaleShiftMask(row, nk, visible, 1f, mNew);
+                    }
+                    // One vectorised exp over the whole tile (cheaper than one call per short row).
+                    var tile = new Span<float>(s, (nq - 1) * Bk + nk);
+                    TensorPrimitives.Exp(tile, tile);
+                    for (int r = 0; r < nq; r++)
+                    {
+                        sum[r] = sum[r] * corr[r] + TileMath.Sum(s + r * Bk, nk);
+                        if (corr[r] != 1f)
                         {
                             var accRow = new Span<float>(acc + r * Dv, Dv);
-                            TensorPrimitives.Multiply(accRow, corr, accRow);
+                            TensorPrimitives.Multiply(accRow, corr[r], accRow);
                         }
                     }
                     // O_acc[nq × Dv] += P[nq × nk] · V_tile[nk × Dv]
@@ -155,29 +160,22 @@ public sealed unsafe partial class CpuKernels
         TileMath.MatMul(nq, nk, j.Dk, qb, j.Dk, 1, kt, Bk, p, Bk, accumulate: false);
         for (int r = 0; r < nq; r++)
         {
-            var row = new Span<float>(p + r * Bk, nk);
             int visible = Math.Min(nk, LastKey(j, i0 + r) - j0 + 1);
-            if (visible <= 0) { row.Clear(); continue; }
-            var vis = row[..visible];
-            TensorPrimitives.Multiply(vis, j.Scale, vis);
-            TensorPrimitives.Subtract(vis, lseRows[r], vis);
-            TensorPrimitives.Exp(vis, vis);
-            row[visible..].Clear();
+            // Masked (or a query that sees nothing) → −∞ → P = 0; never subtracts an infinite lse.
+            TileMath.ScaleShiftMask(p + r * Bk, nk, Math.Max(0, visible), j.Scale, visible > 0 ? lseRows[r] : 0f);
         }
+        var tile = new Span<float>(p, (nq - 1) * Bk + nk);
+        TensorPrimitives.Exp(tile, tile);
     }
 
     /// <summary>dS = P ⊙ (dP − D_row), in place over dP (row stride Bk).</summary>
     private static void ScoreGrad(float* p, float* dp, float* dRows, int nq, int nk)
     {
-        for (int r = 0; r < nq; r++)
-        {
-            var dpRow = new Span<float>(dp + r * Bk, nk);
-            TensorPrimitives.Subtract(dpRow, dRows[r], dpRow);
-            TensorPrimitives.Multiply(dpRow, new ReadOnlySpan<float>(p + r * Bk, nk), dpRow);
-        }
+        for (int r = 0; r < nq; r++) TileMath.SoftmaxGradRow(p + r * Bk, dp + r * Bk, nk, dRows[r]);
     }
 
     /// <summary>Items = (bh, query tile): D rows, then dq_i = scale · Σ_j dS_ij k_j over the visible key tiles.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void BackwardDqItems(void* state, long start, long end)
     {
         ref AttnJob j = ref *(AttnJob*)state;
@@ -224,6 +222,7 @@ public sealed unsafe partial class CpuKernels
     /// Items = (bh, key tile): dv_j = Σ_i P_ij dO_i and dk_j = scale · Σ_i dS_ij q_i over the query blocks that
     /// see the tile. Each item owns its rows of dk and dv, so there are no races.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void BackwardDkDvItems(void* state, long start, long end)
     {
         ref AttnJob j = ref *(AttnJob*)state;

@@ -1,5 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using NativeReasoner.Kernels.Cpu.Gemm;
 
 namespace NativeReasoner.Kernels.Cpu.Attention;
 
@@ -11,6 +13,7 @@ namespace NativeReasoner.Kernels.Cpu.Attention;
 /// </summary>
 internal static unsafe class TileMath
 {
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void MatMul(int m, int n, int k, float* a, long aRs, long aCs, float* b, long ldb,
         float* c, long ldc, bool accumulate)
     {
@@ -113,6 +116,7 @@ internal static unsafe class TileMath
     }
 
     /// <summary>One row of C (the m mod 4 remainder).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Row1(int n, int k, float* a, long aCs, float* b, long ldb, float* c, bool acc)
     {
         int j = 0;
@@ -135,13 +139,84 @@ internal static unsafe class TileMath
         }
     }
 
-    /// <summary>dst[c·ldd + r] = src[r·lds + c] for r &lt; rows, c &lt; cols.</summary>
+    /// <summary>dst[c·ldd + r] = src[r·lds + c] for r &lt; rows, c &lt; cols (8 × 8 register blocks, scalar edges).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Transpose(float* src, long lds, int rows, int cols, float* dst, long ldd)
     {
-        for (int r = 0; r < rows; r++)
+        int r = 0;
+        if (Avx.IsSupported)
+        {
+            for (; r + 8 <= rows; r += 8)
+            {
+                int col = 0;
+                for (; col + 8 <= cols; col += 8) Sgemm.Transpose8x8(src + r * lds + col, lds, dst + col * ldd + r, ldd);
+                for (; col < cols; col++)
+                    for (int rr = r; rr < r + 8; rr++) dst[col * ldd + rr] = src[rr * lds + col];
+            }
+        }
+        for (; r < rows; r++)
         {
             float* s = src + r * lds;
             for (int col = 0; col < cols; col++) dst[col * ldd + r] = s[col];
         }
+    }
+
+    /// <summary>row[c] *= scale for c &lt; n; returns the max of the scaled values (−∞ when n = 0).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static float ScaleAndMax(float* row, int n, float scale)
+    {
+        var vs = Vector512.Create(scale);
+        var vm = Vector512.Create(float.NegativeInfinity);
+        int c = 0;
+        for (; c + 16 <= n; c += 16)
+        {
+            var x = Vector512.Load(row + c) * vs;
+            x.Store(row + c);
+            vm = Vector512.Max(vm, x);
+        }
+        float m = MaxLanes(vm);
+        for (; c < n; c++) { row[c] *= scale; m = Math.Max(m, row[c]); }
+        return m;
+    }
+
+    private static float MaxLanes(Vector512<float> v)
+    {
+        float m = float.NegativeInfinity;
+        for (int i = 0; i < 16; i++) m = Math.Max(m, v.GetElement(i));
+        return m;
+    }
+
+    /// <summary>row[c] = row[c]·scale − shift for c &lt; visible, −∞ for visible ≤ c &lt; n (exp then gives 0).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void ScaleShiftMask(float* row, int n, int visible, float scale, float shift)
+    {
+        var vs = Vector512.Create(scale);
+        var vsh = Vector512.Create(shift);
+        int c = 0;
+        for (; c + 16 <= visible; c += 16) Vector512.FusedMultiplyAdd(Vector512.Load(row + c), vs, -vsh).Store(row + c);
+        for (; c < visible; c++) row[c] = row[c] * scale - shift;
+        for (; c < n; c++) row[c] = float.NegativeInfinity;
+    }
+
+    /// <summary>Σ row[c] for c &lt; n.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static float Sum(float* row, int n)
+    {
+        var acc = Vector512<float>.Zero;
+        int c = 0;
+        for (; c + 16 <= n; c += 16) acc += Vector512.Load(row + c);
+        float s = Vector512.Sum(acc);
+        for (; c < n; c++) s += row[c];
+        return s;
+    }
+
+    /// <summary>dp[c] = p[c] · (dp[c] − d) for c &lt; n: the softmax backward of one score row.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void SoftmaxGradRow(float* p, float* dp, int n, float d)
+    {
+        var vd = Vector512.Create(d);
+        int c = 0;
+        for (; c + 16 <= n; c += 16) (Vector512.Load(p + c) * (Vector512.Load(dp + c) - vd)).Store(dp + c);
+        for (; c < n; c++) dp[c] = p[c] * (dp[c] - d);
     }
 }

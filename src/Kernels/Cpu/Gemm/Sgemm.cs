@@ -1,4 +1,6 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace NativeReasoner.Kernels.Cpu.Gemm;
 
@@ -53,6 +55,13 @@ internal static unsafe class Sgemm
             return;
         }
 
+        if (M <= SgemmSkinny.MaxSkinny || N <= SgemmSkinny.MaxSkinny)
+        {
+            SgemmSkinny.Run(parallel, batch, transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB,
+                beta, C, ldc, strideC);
+            return;
+        }
+
         job.Kernel = cfg.Isa switch
         {
             GemmIsa.Avx512 => &GemmMicroKernels.Avx512_8x32,
@@ -86,6 +95,7 @@ internal static unsafe class Sgemm
     }
 
     /// <summary>Small problems: one fused dot product per output, batch items [start, end).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void DirectItems(void* state, long start, long end)
     {
         ref Job j = ref *(Job*)state;
@@ -109,6 +119,7 @@ internal static unsafe class Sgemm
     }
 
     /// <summary>Work items [start, end) of the packed path; item = (batch, row tile, column tile).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackedItems(void* state, long start, long end)
     {
         ref Job j = ref *(Job*)state;
@@ -187,6 +198,7 @@ internal static unsafe class Sgemm
     /// Packs op(A)[row0 .. row0+m, pc .. pc+kc] into slivers of MR rows: dst[s][p][i] = op(A)[row0 + s·MR + i, pc + p],
     /// rows past m zero. op(A)[i,p] = transA ? A[p·lda + i] : A[i·lda + p].
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackA(bool transA, float* A, long lda, int row0, int m, int pc, int kc, int MR, float* dst)
     {
         for (int s = 0; s < m; s += MR, dst += (long)MR * kc)
@@ -199,14 +211,20 @@ internal static unsafe class Sgemm
                 for (int p = 0; p < kc; p++, src += lda)
                 {
                     float* d = dst + p * MR;
+                    if (mr == 8 && MR == 8) { Vector256.Store(Vector256.Load(src), d); continue; }
                     int i = 0;
                     for (; i < mr; i++) d[i] = src[i];
                     for (; i < MR; i++) d[i] = 0f;
                 }
             }
-            else if (mr == MR && MR == 8)
+            else if (mr == MR && MR == 8 && Avx.IsSupported)
             {
-                PackRowsTransposed8(A + (long)(row0 + s) * lda + pc, lda, kc, dst);
+                // Stored M×K, full sliver: 8 rows × 8 k blocks transposed in registers.
+                float* src = A + (long)(row0 + s) * lda + pc;
+                int p = 0;
+                for (; p + 8 <= kc; p += 8) Transpose8x8(src + p, lda, dst + p * 8, 8);
+                for (; p < kc; p++)
+                    for (int i = 0; i < 8; i++) dst[p * 8 + i] = src[i * lda + p];
             }
             else
             {
@@ -228,23 +246,42 @@ internal static unsafe class Sgemm
         }
     }
 
-    /// <summary>dst[p][i] = src[i·ld + p] for 8 rows: the interleave that turns 8 row-major rows into an Ã sliver.</summary>
+    /// <summary>
+    /// dst[c·ldd + r] = src[r·lds + c] for an 8 × 8 block: unpack pairs, shuffle quads, swap 128-bit halves.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void PackRowsTransposed8(float* src, long ld, int kc, float* dst)
+    internal static void Transpose8x8(float* src, long lds, float* dst, long ldd)
     {
-        float* r0 = src, r1 = src + ld, r2 = src + 2 * ld, r3 = src + 3 * ld;
-        float* r4 = src + 4 * ld, r5 = src + 5 * ld, r6 = src + 6 * ld, r7 = src + 7 * ld;
-        for (int p = 0; p < kc; p++, dst += 8)
-        {
-            dst[0] = r0[p]; dst[1] = r1[p]; dst[2] = r2[p]; dst[3] = r3[p];
-            dst[4] = r4[p]; dst[5] = r5[p]; dst[6] = r6[p]; dst[7] = r7[p];
-        }
+        var r0 = Avx.LoadVector256(src); var r1 = Avx.LoadVector256(src + lds);
+        var r2 = Avx.LoadVector256(src + 2 * lds); var r3 = Avx.LoadVector256(src + 3 * lds);
+        var r4 = Avx.LoadVector256(src + 4 * lds); var r5 = Avx.LoadVector256(src + 5 * lds);
+        var r6 = Avx.LoadVector256(src + 6 * lds); var r7 = Avx.LoadVector256(src + 7 * lds);
+        // t0 = a0 b0 a1 b1 | a4 b4 a5 b5, t1 = a2 b2 a3 b3 | a6 b6 a7 b7, ...
+        var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1);
+        var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
+        var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5);
+        var t6 = Avx.UnpackLow(r6, r7); var t7 = Avx.UnpackHigh(r6, r7);
+        // u0 = a0 b0 c0 d0 | a4 b4 c4 d4, u1 = a1 b1 c1 d1 | a5 b5 c5 d5, ...
+        var u0 = Avx.Shuffle(t0, t2, 0x44); var u1 = Avx.Shuffle(t0, t2, 0xEE);
+        var u2 = Avx.Shuffle(t1, t3, 0x44); var u3 = Avx.Shuffle(t1, t3, 0xEE);
+        var u4 = Avx.Shuffle(t4, t6, 0x44); var u5 = Avx.Shuffle(t4, t6, 0xEE);
+        var u6 = Avx.Shuffle(t5, t7, 0x44); var u7 = Avx.Shuffle(t5, t7, 0xEE);
+        // Low halves give columns 0..3, high halves columns 4..7.
+        Avx.Store(dst, Avx.Permute2x128(u0, u4, 0x20));
+        Avx.Store(dst + ldd, Avx.Permute2x128(u1, u5, 0x20));
+        Avx.Store(dst + 2 * ldd, Avx.Permute2x128(u2, u6, 0x20));
+        Avx.Store(dst + 3 * ldd, Avx.Permute2x128(u3, u7, 0x20));
+        Avx.Store(dst + 4 * ldd, Avx.Permute2x128(u0, u4, 0x31));
+        Avx.Store(dst + 5 * ldd, Avx.Permute2x128(u1, u5, 0x31));
+        Avx.Store(dst + 6 * ldd, Avx.Permute2x128(u2, u6, 0x31));
+        Avx.Store(dst + 7 * ldd, Avx.Permute2x128(u3, u7, 0x31));
     }
 
     /// <summary>
     /// Packs op(B)[pc .. pc+kc, col0 .. col0+n] into slivers of NR columns: dst[s][p][j] = op(B)[pc + p, col0 + s·NR + j],
     /// columns past n zero. op(B)[p,j] = transB ? B[j·ldb + p] : B[p·ldb + j].
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackB(bool transB, float* B, long ldb, int pc, int kc, int col0, int n, int NR, float* dst)
     {
         for (int s = 0; s < n; s += NR, dst += (long)NR * kc)
@@ -263,8 +300,21 @@ internal static unsafe class Sgemm
             }
             else
             {
-                // Stored N×K: read each row of B (a column of op(B)) contiguously, scatter with stride NR.
-                for (int jj = 0; jj < NR; jj++)
+                int jj = 0;
+                if (Avx.IsSupported)
+                {
+                    // Stored N×K: 8 rows of B (8 columns of op(B)) × 8 k, transposed in registers.
+                    for (; jj + 8 <= nr; jj += 8)
+                    {
+                        float* src = B + (long)(col0 + s + jj) * ldb + pc;
+                        int p = 0;
+                        for (; p + 8 <= kc; p += 8) Transpose8x8(src + p, ldb, dst + p * NR + jj, NR);
+                        for (; p < kc; p++)
+                            for (int c = 0; c < 8; c++) dst[p * NR + jj + c] = src[c * ldb + p];
+                    }
+                }
+                // Remaining columns: read each row of B contiguously, scatter with stride NR.
+                for (; jj < NR; jj++)
                 {
                     float* d = dst + jj;
                     if (jj < nr)
