@@ -52,12 +52,13 @@ public static class LogitsCommand
         }
         using var m = DeepseekV3Checkpoint.Load(modelDir, device);
         m.Eval();
+        var config = m.Config;
         var logits = LogitsRunner.Run(m, ids, batch, length, decodeFrom);
         int rows = decodeFrom is { } p ? length - p : length;
         var bytes = new byte[logits.Length * sizeof(float)];
         Buffer.BlockCopy(logits, 0, bytes, 0, bytes.Length);
         SafetensorsWriter.Write(outPath,
-            [new SafetensorsTensor("logits", DType.Float32, [batch, rows, m.Config.VocabSize], bytes)]);
+            [new SafetensorsTensor("logits", DType.Float32, [batch, rows, config.VocabSize], bytes)]);
     }
 
     private static string ShapeText(long[] shape) => "[" + string.Join(", ", shape) + "]";

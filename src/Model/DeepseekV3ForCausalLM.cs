@@ -22,7 +22,7 @@ public sealed class DeepseekV3ForCausalLM : Module
         Model = RegisterModule("model", new DeepseekV3Model(config, gen, device));
         if (!config.TieWordEmbeddings)
             LmHead = RegisterModule("lm_head", new Linear(config.HiddenSize, config.VocabSize, false, gen, device));
-        Rotary = new RotaryEmbedding(config);
+        Rotary = new RotaryEmbedding(config, device);
     }
 
     private Tensor HeadWeight => LmHead?.Weight ?? Model.EmbedTokens.Weight;

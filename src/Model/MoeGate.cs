@@ -45,7 +45,7 @@ public sealed class MoeGate : Module
         float[]? bias = _c.TopkMethod == "noaux_tc" ? ScoreCorrectionBias.ToArray() : null;
         var indices = SelectExperts(s, bias, n, e, k, _c.NGroup, _c.TopkGroup, _c.TopkMethod == "noaux_tc");
 
-        var idx = Tensor.FromArray(Array.ConvertAll(indices, i => (long)i), [n, k]);
+        var idx = Tensor.FromArray(Array.ConvertAll(indices, i => (long)i), [n, k], x.Device);
         var w = scores.Gather(1, idx);                                            // [N, k]
         if (_c.NormTopkProb && k > 1) w = w / w.Sum(1, keepDim: true);
         w = w * (float)_c.RoutedScalingFactor;

@@ -77,7 +77,7 @@ public sealed class MoeLayer : Module
         {
             var yNoGrad = ExpertsNoGrad(flat, sortedToken, start, counts, n * k);
             var slotNoGrad = Array.ConvertAll(slotToSorted, v => (long)v);
-            var perSlotNoGrad = yNoGrad.IndexSelect(0, Tensor.FromArray(slotNoGrad, [n * k])).View(n, k, d);
+            var perSlotNoGrad = yNoGrad.IndexSelect(0, Tensor.FromArray(slotNoGrad, [n * k], x.Device)).View(n, k, d);
             var routedNoGrad = (perSlotNoGrad * routing.Weights.Unsqueeze(-1)).Sum(1);
             if (SharedExperts != null) routedNoGrad = routedNoGrad + SharedExperts.Forward(flat);
             LastBalanceLoss = null;
@@ -111,7 +111,7 @@ public sealed class MoeLayer : Module
                     rowOfSorted[start[ex] + r] = row0 + j * cap + r;
                 }
             }
-            var xs = flatZ.IndexSelect(0, Tensor.FromArray(gather, [m * cap])).View(m, cap, d);     // [m, cap, d]
+            var xs = flatZ.IndexSelect(0, Tensor.FromArray(gather, [m * cap], x.Device)).View(m, cap, d);     // [m, cap, d]
             var bucket = active.AsSpan(a, m).ToArray();
             var wg = Stack(bucket, ex => Experts[ex].GateProj.Weight);                              // [m, I, d]
             var wu = Stack(bucket, ex => Experts[ex].UpProj.Weight);                                // [m, I, d]
@@ -124,7 +124,7 @@ public sealed class MoeLayer : Module
         var ys = bucketOutputs.Count == 1 ? bucketOutputs[0] : Tensor.Cat(bucketOutputs, 0);
         var slotRow = new long[n * k];
         for (int s = 0; s < n * k; s++) slotRow[s] = rowOfSorted[slotToSorted[s]];
-        var perSlot = ys.IndexSelect(0, Tensor.FromArray(slotRow, [n * k])).View(n, k, d);
+        var perSlot = ys.IndexSelect(0, Tensor.FromArray(slotRow, [n * k], x.Device)).View(n, k, d);
         var routed = (perSlot * routing.Weights.Unsqueeze(-1)).Sum(1);             // [n, d]
         if (SharedExperts != null) routed = routed + SharedExperts.Forward(flat);
 
@@ -140,7 +140,7 @@ public sealed class MoeLayer : Module
     private unsafe Tensor ExpertsNoGrad(Tensor flat, int[] sortedToken, int[] start, int[] counts, int slots)
     {
         int d = flat.Shape[1], inter = _c.MoeIntermediateSize;
-        var xs = flat.IndexSelect(0, Tensor.FromArray(Array.ConvertAll(sortedToken, v => (long)v), [slots]));  // [slots, d]
+        var xs = flat.IndexSelect(0, Tensor.FromArray(Array.ConvertAll(sortedToken, v => (long)v), [slots], flat.Device));  // [slots, d]
         var g = Tensor.Empty([slots, inter], DType.Float32, flat.Device);
         var u = Tensor.Empty([slots, inter], DType.Float32, flat.Device);
         var y = Tensor.Empty([slots, d], DType.Float32, flat.Device);
@@ -181,7 +181,7 @@ public sealed class MoeLayer : Module
         }
         var sn = r.Scores / r.Scores.Sum(1, keepDim: true);                   // [n, E]
         var p = sn.View(b, t, e).Mean(1);                                      // [b, E]
-        var ft = Tensor.FromArray(f, [b, e]);
+        var ft = Tensor.FromArray(f, [b, e], r.Scores.Device);
         return (p * ft).Sum(1).Mean() * BalanceLossAlpha;
     }
 
@@ -197,7 +197,7 @@ public sealed class MoeLayer : Module
         using (Tensor.NoGrad())
         using (var scope = new TensorScope())
         {
-            var updated = Gate.ScoreCorrectionBias + Tensor.FromArray(delta, [delta.Length]);
+            var updated = Gate.ScoreCorrectionBias + Tensor.FromArray(delta, [delta.Length], Gate.ScoreCorrectionBias.Device);
             Gate.ScoreCorrectionBias.CopyFrom_(updated);
         }
         ResetLoad();

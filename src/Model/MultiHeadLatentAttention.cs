@@ -140,7 +140,7 @@ public sealed class MultiHeadLatentAttention : Module
                     mask[(i * s + j) * tMax + t] = 1f;
                     needMask = true;
                 }
-        if (needMask) scores = scores.MaskedFill(Tensor.FromArray(mask, [b, 1, s, tMax]), float.NegativeInfinity);
+        if (needMask) scores = scores.MaskedFill(Tensor.FromArray(mask, [b, 1, s, tMax], x.Device), float.NegativeInfinity);
         var p = scores.Softmax(-1);
         var oLat = p.MatMul(cKv);                                                               // [B, H, S, c]
         var o = oLat.MatMul(wUv.Transpose(-1, -2));                                             // [B, H, S, dv]

@@ -8,7 +8,13 @@ public sealed class RotaryEmbedding
 {
     private readonly float[] _freqs;
 
-    public RotaryEmbedding(DeepseekV3Config c) => _freqs = Yarn.InverseFrequencies(c);
+    private readonly Device? _device;
+
+    public RotaryEmbedding(DeepseekV3Config c, Device? device = null)
+    {
+        _freqs = Yarn.InverseFrequencies(c);
+        _device = device;
+    }
 
     /// <summary>The d/2 frequencies θ'_j.</summary>
     public ReadOnlySpan<float> Frequencies => _freqs;
@@ -38,6 +44,6 @@ public sealed class RotaryEmbedding
                 sin[t * half + j] = (float)Math.Sin(angle);
             }
         }
-        return (Tensor.FromArray(cos, [positions.Length, half]), Tensor.FromArray(sin, [positions.Length, half]));
+        return (Tensor.FromArray(cos, [positions.Length, half], _device), Tensor.FromArray(sin, [positions.Length, half], _device));
     }
 }

@@ -56,6 +56,14 @@ public sealed class DeepseekV3GoldenTests(ITestOutputHelper output)
             double e2 = RelError(ReadF32(dec, "logits"), ReadF32(Golden, "decode_logits"));
             output.WriteLine($"nr logits: full {e1:E3}, decode {e2:E3}");
             Assert.True(e1 <= 1e-4 && e2 <= 1e-4);
+
+            // The scalar reference backend gives the same answer.
+            string refOut = Path.Combine(dir, "reference.safetensors");
+            rc = Program.BuildRoot().Parse(["logits", "--model", Dir, "--input", Golden, "--out", refOut, "--decode-from", "33", "--device", "reference"]).Invoke();
+            Assert.Equal(0, rc);
+            double e3 = RelError(ReadF32(refOut, "logits"), ReadF32(Golden, "decode_logits"));
+            output.WriteLine($"nr logits --device reference: decode {e3:E3}");
+            Assert.True(e3 <= 1e-4);
         }
         finally { Directory.Delete(dir, true); }
     }
