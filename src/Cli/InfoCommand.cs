@@ -43,14 +43,36 @@ public static class InfoCommand
         return
         [
             new("nr", version),
-            new("backends", "cpu (SIMD, threaded), reference (scalar oracle)"),
-            new("not built", "cuda, ilgpu (arrive with their issues)"),
+            new("backends", "cpu (SIMD, threaded), reference (scalar oracle), ilgpu (--device ilgpu)"),
+            new("ilgpu", IlgpuSummary()),
+            new("not built", "cuda (arrives with its issue)"),
             new("simd width", width == 0 ? "none" : $"{width}-bit vectors ({width / 32} floats)"),
             new("cpu features", simd.Count == 0 ? "none" : string.Join(", ", simd)),
             new("threads", $"{CpuParallel.Threads} (logical processors: {Environment.ProcessorCount}; set NR_NUM_THREADS to change)"),
             new(".net", RuntimeInformation.FrameworkDescription),
             new("os", $"{RuntimeInformation.OSDescription} ({RuntimeInformation.ProcessArchitecture})"),
         ];
+    }
+
+    /// <summary>
+    /// The accelerators ILGPU sees and the one `--device ilgpu` would use. Listing creates a throwaway ILGPU
+    /// context (no accelerator, no kernels compiled).
+    /// </summary>
+    private static string IlgpuSummary()
+    {
+        try
+        {
+            var devices = NativeReasoner.Kernels.Ilgpu.IlgpuBackend.ListDevices();
+            var kind = NativeReasoner.Kernels.Ilgpu.IlgpuBackend.KindFromEnvironment();
+            string choice = kind == NativeReasoner.Kernels.Ilgpu.IlgpuAcceleratorKind.Auto
+                ? "best GPU, else CPU accelerator"
+                : kind.ToString();
+            return $"{string.Join("; ", devices)} (uses: {choice}; set NR_ILGPU_ACCELERATOR=cpu|cuda|opencl to choose)";
+        }
+        catch (Exception e)
+        {
+            return $"unavailable ({e.GetType().Name}: {e.Message})";
+        }
     }
 
     private static bool AdvSimdSupported() => System.Runtime.Intrinsics.Arm.AdvSimd.IsSupported;
