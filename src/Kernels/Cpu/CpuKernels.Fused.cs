@@ -5,8 +5,9 @@ using System.Runtime.Intrinsics;
 namespace NativeReasoner.Kernels.Cpu;
 
 /// <summary>
-/// Fused one-pass kernels: each reads its inputs once and writes its outputs once, where the unfused graph
-/// would write and re-read whole intermediates (silu(gate), the [rows, V] log-softmax).
+/// Fused one-pass kernels: each reads its inputs once and writes its outputs once, with the transcendental
+/// (vector exp) in registers, where the unfused graph would write and re-read whole intermediates
+/// (silu(gate), the [rows, V] log-softmax).
 /// </summary>
 public sealed unsafe partial class CpuKernels
 {
@@ -28,21 +29,28 @@ public sealed unsafe partial class CpuKernels
     private static void SiluMulBody(void* state, long start, long end)
     {
         var st = (FusedState*)state;
-        // σ(gate) goes through a stack chunk (L1-resident) because y may alias gate or up.
-        float* s = stackalloc float[TempChunk];
-        for (long c = start; c < end; c += TempChunk)
+        float* g = st->A, u = st->B, y = st->Out;
+        // y may alias g or u: each lane is loaded before it is stored.
+        long i = start;
+        if (Vector512.IsHardwareAccelerated)
         {
-            int len = (int)Math.Min(TempChunk, end - c);
-            TensorPrimitives.Sigmoid(new ReadOnlySpan<float>(st->A + c, len), new Span<float>(s, len));
-            SimdMap.Map3(new SiluMulOp(), st->A + c, s, st->B + c, st->Out + c, len);
+            for (; i <= end - 16; i += 16)
+            {
+                var vg = Vector512.Load(g + i);
+                var sig = Vector512<float>.One / (Vector512<float>.One + Vector512.Exp(-vg));
+                Vector512.Store(vg * sig * Vector512.Load(u + i), y + i);
+            }
         }
-    }
-
-    private struct SiluMulOp : IMap3 // (g, σ(g), u) → g·σ(g)·u
-    {
-        public float Apply(float g, float s, float u) => g * s * u;
-        public Vector256<float> Apply(Vector256<float> g, Vector256<float> s, Vector256<float> u) => g * s * u;
-        public Vector512<float> Apply(Vector512<float> g, Vector512<float> s, Vector512<float> u) => g * s * u;
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            for (; i <= end - 8; i += 8)
+            {
+                var vg = Vector256.Load(g + i);
+                var sig = Vector256<float>.One / (Vector256<float>.One + Vector256.Exp(-vg));
+                Vector256.Store(vg * sig * Vector256.Load(u + i), y + i);
+            }
+        }
+        for (; i < end; i++) y[i] = g[i] / (1f + MathF.Exp(-g[i])) * u[i];
     }
 
     public void SiluMulBackward(float* gate, float* up, float* dy, float* dgate, float* dup, long n)
@@ -55,44 +63,40 @@ public sealed unsafe partial class CpuKernels
     private static void SiluMulBackwardBody(void* state, long start, long end)
     {
         var st = (FusedState*)state;
-        float* sg = stackalloc float[TempChunk];
-        for (long c = start; c < end; c += TempChunk)
+        float* g = st->A, u = st->B, d = st->Dy, dg = st->Da, du = st->Db;
+        long i = start;
+        // All loads of a lane happen before its stores: exact aliasing with any input is safe.
+        if (Vector512.IsHardwareAccelerated)
         {
-            int len = (int)Math.Min(TempChunk, end - c);
-            float* g = st->A + c, u = st->B + c, d = st->Dy + c, dg = st->Da + c, du = st->Db + c;
-            TensorPrimitives.Sigmoid(new ReadOnlySpan<float>(g, len), new Span<float>(sg, len));
-            int i = 0;
-            if (Vector512.IsHardwareAccelerated)
+            var one = Vector512<float>.One;
+            for (; i <= end - 16; i += 16)
             {
-                var one = Vector512<float>.One;
-                for (; i <= len - 16; i += 16)
-                {
-                    // All loads of a lane happen before its stores: exact aliasing with any input is safe.
-                    var vg = Vector512.Load(g + i); var vu = Vector512.Load(u + i);
-                    var vd = Vector512.Load(d + i); var vs = Vector512.Load(sg + i);
-                    var ds = vd * vs;
-                    Vector512.Store(ds * vu * Vector512.FusedMultiplyAdd(vg, one - vs, one), dg + i);
-                    Vector512.Store(ds * vg, du + i);
-                }
+                var vg = Vector512.Load(g + i);
+                var vs = one / (one + Vector512.Exp(-vg));
+                var ds = Vector512.Load(d + i) * vs;
+                var vu = Vector512.Load(u + i);
+                Vector512.Store(ds * vu * Vector512.FusedMultiplyAdd(vg, one - vs, one), dg + i);
+                Vector512.Store(ds * vg, du + i);
             }
-            else if (Vector256.IsHardwareAccelerated)
+        }
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            var one = Vector256<float>.One;
+            for (; i <= end - 8; i += 8)
             {
-                var one = Vector256<float>.One;
-                for (; i <= len - 8; i += 8)
-                {
-                    var vg = Vector256.Load(g + i); var vu = Vector256.Load(u + i);
-                    var vd = Vector256.Load(d + i); var vs = Vector256.Load(sg + i);
-                    var ds = vd * vs;
-                    Vector256.Store(ds * vu * Vector256.FusedMultiplyAdd(vg, one - vs, one), dg + i);
-                    Vector256.Store(ds * vg, du + i);
-                }
+                var vg = Vector256.Load(g + i);
+                var vs = one / (one + Vector256.Exp(-vg));
+                var ds = Vector256.Load(d + i) * vs;
+                var vu = Vector256.Load(u + i);
+                Vector256.Store(ds * vu * Vector256.FusedMultiplyAdd(vg, one - vs, one), dg + i);
+                Vector256.Store(ds * vg, du + i);
             }
-            for (; i < len; i++)
-            {
-                float gi = g[i], ui = u[i], s = sg[i], ds = d[i] * s;
-                dg[i] = ds * ui * (1f + gi * (1f - s));
-                du[i] = ds * gi;
-            }
+        }
+        for (; i < end; i++)
+        {
+            float gi = g[i], ui = u[i], s = 1f / (1f + MathF.Exp(-gi)), ds = d[i] * s;
+            dg[i] = ds * ui * (1f + gi * (1f - s));
+            du[i] = ds * gi;
         }
     }
 
@@ -109,32 +113,50 @@ public sealed unsafe partial class CpuKernels
         var st = (FusedState*)state;
         int V = st->V;
         float invT = st->InvT;
-        // exp(z − max) is summed chunk by chunk from an L1-resident buffer: the row is read twice, never written.
-        float* tmp = stackalloc float[TempChunk];
         for (long r = start; r < end; r++)
         {
             float* row = st->A + r * V;
+            // Two read-only passes over the row: the max, then Σ exp(z − max) with the exp in registers.
             // invT > 0, so the max of z is invT · max(logits); NaN propagates.
             float max = TensorPrimitives.Max(new ReadOnlySpan<float>(row, V)) * invT;
             double l;
             if (float.IsNaN(max) || float.IsNegativeInfinity(max)) l = max;
-            else
-            {
-                double sum = 0;
-                for (int c = 0; c < V; c += TempChunk)
-                {
-                    int len = Math.Min(TempChunk, V - c);
-                    var t = new Span<float>(tmp, len);
-                    TensorPrimitives.Multiply(new ReadOnlySpan<float>(row + c, len), invT, t);
-                    TensorPrimitives.Add(t, -max, t);
-                    TensorPrimitives.Exp(t, t);
-                    sum += TensorPrimitives.Sum(t);
-                }
-                l = max + Math.Log(sum);
-            }
+            else l = max + Math.Log(SumExp(row, V, invT, max));
             st->Lse[r] = (float)l;
             st->Out[r] = (float)(row[st->Ids[r]] * invT - l);
         }
+    }
+
+    /// <summary>Σ exp(row[c]·invT − shift): lane-wise float sums (each of ≤ V/16 terms ≤ 1) reduced in double.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static double SumExp(float* row, int n, float invT, float shift)
+    {
+        int c = 0;
+        double sum = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var vt = Vector512.Create(invT);
+            var vs = Vector512.Create(-shift);
+            Vector512<float> a0 = default, a1 = default;
+            // Two accumulators: the adds of consecutive vectors do not wait on each other.
+            for (; c <= n - 32; c += 32)
+            {
+                a0 += Vector512.Exp(Vector512.FusedMultiplyAdd(Vector512.Load(row + c), vt, vs));
+                a1 += Vector512.Exp(Vector512.FusedMultiplyAdd(Vector512.Load(row + c + 16), vt, vs));
+            }
+            for (; c <= n - 16; c += 16) a0 += Vector512.Exp(Vector512.FusedMultiplyAdd(Vector512.Load(row + c), vt, vs));
+            sum = Vector512.Sum(a0 + a1);
+        }
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            var vt = Vector256.Create(invT);
+            var vs = Vector256.Create(-shift);
+            Vector256<float> a0 = default;
+            for (; c <= n - 8; c += 8) a0 += Vector256.Exp(Vector256.FusedMultiplyAdd(Vector256.Load(row + c), vt, vs));
+            sum = Vector256.Sum(a0);
+        }
+        for (; c < n; c++) sum += MathF.Exp(row[c] * invT - shift);
+        return sum;
     }
 
     public void LogSoftmaxGatherBackward(float* logits, long* ids, float* lse, float* dlogp, float* dlogits,
@@ -152,14 +174,28 @@ public sealed unsafe partial class CpuKernels
         float invT = st->InvT;
         for (long r = start; r < end; r++)
         {
-            var d = new Span<float>(st->Da + r * V, V);
-            float g = st->Dy[r] * invT;
-            // d = −g · exp(z − lse), then + g at the id: a few vector passes over a row that stays in cache.
-            TensorPrimitives.Multiply(new ReadOnlySpan<float>(st->A + r * V, V), invT, d);
-            TensorPrimitives.Add(d, -st->Lse[r], d);
-            TensorPrimitives.Exp(d, d);
-            TensorPrimitives.Multiply(d, -g, d);
-            d[(int)st->Ids[r]] += g;
+            float* x = st->A + r * V, d = st->Da + r * V;
+            float g = st->Dy[r] * invT, l = st->Lse[r];
+            // One pass: d = −g · exp(z − lse), then + g at the id.
+            int c = 0;
+            if (Vector512.IsHardwareAccelerated)
+            {
+                var vt = Vector512.Create(invT);
+                var vl = Vector512.Create(-l);
+                var vg = Vector512.Create(-g);
+                for (; c <= V - 16; c += 16)
+                    Vector512.Store(Vector512.Exp(Vector512.FusedMultiplyAdd(Vector512.Load(x + c), vt, vl)) * vg, d + c);
+            }
+            else if (Vector256.IsHardwareAccelerated)
+            {
+                var vt = Vector256.Create(invT);
+                var vl = Vector256.Create(-l);
+                var vg = Vector256.Create(-g);
+                for (; c <= V - 8; c += 8)
+                    Vector256.Store(Vector256.Exp(Vector256.FusedMultiplyAdd(Vector256.Load(x + c), vt, vl)) * vg, d + c);
+            }
+            for (; c < V; c++) d[c] = -g * MathF.Exp(x[c] * invT - l);
+            d[st->Ids[r]] += g;
         }
     }
 }
