@@ -68,7 +68,7 @@ public static partial class BenchCommand
             string op = backward ? "attention_fwd_bwd" : "attention_fwd";
             if (parse.GetValue(common.Json))
                 Console.WriteLine(Json(("op", op), ("shape", new[] { B, H, T, D, Dv }), ("ms", t.MedianMs), ("gflops", gflops),
-                    ("causal", causal), ("threads", threads), ("min_ms", t.MinMs), ("reps", t.Reps),
+                    ("causal", causal), ("threads", threads), ("min_ms", t.MinMs), ("cpu_ms", t.CpuMs), ("reps", t.Reps),
                     ("scratch_bytes", scratch), ("io_bytes", ioBytes), ("peak_rss_mb", rssMb)));
             else
                 Console.WriteLine($"{op} B={B} H={H} T={T} D={D} Dv={Dv} causal={causal} threads={threads}: median {F(t.MedianMs)} ms " +

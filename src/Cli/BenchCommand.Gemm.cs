@@ -50,7 +50,7 @@ public static partial class BenchCommand
             string layout = (ta ? "T" : "N") + (tb ? "T" : "N");
             if (parse.GetValue(common.Json))
                 Console.WriteLine(Json(("op", bf16 ? "gemm_bf16" : "gemm"), ("shape", new[] { M, N, K }), ("ms", t.MedianMs), ("gflops", gflops),
-                    ("layout", layout), ("batch", batch), ("threads", threads), ("min_ms", t.MinMs), ("reps", t.Reps)));
+                    ("layout", layout), ("batch", batch), ("threads", threads), ("min_ms", t.MinMs), ("cpu_ms", t.CpuMs), ("reps", t.Reps)));
             else
                 Console.WriteLine($"{(bf16 ? "gemm_bf16" : "gemm")} {layout} batch={batch} M={M} N={N} K={K} threads={threads}: median {F(t.MedianMs)} ms " +
                     $"(best {F(t.MinMs)}, {t.Reps} runs), {F(gflops, "F1")} GFLOP/s");

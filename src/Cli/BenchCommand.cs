@@ -54,7 +54,8 @@ public static partial class BenchCommand
             BenchCommand.Measure(run, parse.GetValue(Warmup), parse.GetValue(Time), Math.Max(1, parse.GetValue(MinReps)));
     }
 
-    public readonly record struct Timing(double MedianMs, double MinMs, int Reps);
+    /// <summary>CpuMs: process CPU time per call (all threads), which waiting for a busy core does not inflate.</summary>
+    public readonly record struct Timing(double MedianMs, double MinMs, int Reps, double CpuMs);
 
     /// <summary>
     /// Warm-up for <paramref name="warmupSeconds"/>, then timed single calls until both
@@ -68,6 +69,7 @@ public static partial class BenchCommand
         GC.Collect();
         GC.WaitForPendingFinalizers();
         var samples = new List<double>(256);
+        var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
         sw.Restart();
         while (samples.Count < minReps || (sw.Elapsed.TotalSeconds < seconds && samples.Count < 100_000))
         {
@@ -75,10 +77,11 @@ public static partial class BenchCommand
             run();
             samples.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
         }
+        double cpuMs = (Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalMilliseconds / samples.Count;
         samples.Sort();
         int n = samples.Count;
         double median = n % 2 == 1 ? samples[n / 2] : 0.5 * (samples[n / 2 - 1] + samples[n / 2]);
-        return new Timing(median, samples[0], n);
+        return new Timing(median, samples[0], n, cpuMs);
     }
 
     /// <summary>Fills n floats with uniform values in [−scale, scale) (fixed seed: runs are comparable).</summary>

@@ -8,7 +8,7 @@ internal enum GemmIsa { Scalar, Avx2, Avx512 }
 
 /// <summary>
 /// Register-block shape (MR × NR) and cache-block sizes (KC, MC, NC) of the packed SGEMM.
-/// KC: one packed B sliver (KC × NR) stays in half of L1 while it meets every A sliver of the block.
+/// KC: one packed A sliver (KC × MR) stays in a third of L1 while it meets every B sliver of the panel.
 /// MC: the packed A block (MC × KC) fills a quarter of L2. NC: the packed B panel (KC × NC) fills half of L2.
 /// </summary>
 internal sealed class GemmConfig
@@ -29,7 +29,8 @@ internal sealed class GemmConfig
             GemmIsa.Avx2 => (6, 16),    // 12 ymm accumulators + 2 B vectors + 1 broadcast
             _ => (4, 4),
         };
-        KC = Math.Clamp((int)(l1Bytes / 2 / (NR * sizeof(float))) / 8 * 8, 64, 512);
+        // The A sliver (MR × KC) takes a third of L1, leaving room for the B slivers streaming through.
+        KC = Math.Clamp((int)(l1Bytes / 3 / (MR * sizeof(float))) / 8 * 8, 64, 1024);
         // A block and B panel share the core's own L2 (¼ + ½ of it) instead of leaving B to the L3, which on a
         // shared or virtualised host belongs to everybody's working sets.
         MC = Math.Clamp((int)(l2Bytes / 4 / (KC * sizeof(float))) / MR * MR, MR * 4, 4096 / MR * MR);

@@ -9,10 +9,10 @@ namespace NativeReasoner.Kernels.Cpu.Gemm;
 /// C[M,N] = alpha · op(A)[M,K] · op(B)[K,N] + beta · C.
 /// <code>
 /// work item (batch b, rows [m0,m1), cols [n0,n1))          ← threads take whole items: no shared writes
-///   for pc in K step KC:   pack op(B)[pc.., n0..n1] → B̃ [n/NR][kc][NR]   (L2/L3)
-///     for ic in m step MC: pack op(A)[ic.., pc..]   → Ã [m/MR][kc][MR]   (L2)
-///       for jr in n step NR:                         B̃ sliver kc×NR stays in L1
-///         for ir in m step MR: micro-kernel MR×NR (registers)
+///   for pc in K step KC:   pack op(B)[pc.., n0..n1] → B̃ [n/NR][kc][NR]   (L2)
+///     for ic in m step MC: pack op(A)[ic.., pc..]   → Ã [m/MR][kc][MR]
+///       for ir in m step MR:                         Ã sliver kc×MR stays in L1
+///         for jr in n step NR: micro-kernel MR×NR (registers), B̃ slivers streamed from L2
 /// </code>
 /// Transposition is absorbed by the packing routines, so no transposed copy of an operand is ever made.
 /// The first K block applies beta; later K blocks accumulate with beta = 1.
@@ -153,14 +153,17 @@ internal static unsafe class Sgemm
                     {
                         int mCur = Math.Min(mc, m1 - ic);
                         PackA(j.TransA, A, j.Lda, ic, mCur, pc, kc, MR, aPack);
-                        for (int jr = 0; jr < n1 - n0; jr += NR)
+                        // The A sliver (MR × kc, small) stays in L1 while the B slivers stream from the
+                        // L2-resident panel: that lets KC be large, and every K block is one more read and
+                        // write of all of C, so a large KC is what keeps C's memory traffic down.
+                        for (int ir = 0; ir < mCur; ir += MR)
                         {
-                            int nr = Math.Min(NR, n1 - n0 - jr);
-                            float* bSliver = bPack + (long)jr * kc;
-                            for (int ir = 0; ir < mCur; ir += MR)
+                            int mr = Math.Min(MR, mCur - ir);
+                            float* aSliver = aPack + (long)ir * kc;
+                            for (int jr = 0; jr < n1 - n0; jr += NR)
                             {
-                                int mr = Math.Min(MR, mCur - ir);
-                                float* aSliver = aPack + (long)ir * kc;
+                                int nr = Math.Min(NR, n1 - n0 - jr);
+                                float* bSliver = bPack + (long)jr * kc;
                                 float* c = C + (long)(ic + ir) * j.Ldc + n0 + jr;
                                 if (mr == MR && nr == NR)
                                 {
