@@ -11,6 +11,7 @@ public static class Program
     {
         var root = new RootCommand("NativeReasoner: a from-scratch .NET engine for reasoning models (DeepSeek-V3 / R1 family).");
         root.Subcommands.Add(InfoCommand.Build());
+        root.Subcommands.Add(LogitsCommand.Build());
         return root;
     }
 }

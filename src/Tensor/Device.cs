@@ -5,53 +5,85 @@ using NativeReasoner.Kernels.Reference;
 
 namespace NativeReasoner;
 
-/// <summary>Where a tensor's memory lives and which kernels compute on it.</summary>
+/// <summary>Kinds of device. Each device pairs a memory (<see cref="IDeviceMemory"/>) with an op set (<see cref="IKernels"/>).</summary>
 public enum DeviceType
 {
     /// <summary>Host memory, fast CPU kernels (SIMD, threaded).</summary>
     Cpu,
     /// <summary>Host memory, scalar reference kernels: the oracle that every other backend is compared with.</summary>
     Reference,
+    /// <summary>NVIDIA GPU through the hand-written CUDA kernels.</summary>
+    Cuda,
+    /// <summary>ILGPU kernels (CUDA, OpenCL or ILGPU's CPU accelerator).</summary>
+    Ilgpu,
 }
 
 /// <summary>
-/// A device tag. CPU and Reference share host memory, so moving between them is a plain copy; GPU devices
-/// (CUDA, ILGPU) will add their own memory and kernels behind the same <see cref="IKernels"/> op set.
+/// A device: where a tensor's memory lives and which kernels compute on it. CPU and Reference share host
+/// memory, so moving between them is a plain copy. Other backends register their devices with
+/// <see cref="Register"/>; then <see cref="Parse"/> finds them by name.
 /// </summary>
 public sealed class Device : IEquatable<Device>
 {
-    public static Device Cpu { get; } = new(DeviceType.Cpu, CpuKernels.Instance);
-    public static Device Reference { get; } = new(DeviceType.Reference, ReferenceKernels.Instance);
+    public static Device Cpu { get; } = new(DeviceType.Cpu, "cpu", HostMemory.Instance, CpuKernels.Instance);
+    public static Device Reference { get; } = new(DeviceType.Reference, "reference", HostMemory.Instance, ReferenceKernels.Instance);
+
+    private static readonly Dictionary<string, Device> s_registry = new(StringComparer.OrdinalIgnoreCase)
+    {
+        ["cpu"] = Cpu,
+        ["reference"] = Reference,
+        ["ref"] = Reference,
+    };
 
     /// <summary>The device new tensors go to when none is named.</summary>
     public static Device Default { get; set; } = Cpu;
 
     public DeviceType Type { get; }
+
+    /// <summary>Name used on the command line and in messages ("cpu", "reference", "ilgpu:cpu", ...).</summary>
+    public string Name { get; }
+
     public IKernels Kernels { get; }
+    public IDeviceMemory Memory { get; }
 
     /// <summary>True when the device's memory is ordinary host memory (readable through pointers).</summary>
-    public bool IsHost => true;
+    public bool IsHost => Memory.IsHost;
 
-    private Device(DeviceType type, IKernels kernels)
+    public Device(DeviceType type, string name, IDeviceMemory memory, IKernels kernels)
     {
         Type = type;
+        Name = name;
+        Memory = memory;
         Kernels = kernels;
     }
 
-    /// <summary>Parses "cpu" or "reference" (case-insensitive).</summary>
-    public static Device Parse(string name) => name.Trim().ToLowerInvariant() switch
+    /// <summary>Makes a backend's device known to <see cref="Parse"/> under its name (and optional aliases).</summary>
+    public static void Register(Device device, params string[] aliases)
     {
-        "cpu" => Cpu,
-        "reference" or "ref" => Reference,
-        "cuda" or "ilgpu" => throw new NotSupportedException(
-            $"device '{name}' is not available in this build (known devices: cpu, reference)"),
-        _ => throw new ArgumentException($"unknown device '{name}' (known devices: cpu, reference)", nameof(name)),
-    };
+        lock (s_registry)
+        {
+            s_registry[device.Name] = device;
+            foreach (var a in aliases) s_registry[a] = device;
+        }
+    }
 
-    internal NativeBuffer Allocate(long bytes) => BufferPool.Shared.Rent(bytes);
+    /// <summary>Finds a device by name ("cpu", "reference", or a registered backend's name).</summary>
+    public static Device Parse(string name)
+    {
+        lock (s_registry)
+        {
+            if (s_registry.TryGetValue(name.Trim(), out var d)) return d;
+            var known = string.Join(", ", s_registry.Keys.Order());
+            if (name.Trim().StartsWith("cuda", StringComparison.OrdinalIgnoreCase) || name.Trim().StartsWith("ilgpu", StringComparison.OrdinalIgnoreCase))
+                throw new NotSupportedException($"device '{name}' is not available in this process (known devices: {known})");
+            throw new ArgumentException($"unknown device '{name}' (known devices: {known})", nameof(name));
+        }
+    }
 
-    public bool Equals(Device? other) => other is not null && other.Type == Type;
+    internal NativeBuffer Allocate(long bytes) => Memory.Allocate(bytes);
+
+    public bool Equals(Device? other) => other is not null && ReferenceEquals(other, this);
     public override bool Equals(object? obj) => obj is Device d && Equals(d);
-    public override int GetHashCode() => (int)Type;
-    public override string ToString() => Type.ToString().ToLowerInvariant();
+    public override int GetHashCode() => Name.GetHashCode(StringComparison.OrdinalIgnoreCase);
+    public override string ToString() => Name;
 }

@@ -99,7 +99,7 @@ public unsafe partial class Tensor : IDisposable
     public static Tensor Zeros(ReadOnlySpan<int> shape, DType dtype = DType.Float32, Device? device = null)
     {
         var t = Empty(shape, dtype, device);
-        System.Runtime.InteropServices.NativeMemory.Clear(t.RawPointer, (nuint)(t.Numel * dtype.SizeOf()));
+        t.Device.Memory.Clear(t.RawPointer, t.Numel * dtype.SizeOf());
         return t;
     }
 
@@ -123,7 +123,7 @@ public unsafe partial class Tensor : IDisposable
         var t = Empty(shape, DType.Float32, device);
         if (data.Length != t.Numel)
             throw new ArgumentException($"FromArray: {data.Length} values do not fill shape {FormatShape(shape)} ({t.Numel} elements)");
-        data.CopyTo(new Span<float>(t.RawPointer, data.Length));
+        t.CopyFromHost(System.Runtime.InteropServices.MemoryMarshal.AsBytes(data));
         return t;
     }
 
@@ -134,7 +134,7 @@ public unsafe partial class Tensor : IDisposable
         var t = Empty(shape, DType.Int64, device);
         if (data.Length != t.Numel)
             throw new ArgumentException($"FromArray: {data.Length} values do not fill shape {FormatShape(shape)} ({t.Numel} elements)");
-        data.CopyTo(new Span<long>(t.RawPointer, data.Length));
+        t.CopyFromHost(System.Runtime.InteropServices.MemoryMarshal.AsBytes(data));
         return t;
     }
 
@@ -145,38 +145,40 @@ public unsafe partial class Tensor : IDisposable
         var t = Empty(shape, DType.Int32, device);
         if (data.Length != t.Numel)
             throw new ArgumentException($"FromArray: {data.Length} values do not fill shape {FormatShape(shape)} ({t.Numel} elements)");
-        data.CopyTo(new Span<int>(t.RawPointer, data.Length));
+        t.CopyFromHost(System.Runtime.InteropServices.MemoryMarshal.AsBytes(data));
         return t;
     }
 
     /// <summary>[0, 1, …, n−1] as float32.</summary>
     public static Tensor Arange(int n, Device? device = null)
     {
-        var t = Empty([n], DType.Float32, device);
-        var s = new Span<float>(t.RawPointer, n);
-        for (int i = 0; i < n; i++) s[i] = i;
-        return t;
+        var values = new float[n];
+        for (int i = 0; i < n; i++) values[i] = i;
+        return FromArray(values, [n], device);
     }
 
     /// <summary>Normal(0, std²) samples from a seeded generator.</summary>
     public static Tensor Randn(ReadOnlySpan<int> shape, Generator generator, float std = 1f, Device? device = null)
     {
-        var t = Empty(shape, DType.Float32, device);
-        generator.FillNormal(new Span<float>(t.RawPointer, checked((int)t.Numel)), 0f, std);
-        return t;
+        var values = new float[ElementCount(shape)];
+        generator.FillNormal(values, 0f, std);
+        return FromArray(values, shape, device);
     }
 
     /// <summary>Uniform[low, high) samples from a seeded generator.</summary>
     public static Tensor Rand(ReadOnlySpan<int> shape, Generator generator, float low = 0f, float high = 1f, Device? device = null)
     {
-        var t = Empty(shape, DType.Float32, device);
-        generator.FillUniform(new Span<float>(t.RawPointer, checked((int)t.Numel)), low, high);
-        return t;
+        var values = new float[ElementCount(shape)];
+        generator.FillUniform(values, low, high);
+        return FromArray(values, shape, device);
     }
 
     // ------------------------------------------------------------------ data access
 
-    /// <summary>Pointer to element [0,…,0] (host devices only).</summary>
+    /// <summary>
+    /// Address of element [0,…,0] in the device's memory: readable by host code only when
+    /// <see cref="Device.IsHost"/>; otherwise hand it to the device's kernels or use CopyToHost.
+    /// </summary>
     public byte* RawPointer
     {
         get
@@ -219,7 +221,7 @@ public unsafe partial class Tensor : IDisposable
     {
         using var c = DType == DType.Float32 ? ContiguousNoGrad() : ToDTypeNoGrad(DType.Float32);
         var result = new float[c.Numel];
-        new ReadOnlySpan<float>(c.RawPointer, result.Length).CopyTo(result);
+        c.CopyToHost(System.Runtime.InteropServices.MemoryMarshal.AsBytes(result.AsSpan()));
         return result;
     }
 
@@ -228,8 +230,41 @@ public unsafe partial class Tensor : IDisposable
     {
         using var c = DType == DType.Int64 ? ContiguousNoGrad() : ToDTypeNoGrad(DType.Int64);
         var result = new long[c.Numel];
-        new ReadOnlySpan<long>(c.RawPointer, result.Length).CopyTo(result);
+        c.CopyToHost(System.Runtime.InteropServices.MemoryMarshal.AsBytes(result.AsSpan()));
         return result;
+    }
+
+    /// <summary>Copies the raw bytes of this contiguous tensor into host memory (any device, any dtype).</summary>
+    public void CopyToHost(Span<byte> destination)
+    {
+        long bytes = Numel * DType.SizeOf();
+        if (!IsContiguous) throw new InvalidOperationException($"CopyToHost: tensor{NameSuffix} must be contiguous");
+        if (destination.Length != bytes)
+            throw new ArgumentException($"CopyToHost: destination holds {destination.Length} bytes, tensor{NameSuffix} {FormatShape(Shape)} {DType} has {bytes}");
+        if (bytes == 0) return;
+        fixed (byte* d = destination) Device.Memory.CopyToHost(RawPointer, d, bytes);
+    }
+
+    /// <summary>Overwrites this contiguous tensor with raw bytes from host memory (any device, any dtype).</summary>
+    public void CopyFromHost(ReadOnlySpan<byte> source)
+    {
+        long bytes = Numel * DType.SizeOf();
+        if (!IsContiguous) throw new InvalidOperationException($"CopyFromHost: tensor{NameSuffix} must be contiguous");
+        if (source.Length != bytes)
+            throw new ArgumentException($"CopyFromHost: source holds {source.Length} bytes, tensor{NameSuffix} {FormatShape(Shape)} {DType} needs {bytes}");
+        if (bytes == 0) return;
+        fixed (byte* s = source) Device.Memory.CopyFromHost(s, RawPointer, bytes);
+    }
+
+    private static int ElementCount(ReadOnlySpan<int> shape)
+    {
+        long n = 1;
+        foreach (var d in shape)
+        {
+            if (d < 0) throw new ArgumentException($"negative dimension in shape {FormatShape(shape)}");
+            n *= d;
+        }
+        return checked((int)n);
     }
 
     /// <summary>The value of a one-element tensor.</summary>

@@ -197,8 +197,9 @@ def _sdpa(t, a):
     scores = torch.matmul(q, k.transpose(-1, -2)) * a["scale"]
     if a["causal"]:
         tq, tk = scores.shape[-2], scores.shape[-1]
-        # top-left aligned: query i may attend keys j <= i
-        keep = torch.ones(tq, tk, dtype=torch.bool).tril()
+        # bottom-right aligned, as after a cached prefix: query i sits at absolute position
+        # tk - tq + i and may attend keys j <= tk - tq + i (same as top-left when tq == tk)
+        keep = torch.ones(tq, tk, dtype=torch.bool).tril(diagonal=tk - tq)
         scores = scores.masked_fill(~keep, float("-inf"))
     return torch.matmul(torch.softmax(scores, dim=-1), v)
 
@@ -391,6 +392,9 @@ def build_cases(g):
                   {"causal": False, "scale": sc}))
     C.append(Case("sdpa_t1", "sdpa",
                   [("q", g.normal(2, 3, 1, 8)), ("k", g.normal(2, 3, 1, 8)), ("v", g.normal(2, 3, 1, 6))],
+                  {"causal": True, "scale": sc}))
+    C.append(Case("sdpa_causal_cached_prefix", "sdpa",
+                  [("q", g.normal(2, 3, 4, 8)), ("k", g.normal(2, 3, 9, 8)), ("v", g.normal(2, 3, 9, 6))],
                   {"causal": True, "scale": sc}))
 
     x = g.normal(4, 13)

@@ -10,7 +10,7 @@ namespace NativeReasoner.Kernels.Memory;
 /// no system allocation. Blocks above <see cref="MaxPooledBytes"/> bypass the pool. Cached bytes are capped
 /// at <see cref="MaxCachedBytes"/>; beyond that a returned block is freed.
 /// </summary>
-public sealed unsafe class BufferPool
+public sealed unsafe class BufferPool : IBufferOwner
 {
     public static BufferPool Shared { get; } = new();
 
@@ -41,6 +41,8 @@ public sealed unsafe class BufferPool
         if (fresh == null) throw new OutOfMemoryException($"could not allocate {size} bytes of native memory");
         return new NativeBuffer(fresh, size, this);
     }
+
+    void IBufferOwner.Free(NativeBuffer buffer, byte* pointer, long capacity) => Return(pointer, capacity);
 
     internal void Return(byte* p, long size)
     {

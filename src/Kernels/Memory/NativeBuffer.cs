@@ -2,6 +2,12 @@ using System.Runtime.InteropServices;
 
 namespace NativeReasoner.Kernels.Memory;
 
+/// <summary>Gives a released block back to whoever allocated it (a pool, a device allocator).</summary>
+public unsafe interface IBufferOwner
+{
+    void Free(NativeBuffer buffer, byte* pointer, long capacity);
+}
+
 /// <summary>
 /// A 64-byte aligned block of native memory with a reference count. It goes back to its
 /// <see cref="BufferPool"/> when the last owner releases it. There is deliberately no finalizer:
@@ -12,7 +18,7 @@ public sealed unsafe class NativeBuffer
     public const int Alignment = 64;
 
     private int _refCount;
-    private readonly BufferPool? _pool;
+    private readonly IBufferOwner? _owner;
 
     /// <summary>Start of the block; null after the block has been returned.</summary>
     public byte* Pointer { get; private set; }
@@ -20,13 +26,21 @@ public sealed unsafe class NativeBuffer
     /// <summary>Usable bytes (the pool's size class, at least what was asked).</summary>
     public long Capacity { get; }
 
-    internal NativeBuffer(byte* pointer, long capacity, BufferPool? pool)
+    /// <param name="pointer">Start of the block, in the owner's address space (host or device).</param>
+    /// <param name="capacity">Usable bytes.</param>
+    /// <param name="owner">Frees the block when the last reference goes; null = NativeMemory.AlignedFree.</param>
+    /// <param name="handle">The owner's own object for the block (e.g. a device buffer), if any.</param>
+    public NativeBuffer(byte* pointer, long capacity, IBufferOwner? owner, object? handle = null)
     {
         Pointer = pointer;
         Capacity = capacity;
-        _pool = pool;
+        _owner = owner;
+        Handle = handle;
         _refCount = 1;
     }
+
+    /// <summary>The owner's object for this block (a device allocation), or null for plain host memory.</summary>
+    public object? Handle { get; }
 
     /// <summary>Allocates an unpooled block (freed when released).</summary>
     public static NativeBuffer AllocateUnpooled(long bytes)
@@ -62,9 +76,10 @@ public sealed unsafe class NativeBuffer
         if (left < 0) throw new InvalidOperationException("NativeBuffer released more times than retained");
         var p = Pointer;
         Pointer = null;
-        if (_pool != null) _pool.Return(p, Capacity);
+        if (_owner != null) _owner.Free(this, p, Capacity);
         else NativeMemory.AlignedFree(p);
     }
 
+    /// <summary>The block as bytes (host memory only).</summary>
     public Span<byte> AsBytes() => new(Pointer, checked((int)Capacity));
 }

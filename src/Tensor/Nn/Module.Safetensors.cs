@@ -21,7 +21,7 @@ public abstract unsafe partial class Module
             // Suspended: the dense view/copy is disposed right here, never by a caller's scope.
             using (TensorScope.Suspend())
             using (var dense = t.ContiguousNoGrad())
-                new ReadOnlySpan<byte>(dense.RawPointer, bytes.Length).CopyTo(bytes);
+                dense.CopyToHost(bytes);
             tensors.Add(new SafetensorsTensor(name, t.DType, t.Shape.ToArray().Select(d => (long)d).ToArray(), bytes));
         }
         SafetensorsWriter.Write(path, tensors, metadata);
@@ -47,7 +47,7 @@ public abstract unsafe partial class Module
             {
                 var e = file.GetEntry(name);
                 var t = Tensor.Empty(e.Shape.Select(d => checked((int)d)).ToArray(), e.DType);
-                file.CopyTo(name, new Span<byte>(t.RawPointer, checked((int)e.ByteLength)));
+                t.CopyFromHost(file.GetBytes(name));
                 return (t, true);
             },
             strict, "LoadSafetensors", $"'{path}'");

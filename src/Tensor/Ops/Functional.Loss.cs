@@ -22,7 +22,7 @@ public static unsafe partial class Functional
         var tc = targets.IndexAsInt64(op, "targets");
         // Validate on the way in (the kernels trust the ids) and count the rows that take part in the mean.
         int count = 0;
-        var t = (long*)tc.RawPointer;
+        ReadOnlySpan<long> t = tc.Device.IsHost ? new ReadOnlySpan<long>(tc.RawPointer, rows) : tc.ToInt64Array();
         for (int r = 0; r < rows; r++)
         {
             long id = t[r];
@@ -49,7 +49,7 @@ public static unsafe partial class Functional
         else
         {
             using var loss = Tensor.Empty([rows], DType.Float32, logits.Device);
-            k.CrossEntropy(lc.Data, t, loss.Data, lse.Data, rows, V, ignoreIndex);
+            k.CrossEntropy(lc.Data, (long*)tc.RawPointer, loss.Data, lse.Data, rows, V, ignoreIndex);
             // Ignored rows hold 0, so the sum over all rows is the sum over the counted ones.
             k.Reduce(ReduceOp.Sum, loss.Data, result.Data, 1, rows, 1, null);
             k.Unary(UnaryOp.Scale, result.Data, result.Data, 1, 1f / count);

@@ -54,12 +54,14 @@ public unsafe partial class Tensor
     /// <summary>
     /// Throws ArgumentOutOfRangeException unless every element of the contiguous int64 tensor idx lies in
     /// [0, bound). The message names the op, the position as an index tuple, the value and the bound,
-    /// followed by <paramref name="context"/>. The check reads host memory (all current devices are host).
+    /// followed by <paramref name="context"/>. Reads the ids on the host (a copy for device memory).
     /// </summary>
     internal static void CheckIndexRange(Tensor idx, long bound, string op, string what, string context)
     {
-        var p = (long*)idx.RawPointer;
-        for (long i = 0; i < idx.Numel; i++)
+        ReadOnlySpan<long> p = idx.Device.IsHost
+            ? new ReadOnlySpan<long>(idx.RawPointer, checked((int)idx.Numel))
+            : idx.ToInt64Array();
+        for (int i = 0; i < p.Length; i++)
         {
             long v = p[i];
             if ((ulong)v >= (ulong)bound)

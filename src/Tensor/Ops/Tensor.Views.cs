@@ -314,7 +314,23 @@ public unsafe partial class Tensor
     {
         using var src = ContiguousNoGrad();
         var dst = Empty(Shape, DType, device);
-        System.Buffer.MemoryCopy(src.RawPointer, dst.RawPointer, Numel * DType.SizeOf(), Numel * DType.SizeOf());
+        long bytes = Numel * DType.SizeOf();
+        if (bytes > 0)
+        {
+            if (Device.IsHost) device.Memory.CopyFromHost(src.RawPointer, dst.RawPointer, bytes);
+            else if (device.IsHost) Device.Memory.CopyToHost(src.RawPointer, dst.RawPointer, bytes);
+            else if (ReferenceEquals(device.Memory, Device.Memory)) device.Memory.Copy(src.RawPointer, dst.RawPointer, bytes);
+            else
+            {
+                // Two device memories: stage through the host.
+                var staging = new byte[bytes];
+                fixed (byte* h = staging)
+                {
+                    Device.Memory.CopyToHost(src.RawPointer, h, bytes);
+                    device.Memory.CopyFromHost(h, dst.RawPointer, bytes);
+                }
+            }
+        }
         var from = Device;
         if (DType != DType.Float32) return dst;
         return Record(dst, "to_device", [this], g => [g.To(from)]);

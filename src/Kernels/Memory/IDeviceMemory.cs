@@ -1,0 +1,49 @@
+namespace NativeReasoner.Kernels.Memory;
+
+/// <summary>
+/// How a backend allocates and moves its memory. Pointers are the backend's own addresses (host
+/// addresses for the CPU backends, device addresses for GPU backends): the kernels of the same backend
+/// read them, host code never dereferences them unless <see cref="IsHost"/> is true.
+/// </summary>
+public unsafe interface IDeviceMemory
+{
+    /// <summary>True when pointers of this memory can be read and written by host code directly.</summary>
+    bool IsHost { get; }
+
+    /// <summary>A block of at least <paramref name="bytes"/> bytes, 64-byte aligned, reference count 1.</summary>
+    NativeBuffer Allocate(long bytes);
+
+    /// <summary>Host → this memory.</summary>
+    void CopyFromHost(void* hostSource, byte* destination, long bytes);
+
+    /// <summary>This memory → host.</summary>
+    void CopyToHost(byte* source, void* hostDestination, long bytes);
+
+    /// <summary>Within this memory (regions do not overlap).</summary>
+    void Copy(byte* source, byte* destination, long bytes);
+
+    /// <summary>Sets bytes to zero.</summary>
+    void Clear(byte* destination, long bytes);
+}
+
+/// <summary>Ordinary host memory from the shared <see cref="BufferPool"/>.</summary>
+public sealed unsafe class HostMemory : IDeviceMemory
+{
+    public static HostMemory Instance { get; } = new();
+
+    public bool IsHost => true;
+
+    public NativeBuffer Allocate(long bytes) => BufferPool.Shared.Rent(bytes);
+
+    public void CopyFromHost(void* hostSource, byte* destination, long bytes) =>
+        Buffer.MemoryCopy(hostSource, destination, bytes, bytes);
+
+    public void CopyToHost(byte* source, void* hostDestination, long bytes) =>
+        Buffer.MemoryCopy(source, hostDestination, bytes, bytes);
+
+    public void Copy(byte* source, byte* destination, long bytes) =>
+        Buffer.MemoryCopy(source, destination, bytes, bytes);
+
+    public void Clear(byte* destination, long bytes) =>
+        System.Runtime.InteropServices.NativeMemory.Clear(destination, (nuint)bytes);
+}

@@ -1,0 +1,120 @@
+using System.Text.RegularExpressions;
+using NativeReasoner.IO;
+using NativeReasoner.Kernels;
+
+namespace NativeReasoner.Model;
+
+/// <summary>
+/// Hugging Face layout on disk: config.json + model.safetensors, or shards listed by
+/// model.safetensors.index.json. Loading checks the tensor set and every shape before copying anything:
+/// a missing or unexpected tensor, or a wrong shape, is a <see cref="CheckpointMismatchException"/>
+/// naming the tensor (and both shapes). Weights stored as BF16/F16 are widened to float32.
+/// The multi-token-prediction layer (model.layers.{num_hidden_layers}.*) is skipped, as HF and the
+/// official converter do (pitfall 13).
+/// </summary>
+public static partial class DeepseekV3Checkpoint
+{
+    public const string ConfigFileName = "config.json";
+
+    [GeneratedRegex(@"^model\.layers\.(\d+)\.")]
+    private static partial Regex LayerPrefix();
+
+    /// <summary>Reads config.json and the weights of <paramref name="directory"/> into a new model.</summary>
+    public static DeepseekV3ForCausalLM Load(string directory, Device? device = null)
+    {
+        var config = DeepseekV3Config.Load(Path.Combine(directory, ConfigFileName));
+        var model = new DeepseekV3ForCausalLM(config, new Generator(0), device);
+        try
+        {
+            LoadWeights(model, directory);
+            return model;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Copies the checkpoint's tensors into an existing model (strict: every name and shape must match).</summary>
+    public static unsafe void LoadWeights(DeepseekV3ForCausalLM model, string directory)
+    {
+        using var ckpt = SafetensorsCheckpoint.Open(directory);
+        var own = model.StateDict();
+        var names = new HashSet<string>(ckpt.Names, StringComparer.Ordinal);
+        int layers = model.Config.NumHiddenLayers;
+
+        foreach (var name in own.Keys)
+            if (!names.Contains(name))
+                throw new CheckpointMismatchException($"checkpoint {directory}: tensor '{name}' is missing (the model expects shape {Tensor.FormatShape(own[name].Shape)})");
+        foreach (var name in names.OrderBy(n => n, StringComparer.Ordinal))
+        {
+            if (own.ContainsKey(name)) continue;
+            var m = LayerPrefix().Match(name);
+            if (m.Success && int.TryParse(m.Groups[1].Value, out int l) && l >= layers) continue; // MTP layer(s)
+            if (name == "lm_head.weight" && model.Config.TieWordEmbeddings) continue;               // tied head
+            throw new CheckpointMismatchException(
+                $"checkpoint {directory}: unexpected tensor '{name}' of shape {ShapeText(ckpt.GetEntry(name).Shape)} (no such parameter in this model)");
+        }
+        foreach (var (name, target) in own)
+        {
+            var entry = ckpt.GetEntry(name);
+            bool same = entry.Shape.Length == target.Rank;
+            for (int i = 0; same && i < target.Rank; i++) same = entry.Shape[i] == target.Shape[i];
+            if (!same)
+                throw new CheckpointMismatchException(
+                    $"checkpoint {directory}: tensor '{name}' has shape {ShapeText(entry.Shape)}, the model expects {Tensor.FormatShape(target.Shape)}");
+            if (!entry.DType.IsFloating())
+                throw new CheckpointMismatchException($"checkpoint {directory}: tensor '{name}' is {entry.DType}, a floating-point weight was expected");
+        }
+        foreach (var (name, target) in own)
+            ckpt.ReadFloat32(name, new Span<float>(target.Data, checked((int)target.Numel)));
+    }
+
+    /// <summary>
+    /// Writes config.json and the weights (F32) under HF names into <paramref name="directory"/>; shards
+    /// when the data exceeds <paramref name="maxShardBytes"/>. Every file is written atomically (a temporary
+    /// file renamed into place), weights first and config.json last.
+    /// </summary>
+    public static unsafe void Save(DeepseekV3ForCausalLM model, string directory, long maxShardBytes = long.MaxValue)
+    {
+        Directory.CreateDirectory(directory);
+        var tensors = new List<SafetensorsTensor>();
+        foreach (var (name, t) in model.StateDict())
+        {
+            var bytes = new byte[t.Numel * sizeof(float)];
+            using (var scope = new TensorScope())
+            {
+                var c = t.Detach().Contiguous();
+                new ReadOnlySpan<byte>(c.Data, bytes.Length).CopyTo(bytes);
+            }
+            var shape = new long[t.Rank];
+            for (int i = 0; i < t.Rank; i++) shape[i] = t.Shape[i];
+            tensors.Add(new SafetensorsTensor(name, DType.Float32, shape, bytes));
+        }
+        SafetensorsCheckpoint.Write(directory, tensors, maxShardBytes, new Dictionary<string, string> { ["format"] = "pt" });
+        WriteAtomically(Path.Combine(directory, ConfigFileName), model.Config.ToJson());
+    }
+
+    private static void WriteAtomically(string path, string text)
+    {
+        string tmp = path + "." + Guid.NewGuid().ToString("N") + ".tmp";
+        try
+        {
+            using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write))
+            using (var w = new StreamWriter(fs))
+            {
+                w.Write(text);
+                w.Flush();
+                fs.Flush(flushToDisk: true);
+            }
+            File.Move(tmp, path, overwrite: true);
+        }
+        finally
+        {
+            if (File.Exists(tmp)) File.Delete(tmp);
+        }
+    }
+
+    private static string ShapeText(long[] shape) => "[" + string.Join(", ", shape) + "]";
+}

@@ -1,0 +1,86 @@
+namespace NativeReasoner.Model;
+
+/// <summary>
+/// The compressed MLA cache of a batch: per layer, per sequence, per position the RMS-normalised latent
+/// c_kv (kv_lora_rank values) followed, in a second tensor, by the already-rotated shared RoPE key k_pe
+/// (qk_rope_head_dim values) — kv_lora_rank + qk_rope_head_dim floats per token per layer (pitfall 10:
+/// normalised latent, rotated k_pe). Each sequence has its own length, so a batch can hold prompts of
+/// different lengths. The tensors belong to no scope; dispose the cache.
+/// </summary>
+public sealed class MlaCache : IDisposable
+{
+    /// <summary>Per layer [B, capacity, kv_lora_rank].</summary>
+    public Tensor[] Latent { get; }
+
+    /// <summary>Per layer [B, capacity, qk_rope_head_dim].</summary>
+    public Tensor[] RopeKey { get; }
+
+    /// <summary>Filled positions of each sequence.</summary>
+    public int[] Lengths { get; }
+
+    public int Batch { get; }
+    public int Capacity { get; }
+    public int Layers => Latent.Length;
+    public int KvLoraRank { get; }
+    public int RopeDim { get; }
+
+    public MlaCache(DeepseekV3Config c, int batch, int capacity, Device? device = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batch);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(capacity);
+        Batch = batch;
+        Capacity = capacity;
+        KvLoraRank = c.KvLoraRank;
+        RopeDim = c.QkRopeHeadDim;
+        Lengths = new int[batch];
+        Latent = new Tensor[c.NumHiddenLayers];
+        RopeKey = new Tensor[c.NumHiddenLayers];
+        using (TensorScope.Suspend())
+            for (int l = 0; l < c.NumHiddenLayers; l++)
+            {
+                Latent[l] = Tensor.Zeros([batch, capacity, c.KvLoraRank], Kernels.DType.Float32, device);
+                RopeKey[l] = Tensor.Zeros([batch, capacity, c.QkRopeHeadDim], Kernels.DType.Float32, device);
+            }
+    }
+
+    /// <summary>Bytes the cache stores per token: layers × (kv_lora_rank + qk_rope_head_dim) × 4 (fp32).</summary>
+    public long BytesPerToken => (long)Layers * (KvLoraRank + RopeDim) * sizeof(float);
+
+    /// <summary>Bytes per token for a config: the figure the generation report prints.</summary>
+    public static long BytesPerTokenFor(DeepseekV3Config c) => (long)c.NumHiddenLayers * c.CacheWidthPerLayer * sizeof(float);
+
+    /// <summary>
+    /// Stores S new entries of layer l for every sequence b at positions starts[b] … starts[b]+S−1.
+    /// latent: [B, S, kv_lora_rank], ropeKey: [B, S, r].
+    /// </summary>
+    public void Write(int layer, Tensor latent, Tensor ropeKey, ReadOnlySpan<int> starts)
+    {
+        int s = latent.Shape[1];
+        using var noGrad = Tensor.NoGrad();
+        using var scope = new TensorScope();   // frees the views made here
+        bool same = true;
+        for (int b = 1; b < Batch; b++) same &= starts[b] == starts[0];
+        if (same)
+        {
+            // The common case (prefill, or decode of equally long sequences): one strided copy per tensor.
+            if (starts[0] + s > Capacity)
+                throw new InvalidOperationException($"MLA cache overflow: {starts[0] + s} positions needed, capacity is {Capacity}");
+            Latent[layer].Narrow(1, starts[0], s).CopyFrom_(latent);
+            RopeKey[layer].Narrow(1, starts[0], s).CopyFrom_(ropeKey);
+            return;
+        }
+        for (int b = 0; b < Batch; b++)
+        {
+            if (starts[b] + s > Capacity)
+                throw new InvalidOperationException($"MLA cache overflow: sequence {b} needs {starts[b] + s} positions, capacity is {Capacity}");
+            Latent[layer].Narrow(0, b, 1).Narrow(1, starts[b], s).CopyFrom_(latent.Narrow(0, b, 1));
+            RopeKey[layer].Narrow(0, b, 1).Narrow(1, starts[b], s).CopyFrom_(ropeKey.Narrow(0, b, 1));
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var t in Latent) t.Dispose();
+        foreach (var t in RopeKey) t.Dispose();
+    }
+}

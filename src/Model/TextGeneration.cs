@@ -1,0 +1,157 @@
+namespace NativeReasoner.Model;
+
+/// <summary>How to pick and when to stop.</summary>
+public sealed record GenerationOptions
+{
+    /// <summary>Tokens to generate at most per sequence.</summary>
+    public int MaxNewTokens { get; init; } = 64;
+
+    /// <summary>0 = greedy (argmax); otherwise logits are divided by it before sampling.</summary>
+    public float Temperature { get; init; } = 1f;
+
+    /// <summary>Keep only the k most likely tokens (0 = off).</summary>
+    public int TopK { get; init; }
+
+    /// <summary>Keep the smallest set of most likely tokens whose probability reaches p (1 = off).</summary>
+    public float TopP { get; init; } = 1f;
+
+    /// <summary>Ids that end a sequence (included in its output); null = the config's eos_token_id(s).</summary>
+    public IReadOnlyList<long>? EosTokenIds { get; init; }
+
+    /// <summary>Texts that end a sequence once the decoded completion contains one (needs <see cref="Detokenize"/>).</summary>
+    public IReadOnlyList<string> StopStrings { get; init; } = [];
+
+    /// <summary>Turns a sequence's generated ids into text, for the stop strings.</summary>
+    public Func<IReadOnlyList<long>, string>? Detokenize { get; init; }
+}
+
+/// <summary>Why a sequence ended.</summary>
+public enum FinishReason { Length, Eos, StopString }
+
+/// <summary>The generated ids of each sequence (prompt excluded) and what the run cost.</summary>
+public sealed record GenerationResult(
+    IReadOnlyList<long[]> Tokens,
+    IReadOnlyList<FinishReason> FinishReasons,
+    long CacheBytesPerToken,
+    long CacheBytesAllocated,
+    int DecodeSteps,
+    TimeSpan PrefillTime,
+    TimeSpan DecodeTime);
+
+/// <summary>
+/// Batched generation: one prefill of all prompts (right-padded to the longest; causal attention keeps
+/// the padding invisible to the real tokens, and each sequence's cache length is set to its own prompt
+/// length), then one-token decode steps for the whole batch through the compressed MLA cache, each
+/// sequence at its own position. Sampling: greedy, temperature, top-k, top-p, from a seeded generator.
+/// </summary>
+public static class TextGeneration
+{
+    public static GenerationResult Generate(DeepseekV3ForCausalLM model, IReadOnlyList<long[]> prompts, GenerationOptions options, Generator rng)
+    {
+        ArgumentNullException.ThrowIfNull(prompts);
+        if (prompts.Count == 0) throw new ArgumentException("no prompts");
+        if (options.MaxNewTokens < 0) throw new ArgumentException($"max new tokens must be ≥ 0, got {options.MaxNewTokens}");
+        if (options.Temperature < 0) throw new ArgumentException($"temperature must be ≥ 0, got {options.Temperature}");
+        if (options.TopP <= 0 || options.TopP > 1) throw new ArgumentException($"top-p must be in (0, 1], got {options.TopP}");
+        if (options.StopStrings.Count > 0 && options.Detokenize == null) throw new ArgumentException("stop strings need a detokenizer");
+        int b = prompts.Count, v = model.Config.VocabSize;
+        foreach (var p in prompts)
+            if (p.Length == 0) throw new ArgumentException("every prompt needs at least one token");
+        int maxPrompt = prompts.Max(p => p.Length);
+        var eos = new HashSet<long>(options.EosTokenIds ?? model.Config.EosTokenIds);
+        var device = model.Model.EmbedTokens.Weight.Device;
+        bool wasTraining = model.IsTraining;
+        model.Eval();
+
+        var outputs = Enumerable.Range(0, b).Select(_ => new List<long>()).ToArray();
+        var reasons = Enumerable.Repeat(FinishReason.Length, b).ToArray();
+        var done = new bool[b];
+        using var cache = model.CreateCache(b, maxPrompt + Math.Max(options.MaxNewTokens, 1));
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var next = new long[b];
+        using (Tensor.NoGrad())
+        using (var scope = new TensorScope())
+        {
+            var ids = new long[b * maxPrompt];
+            for (int i = 0; i < b; i++) Array.Copy(prompts[i], 0, ids, i * maxPrompt, prompts[i].Length);
+            var logits = model.Forward(Tensor.FromArray(ids, [b, maxPrompt]).To(device), cache).ToArray();
+            for (int i = 0; i < b; i++)
+            {
+                cache.Lengths[i] = prompts[i].Length;
+                int row = checked((i * maxPrompt + prompts[i].Length - 1) * v);
+                next[i] = Sample(logits.AsSpan(row, v), options, rng);
+            }
+        }
+        var prefill = clock.Elapsed;
+        clock.Restart();
+        int steps = 0;
+        for (int step = 0; step < options.MaxNewTokens; step++)
+        {
+            for (int i = 0; i < b; i++)
+            {
+                if (done[i]) continue;
+                outputs[i].Add(next[i]);
+                if (eos.Contains(next[i])) { done[i] = true; reasons[i] = FinishReason.Eos; }
+                else if (options.StopStrings.Count > 0)
+                {
+                    var text = options.Detokenize!(outputs[i]);
+                    if (options.StopStrings.Any(s => text.Contains(s, StringComparison.Ordinal))) { done[i] = true; reasons[i] = FinishReason.StopString; }
+                }
+                if (!done[i] && outputs[i].Count >= options.MaxNewTokens) done[i] = true;
+            }
+            if (done.All(d => d)) break;
+            using var scope = new TensorScope();
+            // Finished sequences still take a step (batch shapes stay fixed); their output is ignored.
+            var logits = model.ForwardCached(Tensor.FromArray(next, [b, 1]).To(device), cache).ToArray();
+            steps++;
+            for (int i = 0; i < b; i++)
+                if (!done[i]) next[i] = Sample(logits.AsSpan(i * v, v), options, rng);
+        }
+        var decode = clock.Elapsed;
+        model.Train(wasTraining);
+        long allocated = (long)cache.Layers * cache.Batch * cache.Capacity * (cache.KvLoraRank + cache.RopeDim) * sizeof(float);
+        return new GenerationResult(outputs.Select(o => o.ToArray()).ToArray(), reasons, cache.BytesPerToken, allocated, steps, prefill, decode);
+    }
+
+    /// <summary>Picks one token id from a row of logits.</summary>
+    public static long Sample(ReadOnlySpan<float> logits, GenerationOptions o, Generator rng)
+    {
+        int v = logits.Length;
+        if (o.Temperature == 0 || o.TopK == 1)
+        {
+            int best = 0;
+            for (int i = 1; i < v; i++) if (logits[i] > logits[best]) best = i;
+            return best;
+        }
+        // Candidates sorted by logit (descending; ties by id), cut by top-k, softmax at the temperature,
+        // then cut by top-p (the smallest prefix reaching p), renormalised and sampled.
+        var order = new int[v];
+        for (int i = 0; i < v; i++) order[i] = i;
+        var keys = logits.ToArray();
+        Array.Sort(order, (x, y) => keys[y] != keys[x] ? keys[y].CompareTo(keys[x]) : x.CompareTo(y));
+        int n = o.TopK > 0 ? Math.Min(o.TopK, v) : v;
+        var prob = new double[n];
+        double max = keys[order[0]], sum = 0;
+        for (int i = 0; i < n; i++) sum += prob[i] = Math.Exp((keys[order[i]] - max) / o.Temperature);
+        if (o.TopP < 1)
+        {
+            double acc = 0;
+            int keep = n;
+            for (int i = 0; i < n; i++)
+            {
+                acc += prob[i] / sum;
+                if (acc >= o.TopP) { keep = i + 1; break; }
+            }
+            n = keep;
+            sum = 0;
+            for (int i = 0; i < n; i++) sum += prob[i];
+        }
+        double u = rng.NextDouble() * sum;
+        for (int i = 0; i < n; i++)
+        {
+            u -= prob[i];
+            if (u < 0) return order[i];
+        }
+        return order[n - 1];
+    }
+}
