@@ -57,17 +57,20 @@ public sealed class RolloutBatch
             // ids: [G, P + Cg]; comp: [G, Cg] (padding id 0 is masked out and, being after, unseen by causal attention)
             var ids = new long[G * (P + Cg)];
             var comp = new long[G * Cg];
+            var groupMask = new float[G * Cg];                                 // [G, Cg]: 1 on real tokens
             for (int j = 0; j < G; j++)
             {
                 var toks = Samples[g * G + j].Tokens;
                 Array.Copy(prompt, 0, ids, j * (P + Cg), P);
                 Array.Copy(toks, 0, ids, j * (P + Cg) + P, toks.Length);
                 Array.Copy(toks, 0, comp, j * Cg, toks.Length);
+                for (int t = 0; t < toks.Length; t++) groupMask[j * Cg + t] = 1f;
             }
             var logits = policy.Logits(Tensor.FromArray(ids, G, P + Cg));       // [G, P+Cg, V]
             // Position t predicts token t+1: the completion tokens P..P+Cg−1 come from positions P−1..P+Cg−2.
             var window = logits.Narrow(1, P - 1, Cg);                           // [G, Cg, V]
-            var lp = TokenLogProbs.Selected(window, Tensor.FromArray(comp, G, Cg), temperature); // [G, Cg]
+            // Padding positions are zeroed (they get no gradient either).
+            var lp = TokenLogProbs.Selected(window, Tensor.FromArray(comp, G, Cg), temperature) * Tensor.FromArray(groupMask, G, Cg); // [G, Cg]
             if (entropy != null)
             {
                 var h = TokenLogProbs.Entropy(window, temperature);
