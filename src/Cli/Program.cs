@@ -13,6 +13,8 @@ public static class Program
         root.Subcommands.Add(InfoCommand.Build());
         root.Subcommands.Add(LogitsCommand.Build());
         root.Subcommands.Add(GrpoGradCommand.Build());
+        root.Subcommands.Add(GenerateCommand.Build());
+        root.Subcommands.Add(GenerateCommand.BuildEval());
         return root;
     }
 }

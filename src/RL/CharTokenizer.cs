@@ -93,7 +93,13 @@ public sealed class CharTokenizer : ITokenizer
         var sb = new StringBuilder();
         foreach (var id in ids)
         {
-            if (id < 0 || id >= _tokens.Length) throw new ArgumentOutOfRangeException(nameof(ids), $"token id {id} is outside the vocabulary [0, {_tokens.Length})");
+            if (id < 0) throw new ArgumentOutOfRangeException(nameof(ids), $"token id {id} is negative");
+            // A model's vocab_size may be padded past the tokenizer's: such ids read as <|unk|>.
+            if (id >= _tokens.Length)
+            {
+                if (!skipSpecialTokens) sb.Append(Unk);
+                continue;
+            }
             if (skipSpecialTokens && IsSpecial(id)) continue;
             sb.Append(_tokens[id]);
         }

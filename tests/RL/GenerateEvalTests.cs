@@ -1,0 +1,75 @@
+using System.Text.Json;
+using NativeReasoner.Cli;
+using NativeReasoner.RL;
+using Xunit;
+
+namespace NativeReasoner.Tests.RL;
+
+/// <summary>`nr generate` / `nr eval` on the tiny DeepSeek-V3 fixture with a small character tokenizer, and their errors.</summary>
+public class GenerateEvalTests
+{
+    private static string Fixture(params string[] parts) => Path.Combine([AppContext.BaseDirectory, "fixtures", .. parts]);
+
+    /// <summary>A model directory: the tiny checkpoint (vocab 80) plus a character tokenizer that fits in it.</summary>
+    private static string ModelDir(bool withTokenizer = true)
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "nr-model-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        foreach (var f in new[] { "config.json", "model.safetensors" })
+            File.Copy(Fixture("deepseek-v3-tiny-yarn", f), Path.Combine(dir, f));
+        if (withTokenizer)
+        {
+            var chars = "\n 0123456789+-*/=?.{}\\abcdehilnorstuwxAUW:".Select(c => c.ToString());
+            var tok = new CharTokenizer(CharTokenizer.DefaultSpecialTokens, chars);
+            Assert.True(tok.VocabSize <= 80);
+            tok.Save(dir);
+            PromptTemplate.Default.Save(dir);
+        }
+        return dir;
+    }
+
+    [Fact]
+    public void Generate_WritesJsonl_WithCompletionsAndFinishReasons()
+    {
+        var dir = ModelDir();
+        try
+        {
+            var prompts = Path.Combine(dir, "prompts.jsonl");
+            File.WriteAllLines(prompts, ["{\"prompt\": \"What is 2 + 3?\"}", "", "{\"prompt\": \"What is 7 * 8?\"}"]);
+            var outPath = Path.Combine(dir, "out.jsonl");
+            Assert.Equal(0, Program.Main(["generate", "--model", dir, "--prompts", prompts, "--out", outPath, "--num-samples", "2", "--max-new-tokens", "5", "--seed", "3"]));
+            var lines = File.ReadAllLines(outPath);
+            Assert.Equal(2, lines.Length);
+            var first = JsonDocument.Parse(lines[0]).RootElement;
+            Assert.Equal("What is 2 + 3?", first.GetProperty("prompt").GetString());
+            var comps = first.GetProperty("completions");
+            Assert.Equal(2, comps.GetArrayLength());
+            foreach (var c in comps.EnumerateArray())
+            {
+                Assert.InRange(c.GetProperty("tokens").GetInt32(), 1, 5);
+                Assert.Contains(c.GetProperty("finish_reason").GetString(), new[] { "stop", "length" });
+                Assert.Equal(JsonValueKind.String, c.GetProperty("text").ValueKind);
+            }
+            Assert.Equal(0, Program.Main(["eval", "--model", dir, "--task", "arithmetic", "--n", "5", "--max-new-tokens", "4", "--json"]));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void BadInput_ClearErrors()
+    {
+        var dir = ModelDir(withTokenizer: false);
+        try
+        {
+            var ex = Assert.Throws<FileNotFoundException>(() => ModelBundle.Load(dir));
+            Assert.Contains("has no tokenizer", ex.Message);
+            Assert.Equal(1, Program.Main(["generate", "--model", dir, "--prompt", "What is 1 + 1?"]));
+            var bad = Path.Combine(dir, "bad.jsonl");
+            File.WriteAllLines(bad, ["{\"prompt\": \"ok\"}", "{\"prompt\": 3}", "not json"]);
+            Assert.Contains("bad.jsonl:2", Assert.Throws<InvalidDataException>(() => PromptFile.Read(bad)).Message);
+            Assert.Equal(1, Program.Main(["generate", "--model", dir, "--prompts", bad]));
+            Assert.Equal(1, Program.Main(["eval", "--model", dir, "--task", "chess"]));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+}
