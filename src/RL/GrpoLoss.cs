@@ -72,15 +72,16 @@ public static class GrpoLoss
         // clamp(ρ, lo, hi) as two selections; the masks are data, not differentiated. Inside the range the
         // gradient passes through, as torch.clamp's (boundaries inclusive).
         float lo = 1f - epsLow, hi = 1f + epsHigh;
-        var below = MaskOf(c1, v => v < lo, B, T);
-        var above = MaskOf(c1, v => v > hi, B, T);
-        var coef2 = Tensor.Where(below, Tensor.Scalar(lo), Tensor.Where(above, Tensor.Scalar(hi), coef1));
+        var dev = logps.Device;
+        var below = MaskOf(c1, v => v < lo, B, T, dev);
+        var above = MaskOf(c1, v => v > hi, B, T, dev);
+        var coef2 = Tensor.Where(below, Tensor.Scalar(lo, dev), Tensor.Where(above, Tensor.Scalar(hi, dev), coef1));
         var l1 = coef1 * a;                                   // [B, T]
         var l2 = coef2 * a;                                   // [B, T]
         // min(l1, l2): where they tie both paths carry the same gradient, so picking l1 is exact.
         var v1 = l1.ToArray();
         var v2 = l2.ToArray();
-        var takeFirst = MaskOf(B, T, i => v1[i] <= v2[i]);
+        var takeFirst = MaskOf(B, T, i => v1[i] <= v2[i], dev);
         var perToken = -Tensor.Where(takeFirst, l1, l2);      // [B, T]
 
         float kl = float.NaN;
@@ -107,7 +108,7 @@ public static class GrpoLoss
                     for (int t = 0; t < T; t++) s += maskArr[i * T + t];
                     lens[i] = Math.Max(1f, s);
                 }
-                loss = (masked.Sum(1) / Tensor.FromArray(lens, B)).Mean() / ga;
+                loss = (masked.Sum(1) / Tensor.FromArray(lens, [B], dev)).Mean() / ga;
                 break;
             }
             case LossType.Bnpo:
@@ -173,15 +174,16 @@ public static class GrpoLoss
         var m = mask.ToArray();
         for (int i = 0; i < B; i++)
             if (truncated[i]) Array.Clear(m, i * T, T);
-        return Tensor.FromArray(m, B, T);
+        return Tensor.FromArray(m, [B, T], mask.Device);
     }
 
-    private static Tensor MaskOf(float[] values, Func<float, bool> pred, int B, int T) => MaskOf(B, T, i => pred(values[i]));
+    private static Tensor MaskOf(float[] values, Func<float, bool> pred, int B, int T, Device device) => MaskOf(B, T, i => pred(values[i]), device);
 
-    private static Tensor MaskOf(int B, int T, Func<int, bool> pred)
+    // A 0/1 float mask [B, T] on the operands' device.
+    private static Tensor MaskOf(int B, int T, Func<int, bool> pred, Device device)
     {
         var m = new float[B * T];
         for (int i = 0; i < m.Length; i++) m[i] = pred(i) ? 1f : 0f;
-        return Tensor.FromArray(m, B, T);
+        return Tensor.FromArray(m, [B, T], device);
     }
 }

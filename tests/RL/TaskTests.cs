@@ -102,3 +102,27 @@ public class TaskTests
         Assert.False(AnswerParsing.TryParseNumber("x", out _));
     }
 }
+
+public class ThinkTraceTests
+{
+    [Theory]
+    [InlineData("arithmetic")]
+    [InlineData("linear")]
+    [InlineData("word")]
+    public void Traces_AreCorrect_WellFormed_AndEndAtTheAnswer(string name)
+    {
+        var task = TaskRegistry.Create(name);
+        var acc = new AccuracyReward(task);
+        foreach (var p in task.Generate(Split.Train, 100, seed: 11))
+        {
+            var text = ThinkTraces.Completion(p, think: true);
+            var input = new RewardInput(p, text, text.Length, false);
+            Assert.Equal(1f, acc.Score(input));
+            Assert.True(FormatReward.IsWellFormed(text, false), text);
+            // Every "= v" chain ends at the answer; each step is arithmetic the checker would accept.
+            Assert.EndsWith("= " + p.Answer, ThinkTraces.Trace(p));
+            Assert.Equal(1f, acc.Score(input with { Completion = ThinkTraces.Completion(p, think: false) }));
+        }
+        Assert.Equal("15 * 17 = 15 * 10 + 15 * 7 = 150 + 105 = 255", ThinkTraces.Trace(new Problem("arithmetic", "", "255", 4, "15*17")));
+    }
+}
