@@ -8,5 +8,13 @@ namespace NativeReasoner.Perf;
 /// </summary>
 public static class Program
 {
-    public static void Main(string[] args) => BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+    public static void Main(string[] args)
+    {
+        if (args.Length > 0 && args[0] == "model")
+        {
+            ModelThroughput.Run(args.Length > 1 ? args[1] : "bench-tiny");
+            return;
+        }
+        BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+    }
 }
