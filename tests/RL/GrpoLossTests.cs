@@ -13,6 +13,9 @@ public class GrpoLossTests
 {
     private static string Fixture(params string[] parts) => Path.Combine([AppContext.BaseDirectory, "fixtures", .. parts]);
 
+    // grpo.py's output: NR_FIXTURES_DIR when set (CI regenerates it with a fresh seed), else the committed one.
+    private static string ReferencePath => Path.Combine(NativeReasoner.Tests.Verification.FixtureFile.Directory, "grpo.safetensors");
+
     private static void Close(float expected, float actual, float rel = 1e-5f, string what = "")
     {
         if (float.IsNaN(expected)) { Assert.True(float.IsNaN(actual), $"{what}: expected NaN, got {actual}"); return; }
@@ -63,17 +66,17 @@ public class GrpoLossTests
 
     public static TheoryData<string> Cases()
     {
-        using var f = SafetensorsFile.Open(Fixture("grpo.safetensors"));
+        using var f = SafetensorsFile.Open(ReferencePath);
         var data = new TheoryData<string>();
         foreach (var name in JsonSerializer.Deserialize<string[]>(f.Metadata["cases"])!) data.Add(name);
         return data;
     }
 
     [Theory, MemberData(nameof(Cases))]
-    public void Reference_LossGradAndMetrics(string name)
+    public void PyTorchFixture_LossGradAndMetrics(string name)
     {
         using var scope = new TensorScope();
-        using var f = SafetensorsFile.Open(Fixture("grpo.safetensors"));
+        using var f = SafetensorsFile.Open(ReferencePath);
         var attrs = JsonDocument.Parse(f.Metadata[name]).RootElement;
         int G = attrs.GetProperty("num_generations").GetInt32();
         var adv = Advantages.Compute(f.ReadFloat32($"{name}.in.rewards"), G, GrpoNames.ParseScaleRewards(attrs.GetProperty("scale_rewards").GetString()!));
