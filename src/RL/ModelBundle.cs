@@ -36,6 +36,14 @@ public sealed class ModelBundle : IDisposable
         return new ModelBundle(new DeepseekPolicy(model), tokenizer, template);
     }
 
+    /// <summary>Writes the checkpoint (HF layout), tokenizer.json and prompt_template.json into <paramref name="directory"/>.</summary>
+    public void Save(string directory)
+    {
+        DeepseekV3Checkpoint.Save(Policy.Model, directory);
+        Tokenizer.Save(directory);
+        Template.Save(directory);
+    }
+
     public long[] EncodePrompt(string question) => Tokenizer.Encode(Template.Format(question)).Select(i => (long)i).ToArray();
 
     public void Dispose() => Policy.Model.Dispose();
