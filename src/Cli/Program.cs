@@ -15,6 +15,7 @@ public static class Program
         root.Subcommands.Add(GrpoGradCommand.Build());
         root.Subcommands.Add(GenerateCommand.Build());
         root.Subcommands.Add(GenerateCommand.BuildEval());
+        root.Subcommands.Add(PipelineCommand.Build());
         return root;
     }
 }

@@ -47,7 +47,26 @@ public sealed record GrpoConfig
 
 /// <summary>Held-out results: overall and by difficulty level.</summary>
 public sealed record EvalReport(double Accuracy, double FormatRate, double ThinkRate, double MeanLength,
-    IReadOnlyDictionary<int, (double Accuracy, double FormatRate, double ThinkRate, double MeanLength, int Count)> ByDifficulty);
+    IReadOnlyDictionary<int, (double Accuracy, double FormatRate, double ThinkRate, double MeanLength, int Count)> ByDifficulty)
+{
+    /// <summary>The completion text of each problem, in order.</summary>
+    public IReadOnlyList<string> Completions { get; init; } = [];
+
+    /// <summary>As JSON: overall numbers and by_difficulty.</summary>
+    public System.Text.Json.Nodes.JsonObject ToJson()
+    {
+        var by = new System.Text.Json.Nodes.JsonObject();
+        foreach (var (level, v) in ByDifficulty.OrderBy(kv => kv.Key))
+            by[level.ToString()] = new System.Text.Json.Nodes.JsonObject
+            {
+                ["n"] = v.Count, ["accuracy"] = v.Accuracy, ["format_rate"] = v.FormatRate, ["think_rate"] = v.ThinkRate, ["mean_completion_length"] = v.MeanLength,
+            };
+        return new System.Text.Json.Nodes.JsonObject
+        {
+            ["accuracy"] = Accuracy, ["format_rate"] = FormatRate, ["think_rate"] = ThinkRate, ["mean_completion_length"] = MeanLength, ["by_difficulty"] = by,
+        };
+    }
+}
 
 /// <summary>
 /// The GRPO loop. Each <see cref="Step"/>: draw prompts from the task's training split, sample G
@@ -244,10 +263,13 @@ public static class Evaluation
             var text = tokenizer.Decode(toks.Take(n).Select(t => (int)t));
             var input = new RewardInput(p, text, toks.Length, samples[i].Truncated);
             bool think = FormatReward.IsWellFormed(text, template.ThinkPrefilled) || text.Contains(CharTokenizer.ThinkEnd, StringComparison.Ordinal);
-            return (p.Difficulty, Acc: (double)(acc.Score(input) ?? 0f), Fmt: FormatReward.IsWellFormed(text, template.ThinkPrefilled) ? 1.0 : 0.0, Think: think ? 1.0 : 0.0, Len: (double)toks.Length);
+            return (p.Difficulty, Text: text, Acc: (double)(acc.Score(input) ?? 0f), Fmt: FormatReward.IsWellFormed(text, template.ThinkPrefilled) ? 1.0 : 0.0, Think: think ? 1.0 : 0.0, Len: (double)toks.Length);
         }).ToArray();
         var by = rows.GroupBy(r => r.Difficulty).ToDictionary(g => g.Key,
             g => (g.Average(r => r.Acc), g.Average(r => r.Fmt), g.Average(r => r.Think), g.Average(r => r.Len), g.Count()));
-        return new EvalReport(rows.Average(r => r.Acc), rows.Average(r => r.Fmt), rows.Average(r => r.Think), rows.Average(r => r.Len), by);
+        return new EvalReport(rows.Average(r => r.Acc), rows.Average(r => r.Fmt), rows.Average(r => r.Think), rows.Average(r => r.Len), by)
+        {
+            Completions = rows.Select(r => r.Text).ToArray(),
+        };
     }
 }

@@ -115,3 +115,37 @@ public class DeepseekGrpoTests
         }
     }
 }
+
+public class PipelineTests
+{
+    [Fact]
+    public void R1Zero_WritesRunDirectory_FromJsonConfigAndOverrides()
+    {
+        var dir = GenerateEvalTests.ModelDir();
+        var run = dir + "-run";
+        try
+        {
+            var config = Path.Combine(dir, "grpo.json");
+            File.WriteAllText(config, "{\"loss_type\": \"dr_grpo\", \"num_generations\": 2, \"prompts_per_step\": 2, \"max_completion_length\": 5, \"beta\": 0.02, \"eval_problems\": 4, \"overlong_cache\": 2}");
+            Assert.Equal(0, Program.Main(["pipeline", "r1-zero", "--model", dir, "--run-dir", run, "--config", config, "--steps", "2", "--num-iterations", "2", "--eval-steps", "2"]));
+            var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "summary.json"))).RootElement;
+            Assert.Equal("dr_grpo", summary.GetProperty("settings").GetProperty("loss_type").GetString());
+            Assert.Equal(2, summary.GetProperty("settings").GetProperty("num_iterations").GetInt32());
+            Assert.True(summary.GetProperty("after").GetProperty("by_difficulty").EnumerateObject().Any());
+            Assert.Equal(2, File.ReadAllLines(Path.Combine(run, "metrics.jsonl")).Length);
+            Assert.Contains("eval/accuracy", File.ReadAllLines(Path.Combine(run, "metrics.jsonl"))[1]);
+            Assert.True(File.Exists(Path.Combine(run, "model", "tokenizer.json")));
+            Assert.True(File.Exists(Path.Combine(run, "model", "config.json")));
+            Assert.Contains("before:", File.ReadAllText(Path.Combine(run, "samples.md")));
+            // Bad settings: clear errors, exit code 1.
+            Assert.Equal(1, Program.Main(["pipeline", "r1-zero", "--model", dir, "--run-dir", run, "--loss-type", "ppo"]));
+            File.WriteAllText(config, "{\"lr\": 1}");
+            Assert.Contains("unknown setting 'lr'", Assert.Throws<ArgumentException>(() => new GrpoSettings().WithJson(File.ReadAllText(config), config)).Message);
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+            if (Directory.Exists(run)) Directory.Delete(run, true);
+        }
+    }
+}
