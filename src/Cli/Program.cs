@@ -16,6 +16,7 @@ public static class Program
         root.Subcommands.Add(GenerateCommand.Build());
         root.Subcommands.Add(GenerateCommand.BuildEval());
         root.Subcommands.Add(PipelineCommand.Build());
+        root.Subcommands.Add(TrainCommand.Build());
         return root;
     }
 }
