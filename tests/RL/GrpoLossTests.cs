@@ -16,11 +16,14 @@ public class GrpoLossTests
     // grpo.py's output: NR_FIXTURES_DIR when set (CI regenerates it with a fresh seed), else the committed one.
     private static string ReferencePath => Path.Combine(NativeReasoner.Tests.Verification.FixtureFile.Directory, "grpo.safetensors");
 
-    private static void Close(float expected, float actual, float rel = 1e-5f, string what = "")
+    /// <param name="floor">Smallest magnitude the relative tolerance is taken of. The loss is a mean of O(1)
+    /// per-token terms that largely cancel (advantages are zero-mean per group), so its float32 rounding
+    /// is relative to the terms, not to the small result: its checks pass a floor of 1e-2.</param>
+    private static void Close(float expected, float actual, float rel = 1e-5f, string what = "", float floor = 1e-3f)
     {
         if (float.IsNaN(expected)) { Assert.True(float.IsNaN(actual), $"{what}: expected NaN, got {actual}"); return; }
         float err = Math.Abs(expected - actual);
-        Assert.True(err <= rel * Math.Max(Math.Abs(expected), 1e-3f), $"{what}: expected {expected:G9}, got {actual:G9} (rel err {err / Math.Max(Math.Abs(expected), 1e-30f):G3})");
+        Assert.True(err <= rel * Math.Max(Math.Abs(expected), floor), $"{what}: expected {expected:G9}, got {actual:G9} (rel err {err / Math.Max(Math.Abs(expected), 1e-30f):G3})");
     }
 
     private static void CloseAll(float[] expected, float[] actual, float tol, string what)
@@ -98,7 +101,7 @@ public class GrpoLossTests
         };
         var old = f.Contains($"{name}.in.old") ? Load(f, $"{name}.in.old") : null;
         using var result = GrpoLoss.Compute(logps, old, Load(f, $"{name}.in.ref"), Tensor.FromArray(adv.Values, adv.Values.Length), mask, options);
-        Close(f.ReadFloat32($"{name}.out.loss")[0], result.Loss.Item(), 1e-5f, "loss");
+        Close(f.ReadFloat32($"{name}.out.loss")[0], result.Loss.Item(), 1e-5f, "loss", floor: 1e-2f);
         Close(f.ReadFloat32($"{name}.out.kl")[0], result.Kl, 1e-5f, "kl");
         Close(f.ReadFloat32($"{name}.out.clip_low")[0], result.ClipRatioLow, 1e-5f, "clip_low");
         Close(f.ReadFloat32($"{name}.out.clip_high")[0], result.ClipRatioHigh, 1e-5f, "clip_high");
