@@ -13,6 +13,11 @@ public static class Program
         root.Subcommands.Add(InfoCommand.Build());
         root.Subcommands.Add(BenchCommand.Build());
         root.Subcommands.Add(LogitsCommand.Build());
+        root.Subcommands.Add(GrpoGradCommand.Build());
+        root.Subcommands.Add(GenerateCommand.Build());
+        root.Subcommands.Add(GenerateCommand.BuildEval());
+        root.Subcommands.Add(PipelineCommand.Build());
+        root.Subcommands.Add(TrainCommand.Build());
         return root;
     }
 }

@@ -76,9 +76,9 @@ public sealed unsafe partial class CpuKernels
             float* y = st->A + r * cols, g = st->B + r * cols, d = st->C + r * cols;
             if (!st->Flag)
             {
-                // dx = y ⊙ (dy − Σ dy⊙y)
-                float s = TensorPrimitives.Dot(new ReadOnlySpan<float>(g, cols), new ReadOnlySpan<float>(y, cols));
-                SimdMap.Map2(new SoftmaxGradOp { S = s }, y, g, d, cols);
+                // dx = y ⊙ (dy·Σy − Σ dy⊙y), in double: see ReferenceKernels.SoftmaxBackward for why the Σy
+                // (= 1) factor stays — it keeps near one-hot rows accurate.
+                SoftmaxGradRowDouble(y, g, d, cols);
             }
             else
             {
@@ -95,11 +95,42 @@ public sealed unsafe partial class CpuKernels
         }
     }
 
-    private struct SoftmaxGradOp : IMap2 // (y, dy) → y·(dy − S)
+    /// <summary>One row of the softmax gradient with double sums and double per-element arithmetic.</summary>
+    private static void SoftmaxGradRowDouble(float* y, float* g, float* d, int cols)
     {
-        public float S;
-        public float Apply(float y, float g) => y * (g - S);
-        public Vector256<float> Apply(Vector256<float> y, Vector256<float> g) => y * (g - Vector256.Create(S));
-        public Vector512<float> Apply(Vector512<float> y, Vector512<float> g) => y * (g - Vector512.Create(S));
+        double sumY = 0, dot = 0;
+        int c = 0;
+        if (Vector512.IsHardwareAccelerated && cols >= 16)
+        {
+            var accY = Vector512<double>.Zero;
+            var accD = Vector512<double>.Zero;
+            for (; c <= cols - 16; c += 16)
+            {
+                var (ylo, yhi) = Vector512.Widen(Vector512.Load(y + c));
+                var (glo, ghi) = Vector512.Widen(Vector512.Load(g + c));
+                accY += ylo + yhi;
+                accD += ylo * glo + yhi * ghi;
+            }
+            sumY = Vector512.Sum(accY);
+            dot = Vector512.Sum(accD);
+        }
+        for (; c < cols; c++)
+        {
+            sumY += y[c];
+            dot += (double)g[c] * y[c];
+        }
+        c = 0;
+        if (Vector512.IsHardwareAccelerated && cols >= 16)
+        {
+            var vs = Vector512.Create(sumY);
+            var vd = Vector512.Create(dot);
+            for (; c <= cols - 16; c += 16)
+            {
+                var (ylo, yhi) = Vector512.Widen(Vector512.Load(y + c));
+                var (glo, ghi) = Vector512.Widen(Vector512.Load(g + c));
+                Vector512.Narrow(ylo * (glo * vs - vd), yhi * (ghi * vs - vd)).Store(d + c);
+            }
+        }
+        for (; c < cols; c++) d[c] = (float)(y[c] * (g[c] * sumY - dot));
     }
 }

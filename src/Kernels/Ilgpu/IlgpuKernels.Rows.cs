@@ -145,17 +145,24 @@ public sealed unsafe partial class IlgpuKernels
 
     private static void SoftmaxBackwardKernel(ArrayView<float> y, ArrayView<float> dy, ArrayView<float> dx, int rows, int cols, int log)
     {
-        var scratch = SharedMemory.Allocate<float>(DeviceMath.MaxWarps);
+        var scratch = SharedMemory.Allocate<double>(DeviceMath.MaxWarps);
         for (int r = Grid.IdxX; r < rows; r += Grid.DimX)
         {
             long row = (long)r * cols;
-            float s = 0f;
-            for (int c = Group.IdxX; c < cols; c += Group.DimX) s += log != 0 ? dy[row + c] : dy[row + c] * y[row + c];
-            s = DeviceMath.GroupSum(s, scratch);
+            // Softmax: dx = y ⊙ (dy·Σy − Σ dy⊙y) in double (see ReferenceKernels.SoftmaxBackward: keeping
+            // the Σy = 1 factor keeps near one-hot rows accurate). Log-softmax: dx = dy − exp(y)·Σdy.
+            double s = 0, sumY = 0;
+            for (int c = Group.IdxX; c < cols; c += Group.DimX)
+            {
+                s += log != 0 ? dy[row + c] : (double)dy[row + c] * y[row + c];
+                sumY += y[row + c];
+            }
+            s = DeviceMath.GroupSumD(s, scratch);
+            sumY = DeviceMath.GroupSumD(sumY, scratch);
             for (int c = Group.IdxX; c < cols; c += Group.DimX)
             {
                 float yv = y[row + c], g = dy[row + c];
-                dx[row + c] = log != 0 ? g - MathF.Exp(yv) * s : yv * (g - s);
+                dx[row + c] = log != 0 ? (float)(g - MathF.Exp(yv) * s) : (float)(yv * (g * sumY - s));
             }
         }
     }

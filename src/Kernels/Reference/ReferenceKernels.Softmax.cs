@@ -28,10 +28,23 @@ public sealed unsafe partial class ReferenceKernels
         for (int r = 0; r < rows; r++)
         {
             float* yr = y + (long)r * cols, gr = dy + (long)r * cols, dr = dx + (long)r * cols;
-            double s = 0;
-            for (int c = 0; c < cols; c++) s += log ? gr[c] : (double)gr[c] * yr[c];
+            if (log)
+            {
+                double sum = 0;
+                for (int c = 0; c < cols; c++) sum += gr[c];
+                for (int c = 0; c < cols; c++) dr[c] = (float)(gr[c] - Math.Exp(yr[c]) * sum);
+                continue;
+            }
+            // dx = y ⊙ (dy·Σy − Σ dy⊙y). Equal to y ⊙ (dy − Σ dy⊙y) since Σy = 1, but for a near one-hot
+            // row the dominant dy·(1 − y) term is then computed from the small y's (Σy − y_i), which are
+            // exact, instead of from 1 − y_i, which float32 rounding of y_i makes inaccurate.
+            double sumY = 0, dot = 0;
             for (int c = 0; c < cols; c++)
-                dr[c] = (float)(log ? gr[c] - Math.Exp(yr[c]) * s : yr[c] * (gr[c] - s));
+            {
+                sumY += yr[c];
+                dot += (double)gr[c] * yr[c];
+            }
+            for (int c = 0; c < cols; c++) dr[c] = (float)(yr[c] * (gr[c] * sumY - dot));
         }
     }
 }
