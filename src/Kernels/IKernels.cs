@@ -90,6 +90,17 @@ public unsafe interface IKernels
         float* A, int lda, long strideA, float* B, int ldb, long strideB,
         float beta, float* C, int ldc, long strideC);
 
+    /// <summary>
+    /// Independent GEMMs in one call (the experts of an MoE layer, each on its own rows and weights): for
+    /// every item i with M[i] &gt; 0, C_i = alpha · op(A_i) · op(B_i) + beta · C_i, where op(A_i) is
+    /// M[i]×K[i] (A_i stored K[i]×M[i] when transA), op(B_i) is K[i]×N (B_i stored N×K[i] when transB), and
+    /// A_i = A[i], B_i = B[i], C_i = C[i]. The leading dimensions are shared; beta = 0 means C_i is not read.
+    /// M, K and the pointer arrays are host memory (they describe the work); the matrices are the backend's.
+    /// One call instead of one per item: a fast backend schedules the items together.
+    /// </summary>
+    void GemmGrouped(int count, bool transA, bool transB, int* M, int N, int* K, float alpha,
+        float** A, int lda, float** B, int ldb, float beta, float** C, int ldc);
+
     // ---------------------------------------------------------------- softmax
     /// <summary>x, y: [rows, cols]; y = softmax(x) or log_softmax(x) along cols, max-subtracted. y may alias x.</summary>
     void Softmax(float* x, float* y, int rows, int cols, bool log);

@@ -217,4 +217,39 @@ public sealed unsafe partial class CpuKernels
             }
         }
     }
+
+    private struct GemmGroupedState
+    {
+        public int* M, K;
+        public float** A, B, C;
+        public int N, Lda, Ldb, Ldc;
+        public float Alpha, Beta;
+        public bool TransA, TransB;
+    }
+
+    public void GemmGrouped(int count, bool transA, bool transB, int* M, int N, int* K, float alpha,
+        float** A, int lda, float** B, int ldb, float beta, float** C, int ldc)
+    {
+        // The items are small (an expert's rows × 32..2048): one fork-join over all of them, each item's GEMM
+        // running inline on the thread that claims it, instead of a fork-join per item.
+        var st = new GemmGroupedState
+        {
+            M = M, K = K, A = A, B = B, C = C, N = N, Lda = lda, Ldb = ldb, Ldc = ldc,
+            Alpha = alpha, Beta = beta, TransA = transA, TransB = transB,
+        };
+        long macs = 0;
+        for (int i = 0; i < count; i++) macs += (long)M[i] * N * Math.Max(1, K[i]);
+        // Items are uneven (expert loads differ): small chunks let the threads balance them.
+        if (macs < 1 << 16) GemmGroupedBody(&st, 0, count);
+        else CpuParallel.For(count, 1, &GemmGroupedBody, &st);
+    }
+
+    private static void GemmGroupedBody(void* state, long start, long end)
+    {
+        var st = (GemmGroupedState*)state;
+        for (long i = start; i < end; i++)
+            if (st->M[i] > 0)
+                Instance.Gemm(1, st->TransA, st->TransB, st->M[i], st->N, st->K[i], st->Alpha, st->A[i], st->Lda, 0,
+                    st->B[i], st->Ldb, 0, st->Beta, st->C[i], st->Ldc, 0);
+    }
 }

@@ -275,4 +275,13 @@ public sealed unsafe partial class IlgpuKernels
         for (int i = 0; i < d; i++) acc += dy[g + i] * src[r + i];
         dw[s] = acc;
     }
+
+    public void GemmGrouped(int count, bool transA, bool transB, int* M, int N, int* K, float alpha,
+        float** A, int lda, float** B, int ldb, float beta, float** C, int ldc)
+    {
+        // The items are separate allocations (one parameter per expert): one tiled GEMM launch each, queued
+        // back to back on the stream.
+        for (int i = 0; i < count; i++)
+            if (M[i] > 0) Gemm(1, transA, transB, M[i], N, K[i], alpha, A[i], lda, 0, B[i], ldb, 0, beta, C[i], ldc, 0);
+    }
 }

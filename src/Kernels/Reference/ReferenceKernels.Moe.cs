@@ -142,4 +142,11 @@ public sealed unsafe partial class ReferenceKernels
             dw[s] = (float)acc;
         }
     }
+
+    public void GemmGrouped(int count, bool transA, bool transB, int* M, int N, int* K, float alpha,
+        float** A, int lda, float** B, int ldb, float beta, float** C, int ldc)
+    {
+        for (int i = 0; i < count; i++)
+            if (M[i] > 0) Gemm(1, transA, transB, M[i], N, K[i], alpha, A[i], lda, 0, B[i], ldb, 0, beta, C[i], ldc, 0);
+    }
 }

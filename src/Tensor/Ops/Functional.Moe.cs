@@ -206,32 +206,39 @@ public static unsafe partial class Functional
         }
         var k = xs.Device.Kernels;
         var xc = xs.ContiguousNoGrad();
+        // The experts with rows, in expert order; each GEMM below is one grouped call over them.
+        var active = new List<int>(experts);
+        for (int e = 0; e < experts; e++)
+            if (offsets[e + 1] > offsets[e]) active.Add(e);
         // g, u: [rows, I] pre-activations; h = silu(g) ⊙ u; y: [rows, d].
         var g = Tensor.Empty([rows, inter], DType.Float32, xs.Device);
         var u = Tensor.Empty([rows, inter], DType.Float32, xs.Device);
-        for (int e = 0; e < experts; e++)
-        {
-            int m = offsets[e + 1] - offsets[e];
-            if (m == 0) continue;
-            long r0 = offsets[e];
-            k.Gemm(1, false, true, m, inter, d, 1f, xc.Data + r0 * d, d, 0, gate[e].Data, d, 0, 0f, g.Data + r0 * inter, inter, 0);
-            k.Gemm(1, false, true, m, inter, d, 1f, xc.Data + r0 * d, d, 0, up[e].Data, d, 0, 0f, u.Data + r0 * inter, inter, 0);
-        }
         var sg = Tensor.Empty([rows, inter], DType.Float32, xs.Device);
         var h = Tensor.Empty([rows, inter], DType.Float32, xs.Device);
+        var y = Tensor.Empty([rows, d], DType.Float32, xs.Device);
+        var launch = new GroupedLaunch(2 * active.Count);
+        // g_e = xs_e·gate_eᵀ and u_e = xs_e·up_eᵀ: [m, I], both in one call.
+        foreach (int e in active)
+        {
+            long r0 = offsets[e];
+            int m = offsets[e + 1] - offsets[e];
+            launch.Add(m, d, xc.Data + r0 * d, gate[e].Data, g.Data + r0 * inter);
+            launch.Add(m, d, xc.Data + r0 * d, up[e].Data, u.Data + r0 * inter);
+        }
+        launch.Run(k, false, true, inter, d, d, 0f, inter);
         if (rows > 0)
         {
             k.Unary(UnaryOp.Silu, g.Data, sg.Data, (long)rows * inter, 0f);
             Binary(k, BinaryOp.Mul, sg, u, h);
         }
-        var y = Tensor.Empty([rows, d], DType.Float32, xs.Device);
-        for (int e = 0; e < experts; e++)
+        // y_e = h_e·down_eᵀ: [m, d].
+        foreach (int e in active)
         {
-            int m = offsets[e + 1] - offsets[e];
-            if (m == 0) continue;
             long r0 = offsets[e];
-            k.Gemm(1, false, true, m, d, inter, 1f, h.Data + r0 * inter, inter, 0, down[e].Data, inter, 0, 0f, y.Data + r0 * d, d, 0);
+            launch.Add(offsets[e + 1] - offsets[e], inter, h.Data + r0 * inter, down[e].Data, y.Data + r0 * d);
         }
+        launch.Run(k, false, true, d, inter, inter, 0f, d);
+
         bool anyWeight = false;
         for (int e = 0; e < experts && !anyWeight; e++)
             anyWeight = Tensor.NeedsGrad(gate[e]) || Tensor.NeedsGrad(up[e]) || Tensor.NeedsGrad(down[e]);
@@ -254,22 +261,25 @@ public static unsafe partial class Functional
             var kk = dyT.Device.Kernels;
             var grads = new Tensor?[inputs.Length];
             using var dy = dyT.ContiguousNoGrad();
-            // dh = dy·down_e: [rows, I]; dg = dh ⊙ u ⊙ silu'(g); du = dh ⊙ silu(g).
             using var dh = Tensor.Empty([rows, inter], DType.Float32, dyT.Device);
-            for (int e = 0; e < experts; e++)
+            // dh_e = dy_e·down_e: [m, I].
+            foreach (int e in active)
             {
-                int m = offs[e + 1] - offs[e];
-                if (m == 0) continue;
                 long r0 = offs[e];
-                kk.Gemm(1, false, false, m, inter, d, 1f, dy.Data + r0 * d, d, 0, down[e].Data, inter, 0, 0f, dh.Data + r0 * inter, inter, 0);
-                if (down[e].RequiresGrad)
-                {
-                    // d down_e = dy_eᵀ·h_e: [d, I].
-                    var dd = Tensor.Empty([d, inter], DType.Float32, dyT.Device);
-                    kk.Gemm(1, true, false, d, inter, m, 1f, dy.Data + r0 * d, d, 0, h.Data + r0 * inter, inter, 0, 0f, dd.Data, inter, 0);
-                    grads[1 + 2 * experts + e] = dd;
-                }
+                launch.Add(offs[e + 1] - offs[e], d, dy.Data + r0 * d, down[e].Data, dh.Data + r0 * inter);
             }
+            launch.Run(kk, false, false, inter, d, inter, 0f, inter);
+            // d down_e = dy_eᵀ·h_e: [d, I] (op(A) = dy_eᵀ is d × m).
+            foreach (int e in active)
+            {
+                if (!down[e].RequiresGrad) continue;
+                long r0 = offs[e];
+                var dd = Tensor.Empty([d, inter], DType.Float32, dyT.Device);
+                grads[1 + 2 * experts + e] = dd;
+                launch.Add(d, offs[e + 1] - offs[e], dy.Data + r0 * d, h.Data + r0 * inter, dd.Data);
+            }
+            launch.Run(kk, true, false, inter, d, inter, 0f, inter);
+            // dg = dh ⊙ u ⊙ silu'(g); du = dh ⊙ silu(g): [rows, I].
             using var du = Tensor.Empty([rows, inter], DType.Float32, dyT.Device);
             using var dg = Tensor.Empty([rows, inter], DType.Float32, dyT.Device);
             if (rows > 0)
@@ -278,37 +288,79 @@ public static unsafe partial class Functional
                 Binary(kk, BinaryOp.Mul, dh, u, dg);
                 kk.UnaryBackward(UnaryOp.Silu, g.Data, sg.Data, dg.Data, dg.Data, (long)rows * inter, 0f);
             }
-            Tensor? dxs = xs.RequiresGrad ? Tensor.Empty([rows, d], DType.Float32, dyT.Device) : null;
-            for (int e = 0; e < experts; e++)
+            // d gate_e = dg_eᵀ·xs_e and d up_e = du_eᵀ·xs_e: [I, d], in one call.
+            foreach (int e in active)
             {
-                int m = offs[e + 1] - offs[e];
-                if (m == 0) continue;
                 long r0 = offs[e];
+                int m = offs[e + 1] - offs[e];
                 if (gate[e].RequiresGrad)
                 {
-                    // d gate_e = dg_eᵀ·xs_e: [I, d].
                     var dwg = Tensor.Empty([inter, d], DType.Float32, dyT.Device);
-                    kk.Gemm(1, true, false, inter, d, m, 1f, dg.Data + r0 * inter, inter, 0, xc.Data + r0 * d, d, 0, 0f, dwg.Data, d, 0);
                     grads[1 + e] = dwg;
+                    launch.Add(inter, m, dg.Data + r0 * inter, xc.Data + r0 * d, dwg.Data);
                 }
                 if (up[e].RequiresGrad)
                 {
                     var dwu = Tensor.Empty([inter, d], DType.Float32, dyT.Device);
-                    kk.Gemm(1, true, false, inter, d, m, 1f, du.Data + r0 * inter, inter, 0, xc.Data + r0 * d, d, 0, 0f, dwu.Data, d, 0);
                     grads[1 + experts + e] = dwu;
-                }
-                if (dxs != null)
-                {
-                    // dxs_e = dg_e·gate_e + du_e·up_e: [m, d].
-                    kk.Gemm(1, false, false, m, d, inter, 1f, dg.Data + r0 * inter, inter, 0, gate[e].Data, d, 0, 0f, dxs.Data + r0 * d, d, 0);
-                    kk.Gemm(1, false, false, m, d, inter, 1f, du.Data + r0 * inter, inter, 0, up[e].Data, d, 0, 1f, dxs.Data + r0 * d, d, 0);
+                    launch.Add(inter, m, du.Data + r0 * inter, xc.Data + r0 * d, dwu.Data);
                 }
             }
-            grads[0] = dxs;
+            launch.Run(kk, true, false, d, inter, d, 0f, d);
+            if (xs.RequiresGrad)
+            {
+                // dxs_e = dg_e·gate_e + du_e·up_e: [m, d]; the second call accumulates (beta = 1).
+                var dxs = Tensor.Empty([rows, d], DType.Float32, dyT.Device);
+                grads[0] = dxs;
+                foreach (int e in active)
+                {
+                    long r0 = offs[e];
+                    launch.Add(offs[e + 1] - offs[e], inter, dg.Data + r0 * inter, gate[e].Data, dxs.Data + r0 * d);
+                }
+                launch.Run(kk, false, false, d, inter, d, 0f, d);
+                foreach (int e in active)
+                {
+                    long r0 = offs[e];
+                    launch.Add(offs[e + 1] - offs[e], inter, du.Data + r0 * inter, up[e].Data, dxs.Data + r0 * d);
+                }
+                launch.Run(kk, false, false, d, inter, d, 1f, d);
+            }
             return grads;
         }, xc, g, u, sg, h);
         xc.Dispose(); g.Dispose(); u.Dispose(); sg.Dispose(); h.Dispose();
         return result;
+    }
+
+    /// <summary>
+    /// The host-side description of one <see cref="IKernels.GemmGrouped"/> call, filled item by item and
+    /// reused for the next call (one set of arrays per layer forward, kept by its backward).
+    /// </summary>
+    private sealed class GroupedLaunch(int capacity)
+    {
+        private readonly int[] _m = new int[capacity], _k = new int[capacity];
+        private readonly nint[] _a = new nint[capacity], _b = new nint[capacity], _c = new nint[capacity];
+        private int _count;
+
+        /// <summary>One item: op(A) is m × k, C = op(A)·op(B) at c.</summary>
+        public void Add(int m, int k, float* a, float* b, float* c)
+        {
+            _m[_count] = m;
+            _k[_count] = k;
+            _a[_count] = (nint)a;
+            _b[_count] = (nint)b;
+            _c[_count] = (nint)c;
+            _count++;
+        }
+
+        /// <summary>Runs the items added since the last run, then forgets them.</summary>
+        public void Run(IKernels kernels, bool transA, bool transB, int n, int lda, int ldb, float beta, int ldc)
+        {
+            if (_count == 0) return;
+            fixed (int* m = _m, k = _k)
+            fixed (nint* a = _a, b = _b, c = _c)
+                kernels.GemmGrouped(_count, transA, transB, m, n, k, 1f, (float**)a, lda, (float**)b, ldb, beta, (float**)c, ldc);
+            _count = 0;
+        }
     }
 
     /// <summary>c = a op b for three contiguous float tensors of one shape.</summary>
