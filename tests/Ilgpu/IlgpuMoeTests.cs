@@ -100,4 +100,26 @@ public sealed unsafe class IlgpuMoeTests
             }
         }
     }
+
+    [Theory]
+    [InlineData(false, true, 32, 0f)]
+    [InlineData(false, false, 13, 1f)]
+    [InlineData(true, false, 33, 0f)]
+    public void GemmGrouped(bool ta, bool tb, int n, float beta)
+    {
+        var (a, b, c, lda, ldb, ldc) = MoeKernelTests.GroupedInputs(n * 4 + (ta ? 1 : 0) + (tb ? 2 : 0), ta, tb, n);
+        var r = MoeKernelTests.RunGrouped(Ref, ta, tb, n, beta, a, b, c, lda, ldb, ldc);
+        var items = MoeKernelTests.GroupedItems;
+        using var d = new DeviceArena();
+        var ga = a.Select(x => (nint)d.Up(x)).ToArray();
+        var gb = b.Select(x => (nint)d.Up(x)).ToArray();
+        var gc = c.Select(x => (nint)d.Up(x)).ToArray();
+        var ms = items.Select(x => x.M).ToArray();
+        var ks = items.Select(x => x.K).ToArray();
+        fixed (int* pm = ms, pk = ks)
+        fixed (nint* pa = ga, pb = gb, pc = gc)
+            K.GemmGrouped(items.Length, ta, tb, pm, n, pk, 0.75f, (float**)pa, lda, (float**)pb, ldb, beta, (float**)pc, ldc);
+        for (int i = 0; i < items.Length; i++)
+            Close(d.Down((float*)gc[i], c[i].Length), r[i], Accumulating, $"grouped gemm item {i} {items[i]}");
+    }
 }

@@ -216,4 +216,65 @@ public unsafe class MoeKernelTests
         for (int i = 0; i < dsp.Length; i++) rhs += (double)src[i] * dsp[i];
         Assert.Equal(lhs, rhs, 5);
     }
+
+    /// <summary>
+    /// Items of one grouped GEMM: (M, K) each, with thin items (M or K ≤ 8, including 0 and 1) and full ones.
+    /// </summary>
+    public static readonly (int M, int K)[] GroupedItems = [(1, 128), (0, 128), (3, 7), (64, 128), (9, 1), (1, 1), (8, 31), (33, 8), (5, 0)];
+
+    /// <summary>Runs GemmGrouped on host arrays; A, B, C are per item.</summary>
+    public static float[][] RunGrouped(NativeReasoner.Kernels.IKernels k, bool ta, bool tb, int n, float beta, float[][] a, float[][] b, float[][] c0, int lda, int ldb, int ldc)
+    {
+        int count = GroupedItems.Length;
+        var c = c0.Select(x => (float[])x.Clone()).ToArray();
+        var hs = new List<System.Runtime.InteropServices.GCHandle>();
+        var ms = GroupedItems.Select(x => x.M).ToArray();
+        var ks = GroupedItems.Select(x => x.K).ToArray();
+        var pa = new nint[count]; var pb = new nint[count]; var pc = new nint[count];
+        for (int i = 0; i < count; i++)
+        {
+            foreach (var (arr, dst) in new[] { (a[i], pa), (b[i], pb), (c[i], pc) })
+            {
+                var h = System.Runtime.InteropServices.GCHandle.Alloc(arr, System.Runtime.InteropServices.GCHandleType.Pinned);
+                hs.Add(h);
+                dst[i] = h.AddrOfPinnedObject();
+            }
+        }
+        fixed (int* pm = ms, pk = ks)
+        fixed (nint* ppa = pa, ppb = pb, ppc = pc)
+            k.GemmGrouped(count, ta, tb, pm, n, pk, 0.75f, (float**)ppa, lda, (float**)ppb, ldb, beta, (float**)ppc, ldc);
+        foreach (var h in hs) h.Free();
+        return c;
+    }
+
+    /// <summary>Random operands for <see cref="GroupedItems"/> with padded leading dimensions.</summary>
+    public static (float[][] A, float[][] B, float[][] C, int Lda, int Ldb, int Ldc) GroupedInputs(int seed, bool ta, bool tb, int n)
+    {
+        var rng = new Random(seed);
+        int maxM = GroupedItems.Max(x => x.M), maxK = GroupedItems.Max(x => x.K);
+        int lda = (ta ? maxM : maxK) + 3, ldb = (tb ? maxK : n) + 1, ldc = n + 2;
+        var a = GroupedItems.Select(x => Uniform(rng, (long)lda * (ta ? Math.Max(1, x.K) : Math.Max(1, x.M)))).ToArray();
+        var b = GroupedItems.Select(x => Uniform(rng, (long)ldb * (tb ? n : Math.Max(1, x.K)))).ToArray();
+        var c = GroupedItems.Select(x => Uniform(rng, (long)ldc * Math.Max(1, x.M))).ToArray();
+        return (a, b, c, lda, ldb, ldc);
+    }
+
+    [Theory]
+    [InlineData(false, true, 32, 0f)]
+    [InlineData(false, false, 128, 1f)]
+    [InlineData(true, false, 33, 0f)]
+    [InlineData(true, true, 7, 1f)]
+    [InlineData(false, true, 1, 1f)]
+    public void GemmGrouped_CpuMatchesReference(bool ta, bool tb, int n, float beta)
+    {
+        var (a, b, c, lda, ldb, ldc) = GroupedInputs(n * 4 + (ta ? 1 : 0) + (tb ? 2 : 0), ta, tb, n);
+        var r = RunGrouped(Ref, ta, tb, n, beta, a, b, c, lda, ldb, ldc);
+        var got = RunGrouped(Cpu, ta, tb, n, beta, a, b, c, lda, ldb, ldc);
+        for (int i = 0; i < r.Length; i++)
+        {
+            // Only the M × N block of each C is written; the padding and the rows of empty items stay.
+            AssertClose(got[i], r[i], 1e-5, $"grouped gemm item {i} {GroupedItems[i]} ta={ta} tb={tb} n={n} beta={beta}");
+            if (GroupedItems[i].M == 0) AssertExact<float>(got[i], c[i], "untouched");
+        }
+    }
 }

@@ -244,12 +244,75 @@ public sealed unsafe partial class CpuKernels
         else CpuParallel.For(count, 1, &GemmGroupedBody, &st);
     }
 
+    /// <summary>Items with at most this many rows (or, for Aᵀ·B, this many summed rows) take the thin path.</summary>
+    private const int ThinRows = 8;
+
+    /// <summary>Widest output row the thin path accumulates on the stack.</summary>
+    private const int ThinMaxN = 4096;
+
     private static void GemmGroupedBody(void* state, long start, long end)
     {
         var st = (GemmGroupedState*)state;
         for (long i = start; i < end; i++)
-            if (st->M[i] > 0)
-                Instance.Gemm(1, st->TransA, st->TransB, st->M[i], st->N, st->K[i], st->Alpha, st->A[i], st->Lda, 0,
+        {
+            int m = st->M[i], k = st->K[i];
+            if (m <= 0) continue;
+            // An expert with a token or two (decode) is a handful of matrix-vector products: SIMD dots or
+            // AXPYs straight on the operands beat the general GEMM, which would pack or run a scalar loop.
+            bool thin = st->N <= ThinMaxN && (st->TransA ? k <= ThinRows : m <= ThinRows);
+            if (thin) ThinGemm(st, m, k, st->A[i], st->B[i], st->C[i]);
+            else
+                Instance.Gemm(1, st->TransA, st->TransB, m, st->N, k, st->Alpha, st->A[i], st->Lda, 0,
                     st->B[i], st->Ldb, 0, st->Beta, st->C[i], st->Ldc, 0);
+        }
+    }
+
+    /// <summary>
+    /// C = alpha·op(A)·op(B) + beta·C one output row at a time, for few rows of A (or, with transA, few summed
+    /// rows): op(B) with transB has contiguous columns (a dot each), without it contiguous rows (an AXPY each).
+    /// </summary>
+    private static void ThinGemm(GemmGroupedState* st, int m, int k, float* a, float* b, float* c)
+    {
+        int n = st->N;
+        float* acc = stackalloc float[n];
+        var row = new Span<float>(acc, n);
+        for (int r = 0; r < m; r++)
+        {
+            // op(A)[r, p] = a[r·lda + p], or a[p·lda + r] with transA.
+            if (st->TransB)
+            {
+                if (!st->TransA)
+                {
+                    var ar = new ReadOnlySpan<float>(a + (long)r * st->Lda, k);
+                    for (int col = 0; col < n; col++) acc[col] = TensorPrimitives.Dot(ar, new ReadOnlySpan<float>(b + (long)col * st->Ldb, k));
+                }
+                else
+                {
+                    for (int col = 0; col < n; col++)
+                    {
+                        float sum = 0f;
+                        for (int p = 0; p < k; p++) sum += a[(long)p * st->Lda + r] * b[(long)col * st->Ldb + p];
+                        acc[col] = sum;
+                    }
+                }
+            }
+            else
+            {
+                row.Clear();
+                for (int p = 0; p < k; p++)
+                {
+                    float ap = st->TransA ? a[(long)p * st->Lda + r] : a[(long)r * st->Lda + p];
+                    TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(b + (long)p * st->Ldb, n), ap, row, row);
+                }
+            }
+            var cr = new Span<float>(c + (long)r * st->Ldc, n);
+            if (st->Beta == 0f) TensorPrimitives.Multiply(row, st->Alpha, cr);
+            else
+            {
+                // c = alpha·acc + beta·c
+                TensorPrimitives.Multiply(cr, st->Beta, cr);
+                TensorPrimitives.MultiplyAdd(row, st->Alpha, cr, cr);
+            }
+        }
     }
 }

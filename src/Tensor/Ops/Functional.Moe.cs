@@ -200,7 +200,7 @@ public static unsafe partial class Functional
             RequireFloatOn(gate[e], xs, op, "gate");
             RequireFloatOn(up[e], xs, op, "up");
             RequireFloatOn(down[e], xs, op, "down");
-            if (!gate[e].Shape.SequenceEqual([inter, d]) || !up[e].Shape.SequenceEqual([inter, d]) || !down[e].Shape.SequenceEqual([d, inter])
+            if (!Is2D(gate[e], inter, d) || !Is2D(up[e], inter, d) || !Is2D(down[e], d, inter)
                 || !gate[e].IsContiguous || !up[e].IsContiguous || !down[e].IsContiguous || offsets[e + 1] < offsets[e])
                 throw new ArgumentException($"{op}: expert {e}: gate/up must be contiguous [{inter}, {d}], down [{d}, {inter}], offsets ascending");
         }
@@ -362,6 +362,8 @@ public static unsafe partial class Functional
             _count = 0;
         }
     }
+
+    private static bool Is2D(Tensor t, int rows, int cols) => t.Rank == 2 && t.Shape[0] == rows && t.Shape[1] == cols;
 
     /// <summary>c = a op b for three contiguous float tensors of one shape.</summary>
     private static void Binary(IKernels k, BinaryOp op, Tensor a, Tensor b, Tensor c)
