@@ -12,6 +12,11 @@ public static class Program
         var root = new RootCommand("NativeReasoner: a from-scratch .NET engine for reasoning models (DeepSeek-V3 / R1 family).");
         root.Subcommands.Add(InfoCommand.Build());
         root.Subcommands.Add(LogitsCommand.Build());
+        root.Subcommands.Add(GrpoGradCommand.Build());
+        root.Subcommands.Add(GenerateCommand.Build());
+        root.Subcommands.Add(GenerateCommand.BuildEval());
+        root.Subcommands.Add(PipelineCommand.Build());
+        root.Subcommands.Add(TrainCommand.Build());
         return root;
     }
 }

@@ -1,0 +1,112 @@
+using System.CommandLine;
+using System.Text.Json;
+using NativeReasoner.IO;
+using NativeReasoner.Model;
+using NativeReasoner.RL;
+
+namespace NativeReasoner.Cli;
+
+/// <summary>`nr generate` (sample completions of plain questions) and `nr eval` (held-out accuracy by difficulty).</summary>
+public static class GenerateCommand
+{
+    private static int Guard(string name, Action action)
+    {
+        try
+        {
+            action();
+            return 0;
+        }
+        catch (Exception e) when (e is ModelConfigException or CheckpointMismatchException or SafetensorsException or ArgumentException
+                                  or IOException or NotSupportedException or InvalidOperationException)
+        {
+            Console.Error.WriteLine($"nr {name}: {e.Message}");
+            return 1;
+        }
+    }
+
+    public static Command Build()
+    {
+        var model = new Option<string>("--model") { Description = "Model directory (checkpoint + tokenizer.json [+ prompt_template.json]).", Required = true };
+        var prompt = new Option<string?>("--prompt") { Description = "A plain question; the model's prompt template is applied." };
+        var prompts = new Option<string?>("--prompts") { Description = "JSONL file, one {\"prompt\": ...} per line." };
+        var output = new Option<string?>("--out") { Description = "JSONL output (default: stdout)." };
+        var samples = new Option<int>("--num-samples") { Description = "Completions per prompt.", DefaultValueFactory = _ => 1 };
+        var temperature = new Option<float>("--temperature") { Description = "0 = greedy.", DefaultValueFactory = _ => 1f };
+        var topP = new Option<float>("--top-p") { DefaultValueFactory = _ => 1f };
+        var maxNew = new Option<int>("--max-new-tokens") { DefaultValueFactory = _ => 256 };
+        var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0UL };
+        var command = new Command("generate", "Sample completions for questions from a model directory.")
+            { model, prompt, prompts, output, samples, temperature, topP, maxNew, seed };
+        command.SetAction(parse => Guard("generate", () =>
+        {
+            string? one = parse.GetValue(prompt), file = parse.GetValue(prompts);
+            if ((one == null) == (file == null)) throw new ArgumentException("give exactly one of --prompt TEXT or --prompts FILE.jsonl");
+            var questions = one != null ? [one] : PromptFile.Read(file!);
+            int k = parse.GetValue(samples);
+            if (k < 1) throw new ArgumentException($"--num-samples must be ≥ 1, got {k}");
+            using var bundle = ModelBundle.Load(parse.GetValue(model)!);
+            var options = new GenerationOptions
+            {
+                MaxNewTokens = parse.GetValue(maxNew), Temperature = parse.GetValue(temperature), TopP = parse.GetValue(topP),
+                EosTokenIds = [bundle.Tokenizer.EosId],
+            };
+            var rng = new Generator(parse.GetValue(seed));
+            var outPath = parse.GetValue(output);
+            using var writer = outPath == null ? null : new StreamWriter(outPath);
+            foreach (var q in questions)
+            {
+                var ids = bundle.EncodePrompt(q);
+                var result = bundle.Policy.Generate(Enumerable.Repeat(ids, k).ToArray(), options, rng);
+                var line = PromptFile.ResultLine(q, result.Select(s =>
+                {
+                    var toks = s.Tokens.Length > 0 && s.Tokens[^1] == bundle.Tokenizer.EosId ? s.Tokens[..^1] : s.Tokens;
+                    return (bundle.Tokenizer.Decode(toks.Select(t => (int)t)), s.Tokens.Length, s.Truncated);
+                }));
+                if (writer != null) writer.WriteLine(line);
+                else Console.WriteLine(line);
+            }
+        }));
+        return command;
+    }
+
+    public static Command BuildEval()
+    {
+        var model = new Option<string>("--model") { Description = "Model directory.", Required = true };
+        var task = new Option<string>("--task") { Description = "Task: " + string.Join(", ", TaskRegistry.Names) + ".", Required = true };
+        var n = new Option<int>("--n") { Description = "Held-out problems (levels cycle).", DefaultValueFactory = _ => 100 };
+        var json = new Option<bool>("--json") { Description = "Print JSON instead of a table." };
+        var maxNew = new Option<int>("--max-new-tokens") { DefaultValueFactory = _ => 256 };
+        var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0UL };
+        var command = new Command("eval", "Greedy accuracy, format rate, think-rate and completion length on a task's held-out split, by difficulty.")
+            { model, task, n, json, maxNew, seed };
+        command.SetAction(parse => Guard("eval", () =>
+        {
+            var t = TaskRegistry.Create(parse.GetValue(task)!);
+            var problems = t.Generate(Split.Test, parse.GetValue(n), parse.GetValue(seed));
+            using var bundle = ModelBundle.Load(parse.GetValue(model)!);
+            var options = new GenerationOptions { MaxNewTokens = parse.GetValue(maxNew), Temperature = 0f, EosTokenIds = [bundle.Tokenizer.EosId] };
+            var r = Evaluation.Run(bundle.Policy, bundle.Tokenizer, bundle.Template, t, problems, options);
+            if (parse.GetValue(json))
+            {
+                var o = new Dictionary<string, object>
+                {
+                    ["task"] = t.Name, ["n"] = problems.Count, ["accuracy"] = r.Accuracy, ["format_rate"] = r.FormatRate,
+                    ["think_rate"] = r.ThinkRate, ["mean_completion_length"] = r.MeanLength,
+                    ["by_difficulty"] = r.ByDifficulty.OrderBy(kv => kv.Key).ToDictionary(kv => kv.Key.ToString(), kv => new Dictionary<string, double>
+                    {
+                        ["n"] = kv.Value.Count, ["accuracy"] = kv.Value.Accuracy, ["format_rate"] = kv.Value.FormatRate,
+                        ["think_rate"] = kv.Value.ThinkRate, ["mean_completion_length"] = kv.Value.MeanLength,
+                    }),
+                };
+                Console.WriteLine(JsonSerializer.Serialize(o, new JsonSerializerOptions { WriteIndented = true }));
+                return;
+            }
+            Console.WriteLine($"task {t.Name}, {problems.Count} held-out problems (greedy)");
+            Console.WriteLine("level      n  accuracy  format  think  mean_len");
+            foreach (var (level, v) in r.ByDifficulty.OrderBy(kv => kv.Key))
+                Console.WriteLine($"{level,5} {v.Count,6} {v.Accuracy,9:P1} {v.FormatRate,7:P0} {v.ThinkRate,6:P0} {v.MeanLength,9:F1}");
+            Console.WriteLine($"{"all",5} {problems.Count,6} {r.Accuracy,9:P1} {r.FormatRate,7:P0} {r.ThinkRate,6:P0} {r.MeanLength,9:F1}");
+        }));
+        return command;
+    }
+}

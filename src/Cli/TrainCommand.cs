@@ -1,0 +1,70 @@
+using System.CommandLine;
+using NativeReasoner.IO;
+using NativeReasoner.Model;
+using NativeReasoner.RL;
+
+namespace NativeReasoner.Cli;
+
+/// <summary>`nr train`: the default reasoning run (see <see cref="TrainPipeline"/>); Ctrl-C saves a checkpoint, running again resumes.</summary>
+public static class TrainCommand
+{
+    public static Command Build()
+    {
+        var d = new TrainSettings();
+        var name = new Option<string>("--name") { Description = "Run name: output goes to RUNS/NAME.", DefaultValueFactory = _ => d.Name };
+        var runs = new Option<string>("--runs-dir") { Description = "Where runs are written.", DefaultValueFactory = _ => d.RunsDirectory };
+        var pretrainSteps = new Option<int>("--pretrain-steps") { DefaultValueFactory = _ => d.PretrainSteps };
+        var pretrainMinutes = new Option<double>("--pretrain-minutes") { Description = "Wall-time budget of pre-training.", DefaultValueFactory = _ => d.PretrainMinutes };
+        var pretrainBatch = new Option<int>("--pretrain-batch") { DefaultValueFactory = _ => d.PretrainBatch };
+        var pretrainLr = new Option<float>("--pretrain-learning-rate") { DefaultValueFactory = _ => d.PretrainLearningRate };
+        var thinkFraction = new Option<double>("--think-fraction") { Description = "Share of pre-training answers with a <think> trace.", DefaultValueFactory = _ => d.ThinkFraction };
+        var rlMinutes = new Option<double>("--rl-minutes") { Description = "Wall-time budget of GRPO.", DefaultValueFactory = _ => d.RlMinutes };
+        var evalProblems = new Option<int>("--heldout-problems") { Description = "Held-out problems compared before and after RL.", DefaultValueFactory = _ => d.EvalProblems };
+        var settingOptions = GrpoSettings.Names
+            .Select(n => (n.Name, Option: new Option<string?>("--" + n.Name.Replace('_', '-')) { Description = "GRPO: " + n.Help }))
+            .ToArray();
+        var command = new Command("train", "Pre-train a small DeepSeek-V3 on synthetic problems with think traces, then GRPO it; writes runs/NAME/.")
+            { name, runs, pretrainSteps, pretrainMinutes, pretrainBatch, pretrainLr, thinkFraction, rlMinutes, evalProblems };
+        foreach (var (_, o) in settingOptions) command.Options.Add(o);
+        command.SetAction(parse =>
+        {
+            using var cts = new CancellationTokenSource();
+            ConsoleCancelEventHandler onCancel = (_, e) =>
+            {
+                // First Ctrl-C: finish the current step, save a checkpoint, exit. A second one kills as usual.
+                if (cts.IsCancellationRequested) return;
+                e.Cancel = true;
+                cts.Cancel();
+            };
+            Console.CancelKeyPress += onCancel;
+            try
+            {
+                var grpo = d.Grpo;
+                foreach (var (key, o) in settingOptions)
+                    if (parse.GetValue(o) is { } v) grpo = grpo.With(key, v);
+                var s = d with
+                {
+                    Name = parse.GetValue(name)!, RunsDirectory = parse.GetValue(runs)!, Task = grpo.Task,
+                    PretrainSteps = parse.GetValue(pretrainSteps), PretrainMinutes = parse.GetValue(pretrainMinutes),
+                    PretrainBatch = parse.GetValue(pretrainBatch), PretrainLearningRate = parse.GetValue(pretrainLr),
+                    ThinkFraction = parse.GetValue(thinkFraction), RlMinutes = parse.GetValue(rlMinutes),
+                    EvalProblems = parse.GetValue(evalProblems), Grpo = grpo, Seed = grpo.Trainer.Seed,
+                };
+                var summary = TrainPipeline.Run(s, Console.Write, cts.Token);
+                Console.WriteLine(summary.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+                return cts.IsCancellationRequested ? 130 : 0;
+            }
+            catch (Exception e) when (e is ModelConfigException or CheckpointMismatchException or SafetensorsException or ArgumentException
+                                      or IOException or NotSupportedException or InvalidOperationException)
+            {
+                Console.Error.WriteLine($"nr train: {e.Message}");
+                return 1;
+            }
+            finally
+            {
+                Console.CancelKeyPress -= onCancel;
+            }
+        });
+        return command;
+    }
+}

@@ -1,0 +1,105 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+
+namespace NativeReasoner.RL;
+
+/// <summary>
+/// Everything a GRPO run is configured by, under one flat set of snake_case names (TRL's where TRL has
+/// one), settable from a JSON config file and from the command line (<c>--loss-type dapo</c> for
+/// <c>loss_type</c>). Unknown names and bad values are errors that name the setting.
+/// </summary>
+public sealed record GrpoSettings
+{
+    public GrpoConfig Trainer { get; init; } = new();
+    public string Task { get; init; } = "arithmetic";
+    public int Steps { get; init; } = 50;
+    public float AccuracyWeight { get; init; } = 1f;
+    public float FormatWeight { get; init; } = 0.5f;
+    public float CharsetWeight { get; init; }
+    /// <summary>DAPO soft overlong punishment cache L_c in tokens (0 = off); L_max is max_completion_length.</summary>
+    public int OverlongCache { get; init; }
+    public int EvalProblems { get; init; } = 50;
+
+    private delegate GrpoSettings Setter(GrpoSettings s, string value);
+
+    private static readonly (string Name, string Help, Setter Set)[] Table =
+    [
+        ("task", "task name: " + string.Join(", ", TaskRegistry.Names), (s, v) => { TaskRegistry.Create(v); return s with { Task = v }; }),
+        ("steps", "generation batches to train", (s, v) => s with { Steps = Int(v), Trainer = s.Trainer with { TotalSteps = Int(v) } }),
+        ("num_generations", "G: completions per prompt", (s, v) => s with { Trainer = s.Trainer with { NumGenerations = Int(v) } }),
+        ("prompts_per_step", "prompts per generation batch", (s, v) => s with { Trainer = s.Trainer with { PromptsPerStep = Int(v) } }),
+        ("num_iterations", "μ: optimizer steps per generation batch", (s, v) => s with { Trainer = s.Trainer with { NumIterations = Int(v) } }),
+        ("max_completion_length", "tokens per completion at most", (s, v) => s with { Trainer = s.Trainer with { MaxCompletionLength = Int(v) } }),
+        ("temperature", "sampling temperature (log-probs use it too)", (s, v) => s with { Trainer = s.Trainer with { Temperature = Float(v) } }),
+        ("top_p", "nucleus sampling p", (s, v) => s with { Trainer = s.Trainer with { TopP = Float(v) } }),
+        ("top_k", "top-k sampling (0 = off)", (s, v) => s with { Trainer = s.Trainer with { TopK = Int(v) } }),
+        ("loss_type", "grpo | bnpo | dr_grpo | dapo", (s, v) => s with { Trainer = s.Trainer with { LossType = GrpoNames.ParseLossType(v) } }),
+        ("scale_rewards", "group | batch | none", (s, v) => s with { Trainer = s.Trainer with { ScaleRewards = GrpoNames.ParseScaleRewards(v) } }),
+        ("beta", "KL coefficient (k3); > 0 loads a frozen reference", (s, v) => s with { Trainer = s.Trainer with { Beta = Float(v) } }),
+        ("epsilon", "lower clip range ε_low", (s, v) => s with { Trainer = s.Trainer with { EpsilonLow = Float(v) } }),
+        ("epsilon_high", "upper clip range ε_high (default ε_low)", (s, v) => s with { Trainer = s.Trainer with { EpsilonHigh = Float(v) } }),
+        ("mask_truncated_completions", "true: truncated completions add no loss", (s, v) => s with { Trainer = s.Trainer with { MaskTruncatedCompletions = Bool(v) } }),
+        ("learning_rate", "AdamW peak learning rate", (s, v) => s with { Trainer = s.Trainer with { LearningRate = Float(v) } }),
+        ("weight_decay", "AdamW weight decay", (s, v) => s with { Trainer = s.Trainer with { WeightDecay = Float(v) } }),
+        ("max_grad_norm", "gradient clipping norm", (s, v) => s with { Trainer = s.Trainer with { MaxGradNorm = Float(v) } }),
+        ("warmup_steps", "linear warmup steps (then cosine)", (s, v) => s with { Trainer = s.Trainer with { WarmupSteps = Int(v) } }),
+        ("eval_steps", "held-out evaluation every N steps (0 = off)", (s, v) => s with { Trainer = s.Trainer with { EvalEvery = Int(v) } }),
+        ("eval_problems", "held-out problems per evaluation", (s, v) => s with { EvalProblems = Int(v), Trainer = s.Trainer with { EvalProblems = Int(v) } }),
+        ("seed", "random seed", (s, v) => s with { Trainer = s.Trainer with { Seed = ulong.Parse(v, CultureInfo.InvariantCulture) } }),
+        ("accuracy_weight", "weight of the accuracy reward", (s, v) => s with { AccuracyWeight = Float(v) }),
+        ("format_weight", "weight of the format reward (0 = off)", (s, v) => s with { FormatWeight = Float(v) }),
+        ("charset_weight", "weight of the charset-consistency reward (0 = off)", (s, v) => s with { CharsetWeight = Float(v) }),
+        ("overlong_cache", "DAPO soft overlong punishment cache in tokens (0 = off)", (s, v) => s with { OverlongCache = Int(v) }),
+    ];
+
+    public static IEnumerable<(string Name, string Help)> Names => Table.Select(t => (t.Name, t.Help));
+
+    /// <summary>Sets one setting from its text value; errors name the setting and list the known ones.</summary>
+    public GrpoSettings With(string name, string value)
+    {
+        var entry = Table.FirstOrDefault(t => t.Name == name.Replace('-', '_'));
+        if (entry.Set == null) throw new ArgumentException($"unknown setting '{name}'; known: {string.Join(", ", Table.Select(t => t.Name))}");
+        try { return entry.Set(this, value.Trim()); }
+        catch (Exception e) when (e is FormatException or OverflowException or ArgumentException)
+        {
+            throw new ArgumentException($"setting {entry.Name} = '{value}': {e.Message}", e);
+        }
+    }
+
+    /// <summary>Applies a JSON object of settings ({"loss_type": "dapo", "beta": 0.04, …}).</summary>
+    public GrpoSettings WithJson(string json, string source)
+    {
+        JsonObject o;
+        try { o = JsonNode.Parse(json) as JsonObject ?? throw new ArgumentException("the config must be a JSON object"); }
+        catch (System.Text.Json.JsonException e) { throw new ArgumentException($"{source}: malformed JSON: {e.Message}", e); }
+        var s = this;
+        foreach (var (k, v) in o)
+        {
+            if (v == null) continue;
+            try { s = s.With(k, v is JsonValue jv && jv.TryGetValue<string>(out var str) ? str : v.ToJsonString()); }
+            catch (ArgumentException e) { throw new ArgumentException($"{source}: {e.Message}", e); }
+        }
+        return s;
+    }
+
+    /// <summary>The reward set these settings describe.</summary>
+    public RewardSet Rewards(VerifiableTask task, bool thinkPrefilled)
+    {
+        var set = new RewardSet();
+        if (AccuracyWeight != 0) set.Add(new AccuracyReward(task), AccuracyWeight);
+        if (FormatWeight != 0) set.Add(new FormatReward(thinkPrefilled), FormatWeight);
+        if (CharsetWeight != 0) set.Add(new CharsetReward(thinkPrefilled: thinkPrefilled), CharsetWeight);
+        if (OverlongCache > 0) set.Add(new SoftOverlongPunishment(Trainer.MaxCompletionLength, OverlongCache));
+        if (set.Items.Count == 0) throw new ArgumentException("every reward weight is 0: nothing to train on");
+        return set;
+    }
+
+    private static int Int(string v) => int.Parse(v, NumberStyles.Integer, CultureInfo.InvariantCulture);
+    private static float Float(string v) => float.Parse(v, NumberStyles.Float, CultureInfo.InvariantCulture);
+    private static bool Bool(string v) => v.ToLowerInvariant() switch
+    {
+        "true" or "1" or "yes" => true,
+        "false" or "0" or "no" => false,
+        _ => throw new FormatException("expected true or false"),
+    };
+}

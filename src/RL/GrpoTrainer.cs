@@ -1,0 +1,275 @@
+using System.Diagnostics;
+using NativeReasoner.Model;
+using NativeReasoner.Optim;
+
+namespace NativeReasoner.RL;
+
+/// <summary>GRPO training settings (TRL names in the comments).</summary>
+public sealed record GrpoConfig
+{
+    /// <summary>G (<c>num_generations</c>): completions sampled per prompt, ≥ 2.</summary>
+    public int NumGenerations { get; init; } = 8;
+    /// <summary>Prompts per generation batch (the batch has PromptsPerStep × G completions).</summary>
+    public int PromptsPerStep { get; init; } = 4;
+    /// <summary>μ (<c>num_iterations</c>): optimizer steps per generation batch; μ &gt; 1 computes old log-probs.</summary>
+    public int NumIterations { get; init; } = 1;
+    public int MaxCompletionLength { get; init; } = 64;
+    public float Temperature { get; init; } = 1f;
+    public float TopP { get; init; } = 1f;
+    public int TopK { get; init; }
+    public LossType LossType { get; init; } = LossType.Dapo;
+    public ScaleRewards ScaleRewards { get; init; } = ScaleRewards.Group;
+    public float Beta { get; init; }
+    public float EpsilonLow { get; init; } = 0.2f;
+    public float? EpsilonHigh { get; init; }
+    public bool MaskTruncatedCompletions { get; init; }
+    public float LearningRate { get; init; } = 1e-5f;
+    public float WeightDecay { get; init; }
+    public float MaxGradNorm { get; init; } = 1f;
+    public int WarmupSteps { get; init; }
+    /// <summary>Generation batches planned (the cosine schedule's length, in optimizer steps ×μ).</summary>
+    public int TotalSteps { get; init; } = 100;
+    /// <summary>Held-out evaluation every N steps (0 = never).</summary>
+    public int EvalEvery { get; init; }
+    public int EvalProblems { get; init; } = 32;
+    public ulong Seed { get; init; }
+
+    public GrpoConfig Validate()
+    {
+        if (NumGenerations < 2) throw new ArgumentException($"num_generations must be ≥ 2 (a group needs a baseline), got {NumGenerations}");
+        if (PromptsPerStep < 1) throw new ArgumentException($"prompts per step must be ≥ 1, got {PromptsPerStep}");
+        if (NumIterations < 1) throw new ArgumentException($"num_iterations must be ≥ 1, got {NumIterations}");
+        if (MaxCompletionLength < 1) throw new ArgumentException($"max_completion_length must be ≥ 1, got {MaxCompletionLength}");
+        if (!(Temperature > 0)) throw new ArgumentException($"temperature must be > 0 for GRPO sampling, got {Temperature}");
+        return this;
+    }
+}
+
+/// <summary>Held-out results: overall and by difficulty level.</summary>
+public sealed record EvalReport(double Accuracy, double FormatRate, double ThinkRate, double MeanLength,
+    IReadOnlyDictionary<int, (double Accuracy, double FormatRate, double ThinkRate, double MeanLength, int Count)> ByDifficulty)
+{
+    /// <summary>The completion text of each problem, in order.</summary>
+    public IReadOnlyList<string> Completions { get; init; } = [];
+
+    /// <summary>As JSON: overall numbers and by_difficulty.</summary>
+    public System.Text.Json.Nodes.JsonObject ToJson()
+    {
+        var by = new System.Text.Json.Nodes.JsonObject();
+        foreach (var (level, v) in ByDifficulty.OrderBy(kv => kv.Key))
+            by[level.ToString()] = new System.Text.Json.Nodes.JsonObject
+            {
+                ["n"] = v.Count, ["accuracy"] = v.Accuracy, ["format_rate"] = v.FormatRate, ["think_rate"] = v.ThinkRate, ["mean_completion_length"] = v.MeanLength,
+            };
+        return new System.Text.Json.Nodes.JsonObject
+        {
+            ["accuracy"] = Accuracy, ["format_rate"] = FormatRate, ["think_rate"] = ThinkRate, ["mean_completion_length"] = MeanLength, ["by_difficulty"] = by,
+        };
+    }
+}
+
+/// <summary>
+/// The GRPO loop. Each <see cref="Step"/>: draw prompts from the task's training split, sample G
+/// completions each, score them with the reward set, compute group advantages, then take μ optimizer
+/// steps on the clipped GRPO loss (old log-probs from before the first step when μ &gt; 1; reference
+/// log-probs when β ≠ 0), with gradient clipping, AdamW and a warmup + cosine LR. Every metric goes to
+/// <c>metrics.jsonl</c> (when a path is given) and is returned.
+/// </summary>
+public sealed class GrpoTrainer : IDisposable
+{
+    private readonly IPolicy _policy;
+    private readonly IPolicy? _reference;
+    private readonly ITokenizer _tokenizer;
+    private readonly VerifiableTask _task;
+    private readonly RewardSet _rewards;
+    private readonly PromptTemplate _template;
+    private readonly AdamW _optimizer;
+    private readonly ILrSchedule _schedule;
+    private readonly MetricsLogger? _logger;
+    private readonly Generator _rng;
+    private readonly IReadOnlyList<Problem> _heldOut;
+    private long _tokensSeen;
+    private int _optimizerSteps;
+
+    public GrpoConfig Config { get; }
+    public int StepIndex { get; private set; }
+
+    public GrpoTrainer(IPolicy policy, IPolicy? reference, ITokenizer tokenizer, VerifiableTask task, RewardSet rewards,
+        PromptTemplate template, GrpoConfig config, string? metricsPath = null)
+    {
+        Config = config.Validate();
+        if (config.Beta != 0 && reference == null) throw new ArgumentException("beta ≠ 0 needs a frozen reference policy");
+        _policy = policy;
+        _reference = reference;
+        _tokenizer = tokenizer;
+        _task = task;
+        _rewards = rewards;
+        _template = template;
+        _optimizer = new AdamW(policy.Parameters(), config.LearningRate, weightDecay: config.WeightDecay);
+        _schedule = new CosineDecay(config.LearningRate, config.WarmupSteps, Math.Max(1, config.TotalSteps * config.NumIterations), 0.1f);
+        _logger = metricsPath == null ? null : new MetricsLogger(metricsPath);
+        _rng = new Generator(config.Seed + 0x5EED);
+        _heldOut = config.EvalEvery > 0 ? task.Generate(Split.Test, config.EvalProblems, config.Seed) : [];
+    }
+
+    public GenerationOptions SamplingOptions => new()
+    {
+        MaxNewTokens = Config.MaxCompletionLength,
+        Temperature = Config.Temperature,
+        TopP = Config.TopP,
+        TopK = Config.TopK,
+        EosTokenIds = [_tokenizer.EosId],
+    };
+
+    public long[] EncodePrompt(string question) => _tokenizer.Encode(_template.Format(question)).Select(i => (long)i).ToArray();
+
+    /// <summary>Completion text: the sampled tokens without the final EOS (other special tokens kept).</summary>
+    public string DecodeCompletion(long[] tokens)
+    {
+        int n = tokens.Length > 0 && tokens[^1] == _tokenizer.EosId ? tokens.Length - 1 : tokens.Length;
+        return _tokenizer.Decode(tokens.Take(n).Select(t => (int)t));
+    }
+
+    /// <summary>One generation batch and its μ optimizer steps; returns the logged metrics.</summary>
+    public IReadOnlyList<KeyValuePair<string, double>> Step()
+    {
+        var clock = Stopwatch.StartNew();
+        int G = Config.NumGenerations;
+        var problems = _task.Generate(Split.Train, Config.PromptsPerStep, Config.Seed + 1 + (ulong)StepIndex * 7919UL);
+        var prompts = problems.Select(p => EncodePrompt(p.Prompt)).ToArray();
+        var repeated = prompts.SelectMany(p => Enumerable.Repeat(p, G)).ToArray();
+        var samples = _policy.Generate(repeated, SamplingOptions, _rng);
+        var inputs = samples.Select((s, i) => new RewardInput(problems[i / G], DecodeCompletion(s.Tokens), s.Tokens.Length, s.Truncated)).ToArray();
+        var scores = _rewards.Score(inputs);
+        var adv = Advantages.Compute(scores.Total, G, Config.ScaleRewards);
+        var batch = new RolloutBatch(prompts, samples, G);
+
+        var options = new GrpoLossOptions
+        {
+            LossType = Config.LossType,
+            Beta = Config.Beta,
+            EpsilonLow = Config.EpsilonLow,
+            EpsilonHigh = Config.EpsilonHigh,
+            MaxCompletionLength = Config.MaxCompletionLength,
+        };
+        double loss = 0, kl = 0, low = 0, high = 0, region = 0, gradNorm = 0;
+        float entropy = float.NaN;
+        using (var outer = new TensorScope())
+        {
+            var mask = batch.MaskTensor(Config.MaskTruncatedCompletions);
+            var maskArr = mask.ToArray();
+            // dapo normalises by the active tokens of the whole generation batch.
+            options = options with { NumItemsInBatch = maskArr.Sum() };
+            var advT = Tensor.FromArray(adv.Values, adv.Values.Length);
+            Tensor? old = null, reference = null;
+            using (Tensor.NoGrad())
+            {
+                if (Config.NumIterations > 1) old = batch.LogProbs(_policy, Config.Temperature);
+                if (Config.Beta != 0) reference = batch.LogProbs(_reference!, Config.Temperature);
+            }
+            for (int it = 0; it < Config.NumIterations; it++)
+            {
+                using var scope = new TensorScope();
+                var ent = it == 0 ? new float[batch.Count * batch.MaxCompletion] : null;
+                var logps = batch.LogProbs(_policy, Config.Temperature, ent);
+                if (ent != null) entropy = GrpoLoss.MaskedMean(ent, maskArr);
+                using var result = GrpoLoss.Compute(logps, old, reference, advT, mask, options);
+                result.Loss.Backward();
+                float norm = GradClip.ClipGradNorm(_policy.Parameters(), Config.MaxGradNorm);
+                _optimizer.LearningRate = _schedule.LearningRate(_optimizerSteps);
+                // A non-finite gradient would poison the weights: skip that update, keep the log.
+                if (float.IsFinite(norm)) _optimizer.Step();
+                _optimizer.ZeroGrad();
+                _optimizerSteps++;
+                loss += result.Loss.Item() / Config.NumIterations;
+                kl += result.Kl / Config.NumIterations;
+                low += result.ClipRatioLow / Config.NumIterations;
+                high += result.ClipRatioHigh / Config.NumIterations;
+                region += result.ClipRatioRegion / Config.NumIterations;
+                gradNorm += norm / Config.NumIterations;
+            }
+        }
+
+        var lengths = samples.Select(s => s.Tokens.Length).ToArray();
+        long generated = lengths.Sum();
+        _tokensSeen += generated + repeated.Sum(p => (long)p.Length);
+        double seconds = clock.Elapsed.TotalSeconds;
+        var m = new List<KeyValuePair<string, double>>
+        {
+            new("step", StepIndex + 1),
+            new("reward", Advantages.NanMean(scores.Total)),
+            new("reward_std", adv.GroupStd.Where(float.IsFinite).DefaultIfEmpty(0f).Average()),
+        };
+        foreach (var (name, mean, std) in scores.Summary())
+        {
+            m.Add(new($"rewards/{name}/mean", mean));
+            m.Add(new($"rewards/{name}/std", std));
+        }
+        m.Add(new("frac_reward_zero_std", adv.FracRewardZeroStd));
+        m.Add(new("completions/mean_length", lengths.Average()));
+        m.Add(new("completions/min_length", lengths.Min()));
+        m.Add(new("completions/max_length", lengths.Max()));
+        m.Add(new("completions/clipped_ratio", samples.Count(s => s.Truncated) / (double)samples.Count));
+        m.Add(new("loss", loss));
+        if (Config.Beta != 0) m.Add(new("kl", kl));
+        m.Add(new("entropy", entropy));
+        m.Add(new("clip_ratio/low_mean", low));
+        m.Add(new("clip_ratio/high_mean", high));
+        m.Add(new("clip_ratio/region_mean", region));
+        m.Add(new("grad_norm", gradNorm));
+        m.Add(new("learning_rate", _optimizer.LearningRate));
+        m.Add(new("num_tokens", _tokensSeen));
+        m.Add(new("step_time", seconds));
+        m.Add(new("tokens_per_second", generated / Math.Max(seconds, 1e-9)));
+        StepIndex++;
+        if (Config.EvalEvery > 0 && StepIndex % Config.EvalEvery == 0)
+        {
+            var e = Evaluate(_heldOut);
+            m.Add(new("eval/accuracy", e.Accuracy));
+            m.Add(new("eval/format", e.FormatRate));
+            m.Add(new("eval/think_rate", e.ThinkRate));
+            m.Add(new("eval/mean_length", e.MeanLength));
+            foreach (var (level, r) in e.ByDifficulty.OrderBy(kv => kv.Key)) m.Add(new($"eval/accuracy/level_{level}", r.Accuracy));
+        }
+        _logger?.Log(m);
+        return m;
+    }
+
+    /// <summary>Greedy completions of <paramref name="problems"/>: accuracy, format and think rates, mean length, by level.</summary>
+    public EvalReport Evaluate(IReadOnlyList<Problem> problems) =>
+        Evaluation.Run(_policy, _tokenizer, _template, _task, problems, SamplingOptions with { Temperature = 0f });
+
+    public void Dispose()
+    {
+        _optimizer.Dispose();
+        _logger?.Dispose();
+    }
+}
+
+/// <summary>Held-out evaluation shared by the trainer and <c>nr eval</c>.</summary>
+public static class Evaluation
+{
+    public static EvalReport Run(IPolicy policy, ITokenizer tokenizer, PromptTemplate template, VerifiableTask task,
+        IReadOnlyList<Problem> problems, GenerationOptions options, ulong seed = 0)
+    {
+        if (problems.Count == 0) return new EvalReport(double.NaN, double.NaN, double.NaN, double.NaN, new Dictionary<int, (double, double, double, double, int)>());
+        var prompts = problems.Select(p => tokenizer.Encode(template.Format(p.Prompt)).Select(i => (long)i).ToArray()).ToArray();
+        var samples = policy.Generate(prompts, options, new Generator(seed));
+        var acc = new AccuracyReward(task);
+        var rows = problems.Select((p, i) =>
+        {
+            var toks = samples[i].Tokens;
+            int n = toks.Length > 0 && toks[^1] == tokenizer.EosId ? toks.Length - 1 : toks.Length;
+            var text = tokenizer.Decode(toks.Take(n).Select(t => (int)t));
+            var input = new RewardInput(p, text, toks.Length, samples[i].Truncated);
+            bool think = FormatReward.IsWellFormed(text, template.ThinkPrefilled) || text.Contains(CharTokenizer.ThinkEnd, StringComparison.Ordinal);
+            return (p.Difficulty, Text: text, Acc: (double)(acc.Score(input) ?? 0f), Fmt: FormatReward.IsWellFormed(text, template.ThinkPrefilled) ? 1.0 : 0.0, Think: think ? 1.0 : 0.0, Len: (double)toks.Length);
+        }).ToArray();
+        var by = rows.GroupBy(r => r.Difficulty).ToDictionary(g => g.Key,
+            g => (g.Average(r => r.Acc), g.Average(r => r.Fmt), g.Average(r => r.Think), g.Average(r => r.Len), g.Count()));
+        return new EvalReport(rows.Average(r => r.Acc), rows.Average(r => r.Fmt), rows.Average(r => r.Think), rows.Average(r => r.Len), by)
+        {
+            Completions = rows.Select(r => r.Text).ToArray(),
+        };
+    }
+}

@@ -1,0 +1,182 @@
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Microsoft.ML.Tokenizers;
+
+namespace NativeReasoner.RL;
+
+/// <summary>
+/// A Hugging Face <c>tokenizer.json</c> (BPE models, byte-level or not) run by Microsoft.ML.Tokenizers.
+/// This class only maps the JSON onto <see cref="BpeOptions"/>; the BPE itself is the library's.
+/// Read: <c>model.vocab</c>, <c>model.merges</c> ("a b" strings or [a, b] pairs), <c>model.unk_token</c>,
+/// <c>continuing_subword_prefix</c>, <c>end_of_word_suffix</c>, <c>fuse_unk</c>, <c>added_tokens</c> (as special
+/// tokens), byte-level mode (a ByteLevel pre-tokenizer or decoder), and the pre-tokenizer's Split regexes
+/// (or GPT-2's regex for ByteLevel with use_regex). Normalizers are not applied. BOS/EOS/PAD come from a
+/// <c>tokenizer_config.json</c> next to it when present, else from well-known token names.
+/// </summary>
+public sealed class HfTokenizer : ITokenizer
+{
+    // GPT-2's pre-tokenization pattern (what HF's ByteLevel pre-tokenizer uses when use_regex is true).
+    private const string Gpt2Pattern = @"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
+
+    private readonly BpeTokenizer _bpe;
+    private readonly string _json;
+    private readonly string? _configJson;
+    private readonly HashSet<int> _special;
+
+    public int VocabSize { get; }
+    public int BosId { get; }
+    public int EosId { get; }
+    public int PadId { get; }
+
+    private HfTokenizer(BpeTokenizer bpe, string json, string? configJson, int vocabSize, int bos, int eos, int pad, HashSet<int> special)
+    {
+        _bpe = bpe;
+        _json = json;
+        _configJson = configJson;
+        VocabSize = vocabSize;
+        BosId = bos;
+        EosId = eos;
+        PadId = pad;
+        _special = special;
+    }
+
+    public static HfTokenizer FromJson(string json, string? directory = null)
+    {
+        string source = directory == null ? "tokenizer.json" : Path.Combine(directory, "tokenizer.json");
+        try
+        {
+            return FromJsonCore(json, directory, source);
+        }
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or ArgumentException or FormatException)
+        {
+            throw new InvalidDataException($"{source}: cannot read this Hugging Face tokenizer: {e.Message}", e);
+        }
+    }
+
+    private static HfTokenizer FromJsonCore(string json, string? directory, string source)
+    {
+        using var doc = JsonDocument.Parse(json);
+        var root = doc.RootElement;
+        var model = root.GetProperty("model");
+        string type = model.TryGetProperty("type", out var t) ? t.GetString() ?? "" : "BPE";
+        if (type != "BPE")
+            throw new NotSupportedException($"{source}: model type '{type}' is not supported; supported: BPE");
+
+        var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var p in model.GetProperty("vocab").EnumerateObject()) vocab[p.Name] = p.Value.GetInt32();
+        var merges = new List<string>();
+        if (model.TryGetProperty("merges", out var m))
+            foreach (var e in m.EnumerateArray())
+                merges.Add(e.ValueKind == JsonValueKind.String ? e.GetString()! : $"{e[0].GetString()} {e[1].GetString()}");
+
+        var special = new Dictionary<string, int>(StringComparer.Ordinal);
+        if (root.TryGetProperty("added_tokens", out var added) && added.ValueKind == JsonValueKind.Array)
+            foreach (var a in added.EnumerateArray())
+                special[a.GetProperty("content").GetString()!] = a.GetProperty("id").GetInt32();
+
+        bool byteLevel = false;
+        var patterns = new List<string>();
+        void Walk(JsonElement pt)
+        {
+            if (pt.ValueKind != JsonValueKind.Object) return;
+            string ptType = pt.TryGetProperty("type", out var tt) ? tt.GetString() ?? "" : "";
+            switch (ptType)
+            {
+                case "Sequence":
+                    foreach (var child in pt.GetProperty("pretokenizers").EnumerateArray()) Walk(child);
+                    break;
+                case "ByteLevel":
+                    byteLevel = true;
+                    if (!pt.TryGetProperty("use_regex", out var ur) || ur.ValueKind != JsonValueKind.False) patterns.Add(Gpt2Pattern);
+                    break;
+                case "Split":
+                    if (pt.GetProperty("pattern").TryGetProperty("Regex", out var rx)) patterns.Add(rx.GetString()!);
+                    else if (pt.GetProperty("pattern").TryGetProperty("String", out var str)) patterns.Add(Regex.Escape(str.GetString()!));
+                    break;
+                case "Whitespace":
+                    patterns.Add(@"\w+|[^\w\s]+");
+                    break;
+                case "WhitespaceSplit":
+                    patterns.Add(@"\S+");
+                    break;
+            }
+        }
+        if (root.TryGetProperty("pre_tokenizer", out var pre)) Walk(pre);
+        if (root.TryGetProperty("decoder", out var dec) && dec.ValueKind == JsonValueKind.Object && dec.TryGetProperty("type", out var dt) && dt.GetString() == "ByteLevel")
+            byteLevel = true;
+
+        var options = new BpeOptions(vocab)
+        {
+            Merges = merges,
+            SpecialTokens = special.Count > 0 ? special : null,
+            ByteLevel = byteLevel,
+            PreTokenizer = patterns.Count switch
+            {
+                0 => null,
+                1 => new RegexPreTokenizer(new Regex(patterns[0], RegexOptions.Compiled), special.Count > 0 ? special : null),
+                _ => new CompositePreTokenizer(patterns.Select(p => (PreTokenizer)new RegexPreTokenizer(new Regex(p, RegexOptions.Compiled), null)).ToList(), special.Count > 0 ? special : null),
+            },
+        };
+        if (model.TryGetProperty("unk_token", out var unk) && unk.ValueKind == JsonValueKind.String) options.UnknownToken = unk.GetString();
+        if (model.TryGetProperty("continuing_subword_prefix", out var csp) && csp.ValueKind == JsonValueKind.String) options.ContinuingSubwordPrefix = csp.GetString();
+        if (model.TryGetProperty("end_of_word_suffix", out var ews) && ews.ValueKind == JsonValueKind.String) options.EndOfWordSuffix = ews.GetString();
+        if (model.TryGetProperty("fuse_unk", out var fu) && fu.ValueKind == JsonValueKind.True) options.FuseUnknownTokens = true;
+
+        string? configJson = null;
+        string? bosName = null, eosName = null, padName = null;
+        if (directory != null && File.Exists(Path.Combine(directory, "tokenizer_config.json")))
+        {
+            configJson = File.ReadAllText(Path.Combine(directory, "tokenizer_config.json"));
+            using var cfg = JsonDocument.Parse(configJson);
+            bosName = TokenName(cfg.RootElement, "bos_token");
+            eosName = TokenName(cfg.RootElement, "eos_token");
+            padName = TokenName(cfg.RootElement, "pad_token");
+        }
+        int Find(string? name, params string[] fallbacks)
+        {
+            foreach (var n in (name == null ? fallbacks : [name, .. fallbacks]))
+            {
+                if (special.TryGetValue(n, out var id)) return id;
+                if (vocab.TryGetValue(n, out id)) return id;
+            }
+            return -1;
+        }
+        int bos = Find(bosName, "<|bos|>", "<｜begin▁of▁sentence｜>", "<s>", "<|begin_of_text|>", "<|endoftext|>");
+        int eos = Find(eosName, "<|eos|>", "<｜end▁of▁sentence｜>", "</s>", "<|end_of_text|>", "<|endoftext|>", "<|im_end|>");
+        if (eos < 0) throw new InvalidDataException($"{source}: no end-of-sequence token found (set eos_token in tokenizer_config.json)");
+        int pad = Find(padName, "<|pad|>", "<pad>", "<｜▁pad▁｜>");
+        if (pad < 0) pad = eos;
+        int vocabSize = Math.Max(vocab.Count == 0 ? 0 : vocab.Values.Max(), special.Count == 0 ? 0 : special.Values.Max()) + 1;
+        return new HfTokenizer(BpeTokenizer.Create(options), json, configJson, vocabSize, bos, eos, pad, special.Values.ToHashSet());
+    }
+
+    private static string? TokenName(JsonElement cfg, string key)
+    {
+        if (!cfg.TryGetProperty(key, out var v)) return null;
+        return v.ValueKind switch
+        {
+            JsonValueKind.String => v.GetString(),
+            JsonValueKind.Object when v.TryGetProperty("content", out var c) => c.GetString(),
+            _ => null,
+        };
+    }
+
+    public int[] Encode(string text) => _bpe.EncodeToIds(text).ToArray();
+
+    public string Decode(IEnumerable<int> ids, bool skipSpecialTokens = false) =>
+        _bpe.Decode(skipSpecialTokens ? ids.Where(i => !_special.Contains(i)) : ids) ?? "";
+
+    public int? TokenToId(string token)
+    {
+        if (_bpe.SpecialTokens != null && _bpe.SpecialTokens.TryGetValue(token, out var s)) return s;
+        return _bpe.Vocabulary.TryGetValue(token, out var id) ? id : null;
+    }
+
+    /// <summary>Writes the original tokenizer.json (and tokenizer_config.json when one was read) unchanged.</summary>
+    public void Save(string directory)
+    {
+        Directory.CreateDirectory(directory);
+        File.WriteAllText(Path.Combine(directory, TokenizerLoader.FileName), _json);
+        if (_configJson != null) File.WriteAllText(Path.Combine(directory, "tokenizer_config.json"), _configJson);
+    }
+}

@@ -1,0 +1,83 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using NativeReasoner.Model;
+
+namespace NativeReasoner.RL;
+
+/// <summary>
+/// A model directory as the RL commands use it: a DeepSeek-V3 checkpoint in HF layout (config.json +
+/// safetensors), its <c>tokenizer.json</c> and optional <c>prompt_template.json</c>.
+/// </summary>
+public sealed class ModelBundle : IDisposable
+{
+    public DeepseekPolicy Policy { get; }
+    public ITokenizer Tokenizer { get; }
+    public PromptTemplate Template { get; }
+
+    private ModelBundle(DeepseekPolicy policy, ITokenizer tokenizer, PromptTemplate template)
+    {
+        Policy = policy;
+        Tokenizer = tokenizer;
+        Template = template;
+    }
+
+    /// <summary>Loads the tokenizer first, so a directory without one fails fast with a clear message.</summary>
+    public static ModelBundle Load(string directory, Device? device = null)
+    {
+        var tokenizer = TokenizerLoader.Load(directory);
+        var template = PromptTemplate.Load(directory);
+        var model = DeepseekV3Checkpoint.Load(directory, device);
+        if (tokenizer.VocabSize > model.Config.VocabSize)
+        {
+            model.Dispose();
+            throw new InvalidDataException($"{directory}: the tokenizer has {tokenizer.VocabSize} tokens but the model's vocab_size is {model.Config.VocabSize}");
+        }
+        model.Eval();
+        return new ModelBundle(new DeepseekPolicy(model), tokenizer, template);
+    }
+
+    /// <summary>Writes the checkpoint (HF layout), tokenizer.json and prompt_template.json into <paramref name="directory"/>.</summary>
+    public void Save(string directory)
+    {
+        DeepseekV3Checkpoint.Save(Policy.Model, directory);
+        Tokenizer.Save(directory);
+        Template.Save(directory);
+    }
+
+    public long[] EncodePrompt(string question) => Tokenizer.Encode(Template.Format(question)).Select(i => (long)i).ToArray();
+
+    public void Dispose() => Policy.Model.Dispose();
+}
+
+/// <summary>Prompt files for <c>nr generate</c>: JSONL, one <c>{"prompt": "…"}</c> per line.</summary>
+public static class PromptFile
+{
+    public static List<string> Read(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"prompts file '{path}' does not exist", path);
+        var prompts = new List<string>();
+        int lineNo = 0;
+        foreach (var line in File.ReadLines(path))
+        {
+            lineNo++;
+            if (string.IsNullOrWhiteSpace(line)) continue;
+            JsonNode? node;
+            try { node = JsonNode.Parse(line); }
+            catch (JsonException e) { throw new InvalidDataException($"{path}:{lineNo}: malformed JSON: {e.Message}", e); }
+            if (node is not JsonObject o || o["prompt"] is not JsonValue v || !v.TryGetValue<string>(out var prompt))
+                throw new InvalidDataException($"{path}:{lineNo}: expected an object with a string \"prompt\", got {line.Trim()}");
+            prompts.Add(prompt);
+        }
+        return prompts;
+    }
+
+    /// <summary>One output line: {"prompt": …, "completions": [{"text": …, "tokens": n, "finish_reason": "stop"|"length"}]}.</summary>
+    public static string ResultLine(string prompt, IEnumerable<(string Text, int Tokens, bool Truncated)> completions)
+    {
+        var arr = new JsonArray();
+        foreach (var (text, tokens, truncated) in completions)
+            arr.Add(new JsonObject { ["text"] = text, ["tokens"] = tokens, ["finish_reason"] = truncated ? "length" : "stop" });
+        return new JsonObject { ["prompt"] = prompt, ["completions"] = arr }
+            .ToJsonString(new JsonSerializerOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
+    }
+}

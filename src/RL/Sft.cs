@@ -1,0 +1,98 @@
+using NativeReasoner.Optim;
+
+namespace NativeReasoner.RL;
+
+/// <summary>
+/// Supervised fine-tuning loss on completion tokens only: each row is prompt ++ completion (right-padded;
+/// causal attention keeps padding invisible), and the cross-entropy is the mean over completion tokens of
+/// −log p(token | prefix) — prompt and padding positions are ignored.
+/// </summary>
+public static class SftLoss
+{
+    /// <summary>Mean completion-token cross-entropy (0-d, differentiable) over the batch.</summary>
+    public static Tensor Compute(IPolicy policy, IReadOnlyList<(long[] Prompt, long[] Completion)> batch)
+    {
+        if (batch.Count == 0) throw new ArgumentException("SFT batch is empty");
+        int B = batch.Count;
+        int L = batch.Max(e => e.Prompt.Length + e.Completion.Length);
+        if (L < 2) throw new ArgumentException("SFT examples need at least a prompt token and a completion token");
+        var ids = new long[B * L];
+        // targets[b, t] = token t+1 when it is a completion token, else ignored: [B, L−1]
+        var targets = Enumerable.Repeat(-100L, B * (L - 1)).ToArray();
+        for (int b = 0; b < B; b++)
+        {
+            var (p, c) = batch[b];
+            if (p.Length == 0) throw new ArgumentException($"SFT example {b} has an empty prompt (it needs at least BOS)");
+            Array.Copy(p, 0, ids, b * L, p.Length);
+            Array.Copy(c, 0, ids, b * L + p.Length, c.Length);
+            for (int j = 0; j < c.Length; j++) targets[b * (L - 1) + p.Length - 1 + j] = c[j];
+        }
+        using var logits = policy.Logits(Tensor.FromArray(ids, B, L));       // [B, L, V]
+        int V = logits.Shape[2];
+        using var shifted = logits.Narrow(1, 0, L - 1);                       // [B, L−1, V]
+        using var flat = shifted.Reshape(B * (L - 1), V);                     // [B(L−1), V]
+        return Functional.CrossEntropy(flat, Tensor.FromArray(targets, B * (L - 1)));
+    }
+}
+
+/// <summary>A plain SFT loop: shuffled mini-batches, AdamW, gradient clipping, warmup + cosine LR.</summary>
+public sealed class SftTrainer : IDisposable
+{
+    private readonly IPolicy _policy;
+    private readonly ITokenizer _tokenizer;
+    private readonly PromptTemplate _template;
+    private readonly AdamW _optimizer;
+    private readonly ILrSchedule _schedule;
+    private readonly float _maxGradNorm;
+    private int _steps;
+
+    public SftTrainer(IPolicy policy, ITokenizer tokenizer, PromptTemplate template, float learningRate, int totalSteps,
+        int warmupSteps = 0, float weightDecay = 0f, float maxGradNorm = 1f)
+    {
+        _policy = policy;
+        _tokenizer = tokenizer;
+        _template = template;
+        _optimizer = new AdamW(policy.Parameters(), learningRate, weightDecay: weightDecay);
+        _schedule = new CosineDecay(learningRate, warmupSteps, Math.Max(1, totalSteps), 0.1f);
+        _maxGradNorm = maxGradNorm;
+    }
+
+    /// <summary>Prompt ids (template applied) and completion ids (the completion text, then EOS).</summary>
+    public (long[] Prompt, long[] Completion) Encode(SftExample e) =>
+        (_tokenizer.Encode(_template.Format(e.Prompt)).Select(i => (long)i).ToArray(),
+         _tokenizer.Encode(e.Completion).Append(_tokenizer.EosId).Select(i => (long)i).ToArray());
+
+    /// <summary>One optimizer step on <paramref name="batch"/>; returns the loss before the step.</summary>
+    public float Step(IReadOnlyList<SftExample> batch)
+    {
+        using var scope = new TensorScope();
+        var loss = SftLoss.Compute(_policy, batch.Select(Encode).ToArray());
+        loss.Backward();
+        float norm = GradClip.ClipGradNorm(_policy.Parameters(), _maxGradNorm);
+        _optimizer.LearningRate = _schedule.LearningRate(_steps++);
+        if (float.IsFinite(norm)) _optimizer.Step();
+        _optimizer.ZeroGrad();
+        return loss.Item();
+    }
+
+    /// <summary>One pass over the data in shuffled batches; returns the mean loss.</summary>
+    public float Epoch(IReadOnlyList<SftExample> data, int batchSize, Generator rng)
+    {
+        var order = Enumerable.Range(0, data.Count).ToArray();
+        for (int i = order.Length - 1; i > 0; i--)
+        {
+            int j = rng.NextInt(i + 1);
+            (order[i], order[j]) = (order[j], order[i]);
+        }
+        double sum = 0;
+        int n = 0;
+        for (int s = 0; s < order.Length; s += batchSize)
+        {
+            sum += Step(order.Skip(s).Take(batchSize).Select(i => data[i]).ToArray());
+            n++;
+        }
+        return n == 0 ? float.NaN : (float)(sum / n);
+    }
+
+    public void Dispose() => _optimizer.Dispose();
+}
