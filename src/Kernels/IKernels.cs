@@ -98,6 +98,17 @@ public unsafe interface IKernels
         ushort* A, int lda, long strideA, ushort* B, int ldb, long strideB,
         float beta, float* C, int ldc, long strideC);
 
+    /// <summary>
+    /// Independent GEMMs in one call (the experts of an MoE layer, each on its own rows and weights): for
+    /// every item i with M[i] &gt; 0, C_i = alpha · op(A_i) · op(B_i) + beta · C_i, where op(A_i) is
+    /// M[i]×K[i] (A_i stored K[i]×M[i] when transA), op(B_i) is K[i]×N (B_i stored N×K[i] when transB), and
+    /// A_i = A[i], B_i = B[i], C_i = C[i]. The leading dimensions are shared; beta = 0 means C_i is not read.
+    /// M, K and the pointer arrays are host memory (they describe the work); the matrices are the backend's.
+    /// One call instead of one per item: a fast backend schedules the items together.
+    /// </summary>
+    void GemmGrouped(int count, bool transA, bool transB, int* M, int N, int* K, float alpha,
+        float** A, int lda, float** B, int ldb, float beta, float** C, int ldc);
+
     // ---------------------------------------------------------------- softmax
     /// <summary>x, y: [rows, cols]; y = softmax(x) or log_softmax(x) along cols, max-subtracted. y may alias x.</summary>
     void Softmax(float* x, float* y, int rows, int cols, bool log);
@@ -193,6 +204,59 @@ public unsafe interface IKernels
     /// Ties: the lower index first. NaN counts as larger than every number.
     /// </summary>
     void TopK(float* x, float* values, long* indices, int rows, int cols, int k);
+
+    // ---------------------------------------------------------------- mixture of experts
+    /// <summary>
+    /// The DeepSeek-V3 router's discrete part, one token per row. scores: [n, E], the unbiased affinities s
+    /// (already sigmoid-ed or softmax-ed); bias: [E], the fp32 e_score_correction_bias (read only when
+    /// <paramref name="useBias"/>; may be null otherwise).
+    /// <list type="number">
+    /// <item>selection[t, i] = s[t, i] + bias[i] (useBias, the noaux_tc rule) or s[t, i].</item>
+    /// <item>When groups &gt; 1 (E divisible by groups, consecutive experts form a group): a group's score is
+    /// the sum of its two largest selection scores when useBias, else its largest (the V2 rule); NaN scores are
+    /// skipped and a missing second value counts −∞. The topkGroups best groups are kept (ties: lower group
+    /// index; a NaN group score never beats another), every expert of the other groups gets −∞.</item>
+    /// <item>indices[t, 0..k) = the k best experts by selection score, best first, in the total order: numbers
+    /// descending, equal numbers (−0 = +0, −∞ = −∞) by lower index, NaN after every number (by lower index).</item>
+    /// <item>weights[t, j] = s[t, indices[t, j]] (the UNBIASED score), divided by Σ_j of them (summed in j
+    /// order, no epsilon) when <paramref name="normalize"/>, then times <paramref name="scale"/>.</item>
+    /// </list>
+    /// selection: [n, E] is an output (the biased, group-masked scores; also the kernel's scratch);
+    /// indices, weights: [n, k]. Requires 1 ≤ k ≤ E, 1 ≤ topkGroups ≤ groups, E % groups == 0.
+    /// </summary>
+    void MoeRoute(float* scores, float* bias, int n, int experts, int groups, int topkGroups, int k, bool useBias,
+        float* selection, int* indices, float* weights, bool normalize, float scale);
+
+    /// <summary>
+    /// The token permutation by expert: a stable counting sort of the n·k token-slots (slot s = t·k + j
+    /// holds expert indices[s]). expertOffsets: [E + 1], exclusive prefix sum of the per-expert counts
+    /// (expert e owns sorted positions [offsets[e], offsets[e+1]); offsets[E] = n·k); slotOrder: [n·k], the
+    /// slot at each sorted position (within an expert, ascending slot order, so token order);
+    /// slotPosition: [n·k] (may be null), the inverse: the sorted position of each slot.
+    /// Every index must lie in [0, E): the host backends throw otherwise; a device backend (which cannot check
+    /// without a read-back) leaves such slots out, so offsets[E] &lt; n·k betrays them.
+    /// </summary>
+    void MoePermute(int* indices, int n, int k, int experts, int* expertOffsets, int* slotOrder, int* slotPosition);
+
+    /// <summary>
+    /// Token rows out to their sorted slots: y[slotPosition[t·k + j], :] = w[t·k + j] · x[t, :] (w = 1 when
+    /// <paramref name="weights"/> is null). x: [n, d]; slotPosition: [n·k], a permutation of [0, n·k) (from
+    /// <see cref="MoePermute"/>); y: [n·k, d], every row written once. The adjoint of <see cref="MoeCombine"/>.
+    /// </summary>
+    void MoeDispatch(float* x, int* slotPosition, float* weights, int n, int k, int d, float* y);
+
+    /// <summary>
+    /// Sorted slot rows back to their tokens, weighted: y[t, :] = Σ_j w[t·k + j] · src[slotPosition[t·k + j], :]
+    /// (j ascending; w = 1 when <paramref name="weights"/> is null). src: [n·k, d]; y: [n, d] (overwritten).
+    /// The adjoint of <see cref="MoeDispatch"/>.
+    /// </summary>
+    void MoeCombine(float* src, int* slotPosition, float* weights, int n, int k, int d, float* y);
+
+    /// <summary>
+    /// The routing-weight gradient of <see cref="MoeCombine"/>: dw[t·k + j] = Σ_i dy[t, i] · src[slotPosition[t·k + j], i].
+    /// dy: [n, d]; src: [n·k, d]; dw: [n·k] (overwritten).
+    /// </summary>
+    void MoeCombineWeightGrad(float* dy, float* src, int* slotPosition, int n, int k, int d, float* dw);
 
     // ---------------------------------------------------------------- optimizers
     /// <summary>

@@ -124,11 +124,17 @@ public sealed class MultiHeadLatentAttention : Module
         var w = KvBProj.Weight.View(_h, _n + _dv, _rank);
         var wUk = w.Narrow(1, 0, _n);                                                           // [H, n, c]
         var wUv = w.Narrow(1, _n, _dv);                                                         // [H, dv, c]
-        var qLat = qNope.Permute(0, 2, 1, 3).MatMul(wUk);                                       // [B, H, S, c]
-        var cKv = cache.Latent[layer].Narrow(1, 0, tMax).Unsqueeze(1);                           // [B, 1, T, c]
-        var pe = cache.RopeKey[layer].Narrow(1, 0, tMax).Unsqueeze(1);                           // [B, 1, T, r]
-        var scores = qLat.MatMul(cKv.Transpose(-1, -2)) + qPe.Permute(0, 2, 1, 3).MatMul(pe.Transpose(-1, -2));
-        scores = scores * _scale;                                                               // [B, H, S, T]
+        // Every product below has one batch axis that GEMM can stride over: the heads are folded into the
+        // rows (per sequence) or the sequences into the rows (per head). Broadcasting the cache [B, 1, T, c]
+        // over [B, H] instead cannot be expressed as one batch stride and would copy the cache H times per
+        // layer and step.
+        var qLat = qNope.Permute(2, 0, 1, 3).Reshape(_h, b * s, _n).MatMul(wUk)                // [H, B·S, c]
+            .View(_h, b, s, _rank).Permute(1, 0, 2, 3).Reshape(b, _h * s, _rank);               // [B, H·S, c]
+        var qRot = qPe.Permute(0, 2, 1, 3).Reshape(b, _h * s, _r);                              // [B, H·S, r]
+        var cKv = cache.Latent[layer].Narrow(1, 0, tMax);                                       // [B, T, c]
+        var pe = cache.RopeKey[layer].Narrow(1, 0, tMax);                                       // [B, T, r]
+        var scores = qLat.MatMul(cKv.Transpose(-1, -2)) + qRot.MatMul(pe.Transpose(-1, -2));   // [B, H·S, T]
+        scores = (scores * _scale).View(b, _h, s, tMax);                                        // [B, H, S, T]
 
         // Query s of sequence b sits at starts[b] + s and sees keys 0 … starts[b] + s.
         bool needMask = false;
@@ -142,9 +148,10 @@ public sealed class MultiHeadLatentAttention : Module
                 }
         if (needMask) scores = scores.MaskedFill(Tensor.FromArray(mask, [b, 1, s, tMax], x.Device), float.NegativeInfinity);
         var p = scores.Softmax(-1);
-        var oLat = p.MatMul(cKv);                                                               // [B, H, S, c]
-        var o = oLat.MatMul(wUv.Transpose(-1, -2));                                             // [B, H, S, dv]
-        var merged = o.Permute(0, 2, 1, 3).Reshape(b, s, _h * _dv);
+        var oLat = p.View(b, _h * s, tMax).MatMul(cKv)                                          // [B, H·S, c]
+            .View(b, _h, s, _rank).Permute(1, 0, 2, 3).Reshape(_h, b * s, _rank);               // [H, B·S, c]
+        var o = oLat.MatMul(wUv.Transpose(-1, -2));                                             // [H, B·S, dv]
+        var merged = o.View(_h, b, s, _dv).Permute(1, 2, 0, 3).Reshape(b, s, _h * _dv);
         return Tensor.Linear(merged, OProj.Weight);
     }
 }

@@ -40,7 +40,8 @@ public sealed class MoeRoutingTests
         using var scope = new TensorScope();
         var x = Tensor.Randn([5, c.HiddenSize], new Generator(9));
         var r = moe.Gate.Route(x);
-        for (int n = 0; n < 5; n++) Assert.Contains(6, r.Indices.AsSpan(n * 2, 2).ToArray());
+        var ids = r.Indices.ToInt64Array();
+        for (int n = 0; n < 5; n++) Assert.Contains(6L, ids.AsSpan(n * 2, 2).ToArray());
         // Weights: unbiased sigmoid scores, normalised, × 2.5 → each row sums to 2.5 and all are < 2.5.
         var w = r.Weights.ToArray();
         for (int n = 0; n < 5; n++) Assert.Equal(2.5f, w[2 * n] + w[2 * n + 1], 4);
