@@ -32,6 +32,11 @@ public sealed record GrpoConfig
     /// <summary>Held-out evaluation every N steps (0 = never).</summary>
     public int EvalEvery { get; init; }
     public int EvalProblems { get; init; } = 32;
+    /// <summary>
+    /// Relative weight of each difficulty level (index 0 = level 1) when drawing training prompts; null cycles
+    /// the levels evenly. Lets a run spend its samples where groups still disagree (reward variance).
+    /// </summary>
+    public IReadOnlyList<double>? DifficultyWeights { get; init; }
     public ulong Seed { get; init; }
 
     public GrpoConfig Validate()
@@ -130,12 +135,15 @@ public sealed class GrpoTrainer : IDisposable
         return _tokenizer.Decode(tokens.Take(n).Select(t => (int)t));
     }
 
-    /// <summary>One generation batch and its μ optimizer steps; returns the logged metrics.</summary>
-    public IReadOnlyList<KeyValuePair<string, double>> Step()
+    /// <summary>
+    /// One generation batch and its μ optimizer steps; returns the logged metrics. A given
+    /// <paramref name="learningRate"/> replaces the step schedule (for runs scheduled by wall time).
+    /// </summary>
+    public IReadOnlyList<KeyValuePair<string, double>> Step(float? learningRate = null)
     {
         var clock = Stopwatch.StartNew();
         int G = Config.NumGenerations;
-        var problems = _task.Generate(Split.Train, Config.PromptsPerStep, Config.Seed + 1 + (ulong)StepIndex * 7919UL);
+        var problems = DrawProblems(Config.Seed + 1 + (ulong)StepIndex * 7919UL);
         var prompts = problems.Select(p => EncodePrompt(p.Prompt)).ToArray();
         var repeated = prompts.SelectMany(p => Enumerable.Repeat(p, G)).ToArray();
         var samples = _policy.Generate(repeated, SamplingOptions, _rng);
@@ -176,7 +184,7 @@ public sealed class GrpoTrainer : IDisposable
                 using var result = GrpoLoss.Compute(logps, old, reference, advT, mask, options);
                 result.Loss.Backward();
                 float norm = GradClip.ClipGradNorm(_policy.Parameters(), Config.MaxGradNorm);
-                _optimizer.LearningRate = _schedule.LearningRate(_optimizerSteps);
+                _optimizer.LearningRate = learningRate ?? _schedule.LearningRate(_optimizerSteps);
                 // A non-finite gradient would poison the weights: skip that update, keep the log.
                 if (float.IsFinite(norm)) _optimizer.Step();
                 _optimizer.ZeroGrad();
@@ -233,6 +241,25 @@ public sealed class GrpoTrainer : IDisposable
         }
         _logger?.Log(m);
         return m;
+    }
+
+    /// <summary>This step's training prompts: levels cycled evenly, or drawn by <see cref="GrpoConfig.DifficultyWeights"/>.</summary>
+    private IReadOnlyList<Problem> DrawProblems(ulong seed)
+    {
+        var w = Config.DifficultyWeights;
+        if (w == null) return _task.Generate(Split.Train, Config.PromptsPerStep, seed);
+        if (w.Count != _task.MaxDifficulty || w.Any(x => !(x >= 0)) || w.Sum() <= 0)
+            throw new ArgumentException($"difficulty weights need {_task.MaxDifficulty} non-negative values (task '{_task.Name}'), not all 0");
+        var pick = new Generator(seed ^ 0xD1FF1C01UL);
+        var result = new List<Problem>(Config.PromptsPerStep);
+        for (int i = 0; i < Config.PromptsPerStep; i++)
+        {
+            double u = pick.NextDouble() * w.Sum();
+            int level = 1;
+            for (; level < w.Count && u >= w[level - 1]; level++) u -= w[level - 1];
+            result.Add(_task.Generate(Split.Train, 1, seed + (ulong)i * 104729UL, level)[0]);
+        }
+        return result;
     }
 
     /// <summary>Greedy completions of <paramref name="problems"/>: accuracy, format and think rates, mean length, by level.</summary>

@@ -62,14 +62,18 @@ public sealed class SftTrainer : IDisposable
         (_tokenizer.Encode(_template.Format(e.Prompt)).Select(i => (long)i).ToArray(),
          _tokenizer.Encode(e.Completion).Append(_tokenizer.EosId).Select(i => (long)i).ToArray());
 
-    /// <summary>One optimizer step on <paramref name="batch"/>; returns the loss before the step.</summary>
-    public float Step(IReadOnlyList<SftExample> batch)
+    /// <summary>
+    /// One optimizer step on <paramref name="batch"/>; returns the loss before the step. A given
+    /// <paramref name="learningRate"/> replaces the step schedule (for runs scheduled by wall time).
+    /// </summary>
+    public float Step(IReadOnlyList<SftExample> batch, float? learningRate = null)
     {
         using var scope = new TensorScope();
         var loss = SftLoss.Compute(_policy, batch.Select(Encode).ToArray());
         loss.Backward();
         float norm = GradClip.ClipGradNorm(_policy.Parameters(), _maxGradNorm);
-        _optimizer.LearningRate = _schedule.LearningRate(_steps++);
+        _optimizer.LearningRate = learningRate ?? _schedule.LearningRate(_steps);
+        _steps++;
         if (float.IsFinite(norm)) _optimizer.Step();
         _optimizer.ZeroGrad();
         return loss.Item();

@@ -6,6 +6,7 @@ public static class TaskRegistry
     private static readonly Dictionary<string, Func<VerifiableTask>> Factories = new(StringComparer.OrdinalIgnoreCase)
     {
         ["arithmetic"] = () => new ArithmeticTask(),
+        ["ladder"] = () => new LadderTask(),
         ["linear"] = () => new LinearEquationTask(),
         ["countdown"] = () => new CountdownTask(),
         ["word"] = () => new WordProblemTask(),

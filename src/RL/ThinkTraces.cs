@@ -11,14 +11,15 @@ namespace NativeReasoner.RL;
 /// </summary>
 public static class ThinkTraces
 {
-    public static bool Supports(string task) => task is "arithmetic" or "linear" or "word";
+    public static bool Supports(string task) => task is "arithmetic" or "ladder" or "linear" or "word";
 
     /// <summary>The completion text for <paramref name="p"/>: with a think trace, or the answer only.</summary>
     public static string Completion(Problem p, bool think)
     {
         var answer = $"\\boxed{{{p.Answer}}}";
         if (!think) return answer;
-        return $"{CharTokenizer.ThinkStart}{Trace(p)}{CharTokenizer.ThinkEnd} {answer}";
+        // The ladder is written compactly (no space after </think>): every character costs a tiny model.
+        return $"{CharTokenizer.ThinkStart}{Trace(p)}{CharTokenizer.ThinkEnd}{(p.Task == "ladder" ? "" : " ")}{answer}";
     }
 
     public static SftExample Example(Problem p, bool think) => new(p.Prompt, Completion(p, think), p.Answer, p.Difficulty);
@@ -26,6 +27,7 @@ public static class ThinkTraces
     public static string Trace(Problem p) => p.Task switch
     {
         "arithmetic" => Arithmetic(p.Key),
+        "ladder" => LadderTask.Trace(p.Key),
         "linear" => Linear(p.Key),
         "word" => Word(p.Key),
         _ => throw new NotSupportedException($"no think traces for task '{p.Task}'; supported: arithmetic, linear, word"),

@@ -12,28 +12,41 @@ public sealed record TrainSettings
     public string Name { get; init; } = "default";
     public string RunsDirectory { get; init; } = "runs";
     /// <summary>The model: the CPU benchmark preset (MLA + MoE, 256 routed + 1 shared experts, top-8), vocab from the tokenizer.</summary>
-    public DeepseekV3Config Model { get; init; } = DeepseekV3Config.Preset("bench-tiny") with { MaxPositionEmbeddings = 256 };
-    public string Task { get; init; } = "arithmetic";
-    /// <summary>Pre-training stops at this many steps or this wall time, whichever comes first.</summary>
+    public DeepseekV3Config Model { get; init; } = DeepseekV3Config.Preset("bench-tiny") with { MaxPositionEmbeddings = 128 };
+    /// <summary>The ladder (<see cref="LadderTask"/>): levels a character model learns within the budget.</summary>
+    public string Task { get; init; } = "ladder";
+    /// <summary>
+    /// The prompt template: just the question, so the model spends its positions on the arithmetic (the
+    /// question itself reads like <c>What is 47 * 6?</c>).
+    /// </summary>
+    public PromptTemplate Template { get; init; } = new("<|bos|>{question}\n");
+    /// <summary>Pre-training stops at this many steps or this wall time, whichever comes first; the cosine LR follows whichever is nearer.</summary>
     public int PretrainSteps { get; init; } = 4000;
-    public double PretrainMinutes { get; init; } = 5;
+    public double PretrainMinutes { get; init; } = 6.5;
     public int PretrainBatch { get; init; } = 32;
     public float PretrainLearningRate { get; init; } = 3e-3f;
-    /// <summary>Share of pre-training answers written with a &lt;think&gt; trace (the rest are direct answers).</summary>
-    public double ThinkFraction { get; init; } = 0.5;
+    /// <summary>
+    /// Share of pre-training answers written with a &lt;think&gt; trace (the rest are direct answers). Below one
+    /// half, so the pre-trained model answers directly by default (greedy) and RL has to discover that
+    /// thinking pays — most on the hard levels, where direct answers fail.
+    /// </summary>
+    public double ThinkFraction { get; init; } = 0.45;
     public GrpoSettings Grpo { get; init; } = new GrpoSettings
     {
-        Steps = 200,
+        Task = "ladder",
+        Steps = 1000,
         Trainer = new GrpoConfig
         {
-            NumGenerations = 8, PromptsPerStep = 8, MaxCompletionLength = 64, LossType = LossType.Dapo, EpsilonHigh = 0.28f,
-            LearningRate = 5e-4f, WarmupSteps = 5, TotalSteps = 200, EvalEvery = 20, EvalProblems = 50, Temperature = 1f,
+            NumGenerations = 8, PromptsPerStep = 8, MaxCompletionLength = 48, LossType = LossType.Dapo, EpsilonHigh = 0.28f,
+            LearningRate = 2e-4f, WarmupSteps = 3, TotalSteps = 1000, EvalEvery = 15, EvalProblems = 50, Temperature = 1f,
+            // More prompts from the levels where direct answers fail and samples disagree.
+            DifficultyWeights = [1, 1, 1.5, 2, 2.5],
         },
         AccuracyWeight = 1f, FormatWeight = 0.5f,
     };
-    public double RlMinutes { get; init; } = 8;
+    public double RlMinutes { get; init; } = 4;
     /// <summary>Held-out problems for the before/after comparison (levels cycle, so this many / levels per level).</summary>
-    public int EvalProblems { get; init; } = 100;
+    public int EvalProblems { get; init; } = 250;
     public ulong Seed { get; init; }
 }
 
@@ -56,7 +69,9 @@ public static class TrainPipeline
         var task = TaskRegistry.Create(s.Task);
         if (!ThinkTraces.Supports(task.Name)) throw new ArgumentException($"nr train pre-trains with think traces, which task '{task.Name}' has none of; use arithmetic, linear or word");
         var tokenizer = new CharTokenizer();
-        var template = PromptTemplate.Default;
+        var template = s.Template;
+        var total = Stopwatch.StartNew();
+        var timings = new JsonObject();
         var config = s.Model with { VocabSize = Math.Max(s.Model.VocabSize, tokenizer.VocabSize), EosTokenIds = [tokenizer.EosId], BosTokenId = tokenizer.BosId, PadTokenId = tokenizer.PadId };
 
         // Resume: weights and where we were.
@@ -92,7 +107,8 @@ public static class TrainPipeline
         // ---- pre-training (SFT on think / direct mixes)
         if (phase == "pretrain")
         {
-            using var sft = new SftTrainer(policy, tokenizer, template, s.PretrainLearningRate, s.PretrainSteps, warmupSteps: 50, weightDecay: 0.01f);
+            const int warmup = 30;
+            using var sft = new SftTrainer(policy, tokenizer, template, s.PretrainLearningRate, s.PretrainSteps, warmupSteps: warmup, weightDecay: 0.01f);
             var rng = new Generator(s.Seed + 99 + (ulong)done);
             var clock = Stopwatch.StartNew();
             model.Train();
@@ -101,16 +117,23 @@ public static class TrainPipeline
                 if (cancel.IsCancellationRequested) { Checkpoint("pretrain", done); return new JsonObject { ["interrupted"] = true }; }
                 var batch = task.Generate(Split.Train, s.PretrainBatch, s.Seed + 1000 + (ulong)done)
                     .Select(p => ThinkTraces.Example(p, rng.NextDouble() < s.ThinkFraction)).ToArray();
-                float loss = sft.Step(batch);
-                log.Log([new("phase", 0), new("step", done + 1), new("loss", loss), new("elapsed_s", clock.Elapsed.TotalSeconds)]);
+                // Cosine over whichever budget runs out first, steps or minutes, so the LR has decayed when time is up.
+                double frac = Math.Max((double)done / s.PretrainSteps, clock.Elapsed.TotalMinutes / s.PretrainMinutes);
+                float lr = WarmupCosine(s.PretrainLearningRate, warmup, done, frac);
+                float loss = sft.Step(batch, lr);
+                log.Log([new("phase", 0), new("step", done + 1), new("loss", loss), new("learning_rate", lr), new("elapsed_s", clock.Elapsed.TotalSeconds)]);
                 if (done % 10 == 0) progress($"\rpre-train {Bar(done, s.PretrainSteps)} step {done + 1}  loss {loss:F3}  {clock.Elapsed:mm\\:ss}   ");
             }
             progress("\n");
+            timings["pretrain_s"] = clock.Elapsed.TotalSeconds;
+            timings["pretrain_steps"] = done;
             phase = "rl";
             done = 0;
         }
 
+        var evalClock = Stopwatch.StartNew();
         var afterPretrain = Evaluation.Run(policy, tokenizer, template, task, heldOut, greedy);
+        timings["eval_after_pretrain_s"] = evalClock.Elapsed.TotalSeconds;
         progress($"after pre-training: held-out accuracy {afterPretrain.Accuracy:P1}, format {afterPretrain.FormatRate:P0}, think {afterPretrain.ThinkRate:P0}\n");
 
         // ---- GRPO
@@ -125,7 +148,8 @@ public static class TrainPipeline
             for (; done < grpo.Steps && rlClock.Elapsed.TotalMinutes < s.RlMinutes; done++)
             {
                 if (cancel.IsCancellationRequested) { Checkpoint("rl", done); return new JsonObject { ["interrupted"] = true }; }
-                var m = trainer.Step().ToDictionary(kv => kv.Key, kv => kv.Value);
+                double rlProgress = Math.Max((double)done / grpo.Steps, rlClock.Elapsed.TotalMinutes / s.RlMinutes);
+                var m = trainer.Step(WarmupCosine(grpo.Trainer.LearningRate, grpo.Trainer.WarmupSteps, done, rlProgress)).ToDictionary(kv => kv.Key, kv => kv.Value);
                 m["step"] = done + 1;
                 rows.Add(m);
                 log.Log([new("phase", 1), .. m]);
@@ -134,7 +158,11 @@ public static class TrainPipeline
             }
         }
         progress("\n");
+        timings["rl_s"] = rlClock.Elapsed.TotalSeconds;
+        timings["rl_steps"] = rows.Count;
+        evalClock.Restart();
         var afterRl = Evaluation.Run(policy, tokenizer, template, task, heldOut, greedy);
+        timings["eval_after_rl_s"] = evalClock.Elapsed.TotalSeconds;
         progress($"after GRPO: held-out accuracy {afterRl.Accuracy:P1}, format {afterRl.FormatRate:P0}, think {afterRl.ThinkRate:P0}\n");
 
         // ---- outputs
@@ -145,7 +173,10 @@ public static class TrainPipeline
         if (Directory.Exists(ckptDir)) Directory.Delete(ckptDir, true);
         int hardest = task.MaxDifficulty, easiest = 1;
         double Acc(EvalReport r, int level) => r.ByDifficulty.TryGetValue(level, out var v) ? v.Accuracy : double.NaN;
-        double ThinkLen(EvalReport r, int level) => r.ByDifficulty.TryGetValue(level, out var v) ? v.MeanLength : double.NaN;
+        var thinkBefore = ThinkingTokens(tokenizer, heldOut, afterPretrain);
+        var thinkAfter = ThinkingTokens(tokenizer, heldOut, afterRl);
+        double Think(Dictionary<int, double> t, int level) => t.GetValueOrDefault(level, double.NaN);
+        double Rate(EvalReport r, int level) => r.ByDifficulty.TryGetValue(level, out var v) ? v.ThinkRate : double.NaN;
         var checks = new JsonObject
         {
             ["hardest_level"] = hardest,
@@ -153,14 +184,22 @@ public static class TrainPipeline
             ["hardest_accuracy_gain_ok"] = 100 * (Acc(afterRl, hardest) - Acc(afterPretrain, hardest)) >= 10,
             ["format_reward_after_rl"] = afterRl.FormatRate,
             ["format_ok"] = afterRl.FormatRate >= 0.95,
-            ["completion_length_easiest_vs_hardest"] = new JsonArray(ThinkLen(afterRl, easiest), ThinkLen(afterRl, hardest)),
-            ["thinking_grows_with_difficulty"] = ThinkLen(afterRl, hardest) > ThinkLen(afterRl, easiest),
+            ["think_rate_easiest_vs_hardest"] = new JsonArray(Rate(afterRl, easiest), Rate(afterRl, hardest)),
+            ["thinking_tokens_easiest_vs_hardest"] = new JsonArray(Think(thinkAfter, easiest), Think(thinkAfter, hardest)),
+            // Thinking grows when either the share of thinking answers or the tokens spent thinking rise from the easiest level to the hardest.
+            ["thinking_grows_with_difficulty"] = Rate(afterRl, hardest) > Rate(afterRl, easiest) || Think(thinkAfter, hardest) > Think(thinkAfter, easiest),
         };
+        JsonObject ByLevel(Dictionary<int, double> t) => new(t.OrderBy(kv => kv.Key).Select(kv => KeyValuePair.Create(kv.Key.ToString(), (JsonNode?)kv.Value)));
+        var afterPretrainJson = afterPretrain.ToJson();
+        afterPretrainJson["thinking_tokens_by_difficulty"] = ByLevel(thinkBefore);
+        var afterRlJson = afterRl.ToJson();
+        afterRlJson["thinking_tokens_by_difficulty"] = ByLevel(thinkAfter);
+        timings["total_s"] = total.Elapsed.TotalSeconds;
         var summary = new JsonObject
         {
             ["task"] = task.Name, ["model"] = JsonSerializer.SerializeToNode(new { config.HiddenSize, config.NumHiddenLayers, config.NRoutedExperts, config.NSharedExperts, config.NumExpertsPerTok, config.VocabSize }),
             ["pretrain_steps"] = s.PretrainSteps, ["rl_steps"] = rows.Count, ["rl_minutes"] = rlClock.Elapsed.TotalMinutes,
-            ["after_pretraining"] = afterPretrain.ToJson(), ["after_rl"] = afterRl.ToJson(), ["checks"] = checks,
+            ["after_pretraining"] = afterPretrainJson, ["after_rl"] = afterRlJson, ["checks"] = checks, ["timings"] = timings,
         };
         File.WriteAllText(Path.Combine(runDir, "summary.json"), summary.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         var samples = new StringBuilder("# The same held-out problems after pre-training and after GRPO (greedy)\n");
@@ -169,6 +208,27 @@ public static class TrainPipeline
         File.WriteAllText(Path.Combine(runDir, "samples.md"), samples.ToString());
         Plots.WriteRunPlots(runDir, rows, afterPretrain, afterRl);
         return summary;
+    }
+
+    /// <summary>Linear warmup over <paramref name="warmup"/> steps, then cosine from the peak to a tenth of it as <paramref name="progress"/> goes 0 → 1.</summary>
+    private static float WarmupCosine(float peak, int warmup, int step, double progress)
+    {
+        if (step < warmup) return peak * (step + 1) / warmup;
+        return (float)(peak * (0.1 + 0.9 * 0.5 * (1 + Math.Cos(Math.PI * Math.Clamp(progress, 0, 1)))));
+    }
+
+    /// <summary>Mean tokens inside &lt;think&gt;…&lt;/think&gt; (to the end when unclosed; 0 without thinking) by difficulty level.</summary>
+    private static Dictionary<int, double> ThinkingTokens(CharTokenizer tokenizer, IReadOnlyList<Problem> problems, EvalReport report) =>
+        problems.Select((p, i) => (p.Difficulty, Tokens: ThinkingTokens(tokenizer, report.Completions[i])))
+            .GroupBy(r => r.Difficulty).ToDictionary(g => g.Key, g => g.Average(r => (double)r.Tokens));
+
+    private static int ThinkingTokens(CharTokenizer tokenizer, string completion)
+    {
+        int start = completion.IndexOf(CharTokenizer.ThinkStart, StringComparison.Ordinal);
+        if (start < 0) return 0;
+        start += CharTokenizer.ThinkStart.Length;
+        int end = completion.IndexOf(CharTokenizer.ThinkEnd, start, StringComparison.Ordinal);
+        return tokenizer.Encode(end < 0 ? completion[start..] : completion[start..end]).Length;
     }
 
     private static void CopyWeights(DeepseekV3ForCausalLM from, DeepseekV3ForCausalLM to)

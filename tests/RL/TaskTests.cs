@@ -125,4 +125,27 @@ public class ThinkTraceTests
         }
         Assert.Equal("15 * 17 = 15 * 10 + 15 * 7 = 150 + 105 = 255", ThinkTraces.Trace(new Problem("arithmetic", "", "255", 4, "15*17")));
     }
+
+    [Fact]
+    public void LadderTraces_EveryStepEvaluatesToTheAnswer_AndGrowWithTheLevel()
+    {
+        var task = TaskRegistry.Create("ladder");
+        var acc = new AccuracyReward(task);
+        var meanLength = new double[task.MaxDifficulty + 1];
+        foreach (var p in task.Generate(Split.Train, 500, seed: 5))
+        {
+            var text = ThinkTraces.Completion(p, think: true);
+            Assert.Equal(1f, acc.Score(new RewardInput(p, text, text.Length, false)));
+            Assert.True(FormatReward.IsWellFormed(text, false), text);
+            // "47*6=40*6+7*6=240+42=282": every side of every "=" is a sum of products worth the answer.
+            foreach (var side in LadderTask.Trace(p.Key).Split('='))
+                Assert.Equal(long.Parse(p.Answer), side.Split('+').Sum(t => t.Split('*').Aggregate(1L, (x, f) => x * long.Parse(f))));
+            meanLength[p.Difficulty] += LadderTask.Trace(p.Key).Length / 100.0;
+        }
+        // Multi-step levels think longer: 3 beyond the one-fact levels 1–2, and 4–5 (two facts and a sum) beyond 3.
+        Assert.True(meanLength[3] > Math.Max(meanLength[1], meanLength[2]));
+        Assert.True(Math.Min(meanLength[4], meanLength[5]) > meanLength[3]);
+        Assert.Equal("47*6=40*6+7*6=240+42=282", LadderTask.Trace("47*6"));
+        Assert.Equal("47+38=40+30+7+8=70+15=85", LadderTask.Trace("47+38"));
+    }
 }

@@ -1,0 +1,52 @@
+namespace NativeReasoner.RL;
+
+/// <summary>
+/// <c>What is 47 * 6?</c> on a ladder a tiny character-level model can climb in minutes of CPU training —
+/// the default task of <c>nr train</c>. Every level is one rung harder to answer directly and needs one more
+/// step of worked reasoning: 1 one-digit + one-digit, 2 one-digit × one-digit (a table fact),
+/// 3 two-digit + one-digit, 4 two-digit + two-digit, 5 two-digit × one-digit (tens and ones times the
+/// digit, then their sum). The traces (<see cref="ThinkTraces"/>) reduce every level to the facts of
+/// levels 1 and 2 plus adding to a round number, so thinking pays exactly where the direct answer is out
+/// of reach.
+/// </summary>
+public sealed class LadderTask : NumericTask
+{
+    public override string Name => "ladder";
+    public override int MaxDifficulty => 5;
+
+    protected override Problem Sample(Generator rng, int difficulty)
+    {
+        long a, b;
+        char op;
+        switch (difficulty)
+        {
+            case 1: a = Uniform(rng, 0, 9); b = Uniform(rng, 0, 9); op = '+'; break;
+            case 2: a = Uniform(rng, 2, 9); b = Uniform(rng, 2, 9); op = '*'; break;
+            case 3: a = Uniform(rng, 10, 99); b = Uniform(rng, 2, 9); op = '+'; break;
+            case 4: a = Uniform(rng, 10, 99); b = Uniform(rng, 10, 99); op = '+'; break;
+            // A round a (40 * 6) would need a trace of its own shape; its ones digit is never 0.
+            default: do a = Uniform(rng, 11, 99); while (a % 10 == 0); b = Uniform(rng, 3, 9); op = '*'; break;
+        }
+        long answer = op == '+' ? a + b : a * b;
+        return new Problem(Name, $"What is {a} {op} {b}?", answer.ToString(), difficulty, $"{a}{op}{b}");
+    }
+
+    /// <summary>
+    /// The worked solution, compact (a character model pays for every token): <c>3+4=7</c>,
+    /// <c>47+8=40+15=55</c>, <c>47+38=40+30+7+8=70+15=85</c>, <c>47*6=40*6+7*6=240+42=282</c>.
+    /// </summary>
+    public static string Trace(string key)
+    {
+        int opAt = key.IndexOfAny(['+', '*'], 1);
+        long a = long.Parse(key[..opAt]), b = long.Parse(key[(opAt + 1)..]);
+        long at = a / 10 * 10, ao = a % 10, bt = b / 10 * 10, bo = b % 10;
+        if (key[opAt] == '+')
+        {
+            if (a < 10) return $"{a}+{b}={a + b}";
+            if (b < 10) return $"{a}+{b}={at}+{ao + b}={a + b}";
+            return $"{a}+{b}={at}+{bt}+{ao}+{bo}={at + bt}+{ao + bo}={a + b}";
+        }
+        if (a < 10) return $"{a}*{b}={a * b}";
+        return ao == 0 ? $"{a}*{b}={at / 10}*{b}*10={a * b}" : $"{a}*{b}={at}*{b}+{ao}*{b}={at * b}+{ao * b}={a * b}";
+    }
+}
