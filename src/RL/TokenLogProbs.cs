@@ -17,11 +17,8 @@ public static class TokenLogProbs
         int B = logits.Shape[0], T = logits.Shape[1];
         ids.Expect([B, T], "selected_logps: ids");
         if (!(temperature > 0f)) throw new ArgumentOutOfRangeException(nameof(temperature), $"temperature must be > 0, got {temperature}");
-        using var scaled = temperature == 1f ? logits.Contiguous() : logits / temperature;   // [B, T, V]
-        using var logSoftmax = scaled.LogSoftmax(-1);                                         // [B, T, V]
-        using var idx = ids.Reshape(B, T, 1);                                                 // [B, T, 1]
-        using var picked = logSoftmax.Gather(2, idx);                                         // [B, T, 1]
-        return picked.Reshape(B, T);
+        // One fused pass per row (no [B, T, V] log-softmax or scaled copy is materialised).
+        return Functional.LogSoftmaxGather(logits, ids, temperature);                          // [B, T]
     }
 
     /// <summary>
