@@ -48,17 +48,19 @@ internal static unsafe class Sgemm
         long macs = (long)M * N * Math.Max(K, 1);
         bool parallel = CpuParallel.Threads > 1 && macs * batch >= ParallelThreshold;
 
+        // Few rows or columns: matrix-vector work, streamed with SIMD (also for small sizes: decode steps
+        // and per-expert batches of a token or two are exactly these shapes).
+        if (K > 0 && (M <= SgemmSkinny.MaxSkinny || N <= SgemmSkinny.MaxSkinny))
+        {
+            SgemmSkinny.Run(parallel, batch, transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB,
+                beta, C, ldc, strideC);
+            return;
+        }
+
         if (K == 0 || macs < DirectThreshold)
         {
             if (parallel) CpuParallel.For(batch, 1, &DirectItems, &job);
             else DirectItems(&job, 0, batch);
-            return;
-        }
-
-        if (M <= SgemmSkinny.MaxSkinny || N <= SgemmSkinny.MaxSkinny)
-        {
-            SgemmSkinny.Run(parallel, batch, transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB,
-                beta, C, ldc, strideC);
             return;
         }
 
@@ -94,11 +96,17 @@ internal static unsafe class Sgemm
         else PackedItems(&job, 0, items);
     }
 
-    /// <summary>Small problems: one fused dot product per output, batch items [start, end).</summary>
+    /// <summary>
+    /// Small problems (no packing), batch items [start, end). Two SIMD forms cover the layouts the model
+    /// uses: op(A) rows and op(B) columns both contiguous along K (x·Wᵀ) → one dot product per output;
+    /// op(B) rows contiguous along N → rows of C accumulated as AXPYs over K. Other layouts: scalar dots.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void DirectItems(void* state, long start, long end)
     {
         ref Job j = ref *(Job*)state;
+        const int MaxRow = 1024;                                         // AXPY accumulator on the stack
+        float* acc = stackalloc float[MaxRow];
         for (long b = start; b < end; b++)
         {
             float* a = j.A + b * j.StrideA, bm = j.B + b * j.StrideB, c = j.C + b * j.StrideC;
@@ -107,6 +115,26 @@ internal static unsafe class Sgemm
             for (int i = 0; i < j.M; i++)
             {
                 float* ci = c + i * j.Ldc;
+                if (aCol == 1 && bRow == 1 && j.K > 0)
+                {
+                    var ai = new ReadOnlySpan<float>(a + i * aRow, j.K);
+                    for (int n = 0; n < j.N; n++)
+                    {
+                        float sum = System.Numerics.Tensors.TensorPrimitives.Dot(ai, new ReadOnlySpan<float>(bm + n * bCol, j.K));
+                        ci[n] = j.Beta == 0f ? j.Alpha * sum : j.Alpha * sum + j.Beta * ci[n];
+                    }
+                    continue;
+                }
+                if (bCol == 1 && j.N <= MaxRow)
+                {
+                    var row = new Span<float>(acc, j.N);
+                    row.Clear();
+                    for (int p = 0; p < j.K; p++)
+                        Axpy(a[i * aRow + p * aCol], bm + p * bRow, acc, j.N);
+                    for (int n = 0; n < j.N; n++)
+                        ci[n] = j.Beta == 0f ? j.Alpha * acc[n] : j.Alpha * acc[n] + j.Beta * ci[n];
+                    continue;
+                }
                 for (int n = 0; n < j.N; n++)
                 {
                     float sum = 0f;
@@ -116,6 +144,26 @@ internal static unsafe class Sgemm
                 }
             }
         }
+    }
+
+    /// <summary>y[0..n) += s · x[0..n).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Axpy(float s, float* x, float* y, int n)
+    {
+        int e = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var vs = Vector512.Create(s);
+            for (; e <= n - 16; e += 16)
+                Vector512.FusedMultiplyAdd(vs, Vector512.Load(x + e), Vector512.Load(y + e)).Store(y + e);
+        }
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            var vs = Vector256.Create(s);
+            for (; e <= n - 8; e += 8)
+                Vector256.FusedMultiplyAdd(vs, Vector256.Load(x + e), Vector256.Load(y + e)).Store(y + e);
+        }
+        for (; e < n; e++) y[e] = MathF.FusedMultiplyAdd(s, x[e], y[e]);
     }
 
     /// <summary>Work items [start, end) of the packed path; item = (batch, row tile, column tile).</summary>
