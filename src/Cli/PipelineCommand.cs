@@ -6,43 +6,80 @@ using NativeReasoner.RL;
 namespace NativeReasoner.Cli;
 
 /// <summary>
-/// `nr pipeline r1-zero`: GRPO straight from a model directory (see <see cref="R1ZeroRun"/>). Settings come
-/// from defaults, then a JSON config (--config), then one command-line option per setting.
+/// `nr pipeline r1-zero | r1 | distill` (see <see cref="R1ZeroRun"/>, <see cref="R1Run"/>, <see cref="DistillRun"/>).
+/// Settings come from defaults, then a JSON config (--config), then one command-line option per setting.
 /// </summary>
 public static class PipelineCommand
 {
     public static Command Build()
     {
-        var model = new Option<string>("--model") { Description = "Model directory (checkpoint + tokenizer.json [+ prompt_template.json]).", Required = true };
-        var runDir = new Option<string>("--run-dir") { Description = "Output directory (metrics.jsonl, model/, summary.json, samples.md).", Required = true };
-        var config = new Option<string?>("--config") { Description = "JSON file of settings ({\"loss_type\": \"dapo\", ...}); command-line options override it." };
-        var settingOptions = GrpoSettings.Names
-            .Select(n => (n.Name, Option: new Option<string?>("--" + n.Name.Replace('_', '-')) { Description = n.Help }))
-            .ToArray();
-        var r1Zero = new Command("r1-zero", "GRPO on rule-based rewards straight from a model (R1-Zero).") { model, runDir, config };
-        foreach (var (_, o) in settingOptions) r1Zero.Options.Add(o);
-        r1Zero.SetAction(parse =>
+        var r1Zero = new Command("r1-zero", "GRPO on rule-based rewards straight from a model (R1-Zero).");
+        var zeroModel = ModelOption("--model", "Model directory (checkpoint + tokenizer.json [+ prompt_template.json]).", r1Zero);
+        var zeroRun = RunDirOption("metrics.jsonl, model/, summary.json, samples.md", r1Zero);
+        var zeroSettings = AddSettings(r1Zero, GrpoSettings.Names, new GrpoSettings(), (s, k, v) => s.With(k, v));
+        r1Zero.SetAction(parse => Guard("r1-zero", () =>
+            R1ZeroRun.Run(parse.GetValue(zeroModel)!, parse.GetValue(zeroRun)!, zeroSettings(parse), Console.WriteLine)));
+
+        var r1 = new Command("r1", "Cold-start SFT on worked solutions → GRPO → rejection sampling + SFT → GRPO (DeepSeek-R1).");
+        var r1Model = ModelOption("--model", "Base model directory (checkpoint + tokenizer.json [+ prompt_template.json]).", r1);
+        var r1Run = RunDirOption("one directory per stage (model/, metrics.jsonl, data), model/, summary.json; a rerun skips finished stages", r1);
+        var r1Settings = AddSettings(r1, PipelineSettings.Names, new PipelineSettings(), (s, k, v) => s.With(k, v));
+        r1.SetAction(parse => Guard("r1", () =>
+            R1Run.Run(parse.GetValue(r1Model)!, parse.GetValue(r1Run)!, r1Settings(parse), Console.WriteLine)));
+
+        var distill = new Command("distill", "A teacher's verified-correct traces train a smaller DeepSeek-V3 student by SFT.");
+        var teacher = ModelOption("--teacher", "Teacher model directory (checkpoint + tokenizer.json [+ prompt_template.json]).", distill);
+        var student = new Option<string>("--student-config")
         {
-            try
-            {
-                var settings = new GrpoSettings();
-                if (parse.GetValue(config) is { } path)
-                {
-                    if (!File.Exists(path)) throw new FileNotFoundException($"config file '{path}' does not exist", path);
-                    settings = settings.WithJson(File.ReadAllText(path), path);
-                }
-                foreach (var (name, o) in settingOptions)
-                    if (parse.GetValue(o) is { } v) settings = settings.With(name, v);
-                R1ZeroRun.Run(parse.GetValue(model)!, parse.GetValue(runDir)!, settings, Console.WriteLine);
-                return 0;
-            }
-            catch (Exception e) when (e is ModelConfigException or CheckpointMismatchException or SafetensorsException or ArgumentException
-                                      or IOException or NotSupportedException or InvalidOperationException)
-            {
-                Console.Error.WriteLine($"nr pipeline r1-zero: {e.Message}");
-                return 1;
-            }
-        });
-        return new Command("pipeline", "Reasoning-RL pipelines.") { r1Zero };
+            Description = $"Student architecture: a preset ({string.Join(", ", DeepseekV3Config.PresetNames)}) or a config.json (file or directory).",
+            Required = true,
+        };
+        distill.Options.Add(student);
+        var distillRun = RunDirOption("teacher_traces.jsonl, metrics.jsonl, student/, summary.json", distill);
+        var distillSettings = AddSettings(distill, PipelineSettings.Names, new PipelineSettings(), (s, k, v) => s.With(k, v));
+        distill.SetAction(parse => Guard("distill", () =>
+            DistillRun.Run(parse.GetValue(teacher)!, parse.GetValue(student)!, parse.GetValue(distillRun)!, distillSettings(parse), Console.WriteLine)));
+
+        return new Command("pipeline", "Reasoning-RL pipelines.") { r1Zero, r1, distill };
+    }
+
+    private static Option<string> ModelOption(string name, string help, Command c)
+    {
+        var o = new Option<string>(name) { Description = help, Required = true };
+        c.Options.Add(o);
+        return o;
+    }
+
+    private static Option<string> RunDirOption(string contents, Command c) => ModelOption("--run-dir", $"Output directory ({contents}).", c);
+
+    /// <summary>Adds --config and one option per setting; returns how to read the settings from a parse (defaults → config → options).</summary>
+    private static Func<ParseResult, T> AddSettings<T>(Command c, IEnumerable<(string Name, string Help)> names, T defaults, Func<T, string, string, T> with)
+    {
+        var config = new Option<string?>("--config") { Description = "JSON file of settings ({\"loss_type\": \"dapo\", ...}); command-line options override it." };
+        c.Options.Add(config);
+        var options = names.Select(n => (n.Name, Option: new Option<string?>("--" + n.Name.Replace('_', '-')) { Description = n.Help })).ToArray();
+        foreach (var (_, o) in options) c.Options.Add(o);
+        return parse =>
+        {
+            var s = parse.GetValue(config) is { } path ? ConfigJson.ApplyFile(defaults, path, with) : defaults;
+            foreach (var (name, o) in options)
+                if (parse.GetValue(o) is { } v) s = with(s, name, v);
+            return s;
+        };
+    }
+
+    private static int Guard(string name, Action run)
+    {
+        try
+        {
+            run();
+            return 0;
+        }
+        catch (Exception e) when (e is ModelConfigException or CheckpointMismatchException or SafetensorsException or ArgumentException
+                                  or IOException or NotSupportedException or InvalidOperationException)
+        {
+            Console.Error.WriteLine($"nr pipeline {name}: {e.Message}");
+            return 1;
+        }
     }
 }

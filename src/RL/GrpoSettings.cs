@@ -67,20 +67,29 @@ public sealed record GrpoSettings
     }
 
     /// <summary>Applies a JSON object of settings ({"loss_type": "dapo", "beta": 0.04, …}).</summary>
-    public GrpoSettings WithJson(string json, string source)
+    public GrpoSettings WithJson(string json, string source) => ConfigJson.Apply(this, json, source, (s, k, v) => s.With(k, v));
+
+    /// <summary>The effective value of every setting, for summary.json.</summary>
+    public JsonObject ToJson()
     {
-        JsonObject o;
-        try { o = JsonNode.Parse(json) as JsonObject ?? throw new ArgumentException("the config must be a JSON object"); }
-        catch (System.Text.Json.JsonException e) { throw new ArgumentException($"{source}: malformed JSON: {e.Message}", e); }
-        var s = this;
-        foreach (var (k, v) in o)
-        {
-            if (v == null) continue;
-            try { s = s.With(k, v is JsonValue jv && jv.TryGetValue<string>(out var str) ? str : v.ToJsonString()); }
-            catch (ArgumentException e) { throw new ArgumentException($"{source}: {e.Message}", e); }
-        }
-        return s;
+        var o = new JsonObject();
+        foreach (var (name, _) in Names) o[name] = Describe(this, name);
+        return o;
     }
+
+    // The effective value of a setting, for summary.json.
+    private static JsonNode? Describe(GrpoSettings s, string name) => name switch
+    {
+        "task" => s.Task, "steps" => s.Steps, "num_generations" => s.Trainer.NumGenerations, "prompts_per_step" => s.Trainer.PromptsPerStep,
+        "num_iterations" => s.Trainer.NumIterations, "max_completion_length" => s.Trainer.MaxCompletionLength, "temperature" => s.Trainer.Temperature,
+        "top_p" => s.Trainer.TopP, "top_k" => s.Trainer.TopK, "loss_type" => GrpoNames.Name(s.Trainer.LossType),
+        "scale_rewards" => GrpoNames.Name(s.Trainer.ScaleRewards), "beta" => s.Trainer.Beta, "epsilon" => s.Trainer.EpsilonLow,
+        "epsilon_high" => s.Trainer.EpsilonHigh ?? s.Trainer.EpsilonLow, "mask_truncated_completions" => s.Trainer.MaskTruncatedCompletions,
+        "learning_rate" => s.Trainer.LearningRate, "weight_decay" => s.Trainer.WeightDecay, "max_grad_norm" => s.Trainer.MaxGradNorm,
+        "warmup_steps" => s.Trainer.WarmupSteps, "eval_steps" => s.Trainer.EvalEvery, "eval_problems" => s.EvalProblems, "seed" => s.Trainer.Seed,
+        "accuracy_weight" => s.AccuracyWeight, "format_weight" => s.FormatWeight, "charset_weight" => s.CharsetWeight, "overlong_cache" => s.OverlongCache,
+        _ => null,
+    };
 
     /// <summary>The reward set these settings describe.</summary>
     public RewardSet Rewards(VerifiableTask task, bool thinkPrefilled)
@@ -94,12 +103,38 @@ public sealed record GrpoSettings
         return set;
     }
 
-    private static int Int(string v) => int.Parse(v, NumberStyles.Integer, CultureInfo.InvariantCulture);
-    private static float Float(string v) => float.Parse(v, NumberStyles.Float, CultureInfo.InvariantCulture);
-    private static bool Bool(string v) => v.ToLowerInvariant() switch
+    internal static int Int(string v) => int.Parse(v, NumberStyles.Integer, CultureInfo.InvariantCulture);
+    internal static float Float(string v) => float.Parse(v, NumberStyles.Float, CultureInfo.InvariantCulture);
+    internal static bool Bool(string v) => v.ToLowerInvariant() switch
     {
         "true" or "1" or "yes" => true,
         "false" or "0" or "no" => false,
         _ => throw new FormatException("expected true or false"),
     };
+}
+
+/// <summary>JSON config files: a flat object of settings applied one by one through a setter that names the key in its errors.</summary>
+public static class ConfigJson
+{
+    public static T Apply<T>(T start, string json, string source, Func<T, string, string, T> with)
+    {
+        JsonObject o;
+        try { o = JsonNode.Parse(json) as JsonObject ?? throw new ArgumentException($"{source}: the config must be a JSON object"); }
+        catch (System.Text.Json.JsonException e) { throw new ArgumentException($"{source}: malformed JSON: {e.Message}", e); }
+        var s = start;
+        foreach (var (k, v) in o)
+        {
+            if (v == null) continue;
+            try { s = with(s, k, v is JsonValue jv && jv.TryGetValue<string>(out var str) ? str : v.ToJsonString()); }
+            catch (ArgumentException e) { throw new ArgumentException($"{source}: {e.Message}", e); }
+        }
+        return s;
+    }
+
+    /// <summary>Reads <paramref name="path"/> and applies it; a missing file is a clear error.</summary>
+    public static T ApplyFile<T>(T start, string path, Func<T, string, string, T> with)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"config file '{path}' does not exist", path);
+        return Apply(start, File.ReadAllText(path), path, with);
+    }
 }

@@ -97,6 +97,8 @@ public sealed class GrpoTrainer : IDisposable
     private int _optimizerSteps;
 
     public GrpoConfig Config { get; }
+    /// <summary>The optimizer, for saving and restoring its state beside a checkpoint.</summary>
+    public AdamW Optimizer => _optimizer;
     public int StepIndex { get; private set; }
 
     public GrpoTrainer(IPolicy policy, IPolicy? reference, ITokenizer tokenizer, VerifiableTask task, RewardSet rewards,

@@ -21,6 +21,14 @@ public sealed class ModelBundle : IDisposable
         Template = template;
     }
 
+    /// <summary>A bundle around a model built in memory (a distillation student); the bundle owns the model.</summary>
+    public static ModelBundle Create(DeepseekV3ForCausalLM model, ITokenizer tokenizer, PromptTemplate template)
+    {
+        if (tokenizer.VocabSize > model.Config.VocabSize)
+            throw new ArgumentException($"the tokenizer has {tokenizer.VocabSize} tokens but the model's vocab_size is {model.Config.VocabSize}");
+        return new ModelBundle(new DeepseekPolicy(model), tokenizer, template);
+    }
+
     /// <summary>Loads the tokenizer first, so a directory without one fails fast with a clear message.</summary>
     public static ModelBundle Load(string directory, Device? device = null)
     {

@@ -79,8 +79,11 @@ public sealed class SftTrainer : IDisposable
         return loss.Item();
     }
 
-    /// <summary>One pass over the data in shuffled batches; returns the mean loss.</summary>
-    public float Epoch(IReadOnlyList<SftExample> data, int batchSize, Generator rng)
+    /// <summary>The optimizer, for saving and restoring its state beside a checkpoint.</summary>
+    public AdamW Optimizer => _optimizer;
+
+    /// <summary>One pass over the data in shuffled batches; returns the mean loss. <paramref name="afterStep"/> sees each step's loss (for logging).</summary>
+    public float Epoch(IReadOnlyList<SftExample> data, int batchSize, Generator rng, Action<float>? afterStep = null)
     {
         var order = Enumerable.Range(0, data.Count).ToArray();
         for (int i = order.Length - 1; i > 0; i--)
@@ -92,7 +95,9 @@ public sealed class SftTrainer : IDisposable
         int n = 0;
         for (int s = 0; s < order.Length; s += batchSize)
         {
-            sum += Step(order.Skip(s).Take(batchSize).Select(i => data[i]).ToArray());
+            float loss = Step(order.Skip(s).Take(batchSize).Select(i => data[i]).ToArray());
+            afterStep?.Invoke(loss);
+            sum += loss;
             n++;
         }
         return n == 0 ? float.NaN : (float)(sum / n);

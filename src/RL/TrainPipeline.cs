@@ -56,8 +56,8 @@ public sealed record TrainSettings
 /// rewards. Writes <c>runs/NAME/</c>: <c>model/</c>, <c>metrics.jsonl</c> (pre-training and RL, with a
 /// <c>phase</c> field), <c>summary.json</c> (held-out results after pre-training and after RL, by difficulty,
 /// and the checks of the issue), <c>samples.md</c>, and PNG plots (<see cref="Plots"/>). Cancellation (Ctrl-C)
-/// saves <c>checkpoint/</c> (weights + phase and step); running again resumes from it (optimizer moments
-/// restart from zero).
+/// saves <c>checkpoint/</c> (weights + phase and step); running again resumes from it (AdamW
+/// moments and step counts included, from <c>optimizer.safetensors</c>).
 /// </summary>
 public static class TrainPipeline
 {
@@ -97,9 +97,10 @@ public static class TrainPipeline
         var greedy = new GenerationOptions { MaxNewTokens = s.Grpo.Trainer.MaxCompletionLength, Temperature = 0f, EosTokenIds = [tokenizer.EosId] };
         using var log = new MetricsLogger(Path.Combine(runDir, "metrics.jsonl"));
 
-        void Checkpoint(string ph, int step)
+        void Checkpoint(string ph, int step, Optim.AdamW optimizer)
         {
             DeepseekV3Checkpoint.Save(model, ckptDir);
+            OptimizerCheckpoint.Save(optimizer, ckptDir);
             File.WriteAllText(Path.Combine(ckptDir, "state.json"), new JsonObject { ["phase"] = ph, ["step"] = step }.ToJsonString());
             progress($"\ncheckpoint saved ({ph} step {step}); run again to resume");
         }
@@ -109,12 +110,13 @@ public static class TrainPipeline
         {
             const int warmup = 30;
             using var sft = new SftTrainer(policy, tokenizer, template, s.PretrainLearningRate, s.PretrainSteps, warmupSteps: warmup, weightDecay: 0.01f);
+            if (done > 0) OptimizerCheckpoint.TryLoad(sft.Optimizer, ckptDir, progress);
             var rng = new Generator(s.Seed + 99 + (ulong)done);
             var clock = Stopwatch.StartNew();
             model.Train();
             for (; done < s.PretrainSteps && clock.Elapsed.TotalMinutes < s.PretrainMinutes; done++)
             {
-                if (cancel.IsCancellationRequested) { Checkpoint("pretrain", done); return new JsonObject { ["interrupted"] = true }; }
+                if (cancel.IsCancellationRequested) { Checkpoint("pretrain", done, sft.Optimizer); return new JsonObject { ["interrupted"] = true }; }
                 var batch = task.Generate(Split.Train, s.PretrainBatch, s.Seed + 1000 + (ulong)done)
                     .Select(p => ThinkTraces.Example(p, rng.NextDouble() < s.ThinkFraction)).ToArray();
                 // Cosine over whichever budget runs out first, steps or minutes, so the LR has decayed when time is up.
@@ -145,9 +147,10 @@ public static class TrainPipeline
             if (reference != null) CopyWeights(model, reference);
             using var trainer = new GrpoTrainer(policy, reference == null ? null : new DeepseekPolicy(reference), tokenizer, task,
                 grpo.Rewards(task, template.ThinkPrefilled), template, grpo.Trainer);
+            if (done > 0) OptimizerCheckpoint.TryLoad(trainer.Optimizer, ckptDir, progress);
             for (; done < grpo.Steps && rlClock.Elapsed.TotalMinutes < s.RlMinutes; done++)
             {
-                if (cancel.IsCancellationRequested) { Checkpoint("rl", done); return new JsonObject { ["interrupted"] = true }; }
+                if (cancel.IsCancellationRequested) { Checkpoint("rl", done, trainer.Optimizer); return new JsonObject { ["interrupted"] = true }; }
                 double rlProgress = Math.Max((double)done / grpo.Steps, rlClock.Elapsed.TotalMinutes / s.RlMinutes);
                 var m = trainer.Step(WarmupCosine(grpo.Trainer.LearningRate, grpo.Trainer.WarmupSteps, done, rlProgress)).ToDictionary(kv => kv.Key, kv => kv.Value);
                 m["step"] = done + 1;

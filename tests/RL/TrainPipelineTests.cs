@@ -8,7 +8,7 @@ namespace NativeReasoner.Tests.RL;
 /// <summary>`nr train`'s pipeline at a toy budget: every output appears, and an interrupted run resumes.</summary>
 public class TrainPipelineTests
 {
-    private static TrainSettings Toy(string runs) => new()
+    internal static TrainSettings Toy(string runs) => new()
     {
         Name = "toy", RunsDirectory = runs,
         Model = DeepseekV3Config.Preset("tiny") with { VocabSize = 128, MaxPositionEmbeddings = 256 },

@@ -14,7 +14,7 @@ namespace NativeReasoner.Optim;
 /// </code>
 /// m and v start at zero, are created on a parameter's first update, and are freed by Dispose.
 /// </summary>
-public sealed unsafe class AdamW : Optimizer
+public sealed unsafe partial class AdamW : Optimizer
 {
     private sealed class State(Tensor m, Tensor v)
     {

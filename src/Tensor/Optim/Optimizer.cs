@@ -53,7 +53,7 @@ public abstract class Optimizer : IDisposable
     }
 
     /// <summary>Number of completed <see cref="Step"/> calls.</summary>
-    public long StepCount { get; private set; }
+    public long StepCount { get; protected set; }
 
     /// <summary>
     /// Updates every parameter that has a gradient, then increments <see cref="StepCount"/>. Parameters

@@ -1,0 +1,84 @@
+using System.Text.Json.Nodes;
+using NativeReasoner.Model;
+
+namespace NativeReasoner.RL;
+
+/// <summary>
+/// The distill pipeline: a teacher answers training problems (<c>rejection_samples</c> per problem; only
+/// verified-correct, well-formed traces are kept, written to <c>RUN/teacher_traces.jsonl</c>), and a smaller
+/// student — a fresh DeepSeek-V3 from a preset or a config.json, with the teacher's tokenizer and prompt
+/// template — is trained on them by SFT. Writes <c>RUN/student/</c> (HF layout + tokenizer + prompt
+/// template), <c>RUN/metrics.jsonl</c> (SFT loss) and <c>RUN/summary.json</c> (held-out results of the
+/// teacher, and of the student before and after).
+/// </summary>
+public static class DistillRun
+{
+    public static JsonObject Run(string teacherDir, string studentConfig, string runDir, PipelineSettings settings, Action<string>? progress = null)
+    {
+        var task = TaskRegistry.Create(settings.Grpo.Task);
+        var config = ResolveStudentConfig(studentConfig);
+        using var teacher = ModelBundle.Load(teacherDir);
+        var teacherJson = new JsonObject { ["model"] = Path.GetFullPath(teacherDir), ["parameters"] = teacher.Policy.Parameters().Sum(p => (long)p.Numel) };
+        return Run(teacher.Policy, teacher.Tokenizer, teacher.Template, teacherJson, config, runDir, settings, progress, task);
+    }
+
+    /// <summary>The run with the teacher given as a policy (any <see cref="IPolicy"/>: tests use scripted ones).</summary>
+    public static JsonObject Run(IPolicy teacher, ITokenizer tokenizer, PromptTemplate template, JsonObject teacherInfo, DeepseekV3Config studentConfig,
+        string runDir, PipelineSettings settings, Action<string>? progress = null, VerifiableTask? task = null)
+    {
+        var g = settings.Grpo;
+        task ??= TaskRegistry.Create(g.Task);
+        Directory.CreateDirectory(runDir);
+        ulong seed = g.Trainer.Seed;
+        var heldOut = task.Generate(Split.Test, g.EvalProblems, seed);
+
+        var (kept, traces) = PipelineStages.Rejection(teacher, tokenizer, template, task, settings, TraceSeed(settings),
+            Path.Combine(runDir, "teacher_traces.jsonl"), progress);
+        if (kept.Count == 0)
+            progress?.Invoke("warning: the teacher solved none of the training problems; the student is saved untrained (raise rejection_samples or use a stronger teacher)");
+        var teacherEval = Evaluation.Run(teacher, tokenizer, template, task, heldOut, PipelineStages.Greedy(tokenizer, g));
+        progress?.Invoke($"teacher: held-out accuracy {teacherEval.Accuracy:P1}");
+
+        // The student speaks the teacher's tokens: its vocabulary covers the tokenizer and its special ids are the tokenizer's.
+        var config = studentConfig with
+        {
+            VocabSize = Math.Max(studentConfig.VocabSize, tokenizer.VocabSize), EosTokenIds = [tokenizer.EosId],
+            BosTokenId = tokenizer.BosId, PadTokenId = tokenizer.PadId,
+        };
+        using var student = ModelBundle.Create(new DeepseekV3ForCausalLM(config.Validate(), new Generator(seed + 0x57D)), tokenizer, template);
+        student.Policy.Model.Eval();
+        var before = PipelineStages.Evaluate(student, task, heldOut, g);
+        progress?.Invoke($"student before: held-out accuracy {before.Accuracy:P1}");
+        var sft = PipelineStages.Sft(student, kept, settings, Path.Combine(runDir, "metrics.jsonl"), seed + 5, progress);
+        var after = PipelineStages.Evaluate(student, task, heldOut, g);
+        progress?.Invoke($"student after: held-out accuracy {after.Accuracy:P1}");
+        student.Save(Path.Combine(runDir, "student"));
+
+        teacherInfo["held_out"] = teacherEval.ToJson();
+        var summary = new JsonObject
+        {
+            ["pipeline"] = "distill", ["task"] = task.Name, ["held_out_problems"] = heldOut.Count,
+            ["teacher"] = teacherInfo, ["traces"] = traces, ["sft"] = sft,
+            ["student"] = new JsonObject
+            {
+                ["model"] = "student", ["parameters"] = student.Policy.Parameters().Sum(p => (long)p.Numel),
+                ["hidden_size"] = config.HiddenSize, ["num_hidden_layers"] = config.NumHiddenLayers, ["n_routed_experts"] = config.NRoutedExperts,
+                ["before"] = before.ToJson(), ["after"] = after.ToJson(),
+            },
+            ["settings"] = settings.ToJson(),
+        };
+        PipelineStages.WriteSummary(runDir, summary);
+        return summary;
+    }
+
+    /// <summary>The seed of the teacher's training problems (tests use it to know which problems the teacher sees).</summary>
+    public static ulong TraceSeed(PipelineSettings s) => s.Grpo.Trainer.Seed + 0xD157;
+
+    /// <summary>A preset name (<see cref="DeepseekV3Config.PresetNames"/>) or a config.json path (file or directory).</summary>
+    public static DeepseekV3Config ResolveStudentConfig(string presetOrPath)
+    {
+        if (File.Exists(presetOrPath) || Directory.Exists(presetOrPath)) return DeepseekV3Config.Load(presetOrPath);
+        if (DeepseekV3Config.PresetNames.Contains(presetOrPath)) return DeepseekV3Config.Preset(presetOrPath);
+        throw new ArgumentException($"student config '{presetOrPath}' is neither a preset ({string.Join(", ", DeepseekV3Config.PresetNames)}) nor an existing config.json file or directory");
+    }
+}
