@@ -33,7 +33,8 @@ public sealed class LadderTask : NumericTask
 
     /// <summary>
     /// The worked solution, compact (a character model pays for every token): <c>3+4=7</c>,
-    /// <c>47+8=40+15=55</c>, <c>47+38=40+30+7+8=70+15=85</c>, <c>47*6=40*6+7*6=240+42=282</c>.
+    /// <c>47+8=40+15=55</c>, <c>47+38=40+30+7+8=70+15=70+10+5=80+5=85</c>,
+    /// <c>47*6=40*6+7*6=240+42=240+40+2=280+2=282</c>.
     /// </summary>
     public static string Trace(string key)
     {
@@ -44,9 +45,21 @@ public sealed class LadderTask : NumericTask
         {
             if (a < 10) return $"{a}+{b}={a + b}";
             if (b < 10) return $"{a}+{b}={at}+{ao + b}={a + b}";
-            return $"{a}+{b}={at}+{bt}+{ao}+{bo}={at + bt}+{ao + bo}={a + b}";
+            return $"{a}+{b}={at}+{bt}+{ao}+{bo}={at + bt}+{ao + bo}={AddToRound(at + bt, ao + bo)}";
         }
         if (a < 10) return $"{a}*{b}={a * b}";
-        return ao == 0 ? $"{a}*{b}={at / 10}*{b}*10={a * b}" : $"{a}*{b}={at}*{b}+{ao}*{b}={at * b}+{ao * b}={a * b}";
+        return ao == 0 ? $"{a}*{b}={at / 10}*{b}*10={a * b}" : $"{a}*{b}={at}*{b}+{ao}*{b}={at * b}+{ao * b}={AddToRound(at * b, ao * b)}";
+    }
+
+    /// <summary>
+    /// The end of a trace, <c>round + y</c> written out (round a multiple of ten, y below 100): one digit at a
+    /// time when y has two (<c>160+16</c> → <c>160+10+6=170+6=176</c>), so the model never adds two multi-digit
+    /// numbers at once — the step where the hard levels went wrong.
+    /// </summary>
+    private static string AddToRound(long round, long y)
+    {
+        if (y < 10) return (round + y).ToString();
+        long yt = y / 10 * 10, yo = y % 10;
+        return $"{round}+{yt}+{yo}={round + yt}+{yo}={round + y}";
     }
 }

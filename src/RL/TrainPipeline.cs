@@ -22,7 +22,7 @@ public sealed record TrainSettings
     public PromptTemplate Template { get; init; } = new("<|bos|>{question}\n");
     /// <summary>Pre-training stops at this many steps or this wall time, whichever comes first; the cosine LR follows whichever is nearer.</summary>
     public int PretrainSteps { get; init; } = 4000;
-    public double PretrainMinutes { get; init; } = 6.5;
+    public double PretrainMinutes { get; init; } = 7.5;
     public int PretrainBatch { get; init; } = 32;
     public float PretrainLearningRate { get; init; } = 3e-3f;
     /// <summary>
@@ -37,10 +37,10 @@ public sealed record TrainSettings
         Steps = 1000,
         Trainer = new GrpoConfig
         {
-            NumGenerations = 8, PromptsPerStep = 8, MaxCompletionLength = 48, LossType = LossType.Dapo, EpsilonHigh = 0.28f,
+            NumGenerations = 8, PromptsPerStep = 8, MaxCompletionLength = 64, LossType = LossType.Dapo, EpsilonHigh = 0.28f,
             LearningRate = 2e-4f, WarmupSteps = 3, TotalSteps = 1000, EvalEvery = 15, EvalProblems = 50, Temperature = 1f,
             // More prompts from the levels where direct answers fail and samples disagree.
-            DifficultyWeights = [1, 1, 1.5, 2, 2.5],
+            DifficultyWeights = [0.5, 0.5, 1, 3, 4],
         },
         AccuracyWeight = 1f, FormatWeight = 0.5f,
     };

@@ -145,7 +145,7 @@ public class ThinkTraceTests
         // Multi-step levels think longer: 3 beyond the one-fact levels 1–2, and 4–5 (two facts and a sum) beyond 3.
         Assert.True(meanLength[3] > Math.Max(meanLength[1], meanLength[2]));
         Assert.True(Math.Min(meanLength[4], meanLength[5]) > meanLength[3]);
-        Assert.Equal("47*6=40*6+7*6=240+42=282", LadderTask.Trace("47*6"));
-        Assert.Equal("47+38=40+30+7+8=70+15=85", LadderTask.Trace("47+38"));
+        Assert.Equal("47*6=40*6+7*6=240+42=240+40+2=280+2=282", LadderTask.Trace("47*6"));
+        Assert.Equal("47+38=40+30+7+8=70+15=70+10+5=80+5=85", LadderTask.Trace("47+38"));
     }
 }
