@@ -28,6 +28,9 @@ public sealed class Device : IEquatable<Device>
     public static Device Cpu { get; } = new(DeviceType.Cpu, "cpu", HostMemory.Instance, CpuKernels.Instance);
     public static Device Reference { get; } = new(DeviceType.Reference, "reference", HostMemory.Instance, ReferenceKernels.Instance);
 
+    /// <summary>The first NVIDIA GPU through the CUDA kernels, created (and registered) on first use.</summary>
+    public static Device Cuda => CudaDevice.Get();
+
     /// <summary>The ILGPU device, created (and registered) on first use.</summary>
     public static Device Ilgpu => IlgpuDevice.Get();
 
@@ -75,6 +78,8 @@ public sealed class Device : IEquatable<Device>
     {
         // The ILGPU device starts an accelerator, so it is created only when asked for by name.
         if (name.Trim().StartsWith("ilgpu", StringComparison.OrdinalIgnoreCase)) IlgpuDevice.Get();
+        // Likewise a CUDA device opens the driver (or the emulator) only when named.
+        if (name.Trim().StartsWith("cuda", StringComparison.OrdinalIgnoreCase)) CudaDevice.ForName(name);
         lock (s_registry)
         {
             if (s_registry.TryGetValue(name.Trim(), out var d)) return d;
