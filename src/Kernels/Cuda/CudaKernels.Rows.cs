@@ -25,13 +25,7 @@ public sealed unsafe partial class CudaKernels
 
     public void LogSoftmaxGatherBackward(float* logits, long* ids, float* lse, float* dlogp, float* dlogits, int rows, int V, float invTemperature) => throw Pending(nameof(LogSoftmaxGatherBackward));
 
-    public void IndexSelect(float* x, long* idx, float* y, int outer, int dimIn, int n, int inner) => throw Pending(nameof(IndexSelect));
-
-    public void IndexAdd(float* src, long* idx, float* dst, int outer, int n, int dimDst, int inner) => throw Pending(nameof(IndexAdd));
-
-    public void Gather(float* x, long* idx, float* y, int outer, int dimIn, int dimOut, int inner) => throw Pending(nameof(Gather));
-
-    public void ScatterAdd(float* src, long* idx, float* dst, int outer, int dimSrc, int dimDst, int inner) => throw Pending(nameof(ScatterAdd));
-
-    public void TopK(float* x, float* values, long* indices, int rows, int cols, int k) => throw Pending(nameof(TopK));
+    // ---------------------------------------------------------------- GRPO (CUDA-specific, issue #7 item 4)
+    // The fused per-token GRPO loss and its gradient straight from the logits; the owner of this file defines
+    // the exact signature and semantics to match src/RL's GRPO loss.
 }

@@ -18,6 +18,7 @@ public static unsafe partial class KernelChecks
         AddGemm(list);
         AddAttention(list);
         AddMoe(list);
+        AddAttentionBf16(list);
         var dup = list.GroupBy(c => c.Name).FirstOrDefault(g => g.Count() > 1);
         if (dup != null) throw new InvalidOperationException($"two kernel checks are named {dup.Key}");
         return list;
@@ -61,6 +62,7 @@ public static unsafe partial class KernelChecks
     static partial void AddGemm(List<KernelCheck> list);
     static partial void AddAttention(List<KernelCheck> list);
     static partial void AddMoe(List<KernelCheck> list);
+    static partial void AddAttentionBf16(List<KernelCheck> list);
 
     private static void AddMemory(List<KernelCheck> list)
     {
