@@ -35,8 +35,9 @@ public static class GenerateCommand
         var topP = new Option<float>("--top-p") { DefaultValueFactory = _ => 1f };
         var maxNew = new Option<int>("--max-new-tokens") { DefaultValueFactory = _ => 256 };
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0UL };
+        var device = DeviceOption.Create();
         var command = new Command("generate", "Sample completions for questions from a model directory.")
-            { model, prompt, prompts, output, samples, temperature, topP, maxNew, seed };
+            { model, prompt, prompts, output, samples, temperature, topP, maxNew, seed, device };
         command.SetAction(parse => Guard("generate", () =>
         {
             string? one = parse.GetValue(prompt), file = parse.GetValue(prompts);
@@ -44,7 +45,8 @@ public static class GenerateCommand
             var questions = one != null ? [one] : PromptFile.Read(file!);
             int k = parse.GetValue(samples);
             if (k < 1) throw new ArgumentException($"--num-samples must be ≥ 1, got {k}");
-            using var bundle = ModelBundle.Load(parse.GetValue(model)!);
+            using var onDevice = DeviceOption.Use(parse.GetValue(device)!);
+            using var bundle = ModelBundle.Load(parse.GetValue(model)!, onDevice.Device);
             var options = new GenerationOptions
             {
                 MaxNewTokens = parse.GetValue(maxNew), Temperature = parse.GetValue(temperature), TopP = parse.GetValue(topP),
@@ -77,13 +79,15 @@ public static class GenerateCommand
         var json = new Option<bool>("--json") { Description = "Print JSON instead of a table." };
         var maxNew = new Option<int>("--max-new-tokens") { DefaultValueFactory = _ => 256 };
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0UL };
+        var device = DeviceOption.Create();
         var command = new Command("eval", "Greedy accuracy, format rate, think-rate and completion length on a task's held-out split, by difficulty.")
-            { model, task, n, json, maxNew, seed };
+            { model, task, n, json, maxNew, seed, device };
         command.SetAction(parse => Guard("eval", () =>
         {
             var t = TaskRegistry.Create(parse.GetValue(task)!);
             var problems = t.Generate(Split.Test, parse.GetValue(n), parse.GetValue(seed));
-            using var bundle = ModelBundle.Load(parse.GetValue(model)!);
+            using var onDevice = DeviceOption.Use(parse.GetValue(device)!);
+            using var bundle = ModelBundle.Load(parse.GetValue(model)!, onDevice.Device);
             var options = new GenerationOptions { MaxNewTokens = parse.GetValue(maxNew), Temperature = 0f, EosTokenIds = [bundle.Tokenizer.EosId] };
             var r = Evaluation.Run(bundle.Policy, bundle.Tokenizer, bundle.Template, t, problems, options);
             if (parse.GetValue(json))

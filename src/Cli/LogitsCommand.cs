@@ -17,7 +17,7 @@ public static class LogitsCommand
         var input = new Option<string>("--input") { Description = "Safetensors file holding input_ids (I64 [B, T]).", Required = true };
         var output = new Option<string>("--out") { Description = "Safetensors file to write logits (F32) to.", Required = true };
         var decodeFrom = new Option<int?>("--decode-from") { Description = "Prefill P tokens, then decode one token at a time through the compressed MLA cache; writes the logits of positions P..T-1." };
-        var device = new Option<string>("--device") { Description = "Backend: cpu (default) or reference.", DefaultValueFactory = _ => "cpu" };
+        var device = new Option<string>("--device") { Description = "Backend: cpu (default), reference, ilgpu, cuda, cuda:emu.", DefaultValueFactory = _ => "cpu" };
         var command = new Command("logits", "Compute the logits of a DeepSeek-V3 checkpoint for given token ids.") { model, input, output, decodeFrom, device };
         command.SetAction(parse =>
         {

@@ -17,15 +17,25 @@ public static class PipelineCommand
         var zeroModel = ModelOption("--model", "Model directory (checkpoint + tokenizer.json [+ prompt_template.json]).", r1Zero);
         var zeroRun = RunDirOption("metrics.jsonl, model/, summary.json, samples.md", r1Zero);
         var zeroSettings = AddSettings(r1Zero, GrpoSettings.Names, new GrpoSettings(), (s, k, v) => s.With(k, v));
+        var zeroDevice = DeviceOption.Create();
+        r1Zero.Options.Add(zeroDevice);
         r1Zero.SetAction(parse => Guard("r1-zero", () =>
-            R1ZeroRun.Run(parse.GetValue(zeroModel)!, parse.GetValue(zeroRun)!, zeroSettings(parse), Console.WriteLine)));
+        {
+            using var onDevice = DeviceOption.Use(parse.GetValue(zeroDevice)!);
+            R1ZeroRun.Run(parse.GetValue(zeroModel)!, parse.GetValue(zeroRun)!, zeroSettings(parse), Console.WriteLine);
+        }));
 
         var r1 = new Command("r1", "Cold-start SFT on worked solutions → GRPO → rejection sampling + SFT → GRPO (DeepSeek-R1).");
         var r1Model = ModelOption("--model", "Base model directory (checkpoint + tokenizer.json [+ prompt_template.json]).", r1);
         var r1Run = RunDirOption("one directory per stage (model/, metrics.jsonl, data), model/, summary.json; a rerun skips finished stages", r1);
         var r1Settings = AddSettings(r1, PipelineSettings.Names, new PipelineSettings(), (s, k, v) => s.With(k, v));
+        var r1Device = DeviceOption.Create();
+        r1.Options.Add(r1Device);
         r1.SetAction(parse => Guard("r1", () =>
-            R1Run.Run(parse.GetValue(r1Model)!, parse.GetValue(r1Run)!, r1Settings(parse), Console.WriteLine)));
+        {
+            using var onDevice = DeviceOption.Use(parse.GetValue(r1Device)!);
+            R1Run.Run(parse.GetValue(r1Model)!, parse.GetValue(r1Run)!, r1Settings(parse), Console.WriteLine);
+        }));
 
         var distill = new Command("distill", "A teacher's verified-correct traces train a smaller DeepSeek-V3 student by SFT.");
         var teacher = ModelOption("--teacher", "Teacher model directory (checkpoint + tokenizer.json [+ prompt_template.json]).", distill);
@@ -37,8 +47,13 @@ public static class PipelineCommand
         distill.Options.Add(student);
         var distillRun = RunDirOption("teacher_traces.jsonl, metrics.jsonl, student/, summary.json", distill);
         var distillSettings = AddSettings(distill, PipelineSettings.Names, new PipelineSettings(), (s, k, v) => s.With(k, v));
+        var distillDevice = DeviceOption.Create();
+        distill.Options.Add(distillDevice);
         distill.SetAction(parse => Guard("distill", () =>
-            DistillRun.Run(parse.GetValue(teacher)!, parse.GetValue(student)!, parse.GetValue(distillRun)!, distillSettings(parse), Console.WriteLine)));
+        {
+            using var onDevice = DeviceOption.Use(parse.GetValue(distillDevice)!);
+            DistillRun.Run(parse.GetValue(teacher)!, parse.GetValue(student)!, parse.GetValue(distillRun)!, distillSettings(parse), Console.WriteLine);
+        }));
 
         return new Command("pipeline", "Reasoning-RL pipelines.") { r1Zero, r1, distill };
     }

@@ -19,12 +19,13 @@ public static class TrainCommand
         var pretrainLr = new Option<float>("--pretrain-learning-rate") { DefaultValueFactory = _ => d.PretrainLearningRate };
         var thinkFraction = new Option<double>("--think-fraction") { Description = "Share of pre-training answers with a <think> trace.", DefaultValueFactory = _ => d.ThinkFraction };
         var rlMinutes = new Option<double>("--rl-minutes") { Description = "Wall-time budget of GRPO.", DefaultValueFactory = _ => d.RlMinutes };
+        var device = DeviceOption.Create();
         var evalProblems = new Option<int>("--heldout-problems") { Description = "Held-out problems compared before and after RL.", DefaultValueFactory = _ => d.EvalProblems };
         var settingOptions = GrpoSettings.Names
             .Select(n => (n.Name, Option: new Option<string?>("--" + n.Name.Replace('_', '-')) { Description = "GRPO: " + n.Help }))
             .ToArray();
         var command = new Command("train", "Pre-train a small DeepSeek-V3 on synthetic problems with think traces, then GRPO it; writes runs/NAME/.")
-            { name, runs, pretrainSteps, pretrainMinutes, pretrainBatch, pretrainLr, thinkFraction, rlMinutes, evalProblems };
+            { name, runs, pretrainSteps, pretrainMinutes, pretrainBatch, pretrainLr, thinkFraction, rlMinutes, evalProblems, device };
         foreach (var (_, o) in settingOptions) command.Options.Add(o);
         command.SetAction(parse =>
         {
@@ -39,6 +40,7 @@ public static class TrainCommand
             Console.CancelKeyPress += onCancel;
             try
             {
+                using var onDevice = DeviceOption.Use(parse.GetValue(device)!);
                 var grpo = d.Grpo;
                 foreach (var (key, o) in settingOptions)
                     if (parse.GetValue(o) is { } v) grpo = grpo.With(key, v);

@@ -41,8 +41,41 @@ public sealed class Device : IEquatable<Device>
         ["ref"] = Reference,
     };
 
-    /// <summary>The device new tensors go to when none is named.</summary>
-    public static Device Default { get; set; } = Cpu;
+    private static Device s_default = Cpu;
+    private static readonly AsyncLocal<Device?> s_scopedDefault = new();
+
+    /// <summary>
+    /// The device new tensors go to when none is named: the innermost <see cref="UseDefault"/> scope of this
+    /// async flow, else the process-wide value set here.
+    /// </summary>
+    public static Device Default
+    {
+        get => s_scopedDefault.Value ?? s_default;
+        set => s_default = value;
+    }
+
+    /// <summary>
+    /// Makes <paramref name="device"/> the default for this async flow (and the tasks it starts) until the scope is
+    /// disposed; other threads keep theirs. Commands use it, so two of them in one process (tests) cannot clash.
+    /// </summary>
+    public static IDisposable UseDefault(Device device)
+    {
+        var previous = s_scopedDefault.Value;
+        s_scopedDefault.Value = device;
+        return new DefaultScope(previous);
+    }
+
+    private sealed class DefaultScope(Device? previous) : IDisposable
+    {
+        private bool _done;
+
+        public void Dispose()
+        {
+            if (_done) return;
+            _done = true;
+            s_scopedDefault.Value = previous;
+        }
+    }
 
     public DeviceType Type { get; }
 
