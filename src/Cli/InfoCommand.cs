@@ -4,6 +4,8 @@ using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using NativeReasoner.Kernels.Cpu;
+using NativeReasoner.Kernels.Cuda;
+using NativeReasoner.Kernels.Cuda.Native;
 
 namespace NativeReasoner.Cli;
 
@@ -43,9 +45,10 @@ public static class InfoCommand
         return
         [
             new("nr", version),
-            new("backends", "cpu (SIMD, threaded), reference (scalar oracle), ilgpu (--device ilgpu)"),
+            new("backends", "cpu (SIMD, threaded), reference (scalar oracle), cuda (--device cuda; cuda:emu = CPU emulator), ilgpu (--device ilgpu)"),
             new("ilgpu", IlgpuSummary()),
-            new("not built", "cuda (arrives with its issue)"),
+            new("cuda", CudaSummary(CudaRuntimeKind.Gpu)),
+            new("cuda emulator", CudaSummary(CudaRuntimeKind.Emulator)),
             new("simd width", width == 0 ? "none" : $"{width}-bit vectors ({width / 32} floats)"),
             new("cpu features", simd.Count == 0 ? "none" : string.Join(", ", simd)),
             new("threads", $"{CpuParallel.Threads} (logical processors: {Environment.ProcessorCount}; set NR_NUM_THREADS to change)"),
@@ -68,6 +71,24 @@ public static class InfoCommand
                 ? "best GPU, else CPU accelerator"
                 : kind.ToString();
             return $"{string.Join("; ", devices)} (uses: {choice}; set NR_ILGPU_ACCELERATOR=cpu|cuda|opencl to choose)";
+        }
+        catch (Exception e)
+        {
+            return $"unavailable ({e.GetType().Name}: {e.Message})";
+        }
+    }
+
+    /// <summary>
+    /// The GPU the CUDA backend would use (name, arch, SMs, memory, driver, NVRTC) or why it cannot open one;
+    /// for the emulator, the library it loads or why it is absent. Opening a backend here is what `--device
+    /// cuda` would do first, so the reason printed is the one a command would fail with.
+    /// </summary>
+    private static string CudaSummary(CudaRuntimeKind kind)
+    {
+        try
+        {
+            if (!CudaBackend.TryGet(kind, out var b, out var reason)) return $"unavailable: {reason}";
+            return kind == CudaRuntimeKind.Gpu ? b!.Description : b!.LibraryDescription;
         }
         catch (Exception e)
         {

@@ -12,6 +12,7 @@ public static class Program
         var root = new RootCommand("NativeReasoner: a from-scratch .NET engine for reasoning models (DeepSeek-V3 / R1 family).");
         root.Subcommands.Add(InfoCommand.Build());
         root.Subcommands.Add(BenchCommand.Build());
+        root.Subcommands.Add(CheckCommand.Build());
         root.Subcommands.Add(LogitsCommand.Build());
         root.Subcommands.Add(GrpoGradCommand.Build());
         root.Subcommands.Add(GenerateCommand.Build());
