@@ -9,7 +9,8 @@
 //   last visible key are never loaded. Per 32 keys × 8 rows a warp does 8·Dk/4 broadcast 16-byte loads and
 //   Dk/4 per-lane ones for 8·Dk FMAs: shared-memory bandwidth and FMA issue are about even, so the kernel is
 //   compute-bound at ~half the fp32 peak; global traffic is (Tq/32)·Tk·(Dk + Dv)·4 bytes per head, mostly L2
-//   hits because consecutive blocks are consecutive query tiles of one head.
+//   hits because consecutive blocks are consecutive query tiles of one head. A short query tile (decode,
+//   Tq = 1) leaves most of a block's rows idle: the model's decode path is MlaDecode, not this op.
 // - Backward, deterministic (no atomics), three launches:
 //   1. nr_attention_bwd_dot_f32: D_i = dO_i · O_i (a warp per row).
 //   2. nr_attention_bwd_dq_f32: a block per (bh, 32 queries), the forward's layout: recompute

@@ -24,9 +24,14 @@
 //   banks); V's B fragment pairs two tokens of one column, two 16-bit loads per register (the same stride
 //   keeps those conflict-free too).
 //   Precision: q and p are rounded to bf16 (FlashMLA's precision; the cache is bf16 already), every sum in
-//   fp32. Expected bottleneck at 128 heads: the fragment loads from shared memory (~3 per mma in S·, 1.5 in
-//   P·V) and mma.sync issue, about even with HBM at ~50–60 % of copy bandwidth on an H100; fewer heads make
-//   it purely memory-bound.
+//   fp32.
+//   Expected bottleneck: shared memory. Per 32-token tile and 64 heads at 576/512 a block issues ~2300
+//   32-bit fragment loads for S (4 of q + 4 of K per 2 mma a warp), ~770 for P·V and ~290 wavefronts of
+//   cp.async stores, ~3.4k shared-memory cycles against ~1.1k mma.sync (~1.6k cycles) and 18 KB of HBM
+//   traffic (the tile's 37 KB over the two head groups). That is ~40–50 % of an H100's copy bandwidth at 128
+//   heads (not the 60 % aimed at: q held in registers or wgmma/ldmatrix would be the next steps, and the
+//   register file cannot hold O for all 128 heads in one block); at ≤ 32 heads the same kernel is bound by
+//   HBM. Untimed: no GPU was available when this was written.
 // nr_mla_decode_f32 / nr_mla_decode_bf16 (fp32 cache, or dims the tensor-core kernel does not take): the
 //   CUDA-core rows core of attention.cuh with 32 heads per block (8 warps × 4 heads, lane ↔ token, O in
 //   registers with lane ↔ column), the value read from the key tile in shared memory (same cache rows).
@@ -148,6 +153,7 @@ extern "C" __global__ __launch_bounds__(256, 1) void nr_mla_decode_bf16_tc(const
         {
             const uint32_t* qa = Qw + (mbq * 16 + g) * SW + t;
             const uint32_t* kb = Tw + (th * 16 + g) * SW + t;
+#pragma unroll 4
             for (int ks = 0; ks < KS; ks++)
             {
                 uint32_t a[4] = {qa[ks * 8], qa[8 * SW + ks * 8], qa[ks * 8 + 4], qa[8 * SW + ks * 8 + 4]};
