@@ -189,6 +189,25 @@ static __device__ __forceinline__ void nr_mma_bf16_16816(float* d, const uint32_
 }
 #endif
 
+// Asynchronous 16-byte copies global → shared (sm_80 cp.async.cg, through L2 only): both addresses 16-byte
+// aligned. Issue a batch, nr_cp_async_commit(), and before any thread reads the data: nr_cp_async_wait_all()
+// (this thread's copies landed) then __syncthreads() (everyone's). Overlaps a tile's load with the math on the
+// previous one without holding the tile in registers.
+#if defined(NR_CUDA_EMU)
+// emu_device.h copies at once (the waits are no-ops).
+#else
+static __device__ __forceinline__ void nr_cp_async16(void* smem, const void* gmem)
+{
+    asm volatile(
+        "{\n\t.reg .u64 nr_sa64;\n\t.reg .u32 nr_sa32;\n\t"
+        "cvta.to.shared.u64 nr_sa64, %0;\n\tcvt.u32.u64 nr_sa32, nr_sa64;\n\t"
+        "cp.async.cg.shared.global [nr_sa32], [%1], 16;\n\t}\n"
+        :: "l"(smem), "l"(gmem) : "memory");
+}
+static __device__ __forceinline__ void nr_cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+static __device__ __forceinline__ void nr_cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
+#endif
+
 // Dynamic shared memory of a launch, as a typed pointer.
 #if defined(NR_CUDA_EMU)
 #define NR_DYNAMIC_SHARED(type, name) type* name = (type*)nr_emu_dynamic_shared()

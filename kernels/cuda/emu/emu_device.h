@@ -176,3 +176,8 @@ inline void nr_mma_bf16_16816(float* d, const uint32_t* a, const uint32_t* b)
         d[i] = acc;
     }
 }
+
+// cp.async (prelude): the copy happens at once; the commit and the wait have nothing left to do.
+inline void nr_cp_async16(void* smem, const void* gmem) { std::memcpy(smem, gmem, 16); }
+inline void nr_cp_async_commit() {}
+inline void nr_cp_async_wait_all() {}
