@@ -658,10 +658,21 @@ NR_EXPORT CUresult cuFuncGetAttribute(int* value, int attribute, void* function)
     return CUDA_SUCCESS;
 }
 
+// The .NET JIT's optimised (tier-1) code uses AVX/AVX-512 and may call into native code with the upper halves
+// of the vector registers dirty. The kernels here are compiled for baseline x86-64 (SSE encodings), and with
+// dirty upper state every SSE instruction pays the AVX-SSE transition penalty: fp32 GEMM kernels ran ~40×
+// slower once the launching code had tiered up. vzeroupper (where the CPU has AVX) clears that state.
+static void ClearUpperVectorState()
+{
+    static const bool avx = __builtin_cpu_supports("avx");
+    if (avx) __asm__ volatile("vzeroupper");
+}
+
 NR_EXPORT CUresult cuLaunchKernel(void* function, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
     unsigned sharedBytes, void* stream, void** params, void** extra)
 {
     (void)stream;
+    ClearUpperVectorState();
     auto* k = (KernelInfo*)function;
     if (!k || !params || extra) return CUDA_ERROR_INVALID_VALUE;
     unsigned long long threads = (unsigned long long)bx * by * bz;
