@@ -4,7 +4,8 @@
 //
 // Router (nr_moe_route): one warp per token, the token's selection row in the warp's slice of shared memory
 // (lane l owns experts l, l+32, ..., so every per-expert step is conflict-free and needs no barrier). Group
-// scores: one lane per group scans its perGroup experts (8 lanes × 32 reads at E = 256, 8 groups). Group
+// scores: one lane per group scans its perGroup experts (8 lanes × 32 reads at E = 256, 8 groups; each lane
+// starts at another offset, so the reads spread over the banks). Group
 // choice: topkGroups rounds of a warp arg-max — the reference's rule "first group not kept yet, replaced only
 // by a strictly larger score" is "that first group if its score is NaN, else the arg-max of the non-NaN ones"
 // (a NaN group score can only come from +inf + -inf). Top-k: k rounds of a warp arg-max of 64-bit words
@@ -67,13 +68,18 @@ extern "C" __global__ void nr_moe_route(const float* scores, const float* bias, 
 
         if (G > 1)
         {
-            // Group scores: lane g % 32 owns group g (its gs and keep entries).
+            // Group scores: lane g % 32 owns group g (its gs and keep entries). The top two are the same in
+            // any scan order, so lane g starts its scan at offset g % perGroup: at perGroup = 32 the lanes
+            // then read 8 different banks instead of all one.
             for (int g = lane; g < G; g += 32)
             {
                 float best = NR_NEG_INF, second = NR_NEG_INF;
-                for (int i = g * perGroup; i < (g + 1) * perGroup; i++)
+                const float* grp = sel + g * perGroup;
+                int q = g % perGroup;
+                for (int c = 0; c < perGroup; c++)
                 {
-                    float v = sel[i]; // NaN fails both tests: skipped
+                    float v = grp[q]; // NaN fails both tests: skipped
+                    if (++q == perGroup) q = 0;
                     if (v > best) { second = best; best = v; }
                     else if (v > second) second = v;
                 }

@@ -5,9 +5,10 @@
 //
 // Three paths, chosen by the host:
 //  * cols ≤ 4096 (router rows, E = 256; any k): one block per row sorts the whole row in shared memory with a
-//    bitonic network (P = cols rounded up to a power of two, P/2 compare-exchanges a stage, log P·(log P+1)/2
-//    stages, padding words = 0 sort last) and writes the first k. ≤ 32 KiB of shared memory, so several
-//    blocks share an SM; rows are grid-strided.
+//    bitonic network (P = cols rounded up to a power of two, padding words = 0 sort last; strides ≥ 8 through
+//    shared memory, strides < 8 in registers, see below) and writes the first k. A thread per 8 words: a
+//    router row is one warp, a 4096-row 512 threads and 36 KiB, so several blocks share an SM; rows are
+//    grid-strided.
 //  * longer rows, k ≤ 2048 (sampling over a vocabulary of 129280, k ≤ 64): one 1024-thread block per row runs
 //    a radix select on the 32-bit keys: 4 passes of 8 bits, each a shared-memory histogram of the keys still
 //    matching the prefix (shared atomics) and one warp finding the digit where the k-th key lies; that gives
@@ -25,26 +26,86 @@
 #include "prelude.cuh"
 #include "moe.cuh"
 
-// Sorts n (a power of two) words in shared memory, descending; every thread of the block calls it after a
-// barrier that published s. Ends with a barrier.
+// ---------------------------------------------------------------- block-wide bitonic sort (descending)
+// n words (n a power of two) in shared memory, one padding word after every 8 (s[i] lives at nr_bpad(i)): the
+// register phases below read 8 consecutive words a thread, which would otherwise put a warp's lanes on two
+// banks (16-way conflicts); padded, a warp's 64-bit accesses take the minimal two wavefronts.
+// Stages with a stride ≥ 8 compare-exchange through shared memory (one barrier each, n/2 pairs over the
+// block); the strides 4, 2, 1 of a merge run in registers on each thread's 8 consecutive words, so a sort of
+// 2048 words needs 45 barriers instead of 66.
+static __device__ __forceinline__ int nr_bpad(int i) { return i + (i >> 3); }
+
+// Shared words for a sort of n.
+#define NR_BITONIC_WORDS(n) ((n) + ((n) >> 3))
+
+static __device__ __forceinline__ void nr_cas(nr_u64& a, nr_u64& b, bool desc)
+{
+    if ((a < b) == desc) // a pair never holds equal words except padding zeros
+    {
+        nr_u64 t = a;
+        a = b;
+        b = t;
+    }
+}
+
+// One stage (size, stride ≥ 1) through shared memory; the halves of every size-block run in opposite
+// directions, so the block ends descending.
+static __device__ void nr_bitonic_shared_stage(nr_u64* s, int n, int size, int stride)
+{
+    for (int i = threadIdx.x; i < (n >> 1); i += blockDim.x)
+    {
+        int lo = 2 * i - (i & (stride - 1)), hi = lo + stride;
+        nr_u64 a = s[nr_bpad(lo)], b = s[nr_bpad(hi)];
+        if ((a < b) == ((lo & size) == 0))
+        {
+            s[nr_bpad(lo)] = b;
+            s[nr_bpad(hi)] = a;
+        }
+    }
+    __syncthreads();
+}
+
+// The strides < 8 of the merges of sizes sizeFrom..sizeTo, in registers: thread t owns words [8t, 8t + 8).
+static __device__ void nr_bitonic_register_phase(nr_u64* s, int n, int sizeFrom, int sizeTo)
+{
+    for (int t = threadIdx.x; t < (n >> 3); t += blockDim.x)
+    {
+        nr_u64 r[8];
+#pragma unroll
+        for (int q = 0; q < 8; q++) r[q] = s[nr_bpad(8 * t + q)];
+        for (int size = sizeFrom; size <= sizeTo; size <<= 1)
+        {
+#pragma unroll
+            for (int stride = 4; stride > 0; stride >>= 1)
+            {
+                if (stride >= size) continue;
+#pragma unroll
+                for (int q = 0; q < 8; q++)
+                    if ((q & stride) == 0) nr_cas(r[q], r[q + stride], ((8 * t + q) & size) == 0);
+            }
+        }
+#pragma unroll
+        for (int q = 0; q < 8; q++) s[nr_bpad(8 * t + q)] = r[q];
+    }
+    __syncthreads();
+}
+
+// Sorts the n words of s descending; every thread of the block calls it after a barrier that published s.
+// Ends with a barrier.
 static __device__ void nr_bitonic_desc(nr_u64* s, int n)
 {
-    for (int size = 2; size <= n; size <<= 1)
-        for (int stride = size >> 1; stride > 0; stride >>= 1)
-        {
-            for (int i = threadIdx.x; i < (n >> 1); i += blockDim.x)
-            {
-                int lo = 2 * i - (i & (stride - 1)), hi = lo + stride;
-                bool desc = (lo & size) == 0; // the halves of a size-block sort in opposite directions
-                nr_u64 a = s[lo], b = s[hi];
-                if ((a < b) == desc)
-                {
-                    s[lo] = b;
-                    s[hi] = a;
-                }
-            }
-            __syncthreads();
-        }
+    if (n < 16)
+    {
+        for (int size = 2; size <= n; size <<= 1)
+            for (int stride = size >> 1; stride > 0; stride >>= 1) nr_bitonic_shared_stage(s, n, size, stride);
+        return;
+    }
+    nr_bitonic_register_phase(s, n, 2, 8);
+    for (int size = 16; size <= n; size <<= 1)
+    {
+        for (int stride = size >> 1; stride >= 8; stride >>= 1) nr_bitonic_shared_stage(s, n, size, stride);
+        nr_bitonic_register_phase(s, n, size, size);
+    }
 }
 
 // Writes the first k sorted words of row r as values (re-read from x) and indices.
@@ -53,20 +114,20 @@ static __device__ __forceinline__ void nr_topk_emit(const float* xr, const nr_u6
 {
     for (int j = threadIdx.x; j < k; j += blockDim.x)
     {
-        int c = nr_unpack_index(s[j]);
+        int c = nr_unpack_index(s[nr_bpad(j)]);
         values[r * k + j] = xr[c];
         indices[r * k + j] = c;
     }
 }
 
-// Path 1: whole row sorted in shared memory. Dynamic shared memory: P words.
+// Path 1: whole row sorted in shared memory. Dynamic shared memory: NR_BITONIC_WORDS(P) words.
 extern "C" __global__ void nr_topk_sort_rows(const float* x, float* values, long long* indices, int rows, int cols, int k, int P)
 {
     NR_DYNAMIC_SHARED(nr_u64, s);
     for (int r = blockIdx.x; r < rows; r += gridDim.x)
     {
         const float* xr = x + (long long)r * cols;
-        for (int c = threadIdx.x; c < P; c += blockDim.x) s[c] = c < cols ? nr_pack(nr_key_nan_first(xr[c]), c) : 0ull;
+        for (int c = threadIdx.x; c < P; c += blockDim.x) s[nr_bpad(c)] = c < cols ? nr_pack(nr_key_nan_first(xr[c]), c) : 0ull;
         __syncthreads();
         nr_bitonic_desc(s, P);
         nr_topk_emit(xr, s, values, indices, r, k);
@@ -74,8 +135,8 @@ extern "C" __global__ void nr_topk_sort_rows(const float* x, float* values, long
     }
 }
 
-// Path 2: radix select, compaction, sort of the survivors. Dynamic shared memory: Pk words (k rounded up to a
-// power of two). Needs blockDim.x a multiple of 32, ≥ 256.
+// Path 2: radix select, compaction, sort of the survivors. Dynamic shared memory: NR_BITONIC_WORDS(Pk) words (Pk = k
+// rounded up to a power of two). Needs blockDim.x a multiple of 32, ≥ 256.
 extern "C" __global__ void nr_topk_select_rows(const float* x, float* values, long long* indices, int rows, int cols, int k, int Pk)
 {
     NR_DYNAMIC_SHARED(nr_u64, cand);
@@ -153,17 +214,17 @@ extern "C" __global__ void nr_topk_select_rows(const float* x, float* values, lo
                 tg += g;
                 te += e;
             }
-            if (gt) cand[gtBase + pg + __popc(bg & nr_lanes_below())] = nr_pack(key, c);
+            if (gt) cand[nr_bpad(gtBase + pg + __popc(bg & nr_lanes_below()))] = nr_pack(key, c);
             if (eq)
             {
                 int rank = eqBase + pe + __popc(be & nr_lanes_below());
-                if (rank < remaining) cand[greater + rank] = nr_pack(key, c);
+                if (rank < remaining) cand[nr_bpad(greater + rank)] = nr_pack(key, c);
             }
             gtBase += tg;
             eqBase += te;
             if (gtBase == greater && eqBase >= remaining) break; // the same decision in every thread
         }
-        for (int j = k + threadIdx.x; j < Pk; j += blockDim.x) cand[j] = 0ull;
+        for (int j = k + threadIdx.x; j < Pk; j += blockDim.x) cand[nr_bpad(j)] = 0ull;
         __syncthreads();
         nr_bitonic_desc(cand, Pk);
         nr_topk_emit(xr, cand, values, indices, r, k);
@@ -172,7 +233,7 @@ extern "C" __global__ void nr_topk_select_rows(const float* x, float* values, lo
 }
 
 // Path 3, step 1: words of every chunk of `chunk` (a power of two) elements of every row, sorted descending.
-// out: [rows, cols] words. Dynamic shared memory: chunk words.
+// out: [rows, cols] words. Dynamic shared memory: NR_BITONIC_WORDS(chunk) words.
 extern "C" __global__ void nr_topk_chunk_sort(const float* x, nr_u64* out, int rows, int cols, int chunk)
 {
     NR_DYNAMIC_SHARED(nr_u64, s);
@@ -185,10 +246,10 @@ extern "C" __global__ void nr_topk_chunk_sort(const float* x, nr_u64* out, int r
         int len = min(chunk, cols - c0);
         const float* xr = x + r * cols;
         for (int q = threadIdx.x; q < chunk; q += blockDim.x)
-            s[q] = q < len ? nr_pack(nr_key_nan_first(xr[c0 + q]), c0 + q) : 0ull;
+            s[nr_bpad(q)] = q < len ? nr_pack(nr_key_nan_first(xr[c0 + q]), c0 + q) : 0ull;
         __syncthreads();
         nr_bitonic_desc(s, chunk);
-        for (int q = threadIdx.x; q < len; q += blockDim.x) out[r * cols + c0 + q] = s[q];
+        for (int q = threadIdx.x; q < len; q += blockDim.x) out[r * cols + c0 + q] = s[nr_bpad(q)];
         __syncthreads();
     }
 }

@@ -265,10 +265,10 @@ public sealed unsafe partial class CudaKernels
         int sms = _backend.MultiprocessorCount;
         if (cols <= TopKSortCols)
         {
-            // The whole row in shared memory, bitonic-sorted: P/2 compare-exchanges a stage.
+            // The whole row in shared memory, bitonic-sorted; a thread per 8 words (one warp for a router row).
             int p = (int)BitOperations.RoundUpToPowerOf2((uint)cols);
             a[6] = &p;
-            Launch("topk.cu", "nr_topk_sort_rows", (uint)Math.Min(rows, sms * 8), (uint)Math.Clamp(p / 2, 32, 1024), p * sizeof(ulong), a);
+            Launch("topk.cu", "nr_topk_sort_rows", (uint)Math.Min(rows, sms * 16), (uint)Math.Clamp(p / 8, 32, 1024), BitonicBytes(p), a);
             return;
         }
         if (k <= TopKSelectMaxK)
@@ -276,11 +276,14 @@ public sealed unsafe partial class CudaKernels
             // Radix select of the k-th key, then the k survivors sorted in shared memory.
             int pk = (int)BitOperations.RoundUpToPowerOf2((uint)k);
             a[6] = &pk;
-            Launch("topk.cu", "nr_topk_select_rows", (uint)Math.Min(rows, sms * 4), 1024, pk * sizeof(ulong), a);
+            Launch("topk.cu", "nr_topk_select_rows", (uint)Math.Min(rows, sms * 4), 1024, BitonicBytes(pk), a);
             return;
         }
         TopKMergeSort(x, values, indices, rows, cols, k);
     }
+
+    /// <summary>Shared memory of a bitonic sort of n words in topk.cu (a padding word after every 8).</summary>
+    private static int BitonicBytes(int n) => (n + n / 8) * sizeof(ulong);
 
     /// <summary>TopK's path for long rows and large k: chunks sorted in shared memory, then merged pairwise.</summary>
     private void TopKMergeSort(float* x, float* values, long* indices, int rows, int cols, int k)
@@ -299,7 +302,7 @@ public sealed unsafe partial class CudaKernels
             a[3] = &cols;
             a[4] = &chunk;
             long blocks = (long)rows * ((cols + chunk - 1) / chunk);
-            Launch("topk.cu", "nr_topk_chunk_sort", (uint)Math.Min(blocks, _backend.MultiprocessorCount * 8L), 1024, chunk * sizeof(ulong), a);
+            Launch("topk.cu", "nr_topk_chunk_sort", (uint)Math.Min(blocks, _backend.MultiprocessorCount * 8L), (uint)(chunk / 8), BitonicBytes(chunk), a);
             // cols > TopKSortCols ≥ 2·chunk: at least one merge level.
             for (int run = chunk; run < cols; run *= 2)
             {

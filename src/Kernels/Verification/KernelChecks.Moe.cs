@@ -81,6 +81,9 @@ public static unsafe partial class KernelChecks
             (256, 8, 8, 8, 7, false, true, 1f, MoeValues.Ties),
             (256, 1, 1, 8, 7, false, false, 1f, MoeValues.Random),
             (256, 8, 2, 1, 1, true, true, 1f, MoeValues.Random),
+            (8, 8, 3, 2, 129, true, true, 1f, MoeValues.Special),   // +∞ + (−∞): NaN group scores
+            (16, 8, 3, 4, 129, true, true, 1f, MoeValues.Special),
+            (64, 8, 8, 64, 7, true, true, 1f, MoeValues.Ties),      // k = E: every expert ranked
         };
         foreach (var c in cases)
             list.Add(new KernelCheck($"moe/route/e{c.E}-g{c.G}-tg{c.Tg}-k{c.K}-n{c.N}{(c.Bias ? "-bias" : "")}{(c.Norm ? "-norm" : "")}-{c.V.ToString().ToLowerInvariant()}", ctx =>
