@@ -7,7 +7,8 @@
 // rounded up to a power of two (capped at the block), so inner = 1 (the [n, k] gathers) packs 256 rows into a
 // block instead of idling 31 lanes of each warp. The (outer, j) of a row costs one division per row, not per
 // element. index_select moves float4s when inner is a multiple of 4 and the bases are 16-byte aligned (an
-// embedding lookup: hidden = 7168). All four are bandwidth-bound.
+// embedding lookup: hidden = 7168), and cuts rows into pieces when they are too few to fill the SMs (one
+// token's lookup in a decode step). All four are bandwidth-bound.
 //
 // index_add / scatter_add: repeated indices send several source rows to one destination row, so the adds are
 // float atomics (red.global.add): coalesced along the row, but the ORDER of the adds into one element is not
@@ -23,33 +24,34 @@
 
 // y[o, j, :] = x[o, idx[j], :]. x: [outer, dimIn, inner]; idx: [n]; y: [outer, n, inner]; inner in units of T.
 template <class T>
-static __device__ void nr_index_select(const T* x, const long long* idx, T* y, int outer, int dimIn, int n, int inner, int L)
+static __device__ void nr_index_select(const T* x, const long long* idx, T* y, int outer, int dimIn, int n, int inner, nr_row_split rs)
 {
-    nr_row_map m = nr_rows(L);
-    long long rows = (long long)outer * n;
-    for (long long r = m.row; r < rows; r += m.step)
+    nr_row_map m = nr_rows(rs.lanes);
+    long long pieces = (long long)outer * n * rs.splits;
+    for (long long v = m.row; v < pieces; v += m.step)
     {
-        long long o = r / n, j = r - o * n;
+        nr_piece p = nr_piece_of(v, inner, rs);
+        long long r = p.row, o = r / n, j = r - o * n;
         long long id = idx[j];
         T* dst = y + r * inner;
         if ((unsigned long long)id < (unsigned long long)dimIn)
         {
             const T* src = x + (o * dimIn + id) * inner;
-            for (int i = m.lane; i < inner; i += L) dst[i] = src[i];
+            for (int i = p.begin + m.lane; i < p.end; i += rs.lanes) dst[i] = src[i];
         }
         else
-            for (int i = m.lane; i < inner; i += L) nr_set_nan(dst[i]);
+            for (int i = p.begin + m.lane; i < p.end; i += rs.lanes) nr_set_nan(dst[i]);
     }
 }
 
-extern "C" __global__ void nr_index_select_f32(const float* x, const long long* idx, float* y, int outer, int dimIn, int n, int inner, int L)
+extern "C" __global__ void nr_index_select_f32(const float* x, const long long* idx, float* y, int outer, int dimIn, int n, int inner, nr_row_split rs)
 {
-    nr_index_select<float>(x, idx, y, outer, dimIn, n, inner, L);
+    nr_index_select<float>(x, idx, y, outer, dimIn, n, inner, rs);
 }
 
-extern "C" __global__ void nr_index_select_f32x4(const nr_f4* x, const long long* idx, nr_f4* y, int outer, int dimIn, int n, int inner4, int L)
+extern "C" __global__ void nr_index_select_f32x4(const nr_f4* x, const long long* idx, nr_f4* y, int outer, int dimIn, int n, int inner4, nr_row_split rs)
 {
-    nr_index_select<nr_f4>(x, idx, y, outer, dimIn, n, inner4, L);
+    nr_index_select<nr_f4>(x, idx, y, outer, dimIn, n, inner4, rs);
 }
 
 // dst[o, idx[j], :] += src[o, j, :] (atomic). src: [outer, n, inner]; dst: [outer, dimDst, inner].

@@ -27,10 +27,12 @@
 // (one launch, __syncthreads between phases); larger ones launch count / scan / scatter. Slots whose expert
 // id is outside [0, E) are left out (offsets[E] < n·k shows it), as IKernels allows a device backend.
 //
-// Dispatch / combine / weight-grad: row kernels (L lanes per row, moe.cuh), float4 when the rows allow it.
-// Dispatch reads a token row and writes its k slot rows; combine gathers a token's k slot rows and sums them
-// in j order in registers (deterministic, no atomics); the weight gradient is one warp per slot (a dot over
-// d, shuffle-reduced). All three are bandwidth-bound: k·d reads and k·d or d writes a token.
+// Dispatch / combine / weight-grad: row kernels (L lanes per row, moe.cuh), float4 when the rows allow it,
+// rows cut into pieces when there are too few of them to fill the SMs (decode). Dispatch copies one slot row
+// per lane group (the token row is re-read k times, from L2); combine gathers a token's k slot rows and sums
+// them in j order in registers (deterministic, no atomics); the weight gradient is one warp per slot (a dot
+// over d, shuffle-reduced; one-warp blocks when the slots are few). All three are bandwidth-bound: k·d reads
+// and k·d or d writes a token.
 #include "prelude.cuh"
 #include "moe.cuh"
 
@@ -311,46 +313,50 @@ extern "C" __global__ void nr_moe_permute_scatter(const int* indices, const int*
 
 // ---------------------------------------------------------------- dispatch / combine
 
-// y[pos[t·k + j], :] = w[t·k + j] · x[t, :]. x: [n, d], y: [n·k, d]; d and the rows in units of T; w may be null.
+// y[pos[s], :] = w[s] · x[s / k, :], one slot row (or piece of it) per lane group. x: [n, d], y: [n·k, d]; d
+// and the rows in units of T; w may be null.
 template <class T>
-static __device__ void nr_moe_dispatch(const T* x, const int* pos, const float* w, T* y, int n, int k, int d, int L)
+static __device__ void nr_moe_dispatch(const T* x, const int* pos, const float* w, T* y, int n, int k, int d, nr_row_split rs)
 {
-    nr_row_map m = nr_rows(L);
-    for (long long t = m.row; t < n; t += m.step)
+    nr_row_map m = nr_rows(rs.lanes);
+    long long pieces = (long long)n * k * rs.splits;
+    for (long long v = m.row; v < pieces; v += m.step)
     {
-        const T* src = x + t * d;
-        for (int j = 0; j < k; j++)
+        nr_piece p = nr_piece_of(v, d, rs);
+        long long s = p.row;
+        const T* src = x + (s / k) * d;
+        T* dst = y + (long long)pos[s] * d;
+        if (w)
         {
-            long long s = t * k + j;
-            T* dst = y + (long long)pos[s] * d;
-            if (w)
-            {
-                float ws = w[s];
-                for (int i = m.lane; i < d; i += L) dst[i] = ws * src[i];
-            }
-            else
-                for (int i = m.lane; i < d; i += L) dst[i] = src[i];
+            float ws = w[s];
+            for (int i = p.begin + m.lane; i < p.end; i += rs.lanes) dst[i] = ws * src[i];
         }
+        else
+            for (int i = p.begin + m.lane; i < p.end; i += rs.lanes) dst[i] = src[i];
     }
 }
 
-extern "C" __global__ void nr_moe_dispatch_f32(const float* x, const int* pos, const float* w, float* y, int n, int k, int d, int L)
+extern "C" __global__ void nr_moe_dispatch_f32(const float* x, const int* pos, const float* w, float* y, int n, int k, int d, nr_row_split rs)
 {
-    nr_moe_dispatch<float>(x, pos, w, y, n, k, d, L);
+    nr_moe_dispatch<float>(x, pos, w, y, n, k, d, rs);
 }
 
-extern "C" __global__ void nr_moe_dispatch_f32x4(const nr_f4* x, const int* pos, const float* w, nr_f4* y, int n, int k, int d4, int L)
+extern "C" __global__ void nr_moe_dispatch_f32x4(const nr_f4* x, const int* pos, const float* w, nr_f4* y, int n, int k, int d4, nr_row_split rs)
 {
-    nr_moe_dispatch<nr_f4>(x, pos, w, y, n, k, d4, L);
+    nr_moe_dispatch<nr_f4>(x, pos, w, y, n, k, d4, rs);
 }
 
 // y[t, :] = Σ_j w[t·k + j] · src[pos[t·k + j], :], j ascending in a register. src: [n·k, d]; y: [n, d].
 template <class T>
-static __device__ void nr_moe_combine(const T* src, const int* pos, const float* w, T* y, int n, int k, int d, int L)
+static __device__ void nr_moe_combine(const T* src, const int* pos, const float* w, T* y, int n, int k, int d, nr_row_split rs)
 {
-    nr_row_map m = nr_rows(L);
-    for (long long t = m.row; t < n; t += m.step)
-        for (int i = m.lane; i < d; i += L)
+    nr_row_map m = nr_rows(rs.lanes);
+    long long pieces = (long long)n * rs.splits;
+    for (long long v = m.row; v < pieces; v += m.step)
+    {
+        nr_piece p = nr_piece_of(v, d, rs);
+        long long t = p.row;
+        for (int i = p.begin + m.lane; i < p.end; i += rs.lanes)
         {
             T acc;
             nr_set_zero(acc);
@@ -361,16 +367,17 @@ static __device__ void nr_moe_combine(const T* src, const int* pos, const float*
             }
             y[t * d + i] = acc;
         }
+    }
 }
 
-extern "C" __global__ void nr_moe_combine_f32(const float* src, const int* pos, const float* w, float* y, int n, int k, int d, int L)
+extern "C" __global__ void nr_moe_combine_f32(const float* src, const int* pos, const float* w, float* y, int n, int k, int d, nr_row_split rs)
 {
-    nr_moe_combine<float>(src, pos, w, y, n, k, d, L);
+    nr_moe_combine<float>(src, pos, w, y, n, k, d, rs);
 }
 
-extern "C" __global__ void nr_moe_combine_f32x4(const nr_f4* src, const int* pos, const float* w, nr_f4* y, int n, int k, int d4, int L)
+extern "C" __global__ void nr_moe_combine_f32x4(const nr_f4* src, const int* pos, const float* w, nr_f4* y, int n, int k, int d4, nr_row_split rs)
 {
-    nr_moe_combine<nr_f4>(src, pos, w, y, n, k, d4, L);
+    nr_moe_combine<nr_f4>(src, pos, w, y, n, k, d4, rs);
 }
 
 // dw[s] = dy[s / k, :] · src[pos[s], :]: one warp per slot. dy: [n, d]; src: [n·k, d]; dw: [n·k].

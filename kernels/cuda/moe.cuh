@@ -146,3 +146,27 @@ static __device__ __forceinline__ nr_row_map nr_rows(int L)
     m.step = (long long)gridDim.x * perBlock;
     return m;
 }
+
+// Few long rows (a decode step: one token, d = 7168) would leave most SMs idle, so the copy kernels may also
+// cut every row into `splits` pieces of `span` columns, each piece a "row" of the mapping above. Same layout
+// as CudaKernels.RowSplit.
+struct nr_row_split
+{
+    int lanes, splits, span;
+};
+
+// Piece v of a row split: its row and its columns [begin, end) of a row of `width`.
+struct nr_piece
+{
+    long long row;
+    int begin, end;
+};
+
+static __device__ __forceinline__ nr_piece nr_piece_of(long long v, int width, const nr_row_split& rs)
+{
+    nr_piece p;
+    p.row = v / rs.splits;
+    p.begin = (int)(v - p.row * rs.splits) * rs.span;
+    p.end = min(width, p.begin + rs.span);
+    return p;
+}

@@ -42,6 +42,13 @@ public sealed unsafe partial class CudaKernels
         public int Slots, Experts, Bits, GroupsPerChunk, Chunks;
     }
 
+    /// <summary>Same layout as nr_row_split in moe.cuh: lanes per row, pieces per row, columns per piece.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    private struct RowSplit
+    {
+        public int Lanes, Splits, Span;
+    }
+
     private static bool Aligned16(void* a, void* b) => (((nint)a | (nint)b) & 15) == 0;
 
     /// <summary>Lanes per row of a row kernel: the row length rounded up to a power of two, at most the block.</summary>
@@ -49,6 +56,22 @@ public sealed unsafe partial class CudaKernels
 
     /// <summary>Blocks of a row kernel over <paramref name="rows"/> rows of <paramref name="lanes"/> lanes each.</summary>
     private uint RowGrid(long rows, int lanes) => GridFor(rows * lanes, RowBlock);
+
+    /// <summary>
+    /// The lanes per row and, when the rows alone would fill fewer than two blocks per SM, the pieces each row
+    /// is cut into (at least a block's width of columns each), so a decode step's single token still spreads
+    /// over the device.
+    /// </summary>
+    private RowSplit SplitRows(long rows, int width)
+    {
+        int lanes = RowLanes(width);
+        long blocks = (rows * lanes + RowBlock - 1) / RowBlock, target = 2L * _backend.MultiprocessorCount;
+        int splits = 1;
+        if (blocks < target && width > lanes)
+            splits = (int)Math.Min((width + lanes - 1) / lanes, (target + blocks - 1) / blocks);
+        int span = (width + splits - 1) / splits;
+        return new RowSplit { Lanes = lanes, Splits = (width + span - 1) / span, Span = span };
+    }
 
     // ---------------------------------------------------------------- router
 
@@ -153,9 +176,11 @@ public sealed unsafe partial class CudaKernels
 
     public void MoeDispatch(float* x, int* slotPosition, float* weights, int n, int k, int d, float* y)
     {
-        if ((long)n * k == 0 || d == 0) return;
+        long slots = (long)n * k;
+        if (slots == 0 || d == 0) return;
         bool vec = d % 4 == 0 && Aligned16(x, y);
-        int width = vec ? d / 4 : d, lanes = RowLanes(width);
+        int width = vec ? d / 4 : d;
+        var rs = SplitRows(slots, width);
         void** a = stackalloc void*[8];
         a[0] = &x;
         a[1] = &slotPosition;
@@ -164,15 +189,16 @@ public sealed unsafe partial class CudaKernels
         a[4] = &n;
         a[5] = &k;
         a[6] = &width;
-        a[7] = &lanes;
-        Launch("moe.cu", vec ? "nr_moe_dispatch_f32x4" : "nr_moe_dispatch_f32", RowGrid(n, lanes), RowBlock, 0, a);
+        a[7] = &rs;
+        Launch("moe.cu", vec ? "nr_moe_dispatch_f32x4" : "nr_moe_dispatch_f32", RowGrid(slots * rs.Splits, rs.Lanes), RowBlock, 0, a);
     }
 
     public void MoeCombine(float* src, int* slotPosition, float* weights, int n, int k, int d, float* y)
     {
         if ((long)n * d == 0) return;
         bool vec = d % 4 == 0 && Aligned16(src, y);
-        int width = vec ? d / 4 : d, lanes = RowLanes(width);
+        int width = vec ? d / 4 : d;
+        var rs = SplitRows(n, width);
         void** a = stackalloc void*[8];
         a[0] = &src;
         a[1] = &slotPosition;
@@ -181,8 +207,8 @@ public sealed unsafe partial class CudaKernels
         a[4] = &n;
         a[5] = &k;
         a[6] = &width;
-        a[7] = &lanes;
-        Launch("moe.cu", vec ? "nr_moe_combine_f32x4" : "nr_moe_combine_f32", RowGrid(n, lanes), RowBlock, 0, a);
+        a[7] = &rs;
+        Launch("moe.cu", vec ? "nr_moe_combine_f32x4" : "nr_moe_combine_f32", RowGrid((long)n * rs.Splits, rs.Lanes), RowBlock, 0, a);
     }
 
     public void MoeCombineWeightGrad(float* dy, float* src, int* slotPosition, int n, int k, int d, float* dw)
@@ -199,8 +225,9 @@ public sealed unsafe partial class CudaKernels
         a[4] = &n;
         a[5] = &k;
         a[6] = &width;
-        // One warp per slot.
-        Launch("moe.cu", vec ? "nr_moe_weight_grad_f32x4" : "nr_moe_weight_grad_f32", GridFor(slots * 32, RowBlock), RowBlock, 0, a);
+        // One warp per slot; one-warp blocks when the slots are few (decode), so they land on different SMs.
+        int block = slots >= 8L * _backend.MultiprocessorCount ? RowBlock : 32;
+        Launch("moe.cu", vec ? "nr_moe_weight_grad_f32x4" : "nr_moe_weight_grad_f32", GridFor(slots * 32, block), (uint)block, 0, a);
     }
 
     // ---------------------------------------------------------------- indexing
@@ -210,7 +237,8 @@ public sealed unsafe partial class CudaKernels
         long rows = (long)outer * n;
         if (rows == 0 || inner == 0) return;
         bool vec = inner % 4 == 0 && Aligned16(x, y);
-        int width = vec ? inner / 4 : inner, lanes = RowLanes(width);
+        int width = vec ? inner / 4 : inner;
+        var rs = SplitRows(rows, width);
         void** a = stackalloc void*[8];
         a[0] = &x;
         a[1] = &idx;
@@ -219,8 +247,8 @@ public sealed unsafe partial class CudaKernels
         a[4] = &dimIn;
         a[5] = &n;
         a[6] = &width;
-        a[7] = &lanes;
-        Launch("index.cu", vec ? "nr_index_select_f32x4" : "nr_index_select_f32", RowGrid(rows, lanes), RowBlock, 0, a);
+        a[7] = &rs;
+        Launch("index.cu", vec ? "nr_index_select_f32x4" : "nr_index_select_f32", RowGrid(rows * rs.Splits, rs.Lanes), RowBlock, 0, a);
     }
 
     public void IndexAdd(float* src, long* idx, float* dst, int outer, int n, int dimDst, int inner) =>

@@ -81,6 +81,10 @@ public static unsafe partial class KernelChecks
             (256, 8, 8, 8, 7, false, true, 1f, MoeValues.Ties),
             (256, 1, 1, 8, 7, false, false, 1f, MoeValues.Random),
             (256, 8, 2, 1, 1, true, true, 1f, MoeValues.Random),
+            (64, 8, 5, 8, 7, true, true, 1f, MoeValues.Ties),       // with the cases above: topkGroups 1..8
+            (64, 8, 6, 8, 7, true, true, 1f, MoeValues.Ties),
+            (64, 8, 7, 8, 7, true, true, 1f, MoeValues.Ties),
+            (64, 8, 2, 8, 7, true, true, 1f, MoeValues.Ties),
             (8, 8, 3, 2, 129, true, true, 1f, MoeValues.Special),   // +∞ + (−∞): NaN group scores
             (16, 8, 3, 4, 129, true, true, 1f, MoeValues.Special),
             (64, 8, 8, 64, 7, true, true, 1f, MoeValues.Ties),      // k = E: every expert ranked
@@ -201,8 +205,12 @@ public static unsafe partial class KernelChecks
 
     private static void AddMoeRows(List<KernelCheck> list)
     {
-        // d = 128 takes the float4 path, the others the scalar one.
-        var shapes = new (int N, int K, int D)[] { (1, 1, 1), (1, 8, 7), (7, 2, 129), (7, 8, 128), (129, 8, 7), (129, 3, 1), (33, 8, 264) };
+        // d = 4·m takes the float4 path, the others the scalar one; the long rows of few tokens are cut into
+        // pieces (a decode step).
+        var shapes = new (int N, int K, int D)[]
+        {
+            (1, 1, 1), (1, 8, 7), (7, 2, 129), (7, 8, 128), (129, 8, 7), (129, 3, 1), (33, 8, 264), (1, 2, 1031), (2, 3, 4100),
+        };
         foreach (var (n, k, d) in shapes)
         foreach (bool weighted in new[] { true, false })
         {
@@ -269,6 +277,7 @@ public static unsafe partial class KernelChecks
         var shapes = new (int Outer, int DimIn, int N, int Inner)[]
         {
             (1, 1, 1, 1), (1, 5, 9, 1), (3, 7, 4, 5), (2, 129, 200, 33), (5, 17, 31, 128), (1, 1031, 37, 7), (4, 3, 300, 260),
+            (1, 50, 3, 2052), (2, 9, 2, 1031),
         };
         foreach (var (outer, dimIn, n, inner) in shapes)
         {
