@@ -11,7 +11,8 @@
 //    grid-strided.
 //  * longer rows, k ≤ 2048 (sampling over a vocabulary of 129280, k ≤ 64): one 1024-thread block per row runs
 //    a radix select on the 32-bit keys: 4 passes of 8 bits, each a shared-memory histogram of the keys still
-//    matching the prefix (shared atomics) and one warp finding the digit where the k-th key lies; that gives
+//    matching the prefix (shared atomics, one per warp when its 32 keys share the digit, so long runs of one
+//    value do not serialize) and one warp finding the digit where the k-th key lies; that gives
 //    the exact key T of the k-th element and how many of the elements equal to T to take. A 5th pass compacts
 //    every key > T and the first needed keys = T in index order (ballots + per-warp counts, double-buffered so
 //    one barrier a 1024-element tile), the ≤ 2048 survivors are bitonic-sorted in shared memory. 5 coalesced
@@ -155,10 +156,23 @@ extern "C" __global__ void nr_topk_select_rows(const float* x, float* values, lo
         {
             for (int b = threadIdx.x; b < 256; b += blockDim.x) hist[b] = 0;
             __syncthreads();
-            for (int c = threadIdx.x; c < cols; c += blockDim.x)
+            // A warp-uniform loop: a warp whose 32 keys share the digit (a run of equal values, a masked
+            // vocabulary full of -inf) adds 32 once instead of 32 serialized atomics on one address.
+            for (int c0 = 0; c0 < cols; c0 += blockDim.x)
             {
-                uint32_t key = nr_key_nan_first(xr[c]);
-                if ((key & mask) == prefix) atomicAdd(&hist[(key >> shift) & 255], 1);
+                int c = c0 + threadIdx.x, d = -1;
+                if (c < cols)
+                {
+                    uint32_t key = nr_key_nan_first(xr[c]);
+                    if ((key & mask) == prefix) d = (int)((key >> shift) & 255);
+                }
+                int d0 = __shfl_sync(NR_FULL_MASK, d, 0);
+                if (__ballot_sync(NR_FULL_MASK, d == d0) == NR_FULL_MASK)
+                {
+                    if (lane == 0 && d0 >= 0) atomicAdd(&hist[d0], 32);
+                }
+                else if (d >= 0)
+                    atomicAdd(&hist[d], 1);
             }
             __syncthreads();
             if (warp == 0)
