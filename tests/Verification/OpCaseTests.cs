@@ -27,6 +27,16 @@ public class OpCaseTests
     [MemberData(nameof(Cases))]
     public void IlgpuMatchesReference(string name) => MatchesReference(name, Device.Ilgpu);
 
+    /// <summary>The same table on the CUDA backend running on the CPU emulator ("cuda:emu").</summary>
+    [NativeReasoner.Tests.Cuda.CudaTheory(NativeReasoner.Kernels.Cuda.Native.CudaRuntimeKind.Emulator)]
+    [MemberData(nameof(Cases))]
+    public void CudaEmulatorMatchesReference(string name) => MatchesReference(name, Device.Parse("cuda:emu"));
+
+    /// <summary>The same table on a real GPU (skipped, saying why, where there is none).</summary>
+    [NativeReasoner.Tests.Cuda.CudaTheory(NativeReasoner.Kernels.Cuda.Native.CudaRuntimeKind.Gpu)]
+    [MemberData(nameof(Cases))]
+    public void CudaGpuMatchesReference(string name) => MatchesReference(name, Device.Parse("cuda"));
+
     private static void MatchesReference(string name, Device device)
     {
         var c = OpCatalog.Get(name);

@@ -83,7 +83,4 @@ public sealed unsafe partial class CudaKernels : IKernels
         a[2] = &value;
         Launch("elementwise.cu", "nr_fill_f32", GridFor(n), ElementwiseBlock, 0, a);
     }
-
-    /// <summary>Temporary: an op whose kernel is not written yet.</summary>
-    private static NotImplementedException Pending(string op) => new($"CudaKernels.{op}: kernel not written yet");
 }
