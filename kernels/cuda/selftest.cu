@@ -58,3 +58,14 @@ extern "C" __global__ void nr_selftest_exited_lane_shuffle(float* x)
     if (threadIdx.x >= 16) return;
     x[threadIdx.x] = __shfl_xor_sync(NR_FULL_MASK, x[threadIdx.x], 1);
 }
+
+// Emulator only: reads a neighbour's shared-memory slot without the barrier that would order it after the
+// neighbour's write. With threads resumed forward the writer (t − 1) always ran first, so the race hides; the
+// reverse schedule exposes it (the slot still holds the 0xff poison of fresh dynamic shared memory).
+extern "C" __global__ void nr_selftest_missing_barrier(float* out)
+{
+    NR_DYNAMIC_SHARED(float, s);
+    int t = threadIdx.x;
+    s[t] = (float)t;
+    out[t] = t > 0 ? s[t - 1] : 0.f; // a __syncthreads() belongs before this read
+}

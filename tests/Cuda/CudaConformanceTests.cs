@@ -17,6 +17,28 @@ public sealed class CudaConformanceTests
     [MemberData(nameof(Checks))]
     public void Emulator(string check) => Pass(CudaBackend.Emulator, check);
 
+    /// <summary>
+    /// The same checks with the emulator resuming threads in reverse and in random order between barriers: a
+    /// missing __syncthreads/__syncwarp that the forward order happens to hide (writer before reader) shows here.
+    /// </summary>
+    [CudaTheory(CudaRuntimeKind.Emulator)]
+    [MemberData(nameof(Checks))]
+    public void EmulatorOtherSchedules(string check)
+    {
+        var b = CudaBackend.Emulator;
+        try
+        {
+            b.SetEmulatorSchedule(EmulatorSchedule.Reverse);
+            Pass(b, check);
+            b.SetEmulatorSchedule(EmulatorSchedule.Random, seed: (ulong)check.GetHashCode() | 1);
+            Pass(b, check);
+        }
+        finally
+        {
+            b.SetEmulatorSchedule(EmulatorSchedule.Forward);
+        }
+    }
+
     [CudaTheory(CudaRuntimeKind.Gpu)]
     [MemberData(nameof(Checks))]
     public void Gpu(string check) => Pass(CudaBackend.Gpu, check);

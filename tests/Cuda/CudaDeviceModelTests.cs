@@ -88,6 +88,34 @@ public sealed unsafe class CudaDeviceModelTests
         Assert.Contains("exited", e.Message);
     }
 
+    [CudaFact(CudaRuntimeKind.Emulator)]
+    public void ReverseScheduleExposesAMissingBarrierThatForwardHides()
+    {
+        var b = CudaBackend.Emulator;
+        float[] Run(EmulatorSchedule schedule)
+        {
+            using var ctx = new KernelCheckContext(b.Kernels, b.Memory, 2);
+            long outPtr = (long)ctx.Garbage<float>(64);
+            b.SetEmulatorSchedule(schedule);
+            try
+            {
+                long arg = outPtr;
+                void** a = stackalloc void*[1];
+                a[0] = &arg;
+                b.Kernels.Launch("selftest.cu", "nr_selftest_missing_barrier", 1, 64, 64 * sizeof(float), a);
+            }
+            finally
+            {
+                b.SetEmulatorSchedule(EmulatorSchedule.Forward);
+            }
+            return ctx.Down((float*)outPtr, 64);
+        }
+        var forward = Run(EmulatorSchedule.Forward);
+        Assert.Equal(Enumerable.Range(0, 64).Select(t => t > 0 ? t - 1f : 0f), forward); // hidden
+        var reverse = Run(EmulatorSchedule.Reverse);
+        Assert.Contains(reverse, float.IsNaN); // exposed
+    }
+
     private static CudaException RuleBreaker(string kernel)
     {
         var b = CudaBackend.Emulator;

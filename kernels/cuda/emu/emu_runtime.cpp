@@ -171,6 +171,29 @@ void InitFiber(Fiber& f)
     f.done = false;
 }
 
+// The order in which the scheduler resumes the threads of a block in each round (between two barriers every
+// thread runs alone until its next rendezvous). Forward (thread 0 first) finds a thread that reads shared data
+// before the thread that writes it has run; reverse and random orders find the other direction, so the tests run
+// the kernels under all three: a missing barrier shows up as a wrong result in at least one of them.
+thread_local int t_schedule = 0;          // 0 forward, 1 reverse, 2 random
+thread_local uint64_t t_scheduleState = 0x9e3779b97f4a7c15ull;
+thread_local std::vector<int> t_order;
+
+void NextOrder(int n)
+{
+    t_order.resize(n);
+    for (int i = 0; i < n; i++) t_order[i] = t_schedule == 1 ? n - 1 - i : i;
+    if (t_schedule == 2)
+        for (int i = n - 1; i > 0; i--)
+        {
+            t_scheduleState ^= t_scheduleState << 13;
+            t_scheduleState ^= t_scheduleState >> 7;
+            t_scheduleState ^= t_scheduleState << 17;
+            int k = (int)(t_scheduleState % (uint64_t)(i + 1));
+            std::swap(t_order[i], t_order[k]);
+        }
+}
+
 // Runs one block to completion; false when a check failed (message in l.error).
 bool RunBlock(Launch& l)
 {
@@ -188,8 +211,10 @@ bool RunBlock(Launch& l)
     while (l.live > 0)
     {
         unsigned long before = l.progress;
-        for (int i = 0; i < n && !l.failed; i++)
+        NextOrder(n);
+        for (int j = 0; j < n && !l.failed; j++)
         {
+            int i = t_order[j];
             if (l.fibers[i].done) continue;
             l.current = i;
             current_thread = &l.fibers[i].thread;
@@ -381,6 +406,14 @@ NR_EXPORT const char* nr_emu_last_error()
     std::lock_guard<std::mutex> lock(g_lastErrorLock);
     copy = g_lastError;
     return copy.c_str();
+}
+
+// Emulator only: the thread order of the launches made by the calling host thread (0 forward, 1 reverse,
+// 2 random from the seed).
+NR_EXPORT void nr_emu_set_schedule(int mode, unsigned long long seed)
+{
+    t_schedule = mode;
+    t_scheduleState = seed ? seed : 0x9e3779b97f4a7c15ull;
 }
 
 NR_EXPORT CUresult cuInit(unsigned flags)

@@ -145,6 +145,17 @@ public sealed unsafe class CudaBackend : IDisposable
         t_current = Context;
     }
 
+    /// <summary>
+    /// Emulator only: the order in which the emulator runs a block's threads between barriers for launches from the
+    /// calling thread, until changed. Running the same kernels forward, reversed and shuffled exposes missing
+    /// barriers in either direction (see kernels/cuda/emu/emu_runtime.cpp).
+    /// </summary>
+    public void SetEmulatorSchedule(EmulatorSchedule schedule, ulong seed = 0)
+    {
+        if (Api.nr_emu_set_schedule == null) throw new NotSupportedException("only the CUDA emulator has a thread schedule");
+        Api.nr_emu_set_schedule((int)schedule, seed);
+    }
+
     /// <summary>Waits for everything queued on <see cref="Stream"/>.</summary>
     public void Synchronize()
     {
@@ -190,4 +201,12 @@ public sealed unsafe class CudaBackend : IDisposable
     }
 
     internal static string Utf8(byte* s) => s == null ? "" : Encoding.UTF8.GetString(s, new ReadOnlySpan<byte>(s, int.MaxValue).IndexOf((byte)0));
+}
+
+/// <summary>The emulator's order of resuming a block's threads (see <see cref="CudaBackend.SetEmulatorSchedule"/>).</summary>
+public enum EmulatorSchedule
+{
+    Forward = 0,
+    Reverse = 1,
+    Random = 2,
 }

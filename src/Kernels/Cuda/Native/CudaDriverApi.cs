@@ -56,6 +56,9 @@ internal sealed unsafe class CudaDriverApi
     /// <summary>Only in the emulator: the message behind its last CUDA_ERROR_LAUNCH_FAILED.</summary>
     public readonly delegate* unmanaged<byte*> nr_emu_last_error;
 
+    /// <summary>Only in the emulator: the thread order of the calling thread's launches (0 forward, 1 reverse, 2 random).</summary>
+    public readonly delegate* unmanaged<int, ulong, void> nr_emu_set_schedule;
+
     public CudaDriverApi(IntPtr library, string libraryName)
     {
         IntPtr Get(string name) => NativeLibrary.TryGetExport(library, name, out var p)
@@ -110,6 +113,7 @@ internal sealed unsafe class CudaDriverApi
         cuLaunchKernel = (delegate* unmanaged<IntPtr, uint, uint, uint, uint, uint, uint, uint, IntPtr, void**, void**, int>)Get("cuLaunchKernel");
 
         nr_emu_last_error = NativeLibrary.TryGetExport(library, "nr_emu_last_error", out var le) ? (delegate* unmanaged<byte*>)le : null;
+        nr_emu_set_schedule = NativeLibrary.TryGetExport(library, "nr_emu_set_schedule", out var ss) ? (delegate* unmanaged<int, ulong, void>)ss : null;
     }
 
     /// <summary>"CUDA_ERROR_OUT_OF_MEMORY (out of memory)" for a CUresult.</summary>
