@@ -65,11 +65,14 @@ public sealed unsafe partial class CudaKernels : IKernels
     /// <summary>A device scratch buffer of <paramref name="bytes"/> (from the caching allocator; release after the launch is queued).</summary>
     internal Memory.NativeBuffer Scratch(long bytes) => _backend.Memory.Allocate(Math.Max(bytes, 1));
 
-    /// <summary>Uploads a small host array (shapes, strides) into a scratch buffer.</summary>
+    /// <summary>
+    /// Uploads a small host array (descriptor tables, shapes) into a scratch buffer, queued on the stream without
+    /// waiting (<see cref="CudaMemory.CopyFromHostAsync"/>), so the launches around it keep the GPU busy.
+    /// </summary>
     internal Memory.NativeBuffer Upload<T>(ReadOnlySpan<T> host) where T : unmanaged
     {
         var b = Scratch((long)host.Length * sizeof(T));
-        fixed (T* p = host) _backend.Memory.CopyFromHost(p, b.Pointer, (long)host.Length * sizeof(T));
+        fixed (T* p = host) _backend.Memory.CopyFromHostAsync(p, b.Pointer, (long)host.Length * sizeof(T));
         return b;
     }
 

@@ -24,6 +24,14 @@ public sealed unsafe class CudaMemory : IDeviceMemory, IBufferOwner
     private readonly HashSet<ulong> _live = new();
     private byte* _staging;
 
+    // Small uploads (descriptor tables, shapes) go through a ring of pinned slots without waiting for the stream:
+    // the copy is queued like a launch and an event marks when its slot may be refilled.
+    private const int UploadSlots = 16;
+    private const int UploadSlotBytes = 64 * 1024;
+    private byte* _uploadRing;
+    private readonly IntPtr[] _uploadEvents = new IntPtr[UploadSlots];
+    private int _uploadNext;
+
     internal CudaMemory(CudaBackend backend) => _backend = backend;
 
     public bool IsHost => false;
@@ -131,6 +139,14 @@ public sealed unsafe class CudaMemory : IDeviceMemory, IBufferOwner
                 _backend.Api.cuMemFreeHost(_staging);
                 _staging = null;
             }
+            if (_uploadRing != null)
+            {
+                _backend.Api.cuMemFreeHost(_uploadRing);
+                _uploadRing = null;
+                for (int i = 0; i < UploadSlots; i++)
+                    if (_uploadEvents[i] != IntPtr.Zero) _backend.Api.cuEventDestroy_v2(_uploadEvents[i]);
+                Array.Clear(_uploadEvents);
+            }
         }
     }
 
@@ -160,6 +176,45 @@ public sealed unsafe class CudaMemory : IDeviceMemory, IBufferOwner
                 _backend.Check(_backend.Api.cuMemcpyHtoDAsync_v2((ulong)(destination + done), staging, (nuint)n, _backend.Stream));
             }
             _backend.Check(_backend.Api.cuStreamSynchronize(_backend.Stream));
+        }
+    }
+
+    /// <summary>
+    /// Host → device without waiting: the bytes are copied into a pinned ring slot now, the DMA is queued on the
+    /// stream (ahead of the launches that read it), and the host returns at once. Only a slot still in flight from
+    /// 16 uploads ago is waited for. Larger uploads fall back to <see cref="CopyFromHost"/>.
+    /// </summary>
+    public void CopyFromHostAsync(void* hostSource, byte* destination, long bytes)
+    {
+        if (bytes <= 0) return;
+        if (bytes > UploadSlotBytes)
+        {
+            CopyFromHost(hostSource, destination, bytes);
+            return;
+        }
+        lock (_lock)
+        {
+            _backend.MakeCurrent();
+            if (_uploadRing == null)
+            {
+                void* p;
+                _backend.Check(_backend.Api.cuMemAllocHost_v2(&p, (nuint)(UploadSlots * UploadSlotBytes)));
+                _uploadRing = (byte*)p;
+                for (int i = 0; i < UploadSlots; i++)
+                {
+                    IntPtr e;
+                    _backend.Check(_backend.Api.cuEventCreate(&e, Native.CudaConstants.EventDisableTiming));
+                    _uploadEvents[i] = e;
+                }
+            }
+            int slot = _uploadNext;
+            _uploadNext = (slot + 1) % UploadSlots;
+            // The event recorded after this slot's previous copy: once it completed, the DMA has read the slot.
+            _backend.Check(_backend.Api.cuEventSynchronize(_uploadEvents[slot]));
+            byte* staging = _uploadRing + (long)slot * UploadSlotBytes;
+            Buffer.MemoryCopy(hostSource, staging, UploadSlotBytes, bytes);
+            _backend.Check(_backend.Api.cuMemcpyHtoDAsync_v2((ulong)destination, staging, (nuint)bytes, _backend.Stream));
+            _backend.Check(_backend.Api.cuEventRecord(_uploadEvents[slot], _backend.Stream));
         }
     }
 

@@ -151,5 +151,6 @@ internal static class CudaConstants
     public const int FuncAttrMaxDynamicSharedSizeBytes = 8;
 
     public const uint EventDefault = 0;
+    public const uint EventDisableTiming = 2;
     public const uint StreamNonBlocking = 1;
 }
