@@ -18,7 +18,7 @@
 #       Everything goes to $OUT (the device tool's result folder; --out or ./artifacts/gpu-out elsewhere), stderr of
 #       every stage to stages.log. The stage summary (ok / FAILED rc / TIMED OUT) ends the report and the output.
 #       Defaults: --device cuda, full sizes. Environment overrides (for testing here): NR_GPU_DEVICE=cpu|cuda:emu,
-#       NR_GPU_SMOKE=1, NR_GPU_PYTHON=/usr/bin/python3 (default python3), NR_GPU_LIMIT_<STAGE>=seconds (INFO 45, CHECK 120, BENCH 210, TORCH 120, TABLE 15: 510 s in
+#       NR_GPU_SMOKE=1, NR_GPU_PYTHON=/usr/bin/python3 (default python3), NR_GPU_LIMIT_<STAGE>=seconds (INFO 45, CHECK 120, E2E 30, BENCH 180, TORCH 120, TABLE 15: 510 s in
 #       all, inside the tool's 600 s command limit). The torch stage runs on CUDA when our device is a GPU and torch
 #       sees one, on the CPU when our device is cpu, and is skipped otherwise (cuda:emu, or torch without CUDA).
 #       Exit code 0 when every stage that ran succeeded, 1 otherwise.
@@ -156,7 +156,13 @@ run() {
   stage check 120 "$out/check.jsonl" "$nr" check --device "$device" --json
   # Tiered JIT off: every timed call runs fully optimised host code from the first (the steady state of a long run),
   # instead of tier-0 code for methods a benchmark calls fewer than 30 times.
-  stage bench 210 "$out/ours.jsonl" env DOTNET_TieredCompilation=0 "$nr" bench gpu --device "$device" --json "${smokeflag[@]}"
+  # End to end (issue #7 item 5): the tiny golden model's logits on the device, full forward and cached decode,
+  # against the official code's outputs.
+  local fx="$ROOT/tests/fixtures/deepseek-v3-tiny-yarn"
+  stage e2e 30 "$out/e2e.txt" bash -c "'$nr' logits --model '$fx' --input '$fx/golden.safetensors' --out '$work/full.safetensors' --device '$device' &&
+    '$nr' logits --model '$fx' --input '$fx/golden.safetensors' --out '$work/decode.safetensors' --decode-from 33 --device '$device' &&
+    '$PY' '$ROOT/perf/gpu/compare_logits.py' '$fx/golden.safetensors' '$work/full.safetensors' '$work/decode.safetensors'"
+  stage bench 180 "$out/ours.jsonl" env DOTNET_TieredCompilation=0 "$nr" bench gpu --device "$device" --json "${smokeflag[@]}"
 
   local tdev=""
   if [ $torch = 0 ]; then skip torch "--no-torch"

@@ -1,0 +1,48 @@
+#!/usr/bin/env python3
+"""Compares `nr logits` outputs with the golden outputs of the official DeepSeek-V3 code (issue #7 item 5:
+GPU logits within 1e-4 relative error of the reference on the fp32 path).
+
+    compare_logits.py GOLDEN.safetensors FULL.safetensors DECODE.safetensors
+
+Reads safetensors with the standard library and numpy only (no safetensors package needed on the GPU machine).
+Prints one line per comparison and exits 1 when an error is above 1e-4 or not finite.
+"""
+import json
+import struct
+import sys
+
+import numpy as np
+
+
+def read_f32(path, name):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        if name not in header:
+            raise SystemExit(f"{path}: no tensor '{name}' (has {', '.join(k for k in header if k != '__metadata__')})")
+        info = header[name]
+        if info["dtype"] != "F32":
+            raise SystemExit(f"{path}: '{name}' is {info['dtype']}, expected F32")
+        start, end = info["data_offsets"]
+        f.seek(8 + n + start)
+        return np.frombuffer(f.read(end - start), dtype="<f4").astype(np.float64)
+
+
+def rel(a, b):
+    d = np.linalg.norm(a - b)
+    r = np.linalg.norm(b)
+    return d / r if r > 0 else d
+
+
+def main():
+    golden, full, decode = sys.argv[1:4]
+    worst = 0.0
+    for label, path, key in (("full forward", full, "logits"), ("cached decode", decode, "decode_logits")):
+        e = rel(read_f32(path, "logits"), read_f32(golden, key))
+        worst = max(worst, e) if np.isfinite(e) else float("inf")
+        print(f"{label}: relative error {e:.3e} vs the official code (limit 1e-4)")
+    sys.exit(0 if worst <= 1e-4 else 1)
+
+
+if __name__ == "__main__":
+    main()
