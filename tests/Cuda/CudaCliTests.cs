@@ -21,7 +21,12 @@ public sealed class CudaCliTests(ITestOutputHelper output)
     private static string Temp(string what) => Path.Combine(Path.GetTempPath(), $"nr-{what}-" + Guid.NewGuid().ToString("N"));
 
     [CudaFact(CudaRuntimeKind.Emulator)]
-    public void GenerateAndEvalOnEmulatorMatchCpu()
+    public void GenerateAndEvalOnEmulatorMatchCpu() => GenerateAndEvalMatchCpu("cuda:emu");
+
+    [CudaFact(CudaRuntimeKind.Gpu)]
+    public void GenerateAndEvalOnGpuMatchCpu() => GenerateAndEvalMatchCpu("cuda");
+
+    private void GenerateAndEvalMatchCpu(string cudaName)
     {
         var dir = GenerateEvalTests.ModelDir();
         try
@@ -29,7 +34,7 @@ public sealed class CudaCliTests(ITestOutputHelper output)
             var prompts = Path.Combine(dir, "prompts.jsonl");
             File.WriteAllLines(prompts, ["{\"prompt\": \"What is 2 + 3?\"}", "{\"prompt\": \"What is 17 * 4?\"}"]);
             var outputs = new Dictionary<string, (string[] Greedy, string[] Sampled, JsonElement Eval)>();
-            foreach (var device in new[] { "cpu", "cuda:emu" })
+            foreach (var device in new[] { "cpu", cudaName })
             {
                 var clock = Stopwatch.StartNew();
                 string greedy = Path.Combine(dir, $"greedy-{device.Replace(':', '-')}.jsonl");
@@ -44,7 +49,7 @@ public sealed class CudaCliTests(ITestOutputHelper output)
                 outputs[device] = (File.ReadAllLines(greedy), File.ReadAllLines(sampled), JsonDocument.Parse(File.ReadAllText(eval)).RootElement.Clone());
                 output.WriteLine($"generate ×2 + eval on {device}: {clock.Elapsed.TotalSeconds:F1} s");
             }
-            var (cpu, emu) = (outputs["cpu"], outputs["cuda:emu"]);
+            var (cpu, emu) = (outputs["cpu"], outputs[cudaName]);
             // Greedy decoding of the same weights: the same tokens on both devices, so the same text and accuracy.
             Assert.Equal(2, emu.Greedy.Length);
             Assert.Equal(cpu.Greedy, emu.Greedy);
@@ -63,7 +68,12 @@ public sealed class CudaCliTests(ITestOutputHelper output)
     }
 
     [CudaFact(CudaRuntimeKind.Emulator)]
-    public void TrainOnEmulatorRunsPretrainingAndGrpo()
+    public void TrainOnEmulatorRunsPretrainingAndGrpo() => TrainRunsPretrainingAndGrpo("cuda:emu");
+
+    [CudaFact(CudaRuntimeKind.Gpu)]
+    public void TrainOnGpuRunsPretrainingAndGrpo() => TrainRunsPretrainingAndGrpo("cuda");
+
+    private void TrainRunsPretrainingAndGrpo(string cudaName)
     {
         var runs = Temp("runs");
         try
@@ -77,14 +87,15 @@ public sealed class CudaCliTests(ITestOutputHelper output)
                 "--max-completion-length", "4", "--eval-steps", "0", "--device", device,
             ];
             var seconds = new Dictionary<string, double>();
-            foreach (var device in new[] { "cpu", "cuda:emu" })
+            foreach (var device in new[] { "cpu", cudaName })
             {
                 var clock = Stopwatch.StartNew();
                 Assert.Equal(0, Program.Main(Args(device)));
                 seconds[device] = clock.Elapsed.TotalSeconds;
             }
             var metrics = new Dictionary<string, List<JsonElement>>();
-            foreach (var name in new[] { "cpu", "cuda-emu" })
+            string cudaDir = cudaName.Replace(':', '-');
+            foreach (var name in new[] { "cpu", cudaDir })
             {
                 var dir = Path.Combine(runs, name);
                 var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "summary.json"))).RootElement;
@@ -93,11 +104,11 @@ public sealed class CudaCliTests(ITestOutputHelper output)
                 Assert.True(File.Exists(Path.Combine(dir, "model", "model.safetensors")));
                 metrics[name] = File.ReadAllLines(Path.Combine(dir, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToList();
             }
-            var emu = metrics["cuda-emu"];
+            var emu = metrics[cudaDir];
             Assert.Equal(3, emu.Count);
             var rl = emu.Single(m => m.GetProperty("phase").GetInt32() == 1);
             foreach (var key in new[] { "loss", "grad_norm", "entropy", "reward" })
-                Assert.True(double.IsFinite(rl.GetProperty(key).GetDouble()), $"GRPO {key} is not finite on cuda:emu");
+                Assert.True(double.IsFinite(rl.GetProperty(key).GetDouble()), $"GRPO {key} is not finite on {cudaName}");
             // Same initialisation, same data: the pre-training losses agree with the CPU's.
             double worst = 0;
             for (int i = 0; i < 2; i++)
@@ -105,9 +116,9 @@ public sealed class CudaCliTests(ITestOutputHelper output)
                 double a = metrics["cpu"][i].GetProperty("loss").GetDouble(), b = emu[i].GetProperty("loss").GetDouble();
                 worst = Math.Max(worst, Math.Abs(a - b) / Math.Abs(a));
             }
-            output.WriteLine($"nr train: cpu {seconds["cpu"]:F1} s, cuda:emu {seconds["cuda:emu"]:F1} s; pre-training loss cpu vs cuda:emu " +
-                             $"relative difference {worst:E2}; GRPO loss on cuda:emu {rl.GetProperty("loss").GetDouble():G6}");
-            Assert.True(worst <= 1e-4, $"pre-training losses differ between cpu and cuda:emu by {worst:E2}");
+            output.WriteLine($"nr train: cpu {seconds["cpu"]:F1} s, {cudaName} {seconds[cudaName]:F1} s; pre-training loss cpu vs {cudaName} " +
+                             $"relative difference {worst:E2}; GRPO loss on {cudaName} {rl.GetProperty("loss").GetDouble():G6}");
+            Assert.True(worst <= 1e-4, $"pre-training losses differ between cpu and {cudaName} by {worst:E2}");
         }
         finally { if (Directory.Exists(runs)) Directory.Delete(runs, true); }
     }

@@ -70,9 +70,19 @@ public sealed class CudaFusedGrpoTests(ITestOutputHelper output)
     [InlineData(LossType.DrGrpo, false, 0f, true)]
     [InlineData(LossType.Dapo, false, 0f, false)]
     [InlineData(LossType.Dapo, true, 0.04f, true)]
-    public void FusedLossMatchesTheCompositionOnEmulatorAndCpu(LossType type, bool withOld, float beta, bool maskTruncated)
+    public void FusedLossMatchesTheCompositionOnEmulatorAndCpu(LossType type, bool withOld, float beta, bool maskTruncated) =>
+        FusedLossMatchesTheComposition(CudaDevice.GetEmulator(), type, withOld, beta, maskTruncated);
+
+    [CudaTheory(CudaRuntimeKind.Gpu)]
+    [InlineData(LossType.Grpo, true, 0.04f, true)]
+    [InlineData(LossType.Bnpo, false, 0.1f, true)]
+    [InlineData(LossType.DrGrpo, true, 0f, false)]
+    [InlineData(LossType.Dapo, true, 0.04f, false)]
+    public void FusedLossMatchesTheCompositionOnGpuAndCpu(LossType type, bool withOld, float beta, bool maskTruncated) =>
+        FusedLossMatchesTheComposition(CudaDevice.Get(), type, withOld, beta, maskTruncated);
+
+    private void FusedLossMatchesTheComposition(Device emu, LossType type, bool withOld, float beta, bool maskTruncated)
     {
-        var emu = CudaDevice.GetEmulator();
         var batch = Batch();
         int N = batch.Count, C = batch.MaxCompletion;
         var rng = new Random(17 + (int)type * 5 + (withOld ? 1 : 0));
@@ -114,7 +124,7 @@ public sealed class CudaFusedGrpoTests(ITestOutputHelper output)
         var compCpu = Run(Device.Cpu, false, batch, old, refp, adv, maskTruncated, options);
 
         double worstEmu = 0, worstCpu = 0, baseline = 0;
-        foreach (var (what, reference) in new[] { ("cuda:emu composition", compEmu), ("cpu composition", compCpu) })
+        foreach (var (what, reference) in new[] { ($"{emu} composition", compEmu), ("cpu composition", compCpu) })
         {
             double terms = Math.Max(Math.Abs(reference.Loss), 1e-3);
             Assert.True(Math.Abs(fusedEmu.Loss - reference.Loss) <= 1e-5 * terms, $"loss: fused {fusedEmu.Loss:G9}, {what} {reference.Loss:G9}");
@@ -125,7 +135,7 @@ public sealed class CudaFusedGrpoTests(ITestOutputHelper output)
                 double e = RelL2(fusedEmu.Grads[name], g);
                 if (reference == compEmu) worstEmu = Math.Max(worstEmu, e);
                 else worstCpu = Math.Max(worstCpu, e);
-                Assert.True(e <= 1e-5, $"{name}: relative error {e:E3} between the fused loss on cuda:emu and the {what}");
+                Assert.True(e <= 1e-5, $"{name}: relative error {e:E3} between the fused loss on {emu} and the {what}");
             }
             if (beta != 0) Assert.True(Math.Abs(fusedEmu.Metrics.Kl - reference.Metrics.Kl) <= 1e-5 * Math.Abs(reference.Metrics.Kl), $"kl vs {what}");
             else Assert.True(float.IsNaN(fusedEmu.Metrics.Kl));
@@ -136,9 +146,9 @@ public sealed class CudaFusedGrpoTests(ITestOutputHelper output)
         }
         foreach (var (name, g) in compCpu.Grads) baseline = Math.Max(baseline, RelL2(compEmu.Grads[name], g));
         if (withOld) Assert.True(fusedEmu.Metrics.ClipRatioRegion > 0, "no token was clipped: the clip branch went untested");
-        output.WriteLine($"{type} old={withOld} beta={beta} maskTruncated={maskTruncated}: loss fused {fusedEmu.Loss:G9}, composition emu " +
-                         $"{compEmu.Loss:G9}, cpu {compCpu.Loss:G9}; worst gradient error fused vs composition: emu {worstEmu:E2}, cpu {worstCpu:E2} " +
-                         $"(composition emu vs cpu {baseline:E2}); launches fused {fusedEmu.Launches}, composition {compEmu.Launches}");
+        output.WriteLine($"{type} old={withOld} beta={beta} maskTruncated={maskTruncated}: loss fused {fusedEmu.Loss:G9}, composition {emu} " +
+                         $"{compEmu.Loss:G9}, cpu {compCpu.Loss:G9}; worst gradient error fused vs composition: {emu} {worstEmu:E2}, cpu {worstCpu:E2} " +
+                         $"(composition {emu} vs cpu {baseline:E2}); launches fused {fusedEmu.Launches}, composition {compEmu.Launches}");
     }
 
     private static double RelL2(float[] a, float[] b)
