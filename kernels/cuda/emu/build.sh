@@ -28,6 +28,13 @@ for cu in "$cuda"/*.cu; do
   sources+=("$wrapper")
 done
 
+# fmaf (the kernels' fmaf/__fmaf_rn, and every FMA the GEMMs do) is a call into libm unless the compiler may emit the
+# FMA instruction: with -mfma it is one instruction, the same correctly rounded result, and the emulated GEMMs run
+# about twice as fast. Only where this CPU has FMA (the library is built and used on the same machine).
+# -ffp-contract=off keeps every other a·b + c two roundings, as before (it is also what -std=c++17 implies).
+arch=(-ffp-contract=off)
+if grep -qw fma /proc/cpuinfo 2>/dev/null; then arch+=(-mfma); fi
+
 mkdir -p "$(dirname "$out")"
 # Each translation unit in parallel, then one link.
 objs=()
@@ -35,7 +42,7 @@ pids=()
 for s in "${sources[@]}"; do
   o="$work/$(basename "$s").o"
   objs+=("$o")
-  "$cxx" -std=c++17 -O2 -fPIC -fvisibility=hidden -U_FORTIFY_SOURCE -DNR_CUDA_EMU -I "$cuda" -w -c "$s" -o "$o" &
+  "$cxx" -std=c++17 -O2 "${arch[@]}" -fPIC -fvisibility=hidden -U_FORTIFY_SOURCE -DNR_CUDA_EMU -I "$cuda" -w -c "$s" -o "$o" &
   pids+=($!)
 done
 status=0
