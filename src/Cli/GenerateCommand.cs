@@ -77,11 +77,12 @@ public static class GenerateCommand
         var task = new Option<string>("--task") { Description = "Task: " + string.Join(", ", TaskRegistry.Names) + ".", Required = true };
         var n = new Option<int>("--n") { Description = "Held-out problems (levels cycle).", DefaultValueFactory = _ => 100 };
         var json = new Option<bool>("--json") { Description = "Print JSON instead of a table." };
+        var outFile = new Option<string?>("--out") { Description = "Also write the JSON report, with every completion, to this file." };
         var maxNew = new Option<int>("--max-new-tokens") { DefaultValueFactory = _ => 256 };
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0UL };
         var device = DeviceOption.Create();
         var command = new Command("eval", "Greedy accuracy, format rate, think-rate and completion length on a task's held-out split, by difficulty.")
-            { model, task, n, json, maxNew, seed, device };
+            { model, task, n, json, outFile, maxNew, seed, device };
         command.SetAction(parse => Guard("eval", () =>
         {
             var t = TaskRegistry.Create(parse.GetValue(task)!);
@@ -90,19 +91,27 @@ public static class GenerateCommand
             using var bundle = ModelBundle.Load(parse.GetValue(model)!, onDevice.Device);
             var options = new GenerationOptions { MaxNewTokens = parse.GetValue(maxNew), Temperature = 0f, EosTokenIds = [bundle.Tokenizer.EosId] };
             var r = Evaluation.Run(bundle.Policy, bundle.Tokenizer, bundle.Template, t, problems, options);
+            var o = new Dictionary<string, object>
+            {
+                ["task"] = t.Name, ["n"] = problems.Count, ["accuracy"] = r.Accuracy, ["format_rate"] = r.FormatRate,
+                ["think_rate"] = r.ThinkRate, ["mean_completion_length"] = r.MeanLength,
+                ["by_difficulty"] = r.ByDifficulty.OrderBy(kv => kv.Key).ToDictionary(kv => kv.Key.ToString(), kv => new Dictionary<string, double>
+                {
+                    ["n"] = kv.Value.Count, ["accuracy"] = kv.Value.Accuracy, ["format_rate"] = kv.Value.FormatRate,
+                    ["think_rate"] = kv.Value.ThinkRate, ["mean_completion_length"] = kv.Value.MeanLength,
+                }),
+            };
+            var jsonOptions = new JsonSerializerOptions
+            {
+                WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+            };
+            var text = JsonSerializer.Serialize(o, jsonOptions);
+            // The file also keeps every completion (to compare runs, e.g. one device against another).
+            if (parse.GetValue(outFile) is { } path)
+                File.WriteAllText(path, JsonSerializer.Serialize(new Dictionary<string, object>(o) { ["completions"] = r.Completions }, jsonOptions) + "\n");
             if (parse.GetValue(json))
             {
-                var o = new Dictionary<string, object>
-                {
-                    ["task"] = t.Name, ["n"] = problems.Count, ["accuracy"] = r.Accuracy, ["format_rate"] = r.FormatRate,
-                    ["think_rate"] = r.ThinkRate, ["mean_completion_length"] = r.MeanLength,
-                    ["by_difficulty"] = r.ByDifficulty.OrderBy(kv => kv.Key).ToDictionary(kv => kv.Key.ToString(), kv => new Dictionary<string, double>
-                    {
-                        ["n"] = kv.Value.Count, ["accuracy"] = kv.Value.Accuracy, ["format_rate"] = kv.Value.FormatRate,
-                        ["think_rate"] = kv.Value.ThinkRate, ["mean_completion_length"] = kv.Value.MeanLength,
-                    }),
-                };
-                Console.WriteLine(JsonSerializer.Serialize(o, new JsonSerializerOptions { WriteIndented = true }));
+                Console.WriteLine(text);
                 return;
             }
             Console.WriteLine($"task {t.Name}, {problems.Count} held-out problems (greedy)");

@@ -20,12 +20,17 @@ public static class TrainCommand
         var thinkFraction = new Option<double>("--think-fraction") { Description = "Share of pre-training answers with a <think> trace.", DefaultValueFactory = _ => d.ThinkFraction };
         var rlMinutes = new Option<double>("--rl-minutes") { Description = "Wall-time budget of GRPO.", DefaultValueFactory = _ => d.RlMinutes };
         var device = DeviceOption.Create();
+        var preset = new Option<string>("--model-preset")
+        {
+            Description = "Model size: " + string.Join(", ", DeepseekV3Config.PresetNames) + " (vocab from the tokenizer; a resumed run keeps its checkpoint's).",
+            DefaultValueFactory = _ => "bench-tiny",
+        };
         var evalProblems = new Option<int>("--heldout-problems") { Description = "Held-out problems compared before and after RL.", DefaultValueFactory = _ => d.EvalProblems };
         var settingOptions = GrpoSettings.Names
             .Select(n => (n.Name, Option: new Option<string?>("--" + n.Name.Replace('_', '-')) { Description = "GRPO: " + n.Help }))
             .ToArray();
         var command = new Command("train", "Pre-train a small DeepSeek-V3 on synthetic problems with think traces, then GRPO it; writes runs/NAME/.")
-            { name, runs, pretrainSteps, pretrainMinutes, pretrainBatch, pretrainLr, thinkFraction, rlMinutes, evalProblems, device };
+            { name, runs, pretrainSteps, pretrainMinutes, pretrainBatch, pretrainLr, thinkFraction, rlMinutes, evalProblems, preset, device };
         foreach (var (_, o) in settingOptions) command.Options.Add(o);
         command.SetAction(parse =>
         {
@@ -51,9 +56,10 @@ public static class TrainCommand
                     PretrainBatch = parse.GetValue(pretrainBatch), PretrainLearningRate = parse.GetValue(pretrainLr),
                     ThinkFraction = parse.GetValue(thinkFraction), RlMinutes = parse.GetValue(rlMinutes),
                     EvalProblems = parse.GetValue(evalProblems), Grpo = grpo, Seed = grpo.Trainer.Seed,
+                    Model = DeepseekV3Config.Preset(parse.GetValue(preset)!) with { MaxPositionEmbeddings = d.Model.MaxPositionEmbeddings },
                 };
                 var summary = TrainPipeline.Run(s, Console.Write, cts.Token);
-                Console.WriteLine(summary.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+                Console.WriteLine(summary.ToJsonString(TrainPipeline.SummaryJson));
                 return cts.IsCancellationRequested ? 130 : 0;
             }
             catch (Exception e) when (e is ModelConfigException or CheckpointMismatchException or SafetensorsException or ArgumentException

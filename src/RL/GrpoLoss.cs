@@ -150,6 +150,90 @@ public static class GrpoLoss
         };
     }
 
+    /// <summary>
+    /// ∂(aggregated loss)/∂(masked per-token loss) for each token, flat [B·T]: the aggregation of
+    /// <see cref="Compute"/> written as a weighted sum Σ w·(m·l), so a fused per-token kernel
+    /// (<see cref="Functional.GrpoTokenLoss"/>) gives the same scalar. grpo: 1 / (max(1, Σ_t m of the row's
+    /// sequence) · B · ga); bnpo: 1 / (max(1, Σ m) · ga); dr_grpo: 1 / (B · L_max · ga); dapo: 1 / max(1,
+    /// num_items_in_batch ?? Σ m). <paramref name="B"/> is the micro-batch's sequence count (the mean over sequences).
+    /// </summary>
+    public static float[] TokenWeights(float[] mask, int B, int T, GrpoLossOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(mask);
+        ArgumentNullException.ThrowIfNull(options);
+        if (mask.Length != B * T) throw new ArgumentException($"grpo_loss: mask has {mask.Length} values for [{B}, {T}]");
+        int ga = Math.Max(1, options.GradientAccumulationSteps);
+        var w = new float[B * T];
+        switch (options.LossType)
+        {
+            case LossType.Grpo:
+                for (int i = 0; i < B; i++)
+                {
+                    float s = 0;
+                    for (int t = 0; t < T; t++) s += mask[i * T + t];
+                    float wi = 1f / (Math.Max(1f, s) * B * ga);
+                    Array.Fill(w, wi, i * T, T);
+                }
+                break;
+            case LossType.Bnpo:
+                Array.Fill(w, 1f / (Math.Max(1f, mask.Sum()) * ga));
+                break;
+            case LossType.DrGrpo:
+                if (options.MaxCompletionLength <= 0)
+                    throw new ArgumentException("grpo_loss: dr_grpo needs max_completion_length > 0 (its constant normaliser)");
+                Array.Fill(w, 1f / ((float)B * options.MaxCompletionLength * ga));
+                break;
+            default:
+                Array.Fill(w, 1f / Math.Max(1f, options.NumItemsInBatch ?? mask.Sum()));
+                break;
+        }
+        return w;
+    }
+
+    /// <summary>
+    /// The metrics of <see cref="Compute"/> (KL when β ≠ 0, the three clip ratios) from host copies of the per-token
+    /// log-probs, flat [B·T]: what the fused path logs, computed as the composition computes them.
+    /// </summary>
+    public static GrpoLossResult Metrics(Tensor loss, float[] logps, float[]? oldLogps, float[]? refLogps, float[] advantages,
+        float[] mask, int T, GrpoLossOptions options)
+    {
+        float lo = 1f - options.EpsilonLow, hi = 1f + options.EffectiveEpsilonHigh;
+        float kl = float.NaN;
+        if (options.Beta != 0f)
+        {
+            if (refLogps == null) throw new ArgumentException("grpo_loss: beta ≠ 0 needs the reference log-probs (ref_per_token_logps)");
+            var k3 = new float[logps.Length];
+            for (int i = 0; i < k3.Length; i++)
+            {
+                float d = refLogps[i] - logps[i];
+                k3[i] = MathF.Exp(d) - d - 1f;
+            }
+            kl = MaskedMean(k3, mask);
+        }
+        double low = 0, high = 0, region = 0, count = 0;
+        for (int i = 0; i < logps.Length; i++)
+        {
+            float m = mask[i];
+            if (m == 0) continue;
+            float r = oldLogps == null ? 1f : MathF.Exp(logps[i] - oldLogps[i]);
+            float a = advantages[i / T];
+            bool isLow = r < lo && a < 0, isHigh = r > hi && a > 0;
+            low += isLow ? m : 0;
+            high += isHigh ? m : 0;
+            region += isLow || isHigh ? m : 0;
+            count += m;
+        }
+        count = Math.Max(1.0, count);
+        return new GrpoLossResult
+        {
+            Loss = loss,
+            Kl = kl,
+            ClipRatioLow = (float)(low / count),
+            ClipRatioHigh = (float)(high / count),
+            ClipRatioRegion = (float)(region / count),
+        };
+    }
+
     /// <summary>Σ m·x / max(1, Σ m) over flat [B·T] arrays.</summary>
     public static float MaskedMean(float[] x, float[] mask)
     {

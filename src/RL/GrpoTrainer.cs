@@ -38,6 +38,12 @@ public sealed record GrpoConfig
     /// </summary>
     public IReadOnlyList<double>? DifficultyWeights { get; init; }
     public ulong Seed { get; init; }
+    /// <summary>
+    /// Where the policy's device has a fused GRPO token-loss kernel (CUDA), compute the loss with it straight from
+    /// the logits (<see cref="RolloutBatch.FusedLoss"/>; same value and gradients). False keeps the composition
+    /// log-probs → <see cref="GrpoLoss.Compute"/> everywhere (for comparisons).
+    /// </summary>
+    public bool FusedLoss { get; init; } = true;
 
     public GrpoConfig Validate()
     {
@@ -119,6 +125,12 @@ public sealed class GrpoTrainer : IDisposable
         _heldOut = config.EvalEvery > 0 ? task.Generate(Split.Test, config.EvalProblems, config.Seed) : [];
     }
 
+    /// <summary>
+    /// Whether <see cref="Step"/> computes the loss with the fused token-loss kernel: <see cref="GrpoConfig.FusedLoss"/>
+    /// and the policy's parameters on a device that has one (every setting of the loss is supported by the kernel).
+    /// </summary>
+    public bool UsesFusedLoss => Config.FusedLoss && _policy.Parameters().FirstOrDefault() is { } p && Functional.HasFusedGrpoTokenLoss(p.Device);
+
     public GenerationOptions SamplingOptions => new()
     {
         MaxNewTokens = Config.MaxCompletionLength,
@@ -177,13 +189,18 @@ public sealed class GrpoTrainer : IDisposable
                 if (Config.NumIterations > 1) old = batch.LogProbs(_policy, Config.Temperature);
                 if (Config.Beta != 0) reference = batch.LogProbs(_reference!, Config.Temperature);
             }
+            // The fused kernel takes the old and reference log-probs as plain per-token data: one download each per batch.
+            bool fused = UsesFusedLoss;
+            var oldHost = fused ? old?.ToArray() : null;
+            var refHost = fused ? reference?.ToArray() : null;
             for (int it = 0; it < Config.NumIterations; it++)
             {
                 using var scope = new TensorScope();
                 var ent = it == 0 ? new float[batch.Count * batch.MaxCompletion] : null;
-                var logps = batch.LogProbs(_policy, Config.Temperature, ent);
+                using var result = fused
+                    ? batch.FusedLoss(_policy, Config.Temperature, oldHost, refHost, adv.Values, maskArr, options, ent)
+                    : GrpoLoss.Compute(batch.LogProbs(_policy, Config.Temperature, ent), old, reference, advT, mask, options);
                 if (ent != null) entropy = GrpoLoss.MaskedMean(ent, maskArr);
-                using var result = GrpoLoss.Compute(logps, old, reference, advT, mask, options);
                 result.Loss.Backward();
                 float norm = GradClip.ClipGradNorm(_policy.Parameters(), Config.MaxGradNorm);
                 _optimizer.LearningRate = learningRate ?? _schedule.LearningRate(_optimizerSteps);

@@ -204,7 +204,7 @@ public static class TrainPipeline
             ["pretrain_steps"] = s.PretrainSteps, ["rl_steps"] = rows.Count, ["rl_minutes"] = rlClock.Elapsed.TotalMinutes,
             ["after_pretraining"] = afterPretrainJson, ["after_rl"] = afterRlJson, ["checks"] = checks, ["timings"] = timings,
         };
-        File.WriteAllText(Path.Combine(runDir, "summary.json"), summary.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        File.WriteAllText(Path.Combine(runDir, "summary.json"), summary.ToJsonString(SummaryJson));
         var samples = new StringBuilder("# The same held-out problems after pre-training and after GRPO (greedy)\n");
         for (int i = 0; i < Math.Min(heldOut.Count, 15); i++)
             samples.Append($"\n## {heldOut[i].Prompt} (level {heldOut[i].Difficulty}, answer {heldOut[i].Answer})\n\nafter pre-training:\n\n```\n{afterPretrain.Completions[i]}\n```\n\nafter GRPO:\n\n```\n{afterRl.Completions[i]}\n```\n");
@@ -212,6 +212,15 @@ public static class TrainPipeline
         Plots.WriteRunPlots(runDir, rows, afterPretrain, afterRl);
         return summary;
     }
+
+    /// <summary>
+    /// How summary.json is written: indented, and NaN (a difficulty level with no held-out problem, e.g. with fewer
+    /// held-out problems than levels) as the string "NaN" rather than an exception after the whole run.
+    /// </summary>
+    public static readonly JsonSerializerOptions SummaryJson = new()
+    {
+        WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
 
     /// <summary>Linear warmup over <paramref name="warmup"/> steps, then cosine from the peak to a tenth of it as <paramref name="progress"/> goes 0 → 1.</summary>
     private static float WarmupCosine(float peak, int warmup, int step, double progress)

@@ -1,3 +1,4 @@
+using NativeReasoner.Kernels;
 using NativeReasoner.Kernels.Cuda;
 using NativeReasoner.Kernels.Cuda.Native;
 using NativeReasoner.Kernels.Reference;

@@ -28,6 +28,19 @@ for cu in "$cuda"/*.cu; do
   sources+=("$wrapper")
 done
 
+# Speed of the emulated kernels (numerics unchanged):
+# - fmaf (every FMA of the GEMMs, attention, ...) is a call into libm through the PLT unless the compiler may emit
+#   the FMA instruction: with -mfma it is one instruction with the same correctly rounded result. Only where this
+#   CPU has FMA (the library is built on the machine that uses it).
+# - threadIdx and __shared__ are thread_locals of a dlopen'ed library: each access is a __tls_get_addr call in the
+#   default TLS dialect; TLS descriptors (gnu2) make it a cheaper call that keeps the registers.
+# - -ffp-contract=off keeps every other a·b + c at two roundings, as before (-std=c++17 implies it; said explicitly).
+# `nr train --device cuda:emu` at its smallest budgets: 27 s before these flags, about 9 s with them.
+arch=(-ffp-contract=off)
+supports() { "$cxx" "$@" -x c++ -c /dev/null -o /dev/null 2>/dev/null; }
+if grep -qw fma /proc/cpuinfo 2>/dev/null && supports -mfma; then arch+=(-mfma); fi
+if supports -mtls-dialect=gnu2; then arch+=(-mtls-dialect=gnu2); fi
+
 mkdir -p "$(dirname "$out")"
 # Each translation unit in parallel, then one link.
 objs=()
@@ -35,7 +48,7 @@ pids=()
 for s in "${sources[@]}"; do
   o="$work/$(basename "$s").o"
   objs+=("$o")
-  "$cxx" -std=c++17 -O2 -fPIC -fvisibility=hidden -U_FORTIFY_SOURCE -DNR_CUDA_EMU -I "$cuda" -w -c "$s" -o "$o" &
+  "$cxx" -std=c++17 -O2 "${arch[@]}" -fPIC -fvisibility=hidden -U_FORTIFY_SOURCE -DNR_CUDA_EMU -I "$cuda" -w -c "$s" -o "$o" &
   pids+=($!)
 done
 status=0

@@ -1,43 +1,4 @@
-using System.Runtime.InteropServices;
-
 namespace NativeReasoner.Kernels.Cuda;
-
-/// <summary>
-/// The hyper-parameters of <see cref="CudaKernels.GrpoTokenLoss"/>, passed to the kernel by value (the layout of
-/// <c>nr_rows_grpo_params</c> in kernels/cuda/grpo.cu: four floats and an int, sequential).
-/// </summary>
-[StructLayout(LayoutKind.Sequential)]
-public struct GrpoTokenLossOptions
-{
-    /// <summary>1 / the sampling temperature (&gt; 0): logp = log_softmax(logits · InvTemperature)[id].</summary>
-    public float InvTemperature;
-
-    /// <summary>KL coefficient β (GrpoLossOptions.Beta); 0 drops the KL term and the reference log-probs are not read.</summary>
-    public float Beta;
-
-    /// <summary>ε_low: the ratio is clamped below at 1 − ε_low.</summary>
-    public float EpsilonLow;
-
-    /// <summary>ε_high (GrpoLossOptions.EffectiveEpsilonHigh): the ratio is clamped above at 1 + ε_high.</summary>
-    public float EpsilonHigh;
-
-    /// <summary>Rows (tokens) per sequence: row r takes the advantage advantages[r / TokensPerSequence].</summary>
-    public int TokensPerSequence;
-
-    public GrpoTokenLossOptions(float temperature, float beta, float epsilonLow, float epsilonHigh, int tokensPerSequence)
-    {
-        if (!(temperature > 0f) || float.IsInfinity(temperature))
-            throw new ArgumentOutOfRangeException(nameof(temperature), $"temperature must be positive and finite, got {temperature}");
-        if (!(epsilonLow >= 0f) || !(epsilonHigh >= 0f))
-            throw new ArgumentOutOfRangeException(nameof(epsilonLow), $"epsilons must be ≥ 0, got {epsilonLow} / {epsilonHigh}");
-        ArgumentOutOfRangeException.ThrowIfLessThan(tokensPerSequence, 1);
-        InvTemperature = 1f / temperature;
-        Beta = beta;
-        EpsilonLow = epsilonLow;
-        EpsilonHigh = epsilonHigh;
-        TokensPerSequence = tokensPerSequence;
-    }
-}
 
 // The row-wise family: softmax.cu, norm.cu, rope.cu, loss.cu, fused.cu, grpo.cu (shared helpers in rows.cuh).
 // Every row kernel comes in two widths (_v4: 16-byte loads, chosen when all row pointers of the call are 16-byte

@@ -11,7 +11,7 @@ namespace NativeReasoner.Kernels.Cuda;
 /// Launch arguments are passed as cuLaunchKernel wants them: an array of pointers to the argument values,
 /// built on the stack (<c>void** a = stackalloc void*[n]; a[0] = &amp;x;</c>), so a launch allocates nothing.
 /// </summary>
-public sealed unsafe partial class CudaKernels : IKernels
+public sealed unsafe partial class CudaKernels : IKernels, IMultiTensorAdamW, IGrpoTokenLoss
 {
     private readonly CudaBackend _backend;
     private readonly ConcurrentDictionary<IntPtr, int> _sharedLimit = new();
@@ -36,10 +36,19 @@ public sealed unsafe partial class CudaKernels : IKernels
         return (uint)Math.Min(needed, cap);
     }
 
+    [ThreadStatic] private static long t_launches;
+
+    /// <summary>
+    /// Kernel launches queued by the calling thread so far, on any CUDA backend: how tests see that a fused path
+    /// really is one launch (a thread-static, so tests running in parallel do not count each other's).
+    /// </summary>
+    public static long LaunchesOnThisThread => t_launches;
+
     /// <summary>Launches <paramref name="kernel"/> of <paramref name="file"/> on the backend's stream.</summary>
     internal void Launch(string file, string kernel, uint gridX, uint gridY, uint gridZ, uint blockX, uint blockY, uint blockZ,
         int sharedBytes, void** args)
     {
+        t_launches++;
         _backend.MakeCurrent();
         IntPtr fn = _backend.Modules.Function(file, kernel);
         if (sharedBytes > 48 * 1024) RaiseSharedLimit(fn, kernel, sharedBytes);

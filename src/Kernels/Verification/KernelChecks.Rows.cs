@@ -503,7 +503,7 @@ public static unsafe partial class KernelChecks
         public float[]? Old, Ref, Mask, Weight;
         public required float[] Advantages;
         public required int Rows, V;
-        public required NativeReasoner.Kernels.Cuda.GrpoTokenLossOptions Options;
+        public required GrpoTokenLossOptions Options;
         public required float[] RefLogp, RefLse;
         public bool WantLogp = true, WantGrad = true;
     }
@@ -518,7 +518,7 @@ public static unsafe partial class KernelChecks
         bool withOld = true, bool withMask = true, bool withWeight = true, float margin = 0.02f)
     {
         int rows = B * T;
-        var o = new NativeReasoner.Kernels.Cuda.GrpoTokenLossOptions(temperature, beta, 0.2f, 0.28f, T);
+        var o = new GrpoTokenLossOptions(temperature, beta, 0.2f, 0.28f, T);
         var logits = ctx.Rand((long)rows * V, -range, range);
         var ids = RandomIds(ctx, rows, V);
         var logp = new float[rows];
@@ -563,7 +563,7 @@ public static unsafe partial class KernelChecks
     /// GrpoLoss.Compute's per-token objective in double (the oracle): l and dl/dlogp at one token. Ties of the
     /// min take the unclipped term; the clamp's range is inclusive (the gradient passes at the boundaries).
     /// </summary>
-    private static void GrpoObjective(double lp, double old, double refLogp, double A, in NativeReasoner.Kernels.Cuda.GrpoTokenLossOptions o,
+    private static void GrpoObjective(double lp, double old, double refLogp, double A, in GrpoTokenLossOptions o,
         out double loss, out double dlp)
     {
         double rho = Math.Exp(lp - old);

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using NativeReasoner.Nn;
 
 namespace NativeReasoner.Optim;
@@ -55,38 +56,67 @@ public abstract class Optimizer : IDisposable
     /// <summary>Number of completed <see cref="Step"/> calls.</summary>
     public long StepCount { get; protected set; }
 
+    /// <summary>A parameter to update this step and its dense gradient (contiguous float32, same shape and device).</summary>
+    protected readonly record struct ParamUpdate(Parameter Parameter, Tensor Grad);
+
+    // Reused by every Step (a training loop steps thousands of times; nothing here should allocate once warm).
+    private readonly List<ParamUpdate> _pending = new();
+    private readonly List<Tensor> _copies = new();
+
     /// <summary>
     /// Updates every parameter that has a gradient, then increments <see cref="StepCount"/>. Parameters
-    /// whose <see cref="Tensor.Grad"/> is null are skipped (their state is left as it is).
+    /// whose <see cref="Tensor.Grad"/> is null are skipped (their state is left as it is). Each group's
+    /// parameters are checked first and then handed to <see cref="UpdateGroup"/> together, so an optimizer can
+    /// update many tensors in one launch.
     /// </summary>
     public void Step()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         foreach (var g in _groups)
-            foreach (var p in g.Parameters)
+        {
+            _pending.Clear();
+            try
             {
-                var grad = p.Grad;
-                if (grad == null || p.Numel == 0) continue;
-                if (p.IsDisposed) throw new ObjectDisposedException(nameof(Parameter), $"parameter{(p.Name == null ? "" : $" '{p.Name}'")} was disposed");
-                if (grad.DType != Kernels.DType.Float32)
-                    throw new InvalidOperationException($"gradient of parameter '{p.Name}' is {grad.DType}, float32 expected");
-                if (!grad.Device.Equals(p.Device))
-                    throw new InvalidOperationException($"gradient of parameter '{p.Name}' is on {grad.Device}, the parameter on {p.Device}");
-                // Kernels read the gradient densely; a strided one (set by hand) is copied first.
-                using (TensorScope.Suspend())
+                foreach (var p in g.Parameters)
                 {
-                    Tensor? dense = grad.IsContiguous ? null : grad.Contiguous();
-                    try
-                    {
-                        Update(g, p, dense ?? grad);
-                    }
-                    finally
-                    {
-                        dense?.Dispose();
-                    }
+                    var grad = p.Grad;
+                    if (grad == null || p.Numel == 0) continue;
+                    if (p.IsDisposed) throw new ObjectDisposedException(nameof(Parameter), $"parameter{(p.Name == null ? "" : $" '{p.Name}'")} was disposed");
+                    if (grad.DType != Kernels.DType.Float32)
+                        throw new InvalidOperationException($"gradient of parameter '{p.Name}' is {grad.DType}, float32 expected");
+                    if (!grad.Device.Equals(p.Device))
+                        throw new InvalidOperationException($"gradient of parameter '{p.Name}' is on {grad.Device}, the parameter on {p.Device}");
+                    // Kernels read the gradient densely; a strided one (set by hand) is copied first.
+                    if (!grad.IsContiguous)
+                        using (TensorScope.Suspend())
+                        {
+                            grad = grad.Contiguous();
+                            _copies.Add(grad);
+                        }
+                    _pending.Add(new ParamUpdate(p, grad));
                 }
+                // State created by the update must not belong to whatever scope surrounds Step().
+                if (_pending.Count > 0)
+                    using (TensorScope.Suspend())
+                        UpdateGroup(g, CollectionsMarshal.AsSpan(_pending));
             }
+            finally
+            {
+                foreach (var c in _copies) c.Dispose();
+                _copies.Clear();
+                _pending.Clear();
+            }
+        }
         StepCount++;
+    }
+
+    /// <summary>
+    /// Updates the parameters of one group that have a gradient this step, in group order. The default applies
+    /// <see cref="Update"/> to each; an optimizer that can batch tensors overrides it. Runs with scopes suspended.
+    /// </summary>
+    protected virtual void UpdateGroup(ParamGroup group, ReadOnlySpan<ParamUpdate> items)
+    {
+        foreach (var u in items) Update(group, u.Parameter, u.Grad);
     }
 
     /// <summary>
