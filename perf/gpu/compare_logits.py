@@ -4,14 +4,14 @@ GPU logits within 1e-4 relative error of the reference on the fp32 path).
 
     compare_logits.py GOLDEN.safetensors FULL.safetensors DECODE.safetensors
 
-Reads safetensors with the standard library and numpy only (no safetensors package needed on the GPU machine).
+Reads safetensors with the standard library only (no numpy or safetensors package needed).
 Prints one line per comparison and exits 1 when an error is above 1e-4 or not finite.
 """
+import array
 import json
+import math
 import struct
 import sys
-
-import numpy as np
 
 
 def read_f32(path, name):
@@ -25,12 +25,18 @@ def read_f32(path, name):
             raise SystemExit(f"{path}: '{name}' is {info['dtype']}, expected F32")
         start, end = info["data_offsets"]
         f.seek(8 + n + start)
-        return np.frombuffer(f.read(end - start), dtype="<f4").astype(np.float64)
+        values = array.array("f")
+        values.frombytes(f.read(end - start))
+        if sys.byteorder != "little":
+            values.byteswap()
+        return values
 
 
 def rel(a, b):
-    d = np.linalg.norm(a - b)
-    r = np.linalg.norm(b)
+    if len(a) != len(b):
+        raise SystemExit(f"shapes differ: {len(a)} vs {len(b)} values")
+    d = math.sqrt(sum((float(x) - float(y)) ** 2 for x, y in zip(a, b)))
+    r = math.sqrt(sum(float(y) ** 2 for y in b))
     return d / r if r > 0 else d
 
 
@@ -39,7 +45,7 @@ def main():
     worst = 0.0
     for label, path, key in (("full forward", full, "logits"), ("cached decode", decode, "decode_logits")):
         e = rel(read_f32(path, "logits"), read_f32(golden, key))
-        worst = max(worst, e) if np.isfinite(e) else float("inf")
+        worst = max(worst, e) if math.isfinite(e) else float("inf")
         print(f"{label}: relative error {e:.3e} vs the official code (limit 1e-4)")
     sys.exit(0 if worst <= 1e-4 else 1)
 
