@@ -76,6 +76,10 @@ public sealed unsafe class GemmTests
         new object[] { 1, 300, 200 }, new object[] { 200, 1, 300 }, new object[] { 64, 64, 64 }, new object[] { 33, 65, 1 },
         // Skinny paths (M or N ≤ 4) with more than one column/row chunk.
         new object[] { 1, 1100, 300 }, new object[] { 3, 700, 129 }, new object[] { 1100, 1, 300 }, new object[] { 600, 4, 77 },
+        // The register-blocked thin kernels: 64-, 16-wide and scalar column tails, 4-column dot blocks with a
+        // column remainder, K below, at and past one vector, chunks that end mid-block.
+        new object[] { 4, 70, 33 }, new object[] { 2, 17, 16 }, new object[] { 4, 1030, 64 }, new object[] { 3, 6, 15 },
+        new object[] { 600, 3, 47 }, new object[] { 37, 2, 16 },
     };
 
     [Theory]
