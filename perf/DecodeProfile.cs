@@ -63,6 +63,9 @@ public static partial class DecodeProfile
             }
             var total = Stopwatch.StartNew();
             var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
+            int gc0 = GC.CollectionCount(0);
+            var jit0 = System.Runtime.JitInfo.GetCompilationTime();
+            long alloc0 = GC.GetTotalAllocatedBytes();
             int n = round == 0 ? 4 : steps;
             for (int step = 0; step < n; step++)
             {
@@ -135,6 +138,7 @@ public static partial class DecodeProfile
             double wall = total.Elapsed.TotalMilliseconds / n, sum = times.Values.Sum() / n;
             double procCpu = (Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalMilliseconds / n;
             Console.WriteLine($"{preset} decode profile, batch {b}, {n} steps: {wall:F3} ms/step wall ({b * 1000 / wall:F0} tokens/s), process CPU {procCpu:F3} ms/step, parts sum {sum:F3} ms ({(cpu ? "main-thread CPU" : "wall")})");
+            Console.WriteLine($"  per step: {(double)(GC.GetTotalAllocatedBytes() - alloc0) / n / 1024:F0} KiB managed allocation, {(double)(GC.CollectionCount(0) - gc0) / n:F2} gen0 GCs, {(System.Runtime.JitInfo.GetCompilationTime() - jit0).TotalMilliseconds / n:F3} ms JIT");
             foreach (var name in order.OrderByDescending(k => times[k]))
                 Console.WriteLine($"  {name,-28} {times[name] / n,8:F3} ms  {100 * times[name] / n / sum,5:F1} %");
         }
