@@ -121,6 +121,7 @@ public sealed unsafe class GemmTests
             Check(1, true, true, 150, 97, 260, alpha, beta);
             Check(2, false, true, 2, 600, 90, alpha, beta, padC: 3);
             Check(2, true, false, 530, 3, 90, alpha, beta, padC: 3);
+            Check(2, false, true, 4, 37, 48, alpha, beta, padC: 3);
         }
     }
 
@@ -133,6 +134,7 @@ public sealed unsafe class GemmTests
         Check(1, false, false, 1, 900, 50, 1f, 0f, nanC: true, padC: 1);   // skinny M
         Check(1, true, true, 900, 2, 50, 1f, 0f, nanC: true, padC: 1);     // skinny N
         Check(2, false, false, 4, 5, 0, 1f, 0f, nanC: true);              // K = 0: C = 0 exactly
+        Check(1, false, true, 3, 70, 64, 0.75f, 0f, nanC: true, padC: 3);  // thin dots, K a multiple of 16 (4 sums at once)
     }
 
     [Fact]

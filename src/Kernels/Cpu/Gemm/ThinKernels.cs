@@ -60,6 +60,16 @@ internal static unsafe class ThinKernels
                     acc2 = Vector512.FusedMultiplyAdd(va, Vector512.Load(b2 + p), acc2);
                     acc3 = Vector512.FusedMultiplyAdd(va, Vector512.Load(b3 + p), acc3);
                 }
+                float* cr = c + r * ldc + col;
+                if (kv == k && Avx.IsSupported)
+                {
+                    // The four horizontal sums at once: halves added, then three pairwise adds leave
+                    // [Σacc0, Σacc1, Σacc2, Σacc3] in one 128-bit vector, stored with alpha and beta in one go.
+                    var h = Sum4(acc0, acc1, acc2, acc3) * alpha;
+                    if (beta != 0f) h = Vector128.FusedMultiplyAdd(Vector128.Load(cr), Vector128.Create(beta), h);
+                    h.Store(cr);
+                    continue;
+                }
                 float s0 = Vector512.Sum(acc0), s1 = Vector512.Sum(acc1), s2 = Vector512.Sum(acc2), s3 = Vector512.Sum(acc3);
                 for (int p = kv; p < k; p++)
                 {
@@ -69,7 +79,6 @@ internal static unsafe class ThinKernels
                     s2 += ap * b2[p];
                     s3 += ap * b3[p];
                 }
-                float* cr = c + r * ldc + col;
                 Store1(cr, s0, alpha, beta);
                 Store1(cr + 1, s1, alpha, beta);
                 Store1(cr + 2, s2, alpha, beta);
@@ -89,6 +98,21 @@ internal static unsafe class ThinKernels
                 Store1(c + r * ldc + col, s, alpha, beta);
             }
         }
+    }
+
+    /// <summary>[Σa, Σb, Σc, Σd] of four 16-float vectors (the order of the additions differs from Vector512.Sum's).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> Sum4(Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d)
+    {
+        var a8 = a.GetLower() + a.GetUpper();
+        var b8 = b.GetLower() + b.GetUpper();
+        var c8 = c.GetLower() + c.GetUpper();
+        var d8 = d.GetLower() + d.GetUpper();
+        // hadd(x, y) = [x0+x1, x2+x3, y0+y1, y2+y3 | x4+x5, x6+x7, y4+y5, y6+y7]
+        var ab = Avx.HorizontalAdd(a8, b8);
+        var cd = Avx.HorizontalAdd(c8, d8);
+        var abcd = Avx.HorizontalAdd(ab, cd);   // [a0123, b0123, c0123, d0123 | a4567, b4567, c4567, d4567]
+        return abcd.GetLower() + abcd.GetUpper();
     }
 
     /// <summary>
