@@ -15,6 +15,11 @@ public static class Program
             ModelThroughput.Run(args.Length > 1 ? args[1] : "bench-tiny");
             return;
         }
+        if (args.Length > 0 && args[0] == "profile-decode")
+        {
+            DecodeProfile.Run(args.Length > 1 ? args[1] : "bench-tiny", args.Length > 2 ? int.Parse(args[2]) : 96);
+            return;
+        }
         BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
     }
 }

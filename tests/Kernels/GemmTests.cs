@@ -76,6 +76,10 @@ public sealed unsafe class GemmTests
         new object[] { 1, 300, 200 }, new object[] { 200, 1, 300 }, new object[] { 64, 64, 64 }, new object[] { 33, 65, 1 },
         // Skinny paths (M or N ≤ 4) with more than one column/row chunk.
         new object[] { 1, 1100, 300 }, new object[] { 3, 700, 129 }, new object[] { 1100, 1, 300 }, new object[] { 600, 4, 77 },
+        // The register-blocked thin kernels: 64-, 16-wide and scalar column tails, 4-column dot blocks with a
+        // column remainder, K below, at and past one vector, chunks that end mid-block.
+        new object[] { 4, 70, 33 }, new object[] { 2, 17, 16 }, new object[] { 4, 1030, 64 }, new object[] { 3, 6, 15 },
+        new object[] { 600, 3, 47 }, new object[] { 37, 2, 16 },
     };
 
     [Theory]
@@ -117,6 +121,7 @@ public sealed unsafe class GemmTests
             Check(1, true, true, 150, 97, 260, alpha, beta);
             Check(2, false, true, 2, 600, 90, alpha, beta, padC: 3);
             Check(2, true, false, 530, 3, 90, alpha, beta, padC: 3);
+            Check(2, false, true, 4, 37, 48, alpha, beta, padC: 3);
         }
     }
 
@@ -129,6 +134,7 @@ public sealed unsafe class GemmTests
         Check(1, false, false, 1, 900, 50, 1f, 0f, nanC: true, padC: 1);   // skinny M
         Check(1, true, true, 900, 2, 50, 1f, 0f, nanC: true, padC: 1);     // skinny N
         Check(2, false, false, 4, 5, 0, 1f, 0f, nanC: true);              // K = 0: C = 0 exactly
+        Check(1, false, true, 3, 70, 64, 0.75f, 0f, nanC: true, padC: 3);  // thin dots, K a multiple of 16 (4 sums at once)
     }
 
     [Fact]

@@ -265,6 +265,16 @@ public unsafe class MoeKernelTests
     [InlineData(true, false, 33, 0f)]
     [InlineData(true, true, 7, 1f)]
     [InlineData(false, true, 1, 1f)]
+    // The vectorised thin paths (items of ≤ 8 rows): 4-column dot blocks with a column tail, 64- and 16-wide
+    // AXPY blocks with a scalar tail, k with and without a 16-wide remainder, beta 0 and 1.
+    [InlineData(false, true, 70, 0f)]
+    [InlineData(false, true, 21, 1f)]
+    [InlineData(false, true, 4, 0f)]
+    [InlineData(false, false, 70, 0f)]
+    [InlineData(false, false, 150, 1f)]
+    [InlineData(false, false, 17, 0f)]
+    [InlineData(true, false, 83, 1f)]
+    [InlineData(true, false, 64, 0f)]
     public void GemmGrouped_CpuMatchesReference(bool ta, bool tb, int n, float beta)
     {
         var (a, b, c, lda, ldb, ldc) = GroupedInputs(n * 4 + (ta ? 1 : 0) + (tb ? 2 : 0), ta, tb, n);

@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using NativeReasoner.Kernels.Cpu.Gemm;
 using NativeReasoner.Kernels.Reference;
 
 namespace NativeReasoner.Kernels.Cpu;
@@ -260,6 +261,7 @@ public sealed unsafe partial class CpuKernels
             // An expert with a token or two (decode) is a handful of matrix-vector products: SIMD dots or
             // AXPYs straight on the operands beat the general GEMM, which would pack or run a scalar loop.
             bool thin = st->N <= ThinMaxN && (st->TransA ? k <= ThinRows : m <= ThinRows);
+            if (thin && i + 1 < end) ThinKernels.PrefetchHead(st->B[i + 1]);
             if (thin) ThinGemm(st, m, k, st->A[i], st->B[i], st->C[i]);
             else
                 Instance.Gemm(1, st->TransA, st->TransB, m, st->N, k, st->Alpha, st->A[i], st->Lda, 0,
@@ -272,6 +274,20 @@ public sealed unsafe partial class CpuKernels
     /// rows): op(B) with transB has contiguous columns (a dot each), without it contiguous rows (an AXPY each).
     /// </summary>
     private static void ThinGemm(GemmGroupedState* st, int m, int k, float* a, float* b, float* c)
+    {
+        if (ThinKernels.Supported && !(st->TransA && st->TransB))
+        {
+            if (st->TransB) ThinKernels.DotsNT(m, st->N, k, a, st->Lda, b, st->Ldb, c, st->Ldc, st->Alpha, st->Beta);
+            // op(A)[r, p] = a[r·lda + p], or a[p·lda + r] with transA.
+            else if (st->TransA) ThinKernels.Axpy(m, st->N, k, a, 1, st->Lda, b, st->Ldb, c, st->Ldc, st->Alpha, st->Beta);
+            else ThinKernels.Axpy(m, st->N, k, a, st->Lda, 1, b, st->Ldb, c, st->Ldc, st->Alpha, st->Beta);
+            return;
+        }
+        ThinGemmPrimitives(st, m, k, a, b, c);
+    }
+
+    /// <summary>The same products through TensorPrimitives calls (no Vector512, or Aᵀ·Bᵀ).</summary>
+    private static void ThinGemmPrimitives(GemmGroupedState* st, int m, int k, float* a, float* b, float* c)
     {
         int n = st->N;
         float* acc = stackalloc float[n];

@@ -50,7 +50,7 @@ internal static unsafe class Sgemm
 
         // Few rows or columns: matrix-vector work, streamed with SIMD (also for small sizes: decode steps
         // and per-expert batches of a token or two are exactly these shapes).
-        if (K > 0 && (M <= SgemmSkinny.MaxSkinny || N <= SgemmSkinny.MaxSkinny))
+        if (SgemmSkinny.Applies(M, N, K))
         {
             SgemmSkinny.Run(parallel, batch, transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB,
                 beta, C, ldc, strideC);

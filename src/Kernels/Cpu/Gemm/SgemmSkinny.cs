@@ -12,6 +12,10 @@ namespace NativeReasoner.Kernels.Cpu.Gemm;
 internal static unsafe class SgemmSkinny
 {
     public const int MaxSkinny = 4;
+
+    /// <summary>Whether this path takes an M × N × K product.</summary>
+    public static bool Applies(int M, int N, int K) =>
+        K > 0 && (M <= MaxSkinny || N <= MaxSkinny);
     private const int Chunk = 512; // columns (skinny M) or rows (skinny N) per work item
 
     internal struct Job
@@ -71,6 +75,13 @@ internal static unsafe class SgemmSkinny
         for (int i = 0; i < M; i++)
             for (int p = 0; p < K; p++)
                 aRows[(long)i * K + p] = j.TransA ? A[p * j.Lda + i] : A[i * j.Lda + p];
+        if (ThinKernels.Supported)
+        {
+            // Straight from registers into C: op(B) columns contiguous (a dot each) or op(B) rows (AXPYs).
+            if (j.TransB) ThinKernels.DotsNT(M, n, K, aRows, K, B + n0 * j.Ldb, j.Ldb, C + n0, j.Ldc, j.Alpha, j.Beta);
+            else ThinKernels.Axpy(M, n, K, aRows, K, 1, B + n0, j.Ldb, C + n0, j.Ldc, j.Alpha, j.Beta);
+            return;
+        }
         if (j.TransB)
         {
             // op(B)[:, col] is row col of B: one contiguous dot per output.
@@ -108,6 +119,12 @@ internal static unsafe class SgemmSkinny
         for (int col = 0; col < N; col++)
             for (int p = 0; p < K; p++)
                 bCols[(long)col * K + p] = j.TransB ? B[col * j.Ldb + p] : B[p * j.Ldb + col];
+        if (!j.TransA && ThinKernels.Supported)
+        {
+            // C[i, col] = A row i · bCols[col], written straight from registers.
+            ThinKernels.DotsNT(m, N, K, A + m0 * j.Lda, j.Lda, bCols, K, C + m0 * j.Ldc, j.Ldc, j.Alpha, j.Beta);
+            return;
+        }
         if (!j.TransA)
         {
             // Row i of A is contiguous: one dot per output.
