@@ -157,11 +157,15 @@ run() {
   # Tiered JIT off: every timed call runs fully optimised host code from the first (the steady state of a long run),
   # instead of tier-0 code for methods a benchmark calls fewer than 30 times.
   # End to end (issue #7 item 5): the tiny golden model's logits on the device, full forward and cached decode,
-  # against the official code's outputs.
+  # against the official code's outputs: the fp32 path (must be within 1e-4) and, reported beside it, bf16 matrix
+  # products (autocast; a loose 0.1 limit only catches a broken bf16 path).
   local fx="$ROOT/tests/fixtures/deepseek-v3-tiny-yarn"
   stage e2e 30 "$out/e2e.txt" bash -c "'$nr' logits --model '$fx' --input '$fx/golden.safetensors' --out '$work/full.safetensors' --device '$device' &&
     '$nr' logits --model '$fx' --input '$fx/golden.safetensors' --out '$work/decode.safetensors' --decode-from 33 --device '$device' &&
-    '$PY' '$ROOT/perf/gpu/compare_logits.py' '$fx/golden.safetensors' '$work/full.safetensors' '$work/decode.safetensors'"
+    '$PY' '$ROOT/perf/gpu/compare_logits.py' '$fx/golden.safetensors' '$work/full.safetensors' '$work/decode.safetensors' --label fp32 &&
+    '$nr' logits --model '$fx' --input '$fx/golden.safetensors' --out '$work/full16.safetensors' --device '$device' --bf16 &&
+    '$nr' logits --model '$fx' --input '$fx/golden.safetensors' --out '$work/decode16.safetensors' --decode-from 33 --device '$device' --bf16 &&
+    '$PY' '$ROOT/perf/gpu/compare_logits.py' '$fx/golden.safetensors' '$work/full16.safetensors' '$work/decode16.safetensors' --label 'bf16 matmuls' --limit 0.1"
   stage bench 180 "$out/ours.jsonl" env DOTNET_TieredCompilation=0 "$nr" bench gpu --device "$device" --json "${smokeflag[@]}"
 
   local tdev=""

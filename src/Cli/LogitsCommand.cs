@@ -18,12 +18,13 @@ public static class LogitsCommand
         var output = new Option<string>("--out") { Description = "Safetensors file to write logits (F32) to.", Required = true };
         var decodeFrom = new Option<int?>("--decode-from") { Description = "Prefill P tokens, then decode one token at a time through the compressed MLA cache; writes the logits of positions P..T-1." };
         var device = new Option<string>("--device") { Description = "Backend: cpu (default), reference, ilgpu, cuda, cuda:emu.", DefaultValueFactory = _ => "cpu" };
-        var command = new Command("logits", "Compute the logits of a DeepSeek-V3 checkpoint for given token ids.") { model, input, output, decodeFrom, device };
+        var bf16 = new Option<bool>("--bf16") { Description = "bf16 matrix products with fp32 accumulation (autocast; norms, softmax, attention and expert GEMMs stay fp32)." };
+        var command = new Command("logits", "Compute the logits of a DeepSeek-V3 checkpoint for given token ids.") { model, input, output, decodeFrom, device, bf16 };
         command.SetAction(parse =>
         {
             try
             {
-                Run(parse.GetValue(model)!, parse.GetValue(input)!, parse.GetValue(output)!, parse.GetValue(decodeFrom), parse.GetValue(device)!);
+                Run(parse.GetValue(model)!, parse.GetValue(input)!, parse.GetValue(output)!, parse.GetValue(decodeFrom), parse.GetValue(device)!, parse.GetValue(bf16));
                 return 0;
             }
             catch (Exception e) when (e is ModelConfigException or CheckpointMismatchException or SafetensorsException
@@ -36,8 +37,9 @@ public static class LogitsCommand
         return command;
     }
 
-    public static void Run(string modelDir, string inputPath, string outPath, int? decodeFrom, string deviceName)
+    public static void Run(string modelDir, string inputPath, string outPath, int? decodeFrom, string deviceName, bool bf16 = false)
     {
+        using var autocast = bf16 ? Autocast.Bf16() : null;
         var device = Device.Parse(deviceName);
         long[] ids;
         int batch, length;

@@ -64,6 +64,35 @@ public sealed class CudaModelTests(ITestOutputHelper output)
         finally { Directory.Delete(dir, true); }
     }
 
+    [CudaFact(CudaRuntimeKind.Emulator)]
+    public void Bf16LogitsOnEmulator() => Bf16Logits(CudaRuntimeKind.Emulator);
+
+    [CudaFact(CudaRuntimeKind.Gpu)]
+    public void Bf16LogitsOnGpu() => Bf16Logits(CudaRuntimeKind.Gpu);
+
+    /// <summary>
+    /// `nr logits --bf16` (bf16 matrix products, fp32 accumulation): the error vs the official fp32 code is reported
+    /// beside the fp32 one; the device must agree with the CPU backend's bf16 run (same roundings, other sums).
+    /// </summary>
+    private void Bf16Logits(CudaRuntimeKind kind)
+    {
+        var dir = TempDir();
+        try
+        {
+            string dev = DeviceName(kind), onDev = Path.Combine(dir, "dev.safetensors"), onCpu = Path.Combine(dir, "cpu.safetensors");
+            Assert.Equal(0, Program.BuildRoot().Parse(["logits", "--model", Dir, "--input", Golden, "--out", onDev, "--device", dev, "--bf16"]).Invoke());
+            Assert.Equal(0, Program.BuildRoot().Parse(["logits", "--model", Dir, "--input", Golden, "--out", onCpu, "--device", "cpu", "--bf16"]).Invoke());
+            var golden = ReadF32(Golden, "logits");
+            double eDev = RelError(ReadF32(onDev, "logits"), golden), eCpu = RelError(ReadF32(onCpu, "logits"), golden);
+            double agree = RelError(ReadF32(onDev, "logits"), ReadF32(onCpu, "logits"));
+            output.WriteLine($"nr logits --bf16: {dev} {eDev:E3}, cpu {eCpu:E3} vs the official fp32 code; {dev} vs cpu {agree:E3}");
+            // Max-norm relative errors (ModelTestUtil.RelError); the L2 error of the same run is ≈ 3.7e-2 (compare_logits.py).
+            Assert.True(eDev > 1e-4 && eDev < 0.5, $"bf16 error {eDev:E3}: the bf16 path is not active or broken");
+            Assert.True(agree < 1e-2, $"bf16 logits: {dev} and cpu differ by {agree:E3}");
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
     private static DeepseekV3ForCausalLM Build(Device device) => new(DeepseekV3Config.Preset("tiny"), new Generator(7), device);
 
     private static long[] Ids(int b, int t, int vocab)

@@ -47,8 +47,11 @@ public unsafe partial class Tensor
         {
             var (ta, lda, sa) = pa.Layout;
             var (tb, ldb, sb) = pb.Layout;
-            a.Device.Kernels.Gemm(batchCount, ta, tb, M, N, K, 1f, pa.Tensor.Data, lda, sa, pb.Tensor.Data, ldb, sb,
-                0f, c.Data, N, (long)M * N);
+            if (Autocast.IsBf16 && !NeedsGrad(a) && !NeedsGrad(b))
+                GemmBf16Autocast(a.Device, batchCount, ta, tb, M, N, K, pa.Tensor.Data, lda, sa, pb.Tensor.Data, ldb, sb, c.Data);
+            else
+                a.Device.Kernels.Gemm(batchCount, ta, tb, M, N, K, 1f, pa.Tensor.Data, lda, sa, pb.Tensor.Data, ldb, sb,
+                    0f, c.Data, N, (long)M * N);
         }
         if (!NeedsGrad(a) && !NeedsGrad(b)) return c;
         var aShape = a._shape.ToArray();
@@ -72,6 +75,37 @@ public unsafe partial class Tensor
             }
             return [ga, gb];
         });
+    }
+
+    /// <summary>
+    /// The product of <see cref="MatMul"/> under <see cref="Autocast.Bf16"/>: each operand's memory footprint (its
+    /// layout may be strided or transposed; gaps are converted too, harmlessly) is rounded to bf16 in a scratch
+    /// buffer, then multiplied with fp32 accumulation in the same layout.
+    /// </summary>
+    private static void GemmBf16Autocast(Device device, int batch, bool ta, bool tb, int M, int N, int K,
+        float* A, int lda, long sa, float* B, int ldb, long sb, float* C)
+    {
+        long Footprint(bool trans, int rows, int cols, int ld, long stride)
+        {
+            long one = trans ? (long)(cols - 1) * ld + rows : (long)(rows - 1) * ld + cols;
+            return (stride == 0 ? 0 : (batch - 1) * stride) + one;
+        }
+        long na = Footprint(ta, M, K, lda, sa), nb = Footprint(tb, K, N, ldb, sb);
+        var bufA = device.Allocate(na * sizeof(ushort));
+        var bufB = device.Allocate(nb * sizeof(ushort));
+        try
+        {
+            var k = device.Kernels;
+            k.FloatToBFloat16(A, (ushort*)bufA.Pointer, na);
+            k.FloatToBFloat16(B, (ushort*)bufB.Pointer, nb);
+            k.GemmBf16(batch, ta, tb, M, N, K, 1f, (ushort*)bufA.Pointer, lda, sa, (ushort*)bufB.Pointer, ldb, sb,
+                0f, C, N, (long)M * N);
+        }
+        finally
+        {
+            bufA.Release();
+            bufB.Release();
+        }
     }
 
     /// <summary>x @ weightᵀ + bias, with weight [out, in] as in PyTorch's Linear.</summary>
