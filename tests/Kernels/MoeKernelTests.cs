@@ -275,6 +275,13 @@ public unsafe class MoeKernelTests
     [InlineData(false, false, 17, 0f)]
     [InlineData(true, false, 83, 1f)]
     [InlineData(true, false, 64, 0f)]
+    // The unpacked small-GEMM path (items of > 8 rows, no transB): 32-wide strips, a 16-wide strip and a
+    // scalar column tail, 6-row blocks with a row tail (33 and 9 rows), transA by stride, beta 0 and 1.
+    [InlineData(false, false, 48, 1f)]
+    [InlineData(false, false, 95, 0f)]
+    [InlineData(true, false, 47, 0f)]
+    [InlineData(true, false, 16, 1f)]
+    [InlineData(true, false, 129, 1f)]
     public void GemmGrouped_CpuMatchesReference(bool ta, bool tb, int n, float beta)
     {
         var (a, b, c, lda, ldb, ldc) = GroupedInputs(n * 4 + (ta ? 1 : 0) + (tb ? 2 : 0), ta, tb, n);
