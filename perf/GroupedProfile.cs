@@ -5,7 +5,8 @@ namespace NativeReasoner.Perf;
 /// <summary>
 /// `perf -- profile-grouped`: thread CPU time per call of the bench-tiny training step's grouped expert GEMMs
 /// (256 experts × 64 rows, hidden 128, expert width 32) in each layout the backward and forward use. Run with
-/// NR_NUM_THREADS=1 (every item on this thread) and A/B with NR_SMALL_GEMM=0/1 in alternating processes.
+/// NR_NUM_THREADS=1 (every item on this thread); A/B two builds in alternating processes. The operands
+/// (256 experts' weights, ~12 MiB a call) stream from memory as in the model, so expect ±20% run to run.
 /// </summary>
 public static unsafe class GroupedProfile
 {

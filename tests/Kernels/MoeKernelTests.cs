@@ -275,8 +275,8 @@ public unsafe class MoeKernelTests
     [InlineData(false, false, 17, 0f)]
     [InlineData(true, false, 83, 1f)]
     [InlineData(true, false, 64, 0f)]
-    // The unpacked small-GEMM path (items of > 8 rows, no transB): 32-wide strips, a 16-wide strip and a
-    // scalar column tail, 6-row blocks with a row tail (33 and 9 rows), transA by stride, beta 0 and 1.
+    // Items of > 8 rows through the packed GEMM (full 32-column B slivers and ragged ones, 33- and 9-row
+    // items), without and with transA, beta 0 and 1.
     [InlineData(false, false, 48, 1f)]
     [InlineData(false, false, 95, 0f)]
     [InlineData(true, false, 47, 0f)]

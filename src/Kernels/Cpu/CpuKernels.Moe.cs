@@ -245,9 +245,6 @@ public sealed unsafe partial class CpuKernels
         else CpuParallel.For(count, 1, &GemmGroupedBody, &st);
     }
 
-    /// <summary>Off with NR_SMALL_GEMM=0 (A/B timing against the packed path).</summary>
-    internal static bool UseSmallGemm = Environment.GetEnvironmentVariable("NR_SMALL_GEMM") != "0";
-
     /// <summary>Items with at most this many rows (or, for Aᵀ·B, this many summed rows) take the thin path.</summary>
     private const int ThinRows = 8;
 
@@ -266,11 +263,6 @@ public sealed unsafe partial class CpuKernels
             bool thin = st->N <= ThinMaxN && (st->TransA ? k <= ThinRows : m <= ThinRows);
             if (thin && i + 1 < end) ThinKernels.PrefetchHead(st->B[i + 1]);
             if (thin) ThinGemm(st, m, k, st->A[i], st->B[i], st->C[i]);
-            // An expert's ~64 rows against a small op(B) (backward's dY·W and dYᵀ·X): registers straight on
-            // the operands, no packing of A and B per item.
-            else if (UseSmallGemm && SmallGemm.Applies(st->TransB, m, st->N, k))
-                SmallGemm.Run(m, st->N, k, st->Alpha, st->A[i], st->TransA ? 1 : st->Lda, st->TransA ? st->Lda : 1,
-                    st->B[i], st->Ldb, st->Beta, st->C[i], st->Ldc);
             else
                 Instance.Gemm(1, st->TransA, st->TransB, m, st->N, k, st->Alpha, st->A[i], st->Lda, 0,
                     st->B[i], st->Ldb, 0, st->Beta, st->C[i], st->Ldc, 0);
