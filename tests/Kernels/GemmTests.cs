@@ -138,6 +138,17 @@ public sealed unsafe class GemmTests
     }
 
     [Fact]
+    public void PackedBFullSliversWithPaddedRows()
+    {
+        // op(B) stored K×N: full 32-column slivers take the vector copy, a ragged last sliver the scalar one;
+        // padded ldb, a K past one block (small caches), beta 0 and 1.
+        var cfg = new GemmConfig(GemmConfig.BestIsa(), 8 << 10, 64 << 10);
+        Check(1, false, false, 70, 96, 140, 1f, 0f, padB: 5, config: cfg);
+        Check(1, true, false, 45, 65, 77, 0.5f, 1f, padB: 3, padC: 1, config: cfg);
+        Check(1, false, false, 64, 32, 128, 1f, 0f);
+    }
+
+    [Fact]
     public void LeadingDimensionsWiderThanRows()
     {
         foreach (bool tA in new[] { false, true })

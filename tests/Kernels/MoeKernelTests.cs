@@ -275,6 +275,13 @@ public unsafe class MoeKernelTests
     [InlineData(false, false, 17, 0f)]
     [InlineData(true, false, 83, 1f)]
     [InlineData(true, false, 64, 0f)]
+    // Items of > 8 rows through the packed GEMM (full 32-column B slivers and ragged ones, 33- and 9-row
+    // items), without and with transA, beta 0 and 1.
+    [InlineData(false, false, 48, 1f)]
+    [InlineData(false, false, 95, 0f)]
+    [InlineData(true, false, 47, 0f)]
+    [InlineData(true, false, 16, 1f)]
+    [InlineData(true, false, 129, 1f)]
     public void GemmGrouped_CpuMatchesReference(bool ta, bool tb, int n, float beta)
     {
         var (a, b, c, lda, ldb, ldc) = GroupedInputs(n * 4 + (ta ? 1 : 0) + (tb ? 2 : 0), ta, tb, n);

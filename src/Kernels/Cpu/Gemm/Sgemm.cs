@@ -342,6 +342,18 @@ internal static unsafe class Sgemm
             {
                 // Stored K×N: each k step is a contiguous run of nr floats.
                 float* src = B + (long)pc * ldb + col0 + s;
+                if (nr == 32 && NR == 32 && Vector512.IsHardwareAccelerated)
+                {
+                    // Full AVX-512 sliver: two vector copies a k step (a Memmove call per 128 bytes cost more
+                    // than the copy: it was most of the packing time of the small per-expert GEMMs).
+                    for (int p = 0; p < kc; p++, src += ldb)
+                    {
+                        float* d = dst + p * 32;
+                        Vector512.Store(Vector512.Load(src), d);
+                        Vector512.Store(Vector512.Load(src + 16), d + 16);
+                    }
+                    continue;
+                }
                 for (int p = 0; p < kc; p++, src += ldb)
                 {
                     float* d = dst + p * NR;
