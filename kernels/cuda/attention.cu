@@ -179,28 +179,7 @@ static __device__ __forceinline__ void nr_attention_bwd_dq(const float* q, const
         __syncwarp();
 
         // acc[r][c] += Σ_j ds[r][j] · k[j][lane + 32c]
-        const int nk4 = (nk + 3) & ~3;
-        for (int j = 0; j < nk4; j += 4)
-        {
-            nr_attn_f4 pp[R];
-#pragma unroll
-            for (int r = 0; r < R; r++) pp[r] = nr_attn_ld4(strip + r * NR_ATTN_TILE + j);
-#pragma unroll
-            for (int jj = 0; jj < 4; jj++)
-            {
-                const float* krow = Ks + (j + jj) * qs + lane;
-#pragma unroll
-                for (int c = 0; c < NC; c++)
-                {
-                    if (c < nck)
-                    {
-                        const float kk = krow[32 * c];
-#pragma unroll
-                        for (int r = 0; r < R; r++) acc[r][c] = fmaf(nr_attn_get(pp[r], jj), kk, acc[r][c]);
-                    }
-                }
-            }
-        }
+        nr_attn_strip_times_tile<R, NC>(acc, strip, Ks, qs, nk, nck, lane);
     }
 
 #pragma unroll

@@ -32,6 +32,37 @@ static __device__ __forceinline__ float nr_attn_dot4(nr_attn_f4 a, nr_attn_f4 b,
 // Component i (0..3) of a vector; constant-folded inside unrolled loops.
 static __device__ __forceinline__ float nr_attn_get(nr_attn_f4 v, int i) { return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w; }
 
+// acc[r][c] += Σ_j strip[r][j] · tile[j][lane + 32c] for j < nk (rounded up to 4: the strip and tile entries past nk
+// are zero), c < ncols. strip: [R, NR_ATTN_TILE] per warp in shared memory (p or dS); tile: [keys, stride] (V or K).
+// Shared by the forward's P·V and the dQ pass's dS·K.
+template <int R, int NC>
+static __device__ __forceinline__ void nr_attn_strip_times_tile(float (&acc)[R][NC], const float* strip, const float* tile,
+    int stride, int nk, int ncols, int lane)
+{
+    const int nk4 = (nk + 3) & ~3;
+    for (int j = 0; j < nk4; j += 4)
+    {
+        nr_attn_f4 pp[R];
+#pragma unroll
+        for (int r = 0; r < R; r++) pp[r] = nr_attn_ld4(strip + r * NR_ATTN_TILE + j);
+#pragma unroll
+        for (int jj = 0; jj < 4; jj++)
+        {
+            const float* row = tile + (j + jj) * stride + lane;
+#pragma unroll
+            for (int c = 0; c < NC; c++)
+            {
+                if (c < ncols)
+                {
+                    const float x = row[32 * c];
+#pragma unroll
+                    for (int r = 0; r < R; r++) acc[r][c] = fmaf(nr_attn_get(pp[r], jj), x, acc[r][c]);
+                }
+            }
+        }
+    }
+}
+
 static __device__ __forceinline__ float nr_attn_neg_inf() { return __uint_as_float(0xff800000u); }
 
 // Row stride (floats) of a shared tile with `cols` columns: rounded up to 32 (a lane ↔ column loop may read
@@ -155,28 +186,7 @@ static __device__ __forceinline__ void nr_attn_rows_forward(const NrAttnRowsArgs
         __syncwarp();
 
         // acc[r][c] += Σ_j p[r][j] · v[j][lane + 32c]; the rows of V past nk are zero, so are their p.
-        const int nk4 = (nk + 3) & ~3;
-        for (int j = 0; j < nk4; j += 4)
-        {
-            nr_attn_f4 pp[R];
-#pragma unroll
-            for (int r = 0; r < R; r++) pp[r] = nr_attn_ld4(strip + r * NR_ATTN_TILE + j);
-#pragma unroll
-            for (int jj = 0; jj < 4; jj++)
-            {
-                const float* vr = Vs + (j + jj) * vstride + lane;
-#pragma unroll
-                for (int c = 0; c < NC; c++)
-                {
-                    if (c < ncv)
-                    {
-                        const float vv = vr[32 * c];
-#pragma unroll
-                        for (int r = 0; r < R; r++) acc[r][c] = fmaf(nr_attn_get(pp[r], jj), vv, acc[r][c]);
-                    }
-                }
-            }
-        }
+        nr_attn_strip_times_tile<R, NC>(acc, strip, Vs, vstride, nk, ncv, lane);
     }
 
 #pragma unroll

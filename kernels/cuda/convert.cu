@@ -48,8 +48,11 @@ static __device__ __forceinline__ float nr_f16_to_f32(uint16_t h)
     return sign ? -v : v;
 }
 
-// x: [n] float → y: [n] bf16 bits; vec: x 16-byte and y 8-byte aligned.
-extern "C" __global__ void nr_cvt_f32_to_bf16(const float* x, uint16_t* y, long long n, int vec)
+// The loop the four 16-bit conversions share: groups of four through one 16-byte float load/store and one 8-byte
+// 16-bit load/store when vec (x and y aligned for that), then the tail — or everything when not — one at a time.
+// Op::apply converts one element.
+template <class In, class Out, class In4, class Out4, class Op>
+static __device__ __forceinline__ void nr_cvt_loop(const In* x, Out* y, long long n, int vec)
 {
     long long i = nr_gtid(), st = nr_gstride(), head = 0;
     if (vec)
@@ -57,68 +60,40 @@ extern "C" __global__ void nr_cvt_f32_to_bf16(const float* x, uint16_t* y, long 
         long long n4 = n >> 2;
         for (long long j = i; j < n4; j += st)
         {
-            nr_f4 v = ((const nr_f4*)x)[j];
-            nr_u16x4 r;
-            r.x = nr_f32_to_bf16(v.x); r.y = nr_f32_to_bf16(v.y); r.z = nr_f32_to_bf16(v.z); r.w = nr_f32_to_bf16(v.w);
-            ((nr_u16x4*)y)[j] = r;
+            In4 v = ((const In4*)x)[j];
+            Out4 r;
+            r.x = Op::apply(v.x); r.y = Op::apply(v.y); r.z = Op::apply(v.z); r.w = Op::apply(v.w);
+            ((Out4*)y)[j] = r;
         }
         head = n4 << 2;
     }
-    for (long long j = head + i; j < n; j += st) y[j] = nr_f32_to_bf16(x[j]);
+    for (long long j = head + i; j < n; j += st) y[j] = Op::apply(x[j]);
+}
+
+struct nr_cvt_to_bf16 { static __device__ __forceinline__ uint16_t apply(float v) { return nr_f32_to_bf16(v); } };
+struct nr_cvt_from_bf16 { static __device__ __forceinline__ float apply(uint16_t v) { return nr_bf16_to_f32(v); } };
+struct nr_cvt_to_f16 { static __device__ __forceinline__ uint16_t apply(float v) { return nr_f32_to_f16(v); } };
+struct nr_cvt_from_f16 { static __device__ __forceinline__ float apply(uint16_t v) { return nr_f16_to_f32(v); } };
+
+// x: [n] float → y: [n] bf16 bits; vec: x 16-byte and y 8-byte aligned.
+extern "C" __global__ void nr_cvt_f32_to_bf16(const float* x, uint16_t* y, long long n, int vec)
+{
+    nr_cvt_loop<float, uint16_t, nr_f4, nr_u16x4, nr_cvt_to_bf16>(x, y, n, vec);
 }
 
 extern "C" __global__ void nr_cvt_bf16_to_f32(const uint16_t* x, float* y, long long n, int vec)
 {
-    long long i = nr_gtid(), st = nr_gstride(), head = 0;
-    if (vec)
-    {
-        long long n4 = n >> 2;
-        for (long long j = i; j < n4; j += st)
-        {
-            nr_u16x4 v = ((const nr_u16x4*)x)[j];
-            nr_f4 r;
-            r.x = nr_bf16_to_f32(v.x); r.y = nr_bf16_to_f32(v.y); r.z = nr_bf16_to_f32(v.z); r.w = nr_bf16_to_f32(v.w);
-            ((nr_f4*)y)[j] = r;
-        }
-        head = n4 << 2;
-    }
-    for (long long j = head + i; j < n; j += st) y[j] = nr_bf16_to_f32(x[j]);
+    nr_cvt_loop<uint16_t, float, nr_u16x4, nr_f4, nr_cvt_from_bf16>(x, y, n, vec);
 }
 
 extern "C" __global__ void nr_cvt_f32_to_f16(const float* x, uint16_t* y, long long n, int vec)
 {
-    long long i = nr_gtid(), st = nr_gstride(), head = 0;
-    if (vec)
-    {
-        long long n4 = n >> 2;
-        for (long long j = i; j < n4; j += st)
-        {
-            nr_f4 v = ((const nr_f4*)x)[j];
-            nr_u16x4 r;
-            r.x = nr_f32_to_f16(v.x); r.y = nr_f32_to_f16(v.y); r.z = nr_f32_to_f16(v.z); r.w = nr_f32_to_f16(v.w);
-            ((nr_u16x4*)y)[j] = r;
-        }
-        head = n4 << 2;
-    }
-    for (long long j = head + i; j < n; j += st) y[j] = nr_f32_to_f16(x[j]);
+    nr_cvt_loop<float, uint16_t, nr_f4, nr_u16x4, nr_cvt_to_f16>(x, y, n, vec);
 }
 
 extern "C" __global__ void nr_cvt_f16_to_f32(const uint16_t* x, float* y, long long n, int vec)
 {
-    long long i = nr_gtid(), st = nr_gstride(), head = 0;
-    if (vec)
-    {
-        long long n4 = n >> 2;
-        for (long long j = i; j < n4; j += st)
-        {
-            nr_u16x4 v = ((const nr_u16x4*)x)[j];
-            nr_f4 r;
-            r.x = nr_f16_to_f32(v.x); r.y = nr_f16_to_f32(v.y); r.z = nr_f16_to_f32(v.z); r.w = nr_f16_to_f32(v.w);
-            ((nr_f4*)y)[j] = r;
-        }
-        head = n4 << 2;
-    }
-    for (long long j = head + i; j < n; j += st) y[j] = nr_f16_to_f32(x[j]);
+    nr_cvt_loop<uint16_t, float, nr_u16x4, nr_f4, nr_cvt_from_f16>(x, y, n, vec);
 }
 
 // int64 → float32, round to nearest even (cvt.rn.f32.s64; .NET's long → float conversion rounds the same way).
