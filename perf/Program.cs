@@ -25,8 +25,9 @@ public static class Program
             // Training steps only (no decode probe): `train [steps]`, for A/B runs and `perf record -D`.
             var c = NativeReasoner.Model.DeepseekV3Config.Preset("bench-tiny");
             int steps = args.Length > 1 ? int.Parse(args[1]) : 5;
-            double t = NativeReasoner.Model.ModelBenchmark.TrainingTokensPerSecond(c, batch: 16, seq: 128, steps: steps);
-            Console.WriteLine($"bench-tiny training step, 16 x 128: {t:F0} tokens/s (median of {steps}); load {File.ReadAllText("/proc/loadavg").Trim()}");
+            int warmup = args.Length > 2 ? int.Parse(args[2]) : 1;
+            double t = NativeReasoner.Model.ModelBenchmark.TrainingTokensPerSecond(c, batch: 16, seq: 128, steps: steps, warmup: warmup);
+            Console.WriteLine($"bench-tiny training step, 16 x 128: {t:F0} tokens/s (median of {steps} after {warmup} warm-up); load {File.ReadAllText("/proc/loadavg").Trim()}");
             return;
         }
         if (args.Length > 0 && args[0] == "profile-grouped")

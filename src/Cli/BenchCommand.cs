@@ -8,7 +8,7 @@ using NativeReasoner.Kernels.Cpu;
 namespace NativeReasoner.Cli;
 
 /// <summary>
-/// `nr bench gemm | attention | peak`: kernel timings on this machine. Every measurement warms up first (so
+/// `nr bench gemm | attention | peak | model`: kernel timings on this machine. Every measurement warms up first (so
 /// tiered JIT has promoted the hot loops and caches/pages are warm), then times repeated calls and reports
 /// the median, which a shared, noisy machine disturbs far less than the mean. With --json each result is
 /// one JSON object per line on stdout: {"op": ..., "shape": [...], "ms": median, "gflops": ...}.
@@ -21,6 +21,7 @@ public static partial class BenchCommand
         command.Subcommands.Add(BuildGemm());
         command.Subcommands.Add(BuildAttention());
         command.Subcommands.Add(BuildPeak());
+        command.Subcommands.Add(BuildModel());
         command.Subcommands.Add(BuildGpu());
         return command;
     }

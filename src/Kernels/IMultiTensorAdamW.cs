@@ -4,8 +4,10 @@ namespace NativeReasoner.Kernels;
 /// A backend that applies one AdamW step to many tensors in a single launch (PyTorch's fused/foreach AdamW;
 /// CudaKernels: nr_optim_adamw_multi in kernels/cuda/optim.cu). On a GPU a model has hundreds of parameter
 /// tensors, many of them tiny (norm weights, biases), so one launch each is launch-latency bound; one launch for
-/// all of them is bandwidth bound. Host backends have no launch cost and do not implement it. The optimizer asks
-/// for the capability (<c>kernels is IMultiTensorAdamW</c>) rather than naming a backend.
+/// all of them is bandwidth bound. On the CPU (CpuKernels) the reason is threading: a tensor below the size worth
+/// splitting runs on one core, and a MoE model's thousands of small expert matrices would all do so; one job over
+/// their concatenated elements keeps every core busy. The optimizer asks for the capability
+/// (<c>kernels is IMultiTensorAdamW</c>) rather than naming a backend.
 /// </summary>
 public unsafe interface IMultiTensorAdamW
 {

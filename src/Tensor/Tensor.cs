@@ -311,6 +311,9 @@ public unsafe partial class Tensor : IDisposable
 
     internal void AddGraphHold() => _graphHolds++;
 
+    /// <summary>True while a recorded graph node holds this tensor (as an input or saved value).</summary>
+    internal bool HasGraphHolds => _graphHolds > 0;
+
     internal void ReleaseGraphHold()
     {
         if (--_graphHolds == 0 && _disposeRequested) DisposeNow();

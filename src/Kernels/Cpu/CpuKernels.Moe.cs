@@ -1,4 +1,7 @@
+using System.Numerics;
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 using NativeReasoner.Kernels.Cpu.Gemm;
 using NativeReasoner.Kernels.Reference;
 
@@ -43,6 +46,66 @@ public sealed unsafe partial class CpuKernels
         return ia < ib;
     }
 
+    /// <summary>
+    /// Inserts (v at i) into the sorted list of the k best so far when it belongs there; i rises from call to
+    /// call, so an equal value never displaces a kept one. The plain "smaller number" test rejects most experts.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void TopKInsert(float v, int i, float* topV, int* topI, ref int count, int k)
+    {
+        if (count == k && (v < topV[k - 1] || !RouteBefore(v, i, topV[k - 1], topI[k - 1]))) return;
+        int p = count < k ? count++ : k - 1;
+        while (p > 0 && RouteBefore(v, i, topV[p - 1], topI[p - 1]))
+        {
+            topV[p] = topV[p - 1];
+            topI[p] = topI[p - 1];
+            p--;
+        }
+        topV[p] = v;
+        topI[p] = i;
+    }
+
+    /// <summary>
+    /// The scalar group scan (best and second best by strict &gt;, from −∞) on 16-lane vectors: best = the maximum;
+    /// second = best again when it occurs twice, else the maximum of the rest. False (caller scans) when the group
+    /// holds a NaN, which the strict compare skips but a vector maximum would not.
+    /// </summary>
+    private static bool GroupTop2Vector(float* x, int n, out float best, out float second)
+    {
+        var mx = Vector512.Create(float.NegativeInfinity);
+        var nan = Vector512<float>.Zero;
+        for (int j = 0; j < n; j += 16)
+        {
+            var v = Vector512.Load(x + j);
+            nan |= ~Vector512.Equals(v, v).AsSingle();
+            mx = Vector512.Max(mx, v);
+        }
+        best = second = float.NegativeInfinity;
+        if (nan.ExtractMostSignificantBits() != 0) return false;
+        best = HorizontalMax(mx);
+        var vb = Vector512.Create(best);
+        var rest = Vector512.Create(float.NegativeInfinity);
+        int equal = 0;
+        for (int j = 0; j < n; j += 16)
+        {
+            var v = Vector512.Load(x + j);
+            var eq = Vector512.Equals(v, vb);
+            equal += BitOperations.PopCount(eq.ExtractMostSignificantBits());
+            rest = Vector512.Max(rest, Vector512.ConditionalSelect(eq, Vector512.Create(float.NegativeInfinity), v));
+        }
+        second = equal >= 2 ? best : HorizontalMax(rest);
+        return true;
+    }
+
+    private static float HorizontalMax(Vector512<float> v)
+    {
+        var m = Vector256.Max(v.GetLower(), v.GetUpper());
+        var q = Vector128.Max(m.GetLower(), m.GetUpper());
+        q = Vector128.Max(q, Vector128.Shuffle(q, Vector128.Create(2, 3, 0, 1)));
+        q = Vector128.Max(q, Vector128.Shuffle(q, Vector128.Create(1, 0, 3, 2)));
+        return q.ToScalar();
+    }
+
     private static void MoeRouteBody(void* state, long start, long end)
     {
         var st = (MoeRouteState*)state;
@@ -52,6 +115,7 @@ public sealed unsafe partial class CpuKernels
         bool* keep = stackalloc bool[groups];
         float* topV = stackalloc float[k];
         int* topI = stackalloc int[k];
+        bool vectorGroups = Vector512.IsHardwareAccelerated && perGroup % 16 == 0;
         for (long t = start; t < end; t++)
         {
             float* s = st->Scores + t * e;
@@ -64,12 +128,17 @@ public sealed unsafe partial class CpuKernels
                 // Group score: top-2 sum (noaux_tc) or max; strict > keeps NaN out and the first of equals.
                 for (int g = 0; g < groups; g++)
                 {
-                    float best = float.NegativeInfinity, second = float.NegativeInfinity;
-                    for (int i = g * perGroup; i < (g + 1) * perGroup; i++)
+                    float best, second;
+                    if (!(vectorGroups && GroupTop2Vector(sel + g * perGroup, perGroup, out best, out second)))
                     {
-                        float v = sel[i];
-                        if (v > best) { second = best; best = v; }
-                        else if (v > second) second = v;
+                        best = float.NegativeInfinity;
+                        second = float.NegativeInfinity;
+                        for (int j = g * perGroup; j < (g + 1) * perGroup; j++)
+                        {
+                            float v = sel[j];
+                            if (v > best) { second = best; best = v; }
+                            else if (v > second) second = v;
+                        }
                     }
                     gs[g] = st->UseBias ? best + second : best;
                     keep[g] = false;
@@ -87,20 +156,30 @@ public sealed unsafe partial class CpuKernels
             }
             // One pass with a sorted list of the k best so far (insertion; i rises, so an equal value never
             // displaces a kept one). The plain "smaller number" test rejects most experts with one compare.
-            int count = 0;
-            for (int i = 0; i < e; i++)
+            int count = 0, i = 0;
+            for (; i < e && (count < k || (i & 15) != 0 || !Vector512.IsHardwareAccelerated); i++)
+                TopKInsert(sel[i], i, topV, topI, ref count, k);
+            if (Vector512.IsHardwareAccelerated)
             {
-                float v = sel[i];
-                if (count == k && (v < topV[k - 1] || !RouteBefore(v, i, topV[k - 1], topI[k - 1]))) continue;
-                int p = count < k ? count++ : k - 1;
-                while (p > 0 && RouteBefore(v, i, topV[p - 1], topI[p - 1]))
+                // The list is full: only an expert the k-th would yield to can enter. A 16-lane compare finds
+                // the candidates of a block (a superset, since the k-th only rises while the block is inserted);
+                // each is then tested one by one in index order, so ties and NaN follow the same rule as above.
+                // Most blocks (the dropped groups' −∞, most of the kept ones) have none.
+                for (; i <= e - 16; i += 16)
                 {
-                    topV[p] = topV[p - 1];
-                    topI[p] = topI[p - 1];
-                    p--;
+                    var v = Vector512.Load(sel + i);
+                    float kth = topV[k - 1];
+                    // A number yields only to a larger number; a NaN k-th yields to every number.
+                    var cand = float.IsNaN(kth) ? Vector512.Equals(v, v) : Vector512.GreaterThan(v, Vector512.Create(kth));
+                    ulong bits = cand.ExtractMostSignificantBits();
+                    while (bits != 0)
+                    {
+                        int lane = BitOperations.TrailingZeroCount(bits);
+                        bits &= bits - 1;
+                        TopKInsert(sel[i + lane], i + lane, topV, topI, ref count, k);
+                    }
                 }
-                topV[p] = v;
-                topI[p] = i;
+                for (; i < e; i++) TopKInsert(sel[i], i, topV, topI, ref count, k);
             }
             int* idx = st->Indices + t * k;
             float* w = st->Weights + t * k;

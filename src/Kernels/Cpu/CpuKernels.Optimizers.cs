@@ -25,7 +25,12 @@ public sealed unsafe partial class CpuKernels
     private static void AdamWBody(void* state, long start, long end)
     {
         var st = (OptimizerState*)state;
-        float* p = st->P, g = st->G, m = st->M, v = st->V;
+        AdamWRange(st, st->P, st->G, st->M, st->V, start, end);
+    }
+
+    /// <summary>The AdamW update of elements [start, end) of one tensor (hyper-parameters from <paramref name="st"/>).</summary>
+    private static void AdamWRange(OptimizerState* st, float* p, float* g, float* m, float* v, long start, long end)
+    {
         float b1 = st->Beta1, b2 = st->Beta2, eps = st->Eps;
         float c1 = 1f - b1, c2 = 1f - b2;
         float decay = 1f - st->Lr * st->WeightDecay; // p − lr·wd·p
@@ -74,6 +79,72 @@ public sealed unsafe partial class CpuKernels
             p[i] = p[i] * decay - step * mi / (MathF.Sqrt(vi * invBias2) + eps);
             m[i] = mi;
             v[i] = vi;
+        }
+    }
+
+    private struct MultiAdamWState
+    {
+        public OptimizerState Hyper;
+        public int Count;
+        public float** P, G, M, V;
+        public long* Offsets; // [Count + 1]: tensor t holds flat elements [Offsets[t], Offsets[t + 1])
+    }
+
+    /// <summary>
+    /// <see cref="AdamWStep"/> on many tensors as one threaded job over their concatenated elements. A MoE model
+    /// has thousands of small parameter tensors (bench-tiny: 2,304 expert matrices of 4,096 floats), each below
+    /// the size worth splitting across threads, so tensor by tensor the update ran on one core; here the
+    /// workers take chunks of the flat range, a chunk may span several tensors. Same arithmetic element for element.
+    /// </summary>
+    public void AdamWStepMulti(int count, float** p, float** g, float** m, float** v, long* n, float lr, float beta1,
+        float beta2, float eps, float weightDecay, float bias1, float bias2)
+    {
+        if (count <= 0) return;
+        long[]? rented = null;
+        // Offsets on the stack for the usual sizes; a pooled array beyond (hot loops allocate nothing).
+        Span<long> off = count < 4096 ? stackalloc long[count + 1] : (rented = System.Buffers.ArrayPool<long>.Shared.Rent(count + 1));
+        try
+        {
+            off[0] = 0;
+            for (int t = 0; t < count; t++)
+            {
+                if (n[t] < 0) throw new ArgumentOutOfRangeException(nameof(n), $"tensor {t}: element count {n[t]} < 0");
+                off[t + 1] = off[t] + n[t];
+            }
+            fixed (long* po = off)
+            {
+                var st = new MultiAdamWState
+                {
+                    Hyper = new OptimizerState
+                    {
+                        Lr = lr, Beta1 = beta1, Beta2 = beta2, Eps = eps, WeightDecay = weightDecay, Bias1 = bias1, Bias2 = bias2,
+                    },
+                    Count = count, P = p, G = g, M = m, V = v, Offsets = po,
+                };
+                CpuParallel.For(po[count], ElementwiseMinChunk, &AdamWMultiBody, &st);
+            }
+        }
+        finally
+        {
+            if (rented != null) System.Buffers.ArrayPool<long>.Shared.Return(rented);
+        }
+    }
+
+    private static void AdamWMultiBody(void* state, long start, long end)
+    {
+        var st = (MultiAdamWState*)state;
+        long* off = st->Offsets;
+        // The tensor holding `start`: the last t with off[t] <= start (binary search; empty tensors are skipped).
+        int lo = 0, hi = st->Count - 1;
+        while (lo < hi)
+        {
+            int mid = (lo + hi + 1) >> 1;
+            if (off[mid] <= start) lo = mid; else hi = mid - 1;
+        }
+        for (int t = lo; t < st->Count && off[t] < end; t++)
+        {
+            long a = Math.Max(start, off[t]) - off[t], b = Math.Min(end, off[t + 1]) - off[t];
+            if (b > a) AdamWRange(&st->Hyper, st->P[t], st->G[t], st->M[t], st->V[t], a, b);
         }
     }
 

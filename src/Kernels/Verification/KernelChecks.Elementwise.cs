@@ -685,11 +685,17 @@ public static unsafe partial class KernelChecks
                     ctx.Close(ctx.Down(dv, len), ev, 1e-6, "v" + tag);
                 }
             }));
-        list.Add(new KernelCheck("optim/adamw-multi/9-tensors", ctx =>
+        // Sizes around the 16384-element CUDA chunk and the 32768-element CPU chunk, an empty tensor, one tensor on
+        // unaligned pointers; then 700 small tensors, so that every CPU chunk spans many tensors (a MoE model's experts).
+        foreach (var (name, unaligned) in new[] { ("9-tensors", 7), ("700-small", 250) })
+        list.Add(new KernelCheck($"optim/adamw-multi/{name}", ctx =>
         {
-            // Sizes around the 16384-element chunk, an empty tensor, one tensor on unaligned pointers.
             long[] sizes = [1, 7, 16384, 16385, 0, 31, 40000, 257, 1031];
-            const int unaligned = 7;
+            if (name == "700-small")
+            {
+                sizes = new long[700];
+                for (int t = 0; t < sizes.Length; t++) sizes[t] = t % 97 == 3 ? 0 : 1 + ctx.Rng.Next(400);
+            }
             int count = sizes.Length;
             var ps = new float[count][];
             var gs = new float[count][];
@@ -714,8 +720,8 @@ public static unsafe partial class KernelChecks
             }
             fixed (nint* pp = dp, pg = dg, pm = dm, pv = dv) fixed (long* pn = sizes)
             {
-                if (ctx.K is CudaKernels cuda)
-                    cuda.AdamWStepMulti(count, (float**)pp, (float**)pg, (float**)pm, (float**)pv, pn, lr, b1, b2, eps, wd, bias1, bias2);
+                if (ctx.K is IMultiTensorAdamW multi)
+                    multi.AdamWStepMulti(count, (float**)pp, (float**)pg, (float**)pm, (float**)pv, pn, lr, b1, b2, eps, wd, bias1, bias2);
                 else
                     for (int t = 0; t < count; t++)
                         ctx.K.AdamWStep((float*)dp[t], (float*)dg[t], (float*)dm[t], (float*)dv[t], sizes[t], lr, b1, b2, eps, wd, bias1, bias2);

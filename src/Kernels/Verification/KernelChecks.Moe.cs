@@ -24,6 +24,8 @@ public static unsafe partial class KernelChecks
         Ties,
         /// <summary>Ties plus NaN and ±∞ (NaN group scores come from +∞ + −∞).</summary>
         Special,
+        /// <summary>Mostly NaN with a few numbers: the k-th best so far is NaN for long stretches.</summary>
+        MostlyNaN,
     }
 
     private static float[] MoeScores(KernelCheckContext ctx, long n, MoeValues kind)
@@ -39,6 +41,9 @@ public static unsafe partial class KernelChecks
                 case MoeValues.Ties:
                     int level = ctx.Rng.Next(5);
                     a[i] = level == 4 ? -0f : level * 0.25f;
+                    break;
+                case MoeValues.MostlyNaN:
+                    a[i] = ctx.Rng.Next(8) == 0 ? (ctx.Rng.Next(4) - 1) * 0.25f : float.NaN;
                     break;
                 default:
                     int r = ctx.Rng.Next(20);
@@ -88,6 +93,8 @@ public static unsafe partial class KernelChecks
             (8, 8, 3, 2, 129, true, true, 1f, MoeValues.Special),   // +∞ + (−∞): NaN group scores
             (16, 8, 3, 4, 129, true, true, 1f, MoeValues.Special),
             (64, 8, 8, 64, 7, true, true, 1f, MoeValues.Ties),      // k = E: every expert ranked
+            (256, 8, 4, 8, 33, true, true, 1f, MoeValues.MostlyNaN),// fewer than k numbers: NaN k-th, numbers late
+            (64, 1, 1, 8, 33, false, true, 1f, MoeValues.MostlyNaN),
         };
         foreach (var c in cases)
             list.Add(new KernelCheck($"moe/route/e{c.E}-g{c.G}-tg{c.Tg}-k{c.K}-n{c.N}{(c.Bias ? "-bias" : "")}{(c.Norm ? "-norm" : "")}-{c.V.ToString().ToLowerInvariant()}", ctx =>

@@ -29,7 +29,7 @@ internal static class BackwardEngine
                 if (!grads.TryGetValue(t, out var g)) continue;
                 if (t.IsLeaf)
                 {
-                    AccumulateIntoLeaf(t, g);
+                    AccumulateIntoLeaf(t, g, gradient);
                     continue;
                 }
                 var fn = t.GradFn!;
@@ -64,19 +64,27 @@ internal static class BackwardEngine
             foreach (var fn in processed) fn.Release();
     }
 
-    private static void AccumulateIntoLeaf(Tensor leaf, Tensor g)
+    private static void AccumulateIntoLeaf(Tensor leaf, Tensor g, Tensor? callerGradient)
     {
         if (!leaf.RequiresGrad) return;
         using (TensorScope.Suspend())
         {
             if (leaf.Grad == null)
             {
-                // A fresh contiguous copy: the leaf owns it, independent of the temporaries freed below.
-                leaf.Grad = g.ContiguousCopyNoGrad();
+                // The leaf needs memory of its own, independent of the temporaries freed below. When g is a
+                // temporary nothing else can reach — its memory held by g alone, no graph node holding g for a
+                // later pass, not the caller's tensor — the leaf takes g's memory (an alias that outlives g's
+                // disposal) instead of a copy: a weight's gradient is as large as the weight, and copying every
+                // one of them each step was a measurable share of a training step.
+                leaf.Grad = CanAdopt(g, callerGradient) ? g.Alias() : g.ContiguousCopyNoGrad();
             }
             else leaf.Grad.AddInPlace_(g);
         }
     }
+
+    private static bool CanAdopt(Tensor g, Tensor? callerGradient) =>
+        g.IsContiguous && g.Offset == 0 && !g.HasGraphHolds && g.Buffer.RefCount == 1
+        && (callerGradient == null || (!ReferenceEquals(g, callerGradient) && !callerGradient.IsDisposed && !ReferenceEquals(g.Buffer, callerGradient.Buffer)));
 
     private static List<Tensor> TopologicalOrder(Tensor root)
     {

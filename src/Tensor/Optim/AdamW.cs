@@ -74,7 +74,7 @@ public sealed unsafe partial class AdamW : Optimizer
     private long[] _sizes = [];
 
     /// <summary>
-    /// On a backend with <see cref="IMultiTensorAdamW"/> (CUDA), the group's parameters that share a device and a
+    /// On a backend with <see cref="IMultiTensorAdamW"/> (CUDA, CPU), the group's parameters that share a device and a
     /// step count — hence the same bias corrections — go to the device in one launch; on a GPU a per-tensor launch
     /// for each of a model's hundreds of small tensors (norms, biases) would cost more than the arithmetic.
     /// Parameters alone in their bucket (e.g. one that got its first gradient late and so has a smaller step) and

@@ -1,0 +1,87 @@
+using System.CommandLine;
+using NativeReasoner.Kernels.Cpu;
+using NativeReasoner.Model;
+
+namespace NativeReasoner.Cli;
+
+public static partial class BenchCommand
+{
+    /// <summary>
+    /// `nr bench model`: the whole-model numbers of the CPU-performance issue on a preset (bench-tiny by
+    /// default): training-step tokens/s (forward, cross-entropy, backward, AdamW, router-bias update) and
+    /// greedy decode tokens/s through the compressed MLA cache, on random weights and tokens.
+    /// </summary>
+    private static Command BuildModel()
+    {
+        var json = new Option<bool>("--json") { Description = "One JSON object per line on stdout." };
+        var threads = new Option<int>("--threads") { Description = "Worker threads (default: all cores)." };
+        var preset = new Option<string>("--preset") { Description = "Model preset.", DefaultValueFactory = _ => "bench-tiny" };
+        var batch = new Option<int>("--batch") { Description = "Sequences per step.", DefaultValueFactory = _ => 16 };
+        var seq = new Option<int>("--seq") { Description = "Training sequence length.", DefaultValueFactory = _ => 128 };
+        var steps = new Option<int>("--steps") { Description = "Timed training steps (the median is reported).", DefaultValueFactory = _ => 15 };
+        var warmup = new Option<double>("--warmup") {
+            Description = "Warm-up seconds before each measurement (the tiered JIT settles; at least 3 training steps / 1 decode run).",
+            DefaultValueFactory = _ => 6.0 };
+        var prompt = new Option<int>("--prompt") { Description = "Decode: prompt tokens per sequence (prefill, not timed).", DefaultValueFactory = _ => 32 };
+        var newTokens = new Option<int>("--new-tokens") { Description = "Decode: tokens generated per sequence.", DefaultValueFactory = _ => 96 };
+        var rounds = new Option<int>("--rounds") { Description = "Decode: timed runs (the best is reported).", DefaultValueFactory = _ => 3 };
+        var only = new Option<string>("--only") { Description = "train or decode (default: both)." };
+        var command = new Command("model",
+            "Training-step and decode throughput of a model preset (tokens/s, random weights): warm-up, then the median step / best run.")
+        {
+            json, threads, preset, batch, seq, steps, warmup, prompt, newTokens, rounds, only,
+        };
+        command.SetAction(parse =>
+        {
+            string? part = parse.GetValue(only);
+            if (part is not null and not "train" and not "decode")
+            {
+                Console.Error.WriteLine($"bench model: --only must be 'train' or 'decode' (got '{part}')");
+                return 2;
+            }
+            if (parse.GetValue(threads) > 0) CpuParallel.SetThreadCount(parse.GetValue(threads));
+            int nThreads = CpuParallel.Threads;
+            DeepseekV3Config c;
+            try { c = DeepseekV3Config.Preset(parse.GetValue(preset)!); }
+            catch (ModelConfigException e)
+            {
+                Console.Error.WriteLine($"bench model: {e.Message}");
+                return 2;
+            }
+            int B = parse.GetValue(batch), T = parse.GetValue(seq), P = parse.GetValue(prompt), N = parse.GetValue(newTokens);
+            double warm = parse.GetValue(warmup);
+            bool asJson = parse.GetValue(json);
+            try
+            {
+                if (part is null or "train")
+                {
+                    var r = ModelBenchmark.MeasureTraining(c, B, T, parse.GetValue(steps), warmupSteps: 3, warmupSeconds: warm);
+                    if (asJson)
+                        Console.WriteLine(Json(("op", "model_train"), ("shape", new[] { B, T }), ("ms", r.MedianMs), ("tokens_per_s", r.TokensPerSecond),
+                            ("best_ms", r.BestMs), ("steps", r.Steps), ("warmup_steps", r.WarmupSteps), ("threads", nThreads), ("preset", parse.GetValue(preset)!)));
+                    else
+                        Console.WriteLine($"{parse.GetValue(preset)} training step (forward, backward, AdamW), {B} x {T}: {F(r.TokensPerSecond, "F0")} tokens/s " +
+                            $"(median {F(r.MedianMs, "F1")} ms of {r.Steps} steps, best {F(r.BestMs, "F1")} ms; {r.WarmupSteps} warm-up steps; {nThreads} threads)");
+                }
+                if (part is null or "decode")
+                {
+                    var r = ModelBenchmark.MeasureDecode(c, B, P, N, parse.GetValue(rounds), warm);
+                    if (asJson)
+                        Console.WriteLine(Json(("op", "model_decode"), ("shape", new[] { B, P, N }), ("ms", r.MsPerStep), ("tokens_per_s", r.TokensPerSecond),
+                            ("decode_steps", r.Steps), ("rounds", r.Rounds), ("warmup_runs", r.WarmupRuns), ("cache_bytes_per_token", r.CacheBytesPerToken),
+                            ("threads", nThreads), ("preset", parse.GetValue(preset)!)));
+                    else
+                        Console.WriteLine($"{parse.GetValue(preset)} decode, batch {B}, prompt {P}, {N} new tokens: {F(r.TokensPerSecond, "F0")} tokens/s " +
+                            $"({F(r.MsPerStep, "F2")} ms per step, best of {r.Rounds} runs after {r.WarmupRuns} warm-up runs; compressed cache {r.CacheBytesPerToken} bytes/token)");
+                }
+            }
+            catch (ArgumentOutOfRangeException e)
+            {
+                Console.Error.WriteLine($"bench model: {e.Message}");
+                return 2;
+            }
+            return 0;
+        });
+        return command;
+    }
+}
