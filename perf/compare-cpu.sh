@@ -6,7 +6,9 @@
 # Installs what it needs (python3-torch, libopenblas0-pthread), builds the CLI in Release, then alternates
 # rounds of `nr bench ...` and perf/anchors.py so that both sides see the same background load; per row the
 # best round's median is kept on each side. Prints the table (op, shape, ours, anchor, ratio, % of the
-# measured FMA peak) and, with --save, also writes it to perf/results/compare-cpu-<machine>-<date>.md.
+# measured FMA peak), then the bench-tiny model table (`nr bench model` vs perf/anchor_model.py: training
+# step and batch-16 decode in tokens/s, against issue 5's targets) and, with --save, also writes it to
+# perf/results/compare-cpu-<machine>-<date>.md.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -59,7 +61,14 @@ ATTN="1,8,512,64"
 MEM_T=(512 1024 2048 4096 8192)
 ANCHOR_MEM_T=(512 1024 2048 4096)  # T=8192 would need ~6 GiB of T×T buffers in the anchor
 TIME=2; WARM=1
-if [[ $QUICK -eq 1 ]]; then TIME=1; MEM_T=(512 2048 8192); ANCHOR_MEM_T=(512 2048); fi
+MODEL_THREADS=2
+# The anchor's model step takes about a second a step here: 3+ warm-up and 10 timed steps, then a warm-up decode
+# run and the best of 3; --quick keeps the rows but times fewer.
+ANCHOR_MODEL_ARGS=(--threads $MODEL_THREADS)
+if [[ $QUICK -eq 1 ]]; then
+  TIME=1; MEM_T=(512 2048 8192); ANCHOR_MEM_T=(512 2048)
+  ANCHOR_MODEL_ARGS+=(--warmup-steps 2 --steps 3 --rounds 1)
+fi
 
 gemm_spec=$(printf '%s;' "${GEMM[@]}" | tr ' ' ',')
 gemm1_spec=$(printf '%s;' "${GEMM_1T[@]}" | tr ' ' ',')
@@ -72,11 +81,14 @@ ours_round() {
   IFS=, read -r B H T D <<< "$ATTN"
   "${NR[@]}" bench attention --batch "$B" --heads "$H" --seq "$T" --head-dim "$D" --causal --json --warmup $WARM --time $TIME
   "${NR[@]}" bench attention --batch "$B" --heads "$H" --seq "$T" --head-dim "$D" --causal --backward --json --warmup $WARM --time $TIME
+  # The model rows: a failure here (an older nr without `bench model`) leaves those rows with the anchor only.
+  "${NR[@]}" bench model --json || echo "warning: nr bench model failed; the model table shows the anchor only" >&2
 }
 
 anchor_round() {
   "${ANCHOR_ENV[@]}" "$PY" "$ROOT/perf/anchors.py" --threads 2 --gemm "$gemm_spec" --attention "$ATTN" --warmup $WARM --time $TIME
   "${ANCHOR_ENV[@]}" OMP_NUM_THREADS=1 "$PY" "$ROOT/perf/anchors.py" --threads 1 --gemm "$gemm1_spec" --warmup $WARM --time $TIME
+  "${ANCHOR_ENV[@]}" "$PY" "$ROOT/perf/anchor_model.py" "${ANCHOR_MODEL_ARGS[@]}"
 }
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -117,6 +129,7 @@ print(f"- OpenBLAS kernel: autodetected `{core}` with OPENBLAS_CORETYPE/OPENBLAS
 if "threadpoolctl" in info:
     print(f"- threadpoolctl: {info['threadpoolctl']}")
 EOF
+  echo "- model anchor: perf/anchor_model.py, bench-tiny in the structure of the official DeepSeek-V3 inference/model.py (MLA with the absorb attention and the compressed kv/pe caches, sigmoid group-limited gate, the official per-expert MoE loop), torch fp32, $MODEL_THREADS threads, same OpenBLAS setup; training step = forward with autograd + cross-entropy + backward + AdamW + gate bias update, decode = greedy through the cache after a 32-token prompt"
   echo "- ratio = anchor ms / ours ms (> 1: ours faster); % peak = ours over the measured FMA peak at the same thread count"
   echo
   "$PY" "$ROOT/perf/compare_table.py" "$TMP/ours.jsonl" "$TMP/anchors.jsonl" "$TMP/ours_mem.jsonl"
