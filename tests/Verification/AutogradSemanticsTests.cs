@@ -34,6 +34,59 @@ public class AutogradSemanticsTests
         Assert.Equal(new[] { 4f, -8f, 12f }, x.Grad!.ToArray());
     }
 
+    // A leaf's first gradient may take over the memory of the engine's temporary instead of copying it; these
+    // pin down that no leaf gradient then shares memory with another leaf's gradient, with the caller's seed
+    // gradient, or with a tensor the graph still holds for a second pass.
+    [Theory]
+    [MemberData(nameof(Devices))]
+    public void LeafGradientsNeverShareMemory(DeviceType dt)
+    {
+        using var scope = new TensorScope();
+        var d = On(dt);
+        var a = Leaf(d, 1f, 2f, 3f);
+        var b = Leaf(d, 4f, 5f, 6f);
+        // Add's backward hands the same upstream gradient to both inputs.
+        using (new TensorScope())
+            (a + b).Sum().Backward();
+        a.Grad!.MulInPlace_(10f);
+        Assert.Equal(new[] { 10f, 10f, 10f }, a.Grad!.ToArray());
+        Assert.Equal(new[] { 1f, 1f, 1f }, b.Grad!.ToArray());
+    }
+
+    [Theory]
+    [MemberData(nameof(Devices))]
+    public void LeafGradientDoesNotAliasTheCallersGradient(DeviceType dt)
+    {
+        using var scope = new TensorScope();
+        var d = On(dt);
+        var x = Leaf(d, 1f, 2f);
+        var seed = Tensor.FromArray(new[] { 3f, 4f }.AsSpan(), [2], d);
+        x.Backward(seed);  // the root is the leaf itself: its gradient is the seed
+        x.Grad!.MulInPlace_(2f);
+        Assert.Equal(new[] { 3f, 4f }, seed.ToArray());
+        Assert.Equal(new[] { 6f, 8f }, x.Grad!.ToArray());
+    }
+
+    [Theory]
+    [MemberData(nameof(Devices))]
+    public void AdoptedGradientsAccumulateCorrectlyOverRetainedPasses(DeviceType dt)
+    {
+        using var scope = new TensorScope();
+        var d = On(dt);
+        var x = Leaf(d, 1f, -2f, 3f);
+        var w = Leaf(d, 0.5f, 0.25f, 2f);
+        var y = (x * w).Sum();
+        y.Backward(retainGraph: true);
+        Assert.Equal(new[] { 0.5f, 0.25f, 2f }, x.Grad!.ToArray());
+        Assert.Equal(new[] { 1f, -2f, 3f }, w.Grad!.ToArray());
+        // The second pass reads the saved x and w; the in-place accumulation must not have touched them.
+        y.Backward();
+        Assert.Equal(new[] { 1f, 0.5f, 4f }, x.Grad!.ToArray());
+        Assert.Equal(new[] { 2f, -4f, 6f }, w.Grad!.ToArray());
+        Assert.Equal(new[] { 1f, -2f, 3f }, x.ToArray());
+        Assert.Equal(new[] { 0.5f, 0.25f, 2f }, w.ToArray());
+    }
+
     [Theory]
     [MemberData(nameof(Devices))]
     public void ZeroGradClearsTheAccumulator(DeviceType dt)
