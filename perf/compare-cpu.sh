@@ -128,7 +128,7 @@ slug=$(echo "$machine" | tr 'A-Z' 'a-z' | sed -e 's/([^)]*)//g' -e 's/[^a-z0-9]\
 report() {
   echo "# CPU comparison: ours vs PyTorch/OpenBLAS"
   echo
-  echo "- date: $(date -u +%Y-%m-%dT%H:%MZ), $(( $(date +%s) - start )) s, rounds: $ROUNDS (best round's median per row, each side)"
+  echo "- date: $(date -u +%Y-%m-%dT%H:%MZ), $(( $(date +%s) - start )) s, rounds: $ROUNDS (per row: each side's best round, and the median of the rounds' paired ratios)"
   echo "- machine: $machine, $(nproc) cores ($(grep -o -w -E 'avx512f|avx512_bf16|amx_tile' /proc/cpuinfo | sort -u | tr '\n' ' ')), $(lscpu | sed -n 's/^Hypervisor vendor: *//p' | head -1) guest"
   echo "- load average (1/5/15 min): before $load_before, after $load_after — a shared machine: the ratios come from one run, absolute numbers move with the load"
   echo "- ours: $("${NR[@]}" info --json | "$PY" -c 'import json,sys; d=json.load(sys.stdin); print(d["nr"], "/", d[".net"], "/", d["simd width"])')"
