@@ -130,37 +130,13 @@ public class BenchTinyModelBenchmarks
         _c = DeepseekV3Config.Preset("bench-tiny");
         _model = new DeepseekV3ForCausalLM(_c, new Generator(1));
         _opt = new AdamW(_model.Parameters(), lr: 1e-3f);
-        var rng = new Generator(2);
-        var ids = new long[Batch * (Seq + 1)];
-        for (int i = 0; i < ids.Length; i++) ids[i] = rng.NextInt(_c.VocabSize);
-        _input = new long[Batch * Seq];
-        _target = new long[Batch * Seq];
-        for (int b = 0; b < Batch; b++)
-            for (int t = 0; t < Seq; t++)
-            {
-                _input[b * Seq + t] = ids[b * (Seq + 1) + t];
-                _target[b * Seq + t] = ids[b * (Seq + 1) + t + 1];
-            }
+        (_input, _target) = ModelBenchmark.RandomNextTokenBatch(_c.VocabSize, Batch, Seq, new Generator(2));
         JitWarmup.Run(TrainingStep, seconds: 5);
     }
 
-    /// <summary>
-    /// One step exactly as ModelBenchmark.MeasureTraining's Step(): forward of [16, 128] ids, cross-entropy,
-    /// backward (activations freed with the scope), AdamW step, ZeroGrad, aux-loss-free router bias update.
-    /// </summary>
+    /// <summary>One step exactly as ModelBenchmark.MeasureTraining times it (ModelBenchmark.TrainingStep).</summary>
     [Benchmark]
-    public void TrainingStep()
-    {
-        using (var scope = new TensorScope())
-        {
-            var logits = _model.Forward(Tensor.FromArray(_input, [Batch, Seq]));
-            var loss = Functional.CrossEntropy(logits.View(Batch * Seq, _c.VocabSize), Tensor.FromArray(_target, [Batch * Seq]));
-            loss.Backward();
-        }
-        _opt!.Step();
-        _opt.ZeroGrad();
-        _model.UpdateRouterBiases(1e-3f);
-    }
+    public void TrainingStep() => ModelBenchmark.TrainingStep(_model, _opt!, _input, _target, Batch, Seq);
 
     [GlobalSetup(Target = nameof(DecodeStep))]
     public void SetupDecode()

@@ -58,17 +58,7 @@ internal static class GpuBenchTraining
             using var model = new DeepseekV3ForCausalLM(c, new Generator(1), ctx.Device);
             using var opt = new AdamW(model.Parameters(), lr: 1e-4f);
             var (total, active) = CountParameters(model);
-            var rng = new Generator(2);
-            var ids = new long[batch * (seq + 1)];
-            for (int i = 0; i < ids.Length; i++) ids[i] = rng.NextInt(c.VocabSize);
-            var input = new long[batch * seq];
-            var target = new long[batch * seq];
-            for (int b = 0; b < batch; b++)
-                for (int t = 0; t < seq; t++)
-                {
-                    input[b * seq + t] = ids[b * (seq + 1) + t];
-                    target[b * seq + t] = ids[b * (seq + 1) + t + 1];
-                }
+            var (input, target) = ModelBenchmark.RandomNextTokenBatch(c.VocabSize, batch, seq, new Generator(2));
             using var inputT = Tensor.FromArray(input, [batch, seq], ctx.Device);
             using var targetT = Tensor.FromArray(target, [batch * seq], ctx.Device);
             float firstLoss = float.NaN;

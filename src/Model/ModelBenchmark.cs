@@ -36,30 +36,8 @@ public static class ModelBenchmark
             throw new ArgumentOutOfRangeException(nameof(steps), $"batch, seq and steps must be positive (got {batch}, {seq}, {steps})");
         using var model = new DeepseekV3ForCausalLM(c, new Generator(1));
         using var opt = new AdamW(model.Parameters(), lr: 1e-3f);
-        var rng = new Generator(2);
-        var ids = new long[batch * (seq + 1)];
-        for (int i = 0; i < ids.Length; i++) ids[i] = rng.NextInt(c.VocabSize);
-        var input = new long[batch * seq];
-        var target = new long[batch * seq];
-        for (int b = 0; b < batch; b++)
-            for (int t = 0; t < seq; t++)
-            {
-                input[b * seq + t] = ids[b * (seq + 1) + t];
-                target[b * seq + t] = ids[b * (seq + 1) + t + 1];
-            }
-
-        void Step()
-        {
-            using (var scope = new TensorScope())
-            {
-                var logits = model.Forward(Tensor.FromArray(input, [batch, seq]));
-                var loss = Functional.CrossEntropy(logits.View(batch * seq, c.VocabSize), Tensor.FromArray(target, [batch * seq]));
-                loss.Backward();
-            }
-            opt.Step();
-            opt.ZeroGrad();
-            model.UpdateRouterBiases(1e-3f);
-        }
+        var (input, target) = RandomNextTokenBatch(c.VocabSize, batch, seq, new Generator(2));
+        void Step() => TrainingStep(model, opt, input, target, batch, seq);
 
         int warmed = 0;
         var warm = Stopwatch.StartNew();
@@ -88,6 +66,42 @@ public static class ModelBenchmark
     {
         var r = MeasureDecode(c, batch, prompt, newTokens, rounds, warmupSeconds: 0);
         return (r.TokensPerSecond, r.CacheBytesPerToken);
+    }
+
+    /// <summary>
+    /// Random token sequences of seq + 1 ids, split into next-token pairs: input[b, t] = ids[b, t] and
+    /// target[b, t] = ids[b, t + 1], each [batch · seq] row-major.
+    /// </summary>
+    public static (long[] Input, long[] Target) RandomNextTokenBatch(int vocab, int batch, int seq, Generator rng)
+    {
+        var ids = new long[batch * (seq + 1)];
+        for (int i = 0; i < ids.Length; i++) ids[i] = rng.NextInt(vocab);
+        var input = new long[batch * seq];
+        var target = new long[batch * seq];
+        for (int b = 0; b < batch; b++)
+            for (int t = 0; t < seq; t++)
+            {
+                input[b * seq + t] = ids[b * (seq + 1) + t];
+                target[b * seq + t] = ids[b * (seq + 1) + t + 1];
+            }
+        return (input, target);
+    }
+
+    /// <summary>
+    /// One CPU training step as the probes time it: forward of [batch, seq] ids, cross-entropy, backward (the
+    /// activations freed with the scope), AdamW step, ZeroGrad, aux-loss-free router-bias update.
+    /// </summary>
+    public static void TrainingStep(DeepseekV3ForCausalLM model, AdamW opt, long[] input, long[] target, int batch, int seq)
+    {
+        using (var scope = new TensorScope())
+        {
+            var logits = model.Forward(Tensor.FromArray(input, [batch, seq]));
+            var loss = Functional.CrossEntropy(logits.View(batch * seq, model.Config.VocabSize), Tensor.FromArray(target, [batch * seq]));
+            loss.Backward();
+        }
+        opt.Step();
+        opt.ZeroGrad();
+        model.UpdateRouterBiases(1e-3f);
     }
 
     /// <summary>
