@@ -1,5 +1,5 @@
 // The reference side of perf/TokenizerThroughput.cs: encodes the same chunks with @lenml/tokenizers (node, one
-// thread) and prints {kind: {mb_per_s, tokens}} as JSON. Needs `npm install` in tests/reference/tokenizers.
+// thread) and prints {kind: {mb_per_s, mb_per_cpu_s, tokens}} as JSON. Needs `npm install` in tests/reference/tokenizers.
 "use strict";
 const fs = require("fs");
 const path = require("path");
@@ -14,6 +14,7 @@ for (const [kind, chunks] of Object.entries(corpora)) {
   const mb = chunks.reduce((n, c) => n + Buffer.byteLength(c, "utf8"), 0) / 1e6;
   let tokens = 0;
   for (const c of chunks) tokens += tokenizer.encode(c, { add_special_tokens: false }).length; // warm-up
+  const cpu0 = process.cpuUsage();
   const start = process.hrtime.bigint();
   let passes = 0, elapsed = 0;
   do {
@@ -21,6 +22,8 @@ for (const [kind, chunks] of Object.entries(corpora)) {
     passes++;
     elapsed = Number(process.hrtime.bigint() - start) / 1e9;
   } while (elapsed < seconds);
-  result[kind] = { mb_per_s: (mb * passes) / elapsed, tokens };
+  const cpu = process.cpuUsage(cpu0);
+  const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+  result[kind] = { mb_per_s: (mb * passes) / elapsed, mb_per_cpu_s: (mb * passes) / cpuSeconds, tokens };
 }
 process.stdout.write(JSON.stringify(result));

@@ -36,7 +36,8 @@ public sealed class HfTokenizer : ITokenizer
     /// <summary>The byte-level BPE behind this tokenizer, or null when Microsoft.ML.Tokenizers runs it.</summary>
     public ByteLevelBpeTokenizer? ByteLevel => _byteLevel;
 
-    private HfTokenizer(BpeTokenizer? bpe, ByteLevelBpeTokenizer? byteLevel, string json, string? configJson, int vocabSize, int bos, int eos, int pad, HashSet<int> special)
+    private HfTokenizer(BpeTokenizer? bpe, ByteLevelBpeTokenizer? byteLevel, string json, string? configJson,
+        int vocabSize, int bos, int eos, int pad, HashSet<int> special)
     {
         _bpe = bpe;
         _byteLevel = byteLevel;
@@ -136,56 +137,45 @@ public sealed class HfTokenizer : ITokenizer
         if (model.TryGetProperty("end_of_word_suffix", out var ews) && ews.ValueKind == JsonValueKind.String) options.EndOfWordSuffix = ews.GetString();
         if (model.TryGetProperty("fuse_unk", out var fu) && fu.ValueKind == JsonValueKind.True) options.FuseUnknownTokens = true;
 
-        string? bosName = null, eosName = null, padName = null;
-        if (configJson != null)
-        {
-            using var cfg = JsonDocument.Parse(configJson);
-            bosName = TokenName(cfg.RootElement, "bos_token");
-            eosName = TokenName(cfg.RootElement, "eos_token");
-            padName = TokenName(cfg.RootElement, "pad_token");
-        }
-        int Find(string? name, params string[] fallbacks)
-        {
-            foreach (var n in (name == null ? fallbacks : [name, .. fallbacks]))
-            {
-                if (special.TryGetValue(n, out var id)) return id;
-                if (vocab.TryGetValue(n, out id)) return id;
-            }
-            return -1;
-        }
-        int bos = Find(bosName, "<|bos|>", "<｜begin▁of▁sentence｜>", "<s>", "<|begin_of_text|>", "<|endoftext|>");
-        int eos = Find(eosName, "<|eos|>", "<｜end▁of▁sentence｜>", "</s>", "<|end_of_text|>", "<|endoftext|>", "<|im_end|>");
-        if (eos < 0) throw new InvalidDataException($"{source}: no end-of-sequence token found (set eos_token in tokenizer_config.json)");
-        int pad = Find(padName, "<|pad|>", "<pad>", "<｜▁pad▁｜>");
-        if (pad < 0) pad = eos;
+        using var config = configJson == null ? null : ParseConfig(configJson, source);
+        var (bos, eos, pad) = SpecialIds(config?.RootElement,
+            n => special.TryGetValue(n, out var id) || vocab.TryGetValue(n, out id) ? id : null, source);
         int vocabSize = Math.Max(vocab.Count == 0 ? 0 : vocab.Values.Max(), special.Count == 0 ? 0 : special.Values.Max()) + 1;
-        return new HfTokenizer(BpeTokenizer.Create(options), null, json, configJson, vocabSize, bos, eos, pad, special.Values.ToHashSet());
+        return new HfTokenizer(BpeTokenizer.Create(options), null, json, configJson, vocabSize, bos, eos, pad,
+            special.Values.ToHashSet());
     }
 
     private static HfTokenizer FromByteLevel(JsonElement root, string json, string? configJson, string source)
     {
-        using var cfg = configJson == null ? null : ParseConfig(configJson, source);
-        var tok = TokenizerJson.Parse(root, cfg?.RootElement, source);
-        string? bosName = null, eosName = null, padName = null;
-        if (cfg != null)
-        {
-            bosName = TokenName(cfg.RootElement, "bos_token");
-            eosName = TokenName(cfg.RootElement, "eos_token");
-            padName = TokenName(cfg.RootElement, "pad_token");
-        }
+        using var config = configJson == null ? null : ParseConfig(configJson, source);
+        var tok = TokenizerJson.Parse(root, config?.RootElement, source);
+        var (bos, eos, pad) = SpecialIds(config?.RootElement, tok.TokenToId, source);
+        var special = tok.AddedTokens.Where(t => t.Special).Select(t => t.Id).ToHashSet();
+        return new HfTokenizer(null, tok, json, configJson, tok.VocabSize, bos, eos, pad, special);
+    }
+
+    // BOS / EOS / PAD ids: the config's names, else well-known names. A config that sets bos_token to null
+    // (Qwen) means no BOS.
+    private static (int Bos, int Eos, int Pad) SpecialIds(JsonElement? config, Func<string, int?> lookup, string source)
+    {
         int Find(string? name, params string[] fallbacks)
         {
             foreach (var n in (name == null ? fallbacks : [name, .. fallbacks]))
-                if (tok.TokenToId(n) is int id) return id;
+                if (lookup(n) is int id) return id;
             return -1;
         }
-        int bos = Find(bosName, "<|bos|>", "<｜begin▁of▁sentence｜>", "<s>", "<|begin_of_text|>", "<|endoftext|>");
-        int eos = Find(eosName, "<|eos|>", "<｜end▁of▁sentence｜>", "</s>", "<|end_of_text|>", "<|endoftext|>", "<|im_end|>");
-        if (eos < 0) throw new InvalidDataException($"{source}: no end-of-sequence token found (set eos_token in tokenizer_config.json)");
-        int pad = Find(padName, "<|pad|>", "<pad>", "<｜▁pad▁｜>");
-        if (pad < 0) pad = eos;
-        var special = tok.AddedTokens.Where(t => t.Special).Select(t => t.Id).ToHashSet();
-        return new HfTokenizer(null, tok, json, configJson, tok.VocabSize, bos, eos, pad, special);
+        string? Name(string key) => config is { } c ? TokenName(c, key) : null;
+        bool bosIsNull = config is { } cfg && cfg.TryGetProperty("bos_token", out var b)
+                         && b.ValueKind == JsonValueKind.Null;
+        int bos = bosIsNull ? -1
+            : Find(Name("bos_token"), "<|bos|>", "<｜begin▁of▁sentence｜>", "<s>", "<|begin_of_text|>", "<|endoftext|>");
+        int eos = Find(Name("eos_token"),
+            "<|eos|>", "<｜end▁of▁sentence｜>", "</s>", "<|end_of_text|>", "<|endoftext|>", "<|im_end|>");
+        if (eos < 0)
+            throw new InvalidDataException(
+                $"{source}: no end-of-sequence token found (set eos_token in tokenizer_config.json)");
+        int pad = Find(Name("pad_token"), "<|pad|>", "<pad>", "<｜▁pad▁｜>");
+        return (bos, eos, pad < 0 ? eos : pad);
     }
 
     private static JsonDocument ParseConfig(string configJson, string source)
@@ -193,7 +183,8 @@ public sealed class HfTokenizer : ITokenizer
         try { return JsonDocument.Parse(configJson); }
         catch (JsonException e)
         {
-            throw new InvalidDataException($"{Path.Combine(Path.GetDirectoryName(source) ?? "", "tokenizer_config.json")}: not valid JSON ({e.Message})", e);
+            string path = Path.Combine(Path.GetDirectoryName(source) ?? "", "tokenizer_config.json");
+            throw new InvalidDataException($"{path}: not valid JSON ({e.Message})", e);
         }
     }
 
@@ -208,13 +199,15 @@ public sealed class HfTokenizer : ITokenizer
         };
     }
 
-    public int[] Encode(string text) => _byteLevel != null ? _byteLevel.Encode(text) : _bpe!.EncodeToIds(text).ToArray();
+    public int[] Encode(string text) =>
+        _byteLevel != null ? _byteLevel.Encode(text) : _bpe!.EncodeToIds(text).ToArray();
 
     public int[] Encode(string text, bool addSpecialTokens, bool parseSpecialTokens = true)
     {
         if (_byteLevel != null) return _byteLevel.Encode(text, addSpecialTokens, parseSpecialTokens);
         if (!parseSpecialTokens)
-            throw new NotSupportedException("this tokenizer.json is not byte-level BPE: Microsoft.ML.Tokenizers always parses special tokens");
+            throw new NotSupportedException(
+                "this tokenizer.json is not byte-level BPE: Microsoft.ML.Tokenizers always parses special tokens");
         var ids = Encode(text);
         return addSpecialTokens && BosId >= 0 ? [BosId, .. ids] : ids;
     }

@@ -33,7 +33,9 @@ public interface ITokenizer
         return Encode(text);
     }
 
-    /// <summary>The token string of an id (byte-level tokens show their byte characters, e.g. 'Ġ' for a space), or null.</summary>
+    /// <summary>
+    /// The token string of an id (byte-level tokens show their byte characters, e.g. 'Ġ' for a space), or null.
+    /// </summary>
     string? IdToToken(int id) => null;
 
     string Decode(IEnumerable<int> ids, bool skipSpecialTokens = false);

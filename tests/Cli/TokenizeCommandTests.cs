@@ -5,10 +5,12 @@ using Xunit;
 
 namespace NativeReasoner.Tests.Cli;
 
-/// <summary>`nr tokenize`: ids, pieces and per-token text, as a table or JSON; a bad directory is one clear line.</summary>
+/// <summary>`nr tokenize`: ids, pieces and per-token text, as a table or JSON; a bad directory is one clear
+/// line.</summary>
 public class TokenizeCommandTests
 {
-    private static (int Rc, string Out, string Err) Run(string dir, string text, bool addSpecial = false, bool json = false)
+    private static (int Rc, string Out, string Err) Run(string dir, string text, bool addSpecial = false,
+        bool json = false)
     {
         var o = new StringWriter();
         var e = new StringWriter();

@@ -81,7 +81,8 @@ public sealed class AddedTokenMatcher
             if (node.Children == null || !node.Children.TryGetValue(text[i], out node)) break;
             var t = node.Token;
             if (t == null || (t.Special && !includeSpecial)) continue;
-            if (t.SingleWord && (at > 0 && IsWordChar(text[at - 1]) || i + 1 < text.Length && IsWordChar(text[i + 1]))) continue;
+            bool touchesWord = at > 0 && IsWordChar(text[at - 1]) || i + 1 < text.Length && IsWordChar(text[i + 1]);
+            if (t.SingleWord && touchesWord) continue;
             best = t;
         }
         return best;

@@ -60,12 +60,16 @@ public sealed class BpeModel
         {
             var (left, right) = merges[rank];
             if (!vocab.TryGetValue(left, out int l))
-                throw new InvalidDataException($"BPE merge #{rank} '{left} {right}': '{left}' is not in the vocabulary");
+                throw new InvalidDataException($"BPE merge #{rank} '{left} {right}': '{left}' is not in the " +
+                    $"vocabulary");
             if (!vocab.TryGetValue(right, out int r))
-                throw new InvalidDataException($"BPE merge #{rank} '{left} {right}': '{right}' is not in the vocabulary");
+                throw new InvalidDataException($"BPE merge #{rank} '{left} {right}': '{right}' is not in the " +
+                    $"vocabulary");
             if (!vocab.TryGetValue(left + right, out int merged))
-                throw new InvalidDataException($"BPE merge #{rank} '{left} {right}': the merged token '{left + right}' is not in the vocabulary");
-            _merges[PairKey(l, r)] = ((long)rank << 32) | (uint)merged; // a repeated merge takes its last rank, as HF does
+                throw new InvalidDataException($"BPE merge #{rank} '{left} {right}': the merged token " +
+                    $"'{left + right}' is not in the vocabulary");
+            // a repeated merge takes its last rank, as HF does
+            _merges[PairKey(l, r)] = ((long)rank << 32) | (uint)merged;
         }
     }
 
@@ -137,13 +141,19 @@ public sealed class BpeModel
         queue.Clear();
         long work = 0;
         for (int i = 0; i + 1 < n; i++)
-            if (_merges.TryGetValue(PairKey(ids[i], ids[i + 1]), out long m)) { queue.Enqueue(i, (m & ~0xFFFFFFFFL) | (uint)i); work++; }
+        {
+            if (!_merges.TryGetValue(PairKey(ids[i], ids[i + 1]), out long m)) continue;
+            queue.Enqueue(i, (m & ~0xFFFFFFFFL) | (uint)i);
+            work++;
+        }
         while (queue.TryDequeue(out int pos, out long priority))
         {
             work++;
             int right = next[pos];
             if (ids[pos] < 0 || right < 0) continue;
-            if (!_merges.TryGetValue(PairKey(ids[pos], ids[right]), out long m) || (m >> 32) != (priority >> 32)) continue; // stale
+            // a stale entry: the pair at pos changed since it was queued (ranks are unique per pair)
+            if (!_merges.TryGetValue(PairKey(ids[pos], ids[right]), out long m)
+                || (m >> 32) != (priority >> 32)) continue;
             ids[pos] = (int)(uint)m;
             ids[right] = -1;
             next[pos] = next[right];

@@ -20,7 +20,8 @@ public static class ByteLevelAlphabet
         public static readonly char[] Forward = BuildForward();
         public static readonly short[] Backward = BuildBackward(Forward);
 
-        private static bool PrintsAsItself(int b) => b is >= '!' and <= '~' or >= 0xA1 and <= 0xAC or >= 0xAE and <= 0xFF;
+        private static bool PrintsAsItself(int b) =>
+            b is >= '!' and <= '~' or >= 0xA1 and <= 0xAC or >= 0xAE and <= 0xFF;
 
         private static char[] BuildForward()
         {

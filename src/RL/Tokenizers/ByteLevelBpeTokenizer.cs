@@ -31,8 +31,8 @@ public sealed class ByteLevelBpeTokenizer
     /// <summary>Largest id + 1 over the vocabulary and the added tokens.</summary>
     public int VocabSize => _idToToken.Length;
 
-    public ByteLevelBpeTokenizer(BpeModel model, Normalizer? normalizer, PreTokenizer? preTokenizer, PostProcessor? postProcessor,
-        IReadOnlyList<AddedToken> addedTokens, bool cleanUpTokenizationSpaces)
+    public ByteLevelBpeTokenizer(BpeModel model, Normalizer? normalizer, PreTokenizer? preTokenizer,
+        PostProcessor? postProcessor, IReadOnlyList<AddedToken> addedTokens, bool cleanUpTokenizationSpaces)
     {
         Model = model;
         Normalizer = normalizer is SequenceNormalizer { Normalizers.Count: 0 } ? null : normalizer;
@@ -64,7 +64,8 @@ public sealed class ByteLevelBpeTokenizer
     public bool IsSpecial(int id) => id >= 0 && id < _addedById.Length && _addedById[id] is { Special: true };
 
     /// <param name="addSpecialTokens">Run the post-processor (BOS etc.).</param>
-    /// <param name="parseSpecialTokens">Special-token strings in the text become their ids (else they are text).</param>
+    /// <param name="parseSpecialTokens">Special-token strings in the text become their ids (else they are
+    /// text).</param>
     public int[] Encode(string text, bool addSpecialTokens = false, bool parseSpecialTokens = true)
     {
         ArgumentNullException.ThrowIfNull(text);
@@ -76,7 +77,11 @@ public sealed class ByteLevelBpeTokenizer
         foreach (var segment in segments)
         {
             if (segment.Token != null) { ids.Add(segment.Token.Id); continue; }
-            if (Normalizer == null) { EncodePlain(new TextPiece(text, segment.Start, segment.Length), ids, pieces, scratch); continue; }
+            if (Normalizer == null)
+            {
+                EncodePlain(new TextPiece(text, segment.Start, segment.Length), ids, pieces, scratch);
+                continue;
+            }
             string normalized = Normalizer.Normalize(text.Substring(segment.Start, segment.Length));
             var inner = new List<AddedTokenSegment>();
             _normalizedAdded.Split(normalized, parseSpecialTokens, inner);

@@ -22,7 +22,8 @@ public sealed class ByteLevelPreTokenizer : PreTokenizer
     {
         AddPrefixSpace = addPrefixSpace;
         UseRegex = useRegex;
-        if (useRegex) _split = new SplitPreTokenizer(new CodePointRegex(Gpt2Pattern), SplitBehavior.Isolated, invert: false);
+        if (useRegex) _split = new SplitPreTokenizer(new CodePointRegex(Gpt2Pattern), SplitBehavior.Isolated,
+            invert: false);
     }
 
     public override void Split(TextPiece piece, List<TextPiece> output)

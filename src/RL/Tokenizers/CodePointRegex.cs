@@ -33,7 +33,8 @@ public sealed class CodePointRegex
         }
         catch (ArgumentException e)
         {
-            throw new ArgumentException($"tokenizer regex '{pattern}' is not supported by .NET's regex engine: {e.Message}", e);
+            throw new ArgumentException($"tokenizer regex '{pattern}' is not supported by .NET's regex engine: " +
+                $"{e.Message}", e);
         }
         _standIn = ChooseStandIns(LiteralRanges(pattern));
     }
@@ -48,8 +49,10 @@ public sealed class CodePointRegex
             return;
         }
         // mapped[j] is the character matched in place of text[origin[j]]; origin[mapped.Length] = text.Length.
-        var mapped = t_mapped is { } buffer && buffer.Length >= text.Length ? buffer : t_mapped = new char[Math.Max(text.Length, 256)];
-        var origin = t_origin is { } o && o.Length > text.Length ? o : t_origin = new int[Math.Max(text.Length + 1, 257)];
+        var mapped = t_mapped is { } buffer && buffer.Length >= text.Length ? buffer
+            : t_mapped = new char[Math.Max(text.Length, 256)];
+        var origin = t_origin is { } o && o.Length > text.Length ? o
+            : t_origin = new int[Math.Max(text.Length + 1, 257)];
         int n = 0;
         for (int i = 0; i < text.Length; i++, n++)
         {
@@ -92,26 +95,36 @@ public sealed class CodePointRegex
                     pendingLow = null;
                     continue;
                 }
-                if (e == 'u' && i + 5 < pattern.Length + 0 && int.TryParse(pattern.AsSpan(i + 2, 4), NumberStyles.HexNumber, null, out int u))
+                if (e == 'u' && i + 5 < pattern.Length && int.TryParse(pattern.AsSpan(i + 2, 4),
+                    NumberStyles.HexNumber, null, out int u))
                 { literal = u; i += 6; }
-                else if (e == 'x' && i + 3 < pattern.Length + 0 && int.TryParse(pattern.AsSpan(i + 2, 2), NumberStyles.HexNumber, null, out int x))
+                else if (e == 'x' && i + 3 < pattern.Length && int.TryParse(pattern.AsSpan(i + 2, 2),
+                    NumberStyles.HexNumber, null, out int x))
                 { literal = x; i += 4; }
                 else
                 {
-                    literal = e switch { 'n' => '\n', 'r' => '\r', 't' => '\t', 'f' => '\f', 'v' => '\v', _ => char.IsLetterOrDigit(e) ? null : e };
+                    literal = e switch { 'n' => '\n', 'r' => '\r', 't' => '\t', 'f' => '\f', 'v' => '\v',
+                        _ => char.IsLetterOrDigit(e) ? null : e };
                     i += 2;
                 }
             }
             else
             {
                 i++;
-                if (c == '[' && !inClass) { inClass = true; pendingLow = null; if (i < pattern.Length && pattern[i] == '^') i++; continue; }
+                if (c == '[' && !inClass)
+                {
+                    inClass = true;
+                    pendingLow = null;
+                    if (i < pattern.Length && pattern[i] == '^') i++;
+                    continue;
+                }
                 if (c == ']' && inClass) { inClass = false; pendingLow = null; continue; }
                 if (inClass && c == '-' && pendingLow != null && i < pattern.Length && pattern[i] != ']')
                 {
                     // a range: read its upper end
                     int hi = pattern[i];
-                    if (hi == '\\' && i + 5 < pattern.Length && pattern[i + 1] == 'u' && int.TryParse(pattern.AsSpan(i + 2, 4), NumberStyles.HexNumber, null, out int hu))
+                    if (hi == '\\' && i + 5 < pattern.Length && pattern[i + 1] == 'u'
+                        && int.TryParse(pattern.AsSpan(i + 2, 4), NumberStyles.HexNumber, null, out int hu))
                     { hi = hu; i += 6; }
                     else if (hi == '\\' && i + 1 < pattern.Length) { hi = pattern[i + 1]; i += 2; }
                     else i++;

@@ -23,7 +23,8 @@ public sealed class UnicodeNormalizer(NormalizationForm form) : Normalizer
     public override string Normalize(string text)
     {
         // Below U+0300 every character is stable under NFC and NFD and no combining mark follows; skip the check.
-        if ((Form == NormalizationForm.FormC || Form == NormalizationForm.FormD) && text.AsSpan().IndexOfAnyExceptInRange('\0', '\u02FF') < 0)
+        if ((Form == NormalizationForm.FormC || Form == NormalizationForm.FormD)
+            && text.AsSpan().IndexOfAnyExceptInRange('\0', '\u02FF') < 0)
             return text;
         if (!HasLoneSurrogate(text)) return text.Normalize(Form);
         var sb = new StringBuilder(text.Length);
@@ -31,7 +32,8 @@ public sealed class UnicodeNormalizer(NormalizationForm form) : Normalizer
         for (int i = 0; i < text.Length; i++)
         {
             if (!char.IsSurrogate(text[i])) continue;
-            if (char.IsHighSurrogate(text[i]) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1])) { i++; continue; }
+            if (char.IsHighSurrogate(text[i]) && i + 1 < text.Length
+                && char.IsLowSurrogate(text[i + 1])) { i++; continue; }
             sb.Append(text.AsSpan(start, i - start).ToString().Normalize(Form)).Append(text[i]);
             start = i + 1;
         }

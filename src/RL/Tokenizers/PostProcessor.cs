@@ -27,7 +27,8 @@ public sealed class TemplatePostProcessor : PostProcessor
     public TemplatePostProcessor(IReadOnlyList<int[]?> single)
     {
         if (single.Count(i => i == null) != 1)
-            throw new InvalidDataException("TemplateProcessing: the single template must name the sequence $A exactly once");
+            throw new InvalidDataException("TemplateProcessing: the single template must name the sequence $A " +
+                "exactly once");
         Single = single;
     }
 

@@ -16,7 +16,8 @@ public abstract class PreTokenizer
     /// <summary>Appends the pieces <paramref name="piece"/> splits into (none for an empty piece).</summary>
     public abstract void Split(TextPiece piece, List<TextPiece> output);
 
-    /// <summary>Splits every piece of <paramref name="pieces"/> in place; <paramref name="scratch"/> is reused.</summary>
+    /// <summary>Splits every piece of <paramref name="pieces"/> in place; <paramref name="scratch"/> is
+    /// reused.</summary>
     public virtual void SplitAll(List<TextPiece> pieces, List<TextPiece> scratch)
     {
         scratch.Clear();

@@ -54,10 +54,12 @@ public sealed class SplitPreTokenizer : PreTokenizer
             if (mLength > 0) Segment(piece, mStart, mLength, !Invert, output, ref pendingStart);
             pos = mStart + mLength;
         }
-        if (pendingStart >= 0) output.Add(piece with { Start = piece.Start + pendingStart, Length = piece.Length - pendingStart });
+        if (pendingStart >= 0) output.Add(piece with { Start = piece.Start + pendingStart,
+            Length = piece.Length - pendingStart });
     }
 
-    private void Segment(TextPiece piece, int start, int length, bool isDelimiter, List<TextPiece> output, ref int pendingStart)
+    private void Segment(TextPiece piece, int start, int length, bool isDelimiter, List<TextPiece> output,
+        ref int pendingStart)
     {
         TextPiece Slice(int s, int l) => piece with { Start = piece.Start + s, Length = l };
         switch (Behavior)

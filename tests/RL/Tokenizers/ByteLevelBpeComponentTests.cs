@@ -20,7 +20,8 @@ public class ByteLevelBpeComponentTests
     [Fact]
     public void CodePointRegex_MatchesSupplementaryCodePointsByCategory()
     {
-        // \p{L} matches math letters and CJK extension B; \p{S} an emoji and its skin tone (Sk); lone surrogates are Cs.
+        // \p{L} matches math letters and CJK extension B; \p{S} an emoji and its skin tone (Sk); lone surrogates are
+        // Cs.
         Assert.Equal(["a𝐀b", "𠀀x"], Matches(new CodePointRegex(@"\p{L}+"), "a𝐀b 😀 𠀀x"));
         Assert.Equal(["😀🏽", "+"], Matches(new CodePointRegex(@"\p{S}+"), "a😀🏽b+"));
         Assert.Equal(["😀", "\uD800"], Matches(new CodePointRegex(@"[^\s\p{L}\p{N}]"), "😀 \uD800"));
@@ -43,7 +44,8 @@ public class ByteLevelBpeComponentTests
     private static List<string> Split(SplitBehavior behavior, string text, bool invert = false)
     {
         var output = new List<TextPiece>();
-        new SplitPreTokenizer(new CodePointRegex("-"), behavior, invert).Split(new TextPiece(text, 0, text.Length), output);
+        new SplitPreTokenizer(new CodePointRegex("-"), behavior, invert).Split(new TextPiece(text, 0, text.Length),
+            output);
         return output.Select(p => p.ToString()).ToList();
     }
 
@@ -95,7 +97,8 @@ public class ByteLevelBpeComponentTests
         {
             ["added_tokens"] = added ?? [],
             ["normalizer"] = null,
-            ["pre_tokenizer"] = preTokenizer ?? new JsonObject { ["type"] = "ByteLevel", ["add_prefix_space"] = false, ["use_regex"] = true },
+            ["pre_tokenizer"] = preTokenizer ?? new JsonObject { ["type"] = "ByteLevel", ["add_prefix_space"] = false,
+                ["use_regex"] = true },
             ["post_processor"] = new JsonObject { ["type"] = "ByteLevel" },
             ["decoder"] = new JsonObject { ["type"] = "ByteLevel" },
             ["model"] = new JsonObject { ["type"] = "BPE", ["vocab"] = vocab, ["merges"] = merges },
@@ -105,13 +108,15 @@ public class ByteLevelBpeComponentTests
     private static ByteLevelBpeTokenizer Build(JsonObject json) =>
         TokenizerJson.Parse(JsonDocument.Parse(json.ToJsonString()).RootElement, null, "test tokenizer.json");
 
-    private static string[] Pieces(ByteLevelBpeTokenizer tok, string text) => tok.Encode(text).Select(i => tok.IdToToken(i)!).ToArray();
+    private static string[] Pieces(ByteLevelBpeTokenizer tok, string text) =>
+        tok.Encode(text).Select(i => tok.IdToToken(i)!).ToArray();
 
     [Fact]
     public void Merges_BothSpellings_GiveTheSameTokens_LowestRankFirst()
     {
         var asStrings = Build(TinyJson(["l o", "lo w", "Ġ lo", "e r"]));
-        var asPairs = Build(TinyJson([new JsonArray("l", "o"), new JsonArray("lo", "w"), new JsonArray("Ġ", "lo"), new JsonArray("e", "r")]));
+        var asPairs = Build(TinyJson([new JsonArray("l", "o"), new JsonArray("lo", "w"), new JsonArray("Ġ", "lo"),
+            new JsonArray("e", "r")]));
         // " lower": "l o" (rank 0) goes before "Ġ lo" (rank 2) can apply, so the space stays alone
         Assert.Equal(["low", "er", "Ġ", "low", "er"], Pieces(asStrings, "lower lower"));
         Assert.Equal(asStrings.Encode("lower lower low"), asPairs.Encode("lower lower low"));
@@ -128,13 +133,15 @@ public class ByteLevelBpeComponentTests
         var json = TinyJson(["a b"], [
             new JsonObject { ["id"] = 300, ["content"] = "<x>", ["special"] = true },
             new JsonObject { ["id"] = 301, ["content"] = "<xy>", ["special"] = true },
-            new JsonObject { ["id"] = 302, ["content"] = "[L]", ["special"] = false, ["lstrip"] = true, ["rstrip"] = true },
+            new JsonObject { ["id"] = 302, ["content"] = "[L]", ["special"] = false, ["lstrip"] = true,
+                ["rstrip"] = true },
             new JsonObject { ["id"] = 303, ["content"] = "ab", ["special"] = false, ["single_word"] = true },
         ]);
         var tok = Build(json);
         Assert.Equal([300], tok.Encode("<x>"));
         Assert.Equal([301], tok.Encode("<xy>")); // longest match at the leftmost position
-        Assert.Equal([tok.Encode("q")[0], 302, tok.Encode("q")[0]], tok.Encode("q  [L]  q")); // whitespace around it is swallowed
+        // whitespace around it is swallowed
+        Assert.Equal([tok.Encode("q")[0], 302, tok.Encode("q")[0]], tok.Encode("q  [L]  q"));
         Assert.Equal([303], tok.Encode("ab"));
         Assert.DoesNotContain(303, tok.Encode("cab")); // not a single word there
         Assert.Equal("q<x>", tok.Decode(tok.Encode("q<x>")));
@@ -146,7 +153,8 @@ public class ByteLevelBpeComponentTests
     [Fact]
     public void ByteLevel_AddPrefixSpace_AndLongWordsEncodeWithoutCache()
     {
-        var json = TinyJson(["Ġ a"], preTokenizer: new JsonObject { ["type"] = "ByteLevel", ["add_prefix_space"] = true, ["use_regex"] = true });
+        var json = TinyJson(["Ġ a"], preTokenizer: new JsonObject { ["type"] = "ByteLevel", ["add_prefix_space"] = true,
+            ["use_regex"] = true });
         var tok = Build(json);
         Assert.Equal(["Ġa"], Pieces(tok, "a"));
         var longWord = new string('a', 5000);
@@ -169,15 +177,18 @@ public class ByteLevelBpeComponentTests
     {
         var badMerge = TinyJson(["a b"]);
         badMerge["model"]!["merges"] = new JsonArray("a zz");
-        Assert.Contains("'zz' is not in the vocabulary", Assert.Throws<InvalidDataException>(() => Build(badMerge)).Message);
-        var badPre = TinyJson([], preTokenizer: new JsonObject { ["type"] = "Sequence", ["pretokenizers"] = new JsonArray(
+        Assert.Contains("'zz' is not in the vocabulary",
+            Assert.Throws<InvalidDataException>(() => Build(badMerge)).Message);
+        var badPre = TinyJson([], preTokenizer: new JsonObject { ["type"] = "Sequence",
+            ["pretokenizers"] = new JsonArray(
             new JsonObject { ["type"] = "Whitespace" }, new JsonObject { ["type"] = "ByteLevel" }) });
         var e = Assert.Throws<InvalidDataException>(() => Build(badPre));
         Assert.Contains("'Whitespace'", e.Message);
         Assert.Contains("test tokenizer.json", e.Message);
         var badNorm = TinyJson([]);
         badNorm["normalizer"] = new JsonObject { ["type"] = "Precompiled" };
-        Assert.Contains("normalizer type 'Precompiled'", Assert.Throws<InvalidDataException>(() => Build(badNorm)).Message);
+        Assert.Contains("normalizer type 'Precompiled'",
+            Assert.Throws<InvalidDataException>(() => Build(badNorm)).Message);
         var badMergeShape = TinyJson([]);
         badMergeShape["model"]!["merges"] = new JsonArray(JsonValue.Create(3));
         Assert.Contains("merge #0", Assert.Throws<InvalidDataException>(() => Build(badMergeShape)).Message);
@@ -190,7 +201,8 @@ public class ByteLevelBpeComponentTests
         Directory.CreateDirectory(dir);
         try
         {
-            var json = TinyJson(["h i"], [new JsonObject { ["id"] = 400, ["content"] = "<|endoftext|>", ["special"] = true }]);
+            var json = TinyJson(["h i"], [new JsonObject { ["id"] = 400, ["content"] = "<|endoftext|>",
+                ["special"] = true }]);
             File.WriteAllText(Path.Combine(dir, "tokenizer.json"), json.ToJsonString());
             var tok = Assert.IsType<HfTokenizer>(TokenizerLoader.Load(dir));
             Assert.NotNull(tok.ByteLevel);

@@ -14,7 +14,8 @@ public class RealTokenizerTests
 {
     public static TheoryData<string> Names => [RealTokenizers.DeepseekV3, RealTokenizers.Qwen3, RealTokenizers.Llama31];
 
-    private static string Show(string s) => string.Concat(s.Select(c => c is >= ' ' and < '\u007f' ? c.ToString() : $"\\u{(int)c:x4}"));
+    private static string Show(string s) =>
+        string.Concat(s.Select(c => c is >= ' ' and < '\u007f' ? c.ToString() : $"\\u{(int)c:x4}"));
 
     [Theory]
     [MemberData(nameof(Names))]
@@ -31,7 +32,8 @@ public class RealTokenizerTests
             if (!ids.SequenceEqual(c.Ids))
                 failures.Add($"'{Show(c.Text)}': expected [{string.Join(",", c.Ids)}], got [{string.Join(",", ids)}]");
         }
-        Assert.True(failures.Count == 0, $"{name}: {failures.Count}/{cases.Count} differ:\n" + string.Join("\n", failures.Take(8)));
+        Assert.True(failures.Count == 0, $"{name}: {failures.Count}/{cases.Count} differ:\n" + string.Join("\n",
+            failures.Take(8)));
     }
 
     [Theory]
@@ -43,8 +45,10 @@ public class RealTokenizerTests
         foreach (var c in RealTokenizers.Expected(name))
         {
             string decoded = tok.Decode(c.Ids), skipped = tok.Decode(c.Ids, skipSpecialTokens: true);
-            if (decoded != c.Decoded) failures.Add($"decode '{Show(c.Text)}': expected '{Show(c.Decoded)}', got '{Show(decoded)}'");
-            if (skipped != c.DecodedSkipSpecial) failures.Add($"skip '{Show(c.Text)}': expected '{Show(c.DecodedSkipSpecial)}', got '{Show(skipped)}'");
+            if (decoded != c.Decoded) failures.Add($"decode '{Show(c.Text)}': expected '{Show(c.Decoded)}', got " +
+                $"'{Show(decoded)}'");
+            if (skipped != c.DecodedSkipSpecial) failures.Add($"skip '{Show(c.Text)}': expected " +
+                $"'{Show(c.DecodedSkipSpecial)}', got '{Show(skipped)}'");
         }
         Assert.True(failures.Count == 0, $"{name}: {failures.Count} differ:\n" + string.Join("\n", failures.Take(8)));
     }
@@ -56,7 +60,8 @@ public class RealTokenizerTests
         var tok = RealTokenizers.Get(name);
         foreach (var c in RealTokenizers.Expected(name).Take(60))
         {
-            // The reference ignores tokenizer_config.json's add_bos_token (DeepSeek's LlamaTokenizerFast): HF Python adds BOS.
+            // The reference ignores tokenizer_config.json's add_bos_token (DeepSeek's LlamaTokenizerFast): HF Python
+            // adds BOS.
             int[] expected = name == RealTokenizers.DeepseekV3 ? [0, .. c.WithSpecial] : c.WithSpecial;
             Assert.Equal(expected, tok.Encode(c.Text, addSpecialTokens: true));
         }
@@ -65,7 +70,8 @@ public class RealTokenizerTests
     [Fact]
     public void Bos_FollowsTheConfigAsHfPythonDoes()
     {
-        // DeepSeek-V3: LlamaTokenizerFast with add_bos_token → <｜begin▁of▁sentence｜> (0) first; ByteLevel post-processor alone adds none.
+        // DeepSeek-V3: LlamaTokenizerFast with add_bos_token → <｜begin▁of▁sentence｜> (0) first; ByteLevel
+        // post-processor alone adds none.
         var ds = RealTokenizers.Get(RealTokenizers.DeepseekV3);
         Assert.Equal(0, ds.BosId);
         Assert.Equal(1, ds.EosId);
@@ -74,6 +80,8 @@ public class RealTokenizerTests
         var qwen = RealTokenizers.Get(RealTokenizers.Qwen3);
         Assert.Equal(qwen.Encode("Hello"), qwen.Encode("Hello", addSpecialTokens: true));
         Assert.Equal(qwen.TokenToId("<|im_end|>"), qwen.EosId);
+        Assert.Equal(-1, qwen.BosId); // bos_token: null in its config
+        Assert.Equal(qwen.TokenToId("<|endoftext|>"), qwen.PadId);
         // Llama 3.1: TemplateProcessing puts <|begin_of_text|> (128000) first.
         var llama = RealTokenizers.Get(RealTokenizers.Llama31);
         Assert.Equal(128000, llama.BosId);
@@ -145,7 +153,8 @@ public class RealTokenizerTests
         {
             var s = RandomText(rng, rng.Next(0, 60));
             var ids = tok.Encode(s, addSpecialTokens: false, parseSpecialTokens: false);
-            string expected = name == RealTokenizers.Qwen3 ? s.Normalize(NormalizationForm.FormC) : s; // Qwen normalizes NFC
+            // Qwen normalizes NFC
+            string expected = name == RealTokenizers.Qwen3 ? s.Normalize(NormalizationForm.FormC) : s;
             string decoded = tok.Decode(ids);
             if (name == RealTokenizers.Llama31) // clean_up_tokenization_spaces is on for Llama 3.1
                 expected = NativeReasoner.RL.Tokenizers.ByteLevelDecoder.CleanUpTokenization(expected);
@@ -175,7 +184,8 @@ public class RealTokenizerTests
         (int Lo, int Hi)[] pools =
         [
             (0x20, 0x7E), (0x20, 0x7E), (0x0A, 0x0A), (0x09, 0x09), (0xA0, 0x24F), (0x300, 0x36F), (0x400, 0x4FF),
-            (0x4E00, 0x9FA5), (0x3040, 0x30FF), (0xAC00, 0xD7A3), (0x1F300, 0x1F6FF), (0x1F3FB, 0x1F3FF), (0x200D, 0x200D),
+            (0x4E00, 0x9FA5), (0x3040, 0x30FF), (0xAC00, 0xD7A3), (0x1F300, 0x1F6FF), (0x1F3FB, 0x1F3FF), (0x200D,
+                0x200D),
             (0xFE0F, 0xFE0F), (0x1D400, 0x1D7FF), (0x20000, 0x2A6DF), (0xE000, 0xF8FF), (0xF0000, 0xF00FF),
         ];
         var sb = new StringBuilder();

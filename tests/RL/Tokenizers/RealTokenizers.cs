@@ -15,10 +15,12 @@ internal static class RealTokenizers
 
     private static readonly Dictionary<string, Lazy<HfTokenizer>> Loaded = new()
     {
-        [DeepseekV3] = new(() => Load(DeepseekV3)), [Qwen3] = new(() => Load(Qwen3)), [Llama31] = new(() => Load(Llama31)),
+        [DeepseekV3] = new(() => Load(DeepseekV3)), [Qwen3] = new(() => Load(Qwen3)),
+            [Llama31] = new(() => Load(Llama31)),
     };
 
-    public static string FixtureDir(string name) => Path.Combine(AppContext.BaseDirectory, "fixtures", "tokenizers", name);
+    public static string FixtureDir(string name) => Path.Combine(AppContext.BaseDirectory, "fixtures", "tokenizers",
+        name);
 
     public static HfTokenizer Get(string name) => Loaded[name].Value;
 
@@ -35,8 +37,10 @@ internal static class RealTokenizers
         var dir = Path.Combine(Path.GetTempPath(), "nr-bpe-" + name + "-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(dir);
         var json = ReadGz(Path.Combine(FixtureDir(name), "tokenizer.json.gz"));
-        File.WriteAllText(Path.Combine(dir, "tokenizer.json"), editTokenizerJson == null ? json : editTokenizerJson(json));
-        File.WriteAllText(Path.Combine(dir, "tokenizer_config.json"), ReadGz(Path.Combine(FixtureDir(name), "tokenizer_config.json.gz")));
+        File.WriteAllText(Path.Combine(dir, "tokenizer.json"), editTokenizerJson == null ? json
+            : editTokenizerJson(json));
+        File.WriteAllText(Path.Combine(dir, "tokenizer_config.json"), ReadGz(Path.Combine(FixtureDir(name),
+            "tokenizer_config.json.gz")));
         return dir;
     }
 
