@@ -15,6 +15,7 @@ public sealed class ByteLevelBpeTokenizer
     private readonly AddedTokenMatcher _rawAdded, _normalizedAdded;
     private readonly AddedToken?[] _addedById;
     private readonly string?[] _idToToken;
+    private readonly Dictionary<string, AddedToken> _addedByContent = new(StringComparer.Ordinal);
 
     [ThreadStatic] private static byte[]? t_bytes;
     [ThreadStatic] private static char[]? t_chars;
@@ -49,7 +50,12 @@ public sealed class ByteLevelBpeTokenizer
         _idToToken = new string?[size];
         _addedById = new AddedToken?[size];
         foreach (var (token, id) in model.Vocabulary) _idToToken[id] = token;
-        foreach (var t in addedTokens) { _idToToken[t.Id] = t.Content; _addedById[t.Id] = t; }
+        foreach (var t in addedTokens)
+        {
+            _idToToken[t.Id] = t.Content;
+            _addedById[t.Id] = t;
+            _addedByContent.TryAdd(t.Content, t);
+        }
     }
 
     /// <summary>The token string of an id (byte-level characters for vocabulary tokens), or null.</summary>
@@ -57,8 +63,7 @@ public sealed class ByteLevelBpeTokenizer
 
     public int? TokenToId(string token)
     {
-        foreach (var t in AddedTokens) if (t.Content == token) return t.Id;
-        return Model.TokenToId(token);
+        return _addedByContent.TryGetValue(token, out var added) ? added.Id : Model.TokenToId(token);
     }
 
     public bool IsSpecial(int id) => id >= 0 && id < _addedById.Length && _addedById[id] is { Special: true };
@@ -71,6 +76,7 @@ public sealed class ByteLevelBpeTokenizer
         ArgumentNullException.ThrowIfNull(text);
         var ids = new List<int>(text.Length / 3 + 4);
         var segments = new List<AddedTokenSegment>();
+        var inner = new List<AddedTokenSegment>();
         var pieces = new List<TextPiece>();
         var scratch = new List<TextPiece>();
         _rawAdded.Split(text, parseSpecialTokens, segments);
@@ -83,7 +89,7 @@ public sealed class ByteLevelBpeTokenizer
                 continue;
             }
             string normalized = Normalizer.Normalize(text.Substring(segment.Start, segment.Length));
-            var inner = new List<AddedTokenSegment>();
+            inner.Clear();
             _normalizedAdded.Split(normalized, parseSpecialTokens, inner);
             foreach (var s in inner)
                 if (s.Token != null) ids.Add(s.Token.Id);
