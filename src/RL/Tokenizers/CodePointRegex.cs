@@ -62,9 +62,18 @@ public sealed class CodePointRegex
             {
                 int codePoint = char.ConvertToUtf32(c, text[i + 1]);
                 char standIn = _standIn[(int)CharUnicodeInfo.GetUnicodeCategory(codePoint)];
-                mapped[n] = standIn != '\0' ? standIn : c; // no stand-in: leave the pair (matches as two units)
-                if (standIn != '\0') i++;
-                else { n++; origin[n] = i + 1; mapped[n] = text[++i]; }
+                if (standIn != '\0')
+                {
+                    mapped[n] = standIn;
+                    i++;
+                }
+                else
+                {
+                    // no usable stand-in for this category: the pair stays, matched as two code units
+                    mapped[n] = c;
+                    origin[++n] = i + 1;
+                    mapped[n] = text[++i];
+                }
             }
             else mapped[n] = c; // lone surrogates stay: category Cs, as in JavaScript and Rust
         }

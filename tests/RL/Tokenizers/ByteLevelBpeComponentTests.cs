@@ -195,6 +195,16 @@ public class ByteLevelBpeComponentTests
     }
 
     [Fact]
+    public void CharTokenizer_ThroughTheInterface_AddsNothing_AndRefusesUnparsedSpecials()
+    {
+        ITokenizer tok = new CharTokenizer();
+        Assert.Equal(tok.Encode("<think>1"), tok.Encode("<think>1", addSpecialTokens: true));
+        Assert.Equal("<think>", tok.IdToToken(tok.Encode("<think>")[0]));
+        var e = Assert.Throws<NotSupportedException>(() => tok.Encode("<think>", false, parseSpecialTokens: false));
+        Assert.Contains("CharTokenizer", e.Message);
+    }
+
+    [Fact]
     public void ExistingTinyHfFile_StillLoadsThroughTheLoader()
     {
         var dir = Path.Combine(Path.GetTempPath(), "nr-bpe-" + Guid.NewGuid().ToString("N"));
