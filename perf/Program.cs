@@ -30,6 +30,11 @@ public static class Program
             Console.WriteLine($"bench-tiny training step, 16 x 128: {t:F0} tokens/s (median of {steps} after {warmup} warm-up); load {File.ReadAllText("/proc/loadavg").Trim()}");
             return;
         }
+        if (args.Length > 0 && args[0] == "tokenize")
+        {
+            TokenizerThroughput.Run(args.Length > 1 ? double.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 3);
+            return;
+        }
         if (args.Length > 0 && args[0] == "profile-grouped")
         {
             GroupedProfile.Run(args.Length > 1 ? int.Parse(args[1]) : 50);

@@ -19,6 +19,7 @@ public static class Program
         root.Subcommands.Add(GenerateCommand.BuildEval());
         root.Subcommands.Add(PipelineCommand.Build());
         root.Subcommands.Add(TrainCommand.Build());
+        root.Subcommands.Add(TokenizeCommand.Build());
         return root;
     }
 }

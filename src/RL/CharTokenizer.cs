@@ -63,6 +63,8 @@ public sealed class CharTokenizer : ITokenizer
 
     public bool IsSpecial(int id) => id >= 0 && id < SpecialTokens.Count;
 
+    public string? IdToToken(int id) => id >= 0 && id < _tokens.Length ? _tokens[id] : null;
+
     public int[] Encode(string text)
     {
         ArgumentNullException.ThrowIfNull(text);

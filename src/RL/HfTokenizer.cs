@@ -1,13 +1,17 @@
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Microsoft.ML.Tokenizers;
+using NativeReasoner.RL.Tokenizers;
+using PreTokenizer = Microsoft.ML.Tokenizers.PreTokenizer;
 
 namespace NativeReasoner.RL;
 
 /// <summary>
-/// A Hugging Face <c>tokenizer.json</c> (BPE models, byte-level or not) run by Microsoft.ML.Tokenizers.
-/// This class only maps the JSON onto <see cref="BpeOptions"/>; the BPE itself is the library's.
-/// Read: <c>model.vocab</c>, <c>model.merges</c> ("a b" strings or [a, b] pairs), <c>model.unk_token</c>,
+/// A Hugging Face <c>tokenizer.json</c>. Byte-level BPE files (a ByteLevel pre-tokenizer: DeepSeek-V3/R1, Qwen,
+/// Llama 3, GPT-2) run on our own <see cref="ByteLevelBpeTokenizer"/>, which matches the reference encoders id for
+/// id (Microsoft.ML.Tokenizers mis-splits them on emoji). Other BPE files (no ByteLevel) still go through
+/// Microsoft.ML.Tokenizers, which this class then maps the JSON onto (<see cref="BpeOptions"/>).
+/// Read for those: <c>model.vocab</c>, <c>model.merges</c> ("a b" strings or [a, b] pairs), <c>model.unk_token</c>,
 /// <c>continuing_subword_prefix</c>, <c>end_of_word_suffix</c>, <c>fuse_unk</c>, <c>added_tokens</c> (as special
 /// tokens), byte-level mode (a ByteLevel pre-tokenizer or decoder), and the pre-tokenizer's Split regexes
 /// (or GPT-2's regex for ByteLevel with use_regex). Normalizers are not applied. BOS/EOS/PAD come from a
@@ -18,7 +22,8 @@ public sealed class HfTokenizer : ITokenizer
     // GPT-2's pre-tokenization pattern (what HF's ByteLevel pre-tokenizer uses when use_regex is true).
     private const string Gpt2Pattern = @"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
 
-    private readonly BpeTokenizer _bpe;
+    private readonly BpeTokenizer? _bpe;
+    private readonly ByteLevelBpeTokenizer? _byteLevel;
     private readonly string _json;
     private readonly string? _configJson;
     private readonly HashSet<int> _special;
@@ -28,9 +33,14 @@ public sealed class HfTokenizer : ITokenizer
     public int EosId { get; }
     public int PadId { get; }
 
-    private HfTokenizer(BpeTokenizer bpe, string json, string? configJson, int vocabSize, int bos, int eos, int pad, HashSet<int> special)
+    /// <summary>The byte-level BPE behind this tokenizer, or null when Microsoft.ML.Tokenizers runs it.</summary>
+    public ByteLevelBpeTokenizer? ByteLevel => _byteLevel;
+
+    private HfTokenizer(BpeTokenizer? bpe, ByteLevelBpeTokenizer? byteLevel, string json, string? configJson,
+        int vocabSize, int bos, int eos, int pad, HashSet<int> special)
     {
         _bpe = bpe;
+        _byteLevel = byteLevel;
         _json = json;
         _configJson = configJson;
         VocabSize = vocabSize;
@@ -57,6 +67,11 @@ public sealed class HfTokenizer : ITokenizer
     {
         using var doc = JsonDocument.Parse(json);
         var root = doc.RootElement;
+        string? configJson = null;
+        string? configPath = directory == null ? null : Path.Combine(directory, "tokenizer_config.json");
+        if (configPath != null && File.Exists(configPath)) configJson = File.ReadAllText(configPath);
+        if (TokenizerJson.IsByteLevelBpe(root))
+            return FromByteLevel(root, json, configJson, source);
         var model = root.GetProperty("model");
         string type = model.TryGetProperty("type", out var t) ? t.GetString() ?? "" : "BPE";
         if (type != "BPE")
@@ -122,32 +137,55 @@ public sealed class HfTokenizer : ITokenizer
         if (model.TryGetProperty("end_of_word_suffix", out var ews) && ews.ValueKind == JsonValueKind.String) options.EndOfWordSuffix = ews.GetString();
         if (model.TryGetProperty("fuse_unk", out var fu) && fu.ValueKind == JsonValueKind.True) options.FuseUnknownTokens = true;
 
-        string? configJson = null;
-        string? bosName = null, eosName = null, padName = null;
-        if (directory != null && File.Exists(Path.Combine(directory, "tokenizer_config.json")))
-        {
-            configJson = File.ReadAllText(Path.Combine(directory, "tokenizer_config.json"));
-            using var cfg = JsonDocument.Parse(configJson);
-            bosName = TokenName(cfg.RootElement, "bos_token");
-            eosName = TokenName(cfg.RootElement, "eos_token");
-            padName = TokenName(cfg.RootElement, "pad_token");
-        }
+        using var config = configJson == null ? null : ParseConfig(configJson, source);
+        var (bos, eos, pad) = SpecialIds(config?.RootElement,
+            n => special.TryGetValue(n, out var id) || vocab.TryGetValue(n, out id) ? id : null, source);
+        int vocabSize = Math.Max(vocab.Count == 0 ? 0 : vocab.Values.Max(), special.Count == 0 ? 0 : special.Values.Max()) + 1;
+        return new HfTokenizer(BpeTokenizer.Create(options), null, json, configJson, vocabSize, bos, eos, pad,
+            special.Values.ToHashSet());
+    }
+
+    private static HfTokenizer FromByteLevel(JsonElement root, string json, string? configJson, string source)
+    {
+        using var config = configJson == null ? null : ParseConfig(configJson, source);
+        var tok = TokenizerJson.Parse(root, config?.RootElement, source);
+        var (bos, eos, pad) = SpecialIds(config?.RootElement, tok.TokenToId, source);
+        var special = tok.AddedTokens.Where(t => t.Special).Select(t => t.Id).ToHashSet();
+        return new HfTokenizer(null, tok, json, configJson, tok.VocabSize, bos, eos, pad, special);
+    }
+
+    // BOS / EOS / PAD ids: the config's names, else well-known names. A config that sets bos_token to null
+    // (Qwen) means no BOS.
+    private static (int Bos, int Eos, int Pad) SpecialIds(JsonElement? config, Func<string, int?> lookup, string source)
+    {
         int Find(string? name, params string[] fallbacks)
         {
             foreach (var n in (name == null ? fallbacks : [name, .. fallbacks]))
-            {
-                if (special.TryGetValue(n, out var id)) return id;
-                if (vocab.TryGetValue(n, out id)) return id;
-            }
+                if (lookup(n) is int id) return id;
             return -1;
         }
-        int bos = Find(bosName, "<|bos|>", "<｜begin▁of▁sentence｜>", "<s>", "<|begin_of_text|>", "<|endoftext|>");
-        int eos = Find(eosName, "<|eos|>", "<｜end▁of▁sentence｜>", "</s>", "<|end_of_text|>", "<|endoftext|>", "<|im_end|>");
-        if (eos < 0) throw new InvalidDataException($"{source}: no end-of-sequence token found (set eos_token in tokenizer_config.json)");
-        int pad = Find(padName, "<|pad|>", "<pad>", "<｜▁pad▁｜>");
-        if (pad < 0) pad = eos;
-        int vocabSize = Math.Max(vocab.Count == 0 ? 0 : vocab.Values.Max(), special.Count == 0 ? 0 : special.Values.Max()) + 1;
-        return new HfTokenizer(BpeTokenizer.Create(options), json, configJson, vocabSize, bos, eos, pad, special.Values.ToHashSet());
+        string? Name(string key) => config is { } c ? TokenName(c, key) : null;
+        bool bosIsNull = config is { } cfg && cfg.TryGetProperty("bos_token", out var b)
+                         && b.ValueKind == JsonValueKind.Null;
+        int bos = bosIsNull ? -1
+            : Find(Name("bos_token"), "<|bos|>", "<｜begin▁of▁sentence｜>", "<s>", "<|begin_of_text|>", "<|endoftext|>");
+        int eos = Find(Name("eos_token"),
+            "<|eos|>", "<｜end▁of▁sentence｜>", "</s>", "<|end_of_text|>", "<|endoftext|>", "<|im_end|>");
+        if (eos < 0)
+            throw new InvalidDataException(
+                $"{source}: no end-of-sequence token found (set eos_token in tokenizer_config.json)");
+        int pad = Find(Name("pad_token"), "<|pad|>", "<pad>", "<｜▁pad▁｜>");
+        return (bos, eos, pad < 0 ? eos : pad);
+    }
+
+    private static JsonDocument ParseConfig(string configJson, string source)
+    {
+        try { return JsonDocument.Parse(configJson); }
+        catch (JsonException e)
+        {
+            string path = Path.Combine(Path.GetDirectoryName(source) ?? "", "tokenizer_config.json");
+            throw new InvalidDataException($"{path}: not valid JSON ({e.Message})", e);
+        }
     }
 
     private static string? TokenName(JsonElement cfg, string key)
@@ -161,14 +199,29 @@ public sealed class HfTokenizer : ITokenizer
         };
     }
 
-    public int[] Encode(string text) => _bpe.EncodeToIds(text).ToArray();
+    public int[] Encode(string text) =>
+        _byteLevel != null ? _byteLevel.Encode(text) : _bpe!.EncodeToIds(text).ToArray();
+
+    public int[] Encode(string text, bool addSpecialTokens, bool parseSpecialTokens = true)
+    {
+        if (_byteLevel != null) return _byteLevel.Encode(text, addSpecialTokens, parseSpecialTokens);
+        if (!parseSpecialTokens)
+            throw new NotSupportedException(
+                "this tokenizer.json is not byte-level BPE: Microsoft.ML.Tokenizers always parses special tokens");
+        var ids = Encode(text);
+        return addSpecialTokens && BosId >= 0 ? [BosId, .. ids] : ids;
+    }
 
     public string Decode(IEnumerable<int> ids, bool skipSpecialTokens = false) =>
-        _bpe.Decode(skipSpecialTokens ? ids.Where(i => !_special.Contains(i)) : ids) ?? "";
+        _byteLevel != null ? _byteLevel.Decode(ids, skipSpecialTokens)
+        : _bpe!.Decode(skipSpecialTokens ? ids.Where(i => !_special.Contains(i)) : ids) ?? "";
+
+    public string? IdToToken(int id) => _byteLevel != null ? _byteLevel.IdToToken(id) : _bpe!.Decode([id]);
 
     public int? TokenToId(string token)
     {
-        if (_bpe.SpecialTokens != null && _bpe.SpecialTokens.TryGetValue(token, out var s)) return s;
+        if (_byteLevel != null) return _byteLevel.TokenToId(token);
+        if (_bpe!.SpecialTokens != null && _bpe.SpecialTokens.TryGetValue(token, out var s)) return s;
         return _bpe.Vocabulary.TryGetValue(token, out var id) ? id : null;
     }
 

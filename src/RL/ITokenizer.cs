@@ -17,7 +17,26 @@ public interface ITokenizer
     /// <summary>Padding id (falls back to <see cref="EosId"/> when the vocabulary has no pad token).</summary>
     int PadId { get; }
 
+    /// <summary>Encodes text without adding BOS/EOS; special-token strings in it become their ids.</summary>
     int[] Encode(string text);
+
+    /// <summary>
+    /// Encodes with control over special tokens: <paramref name="addSpecialTokens"/> adds what the tokenizer's
+    /// configuration adds around a sequence (e.g. BOS for DeepSeek-V3/R1 and Llama 3, nothing for Qwen);
+    /// with <paramref name="parseSpecialTokens"/> false, special-token strings in the text are encoded as plain
+    /// text. Tokenizers without such configuration (the character tokenizer) add nothing.
+    /// </summary>
+    int[] Encode(string text, bool addSpecialTokens, bool parseSpecialTokens = true)
+    {
+        if (!parseSpecialTokens)
+            throw new NotSupportedException($"{GetType().Name} always encodes special-token strings as their ids");
+        return Encode(text);
+    }
+
+    /// <summary>
+    /// The token string of an id (byte-level tokens show their byte characters, e.g. 'Ġ' for a space), or null.
+    /// </summary>
+    string? IdToToken(int id) => null;
 
     string Decode(IEnumerable<int> ids, bool skipSpecialTokens = false);
 
