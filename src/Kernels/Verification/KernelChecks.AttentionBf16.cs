@@ -102,7 +102,7 @@ public static unsafe partial class KernelChecks
         var lseRef = new float[nL];
         fixed (float* pq = q.Values) fixed (float* pk = k.Values) fixed (float* pv = v.Values)
         fixed (float* po = oRef) fixed (float* pl = lseRef)
-            ctx.Ref.AttentionForward(pq, pk, pv, po, pl, BH, Tq, Tk, Dk, Dv, scale, causal);
+            ctx.Ref.AttentionForward(pq, pk, pv, po, pl, BH, Tq, Tk, Dk, Dv, scale, causal, 1);
 
         ushort* o = ctx.Garbage<ushort>(nO);
         float* lse = ctx.Garbage<float>(nL);
@@ -133,9 +133,9 @@ public static unsafe partial class KernelChecks
         fixed (float* po = oRef) fixed (float* pl = lseRef) fixed (ushort* pob = oBits)
         fixed (float* pdq = dqRef) fixed (float* pdk = dkRef) fixed (float* pdv = dvRef)
         {
-            ctx.Ref.AttentionForward(pq, pk, pv, po, pl, BH, Tq, Tk, Dk, Dv, scale, causal);
+            ctx.Ref.AttentionForward(pq, pk, pv, po, pl, BH, Tq, Tk, Dk, Dv, scale, causal, 1);
             ctx.Ref.FloatToBFloat16(po, pob, nO);
-            ctx.Ref.AttentionBackward(pq, pk, pv, po, pl, pdo, pdq, pdk, pdv, BH, Tq, Tk, Dk, Dv, scale, causal);
+            ctx.Ref.AttentionBackward(pq, pk, pv, po, pl, pdo, pdq, pdk, pdv, BH, Tq, Tk, Dk, Dv, scale, causal, 1);
         }
 
         ushort* dq = ctx.Garbage<ushort>(nQ);
