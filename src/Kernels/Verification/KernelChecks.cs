@@ -18,6 +18,7 @@ public static unsafe partial class KernelChecks
         AddGemm(list);
         AddAttention(list);
         AddAttentionGqa(list);
+        AddGqaDecode(list);
         AddMoe(list);
         AddAttentionBf16(list);
         var dup = list.GroupBy(c => c.Name).FirstOrDefault(g => g.Count() > 1);
@@ -63,6 +64,7 @@ public static unsafe partial class KernelChecks
     static partial void AddGemm(List<KernelCheck> list);
     static partial void AddAttention(List<KernelCheck> list);
     static partial void AddAttentionGqa(List<KernelCheck> list);
+    static partial void AddGqaDecode(List<KernelCheck> list);
     static partial void AddMoe(List<KernelCheck> list);
     static partial void AddAttentionBf16(List<KernelCheck> list);
 
