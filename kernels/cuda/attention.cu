@@ -207,20 +207,20 @@ static __device__ __forceinline__ void nr_attention_bwd_dq(const float* q, const
 
 // Grid: qTiles · BH blocks, 128 threads.
 extern "C" __global__ __launch_bounds__(128) void nr_attention_bwd_dq_f32_c2(const float* q, const float* k, const float* v,
-    const float* lse, const float* D, const float* dO, float* dq, int Tq, int Tk, int Dk, int Dv, float scale, int causal, int qTiles,
-    int group)
+    const float* lse, const float* D, const float* dO, float* dq, int Tq, int Tk, int Dk, int Dv, float scale, int causal,
+    int qTiles, int group)
 {
     nr_attention_bwd_dq<2>(q, k, v, lse, D, dO, dq, Tq, Tk, Dk, Dv, scale, causal, qTiles, group);
 }
 extern "C" __global__ __launch_bounds__(128) void nr_attention_bwd_dq_f32_c4(const float* q, const float* k, const float* v,
-    const float* lse, const float* D, const float* dO, float* dq, int Tq, int Tk, int Dk, int Dv, float scale, int causal, int qTiles,
-    int group)
+    const float* lse, const float* D, const float* dO, float* dq, int Tq, int Tk, int Dk, int Dv, float scale, int causal,
+    int qTiles, int group)
 {
     nr_attention_bwd_dq<4>(q, k, v, lse, D, dO, dq, Tq, Tk, Dk, Dv, scale, causal, qTiles, group);
 }
 extern "C" __global__ __launch_bounds__(128) void nr_attention_bwd_dq_f32_c8(const float* q, const float* k, const float* v,
-    const float* lse, const float* D, const float* dO, float* dq, int Tq, int Tk, int Dk, int Dv, float scale, int causal, int qTiles,
-    int group)
+    const float* lse, const float* D, const float* dO, float* dq, int Tq, int Tk, int Dk, int Dv, float scale, int causal,
+    int qTiles, int group)
 {
     nr_attention_bwd_dq<8>(q, k, v, lse, D, dO, dq, Tq, Tk, Dk, Dv, scale, causal, qTiles, group);
 }

@@ -30,8 +30,9 @@
 //      both as [BH, TqPad]; zeroes the fp32 dQ accumulator.
 //   2. nr_attnbf16_bwd_*: a block of 4 warps per (K/V head, 64-key tile); warp w owns keys 16w..16w+15 and
 //      keeps dK, dV for them in fp32 fragments over the loop on 64-query tiles (from the first tile that sees the
-//      key tile when causal) of each query head of the group in turn, so the group's sum needs no atomics. Per query tile, in two halves of 32 queries (to keep the S and dP accumulators at 16
-//      registers each beside dK and dV's 2·DK/8·4): Sᵀ = K·Qᵀ, Pᵀ = 2^(Sᵀ·scale·log2 e − lse₂), dPᵀ = V·dOᵀ,
+//      key tile when causal) of each query head of the group in turn, so the group's sum needs no atomics. Per
+//      query tile, in two halves of 32 queries (to keep the S and dP accumulators at 16 registers each beside dK
+//      and dV's 2·DK/8·4): Sᵀ = K·Qᵀ, Pᵀ = 2^(Sᵀ·scale·log2 e − lse₂), dPᵀ = V·dOᵀ,
 //      dSᵀ = Pᵀ ⊙ (dPᵀ − Δ); dV += Pᵀ·dO and dK += dSᵀ·Q with Pᵀ, dSᵀ rounded to bf16 straight from the
 //      accumulators as A operands; dSᵀ also goes to shared memory. After a barrier each warp takes 16 queries of
 //      the tile and computes its dQ rows = dS·K (A from the shared dSᵀ through ldmatrix.trans) and adds them
@@ -360,7 +361,9 @@ static __device__ __forceinline__ void nra_backward(const uint16_t* q, const uin
         const float* db0 = delta + bh0 * TqPad + it0 * 64;
         nra_load_tile64(sQ0, SK, q + bh0 * Tq * Dk, Dk, it0 * 64, Tq);
         nra_load_tile64(sdO, SV, dO + bh0 * Tq * Dv, Dv, it0 * 64, Tq);
-        if (tid < 32) nra_cp_async16(tid < 16 ? sL + 4 * tid : sD + 4 * (tid - 16), tid < 16 ? lb0 + 4 * tid : db0 + 4 * (tid - 16), true);
+        if (tid < 32)
+            nra_cp_async16(tid < 16 ? sL + 4 * tid : sD + 4 * (tid - 16), tid < 16 ? lb0 + 4 * tid : db0 + 4 * (tid - 16),
+                true);
     }
     nra_cp_async_commit();
 
@@ -380,7 +383,8 @@ static __device__ __forceinline__ void nra_backward(const uint16_t* q, const uin
         float* dqb = dqacc + bh * Tq * Dk;
         uint16_t* sQ = sQ0 + (step & 1) * 64 * SK;
         nra_cp_async_wait_all();
-        __syncthreads(); // Q, dO, lse2, delta of this step landed; every warp is done with the last step (its Q buffer, sdS)
+        // Q, dO, lse2, delta of this step landed; every warp is done with the last step (its Q buffer, sdS).
+        __syncthreads();
         if (step + 1 < steps)
         {
             nra_load_tile64(sQ0 + ((step + 1) & 1) * 64 * SK, SK, q + NRA_STEP_HEAD(step + 1) * Tq * Dk, Dk,
@@ -494,7 +498,9 @@ static __device__ __forceinline__ void nra_backward(const uint16_t* q, const uin
             const float* lbN = lse2 + bhN * TqPad + iN;
             const float* dbN = delta + bhN * TqPad + iN;
             nra_load_tile64(sdO, SV, dO + bhN * Tq * Dv, Dv, iN, Tq);
-            if (tid < 32) nra_cp_async16(tid < 16 ? sL + 4 * tid : sD + 4 * (tid - 16), tid < 16 ? lbN + 4 * tid : dbN + 4 * (tid - 16), true);
+            if (tid < 32)
+                nra_cp_async16(tid < 16 ? sL + 4 * tid : sD + 4 * (tid - 16),
+                    tid < 16 ? lbN + 4 * tid : dbN + 4 * (tid - 16), true);
             nra_cp_async_commit();
         }
 

@@ -56,7 +56,8 @@ public static partial class BenchCommand
             var t = common.Measure(parse, () =>
             {
                 kernels.AttentionForward(q, k, v, o, lse, BH, T, T, D, Dv, scale, causal, 1);
-                if (backward) kernels.AttentionBackward(q, k, v, o, lse, dO, dq, dk, dv, BH, T, T, D, Dv, scale, causal, 1);
+                if (backward)
+                    kernels.AttentionBackward(q, k, v, o, lse, dO, dq, dk, dv, BH, T, T, D, Dv, scale, causal, 1);
             });
             double pairs = causal ? (double)T * (T + 1) / 2 : (double)T * T;
             double flops = 2.0 * BH * pairs * (D + Dv) * (backward ? 3.5 : 1.0);

@@ -5,7 +5,7 @@ using Xunit;
 
 namespace NativeReasoner.Tests.Ilgpu;
 
-/// <summary>The grouped-query attention checks of the conformance suite (attention/gqa/*) on the ILGPU backend.</summary>
+/// <summary>The grouped-query attention checks of the conformance suite (attention/gqa/*) on ILGPU.</summary>
 public sealed class IlgpuAttentionGqaTests
 {
     public static IEnumerable<object[]> Checks => AttentionGqaConformanceTests.Checks;

@@ -28,8 +28,10 @@ public sealed class AttentionGqaConformanceTests
     public void TheSuiteHasGqaForwardAndBackwardChecks()
     {
         var names = GqaCheckNames().ToList();
-        Assert.Contains(names, n => n.StartsWith("attention/gqa/forward/", StringComparison.Ordinal) && n.Contains("-g7-"));
-        Assert.Contains(names, n => n.StartsWith("attention/gqa/backward/", StringComparison.Ordinal) && n.Contains("-g3-"));
+        Assert.Contains(names, n => n.StartsWith("attention/gqa/forward/", StringComparison.Ordinal)
+                                    && n.Contains("-g7-"));
+        Assert.Contains(names, n => n.StartsWith("attention/gqa/backward/", StringComparison.Ordinal)
+                                    && n.Contains("-g3-"));
         Assert.True(names.Count >= 30, $"only {names.Count} attention/gqa checks");
         Assert.True(Named("attention/gqa-decode/").Count() >= 5, "the attention/gqa-decode checks are missing");
     }

@@ -18,7 +18,8 @@ public class GroupedQueryAttentionTests
     {
         var d = Device.Parse(device);
         // (Hq, Hkv, Tq, Tk, causal): groups of 3, MQA decode, groups of 2 after a cached prefix.
-        foreach (var (hq, hkv, tq, tk, causal) in new[] { (6, 2, 9, 9, false), (7, 1, 1, 13, true), (4, 2, 5, 19, true) })
+        foreach (var (hq, hkv, tq, tk, causal) in
+                 new[] { (6, 2, 9, 9, false), (7, 1, 1, 13, true), (4, 2, 5, 19, true) })
         {
             using var scope = new TensorScope();
             var g = new Generator((ulong)(hq * 100 + tk));
@@ -37,7 +38,8 @@ public class GroupedQueryAttentionTests
             var q2 = Tensor.FromArray(q.ToArray(), q.Shape.ToArray(), d).RequiresGrad_();
             var k2 = Tensor.FromArray(k.ToArray(), k.Shape.ToArray(), d).RequiresGrad_();
             var v2 = Tensor.FromArray(v.ToArray(), v.Shape.ToArray(), d).RequiresGrad_();
-            var heads = Tensor.FromArray(Enumerable.Range(0, hq).Select(h => (long)(h / (hq / hkv))).ToArray(), [hq], d);
+            var kvOfHead = Enumerable.Range(0, hq).Select(h => (long)(h / (hq / hkv))).ToArray();
+            var heads = Tensor.FromArray(kvOfHead, [hq], d);
             var o2 = F.ScaledDotProductAttention(q2, k2.IndexSelect(1, heads), v2.IndexSelect(1, heads), causal);
             o2.Backward(dO);
 

@@ -41,8 +41,8 @@ public sealed unsafe partial class CudaKernels
         return (uint)n;
     }
 
-    public void AttentionForward(float* q, float* k, float* v, float* o, float* lse, int BH, int Tq, int Tk, int Dk, int Dv,
-        float scale, bool causal, int kvGroup)
+    public void AttentionForward(float* q, float* k, float* v, float* o, float* lse, int BH, int Tq, int Tk, int Dk,
+        int Dv, float scale, bool causal, int kvGroup)
     {
         AttentionHeads.KvRows(nameof(AttentionForward), BH, kvGroup);
         if (BH <= 0 || Tq <= 0) return;
@@ -53,7 +53,8 @@ public sealed unsafe partial class CudaKernels
         int qTiles = (Tq + AttnTile - 1) / AttnTile, causalFlag = causal ? 1 : 0;
         void** a = stackalloc void*[13];
         a[0] = &q; a[1] = &k; a[2] = &v; a[3] = &o; a[4] = &lse;
-        a[5] = &Tq; a[6] = &Tk; a[7] = &Dk; a[8] = &Dv; a[9] = &scale; a[10] = &causalFlag; a[11] = &qTiles; a[12] = &kvGroup;
+        a[5] = &Tq; a[6] = &Tk; a[7] = &Dk; a[8] = &Dv; a[9] = &scale; a[10] = &causalFlag; a[11] = &qTiles;
+        a[12] = &kvGroup;
         Launch("attention.cu", s_fwdKernels[variant], Blocks(qTiles, BH), 128, shared, a);
     }
 

@@ -64,7 +64,9 @@ public sealed unsafe partial class CudaKernels
         var (name, dkMax, dvMax) = AttentionBf16Variant(Dk, Dv);
         int tqPad = (Tq + 63) / 64 * 64;
         long keyBlocks = (long)((Tk + 63) / 64) * kvRows;
-        if (keyBlocks > int.MaxValue) throw new ArgumentException($"AttentionBackwardBf16: {keyBlocks} blocks (K/V heads {kvRows}, Tk {Tk}) exceed the grid limit");
+        if (keyBlocks > int.MaxValue)
+            throw new ArgumentException(
+                $"AttentionBackwardBf16: {keyBlocks} blocks (K/V heads {kvRows}, Tk {Tk}) exceed the grid limit");
         long dqElements = (long)BH * Tq * Dk;
 
         // Scratch: Δ and lse·log2 e per (padded) query row, the fp32 dq accumulator.

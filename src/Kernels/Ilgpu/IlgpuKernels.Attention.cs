@@ -37,14 +37,18 @@ public sealed unsafe partial class IlgpuKernels
 
     private int AttnGroup => Math.Min(32, _acc.MaxNumThreadsPerGroup);
 
-    private AttnArgs MakeAttnArgs(string op, int BH, int Tq, int Tk, int Dk, int Dv, float scale, bool causal, int kvGroup)
+    private AttnArgs MakeAttnArgs(string op, int BH, int Tq, int Tk, int Dk, int Dv, float scale, bool causal,
+        int kvGroup)
     {
         AttentionHeads.KvRows(op, BH, kvGroup);
         if (Dk > MaxHeadDim || Dv > MaxHeadDim)
             throw new NotSupportedException($"ILGPU attention takes head dims up to {MaxHeadDim}, got Dk={Dk}, Dv={Dv}");
         int rows = Math.Min(AttnMaxTileRows, AttnTileFloats / Math.Max(1, Math.Max(Dk, Dv)));
-        return new AttnArgs { BH = BH, Tq = Tq, Tk = Tk, Dk = Dk, Dv = Dv, Causal = causal ? 1 : 0, TileRows = rows, Scale = scale,
-            Group = kvGroup };
+        return new AttnArgs
+        {
+            BH = BH, Tq = Tq, Tk = Tk, Dk = Dk, Dv = Dv, Causal = causal ? 1 : 0, TileRows = rows, Scale = scale,
+            Group = kvGroup,
+        };
     }
 
     private KernelConfig AttnConfig(long items) => new((int)Math.Max(1, Math.Min(items, _maxRowGroups)), AttnGroup);
@@ -66,7 +70,9 @@ public sealed unsafe partial class IlgpuKernels
         }
     }
 
-    /// <summary>q: [BH, Tq, Dk], k: [BH / Group, Tk, Dk], v: [BH / Group, Tk, Dv] → o: [BH, Tq, Dv], lse: [BH, Tq].</summary>
+    /// <summary>
+    /// q: [BH, Tq, Dk], k: [BH / Group, Tk, Dk], v: [BH / Group, Tk, Dv] → o: [BH, Tq, Dv], lse: [BH, Tq].
+    /// </summary>
     private static void AttnForwardKernel(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> o,
         ArrayView<float> lse, AttnArgs a)
     {

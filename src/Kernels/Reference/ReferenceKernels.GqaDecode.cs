@@ -1,6 +1,8 @@
 namespace NativeReasoner.Kernels.Reference;
 
-/// <summary>Grouped-query decode attention against per-sequence K/V caches (the oracle: plain loops, double sums).</summary>
+/// <summary>
+/// Grouped-query decode attention against per-sequence K/V caches (the oracle: plain loops, double sums).
+/// </summary>
 public sealed unsafe partial class ReferenceKernels : IGqaDecodeAttention
 {
     /// <summary>

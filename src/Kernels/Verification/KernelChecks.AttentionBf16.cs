@@ -52,7 +52,8 @@ public static unsafe partial class KernelChecks
         ];
         foreach (var c in cases)
         {
-            string tag = $"bh{c.BH}-{c.Tq}x{c.Tk}-d{c.Dk}x{c.Dv}" + (c.Causal ? "-causal" : "") + (c.Group > 1 ? $"-g{c.Group}" : "");
+            string tag = $"bh{c.BH}-{c.Tq}x{c.Tk}-d{c.Dk}x{c.Dv}" + (c.Causal ? "-causal" : "")
+                + (c.Group > 1 ? $"-g{c.Group}" : "");
             list.Add(new KernelCheck($"attention-bf16/forward/{tag}",
                 ctx => AttentionBf16Forward(ctx, c.BH, c.Tq, c.Tk, c.Dk, c.Dv, c.Causal, c.Group)));
             list.Add(new KernelCheck($"attention-bf16/backward/{tag}",

@@ -65,7 +65,7 @@ public static unsafe partial class KernelChecks
         return false;
     }
 
-    /// <summary>x: [B·Hkv, T, D] → [B·Hkv·group, T, D], each K/V head repeated group times in place (repeat_kv).</summary>
+    /// <summary>x: [B·Hkv, T, D] → [B·Hkv·group, T, D], each K/V head repeated group times (repeat_kv).</summary>
     private static float[] RepeatKv(float[] x, int kvRows, int group, long rowFloats)
     {
         var y = new float[x.Length * group];
@@ -75,7 +75,7 @@ public static unsafe partial class KernelChecks
         return y;
     }
 
-    /// <summary>The gradient of the repeated heads, summed back per group: [B·Hkv·group, T, D] → [B·Hkv, T, D].</summary>
+    /// <summary>The gradient of the repeated heads summed back per group: [B·Hkv·group, T, D] → [B·Hkv, T, D].</summary>
     private static float[] SumGroups(float[] y, int kvRows, int group, long rowFloats)
     {
         var x = new float[y.Length / group];

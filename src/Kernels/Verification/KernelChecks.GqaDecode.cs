@@ -19,7 +19,8 @@ public static unsafe partial class KernelChecks
             ("b2-hq70-hkv1-cap9-lens9,5", [9, 5], 70, 1, 9, 8, 8),           // a group larger than a 64-row tile
         ];
         foreach (var (tag, lens, hq, hkv, cap, dk, dv) in cases)
-            list.Add(new KernelCheck($"attention/gqa-decode/{tag}", ctx => GqaDecodeCheck(ctx, lens, hq, hkv, cap, dk, dv)));
+            list.Add(new KernelCheck($"attention/gqa-decode/{tag}",
+                ctx => GqaDecodeCheck(ctx, lens, hq, hkv, cap, dk, dv)));
 
         list.Add(new KernelCheck("attention/gqa-decode/bad-arguments", ctx =>
         {
@@ -44,7 +45,8 @@ public static unsafe partial class KernelChecks
         }));
     }
 
-    private static void GqaDecodeCheck(KernelCheckContext ctx, int[] lens, int Hq, int Hkv, int capacity, int Dk, int Dv)
+    private static void GqaDecodeCheck(KernelCheckContext ctx, int[] lens, int Hq, int Hkv, int capacity, int Dk,
+        int Dv)
     {
         if (ctx.K is not IGqaDecodeAttention decode) return;
         int batch = lens.Length, group = Hq / Hkv;

@@ -21,7 +21,8 @@ public static unsafe partial class Functional
         RequireFloatOn(k, q, op, "k");
         RequireFloatOn(v, q, op, "v");
         if (q.Rank < 2 || k.Rank != q.Rank || v.Rank != q.Rank
-            || (q.Rank > 2 && !q.Shape[..^3].SequenceEqual(k.Shape[..^3])) || !k.Shape[..^2].SequenceEqual(v.Shape[..^2])
+            || (q.Rank > 2 && !q.Shape[..^3].SequenceEqual(k.Shape[..^3]))
+            || !k.Shape[..^2].SequenceEqual(v.Shape[..^2])
             || k.Shape[^1] != q.Shape[^1] || v.Shape[^2] != k.Shape[^2])
             throw new ArgumentException(
                 $"{op}: expected q [..., Hq, Tq, Dk], k [..., Hkv, Tk, Dk], v [..., Hkv, Tk, Dv] with the same axes " +
@@ -49,8 +50,8 @@ public static unsafe partial class Functional
         var o = Tensor.Empty(outShape, DType.Float32, q.Device);
         var lse = Tensor.Empty([BH, Tq], DType.Float32, q.Device);
         if (o.Numel > 0 || lse.Numel > 0)
-            q.Device.Kernels.AttentionForward(qc.Data, kc.Data, vc.Data, o.Data, lse.Data, BH, Tq, Tk, Dk, Dv, s, causal,
-                kvGroup);
+            q.Device.Kernels.AttentionForward(qc.Data, kc.Data, vc.Data, o.Data, lse.Data, BH, Tq, Tk, Dk, Dv, s,
+                causal, kvGroup);
         if (!Tensor.NeedsGrad(q) && !Tensor.NeedsGrad(k) && !Tensor.NeedsGrad(v))
         {
             qc.Dispose();

@@ -290,8 +290,10 @@ public sealed unsafe partial class CpuKernels
                             // dq[nq × Dk] += dS[nq × nk] · K_tile[nk × Dk]   (scaled once at the end)
                             TileMath.MatMul(nq, Dk, nk, dp, Bk, 1, kb, Dk, j.DQ + row0 * Dk, Dk, accumulate: true);
                         }
-                    TensorPrimitives.Multiply(new ReadOnlySpan<float>(dkAcc, nk * Dk), j.Scale, new Span<float>(j.DK + (kvh * j.Tk + j0) * Dk, nk * Dk));
-                    new ReadOnlySpan<float>(dvAcc, nk * Dv).CopyTo(new Span<float>(j.DV + (kvh * j.Tk + j0) * Dv, nk * Dv));
+                    long kvRow0 = kvh * j.Tk + j0;
+                    TensorPrimitives.Multiply(new ReadOnlySpan<float>(dkAcc, nk * Dk), j.Scale,
+                        new Span<float>(j.DK + kvRow0 * Dk, nk * Dk));
+                    new ReadOnlySpan<float>(dvAcc, nk * Dv).CopyTo(new Span<float>(j.DV + kvRow0 * Dv, nk * Dv));
                 }
                 var dq = new Span<float>(dqh, (int)(groupRows * Dk));
                 TensorPrimitives.Multiply(dq, j.Scale, dq);
@@ -345,8 +347,10 @@ public sealed unsafe partial class CpuKernels
                         // dk_acc[nk × Dk] += dSᵀ[nk × nq] · Q_blk[nq × Dk]
                         TileMath.MatMul(nk, Dk, nq, dp, 1, Bk, qb, Dk, dkAcc, Dk, accumulate: true);
                     }
-                TensorPrimitives.Multiply(new ReadOnlySpan<float>(dkAcc, nk * Dk), j.Scale, new Span<float>(j.DK + (kvh * j.Tk + j0) * Dk, nk * Dk));
-                new ReadOnlySpan<float>(dvAcc, nk * Dv).CopyTo(new Span<float>(j.DV + (kvh * j.Tk + j0) * Dv, nk * Dv));
+                long kvRow0 = kvh * j.Tk + j0;
+                TensorPrimitives.Multiply(new ReadOnlySpan<float>(dkAcc, nk * Dk), j.Scale,
+                    new Span<float>(j.DK + kvRow0 * Dk, nk * Dk));
+                new ReadOnlySpan<float>(dvAcc, nk * Dv).CopyTo(new Span<float>(j.DV + kvRow0 * Dv, nk * Dv));
             }
         }
         finally
