@@ -137,11 +137,12 @@ public unsafe class AttentionBenchmarks
     public void Cleanup() => Buffers.Free((nint)_q, (nint)_k, (nint)_v, (nint)_o, (nint)_lse, (nint)_do, (nint)_dq, (nint)_dkk, (nint)_dvv);
 
     [Benchmark]
-    public void Forward() => CpuKernels.Instance.AttentionForward(_q, _k, _v, _o, _lse, _bh, _t, _t, _dk, _dv, 1f / MathF.Sqrt(_dk), true);
+    public void Forward() => CpuKernels.Instance.AttentionForward(_q, _k, _v, _o, _lse, _bh, _t, _t, _dk, _dv,
+        1f / MathF.Sqrt(_dk), true, kvGroup: 1);
 
     [Benchmark]
     public void Backward() => CpuKernels.Instance.AttentionBackward(_q, _k, _v, _o, _lse, _do, _dq, _dkk, _dvv,
-        _bh, _t, _t, _dk, _dv, 1f / MathF.Sqrt(_dk), true);
+        _bh, _t, _t, _dk, _dv, 1f / MathF.Sqrt(_dk), true, kvGroup: 1);
 }
 
 /// <summary>Row-wise ops at the model's activation sizes: 2048 tokens × hidden 128, and a wide 4096 × 1024.</summary>

@@ -1,6 +1,8 @@
 // fp32 scaled dot-product attention on CUDA cores (IKernels.AttentionForward / AttentionBackward):
-// q: [BH, Tq, Dk], k: [BH, Tk, Dk], v: [BH, Tk, Dv], o: [BH, Tq, Dv], lse: [BH, Tq]; causal is bottom-right
-// aligned (query i sees keys 0 .. Tk − Tq + i). Head dims up to 256 (the accumulators are registers).
+// q: [BH, Tq, Dk], k: [BH / group, Tk, Dk], v: [BH / group, Tk, Dv], o: [BH, Tq, Dv], lse: [BH, Tq]; query
+// head bh reads K/V head bh / group (grouped-query attention, arXiv:2305.13245; group = 1 is multi-head
+// attention); causal is bottom-right aligned (query i sees keys 0 .. Tk − Tq + i). Head dims up to 256 (the
+// accumulators are registers).
 //
 // Design (FlashAttention-2 on CUDA cores; the bf16 tensor-core flavour is attention_bf16):
 // - Forward: a block per (bh, tile of 32 queries), 4 warps × 8 query rows. K/V tiles of 32 keys are staged
@@ -15,8 +17,9 @@
 //   1. nr_attention_bwd_dot_f32: D_i = dO_i · O_i (a warp per row).
 //   2. nr_attention_bwd_dq_f32: a block per (bh, 32 queries), the forward's layout: recompute
 //      s = scale·q·k, p = exp(s − lse), dp = dO·v, ds = p (dp − D) per 32-key tile; dQ += ds · K in registers.
-//   3. nr_attention_bwd_dkdv_f32: a block per (bh, 32 keys), 8 warps × 4 key rows, lane ↔ query over query
-//      tiles of 32 (only those that see the block's keys under causal): dV += p · dO, dK += ds · Q in registers.
+//   3. nr_attention_bwd_dkdv_f32: a block per (K/V head, 32 keys), 8 warps × 4 key rows, lane ↔ query over
+//      the query tiles of 32 of every query head of the group (only those that see the block's keys under
+//      causal): dV += p · dO, dK += ds · Q in registers, so the group's sum needs no atomics either.
 //   The price of determinism is recomputing the scores and dP in both passes (FA2 shares them and adds dQ
 //   with atomics); the cost is about 1.4× the atomic version's FLOPs, with no cross-block write contention.
 #include "prelude.cuh"
@@ -29,15 +32,16 @@
 
 template <int NC>
 static __device__ __forceinline__ void nr_attention_fwd(const float* q, const float* k, const float* v, float* o,
-    float* lse, int Tq, int Tk, int Dk, int Dv, float scale, int causal, int qTiles)
+    float* lse, int Tq, int Tk, int Dk, int Dv, float scale, int causal, int qTiles, int group)
 {
     const int tile = blockIdx.x % qTiles;
     const long long bh = blockIdx.x / qTiles;
+    const long long kvh = bh / group;
     const int i0 = tile * (NR_ATTN_FWD_R * NR_ATTN_FWD_WARPS);
     NrAttnRowsArgs a;
     a.q = q + (bh * Tq + i0) * Dk;
-    a.k = k + bh * Tk * Dk;
-    a.v = v + bh * Tk * Dv;
+    a.k = k + kvh * Tk * Dk;
+    a.v = v + kvh * Tk * Dv;
     a.ldq = Dk;
     a.ldk = Dk;
     a.ldv = Dv;
@@ -56,22 +60,23 @@ static __device__ __forceinline__ void nr_attention_fwd(const float* q, const fl
     nr_attn_rows_forward<NR_ATTN_FWD_R, NR_ATTN_FWD_WARPS, float, NC>(a);
 }
 
-// Grid: qTiles · BH blocks (block = tile + qTiles · bh), 128 threads; NC = max(Dk, Dv) / 32 rounded up to 2, 4, 8.
+// Grid: qTiles · BH blocks (block = tile + qTiles · bh), 128 threads; group: query heads per K/V head;
+// NC = max(Dk, Dv) / 32 rounded up to 2, 4, 8.
 // (Spelled out, not macro-made: the emulator build finds kernels by their literal names.)
 extern "C" __global__ __launch_bounds__(128) void nr_attention_fwd_f32_c2(const float* q, const float* k, const float* v,
-    float* o, float* lse, int Tq, int Tk, int Dk, int Dv, float scale, int causal, int qTiles)
+    float* o, float* lse, int Tq, int Tk, int Dk, int Dv, float scale, int causal, int qTiles, int group)
 {
-    nr_attention_fwd<2>(q, k, v, o, lse, Tq, Tk, Dk, Dv, scale, causal, qTiles);
+    nr_attention_fwd<2>(q, k, v, o, lse, Tq, Tk, Dk, Dv, scale, causal, qTiles, group);
 }
 extern "C" __global__ __launch_bounds__(128) void nr_attention_fwd_f32_c4(const float* q, const float* k, const float* v,
-    float* o, float* lse, int Tq, int Tk, int Dk, int Dv, float scale, int causal, int qTiles)
+    float* o, float* lse, int Tq, int Tk, int Dk, int Dv, float scale, int causal, int qTiles, int group)
 {
-    nr_attention_fwd<4>(q, k, v, o, lse, Tq, Tk, Dk, Dv, scale, causal, qTiles);
+    nr_attention_fwd<4>(q, k, v, o, lse, Tq, Tk, Dk, Dv, scale, causal, qTiles, group);
 }
 extern "C" __global__ __launch_bounds__(128) void nr_attention_fwd_f32_c8(const float* q, const float* k, const float* v,
-    float* o, float* lse, int Tq, int Tk, int Dk, int Dv, float scale, int causal, int qTiles)
+    float* o, float* lse, int Tq, int Tk, int Dk, int Dv, float scale, int causal, int qTiles, int group)
 {
-    nr_attention_fwd<8>(q, k, v, o, lse, Tq, Tk, Dk, Dv, scale, causal, qTiles);
+    nr_attention_fwd<8>(q, k, v, o, lse, Tq, Tk, Dk, Dv, scale, causal, qTiles, group);
 }
 
 // ------------------------------------------------------------------ backward 1: D = rowsum(dO ⊙ O)
@@ -102,7 +107,7 @@ extern "C" __global__ void nr_attention_bwd_dot_f32(const float* o, const float*
 template <int NC>
 static __device__ __forceinline__ void nr_attention_bwd_dq(const float* q, const float* k, const float* v,
     const float* lse, const float* D, const float* dO, float* dq, int Tq, int Tk, int Dk, int Dv, float scale,
-    int causal, int qTiles)
+    int causal, int qTiles, int group)
 {
     const int R = NR_ATTN_DQ_R, BR = NR_ATTN_DQ_R * NR_ATTN_DQ_WARPS;
     NR_DYNAMIC_SHARED(float, smem);
@@ -119,8 +124,9 @@ static __device__ __forceinline__ void nr_attention_bwd_dq(const float* q, const
     const long long bh = blockIdx.x / qTiles;
     const int i0 = tile * BR, rows = min(BR, Tq - i0);
     const long long row0 = bh * Tq + i0;
-    const float* kb = k + bh * Tk * Dk;
-    const float* vb = v + bh * Tk * Dv;
+    const long long kvh = bh / group;
+    const float* kb = k + kvh * Tk * Dk;
+    const float* vb = v + kvh * Tk * Dv;
     const int lastBase = Tk - Tq + i0;
 
     nr_attn_stage<float>(Qs, qs, qw, q + row0 * Dk, Dk, Dk, rows, BR);
@@ -201,19 +207,22 @@ static __device__ __forceinline__ void nr_attention_bwd_dq(const float* q, const
 
 // Grid: qTiles · BH blocks, 128 threads.
 extern "C" __global__ __launch_bounds__(128) void nr_attention_bwd_dq_f32_c2(const float* q, const float* k, const float* v,
-    const float* lse, const float* D, const float* dO, float* dq, int Tq, int Tk, int Dk, int Dv, float scale, int causal, int qTiles)
+    const float* lse, const float* D, const float* dO, float* dq, int Tq, int Tk, int Dk, int Dv, float scale, int causal,
+    int qTiles, int group)
 {
-    nr_attention_bwd_dq<2>(q, k, v, lse, D, dO, dq, Tq, Tk, Dk, Dv, scale, causal, qTiles);
+    nr_attention_bwd_dq<2>(q, k, v, lse, D, dO, dq, Tq, Tk, Dk, Dv, scale, causal, qTiles, group);
 }
 extern "C" __global__ __launch_bounds__(128) void nr_attention_bwd_dq_f32_c4(const float* q, const float* k, const float* v,
-    const float* lse, const float* D, const float* dO, float* dq, int Tq, int Tk, int Dk, int Dv, float scale, int causal, int qTiles)
+    const float* lse, const float* D, const float* dO, float* dq, int Tq, int Tk, int Dk, int Dv, float scale, int causal,
+    int qTiles, int group)
 {
-    nr_attention_bwd_dq<4>(q, k, v, lse, D, dO, dq, Tq, Tk, Dk, Dv, scale, causal, qTiles);
+    nr_attention_bwd_dq<4>(q, k, v, lse, D, dO, dq, Tq, Tk, Dk, Dv, scale, causal, qTiles, group);
 }
 extern "C" __global__ __launch_bounds__(128) void nr_attention_bwd_dq_f32_c8(const float* q, const float* k, const float* v,
-    const float* lse, const float* D, const float* dO, float* dq, int Tq, int Tk, int Dk, int Dv, float scale, int causal, int qTiles)
+    const float* lse, const float* D, const float* dO, float* dq, int Tq, int Tk, int Dk, int Dv, float scale, int causal,
+    int qTiles, int group)
 {
-    nr_attention_bwd_dq<8>(q, k, v, lse, D, dO, dq, Tq, Tk, Dk, Dv, scale, causal, qTiles);
+    nr_attention_bwd_dq<8>(q, k, v, lse, D, dO, dq, Tq, Tk, Dk, Dv, scale, causal, qTiles, group);
 }
 
 // ------------------------------------------------------------------ backward 3: dK, dV
@@ -221,13 +230,14 @@ extern "C" __global__ __launch_bounds__(128) void nr_attention_bwd_dq_f32_c8(con
 #define NR_ATTN_DKV_R 4
 #define NR_ATTN_DKV_WARPS 8
 
-// A block per (bh, 32 keys), 8 warps × 4 key rows, lane ↔ query of a 32-query tile.
+// A block per (K/V head, 32 keys), 8 warps × 4 key rows, lane ↔ query of a 32-query tile; the query tiles of
+// the group's query heads kvh·group … kvh·group + group − 1 are visited in turn (a fixed order: deterministic).
 // Shared (floats): K [32][qs] | V [32][vs] (the block's keys) | Q [32][qs] | dO [32][vs] (the query tile)
 // | lse [32] | D [32] | p strips [8][4][32] | ds strips [8][4][32].
 template <int NC>
 static __device__ __forceinline__ void nr_attention_bwd_dkdv(const float* q, const float* k, const float* v,
     const float* lse, const float* D, const float* dO, float* dk, float* dv, int Tq, int Tk, int Dk, int Dv,
-    float scale, int causal, int kTiles)
+    float scale, int causal, int kTiles, int group)
 {
     const int R = NR_ATTN_DKV_R, BC = NR_ATTN_DKV_R * NR_ATTN_DKV_WARPS;
     NR_DYNAMIC_SHARED(float, smem);
@@ -244,15 +254,12 @@ static __device__ __forceinline__ void nr_attention_bwd_dkdv(const float* q, con
     float* DSs = Ps + NR_ATTN_DKV_WARPS * R * NR_ATTN_TILE;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int tile = blockIdx.x % kTiles;
-    const long long bh = blockIdx.x / kTiles;
+    const long long kvh = blockIdx.x / kTiles;
     const int j0 = tile * BC, keys = min(BC, Tk - j0);
-    const float* qb = q + bh * Tq * Dk;
-    const float* gb = dO + bh * Tq * Dv;
-    const long long lrow0 = bh * Tq;
     const int shift = Tk - Tq; // query i sees key j iff j ≤ shift + i (causal)
 
-    nr_attn_stage<float>(Ks, qs, qw, k + (bh * Tk + j0) * Dk, Dk, Dk, keys, BC);
-    nr_attn_stage<float>(Vs, vs, vw, v + (bh * Tk + j0) * Dv, Dv, Dv, keys, BC);
+    nr_attn_stage<float>(Ks, qs, qw, k + (kvh * Tk + j0) * Dk, Dk, Dk, keys, BC);
+    nr_attn_stage<float>(Vs, vs, vw, v + (kvh * Tk + j0) * Dv, Dv, Dv, keys, BC);
 
     float ak[R][NC], av[R][NC];
 #pragma unroll
@@ -266,82 +273,88 @@ static __device__ __forceinline__ void nr_attention_bwd_dkdv(const float* q, con
     const int iBeg = causal ? max(0, j0 - shift) : 0;
     float* pstrip = Ps + warp * R * NR_ATTN_TILE;
     float* dstrip = DSs + warp * R * NR_ATTN_TILE;
-    for (int i0 = iBeg; i0 < Tq; i0 += NR_ATTN_TILE)
+    for (long long bh = kvh * group; bh < (kvh + 1) * group; bh++)
     {
-        const int ni = min(NR_ATTN_TILE, Tq - i0);
-        __syncthreads();
-        nr_attn_stage<float>(Qs, qs, qw, qb + (long long)i0 * Dk, Dk, Dk, ni, NR_ATTN_TILE);
-        nr_attn_stage<float>(dOs, vs, vw, gb + (long long)i0 * Dv, Dv, Dv, ni, NR_ATTN_TILE);
-        if (threadIdx.x < NR_ATTN_TILE)
+        const float* qb = q + bh * Tq * Dk;
+        const float* gb = dO + bh * Tq * Dv;
+        const long long lrow0 = bh * Tq;
+        for (int i0 = iBeg; i0 < Tq; i0 += NR_ATTN_TILE)
         {
-            const int i = threadIdx.x;
-            Ls[i] = i < ni ? lse[lrow0 + i0 + i] : 0.f;
-            Ds[i] = i < ni ? D[lrow0 + i0 + i] : 0.f;
-        }
-        __syncthreads();
+            const int ni = min(NR_ATTN_TILE, Tq - i0);
+            __syncthreads();
+            nr_attn_stage<float>(Qs, qs, qw, qb + (long long)i0 * Dk, Dk, Dk, ni, NR_ATTN_TILE);
+            nr_attn_stage<float>(dOs, vs, vw, gb + (long long)i0 * Dv, Dv, Dv, ni, NR_ATTN_TILE);
+            if (threadIdx.x < NR_ATTN_TILE)
+            {
+                const int i = threadIdx.x;
+                Ls[i] = i < ni ? lse[lrow0 + i0 + i] : 0.f;
+                Ds[i] = i < ni ? D[lrow0 + i0 + i] : 0.f;
+            }
+            __syncthreads();
 
-        float s[R], dp[R];
+            float s[R], dp[R];
 #pragma unroll
-        for (int r = 0; r < R; r++) s[r] = dp[r] = 0.f;
-        const float* qr = Qs + lane * qs;
-        const float* kr = Ks + warp * R * qs;
-        for (int d = 0; d < Dk4; d += 4)
-        {
-            nr_attn_f4 qv = nr_attn_ld4(qr + d);
+            for (int r = 0; r < R; r++) s[r] = dp[r] = 0.f;
+            const float* qr = Qs + lane * qs;
+            const float* kr = Ks + warp * R * qs;
+            for (int d = 0; d < Dk4; d += 4)
+            {
+                nr_attn_f4 qv = nr_attn_ld4(qr + d);
 #pragma unroll
-            for (int r = 0; r < R; r++) s[r] = nr_attn_dot4(nr_attn_ld4(kr + r * qs + d), qv, s[r]);
-        }
-        const float* gr = dOs + lane * vs;
-        const float* vr = Vs + warp * R * vs;
-        for (int d = 0; d < Dv4; d += 4)
-        {
-            nr_attn_f4 gv = nr_attn_ld4(gr + d);
+                for (int r = 0; r < R; r++) s[r] = nr_attn_dot4(nr_attn_ld4(kr + r * qs + d), qv, s[r]);
+            }
+            const float* gr = dOs + lane * vs;
+            const float* vr = Vs + warp * R * vs;
+            for (int d = 0; d < Dv4; d += 4)
+            {
+                nr_attn_f4 gv = nr_attn_ld4(gr + d);
 #pragma unroll
-            for (int r = 0; r < R; r++) dp[r] = nr_attn_dot4(nr_attn_ld4(vr + r * vs + d), gv, dp[r]);
-        }
-        const int i = i0 + lane;
-        const float li = Ls[lane], Di = Ds[lane];
-#pragma unroll
-        for (int r = 0; r < R; r++)
-        {
-            const int kr_ = warp * R + r, j = j0 + kr_;
-            const bool ok = lane < ni && kr_ < keys && (!causal || j <= shift + i);
-            const float p = ok ? expf(s[r] * scale - li) : 0.f;
-            pstrip[r * NR_ATTN_TILE + lane] = p;
-            dstrip[r * NR_ATTN_TILE + lane] = ok ? p * (dp[r] - Di) : 0.f;
-        }
-        __syncwarp();
-
-        // av[r][c] += Σ_i p[r][i] · dO[i][lane + 32c]; ak[r][c] += Σ_i ds[r][i] · q[i][lane + 32c]
-        const int ni4 = (ni + 3) & ~3;
-        for (int i4 = 0; i4 < ni4; i4 += 4)
-        {
-            nr_attn_f4 pp[R], dd[R];
+                for (int r = 0; r < R; r++) dp[r] = nr_attn_dot4(nr_attn_ld4(vr + r * vs + d), gv, dp[r]);
+            }
+            const int i = i0 + lane;
+            const float li = Ls[lane], Di = Ds[lane];
 #pragma unroll
             for (int r = 0; r < R; r++)
             {
-                pp[r] = nr_attn_ld4(pstrip + r * NR_ATTN_TILE + i4);
-                dd[r] = nr_attn_ld4(dstrip + r * NR_ATTN_TILE + i4);
+                const int kr_ = warp * R + r, j = j0 + kr_;
+                const bool ok = lane < ni && kr_ < keys && (!causal || j <= shift + i);
+                const float p = ok ? expf(s[r] * scale - li) : 0.f;
+                pstrip[r * NR_ATTN_TILE + lane] = p;
+                dstrip[r * NR_ATTN_TILE + lane] = ok ? p * (dp[r] - Di) : 0.f;
             }
-#pragma unroll
-            for (int ii = 0; ii < 4; ii++)
+            __syncwarp();
+
+            // av[r][c] += Σ_i p[r][i] · dO[i][lane + 32c]; ak[r][c] += Σ_i ds[r][i] · q[i][lane + 32c]
+            const int ni4 = (ni + 3) & ~3;
+            for (int i4 = 0; i4 < ni4; i4 += 4)
             {
-                const float* grow = dOs + (i4 + ii) * vs + lane;
-                const float* qrow = Qs + (i4 + ii) * qs + lane;
+                nr_attn_f4 pp[R], dd[R];
 #pragma unroll
-                for (int c = 0; c < NC; c++)
+                for (int r = 0; r < R; r++)
                 {
-                    if (c < ncv)
-                    {
-                        const float gg = grow[32 * c];
+                    pp[r] = nr_attn_ld4(pstrip + r * NR_ATTN_TILE + i4);
+                    dd[r] = nr_attn_ld4(dstrip + r * NR_ATTN_TILE + i4);
+                }
 #pragma unroll
-                        for (int r = 0; r < R; r++) av[r][c] = fmaf(nr_attn_get(pp[r], ii), gg, av[r][c]);
-                    }
-                    if (c < nck)
-                    {
-                        const float qq = qrow[32 * c];
+                for (int ii = 0; ii < 4; ii++)
+                {
+                    const float* grow = dOs + (i4 + ii) * vs + lane;
+                    const float* qrow = Qs + (i4 + ii) * qs + lane;
 #pragma unroll
-                        for (int r = 0; r < R; r++) ak[r][c] = fmaf(nr_attn_get(dd[r], ii), qq, ak[r][c]);
+                    for (int c = 0; c < NC; c++)
+                    {
+                        if (c < ncv)
+                        {
+                            const float gg = grow[32 * c];
+#pragma unroll
+                            for (int r = 0; r < R; r++) av[r][c] = fmaf(nr_attn_get(pp[r], ii), gg, av[r][c]);
+                        }
+                        if (c < nck)
+                        {
+                            const float qq = qrow[32 * c];
+#pragma unroll
+                            for (int r = 0; r < R; r++) ak[r][c] = fmaf(nr_attn_get(dd[r], ii), qq, ak[r][c]);
+                        }
                     }
                 }
             }
@@ -354,8 +367,8 @@ static __device__ __forceinline__ void nr_attention_bwd_dkdv(const float* q, con
         const int kr_ = warp * R + r;
         if (kr_ < keys)
         {
-            float* ko = dk + (bh * Tk + j0 + kr_) * Dk;
-            float* vo = dv + (bh * Tk + j0 + kr_) * Dv;
+            float* ko = dk + (kvh * Tk + j0 + kr_) * Dk;
+            float* vo = dv + (kvh * Tk + j0 + kr_) * Dv;
 #pragma unroll
             for (int c = 0; c < NC; c++)
             {
@@ -367,22 +380,22 @@ static __device__ __forceinline__ void nr_attention_bwd_dkdv(const float* q, con
     }
 }
 
-// Grid: kTiles · BH blocks, 256 threads.
+// Grid: kTiles · (BH / group) blocks, 256 threads.
 extern "C" __global__ __launch_bounds__(256) void nr_attention_bwd_dkdv_f32_c2(const float* q, const float* k, const float* v,
     const float* lse, const float* D, const float* dO, float* dk, float* dv, int Tq, int Tk, int Dk, int Dv, float scale, int causal,
-    int kTiles)
+    int kTiles, int group)
 {
-    nr_attention_bwd_dkdv<2>(q, k, v, lse, D, dO, dk, dv, Tq, Tk, Dk, Dv, scale, causal, kTiles);
+    nr_attention_bwd_dkdv<2>(q, k, v, lse, D, dO, dk, dv, Tq, Tk, Dk, Dv, scale, causal, kTiles, group);
 }
 extern "C" __global__ __launch_bounds__(256) void nr_attention_bwd_dkdv_f32_c4(const float* q, const float* k, const float* v,
     const float* lse, const float* D, const float* dO, float* dk, float* dv, int Tq, int Tk, int Dk, int Dv, float scale, int causal,
-    int kTiles)
+    int kTiles, int group)
 {
-    nr_attention_bwd_dkdv<4>(q, k, v, lse, D, dO, dk, dv, Tq, Tk, Dk, Dv, scale, causal, kTiles);
+    nr_attention_bwd_dkdv<4>(q, k, v, lse, D, dO, dk, dv, Tq, Tk, Dk, Dv, scale, causal, kTiles, group);
 }
 extern "C" __global__ __launch_bounds__(256) void nr_attention_bwd_dkdv_f32_c8(const float* q, const float* k, const float* v,
     const float* lse, const float* D, const float* dO, float* dk, float* dv, int Tq, int Tk, int Dk, int Dv, float scale, int causal,
-    int kTiles)
+    int kTiles, int group)
 {
-    nr_attention_bwd_dkdv<8>(q, k, v, lse, D, dO, dk, dv, Tq, Tk, Dk, Dv, scale, causal, kTiles);
+    nr_attention_bwd_dkdv<8>(q, k, v, lse, D, dO, dk, dv, Tq, Tk, Dk, Dv, scale, causal, kTiles, group);
 }

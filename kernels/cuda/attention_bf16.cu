@@ -1,6 +1,7 @@
 // Flash attention on bf16 tensor cores (FlashAttention-2 style, mma.sync m16n8k16, fp32 accumulation and
 // softmax). Layouts and the bottom-right causal rule of IKernels.AttentionForward/Backward:
-//   q: [BH, Tq, Dk]  k: [BH, Tk, Dk]  v: [BH, Tk, Dv]  o, dO: [BH, Tq, Dv]  lse: [BH, Tq] (fp32, natural log)
+//   q: [BH, Tq, Dk]  k: [BH / group, Tk, Dk]  v: [BH / group, Tk, Dv]  o, dO: [BH, Tq, Dv]  lse: [BH, Tq] (fp32,
+//   natural log); query head bh reads K/V head bh / group (grouped-query attention, arXiv:2305.13245).
 //   causal: query i (absolute position Tk − Tq + i) sees keys 0 .. Tk − Tq + i.
 // bf16 tensors are raw bits (uint16_t). Dk, Dv: multiples of 16 up to 256 (the host picks a compiled variant
 // whose maxima cover them; the k-steps / n-tiles past the real width are skipped by warp-uniform guards, so one
@@ -27,10 +28,11 @@
 //   1. nr_attnbf16_bwd_prep: per query row Δ = rowsum(dO ⊙ O) in fp32 and lse·log2 e (+∞ for rows that see no
 //      key and for the padding rows up to a multiple of 64, so P recomputes to exactly 0 there without a mask),
 //      both as [BH, TqPad]; zeroes the fp32 dQ accumulator.
-//   2. nr_attnbf16_bwd_*: a block of 4 warps per (bh, 64-key tile); warp w owns keys 16w..16w+15 and keeps
-//      dK, dV for them in fp32 fragments over the loop on 64-query tiles (from the first tile that sees the key
-//      tile when causal). Per query tile, in two halves of 32 queries (to keep the S and dP accumulators at 16
-//      registers each beside dK and dV's 2·DK/8·4): Sᵀ = K·Qᵀ, Pᵀ = 2^(Sᵀ·scale·log2 e − lse₂), dPᵀ = V·dOᵀ,
+//   2. nr_attnbf16_bwd_*: a block of 4 warps per (K/V head, 64-key tile); warp w owns keys 16w..16w+15 and
+//      keeps dK, dV for them in fp32 fragments over the loop on 64-query tiles (from the first tile that sees the
+//      key tile when causal) of each query head of the group in turn, so the group's sum needs no atomics. Per
+//      query tile, in two halves of 32 queries (to keep the S and dP accumulators at 16 registers each beside dK
+//      and dV's 2·DK/8·4): Sᵀ = K·Qᵀ, Pᵀ = 2^(Sᵀ·scale·log2 e − lse₂), dPᵀ = V·dOᵀ,
 //      dSᵀ = Pᵀ ⊙ (dPᵀ − Δ); dV += Pᵀ·dO and dK += dSᵀ·Q with Pᵀ, dSᵀ rounded to bf16 straight from the
 //      accumulators as A operands; dSᵀ also goes to shared memory. After a barrier each warp takes 16 queries of
 //      the tile and computes its dQ rows = dS·K (A from the shared dSᵀ through ldmatrix.trans) and adds them
@@ -54,7 +56,7 @@
 // ================================================================ forward
 template <int DK, int DV, bool QREG>
 static __device__ __forceinline__ void nra_forward(const uint16_t* q, const uint16_t* k, const uint16_t* v, uint16_t* o,
-    float* lse, int BH, int Tq, int Tk, int Dk, int Dv, float scaleLog2, int causal)
+    float* lse, int BH, int Tq, int Tk, int Dk, int Dv, float scaleLog2, int causal, int group)
 {
     constexpr int SK = DK + 8, SV = DV + 8; // shared row strides (elements)
     constexpr int KS = DK / 16;             // k-steps of S = Q·Kᵀ
@@ -70,8 +72,8 @@ static __device__ __forceinline__ void nra_forward(const uint16_t* q, const uint
     const int bh = (int)(blockIdx.x % (unsigned)BH);
     const int q0 = qt * 64, off = Tk - Tq;
     const uint16_t* qb = q + (long long)bh * Tq * Dk;
-    const uint16_t* kb = k + (long long)bh * Tk * Dk;
-    const uint16_t* vb = v + (long long)bh * Tk * Dv;
+    const uint16_t* kb = k + (long long)(bh / group) * Tk * Dk;
+    const uint16_t* vb = v + (long long)(bh / group) * Tk * Dv;
 
     // Keys [0, kEnd) are visible to some valid query of the tile; tiles past it are never touched.
     const int kEnd = causal ? min(Tk, min(q0 + 64, Tq) + off) : Tk;
@@ -257,27 +259,27 @@ static __device__ __forceinline__ void nra_forward(const uint16_t* q, const uint
 
 // grid: ceil(Tq/64)·BH blocks of 128 threads; dynamic shared memory 64·(2·(DK+8) + DV+8)·2 bytes.
 extern "C" __global__ __launch_bounds__(128) void nr_attnbf16_fwd_d64(const uint16_t* q, const uint16_t* k, const uint16_t* v,
-    uint16_t* o, float* lse, int BH, int Tq, int Tk, int Dk, int Dv, float scaleLog2, int causal)
+    uint16_t* o, float* lse, int BH, int Tq, int Tk, int Dk, int Dv, float scaleLog2, int causal, int group)
 {
-    nra_forward<64, 64, true>(q, k, v, o, lse, BH, Tq, Tk, Dk, Dv, scaleLog2, causal);
+    nra_forward<64, 64, true>(q, k, v, o, lse, BH, Tq, Tk, Dk, Dv, scaleLog2, causal, group);
 }
 
 extern "C" __global__ __launch_bounds__(128) void nr_attnbf16_fwd_d128(const uint16_t* q, const uint16_t* k, const uint16_t* v,
-    uint16_t* o, float* lse, int BH, int Tq, int Tk, int Dk, int Dv, float scaleLog2, int causal)
+    uint16_t* o, float* lse, int BH, int Tq, int Tk, int Dk, int Dv, float scaleLog2, int causal, int group)
 {
-    nra_forward<128, 128, true>(q, k, v, o, lse, BH, Tq, Tk, Dk, Dv, scaleLog2, causal);
+    nra_forward<128, 128, true>(q, k, v, o, lse, BH, Tq, Tk, Dk, Dv, scaleLog2, causal, group);
 }
 
 extern "C" __global__ __launch_bounds__(128) void nr_attnbf16_fwd_d192x128(const uint16_t* q, const uint16_t* k, const uint16_t* v,
-    uint16_t* o, float* lse, int BH, int Tq, int Tk, int Dk, int Dv, float scaleLog2, int causal)
+    uint16_t* o, float* lse, int BH, int Tq, int Tk, int Dk, int Dv, float scaleLog2, int causal, int group)
 {
-    nra_forward<192, 128, true>(q, k, v, o, lse, BH, Tq, Tk, Dk, Dv, scaleLog2, causal);
+    nra_forward<192, 128, true>(q, k, v, o, lse, BH, Tq, Tk, Dk, Dv, scaleLog2, causal, group);
 }
 
 extern "C" __global__ __launch_bounds__(128) void nr_attnbf16_fwd_d256(const uint16_t* q, const uint16_t* k, const uint16_t* v,
-    uint16_t* o, float* lse, int BH, int Tq, int Tk, int Dk, int Dv, float scaleLog2, int causal)
+    uint16_t* o, float* lse, int BH, int Tq, int Tk, int Dk, int Dv, float scaleLog2, int causal, int group)
 {
-    nra_forward<256, 256, false>(q, k, v, o, lse, BH, Tq, Tk, Dk, Dv, scaleLog2, causal);
+    nra_forward<256, 256, false>(q, k, v, o, lse, BH, Tq, Tk, Dk, Dv, scaleLog2, causal, group);
 }
 
 // ================================================================ backward
@@ -322,7 +324,7 @@ extern "C" __global__ void nr_attnbf16_bwd_prep(const uint16_t* o, const uint16_
 template <int DK, int DV>
 static __device__ __forceinline__ void nra_backward(const uint16_t* q, const uint16_t* k, const uint16_t* v,
     const uint16_t* dO, const float* lse2, const float* delta, float* dqacc, uint16_t* dk, uint16_t* dv, int BH, int Tq,
-    int Tk, int TqPad, int Dk, int Dv, float scaleLog2, float scale, int causal)
+    int Tk, int TqPad, int Dk, int Dv, float scaleLog2, float scale, int causal, int group)
 {
     constexpr int SK = DK + 8, SV = DV + 8, SS = 64 + 8;
     constexpr int KS = DK / 16, VS = DV / 16;
@@ -336,26 +338,32 @@ static __device__ __forceinline__ void nra_backward(const uint16_t* q, const uin
     float* sD = sL + 64;                 // [64] delta of the query tile
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
-    const int kt = (int)(blockIdx.x / (unsigned)BH); // lowest key tiles first: the most queries see them
-    const int bh = (int)(blockIdx.x % (unsigned)BH);
+    const int kvHeads = BH / group;
+    const int kt = (int)(blockIdx.x / (unsigned)kvHeads); // lowest key tiles first: the most queries see them
+    const int kvh = (int)(blockIdx.x % (unsigned)kvHeads);
     const int k0 = kt * 64, off = Tk - Tq;
-    const uint16_t* qb = q + (long long)bh * Tq * Dk;
-    const uint16_t* dOb = dO + (long long)bh * Tq * Dv;
-    const float* lb = lse2 + (long long)bh * TqPad;
-    const float* db = delta + (long long)bh * TqPad;
-    float* dqb = dqacc + (long long)bh * Tq * Dk;
 
     // Query i sees key k0 iff i ≥ k0 − off: earlier query tiles contribute nothing.
     const int nQT = (Tq + 63) >> 6;
     const int it0 = causal ? max(0, k0 - off) >> 6 : 0;
+    // Steps: the visited query tiles it0..nQT−1 of query head kvh·group, then of the next head of the group, ...
+    // Step s is tile it0 + s % perHead of query head kvh·group + s / perHead.
+    const int perHead = max(0, nQT - it0), steps = perHead * group;
+#define NRA_STEP_HEAD(s) ((long long)kvh * group + (s) / perHead)
+#define NRA_STEP_ROW0(s) ((it0 + (s) % perHead) * 64)
 
-    nra_load_tile64(sK, SK, k + (long long)bh * Tk * Dk, Dk, k0, Tk);
-    nra_load_tile64(sV, SV, v + (long long)bh * Tk * Dv, Dv, k0, Tk);
-    if (it0 < nQT)
+    nra_load_tile64(sK, SK, k + (long long)kvh * Tk * Dk, Dk, k0, Tk);
+    nra_load_tile64(sV, SV, v + (long long)kvh * Tk * Dv, Dv, k0, Tk);
+    if (steps > 0)
     {
-        nra_load_tile64(sQ0, SK, qb, Dk, it0 * 64, Tq);
-        nra_load_tile64(sdO, SV, dOb, Dv, it0 * 64, Tq);
-        if (tid < 32) nra_cp_async16(tid < 16 ? sL + 4 * tid : sD + 4 * (tid - 16), tid < 16 ? lb + it0 * 64 + 4 * tid : db + it0 * 64 + 4 * (tid - 16), true);
+        const long long bh0 = NRA_STEP_HEAD(0);
+        const float* lb0 = lse2 + bh0 * TqPad + it0 * 64;
+        const float* db0 = delta + bh0 * TqPad + it0 * 64;
+        nra_load_tile64(sQ0, SK, q + bh0 * Tq * Dk, Dk, it0 * 64, Tq);
+        nra_load_tile64(sdO, SV, dO + bh0 * Tq * Dv, Dv, it0 * 64, Tq);
+        if (tid < 32)
+            nra_cp_async16(tid < 16 ? sL + 4 * tid : sD + 4 * (tid - 16), tid < 16 ? lb0 + 4 * tid : db0 + 4 * (tid - 16),
+                true);
     }
     nra_cp_async_commit();
 
@@ -368,15 +376,19 @@ static __device__ __forceinline__ void nra_backward(const uint16_t* q, const uin
     const int krow = warp * 16;             // this warp's keys in the tile
     const int ka = k0 + krow + g, kc = ka + 8; // absolute keys of accumulator elements 0,1 and 2,3
 
-    for (int it = it0; it < nQT; it++)
+    for (int step = 0; step < steps; step++)
     {
-        const int i0 = it * 64;
-        uint16_t* sQ = sQ0 + ((it - it0) & 1) * 64 * SK;
+        const long long bh = NRA_STEP_HEAD(step);
+        const int i0 = NRA_STEP_ROW0(step);
+        float* dqb = dqacc + bh * Tq * Dk;
+        uint16_t* sQ = sQ0 + (step & 1) * 64 * SK;
         nra_cp_async_wait_all();
-        __syncthreads(); // Q_it, dO_it, lse2, delta landed; every warp is done with iteration it−1 (its Q buffer, sdS)
-        if (it + 1 < nQT)
+        // Q, dO, lse2, delta of this step landed; every warp is done with the last step (its Q buffer, sdS).
+        __syncthreads();
+        if (step + 1 < steps)
         {
-            nra_load_tile64(sQ0 + ((it + 1 - it0) & 1) * 64 * SK, SK, qb, Dk, i0 + 64, Tq);
+            nra_load_tile64(sQ0 + ((step + 1) & 1) * 64 * SK, SK, q + NRA_STEP_HEAD(step + 1) * Tq * Dk, Dk,
+                NRA_STEP_ROW0(step + 1), Tq);
             nra_cp_async_commit();
         }
         const bool mask = k0 + 64 > Tk || (causal && k0 + 63 > i0 + off);
@@ -479,10 +491,16 @@ static __device__ __forceinline__ void nra_backward(const uint16_t* q, const uin
         }
 
         __syncthreads(); // dSᵀ complete; every warp is done with dO, lse2, delta of this tile
-        if (it + 1 < nQT)
+        if (step + 1 < steps)
         {
-            nra_load_tile64(sdO, SV, dOb, Dv, i0 + 64, Tq);
-            if (tid < 32) nra_cp_async16(tid < 16 ? sL + 4 * tid : sD + 4 * (tid - 16), tid < 16 ? lb + i0 + 64 + 4 * tid : db + i0 + 64 + 4 * (tid - 16), true);
+            const long long bhN = NRA_STEP_HEAD(step + 1);
+            const int iN = NRA_STEP_ROW0(step + 1);
+            const float* lbN = lse2 + bhN * TqPad + iN;
+            const float* dbN = delta + bhN * TqPad + iN;
+            nra_load_tile64(sdO, SV, dO + bhN * Tq * Dv, Dv, iN, Tq);
+            if (tid < 32)
+                nra_cp_async16(tid < 16 ? sL + 4 * tid : sD + 4 * (tid - 16),
+                    tid < 16 ? lbN + 4 * tid : dbN + 4 * (tid - 16), true);
             nra_cp_async_commit();
         }
 
@@ -527,8 +545,8 @@ static __device__ __forceinline__ void nra_backward(const uint16_t* q, const uin
     nra_cp_async_wait_all(); // K and V are still in flight when no query tile is visited (Tq = 0)
 
     // dk = scale · Σ dSᵀ·Q, dv = Σ Pᵀ·dO for the warp's keys (zeros when no query sees them).
-    uint16_t* dka_row = dk + ((long long)bh * Tk + ka) * Dk;
-    uint16_t* dkc_row = dk + ((long long)bh * Tk + kc) * Dk;
+    uint16_t* dka_row = dk + ((long long)kvh * Tk + ka) * Dk;
+    uint16_t* dkc_row = dk + ((long long)kvh * Tk + kc) * Dk;
 #pragma unroll
     for (int n = 0; n < 2 * KS; n++)
     {
@@ -537,8 +555,8 @@ static __device__ __forceinline__ void nra_backward(const uint16_t* q, const uin
         if (ka < Tk) *(uint32_t*)(dka_row + col) = nra_pack_bf16(dka[n][0] * scale, dka[n][1] * scale);
         if (kc < Tk) *(uint32_t*)(dkc_row + col) = nra_pack_bf16(dka[n][2] * scale, dka[n][3] * scale);
     }
-    uint16_t* dva_row = dv + ((long long)bh * Tk + ka) * Dv;
-    uint16_t* dvc_row = dv + ((long long)bh * Tk + kc) * Dv;
+    uint16_t* dva_row = dv + ((long long)kvh * Tk + ka) * Dv;
+    uint16_t* dvc_row = dv + ((long long)kvh * Tk + kc) * Dv;
 #pragma unroll
     for (int n = 0; n < 2 * VS; n++)
     {
@@ -549,33 +567,41 @@ static __device__ __forceinline__ void nra_backward(const uint16_t* q, const uin
     }
 }
 
-// grid: ceil(Tk/64)·BH blocks of 128 threads; dynamic shared memory 64·(3·(DK+8) + 2·(DV+8))·2 + 64·72·2 + 512 bytes.
+#undef NRA_STEP_HEAD
+#undef NRA_STEP_ROW0
+
+// grid: ceil(Tk/64)·(BH / group) blocks of 128 threads; dynamic shared memory 64·(3·(DK+8) + 2·(DV+8))·2
+// + 64·72·2 + 512 bytes.
 extern "C" __global__ __launch_bounds__(128) void nr_attnbf16_bwd_d64(const uint16_t* q, const uint16_t* k, const uint16_t* v,
     const uint16_t* dO, const float* lse2, const float* delta, float* dqacc, uint16_t* dk, uint16_t* dv, int BH, int Tq,
-    int Tk, int TqPad, int Dk, int Dv, float scaleLog2, float scale, int causal)
+    int Tk, int TqPad, int Dk, int Dv, float scaleLog2, float scale, int causal, int group)
 {
-    nra_backward<64, 64>(q, k, v, dO, lse2, delta, dqacc, dk, dv, BH, Tq, Tk, TqPad, Dk, Dv, scaleLog2, scale, causal);
+    nra_backward<64, 64>(q, k, v, dO, lse2, delta, dqacc, dk, dv, BH, Tq, Tk, TqPad, Dk, Dv, scaleLog2, scale, causal,
+        group);
 }
 
 extern "C" __global__ __launch_bounds__(128) void nr_attnbf16_bwd_d128(const uint16_t* q, const uint16_t* k, const uint16_t* v,
     const uint16_t* dO, const float* lse2, const float* delta, float* dqacc, uint16_t* dk, uint16_t* dv, int BH, int Tq,
-    int Tk, int TqPad, int Dk, int Dv, float scaleLog2, float scale, int causal)
+    int Tk, int TqPad, int Dk, int Dv, float scaleLog2, float scale, int causal, int group)
 {
-    nra_backward<128, 128>(q, k, v, dO, lse2, delta, dqacc, dk, dv, BH, Tq, Tk, TqPad, Dk, Dv, scaleLog2, scale, causal);
+    nra_backward<128, 128>(q, k, v, dO, lse2, delta, dqacc, dk, dv, BH, Tq, Tk, TqPad, Dk, Dv, scaleLog2, scale, causal,
+        group);
 }
 
 extern "C" __global__ __launch_bounds__(128) void nr_attnbf16_bwd_d192x128(const uint16_t* q, const uint16_t* k, const uint16_t* v,
     const uint16_t* dO, const float* lse2, const float* delta, float* dqacc, uint16_t* dk, uint16_t* dv, int BH, int Tq,
-    int Tk, int TqPad, int Dk, int Dv, float scaleLog2, float scale, int causal)
+    int Tk, int TqPad, int Dk, int Dv, float scaleLog2, float scale, int causal, int group)
 {
-    nra_backward<192, 128>(q, k, v, dO, lse2, delta, dqacc, dk, dv, BH, Tq, Tk, TqPad, Dk, Dv, scaleLog2, scale, causal);
+    nra_backward<192, 128>(q, k, v, dO, lse2, delta, dqacc, dk, dv, BH, Tq, Tk, TqPad, Dk, Dv, scaleLog2, scale, causal,
+        group);
 }
 
 extern "C" __global__ __launch_bounds__(128) void nr_attnbf16_bwd_d256(const uint16_t* q, const uint16_t* k, const uint16_t* v,
     const uint16_t* dO, const float* lse2, const float* delta, float* dqacc, uint16_t* dk, uint16_t* dv, int BH, int Tq,
-    int Tk, int TqPad, int Dk, int Dv, float scaleLog2, float scale, int causal)
+    int Tk, int TqPad, int Dk, int Dv, float scaleLog2, float scale, int causal, int group)
 {
-    nra_backward<256, 256>(q, k, v, dO, lse2, delta, dqacc, dk, dv, BH, Tq, Tk, TqPad, Dk, Dv, scaleLog2, scale, causal);
+    nra_backward<256, 256>(q, k, v, dO, lse2, delta, dqacc, dk, dv, BH, Tq, Tk, TqPad, Dk, Dv, scaleLog2, scale, causal,
+        group);
 }
 
 // dq[i] = bf16(scale · acc[i]), 8 elements a thread and step (n is a multiple of 16: Dk is). Grid-stride.

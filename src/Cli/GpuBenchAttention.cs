@@ -30,8 +30,8 @@ internal static unsafe class GpuBenchAttention
             ushort* o = ctx.Empty<ushort>(n), dq = ctx.Empty<ushort>(n), dk = ctx.Empty<ushort>(n), dv = ctx.Empty<ushort>(n);
             float* lse = ctx.Empty<float>((long)s.BH * s.T);
             float scale = 1f / MathF.Sqrt(s.D);
-            void Forward() => cuda.AttentionForwardBf16(q, k, v, o, lse, s.BH, s.T, s.T, s.D, s.D, scale, true);
-            void Backward() => cuda.AttentionBackwardBf16(q, k, v, o, lse, dO, dq, dk, dv, s.BH, s.T, s.T, s.D, s.D, scale, true);
+            void Forward() => cuda.AttentionForwardBf16(q, k, v, o, lse, s.BH, s.T, s.T, s.D, s.D, scale, true, 1);
+            void Backward() => cuda.AttentionBackwardBf16(q, k, v, o, lse, dO, dq, dk, dv, s.BH, s.T, s.T, s.D, s.D, scale, true, 1);
             ctx.Measure(fwd, Forward);
             ctx.Measure(bwd, Backward, setup: Forward);   // o and lse of a real forward
             ctx.Measure(both, () => { Forward(); Backward(); });
@@ -50,8 +50,8 @@ internal static unsafe class GpuBenchAttention
             float* o = ctx.Empty<float>(n), dq = ctx.Empty<float>(n), dk = ctx.Empty<float>(n), dv = ctx.Empty<float>(n);
             float* lse = ctx.Empty<float>((long)s.BH * s.T);
             float scale = 1f / MathF.Sqrt(s.D);
-            void Forward() => ctx.K.AttentionForward(q, k, v, o, lse, s.BH, s.T, s.T, s.D, s.D, scale, true);
+            void Forward() => ctx.K.AttentionForward(q, k, v, o, lse, s.BH, s.T, s.T, s.D, s.D, scale, true, 1);
             ctx.Measure(fwd, Forward);
-            ctx.Measure(bwd, () => ctx.K.AttentionBackward(q, k, v, o, lse, dO, dq, dk, dv, s.BH, s.T, s.T, s.D, s.D, scale, true), setup: Forward);
+            ctx.Measure(bwd, () => ctx.K.AttentionBackward(q, k, v, o, lse, dO, dq, dk, dv, s.BH, s.T, s.T, s.D, s.D, scale, true, 1), setup: Forward);
         });
 }

@@ -173,18 +173,26 @@ public unsafe interface IKernels
 
     // ---------------------------------------------------------------- attention
     /// <summary>
-    /// Scaled dot-product attention, one head per batch item: q: [BH, Tq, Dk], k: [BH, Tk, Dk],
-    /// v: [BH, Tk, Dv], o: [BH, Tq, Dv], lse: [BH, Tq] (log-sum-exp of the scaled scores, saved for the
-    /// backward). causal: query i (at absolute position Tk − Tq + i) sees keys 0..Tk − Tq + i
-    /// (bottom-right aligned, so a decode step with Tq = 1 sees the whole cache). Online softmax: no
-    /// Tq×Tk buffer.
+    /// Scaled dot-product attention with grouped K/V heads (GQA; MQA when one K/V head serves all; plain
+    /// multi-head attention when <paramref name="kvGroup"/> = 1): q: [BH, Tq, Dk], k: [BH / kvGroup, Tk, Dk],
+    /// v: [BH / kvGroup, Tk, Dv], o: [BH, Tq, Dv], lse: [BH, Tq] (log-sum-exp of the scaled scores, saved for
+    /// the backward). Query row bh reads K/V row bh / kvGroup: with BH = B·Hq and Hq = kvGroup·Hkv that is
+    /// query head (b, h) → K/V head (b, h / kvGroup), the order of HF's repeat_kv. The repeated K/V are never
+    /// materialised. BH must be a multiple of kvGroup (≥ 1). causal: query i (at absolute position
+    /// Tk − Tq + i) sees keys 0..Tk − Tq + i (bottom-right aligned, so a decode step with Tq = 1 sees the
+    /// whole cache). Online softmax: no Tq×Tk buffer.
     /// </summary>
     void AttentionForward(float* q, float* k, float* v, float* o, float* lse,
-        int BH, int Tq, int Tk, int Dk, int Dv, float scale, bool causal);
+        int BH, int Tq, int Tk, int Dk, int Dv, float scale, bool causal, int kvGroup);
 
-    /// <summary>Gradients dq, dk, dv (overwritten) from dO, using o and lse of the forward.</summary>
+    /// <summary>
+    /// Gradients dq: [BH, Tq, Dk], dk: [BH / kvGroup, Tk, Dk], dv: [BH / kvGroup, Tk, Dv] (overwritten) from
+    /// dO, using o and lse of the forward. dk and dv of a K/V head sum over the kvGroup query heads that read
+    /// it, in a fixed order (no atomics: the result does not depend on the thread schedule).
+    /// </summary>
     void AttentionBackward(float* q, float* k, float* v, float* o, float* lse, float* dO,
-        float* dq, float* dk, float* dv, int BH, int Tq, int Tk, int Dk, int Dv, float scale, bool causal);
+        float* dq, float* dk, float* dv, int BH, int Tq, int Tk, int Dk, int Dv, float scale, bool causal,
+        int kvGroup);
 
     // ---------------------------------------------------------------- indexing
     /// <summary>x: [outer, dimIn, inner], idx: [n] → y: [outer, n, inner]; y[o,j,i] = x[o, idx[j], i].</summary>

@@ -225,8 +225,8 @@ public sealed unsafe class IlgpuAccumulatingTests
         var dv = new float[v.Length];
         fixed (float* pq = q, pk = k, pv = v, po = o, pl = lse, pdo = dO, pdq = dq, pdk = dk, pdv = dv)
         {
-            Ref.AttentionForward(pq, pk, pv, po, pl, BH, Tq, Tk, Dk, Dv, scale, causal);
-            Ref.AttentionBackward(pq, pk, pv, po, pl, pdo, pdq, pdk, pdv, BH, Tq, Tk, Dk, Dv, scale, causal);
+            Ref.AttentionForward(pq, pk, pv, po, pl, BH, Tq, Tk, Dk, Dv, scale, causal, 1);
+            Ref.AttentionBackward(pq, pk, pv, po, pl, pdo, pdq, pdk, pdv, BH, Tq, Tk, Dk, Dv, scale, causal, 1);
         }
         using var d = new DeviceArena();
         var gq = d.Up(q);
@@ -234,14 +234,14 @@ public sealed unsafe class IlgpuAccumulatingTests
         var gv = d.Up(v);
         var go = d.Alloc<float>(o.Length);
         var gl = d.Alloc<float>(lse.Length);
-        K.AttentionForward(gq, gk, gv, go, gl, BH, Tq, Tk, Dk, Dv, scale, causal);
+        K.AttentionForward(gq, gk, gv, go, gl, BH, Tq, Tk, Dk, Dv, scale, causal, 1);
         string what = $"attention BH={BH} Tq={Tq} Tk={Tk} Dk={Dk} Dv={Dv} causal={causal}";
         Close(d.Down(go, o.Length), o, Accumulating, what + " o");
         Close(d.Down(gl, lse.Length), lse, Accumulating, what + " lse");
         var gdq = d.Alloc<float>(q.Length);
         var gdk = d.Alloc<float>(k.Length);
         var gdv = d.Alloc<float>(v.Length);
-        K.AttentionBackward(gq, gk, gv, go, gl, d.Up(dO), gdq, gdk, gdv, BH, Tq, Tk, Dk, Dv, scale, causal);
+        K.AttentionBackward(gq, gk, gv, go, gl, d.Up(dO), gdq, gdk, gdv, BH, Tq, Tk, Dk, Dv, scale, causal, 1);
         Close(d.Down(gdq, q.Length), dq, Accumulating, what + " dq");
         Close(d.Down(gdk, k.Length), dk, Accumulating, what + " dk");
         Close(d.Down(gdv, v.Length), dv, Accumulating, what + " dv");

@@ -10,19 +10,22 @@ public sealed unsafe class AttentionTests
     {
         public required int BH, Tq, Tk, Dk, Dv;
         public required bool Causal;
+        /// <summary>Query heads per K/V head: K/V have BH / Group rows.</summary>
+        public int Group = 1;
         public float[] Q = [], K = [], V = [], DO = [];
         public float Scale;
 
-        public static Case Make(int BH, int Tq, int Tk, int Dk, int Dv, bool causal, int seed = 3)
+        public static Case Make(int BH, int Tq, int Tk, int Dk, int Dv, bool causal, int seed = 3, int group = 1)
         {
             var rng = new Random(seed + 1000 * Tq + 10 * Tk + Dk + 7 * Dv);
+            int kvRows = BH / group;
             return new Case
             {
-                BH = BH, Tq = Tq, Tk = Tk, Dk = Dk, Dv = Dv, Causal = causal,
+                BH = BH, Tq = Tq, Tk = Tk, Dk = Dk, Dv = Dv, Causal = causal, Group = group,
                 // Spread wide enough that the softmax is far from uniform.
                 Q = GemmAttentionTestUtil.Random(rng, (long)BH * Tq * Dk, 2f),
-                K = GemmAttentionTestUtil.Random(rng, (long)BH * Tk * Dk, 2f),
-                V = GemmAttentionTestUtil.Random(rng, (long)BH * Tk * Dv),
+                K = GemmAttentionTestUtil.Random(rng, (long)kvRows * Tk * Dk, 2f),
+                V = GemmAttentionTestUtil.Random(rng, (long)kvRows * Tk * Dv),
                 DO = GemmAttentionTestUtil.Random(rng, (long)BH * Tq * Dv),
                 Scale = 1f / MathF.Sqrt(Dk),
             };
@@ -33,17 +36,18 @@ public sealed unsafe class AttentionTests
             var o = Enumerable.Repeat(float.NaN, BH * Tq * Dv).ToArray();
             var lse = Enumerable.Repeat(float.NaN, BH * Tq).ToArray();
             fixed (float* q = Q, k = K, v = V, po = o, pl = lse)
-                kernels.AttentionForward(q, k, v, po, pl, BH, Tq, Tk, Dk, Dv, Scale, Causal);
+                kernels.AttentionForward(q, k, v, po, pl, BH, Tq, Tk, Dk, Dv, Scale, Causal, Group);
             return (o, lse);
         }
 
         public (float[] Dq, float[] Dk, float[] Dv) Backward(NativeReasoner.Kernels.IKernels kernels, float[] o, float[] lse)
         {
             var dq = Enumerable.Repeat(float.NaN, BH * Tq * Dk).ToArray();
-            var dk = Enumerable.Repeat(float.NaN, BH * Tk * Dk).ToArray();
-            var dv = Enumerable.Repeat(float.NaN, BH * Tk * Dv).ToArray();
+            var dk = Enumerable.Repeat(float.NaN, BH / Group * Tk * Dk).ToArray();
+            var dv = Enumerable.Repeat(float.NaN, BH / Group * Tk * Dv).ToArray();
             fixed (float* q = Q, k = K, v = V, po = o, pl = lse, pdo = DO, pdq = dq, pdk = dk, pdv = dv)
-                kernels.AttentionBackward(q, k, v, po, pl, pdo, pdq, pdk, pdv, BH, Tq, Tk, Dk, Dv, Scale, Causal);
+                kernels.AttentionBackward(q, k, v, po, pl, pdo, pdq, pdk, pdv, BH, Tq, Tk, Dk, Dv, Scale, Causal,
+                    Group);
             return (dq, dk, dv);
         }
     }
@@ -117,6 +121,34 @@ public sealed unsafe class AttentionTests
         GemmAttentionTestUtil.AssertClose(dqRef, dq, 1e-4, "dq");
         GemmAttentionTestUtil.AssertClose(dkRef, dk, 1e-4, "dk");
         GemmAttentionTestUtil.AssertClose(dvRef, dv, 1e-4, "dv");
+    }
+
+    /// <summary>
+    /// Grouped K/V heads on the CPU backend through both backward strategies: K/V heads ≥ 2 × threads takes the
+    /// one-pass-per-K/V-head backward, a single K/V head (MQA) the split dq | dk,dv passes. Group sizes 2, 3, 7;
+    /// the conformance suite (attention/gqa/*) covers the other shapes on every backend.
+    /// </summary>
+    [Theory]
+    [InlineData(2, 37, 37, 16, 16)]
+    [InlineData(3, 13, 83, 8, 12)]
+    [InlineData(7, 70, 70, 24, 16)]
+    public void GroupedKvHeadsMatchReferenceOnBothBackwardPaths(int group, int Tq, int Tk, int Dk, int Dv)
+    {
+        foreach (int kvRows in new[] { 2 * CpuParallel.Threads, 1 })
+            foreach (bool causal in new[] { false, true })
+            {
+                var c = Case.Make(kvRows * group, Tq, Tk, Dk, Dv, causal, group: group);
+                string what = $"kvRows={kvRows} group={group} causal={causal}";
+                var (oRef, lseRef) = c.Forward(ReferenceKernels.Instance);
+                var (o, lse) = c.Forward(CpuKernels.Instance);
+                GemmAttentionTestUtil.AssertClose(oRef, o, 1e-4, "o " + what);
+                GemmAttentionTestUtil.AssertClose(lseRef, lse, 1e-4, "lse " + what);
+                var (dqRef, dkRef, dvRef) = c.Backward(ReferenceKernels.Instance, oRef, lseRef);
+                var (dq, dk, dv) = c.Backward(CpuKernels.Instance, oRef, lseRef);
+                GemmAttentionTestUtil.AssertClose(dqRef, dq, 1e-4, "dq " + what);
+                GemmAttentionTestUtil.AssertClose(dkRef, dk, 1e-4, "dk " + what);
+                GemmAttentionTestUtil.AssertClose(dvRef, dv, 1e-4, "dv " + what);
+            }
     }
 
     /// <summary>

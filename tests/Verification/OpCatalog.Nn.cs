@@ -128,5 +128,14 @@ internal static partial class OpCatalog
             Normal("q", S(1, 2, 7, 16)), Normal("k", S(1, 2, 31, 16)), Normal("v", S(1, 2, 31, 13)));
         yield return A("sdpa_257", "sdpa", x => Functional.ScaledDotProductAttention(x[0], x[1], x[2], causal: true),
             Normal("q", S(1, 1, 257, 16)), Normal("k", S(1, 1, 257, 16)), Normal("v", S(1, 1, 257, 16)));
+        // Grouped-query attention: 3 query heads per K/V head, and MQA (one K/V head for 7 query heads) decoding.
+        yield return A("sdpa_gqa", "sdpa", x => Functional.ScaledDotProductAttention(x[0], x[1], x[2], causal: true),
+            Normal("q", S(2, 6, 11, 8)), Normal("k", S(2, 2, 11, 8)), Normal("v", S(2, 2, 11, 6)));
+        yield return A("sdpa_mqa_decode", "sdpa",
+            x => Functional.ScaledDotProductAttention(x[0], x[1], x[2], causal: true),
+            Normal("q", S(1, 7, 1, 16)), Normal("k", S(1, 1, 13, 16)), Normal("v", S(1, 1, 13, 16)));
+        yield return A("sdpa_gqa_prefill_tail", "sdpa",
+            x => Functional.ScaledDotProductAttention(x[0], x[1], x[2], causal: true),
+            Normal("q", S(1, 4, 5, 16)), Normal("k", S(1, 2, 19, 16)), Normal("v", S(1, 2, 19, 13)));
     }
 }

@@ -194,6 +194,13 @@ def _rope(t, a):
 
 def _sdpa(t, a):
     q, k, v = t["q"], t["k"], t["v"]
+    hq, hkv = q.shape[-3], k.shape[-3]
+    if hq != hkv:
+        # grouped-query attention: each K/V head serves hq / hkv consecutive query heads; repeat_interleave on
+        # the heads axis is the layout HF's repeat_kv produces, and autograd sums the copies' gradients back
+        assert hq % hkv == 0, (hq, hkv)
+        k = k.repeat_interleave(hq // hkv, dim=-3)
+        v = v.repeat_interleave(hq // hkv, dim=-3)
     scores = torch.matmul(q, k.transpose(-1, -2)) * a["scale"]
     if a["causal"]:
         tq, tk = scores.shape[-2], scores.shape[-1]
@@ -400,6 +407,21 @@ def build_cases(g):
     x = g.normal(4, 13)
     assert tie_free(x, axis=-1)
     C.append(Case("topk", "topk", [("x", x)], {"k": 5}, grads=[]))
+
+    # Grouped-query attention (fewer K/V heads than query heads), appended last so the inputs drawn for the
+    # cases above stay what they were.
+    C.append(Case("sdpa_gqa", "sdpa",
+                  [("q", g.normal(2, 6, 9, 8)), ("k", g.normal(2, 2, 9, 8)), ("v", g.normal(2, 2, 9, 6))],
+                  {"causal": False, "scale": sc}))
+    C.append(Case("sdpa_gqa_causal", "sdpa",
+                  [("q", g.normal(1, 4, 7, 8)), ("k", g.normal(1, 2, 7, 8)), ("v", g.normal(1, 2, 7, 6))],
+                  {"causal": True, "scale": sc}))
+    C.append(Case("sdpa_gqa_causal_cached_prefix", "sdpa",
+                  [("q", g.normal(1, 6, 4, 8)), ("k", g.normal(1, 3, 9, 8)), ("v", g.normal(1, 3, 9, 6))],
+                  {"causal": True, "scale": sc}))
+    C.append(Case("sdpa_mqa_decode", "sdpa",
+                  [("q", g.normal(2, 7, 1, 8)), ("k", g.normal(2, 1, 11, 8)), ("v", g.normal(2, 1, 11, 8))],
+                  {"causal": True, "scale": sc}))
 
     names = [c.name for c in C]
     assert len(names) == len(set(names)), "duplicate case names"

@@ -41,23 +41,27 @@ public sealed unsafe partial class CudaKernels
         return (uint)n;
     }
 
-    public void AttentionForward(float* q, float* k, float* v, float* o, float* lse, int BH, int Tq, int Tk, int Dk, int Dv, float scale, bool causal)
+    public void AttentionForward(float* q, float* k, float* v, float* o, float* lse, int BH, int Tq, int Tk, int Dk,
+        int Dv, float scale, bool causal, int kvGroup)
     {
+        AttentionHeads.KvRows(nameof(AttentionForward), BH, kvGroup);
         if (BH <= 0 || Tq <= 0) return;
         int variant = AttentionVariant(Dk, Dv);
         int qs = AttnStride(Dk), vs = AttnStride(Dv);
         // Q [32][qs] | K [32][qs] | V [32][vs] | p strips [4 warps][8 rows][32]
         int shared = (2 * AttnTile * qs + AttnTile * vs + 4 * 8 * AttnTile) * sizeof(float);
         int qTiles = (Tq + AttnTile - 1) / AttnTile, causalFlag = causal ? 1 : 0;
-        void** a = stackalloc void*[12];
+        void** a = stackalloc void*[13];
         a[0] = &q; a[1] = &k; a[2] = &v; a[3] = &o; a[4] = &lse;
         a[5] = &Tq; a[6] = &Tk; a[7] = &Dk; a[8] = &Dv; a[9] = &scale; a[10] = &causalFlag; a[11] = &qTiles;
+        a[12] = &kvGroup;
         Launch("attention.cu", s_fwdKernels[variant], Blocks(qTiles, BH), 128, shared, a);
     }
 
     public void AttentionBackward(float* q, float* k, float* v, float* o, float* lse, float* dO, float* dq, float* dk, float* dv,
-        int BH, int Tq, int Tk, int Dk, int Dv, float scale, bool causal)
+        int BH, int Tq, int Tk, int Dk, int Dv, float scale, bool causal, int kvGroup)
     {
+        int kvRows = AttentionHeads.KvRows(nameof(AttentionBackward), BH, kvGroup);
         if (BH <= 0) return;
         int variant = AttentionVariant(Dk, Dv);
         int qs = AttnStride(Dk), vs = AttnStride(Dv), causalFlag = causal ? 1 : 0;
@@ -76,20 +80,23 @@ public sealed unsafe partial class CudaKernels
                 // dQ: Q [32][qs] | dO [32][vs] | K [32][qs] | V [32][vs] | ds strips [4][8][32]
                 int qTiles = (Tq + AttnTile - 1) / AttnTile;
                 int shared = (2 * AttnTile * qs + 2 * AttnTile * vs + 4 * 8 * AttnTile) * sizeof(float);
-                void** b = stackalloc void*[14];
+                void** b = stackalloc void*[15];
                 b[0] = &q; b[1] = &k; b[2] = &v; b[3] = &lse; b[4] = &D; b[5] = &dO; b[6] = &dq;
                 b[7] = &Tq; b[8] = &Tk; b[9] = &Dk; b[10] = &Dv; b[11] = &scale; b[12] = &causalFlag; b[13] = &qTiles;
+                b[14] = &kvGroup;
                 Launch("attention.cu", s_dqKernels[variant], Blocks(qTiles, BH), 128, shared, b);
             }
             if (Tk > 0)
             {
-                // dK, dV: K [32][qs] | V [32][vs] | Q [32][qs] | dO [32][vs] | lse [32] | D [32] | p, ds strips [8][4][32] each
+                // dK, dV, a block per (K/V head, 32 keys) looping over the group's query heads:
+                // K [32][qs] | V [32][vs] | Q [32][qs] | dO [32][vs] | lse [32] | D [32] | p, ds strips [8][4][32] each
                 int kTiles = (Tk + AttnTile - 1) / AttnTile;
                 int shared = (2 * AttnTile * qs + 2 * AttnTile * vs + 2 * AttnTile + 2 * 8 * 4 * AttnTile) * sizeof(float);
-                void** c = stackalloc void*[15];
+                void** c = stackalloc void*[16];
                 c[0] = &q; c[1] = &k; c[2] = &v; c[3] = &lse; c[4] = &D; c[5] = &dO; c[6] = &dk; c[7] = &dv;
                 c[8] = &Tq; c[9] = &Tk; c[10] = &Dk; c[11] = &Dv; c[12] = &scale; c[13] = &causalFlag; c[14] = &kTiles;
-                Launch("attention.cu", s_dkdvKernels[variant], Blocks(kTiles, BH), 256, shared, c);
+                c[15] = &kvGroup;
+                Launch("attention.cu", s_dkdvKernels[variant], Blocks(kTiles, kvRows), 256, shared, c);
             }
         }
         finally

@@ -10,11 +10,14 @@ public sealed unsafe partial class CudaKernels
     /// causal rule of <see cref="IKernels.AttentionForward"/>, with q, k, v and o as bf16 bits; lse fp32.
     /// Dk and Dv: multiples of 16 up to 256 (they may differ, e.g. MLA's 192/128); q, k, v (and dO, dq of
     /// the backward) 16-byte aligned. P is rounded to bf16 before P·V (as every tensor-core flash attention does).
+    /// Grouped K/V heads as in <see cref="IKernels.AttentionForward"/>: k, v hold BH / kvGroup heads, query head bh
+    /// reads K/V head bh / kvGroup.
     /// </summary>
     public void AttentionForwardBf16(ushort* q, ushort* k, ushort* v, ushort* o, float* lse,
-        int BH, int Tq, int Tk, int Dk, int Dv, float scale, bool causal)
+        int BH, int Tq, int Tk, int Dk, int Dv, float scale, bool causal, int kvGroup)
     {
         CheckAttentionBf16(nameof(AttentionForwardBf16), BH, Tq, Tk, Dk, Dv, q, k, v, o, lse);
+        AttentionHeads.KvRows(nameof(AttentionForwardBf16), BH, kvGroup);
         if (BH == 0 || Tq == 0) return;
         var (name, dkMax, dvMax) = AttentionBf16Variant(Dk, Dv);
         long blocks = (long)((Tq + 63) / 64) * BH;
@@ -23,7 +26,7 @@ public sealed unsafe partial class CudaKernels
         int shared = 64 * (2 * (dkMax + 8) + dvMax + 8) * 2;
         float scaleLog2 = scale * 1.4426950408889634f;
         int c = causal ? 1 : 0;
-        void** a = stackalloc void*[12];
+        void** a = stackalloc void*[13];
         a[0] = &q;
         a[1] = &k;
         a[2] = &v;
@@ -36,18 +39,23 @@ public sealed unsafe partial class CudaKernels
         a[9] = &Dv;
         a[10] = &scaleLog2;
         a[11] = &c;
+        a[12] = &kvGroup;
         Launch(AttentionBf16File, "nr_attnbf16_fwd_" + name, (uint)blocks, 128, shared, a);
     }
 
     /// <summary>
     /// Backward of <see cref="AttentionForwardBf16"/>: dq, dk, dv (bf16, overwritten) from dO (bf16), o and lse.
     /// FlashAttention-2: Δ = rowsum(dO ⊙ o), then one block per key tile (dk, dv in registers, P recomputed from
-    /// lse), dq accumulated in fp32 with atomics (so its rounding order is not reproducible bit for bit).
+    /// lse), dq accumulated in fp32 with atomics (so its rounding order is not reproducible bit for bit). With
+    /// grouped K/V heads a key-tile block loops over the kvGroup query heads of its K/V head, so dk and dv (of
+    /// BH / kvGroup heads) sum the group in a fixed order.
     /// </summary>
     public void AttentionBackwardBf16(ushort* q, ushort* k, ushort* v, ushort* o, float* lse, ushort* dO,
-        ushort* dq, ushort* dk, ushort* dv, int BH, int Tq, int Tk, int Dk, int Dv, float scale, bool causal)
+        ushort* dq, ushort* dk, ushort* dv, int BH, int Tq, int Tk, int Dk, int Dv, float scale, bool causal,
+        int kvGroup)
     {
         CheckAttentionBf16(nameof(AttentionBackwardBf16), BH, Tq, Tk, Dk, Dv, q, k, v, o, lse);
+        int kvRows = AttentionHeads.KvRows(nameof(AttentionBackwardBf16), BH, kvGroup);
         CheckAligned(nameof(AttentionBackwardBf16), dO, nameof(dO), 16);
         CheckAligned(nameof(AttentionBackwardBf16), dq, nameof(dq), 16);
         CheckAligned(nameof(AttentionBackwardBf16), dk, nameof(dk), 4);
@@ -55,8 +63,10 @@ public sealed unsafe partial class CudaKernels
         if (BH == 0 || (Tq == 0 && Tk == 0)) return;
         var (name, dkMax, dvMax) = AttentionBf16Variant(Dk, Dv);
         int tqPad = (Tq + 63) / 64 * 64;
-        long keyBlocks = (long)((Tk + 63) / 64) * BH;
-        if (keyBlocks > int.MaxValue) throw new ArgumentException($"AttentionBackwardBf16: {keyBlocks} blocks (BH {BH}, Tk {Tk}) exceed the grid limit");
+        long keyBlocks = (long)((Tk + 63) / 64) * kvRows;
+        if (keyBlocks > int.MaxValue)
+            throw new ArgumentException(
+                $"AttentionBackwardBf16: {keyBlocks} blocks (K/V heads {kvRows}, Tk {Tk}) exceed the grid limit");
         long dqElements = (long)BH * Tq * Dk;
 
         // Scratch: Δ and lse·log2 e per (padded) query row, the fp32 dq accumulator.
@@ -90,7 +100,7 @@ public sealed unsafe partial class CudaKernels
                 int shared = 64 * (3 * (dkMax + 8) + 2 * (dvMax + 8)) * 2 + 64 * 72 * 2 + 2 * 64 * sizeof(float);
                 float scaleLog2 = scale * 1.4426950408889634f;
                 int c = causal ? 1 : 0;
-                void** a = stackalloc void*[18];
+                void** a = stackalloc void*[19];
                 a[0] = &q;
                 a[1] = &k;
                 a[2] = &v;
@@ -109,6 +119,7 @@ public sealed unsafe partial class CudaKernels
                 a[15] = &scaleLog2;
                 a[16] = &scale;
                 a[17] = &c;
+                a[18] = &kvGroup;
                 Launch(AttentionBf16File, "nr_attnbf16_bwd_" + name, (uint)keyBlocks, 128, shared, a);
             }
             if (dqElements > 0)

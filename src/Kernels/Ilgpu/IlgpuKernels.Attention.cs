@@ -9,6 +9,8 @@ namespace NativeReasoner.Kernels.Ilgpu;
 // Causal masking is bottom-right aligned: query i sees keys 0..Tk − Tq + i. The backward recomputes the
 // probabilities from q, k and the forward's lse: one kernel for dq (thread per query, loop over key tiles),
 // one for dk and dv (thread per key, loop over query tiles), so no atomics are needed.
+// Grouped K/V heads (GQA, arXiv:2305.13245): query head bh reads K/V head bh / Group in place; the dk/dv kernel
+// runs per K/V head and loops over the Group query heads that read it, so their sum needs no atomics either.
 public sealed unsafe partial class IlgpuKernels
 {
     /// <summary>Largest Dk / Dv the kernels take (per-thread local rows are sized for it).</summary>
@@ -22,7 +24,7 @@ public sealed unsafe partial class IlgpuKernels
 
     internal struct AttnArgs
     {
-        public int BH, Tq, Tk, Dk, Dv, Causal, TileRows;
+        public int BH, Tq, Tk, Dk, Dv, Causal, TileRows, Group;
         public float Scale;
 
         /// <summary>Last key query i may see; negative when it sees none.</summary>
@@ -35,21 +37,27 @@ public sealed unsafe partial class IlgpuKernels
 
     private int AttnGroup => Math.Min(32, _acc.MaxNumThreadsPerGroup);
 
-    private AttnArgs MakeAttnArgs(int BH, int Tq, int Tk, int Dk, int Dv, float scale, bool causal)
+    private AttnArgs MakeAttnArgs(string op, int BH, int Tq, int Tk, int Dk, int Dv, float scale, bool causal,
+        int kvGroup)
     {
+        AttentionHeads.KvRows(op, BH, kvGroup);
         if (Dk > MaxHeadDim || Dv > MaxHeadDim)
             throw new NotSupportedException($"ILGPU attention takes head dims up to {MaxHeadDim}, got Dk={Dk}, Dv={Dv}");
         int rows = Math.Min(AttnMaxTileRows, AttnTileFloats / Math.Max(1, Math.Max(Dk, Dv)));
-        return new AttnArgs { BH = BH, Tq = Tq, Tk = Tk, Dk = Dk, Dv = Dv, Causal = causal ? 1 : 0, TileRows = rows, Scale = scale };
+        return new AttnArgs
+        {
+            BH = BH, Tq = Tq, Tk = Tk, Dk = Dk, Dv = Dv, Causal = causal ? 1 : 0, TileRows = rows, Scale = scale,
+            Group = kvGroup,
+        };
     }
 
     private KernelConfig AttnConfig(long items) => new((int)Math.Max(1, Math.Min(items, _maxRowGroups)), AttnGroup);
 
     public void AttentionForward(float* q, float* k, float* v, float* o, float* lse,
-        int BH, int Tq, int Tk, int Dk, int Dv, float scale, bool causal)
+        int BH, int Tq, int Tk, int Dk, int Dv, float scale, bool causal, int kvGroup)
     {
+        var a = MakeAttnArgs(nameof(AttentionForward), BH, Tq, Tk, Dk, Dv, scale, causal, kvGroup);
         if ((long)BH * Tq == 0) return;
-        var a = MakeAttnArgs(BH, Tq, Tk, Dk, Dv, scale, causal);
         long items = (long)BH * ((Tq + AttnGroup - 1) / AttnGroup);
         lock (_backend.Sync)
         {
@@ -62,7 +70,9 @@ public sealed unsafe partial class IlgpuKernels
         }
     }
 
-    /// <summary>q: [BH, Tq, Dk], k: [BH, Tk, Dk], v: [BH, Tk, Dv] → o: [BH, Tq, Dv], lse: [BH, Tq].</summary>
+    /// <summary>
+    /// q: [BH, Tq, Dk], k: [BH / Group, Tk, Dk], v: [BH / Group, Tk, Dv] → o: [BH, Tq, Dv], lse: [BH, Tq].
+    /// </summary>
     private static void AttnForwardKernel(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> o,
         ArrayView<float> lse, AttnArgs a)
     {
@@ -81,7 +91,8 @@ public sealed unsafe partial class IlgpuKernels
             int last = active ? a.LastKey(i) : -1;
             // The group's last row sees the most keys (visibility grows with i): the tile loop bound, uniform.
             int groupLast = a.LastKey(IntrinsicMath.Min(a.Tq - 1, i0 + Br - 1));
-            long qRow = ((long)bh * a.Tq + i) * a.Dk, kBase = (long)bh * a.Tk * a.Dk, vBase = (long)bh * a.Tk * a.Dv;
+            long kvh = bh / a.Group;
+            long qRow = ((long)bh * a.Tq + i) * a.Dk, kBase = kvh * a.Tk * a.Dk, vBase = kvh * a.Tk * a.Dv;
             if (active)
                 for (int d = 0; d < a.Dk; d++) qi[d] = q[qRow + d];
             for (int d = 0; d < a.Dv; d++) acc[d] = 0f;
@@ -128,14 +139,15 @@ public sealed unsafe partial class IlgpuKernels
     }
 
     public void AttentionBackward(float* q, float* k, float* v, float* o, float* lse, float* dO,
-        float* dq, float* dk, float* dv, int BH, int Tq, int Tk, int Dk, int Dv, float scale, bool causal)
+        float* dq, float* dk, float* dv, int BH, int Tq, int Tk, int Dk, int Dv, float scale, bool causal,
+        int kvGroup)
     {
-        var a = MakeAttnArgs(BH, Tq, Tk, Dk, Dv, scale, causal);
+        var a = MakeAttnArgs(nameof(AttentionBackward), BH, Tq, Tk, Dk, Dv, scale, causal, kvGroup);
         lock (_backend.Sync)
         {
             // Zero-sized operands get any live view in their place: the kernels never index them then.
             ArrayView<float> Any(float* p, long n, ArrayView<float> fallback) => n == 0 ? fallback : F(p);
-            long nq = (long)BH * Tq, nk = (long)BH * Tk;
+            long nq = (long)BH * Tq, nk = (long)(BH / kvGroup) * Tk; // query rows, K/V rows
             if (nq == 0 && nk == 0) return;
             var live = nq > 0 ? F(lse) : (nk * Dk > 0 ? F(k) : F(v));
             var qv = Any(q, nq * Dk, live);
@@ -149,7 +161,7 @@ public sealed unsafe partial class IlgpuKernels
                     AttnConfig((long)BH * ((Tq + AttnGroup - 1) / AttnGroup)), qv, kv, vv, ov, lv, dOv, F(dq), a);
             if (nk * (Dk + Dv) > 0)
                 (_attnDkDv ??= _acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttnArgs>(AttnDkDvKernel))(
-                    AttnConfig((long)BH * ((Tk + AttnGroup - 1) / AttnGroup)), qv, kv, vv, ov, lv, dOv,
+                    AttnConfig((long)(BH / kvGroup) * ((Tk + AttnGroup - 1) / AttnGroup)), qv, kv, vv, ov, lv, dOv,
                     Any(dk, nk * Dk, live), Any(dv, nk * Dv, live), a);
         }
     }
@@ -175,7 +187,8 @@ public sealed unsafe partial class IlgpuKernels
             bool active = i < a.Tq;
             int last = active ? a.LastKey(i) : -1;
             int groupLast = a.LastKey(IntrinsicMath.Min(a.Tq - 1, i0 + Br - 1));
-            long row = (long)bh * a.Tq + i, kBase = (long)bh * a.Tk * a.Dk, vBase = (long)bh * a.Tk * a.Dv;
+            long kvh = bh / a.Group;
+            long row = (long)bh * a.Tq + i, kBase = kvh * a.Tk * a.Dk, vBase = kvh * a.Tk * a.Dv;
             float Di = 0f, li = 0f;
             if (active)
             {
@@ -207,7 +220,10 @@ public sealed unsafe partial class IlgpuKernels
         }
     }
 
-    /// <summary>dv_j = Σ_i P_ij dO_i; dk_j = scale · Σ_i dS_ij q_i over the queries that see key j.</summary>
+    /// <summary>
+    /// dv_j = Σ_i P_ij dO_i; dk_j = scale · Σ_i dS_ij q_i over the queries that see key j, of every query head of
+    /// the K/V head's group (one thread per key of a K/V head).
+    /// </summary>
     private static void AttnDkDvKernel(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> o,
         ArrayView<float> lse, ArrayView<float> dO, ArrayView<float> dk, ArrayView<float> dv, AttnArgs a)
     {
@@ -222,12 +238,13 @@ public sealed unsafe partial class IlgpuKernels
         int Bk = Group.DimX, Bq = a.TileRows;
         int kTiles = (a.Tk + Bk - 1) / Bk;
         int shift = a.Tk - a.Tq; // key j is seen by queries i ≥ j − shift (causal)
-        for (int item = Grid.IdxX; item < a.BH * kTiles; item += Grid.DimX)
+        int kvRows = a.BH / a.Group;
+        for (int item = Grid.IdxX; item < kvRows * kTiles; item += Grid.DimX)
         {
-            int bh = item / kTiles, j0 = (item - bh * kTiles) * Bk;
+            int kvh = item / kTiles, j0 = (item - kvh * kTiles) * Bk;
             int j = j0 + Group.IdxX;
             bool active = j < a.Tk;
-            long krow = (long)bh * a.Tk + j;
+            long krow = (long)kvh * a.Tk + j;
             if (active)
             {
                 for (int d = 0; d < a.Dk; d++) { kj[d] = k[krow * a.Dk + d]; dkAcc[d] = 0f; }
@@ -235,34 +252,35 @@ public sealed unsafe partial class IlgpuKernels
             }
             // The group's first key is seen by the most queries: start the query loop there (uniform).
             int firstQ = a.Causal != 0 ? IntrinsicMath.Max(0, j0 - shift) : 0;
-            for (int i0 = firstQ; i0 < a.Tq; i0 += Bq)
-            {
-                int nq = IntrinsicMath.Min(Bq, a.Tq - i0);
-                long qBase = (long)bh * a.Tq + i0;
-                Group.Barrier();
-                for (int e = Group.IdxX; e < nq * a.Dk; e += Bk) Qs[e] = q[qBase * a.Dk + e];
-                for (int e = Group.IdxX; e < nq * a.Dv; e += Bk) Gs[e] = dO[qBase * a.Dv + e];
-                for (int r = Group.IdxX; r < nq; r += Bk)
+            for (int bh = kvh * a.Group; bh < (kvh + 1) * a.Group; bh++)
+                for (int i0 = firstQ; i0 < a.Tq; i0 += Bq)
                 {
-                    float D = 0f;
-                    for (int d = 0; d < a.Dv; d++) D += dO[(qBase + r) * a.Dv + d] * o[(qBase + r) * a.Dv + d];
-                    Ds[r] = D;
-                    Ls[r] = lse[qBase + r];
+                    int nq = IntrinsicMath.Min(Bq, a.Tq - i0);
+                    long qBase = (long)bh * a.Tq + i0;
+                    Group.Barrier();
+                    for (int e = Group.IdxX; e < nq * a.Dk; e += Bk) Qs[e] = q[qBase * a.Dk + e];
+                    for (int e = Group.IdxX; e < nq * a.Dv; e += Bk) Gs[e] = dO[qBase * a.Dv + e];
+                    for (int r = Group.IdxX; r < nq; r += Bk)
+                    {
+                        float D = 0f;
+                        for (int d = 0; d < a.Dv; d++) D += dO[(qBase + r) * a.Dv + d] * o[(qBase + r) * a.Dv + d];
+                        Ds[r] = D;
+                        Ls[r] = lse[qBase + r];
+                    }
+                    Group.Barrier();
+                    if (!active) continue;
+                    for (int ii = 0; ii < nq; ii++)
+                    {
+                        if (a.Causal != 0 && j > shift + i0 + ii) continue;
+                        float s = 0f, dp = 0f;
+                        for (int d = 0; d < a.Dk; d++) s += kj[d] * Qs[ii * a.Dk + d];
+                        for (int d = 0; d < a.Dv; d++) dp += vj[d] * Gs[ii * a.Dv + d];
+                        float p = MathF.Exp(s * a.Scale - Ls[ii]);
+                        float ds = p * (dp - Ds[ii]) * a.Scale;
+                        for (int d = 0; d < a.Dv; d++) dvAcc[d] += p * Gs[ii * a.Dv + d];
+                        for (int d = 0; d < a.Dk; d++) dkAcc[d] += ds * Qs[ii * a.Dk + d];
+                    }
                 }
-                Group.Barrier();
-                if (!active) continue;
-                for (int ii = 0; ii < nq; ii++)
-                {
-                    if (a.Causal != 0 && j > shift + i0 + ii) continue;
-                    float s = 0f, dp = 0f;
-                    for (int d = 0; d < a.Dk; d++) s += kj[d] * Qs[ii * a.Dk + d];
-                    for (int d = 0; d < a.Dv; d++) dp += vj[d] * Gs[ii * a.Dv + d];
-                    float p = MathF.Exp(s * a.Scale - Ls[ii]);
-                    float ds = p * (dp - Ds[ii]) * a.Scale;
-                    for (int d = 0; d < a.Dv; d++) dvAcc[d] += p * Gs[ii * a.Dv + d];
-                    for (int d = 0; d < a.Dk; d++) dkAcc[d] += ds * Qs[ii * a.Dk + d];
-                }
-            }
             if (active)
             {
                 for (int d = 0; d < a.Dk; d++) dk[krow * a.Dk + d] = dkAcc[d];

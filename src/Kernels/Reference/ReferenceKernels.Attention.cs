@@ -34,16 +34,19 @@ public sealed unsafe partial class ReferenceKernels
 
     /// <summary>
     /// o_i = Σ_j softmax_j(scale · q_i·k_j) v_j over the visible keys; lse_i = log Σ_j exp(scale · q_i·k_j).
-    /// A query that sees no key (causal with Tq &gt; Tk) gets o_i = 0 and lse_i = −∞.
+    /// A query that sees no key (causal with Tq &gt; Tk) gets o_i = 0 and lse_i = −∞. Query head bh reads
+    /// K/V head bh / kvGroup.
     /// </summary>
     public void AttentionForward(float* q, float* k, float* v, float* o, float* lse,
-        int BH, int Tq, int Tk, int Dk, int Dv, float scale, bool causal)
+        int BH, int Tq, int Tk, int Dk, int Dv, float scale, bool causal, int kvGroup)
     {
+        AttentionHeads.KvRows(nameof(AttentionForward), BH, kvGroup);
         var p = new double[Math.Max(1, Tk)];
         var acc = new double[Dv];
         for (int bh = 0; bh < BH; bh++)
         {
-            float* qb = q + (long)bh * Tq * Dk, kb = k + (long)bh * Tk * Dk, vb = v + (long)bh * Tk * Dv;
+            long kvh = bh / kvGroup;
+            float* qb = q + (long)bh * Tq * Dk, kb = k + kvh * Tk * Dk, vb = v + kvh * Tk * Dv;
             for (int i = 0; i < Tq; i++)
             {
                 int last = LastVisibleKey(i, Tq, Tk, causal);
@@ -65,55 +68,62 @@ public sealed unsafe partial class ReferenceKernels
     /// Gradients of attention, recomputing the probabilities from q and k in double (o and lse of the
     /// forward are not trusted, so this oracle does not depend on the forward being right):
     /// dv_j = Σ_i P_ij dO_i; dP_ij = dO_i·v_j; dS_ij = P_ij (dP_ij − Σ_l P_il dP_il);
-    /// dq_i = scale Σ_j dS_ij k_j; dk_j = scale Σ_i dS_ij q_i.
+    /// dq_i = scale Σ_j dS_ij k_j; dk_j = scale Σ_i dS_ij q_i. With grouped K/V heads the sums over i for
+    /// dk and dv run over the queries of every query head of the group (in double, rounded once).
     /// </summary>
     public void AttentionBackward(float* q, float* k, float* v, float* o, float* lse, float* dO,
-        float* dq, float* dk, float* dv, int BH, int Tq, int Tk, int Dk, int Dv, float scale, bool causal)
+        float* dq, float* dk, float* dv, int BH, int Tq, int Tk, int Dk, int Dv, float scale, bool causal,
+        int kvGroup)
     {
+        int kvRows = AttentionHeads.KvRows(nameof(AttentionBackward), BH, kvGroup);
         var p = new double[Math.Max(1, Tk)];
         var dp = new double[Math.Max(1, Tk)];
         var dqAcc = new double[Dk];
         var dkAcc = new double[(long)Tk * Dk];
         var dvAcc = new double[(long)Tk * Dv];
-        for (int bh = 0; bh < BH; bh++)
+        for (int kvh = 0; kvh < kvRows; kvh++)
         {
-            float* qb = q + (long)bh * Tq * Dk, kb = k + (long)bh * Tk * Dk, vb = v + (long)bh * Tk * Dv;
-            float* dOb = dO + (long)bh * Tq * Dv;
+            float* kb = k + (long)kvh * Tk * Dk, vb = v + (long)kvh * Tk * Dv;
             Array.Clear(dkAcc);
             Array.Clear(dvAcc);
-            for (int i = 0; i < Tq; i++)
+            for (int bh = kvh * kvGroup; bh < (kvh + 1) * kvGroup; bh++)
             {
-                int last = LastVisibleKey(i, Tq, Tk, causal);
-                float* qi = qb + (long)i * Dk, dOi = dOb + (long)i * Dv;
-                ScoreRow(qi, kb, Dk, last, scale, p);
-                double rowDot = 0; // Σ_j P_ij dP_ij (= dO_i·o_i)
-                for (int j = 0; j <= last; j++)
+                float* qb = q + (long)bh * Tq * Dk;
+                float* dOb = dO + (long)bh * Tq * Dv;
+                for (int i = 0; i < Tq; i++)
                 {
-                    float* vj = vb + (long)j * Dv;
-                    double dot = 0;
-                    for (int d = 0; d < Dv; d++)
+                    int last = LastVisibleKey(i, Tq, Tk, causal);
+                    float* qi = qb + (long)i * Dk, dOi = dOb + (long)i * Dv;
+                    ScoreRow(qi, kb, Dk, last, scale, p);
+                    double rowDot = 0; // Σ_j P_ij dP_ij (= dO_i·o_i)
+                    for (int j = 0; j <= last; j++)
                     {
-                        dot += (double)dOi[d] * vj[d];
-                        dvAcc[(long)j * Dv + d] += p[j] * dOi[d];
+                        float* vj = vb + (long)j * Dv;
+                        double dot = 0;
+                        for (int d = 0; d < Dv; d++)
+                        {
+                            dot += (double)dOi[d] * vj[d];
+                            dvAcc[(long)j * Dv + d] += p[j] * dOi[d];
+                        }
+                        dp[j] = dot;
+                        rowDot += p[j] * dot;
                     }
-                    dp[j] = dot;
-                    rowDot += p[j] * dot;
-                }
-                Array.Clear(dqAcc);
-                for (int j = 0; j <= last; j++)
-                {
-                    double ds = p[j] * (dp[j] - rowDot) * scale;
-                    float* kj = kb + (long)j * Dk;
-                    for (int d = 0; d < Dk; d++)
+                    Array.Clear(dqAcc);
+                    for (int j = 0; j <= last; j++)
                     {
-                        dqAcc[d] += ds * kj[d];
-                        dkAcc[(long)j * Dk + d] += ds * qi[d];
+                        double ds = p[j] * (dp[j] - rowDot) * scale;
+                        float* kj = kb + (long)j * Dk;
+                        for (int d = 0; d < Dk; d++)
+                        {
+                            dqAcc[d] += ds * kj[d];
+                            dkAcc[(long)j * Dk + d] += ds * qi[d];
+                        }
                     }
+                    float* dqi = dq + ((long)bh * Tq + i) * Dk;
+                    for (int d = 0; d < Dk; d++) dqi[d] = (float)dqAcc[d];
                 }
-                float* dqi = dq + ((long)bh * Tq + i) * Dk;
-                for (int d = 0; d < Dk; d++) dqi[d] = (float)dqAcc[d];
             }
-            float* dkb = dk + (long)bh * Tk * Dk, dvb = dv + (long)bh * Tk * Dv;
+            float* dkb = dk + (long)kvh * Tk * Dk, dvb = dv + (long)kvh * Tk * Dv;
             for (long e = 0; e < (long)Tk * Dk; e++) dkb[e] = (float)dkAcc[e];
             for (long e = 0; e < (long)Tk * Dv; e++) dvb[e] = (float)dvAcc[e];
         }

@@ -45,7 +45,7 @@ public static unsafe partial class KernelChecks
             int d = CudaKernels.MaxAttentionHeadDim + 1;
             float* q = ctx.Up(ctx.Rand(d)), o = ctx.Garbage<float>(d), lse = ctx.Garbage<float>(1);
             bool threw = false;
-            try { ctx.K.AttentionForward(q, q, q, o, lse, 1, 1, 1, d, d, 1f, false); }
+            try { ctx.K.AttentionForward(q, q, q, o, lse, 1, 1, 1, d, d, 1f, false, 1); }
             catch (NotSupportedException) { threw = true; }
             ctx.Require(threw, $"head dim {d} did not throw NotSupportedException");
         }));
@@ -76,12 +76,12 @@ public static unsafe partial class KernelChecks
         var v = ctx.Rand((long)BH * Tk * Dv);
         float scale = 2f / MathF.Sqrt(Dk); // peaky enough that the running max moves between key tiles
         float* o = ctx.Garbage<float>((long)BH * Tq * Dv), lse = ctx.Garbage<float>((long)BH * Tq);
-        ctx.K.AttentionForward(ctx.Up(q), ctx.Up(k), ctx.Up(v), o, lse, BH, Tq, Tk, Dk, Dv, scale, causal);
+        ctx.K.AttentionForward(ctx.Up(q), ctx.Up(k), ctx.Up(v), o, lse, BH, Tq, Tk, Dk, Dv, scale, causal, 1);
 
         var oRef = new float[(long)BH * Tq * Dv];
         var lseRef = new float[(long)BH * Tq];
         fixed (float* pq = q, pk = k, pv = v, po = oRef, pl = lseRef)
-            ctx.Ref.AttentionForward(pq, pk, pv, po, pl, BH, Tq, Tk, Dk, Dv, scale, causal);
+            ctx.Ref.AttentionForward(pq, pk, pv, po, pl, BH, Tq, Tk, Dk, Dv, scale, causal, 1);
         ctx.Close(ctx.Down(o, oRef.Length), oRef, 1e-5, "o");
         ctx.Close(ctx.Down(lse, lseRef.Length), lseRef, 1e-5, "lse");
     }
@@ -101,12 +101,12 @@ public static unsafe partial class KernelChecks
         var dvRef = new float[v.Length];
         fixed (float* pq = q, pk = k, pv = v, po = o, pl = lse, pg = dO, rq = dqRef, rk = dkRef, rv = dvRef)
         {
-            ctx.Ref.AttentionForward(pq, pk, pv, po, pl, BH, Tq, Tk, Dk, Dv, scale, causal);
-            ctx.Ref.AttentionBackward(pq, pk, pv, po, pl, pg, rq, rk, rv, BH, Tq, Tk, Dk, Dv, scale, causal);
+            ctx.Ref.AttentionForward(pq, pk, pv, po, pl, BH, Tq, Tk, Dk, Dv, scale, causal, 1);
+            ctx.Ref.AttentionBackward(pq, pk, pv, po, pl, pg, rq, rk, rv, BH, Tq, Tk, Dk, Dv, scale, causal, 1);
         }
         float* dq = ctx.Garbage<float>(q.Length), dk = ctx.Garbage<float>(k.Length), dv = ctx.Garbage<float>(v.Length);
         ctx.K.AttentionBackward(ctx.Up(q), ctx.Up(k), ctx.Up(v), ctx.Up(o), ctx.Up(lse), ctx.Up(dO), dq, dk, dv,
-            BH, Tq, Tk, Dk, Dv, scale, causal);
+            BH, Tq, Tk, Dk, Dv, scale, causal, 1);
         ctx.Close(ctx.Down(dq, q.Length), dqRef, 1e-5, "dq");
         ctx.Close(ctx.Down(dk, k.Length), dkRef, 1e-5, "dk");
         ctx.Close(ctx.Down(dv, v.Length), dvRef, 1e-5, "dv");
@@ -171,7 +171,7 @@ public static unsafe partial class KernelChecks
                 Array.Copy(cache, ((long)b * maxLen + t) * Dq, vRows, (long)t * dLatent, dLatent);
             fixed (float* pq = q, pc = cache, pv = vRows, po = oRef, pl = lseRef)
                 ctx.Ref.AttentionForward(pq + (long)b * heads * Dq, pc + (long)b * maxLen * Dq, pv,
-                    po + (long)b * heads * dLatent, pl + (long)b * heads, 1, heads, len, Dq, dLatent, scale, false);
+                    po + (long)b * heads * dLatent, pl + (long)b * heads, 1, heads, len, Dq, dLatent, scale, false, 1);
         }
         return (oRef, lseRef);
     }

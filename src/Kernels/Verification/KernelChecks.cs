@@ -17,6 +17,8 @@ public static unsafe partial class KernelChecks
         AddRows(list);
         AddGemm(list);
         AddAttention(list);
+        AddAttentionGqa(list);
+        AddGqaDecode(list);
         AddMoe(list);
         AddAttentionBf16(list);
         var dup = list.GroupBy(c => c.Name).FirstOrDefault(g => g.Count() > 1);
@@ -61,6 +63,8 @@ public static unsafe partial class KernelChecks
     static partial void AddRows(List<KernelCheck> list);
     static partial void AddGemm(List<KernelCheck> list);
     static partial void AddAttention(List<KernelCheck> list);
+    static partial void AddAttentionGqa(List<KernelCheck> list);
+    static partial void AddGqaDecode(List<KernelCheck> list);
     static partial void AddMoe(List<KernelCheck> list);
     static partial void AddAttentionBf16(List<KernelCheck> list);
 

@@ -10,6 +10,9 @@ namespace NativeReasoner.Kernels.Cpu;
 /// softmax (running max and sum per query), so memory is per-tile scratch only, never Tq × Tk.
 /// Causal masking is bottom-right aligned: query i sees keys 0 .. Tk − Tq + i. A query that sees no key
 /// (causal with Tq &gt; Tk) gets o = 0, lse = −∞ and zero gradients.
+/// Grouped K/V heads (GQA): query head bh reads K/V head bh / Group in place (nothing is repeated); the
+/// backward gives each item a whole K/V head (or key tile of one) and loops over the Group query heads that
+/// read it, so dk/dv sum over the group in a fixed order with no shared writes.
 /// </summary>
 public sealed unsafe partial class CpuKernels
 {
@@ -22,7 +25,7 @@ public sealed unsafe partial class CpuKernels
     private struct AttnJob
     {
         public float* Q, K, V, O, Lse, DO, DQ, DK, DV, D;
-        public int Tq, Tk, Dk, Dv, QTiles, KTiles;
+        public int Tq, Tk, Dk, Dv, QTiles, KTiles, Group;
         public float Scale;
         public bool Causal;
     }
@@ -31,13 +34,14 @@ public sealed unsafe partial class CpuKernels
     private static int LastKey(in AttnJob j, int i) => j.Causal ? Math.Min(j.Tk - 1, j.Tk - j.Tq + i) : j.Tk - 1;
 
     public void AttentionForward(float* q, float* k, float* v, float* o, float* lse,
-        int BH, int Tq, int Tk, int Dk, int Dv, float scale, bool causal)
+        int BH, int Tq, int Tk, int Dk, int Dv, float scale, bool causal, int kvGroup)
     {
+        AttentionHeads.KvRows(nameof(AttentionForward), BH, kvGroup);
         if (BH <= 0 || Tq <= 0) return;
         var job = new AttnJob
         {
             Q = q, K = k, V = v, O = o, Lse = lse, Tq = Tq, Tk = Tk, Dk = Dk, Dv = Dv, Scale = scale, Causal = causal,
-            QTiles = (Tq + Bq - 1) / Bq,
+            QTiles = (Tq + Bq - 1) / Bq, Group = kvGroup,
         };
         long items = (long)BH * job.QTiles;
         long work = (long)BH * Tq * Tk * (Dk + Dv);
@@ -63,7 +67,8 @@ public sealed unsafe partial class CpuKernels
                 int i0 = (int)(item % j.QTiles) * Bq, nq = Math.Min(Bq, j.Tq - i0);
                 float* qb = qs;
                 TensorPrimitives.Multiply(new ReadOnlySpan<float>(j.Q + (bh * j.Tq + i0) * Dk, nq * Dk), j.Scale, new Span<float>(qs, nq * Dk));
-                float* kb = j.K + bh * j.Tk * Dk, vb = j.V + bh * j.Tk * Dv;
+                long kvh = bh / j.Group;
+                float* kb = j.K + kvh * j.Tk * Dk, vb = j.V + kvh * j.Tk * Dv;
                 new Span<float>(acc, nq * Dv).Clear();
                 new Span<float>(mx, nq).Fill(float.NegativeInfinity);
                 new Span<float>(sum, nq).Clear();
@@ -125,15 +130,17 @@ public sealed unsafe partial class CpuKernels
     }
 
     public void AttentionBackward(float* q, float* k, float* v, float* o, float* lse, float* dO,
-        float* dq, float* dk, float* dv, int BH, int Tq, int Tk, int Dk, int Dv, float scale, bool causal)
+        float* dq, float* dk, float* dv, int BH, int Tq, int Tk, int Dk, int Dv, float scale, bool causal,
+        int kvGroup)
     {
+        int kvRows = AttentionHeads.KvRows(nameof(AttentionBackward), BH, kvGroup);
         if (BH <= 0) return;
         if (Tq <= 0 || Tk <= 0)
         {
             // No attention pairs: every gradient is zero.
             new Span<float>(dq, (int)((long)BH * Tq * Dk)).Clear();
-            new Span<float>(dk, (int)((long)BH * Tk * Dk)).Clear();
-            new Span<float>(dv, (int)((long)BH * Tk * Dv)).Clear();
+            new Span<float>(dk, (int)((long)kvRows * Tk * Dk)).Clear();
+            new Span<float>(dv, (int)((long)kvRows * Tk * Dv)).Clear();
             return;
         }
         // D[bh, i] = dO_i · o_i (= Σ_j P_ij dP_ij), written by the dq pass and read by the dk/dv pass.
@@ -144,17 +151,18 @@ public sealed unsafe partial class CpuKernels
             {
                 Q = q, K = k, V = v, O = o, Lse = lse, DO = dO, DQ = dq, DK = dk, DV = dv, D = d,
                 Tq = Tq, Tk = Tk, Dk = Dk, Dv = Dv, Scale = scale, Causal = causal,
-                QTiles = (Tq + Bq - 1) / Bq, KTiles = (Tk + Bk - 1) / Bk,
+                QTiles = (Tq + Bq - 1) / Bq, KTiles = (Tk + Bk - 1) / Bk, Group = kvGroup,
             };
             long work = (long)BH * Tq * Tk * (Dk + Dv);
-            if (!s_splitBackward && (BH >= 2 * CpuParallel.Threads || CpuParallel.Threads == 1 || CpuParallel.InsideParallelBody))
+            if (!s_splitBackward
+                && (kvRows >= 2 * CpuParallel.Threads || CpuParallel.Threads == 1 || CpuParallel.InsideParallelBody))
             {
-                // Enough heads to keep every thread busy: one pass per head computes P and dS once and feeds
-                // dq, dk and dv from them (5 tile products instead of the 7 of the split passes below).
-                CpuParallel.For(BH, work < 1 << 17 ? BH : 1, &BackwardHeadItems, &job);
+                // Enough K/V heads to keep every thread busy: one pass per K/V head computes P and dS once and
+                // feeds dq, dk and dv from them (5 tile products instead of the 7 of the split passes below).
+                CpuParallel.For(kvRows, work < 1 << 17 ? kvRows : 1, &BackwardHeadItems, &job);
                 return;
             }
-            long qItems = (long)BH * job.QTiles, kItems = (long)BH * job.KTiles;
+            long qItems = (long)BH * job.QTiles, kItems = (long)kvRows * job.KTiles;
             CpuParallel.For(qItems, work < 1 << 17 ? qItems : 1, &BackwardDqItems, &job);
             CpuParallel.For(kItems, work < 1 << 17 ? kItems : 1, &BackwardDkDvItems, &job);
         }
@@ -205,7 +213,8 @@ public sealed unsafe partial class CpuKernels
                 long row0 = bh * j.Tq + i0;
                 float* qb = j.Q + row0 * Dk, dOb = j.DO + row0 * Dv, ob = j.O + row0 * Dv;
                 float* lb = j.Lse + row0, db = j.D + row0;
-                float* kb = j.K + bh * j.Tk * Dk, vb = j.V + bh * j.Tk * Dv;
+                long kvh = bh / j.Group;
+                float* kb = j.K + kvh * j.Tk * Dk, vb = j.V + kvh * j.Tk * Dv;
                 for (int r = 0; r < nq; r++)
                     db[r] = TensorPrimitives.Dot(new ReadOnlySpan<float>(dOb + r * Dv, Dv), new ReadOnlySpan<float>(ob + r * Dv, Dv));
                 new Span<float>(acc, nq * Dk).Clear();
@@ -232,57 +241,61 @@ public sealed unsafe partial class CpuKernels
     }
 
     /// <summary>
-    /// Items = whole heads. Per key tile: P and dS for every query block that sees it, then dv and dk for the
-    /// tile and dq for the query block (dq rows are accumulated across key tiles; the head owns them, so no
-    /// other item writes there).
+    /// Items = whole K/V heads. Per key tile: P and dS for every query block (of every query head of the group)
+    /// that sees it, then dv and dk for the tile and dq for the query block (dq rows are accumulated across key
+    /// tiles; the item owns the group's query heads, so no other item writes there).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void BackwardHeadItems(void* state, long start, long end)
     {
         ref AttnJob j = ref *(AttnJob*)state;
-        int Dk = j.Dk, Dv = j.Dv;
+        int Dk = j.Dk, Dv = j.Dv, group = j.Group;
         // Scratch: Kᵀ [Dk][Bk] | Vᵀ [Dv][Bk] | P [Bq][Bk] | dP/dS [Bq][Bk] | dk acc [Bk][Dk] | dv acc [Bk][Dv].
         float* scratch = GemmScratch.Rent((long)(Dk + Dv) * Bk * 2 + 2 * Bq * Bk);
         float* kt = scratch, vt = kt + (long)Dk * Bk, p = vt + (long)Dv * Bk, dp = p + Bq * Bk;
         float* dkAcc = dp + Bq * Bk, dvAcc = dkAcc + (long)Bk * Dk;
         try
         {
-            for (long bh = start; bh < end; bh++)
+            for (long kvh = start; kvh < end; kvh++)
             {
-                long q0 = bh * j.Tq;
+                // The group's query rows are consecutive: [kvh·group·Tq, (kvh + 1)·group·Tq).
+                long q0 = kvh * group * j.Tq, groupRows = (long)group * j.Tq;
                 float* dqh = j.DQ + q0 * Dk;
-                for (int r = 0; r < j.Tq; r++)
+                for (long r = 0; r < groupRows; r++)
                     j.D[q0 + r] = TensorPrimitives.Dot(new ReadOnlySpan<float>(j.DO + (q0 + r) * Dv, Dv), new ReadOnlySpan<float>(j.O + (q0 + r) * Dv, Dv));
-                new Span<float>(dqh, j.Tq * Dk).Clear();
+                new Span<float>(dqh, (int)(groupRows * Dk)).Clear();
                 for (int j0 = 0; j0 < j.Tk; j0 += Bk)
                 {
                     int nk = Math.Min(Bk, j.Tk - j0);
-                    float* kb = j.K + (bh * j.Tk + j0) * Dk, vb = j.V + (bh * j.Tk + j0) * Dv;
+                    float* kb = j.K + (kvh * j.Tk + j0) * Dk, vb = j.V + (kvh * j.Tk + j0) * Dv;
                     TileMath.Transpose(kb, Dk, nk, Dk, kt, Bk);
                     TileMath.Transpose(vb, Dv, nk, Dv, vt, Bk);
                     new Span<float>(dkAcc, nk * Dk).Clear();
                     new Span<float>(dvAcc, nk * Dv).Clear();
                     int iStart = j.Causal ? Math.Max(0, j0 - (j.Tk - j.Tq)) : 0;
-                    for (int i0 = iStart; i0 < j.Tq; i0 += Bq)
-                    {
-                        int nq = Math.Min(Bq, j.Tq - i0);
-                        long row0 = q0 + i0;
-                        float* qb = j.Q + row0 * Dk, dOb = j.DO + row0 * Dv;
-                        Probabilities(j, qb, j.Lse + row0, i0, nq, kt, j0, nk, p);
-                        // dv_acc[nk × Dv] += Pᵀ[nk × nq] · dO_blk[nq × Dv]
-                        TileMath.MatMul(nk, Dv, nq, p, 1, Bk, dOb, Dv, dvAcc, Dv, accumulate: true);
-                        // dP[nq × nk] = dO_blk · V_tileᵀ, then dS in place
-                        TileMath.MatMul(nq, nk, Dv, dOb, Dv, 1, vt, Bk, dp, Bk, accumulate: false);
-                        ScoreGrad(p, dp, j.D + row0, nq, nk);
-                        // dk_acc[nk × Dk] += dSᵀ[nk × nq] · Q_blk[nq × Dk]
-                        TileMath.MatMul(nk, Dk, nq, dp, 1, Bk, qb, Dk, dkAcc, Dk, accumulate: true);
-                        // dq[nq × Dk] += dS[nq × nk] · K_tile[nk × Dk]   (scaled once at the end)
-                        TileMath.MatMul(nq, Dk, nk, dp, Bk, 1, kb, Dk, dqh + (long)i0 * Dk, Dk, accumulate: true);
-                    }
-                    TensorPrimitives.Multiply(new ReadOnlySpan<float>(dkAcc, nk * Dk), j.Scale, new Span<float>(j.DK + (bh * j.Tk + j0) * Dk, nk * Dk));
-                    new ReadOnlySpan<float>(dvAcc, nk * Dv).CopyTo(new Span<float>(j.DV + (bh * j.Tk + j0) * Dv, nk * Dv));
+                    for (int g = 0; g < group; g++)
+                        for (int i0 = iStart; i0 < j.Tq; i0 += Bq)
+                        {
+                            int nq = Math.Min(Bq, j.Tq - i0);
+                            long row0 = q0 + (long)g * j.Tq + i0;
+                            float* qb = j.Q + row0 * Dk, dOb = j.DO + row0 * Dv;
+                            Probabilities(j, qb, j.Lse + row0, i0, nq, kt, j0, nk, p);
+                            // dv_acc[nk × Dv] += Pᵀ[nk × nq] · dO_blk[nq × Dv]
+                            TileMath.MatMul(nk, Dv, nq, p, 1, Bk, dOb, Dv, dvAcc, Dv, accumulate: true);
+                            // dP[nq × nk] = dO_blk · V_tileᵀ, then dS in place
+                            TileMath.MatMul(nq, nk, Dv, dOb, Dv, 1, vt, Bk, dp, Bk, accumulate: false);
+                            ScoreGrad(p, dp, j.D + row0, nq, nk);
+                            // dk_acc[nk × Dk] += dSᵀ[nk × nq] · Q_blk[nq × Dk]
+                            TileMath.MatMul(nk, Dk, nq, dp, 1, Bk, qb, Dk, dkAcc, Dk, accumulate: true);
+                            // dq[nq × Dk] += dS[nq × nk] · K_tile[nk × Dk]   (scaled once at the end)
+                            TileMath.MatMul(nq, Dk, nk, dp, Bk, 1, kb, Dk, j.DQ + row0 * Dk, Dk, accumulate: true);
+                        }
+                    long kvRow0 = kvh * j.Tk + j0;
+                    TensorPrimitives.Multiply(new ReadOnlySpan<float>(dkAcc, nk * Dk), j.Scale,
+                        new Span<float>(j.DK + kvRow0 * Dk, nk * Dk));
+                    new ReadOnlySpan<float>(dvAcc, nk * Dv).CopyTo(new Span<float>(j.DV + kvRow0 * Dv, nk * Dv));
                 }
-                var dq = new Span<float>(dqh, j.Tq * Dk);
+                var dq = new Span<float>(dqh, (int)(groupRows * Dk));
                 TensorPrimitives.Multiply(dq, j.Scale, dq);
             }
         }
@@ -293,8 +306,9 @@ public sealed unsafe partial class CpuKernels
     }
 
     /// <summary>
-    /// Items = (bh, key tile): dv_j = Σ_i P_ij dO_i and dk_j = scale · Σ_i dS_ij q_i over the query blocks that
-    /// see the tile. Each item owns its rows of dk and dv, so there are no races.
+    /// Items = (K/V head, key tile): dv_j = Σ_i P_ij dO_i and dk_j = scale · Σ_i dS_ij q_i over the query blocks
+    /// (of every query head of the group) that see the tile. Each item owns its rows of dk and dv, so there are
+    /// no races.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void BackwardDkDvItems(void* state, long start, long end)
@@ -309,31 +323,34 @@ public sealed unsafe partial class CpuKernels
         {
             for (long item = start; item < end; item++)
             {
-                long bh = item / j.KTiles;
+                long kvh = item / j.KTiles;
                 int j0 = (int)(item % j.KTiles) * Bk, nk = Math.Min(Bk, j.Tk - j0);
-                float* kb = j.K + (bh * j.Tk + j0) * Dk, vb = j.V + (bh * j.Tk + j0) * Dv;
+                float* kb = j.K + (kvh * j.Tk + j0) * Dk, vb = j.V + (kvh * j.Tk + j0) * Dv;
                 TileMath.Transpose(kb, Dk, nk, Dk, kt, Bk);
                 TileMath.Transpose(vb, Dv, nk, Dv, vt, Bk);
                 new Span<float>(dkAcc, nk * Dk).Clear();
                 new Span<float>(dvAcc, nk * Dv).Clear();
                 // The first query that sees key j0: Tk − Tq + i ≥ j0.
                 int iStart = j.Causal ? Math.Max(0, j0 - (j.Tk - j.Tq)) : 0;
-                for (int i0 = iStart; i0 < j.Tq; i0 += Bq)
-                {
-                    int nq = Math.Min(Bq, j.Tq - i0);
-                    long row0 = bh * j.Tq + i0;
-                    float* qb = j.Q + row0 * Dk, dOb = j.DO + row0 * Dv;
-                    Probabilities(j, qb, j.Lse + row0, i0, nq, kt, j0, nk, p);
-                    // dv_acc[nk × Dv] += Pᵀ[nk × nq] · dO_blk[nq × Dv]   (Pᵀ by swapped strides)
-                    TileMath.MatMul(nk, Dv, nq, p, 1, Bk, dOb, Dv, dvAcc, Dv, accumulate: true);
-                    // dP[nq × nk] = dO_blk · V_tileᵀ
-                    TileMath.MatMul(nq, nk, Dv, dOb, Dv, 1, vt, Bk, dp, Bk, accumulate: false);
-                    ScoreGrad(p, dp, j.D + row0, nq, nk);
-                    // dk_acc[nk × Dk] += dSᵀ[nk × nq] · Q_blk[nq × Dk]
-                    TileMath.MatMul(nk, Dk, nq, dp, 1, Bk, qb, Dk, dkAcc, Dk, accumulate: true);
-                }
-                TensorPrimitives.Multiply(new ReadOnlySpan<float>(dkAcc, nk * Dk), j.Scale, new Span<float>(j.DK + (bh * j.Tk + j0) * Dk, nk * Dk));
-                new ReadOnlySpan<float>(dvAcc, nk * Dv).CopyTo(new Span<float>(j.DV + (bh * j.Tk + j0) * Dv, nk * Dv));
+                for (long bh = kvh * j.Group; bh < (kvh + 1) * j.Group; bh++)
+                    for (int i0 = iStart; i0 < j.Tq; i0 += Bq)
+                    {
+                        int nq = Math.Min(Bq, j.Tq - i0);
+                        long row0 = bh * j.Tq + i0;
+                        float* qb = j.Q + row0 * Dk, dOb = j.DO + row0 * Dv;
+                        Probabilities(j, qb, j.Lse + row0, i0, nq, kt, j0, nk, p);
+                        // dv_acc[nk × Dv] += Pᵀ[nk × nq] · dO_blk[nq × Dv]   (Pᵀ by swapped strides)
+                        TileMath.MatMul(nk, Dv, nq, p, 1, Bk, dOb, Dv, dvAcc, Dv, accumulate: true);
+                        // dP[nq × nk] = dO_blk · V_tileᵀ
+                        TileMath.MatMul(nq, nk, Dv, dOb, Dv, 1, vt, Bk, dp, Bk, accumulate: false);
+                        ScoreGrad(p, dp, j.D + row0, nq, nk);
+                        // dk_acc[nk × Dk] += dSᵀ[nk × nq] · Q_blk[nq × Dk]
+                        TileMath.MatMul(nk, Dk, nq, dp, 1, Bk, qb, Dk, dkAcc, Dk, accumulate: true);
+                    }
+                long kvRow0 = kvh * j.Tk + j0;
+                TensorPrimitives.Multiply(new ReadOnlySpan<float>(dkAcc, nk * Dk), j.Scale,
+                    new Span<float>(j.DK + kvRow0 * Dk, nk * Dk));
+                new ReadOnlySpan<float>(dvAcc, nk * Dv).CopyTo(new Span<float>(j.DV + kvRow0 * Dv, nk * Dv));
             }
         }
         finally
