@@ -30,7 +30,7 @@ public sealed class ChatTemplate
     public string? EosToken => _specialTokens.GetValueOrDefault("eos_token") as string;
 
     /// <summary>The clock behind <c>strftime_now</c> (tests fix it).</summary>
-    public Func<DateTime> Clock { get; init; } = () => DateTime.Now;
+    public Func<DateTime> Clock { get; set; } = () => DateTime.Now;
 
     private ChatTemplate(Dictionary<string, JinjaTemplate> templates, string source, Dictionary<string, object?> specialTokens)
     {

@@ -121,7 +121,7 @@ public static class JinjaJson
                     case JsonValueKind.Number:
                         var raw = v.ToJsonString();
                         return long.TryParse(raw, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var l)
-                            ? l : double.Parse(raw, CultureInfo.InvariantCulture);
+                            ? (object)l : double.Parse(raw, CultureInfo.InvariantCulture);
                     default: throw new ArgumentException($"unsupported JSON value {v.ToJsonString()}");
                 }
             default: throw new ArgumentException($"unsupported JSON node {node.GetType().Name}");

@@ -84,8 +84,8 @@ internal static class JinjaOperators
     public static object? Negate(object? v) => v switch
     {
         JinjaUndefined u => throw u.Fail(),
-        double d => -d,
-        long or bool => -JinjaValue.ToLong(v),
+        double d => (object)-d,
+        long or bool => (object)(-JinjaValue.ToLong(v)),
         _ => throw new JinjaError($"bad operand type for unary -: '{JinjaValue.TypeName(v)}'"),
     };
 

@@ -144,19 +144,41 @@ public static class JinjaValue
         }
     }
 
-    /// <summary>Python's float repr: shortest round-trip digits, ".0" on integral values, "1e-05" exponents.</summary>
+    /// <summary>
+    /// Python's float repr: the shortest digits that round-trip, fixed notation for decimal exponents in [-4, 16)
+    /// ("0.0001", "1e-05", "1e+16"), and ".0" on integral values.
+    /// </summary>
     public static string FloatRepr(double d)
     {
         if (double.IsNaN(d)) return "nan";
-        if (double.IsPositiveInfinity(d)) return "inf";
-        if (double.IsNegativeInfinity(d)) return "-inf";
-        var s = d.ToString("R", CultureInfo.InvariantCulture).Replace("E", "e", StringComparison.Ordinal);
-        if (s.Contains('e', StringComparison.Ordinal))
+        if (double.IsInfinity(d)) return d > 0 ? "inf" : "-inf";
+        string r = Math.Abs(d).ToString("R", CultureInfo.InvariantCulture);
+        int e = r.IndexOfAny(['E', 'e']);
+        string mantissa = e >= 0 ? r[..e] : r;
+        int exponent = e >= 0 ? int.Parse(r[(e + 1)..], CultureInfo.InvariantCulture) : 0;
+        int dot = mantissa.IndexOf('.', StringComparison.Ordinal);
+        string whole = dot >= 0 ? mantissa[..dot] : mantissa;
+        string digits = whole + (dot >= 0 ? mantissa[(dot + 1)..] : "");
+        int point = whole.Length + exponent;
+        int lead = 0;
+        while (lead < digits.Length - 1 && digits[lead] == '0') lead++;
+        digits = digits[lead..].TrimEnd('0');
+        point -= lead;
+        if (digits.Length == 0) { digits = "0"; point = 1; }
+        int x = point - 1;
+        string body;
+        if (x >= -4 && x < 16)
         {
-            // .NET writes "1e+16" / "1e-05" like Python, but Python keeps no "+0" padding beyond two digits.
-            return s;
+            if (point <= 0) body = "0." + new string('0', -point) + digits;
+            else if (point >= digits.Length) body = digits + new string('0', point - digits.Length) + ".0";
+            else body = digits[..point] + "." + digits[point..];
         }
-        return s.Contains('.', StringComparison.Ordinal) ? s : s + ".0";
+        else
+        {
+            body = digits[..1] + (digits.Length > 1 ? "." + digits[1..] : "") + "e" + (x < 0 ? "-" : "+")
+                + Math.Abs(x).ToString("00", CultureInfo.InvariantCulture);
+        }
+        return (double.IsNegative(d) ? "-" : "") + body;
     }
 
     private static string StringRepr(string s)

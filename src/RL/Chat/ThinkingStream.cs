@@ -25,6 +25,7 @@ public sealed class ThinkingStream
     private State _state;
     private bool _hasThinking;
     private bool _closed;
+    private bool _dropOpenTag;
 
     /// <param name="thinkingForced">The prompt ended inside a thinking block (see <see cref="ThinkingSplit.PromptForcesThinking"/>).</param>
     public ThinkingStream(bool thinkingForced = false)
@@ -33,6 +34,7 @@ public sealed class ThinkingStream
         {
             _state = State.Thinking;
             _hasThinking = true;
+            _dropOpenTag = true;
         }
     }
 
@@ -76,6 +78,17 @@ public sealed class ThinkingStream
                 }
                 case State.Thinking:
                 {
+                    if (_dropOpenTag)
+                    {
+                        // Forced thinking, and the model wrote the tag anyway: drop it, as the one-piece split does.
+                        string trimmed = text.TrimStart();
+                        if (!final && trimmed.Length < ThinkingSplit.Open.Length && ThinkingSplit.Open.StartsWith(trimmed, StringComparison.Ordinal))
+                            return Done(reasoning, answer);
+                        _dropOpenTag = false;
+                        if (trimmed.StartsWith(ThinkingSplit.Open, StringComparison.Ordinal))
+                            _pending.Remove(0, text.Length - trimmed.Length + ThinkingSplit.Open.Length);
+                        continue;
+                    }
                     int close = text.IndexOf(ThinkingSplit.Close, StringComparison.Ordinal);
                     if (close >= 0)
                     {
