@@ -125,19 +125,27 @@ public sealed class ChatTemplate
         string? jinja = File.Exists(jinjaPath) ? File.ReadAllText(jinjaPath) : null;
         if (jinja != null) return FromTokenizerConfig(config ?? "{}", configPath, jinja);
         if (config == null) return null;
-        var root = JsonNode.Parse(config) as JsonObject;
+        JsonObject? root;
+        try
+        {
+            root = JsonNode.Parse(config) as JsonObject;
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{configPath}: not valid JSON ({e.Message})", e);
+        }
         return root?["chat_template"] == null ? null : FromTokenizerConfig(config, configPath);
     }
 
     /// <summary>Renders plain messages.</summary>
     public string Render(IEnumerable<ChatMessage> messages, bool addGenerationPrompt,
         IReadOnlyDictionary<string, object?>? extra = null) =>
-        Render(messages.Select(m => (object?)m.ToValue()).ToList(), addGenerationPrompt, tools: null, extra);
+        RenderValues(messages.Select(m => (object?)m.ToValue()).ToList(), addGenerationPrompt, tools: null, extra);
 
     /// <summary>
     /// Renders template values (<see cref="JinjaJson.FromJson"/> converts OpenAI-style JSON messages and tool schemas).
     /// </summary>
-    public string Render(IReadOnlyList<object?> messages, bool addGenerationPrompt, IReadOnlyList<object?>? tools = null,
+    public string RenderValues(IReadOnlyList<object?> messages, bool addGenerationPrompt, IReadOnlyList<object?>? tools = null,
         IReadOnlyDictionary<string, object?>? extra = null, string? templateName = null)
     {
         var template = Select(templateName, tools != null);

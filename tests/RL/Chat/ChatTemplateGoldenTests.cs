@@ -46,7 +46,7 @@ public class ChatTemplateGoldenTests
             string? expected = c["output"]?.GetValue<string>();
             try
             {
-                var actual = template.Render(messages, generation, withTools ? tools : null, extra);
+                var actual = template.RenderValues(messages, generation, withTools ? tools : null, extra);
                 if (expected == null) failures.Add($"{label}: jinja2 failed ({c["error"]}) but rendered:\n{actual}");
                 else if (actual != expected) failures.Add($"{label}:\nexpected {Show(expected)}\nactual   {Show(actual)}");
                 else rendered++;
@@ -99,10 +99,10 @@ public class ChatTemplateGoldenTests
         var t = ChatTemplate.FromTokenizerConfig(config);
         Assert.Equal("<s>", t.BosToken);
         var messages = new List<object?> { new ChatMessage("user", "x").ToValue() };
-        Assert.Equal("D<s>1", t.Render(messages, false));
-        Assert.Equal("T2", t.Render(messages, false, tools: [1L, 2L]));
-        Assert.Equal("D<s>1", t.Render(messages, false, tools: [1L], templateName: "default"));
-        Assert.Contains("no chat template named 'x'", Assert.Throws<ArgumentException>(() => t.Render(messages, false, templateName: "x")).Message);
+        Assert.Equal("D<s>1", t.RenderValues(messages, false));
+        Assert.Equal("T2", t.RenderValues(messages, false, tools: [1L, 2L]));
+        Assert.Equal("D<s>1", t.RenderValues(messages, false, tools: [1L], templateName: "default"));
+        Assert.Contains("no chat template named 'x'", Assert.Throws<ArgumentException>(() => t.RenderValues(messages, false, templateName: "x")).Message);
     }
 
     [Fact]
@@ -128,9 +128,9 @@ public class ChatTemplateGoldenTests
             File.WriteAllText(Path.Combine(dir, "tokenizer_config.json"), "{\"eos_token\": \"<e>\"}");
             Assert.Null(ChatTemplate.TryLoad(dir));
             File.WriteAllText(Path.Combine(dir, "tokenizer_config.json"), "{\"eos_token\": \"<e>\", \"chat_template\": \"A{{ eos_token }}\"}");
-            Assert.Equal("A<e>", ChatTemplate.TryLoad(dir)!.Render(new List<object?>(), false));
+            Assert.Equal("A<e>", ChatTemplate.TryLoad(dir)!.Render([], false));
             File.WriteAllText(Path.Combine(dir, "chat_template.jinja"), "J{{ eos_token }}\n");
-            Assert.Equal("J<e>", ChatTemplate.TryLoad(dir)!.Render(new List<object?>(), false));
+            Assert.Equal("J<e>", ChatTemplate.TryLoad(dir)!.Render([], false));
         }
         finally { Directory.Delete(dir, true); }
     }
