@@ -99,7 +99,7 @@ public sealed class ChatTemplate
             }
             catch (TemplateException e)
             {
-                throw new TemplateException(e.Line, $"{path} (chat_template '{name}'): {e.Reason}");
+                throw new TemplateException(e.Line, e.Reason, sources.Count > 1 ? $"{path} (chat_template '{name}')" : path);
             }
         }
         string main = sources.GetValueOrDefault("default") ?? sources.Values.First();

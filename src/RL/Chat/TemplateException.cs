@@ -13,11 +13,15 @@ public class TemplateException : Exception
     /// <summary>The description without the line prefix.</summary>
     public string Reason { get; }
 
-    public TemplateException(int line, string reason)
-        : base($"chat template line {line}: {reason}")
+    /// <summary>Where the template came from (a tokenizer_config.json path), or null.</summary>
+    public string? Source { get; }
+
+    public TemplateException(int line, string reason, string? source = null)
+        : base($"{(source == null ? "" : source + ": ")}chat template line {line}: {reason}")
     {
         Line = line;
         Reason = reason;
+        Source = source;
     }
 }
 
