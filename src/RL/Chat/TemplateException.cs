@@ -14,14 +14,14 @@ public class TemplateException : Exception
     public string Reason { get; }
 
     /// <summary>Where the template came from (a tokenizer_config.json path), or null.</summary>
-    public string? Source { get; }
+    public string? TemplateSource { get; }
 
     public TemplateException(int line, string reason, string? source = null)
         : base($"{(source == null ? "" : source + ": ")}chat template line {line}: {reason}")
     {
         Line = line;
         Reason = reason;
-        Source = source;
+        TemplateSource = source;
     }
 }
 
