@@ -16,25 +16,33 @@ public static class ChatCommand
 {
     public static Command Build()
     {
-        var model = new Option<string>("--model") { Description = "Model directory (checkpoint, tokenizer and chat template or prompt_template.json).", Required = true };
-        var temperature = new Option<float>("--temperature") { Description = "0 = greedy (R1 recommends 0.6).", DefaultValueFactory = _ => 0.6f };
+        var model = new Option<string>("--model")
+        {
+            Description = "Model directory (checkpoint, tokenizer and chat template or prompt_template.json).",
+            Required = true,
+        };
+        var temperature = new Option<float>("--temperature") { Description = "0 = greedy (R1 recommends 0.6).",
+            DefaultValueFactory = _ => 0.6f };
         var topP = new Option<float>("--top-p") { DefaultValueFactory = _ => 0.95f };
         var maxNew = new Option<int>("--max-new-tokens") { DefaultValueFactory = _ => 1024 };
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0UL };
         var device = DeviceOption.Create();
-        var command = new Command("chat", "Talk with a model: streamed thinking and answers, /reset, /exit, Ctrl-C stops an answer.")
+        var command = new Command("chat",
+            "Talk with a model: streamed thinking and answers, /reset, /exit, Ctrl-C stops an answer.")
             { model, temperature, topP, maxNew, seed, device };
         command.SetAction(parse =>
         {
             try
             {
-                if (parse.GetValue(maxNew) < 1) throw new ArgumentException($"--max-new-tokens must be ≥ 1, got {parse.GetValue(maxNew)}");
+                if (parse.GetValue(maxNew) < 1) throw new ArgumentException(
+                    $"--max-new-tokens must be ≥ 1, got {parse.GetValue(maxNew)}");
                 using var onDevice = DeviceOption.Use(parse.GetValue(device)!);
                 using var bundle = ModelBundle.Load(parse.GetValue(model)!, onDevice.Device);
                 var prompt = ChatPrompt.Load(parse.GetValue(model)!);
                 var options = new GenerationOptions
                 {
-                    MaxNewTokens = parse.GetValue(maxNew), Temperature = parse.GetValue(temperature), TopP = parse.GetValue(topP),
+                    MaxNewTokens = parse.GetValue(maxNew), Temperature = parse.GetValue(temperature),
+                    TopP = parse.GetValue(topP),
                     EosTokenIds = [bundle.Tokenizer.EosId],
                 };
                 var session = new ChatSession(bundle, prompt, options, parse.GetValue(seed), Console.In, Console.Out,
@@ -53,8 +61,9 @@ public static class ChatCommand
                 finally { Console.CancelKeyPress -= onCtrlC; }
                 return 0;
             }
-            catch (Exception e) when (e is ModelConfigException or CheckpointMismatchException or SafetensorsException or ArgumentException
-                                      or IOException or InvalidDataException or NotSupportedException or InvalidOperationException
+            catch (Exception e) when (e is ModelConfigException or CheckpointMismatchException or SafetensorsException
+                                      or ArgumentException or IOException or InvalidDataException
+                                      or NotSupportedException or InvalidOperationException
                                       or TemplateException)
             {
                 Console.Error.WriteLine($"nr chat: {e.Message}");
@@ -106,7 +115,8 @@ public sealed class ChatSession
 
     public void Run()
     {
-        _output.WriteLine($"nr chat: {_bundle.Policy.Model.Config.NumHiddenLayers}-layer model, prompt from {_prompt.Description}. " +
+        _output.WriteLine(
+            $"nr chat: {_bundle.Policy.Model.Config.NumHiddenLayers}-layer model, prompt from {_prompt.Description}. " +
                           "/reset starts over, /exit quits; Ctrl-C stops an answer.");
         while (true)
         {
@@ -192,7 +202,8 @@ public sealed class ChatSession
         _output.WriteLine(reason switch
         {
             FinishReason.Cancelled => "\n(stopped)",
-            FinishReason.Length => wroteReasoning && !parts.ThinkingClosed ? "\n(max new tokens reached while thinking)" : "\n(max new tokens reached)",
+            FinishReason.Length => wroteReasoning && !parts.ThinkingClosed
+                ? "\n(max new tokens reached while thinking)" : "\n(max new tokens reached)",
             _ => "",
         });
         _conversation.Add(new ChatMessage("assistant", parts.Answer, parts.HasThinking ? parts.Reasoning : null));

@@ -18,7 +18,8 @@ public static class GenerateCommand
             return 0;
         }
         catch (Exception e) when (e is ModelConfigException or CheckpointMismatchException or SafetensorsException or ArgumentException
-                                  or IOException or InvalidDataException or NotSupportedException or InvalidOperationException
+                                  or IOException or InvalidDataException or NotSupportedException
+                                  or InvalidOperationException
                                   or TemplateException)
         {
             Console.Error.WriteLine($"nr {name}: {e.Message}");
@@ -39,7 +40,8 @@ public static class GenerateCommand
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0UL };
         var chat = new Option<bool>("--chat")
         {
-            Description = "Apply the model's chat template (tokenizer_config.json / chat_template.jinja; else prompt_template.json) to each question as one user turn.",
+            Description = "Apply the model's chat template (tokenizer_config.json / chat_template.jinja; " +
+                          "else prompt_template.json) to each question as one user turn.",
         };
         var device = DeviceOption.Create();
         var command = new Command("generate", "Sample completions for questions from a model directory.")
@@ -64,7 +66,9 @@ public static class GenerateCommand
             using var writer = outPath == null ? null : new StreamWriter(outPath);
             foreach (var q in questions)
             {
-                var promptText = chatPrompt != null ? chatPrompt.Render([new ChatMessage("user", q)]) : bundle.Template.Format(q);
+                var promptText = chatPrompt != null
+                    ? chatPrompt.Render([new ChatMessage("user", q)])
+                    : bundle.Template.Format(q);
                 var ids = bundle.Tokenizer.Encode(promptText).Select(i => (long)i).ToArray();
                 var result = bundle.Policy.Generate(Enumerable.Repeat(ids, k).ToArray(), options, rng);
                 var line = PromptFile.ResultLine(q, result.Select(s =>
@@ -119,8 +123,12 @@ public static class GenerateCommand
                 File.WriteAllText(path, JsonSerializer.Serialize(new Dictionary<string, object>(o)
                 {
                     ["completions"] = r.Completions,
-                    ["completion_parts"] = r.Completions.Select(c => ThinkingSplit.Split(c, bundle.Template.ThinkPrefilled)).Select(p =>
-                        new Dictionary<string, object> { ["reasoning"] = p.Reasoning, ["answer"] = p.Answer, ["thinking_closed"] = p.ThinkingClosed }).ToList(),
+                    ["completion_parts"] = r.Completions
+                        .Select(c => ThinkingSplit.Split(c, bundle.Template.ThinkPrefilled))
+                        .Select(p => new Dictionary<string, object>
+                        {
+                            ["reasoning"] = p.Reasoning, ["answer"] = p.Answer, ["thinking_closed"] = p.ThinkingClosed,
+                        }).ToList(),
                 }, jsonOptions) + "\n");
             if (parse.GetValue(json))
             {

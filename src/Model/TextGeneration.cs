@@ -27,7 +27,9 @@ public sealed record GenerationOptions
     /// <summary>Called with (sequence index, token id) as each generated token is appended: streamed output.</summary>
     public Action<int, long>? OnToken { get; init; }
 
-    /// <summary>Stops generation between steps (Ctrl-C in <c>nr chat</c>); unfinished sequences end as Cancelled.</summary>
+    /// <summary>
+    /// Stops generation between steps (Ctrl-C in <c>nr chat</c>); unfinished sequences end as Cancelled.
+    /// </summary>
     public CancellationToken Cancellation { get; init; }
 }
 

@@ -19,14 +19,16 @@ public class ChatCommandTests(ITestOutputHelper log)
     // Only characters of the tiny model's vocabulary (GenerateEvalTests.ModelDir) and its special tokens.
     private const string TinyTemplate =
         "{{ bos_token }}{% for m in messages %}{% if m.role == 'user' %}User: {{ m.content }}\n" +
-        "{% else %}Assistant: {{ m.content }}\n{% endif %}{% endfor %}{% if add_generation_prompt %}Assistant: <think>\n{% endif %}";
+        "{% else %}Assistant: {{ m.content }}\n{% endif %}{% endfor %}" +
+        "{% if add_generation_prompt %}Assistant: <think>\n{% endif %}";
 
     internal static string ChatModelDir(bool withTemplate = true, bool withPromptTemplate = true)
     {
         var dir = GenerateEvalTests.ModelDir();
         if (withTemplate)
         {
-            var config = new Dictionary<string, string> { ["bos_token"] = "<|bos|>", ["eos_token"] = "<|eos|>", ["chat_template"] = TinyTemplate };
+            var config = new Dictionary<string, string> { ["bos_token"] = "<|bos|>", ["eos_token"] = "<|eos|>",
+                ["chat_template"] = TinyTemplate };
             File.WriteAllText(Path.Combine(dir, "tokenizer_config.json"), JsonSerializer.Serialize(config));
         }
         if (!withPromptTemplate) File.Delete(Path.Combine(dir, PromptTemplate.FileName));
@@ -40,7 +42,8 @@ public class ChatCommandTests(ITestOutputHelper log)
         try
         {
             var outPath = Path.Combine(dir, "out.jsonl");
-            Assert.Equal(0, Program.Main(["generate", "--model", dir, "--prompt", "What is 2 + 3?", "--chat", "--out", outPath,
+            Assert.Equal(0, Program.Main(["generate", "--model", dir, "--prompt", "What is 2 + 3?", "--chat", "--out",
+                outPath,
                 "--max-new-tokens", "6", "--temperature", "0"]));
             var c = JsonDocument.Parse(File.ReadAllLines(outPath).Single()).RootElement.GetProperty("completions")[0];
             var text = c.GetProperty("text").GetString()!;
@@ -67,7 +70,8 @@ public class ChatCommandTests(ITestOutputHelper log)
             Assert.Null(fallback.Template);
             Assert.Equal("<|bos|>User: a\nAssistant: b\n<|bos|>User: c\nAssistant: ",
                 fallback.Render([new("user", "a"), new("assistant", "b"), new("user", "c")]));
-            Assert.Contains("no place for a 'system' message", Assert.Throws<ArgumentException>(() => fallback.Render([new("system", "s"), new("user", "c")])).Message);
+            Assert.Contains("no place for a 'system' message", Assert.Throws<ArgumentException>(() =>
+                fallback.Render([new("system", "s"), new("user", "c")])).Message);
 
             File.Delete(Path.Combine(dir, PromptTemplate.FileName));
             var e = Assert.Throws<InvalidOperationException>(() => ChatPrompt.Load(dir));
@@ -75,7 +79,8 @@ public class ChatCommandTests(ITestOutputHelper log)
             Assert.Contains("prompt_template.json", e.Message);
             Assert.Equal(1, Program.Main(["generate", "--model", dir, "--prompt", "x", "--chat"]));
             Assert.Equal(1, Program.Main(["chat", "--model", dir]));
-            File.WriteAllText(Path.Combine(dir, "tokenizer_config.json"), "{\"chat_template\": \"{% for m in messages %}\"}");
+            File.WriteAllText(Path.Combine(dir, "tokenizer_config.json"),
+                "{\"chat_template\": \"{% for m in messages %}\"}");
             Assert.Equal(1, Program.Main(["generate", "--model", dir, "--prompt", "x", "--chat"]));
         }
         finally { Directory.Delete(dir, true); }
@@ -88,9 +93,11 @@ public class ChatCommandTests(ITestOutputHelper log)
         try
         {
             using var bundle = ModelBundle.Load(dir);
-            var options = new GenerationOptions { MaxNewTokens = 8, Temperature = 0f, EosTokenIds = [bundle.Tokenizer.EosId] };
+            var options = new GenerationOptions { MaxNewTokens = 8, Temperature = 0f,
+                EosTokenIds = [bundle.Tokenizer.EosId] };
             var output = new StringWriter();
-            var session = new ChatSession(bundle, ChatPrompt.Load(dir), options, 0, new StringReader("What is 2 + 3?\n\n/what\nAnd 4 * 5?\n/exit\nnot read\n"), output, ansi: false);
+            var session = new ChatSession(bundle, ChatPrompt.Load(dir), options, 0,
+                new StringReader("What is 2 + 3?\n\n/what\nAnd 4 * 5?\n/exit\nnot read\n"), output, ansi: false);
             session.Run();
             var text = output.ToString();
             log.WriteLine(text);
@@ -104,7 +111,8 @@ public class ChatCommandTests(ITestOutputHelper log)
             Assert.False(session.StopAnswer());
 
             var reset = new StringWriter();
-            var again = new ChatSession(bundle, ChatPrompt.Load(dir), options, 0, new StringReader("What is 2 + 3?\n/reset\nhi\n"), reset, ansi: true);
+            var again = new ChatSession(bundle, ChatPrompt.Load(dir), options, 0,
+                new StringReader("What is 2 + 3?\n/reset\nhi\n"), reset, ansi: true);
             again.Run();
             Assert.Contains("(conversation reset)", reset.ToString());
             Assert.Contains("\u001b[2m", reset.ToString());
@@ -134,7 +142,8 @@ public class ChatCommandTests(ITestOutputHelper log)
             tmux.Type("What is 2 + 3?");
             tmux.WaitFor(s => s.Contains("\u001b[2m"), "dimmed thinking", escapes: true);
             tmux.Keys("C-c");
-            var screen = tmux.WaitFor(s => s.Contains("(stopped)") && s.TrimEnd().EndsWith('>'), "the answer stopped and a new prompt");
+            var screen = tmux.WaitFor(s => s.Contains("(stopped)") && s.TrimEnd().EndsWith('>'),
+                "the answer stopped and a new prompt");
             log.WriteLine(screen);
             tmux.Type("/reset");
             tmux.WaitFor(s => s.Contains("(conversation reset)"), "the reset");
@@ -154,12 +163,14 @@ public class ChatCommandTests(ITestOutputHelper log)
         public static bool Available => Run(["-V"], out _) == 0;
 
         public bool Alive => Run(["-L", _socket, "has-session", "-t", "chat"], out _) == 0
-            && Run(["-L", _socket, "list-panes", "-t", "chat", "-F", "#{pane_dead}"], out var dead) == 0 && dead.Trim() == "0";
+            && Run(["-L", _socket, "list-panes", "-t", "chat", "-F", "#{pane_dead}"], out var dead) == 0
+                && dead.Trim() == "0";
 
         public void Start(string command)
         {
             // remain-on-exit keeps the pane after exit so its death can be observed.
-            Check(Run(["-L", _socket, "new-session", "-d", "-s", "chat", "-x", "160", "-y", "50", command], out var err), err);
+            Check(Run(["-L", _socket, "new-session", "-d", "-s", "chat", "-x", "160", "-y", "50", command],
+                out var err), err);
             Run(["-L", _socket, "set-option", "-t", "chat", "remain-on-exit", "on"], out _);
         }
 

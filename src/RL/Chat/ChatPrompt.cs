@@ -31,7 +31,8 @@ public sealed class ChatPrompt
         if (File.Exists(Path.Combine(modelDirectory, PromptTemplate.FileName)))
             return new ChatPrompt(null, PromptTemplate.Load(modelDirectory));
         throw new InvalidOperationException(
-            $"model directory '{modelDirectory}' has no chat template: expected \"chat_template\" in {ChatTemplate.ConfigFileName}, " +
+            $"model directory '{modelDirectory}' has no chat template: expected \"chat_template\" in " +
+            $"{ChatTemplate.ConfigFileName}, " +
             $"a {ChatTemplate.JinjaFileName} file, or a {PromptTemplate.FileName}");
     }
 
@@ -52,7 +53,9 @@ public sealed class ChatPrompt
                 case "user": sb.Append(Fallback!.Format(m.Content)); break;
                 case "assistant": sb.Append(m.Content).Append('\n'); break;
                 default:
-                    throw new ArgumentException($"{PromptTemplate.FileName} has no place for a '{m.Role}' message; only user and assistant turns");
+                    throw new ArgumentException(
+                        $"{PromptTemplate.FileName} has no place for a '{m.Role}' message; " +
+                        "only user and assistant turns");
             }
         }
         return sb.ToString();

@@ -32,7 +32,8 @@ public sealed class ChatTemplate
     /// <summary>The clock behind <c>strftime_now</c> (tests fix it).</summary>
     public Func<DateTime> Clock { get; set; } = () => DateTime.Now;
 
-    private ChatTemplate(Dictionary<string, JinjaTemplate> templates, string source, Dictionary<string, object?> specialTokens)
+    private ChatTemplate(Dictionary<string, JinjaTemplate> templates, string source,
+        Dictionary<string, object?> specialTokens)
     {
         _templates = templates;
         Source = source;
@@ -48,13 +49,16 @@ public sealed class ChatTemplate
         return new ChatTemplate(new() { ["default"] = JinjaTemplate.Parse(source) }, source, tokens);
     }
 
-    /// <summary>Reads <c>chat_template</c> and the special tokens from the text of a <c>tokenizer_config.json</c>.</summary>
-    public static ChatTemplate FromTokenizerConfig(string json, string path = ConfigFileName, string? templateOverride = null)
+    /// <summary>Reads <c>chat_template</c> and the special tokens from the text of a
+    /// <c>tokenizer_config.json</c>.</summary>
+    public static ChatTemplate FromTokenizerConfig(string json, string path = ConfigFileName,
+        string? templateOverride = null)
     {
         JsonObject root;
         try
         {
-            root = JsonNode.Parse(json) as JsonObject ?? throw new InvalidDataException($"{path}: expected a JSON object");
+            root = JsonNode.Parse(json) as JsonObject
+                ?? throw new InvalidDataException($"{path}: expected a JSON object");
         }
         catch (JsonException e)
         {
@@ -80,14 +84,19 @@ public sealed class ChatTemplate
                     {
                         if (item is not JsonObject o || o["name"]?.GetValueKind() != JsonValueKind.String
                             || o["template"]?.GetValueKind() != JsonValueKind.String)
-                            throw new InvalidDataException($"{path}: chat_template list items must be {{\"name\": \"...\", \"template\": \"...\"}}");
+                            throw new InvalidDataException(
+                                $"{path}: chat_template list items must be " +
+                                "{\"name\": \"...\", \"template\": \"...\"}");
                         sources[o["name"]!.GetValue<string>()] = o["template"]!.GetValue<string>();
                     }
                     break;
                 case null:
-                    throw new InvalidDataException($"{path}: no \"chat_template\" (expected a Jinja string or a list of named templates)");
+                    throw new InvalidDataException(
+                        $"{path}: no \"chat_template\" (expected a Jinja string or a list of named templates)");
                 default:
-                    throw new InvalidDataException($"{path}: \"chat_template\" must be a string or a list of {{name, template}}, got {root["chat_template"]!.GetValueKind()}");
+                    throw new InvalidDataException(
+                        $"{path}: \"chat_template\" must be a string or a list of {{name, template}}, " +
+                        $"got {root["chat_template"]!.GetValueKind()}");
             }
         }
         var templates = new Dictionary<string, JinjaTemplate>(StringComparer.Ordinal);
@@ -99,7 +108,8 @@ public sealed class ChatTemplate
             }
             catch (TemplateException e)
             {
-                throw new TemplateException(e.Line, e.Reason, sources.Count > 1 ? $"{path} (chat_template '{name}')" : path);
+                var where = sources.Count > 1 ? $"{path} (chat_template '{name}')" : path;
+                throw new TemplateException(e.Line, e.Reason, where);
             }
         }
         string main = sources.GetValueOrDefault("default") ?? sources.Values.First();
@@ -109,7 +119,8 @@ public sealed class ChatTemplate
     private static string? TokenContent(JsonNode? node) => node switch
     {
         JsonValue v when v.GetValueKind() == JsonValueKind.String => v.GetValue<string>(),
-        JsonObject o when o["content"] is JsonValue c && c.GetValueKind() == JsonValueKind.String => c.GetValue<string>(),
+        JsonObject o when o["content"] is JsonValue c && c.GetValueKind() == JsonValueKind.String =>
+            c.GetValue<string>(),
         _ => null,
     };
 
@@ -145,7 +156,8 @@ public sealed class ChatTemplate
     /// <summary>
     /// Renders template values (<see cref="JinjaJson.FromJson"/> converts OpenAI-style JSON messages and tool schemas).
     /// </summary>
-    public string RenderValues(IReadOnlyList<object?> messages, bool addGenerationPrompt, IReadOnlyList<object?>? tools = null,
+    public string RenderValues(IReadOnlyList<object?> messages, bool addGenerationPrompt,
+        IReadOnlyList<object?>? tools = null,
         IReadOnlyDictionary<string, object?>? extra = null, string? templateName = null)
     {
         var template = Select(templateName, tools != null);
@@ -166,9 +178,12 @@ public sealed class ChatTemplate
     {
         if (name != null)
             return _templates.GetValueOrDefault(name)
-                ?? throw new ArgumentException($"no chat template named '{name}'; available: {string.Join(", ", _templates.Keys)}");
+                ?? throw new ArgumentException(
+                    $"no chat template named '{name}'; available: {string.Join(", ", _templates.Keys)}");
         if (hasTools && _templates.TryGetValue("tool_use", out var toolUse)) return toolUse;
         if (_templates.TryGetValue("default", out var main)) return main;
-        throw new ArgumentException($"this tokenizer has several chat templates and none named 'default'; pick one of: {string.Join(", ", _templates.Keys)}");
+        throw new ArgumentException(
+            "this tokenizer has several chat templates and none named 'default'; pick one of: " +
+            string.Join(", ", _templates.Keys));
     }
 }

@@ -64,7 +64,8 @@ internal sealed class DictExpr(int line, IReadOnlyList<(Expr Key, Expr Value)> p
 /// <summary><c>obj.name</c>: attribute first, then item (jinja's getattr).</summary>
 internal sealed class AttributeExpr(int line, Expr target, string name) : Expr(line)
 {
-    protected override object? EvaluateCore(JinjaContext context) => JinjaOperators.GetAttribute(target.Evaluate(context), name);
+    protected override object? EvaluateCore(JinjaContext context) =>
+        JinjaOperators.GetAttribute(target.Evaluate(context), name);
 }
 
 /// <summary><c>obj[key]</c>: item first, then attribute (jinja's getitem).</summary>
@@ -101,21 +102,24 @@ internal sealed class CallExpr(int line, Expr callee, CallArguments arguments) :
     protected override object? EvaluateCore(JinjaContext context)
     {
         var f = callee.Evaluate(context);
-        if (f is JinjaUndefined u) throw new JinjaError($"{u.Hint} is undefined: not a variable, a method or a supported function");
+        if (f is JinjaUndefined u) throw new JinjaError(
+            $"{u.Hint} is undefined: not a variable, a method or a supported function");
         if (f is not JinjaFunction function) throw new JinjaError($"'{JinjaValue.TypeName(f)}' object is not callable");
         return function.Invoke(arguments.Evaluate(context));
     }
 }
 
 /// <summary><c>value | name(args)</c>; the filter is resolved when the template is parsed.</summary>
-internal sealed class FilterExpr(int line, Expr value, string name, JinjaFilters.Filter filter, CallArguments arguments) : Expr(line)
+internal sealed class FilterExpr(int line, Expr value, string name, JinjaFilters.Filter filter,
+    CallArguments arguments) : Expr(line)
 {
     protected override object? EvaluateCore(JinjaContext context) =>
         filter(context, value.Evaluate(context), arguments.Evaluate(context), name);
 }
 
 /// <summary><c>value is [not] name(args)</c>; the test is resolved when the template is parsed.</summary>
-internal sealed class TestExpr(int line, Expr value, JinjaTests.Test test, CallArguments arguments, bool negated) : Expr(line)
+internal sealed class TestExpr(int line, Expr value, JinjaTests.Test test, CallArguments arguments, bool negated)
+    : Expr(line)
 {
     protected override object? EvaluateCore(JinjaContext context) =>
         test(value.Evaluate(context), arguments.Evaluate(context)) != negated;
@@ -171,5 +175,6 @@ internal sealed class ConditionalExpr(int line, Expr condition, Expr then, Expr?
 {
     protected override object? EvaluateCore(JinjaContext context) => JinjaValue.IsTrue(condition.Evaluate(context))
         ? then.Evaluate(context)
-        : otherwise != null ? otherwise.Evaluate(context) : new JinjaUndefined("the conditional expression's missing else");
+        : otherwise != null ? otherwise.Evaluate(context)
+            : new JinjaUndefined("the conditional expression's missing else");
 }

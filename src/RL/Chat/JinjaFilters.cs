@@ -18,16 +18,20 @@ internal static class JinjaFilters
         ["length"] = (_, v, _, _) => JinjaValue.Length(v),
         ["default"] = Default,
         ["d"] = Default,
-        ["first"] = (_, v, _, _) => JinjaValue.Iterate(v) is { Count: > 0 } l ? l[0] : new JinjaUndefined("the first item of an empty sequence"),
-        ["last"] = (_, v, _, _) => JinjaValue.Iterate(v) is { Count: > 0 } l ? l[^1] : new JinjaUndefined("the last item of an empty sequence"),
+        ["first"] = (_, v, _, _) => JinjaValue.Iterate(v) is { Count: > 0 } l ? l[0]
+            : new JinjaUndefined("the first item of an empty sequence"),
+        ["last"] = (_, v, _, _) => JinjaValue.Iterate(v) is { Count: > 0 } l ? l[^1]
+            : new JinjaUndefined("the last item of an empty sequence"),
         ["float"] = ToFloat,
         ["int"] = ToInt,
         ["indent"] = Indent,
         ["items"] = (_, v, _, _) => v switch
         {
             JinjaUndefined => new List<object?>(),
-            OrderedDictionary<object, object?> d => d.Select(kv => (object?)new object?[] { kv.Key, kv.Value }).ToList(),
-            _ => throw new JinjaError($"items filter: can only get item pairs from a mapping, not {JinjaValue.TypeName(v)}"),
+            OrderedDictionary<object, object?> d =>
+                d.Select(kv => (object?)new object?[] { kv.Key, kv.Value }).ToList(),
+            _ => throw new JinjaError(
+                $"items filter: can only get item pairs from a mapping, not {JinjaValue.TypeName(v)}"),
         },
         ["join"] = Join,
         ["list"] = (_, v, _, _) => JinjaValue.Iterate(v),
@@ -42,7 +46,8 @@ internal static class JinjaFilters
         ["replace"] = (_, v, a, _) =>
         {
             var fn = JinjaMethods.StringMethod(JinjaValue.ToStr(v), "replace")!;
-            return fn.Invoke(new JinjaArguments([a.Get(0, "old"), a.Get(1, "new"), a.Get(2, "count", -1L) ?? -1L], new Dictionary<string, object?>()));
+            return fn.Invoke(new JinjaArguments([a.Get(0, "old"), a.Get(1, "new"), a.Get(2, "count", -1L) ?? -1L],
+                new Dictionary<string, object?>()));
         },
         ["string"] = (_, v, _, _) => JinjaValue.ToStr(v),
         ["safe"] = (_, v, _, _) => JinjaValue.ToStr(v),
@@ -92,8 +97,10 @@ internal static class JinjaFilters
         if (v is string s)
         {
             var t = s.Trim().Replace("_", "", StringComparison.Ordinal);
-            if (long.TryParse(t, System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out var l)) return l;
-            if (double.TryParse(t, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var f)) return (long)f;
+            if (long.TryParse(t, System.Globalization.NumberStyles.AllowLeadingSign,
+                System.Globalization.CultureInfo.InvariantCulture, out var l)) return l;
+            if (double.TryParse(t, System.Globalization.NumberStyles.Float,
+                System.Globalization.CultureInfo.InvariantCulture, out var f)) return (long)f;
         }
         return fallback;
     }
@@ -112,7 +119,8 @@ internal static class JinjaFilters
         else
         {
             result = lines[0];
-            if (lines.Count > 1) result += "\n" + string.Join("\n", lines.Skip(1).Select(l => l.Length > 0 ? indention + l : l));
+            if (lines.Count > 1)
+                result += "\n" + string.Join("\n", lines.Skip(1).Select(l => l.Length > 0 ? indention + l : l));
         }
         return first ? indention + result : result;
     }
@@ -132,7 +140,8 @@ internal static class JinjaFilters
     {
         if (JinjaValue.IsInteger(path)) return JinjaOperators.GetItem(item, path);
         foreach (var part in JinjaValue.ToStr(path).Split('.'))
-            item = long.TryParse(part, out var i) ? JinjaOperators.GetItem(item, i) : JinjaOperators.GetItem(item, part);
+            item = long.TryParse(part, out var i) ? JinjaOperators.GetItem(item, i) : JinjaOperators.GetItem(item,
+                part);
         return item;
     }
 
@@ -157,7 +166,8 @@ internal static class JinjaFilters
         if (a.Named.TryGetValue("attribute", out var attribute))
         {
             bool hasDefault = a.Named.TryGetValue("default", out var fallback);
-            return items.Select(i => Attribute(i, attribute) is var x && x is JinjaUndefined && hasDefault ? fallback : x).ToList();
+            return items.Select(i => Attribute(i, attribute) is var x && x is JinjaUndefined && hasDefault ? fallback
+                : x).ToList();
         }
         if (a.Positional.Count == 0) throw new JinjaError("map: give a filter name or attribute=...");
         var filterName = JinjaValue.ToStr(a.Positional[0]);
@@ -169,7 +179,8 @@ internal static class JinjaFilters
     private static object? Select(JinjaContext c, object? v, JinjaArguments a, bool keep, bool byAttribute)
     {
         int first = byAttribute ? 1 : 0;
-        if (byAttribute && a.Positional.Count == 0) throw new JinjaError("selectattr/rejectattr need an attribute name");
+        if (byAttribute && a.Positional.Count == 0) throw new JinjaError(
+            "selectattr/rejectattr need an attribute name");
         Func<object?, bool> test = x => JinjaValue.IsTrue(x);
         if (a.Positional.Count > first)
         {
@@ -230,7 +241,8 @@ internal static class JinjaFilters
         if (items.Count == 0) return new JinjaUndefined("the min/max of an empty sequence");
         var best = items[0];
         foreach (var item in items.Skip(1))
-            if (sign * JinjaValue.Compare(SortKey(item, attribute, caseSensitive), SortKey(best, attribute, caseSensitive)) > 0)
+            if (sign * JinjaValue.Compare(SortKey(item, attribute, caseSensitive), SortKey(best, attribute,
+                caseSensitive)) > 0)
                 best = item;
         return best;
     }
@@ -241,7 +253,8 @@ internal static class JinjaFilters
         var attribute = a.Get(0, "attribute");
         object? total = a.Get(1, "start", 0L);
         foreach (var item in JinjaValue.Iterate(v))
-            total = JinjaOperators.Binary("+", total, attribute is null or JinjaUndefined ? item : Attribute(item, attribute));
+            total = JinjaOperators.Binary("+", total, attribute is null or JinjaUndefined ? item : Attribute(item,
+                attribute));
         return total;
     }
 
@@ -258,20 +271,23 @@ internal static class JinjaFilters
             keySep = JinjaValue.ToStr(seps[1]);
         }
         int? width = indent is null or JinjaUndefined ? null : (int)JinjaValue.ToLong(indent);
-        return JinjaJson.Serialize(v, width, itemSep, keySep, JinjaValue.IsTrue(a.Named.GetValueOrDefault("sort_keys")));
+        return JinjaJson.Serialize(v, width, itemSep, keySep,
+            JinjaValue.IsTrue(a.Named.GetValueOrDefault("sort_keys")));
     }
 
     private static object? DictSort(JinjaContext c, object? v, JinjaArguments a, string name)
     {
         a.Check(name, 3, "case_sensitive", "by", "reverse");
-        if (v is not OrderedDictionary<object, object?> d) throw new JinjaError($"dictsort needs a dict, got {JinjaValue.TypeName(v)}");
+        if (v is not OrderedDictionary<object, object?> d)
+            throw new JinjaError($"dictsort needs a dict, got {JinjaValue.TypeName(v)}");
         bool caseSensitive = JinjaValue.IsTrue(a.Get(0, "case_sensitive", false));
         bool byValue = JinjaValue.ToStr(a.Get(1, "by", "key")) == "value";
         bool reverse = JinjaValue.IsTrue(a.Get(2, "reverse", false));
         var pairs = d.ToList();
         pairs.Sort((p, q) =>
         {
-            int r = JinjaValue.Compare(SortKey(byValue ? p.Value : p.Key, null, caseSensitive), SortKey(byValue ? q.Value : q.Key, null, caseSensitive));
+            int r = JinjaValue.Compare(SortKey(byValue ? p.Value : p.Key, null, caseSensitive),
+                SortKey(byValue ? q.Value : q.Key, null, caseSensitive));
             return reverse ? -r : r;
         });
         return pairs.Select(p => (object?)new object?[] { p.Key, p.Value }).ToList();

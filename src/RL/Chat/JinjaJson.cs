@@ -21,7 +21,8 @@ public static class JinjaJson
         return sb.ToString();
     }
 
-    private static void Write(StringBuilder sb, object? v, int? indent, string itemSep, string keySep, bool sortKeys, int depth)
+    private static void Write(StringBuilder sb, object? v, int? indent, string itemSep, string keySep, bool sortKeys,
+        int depth)
     {
         switch (v)
         {
@@ -48,13 +49,15 @@ public static class JinjaJson
                         string s => s,
                         bool b => b ? "true" : "false",
                         long or double => JinjaValue.Repr(key),
-                        _ => throw new JinjaError($"tojson: keys must be str, int, float or bool, not {JinjaValue.TypeName(key)}"),
+                        _ => throw new JinjaError(
+                            $"tojson: keys must be str, int, float or bool, not {JinjaValue.TypeName(key)}"),
                     });
                     sb.Append(keySep);
                     Write(sb, pairs[i].Value, indent, itemSep, keySep, sortKeys, depth + 1);
                 });
                 return;
-            case JinjaUndefined u: throw new JinjaError($"tojson: {u.Hint} is undefined (Object of type Undefined is not JSON serializable)");
+            case JinjaUndefined u: throw new JinjaError(
+                $"tojson: {u.Hint} is undefined (Object of type Undefined is not JSON serializable)");
             default: throw new JinjaError($"tojson: Object of type {JinjaValue.TypeName(v)} is not JSON serializable");
         }
     }
@@ -120,7 +123,8 @@ public static class JinjaJson
                     case JsonValueKind.Null: return null;
                     case JsonValueKind.Number:
                         var raw = v.ToJsonString();
-                        return long.TryParse(raw, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var l)
+                        return long.TryParse(raw, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture,
+                            out var l)
                             ? (object)l : double.Parse(raw, CultureInfo.InvariantCulture);
                     default: throw new ArgumentException($"unsupported JSON value {v.ToJsonString()}");
                 }

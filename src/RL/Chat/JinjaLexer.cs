@@ -3,7 +3,8 @@ using System.Text;
 
 namespace NativeReasoner.RL.Chat;
 
-internal enum TokenKind { Data, BlockBegin, BlockEnd, VariableBegin, VariableEnd, Name, String, Integer, Float, Operator, Eof }
+internal enum TokenKind { Data, BlockBegin, BlockEnd, VariableBegin, VariableEnd, Name, String, Integer, Float,
+    Operator, Eof }
 
 internal readonly record struct JinjaToken(TokenKind Kind, string Value, int Line)
 {
@@ -29,16 +30,19 @@ internal readonly record struct JinjaToken(TokenKind Kind, string Value, int Lin
 /// Splits a template into text and tag tokens the way jinja2's lexer does with HF's settings
 /// (<c>trim_blocks</c>, <c>lstrip_blocks</c>, no <c>keep_trailing_newline</c>):
 /// <list type="bullet">
-/// <item><c>{%-</c> / <c>{{-</c> / <c>{#-</c> strip all whitespace before the tag; <c>-%}</c> / <c>-}}</c> / <c>-#}</c> after it.</item>
+/// <item><c>{%-</c> / <c>{{-</c> / <c>{#-</c> strip all whitespace before the tag; <c>-%}</c> / <c>-}}</c> / <c>-#}</c>
+/// after it.</item>
 /// <item>trim_blocks: one newline right after <c>%}</c> or <c>#}</c> is dropped (not after <c>}}</c>).</item>
-/// <item>lstrip_blocks: spaces and tabs between a line start and <c>{%</c> / <c>{#</c> are dropped; <c>{%+</c> keeps them.</item>
+/// <item>lstrip_blocks: spaces and tabs between a line start and <c>{%</c> / <c>{#</c> are dropped; <c>{%+</c> keeps
+/// them.</item>
 /// </list>
 /// Inside tags it produces names, literals and operators; a <c>}}</c> or <c>%}</c> inside open brackets is an operator.
 /// </summary>
 internal static class JinjaLexer
 {
     private static readonly string[] Operators =
-        ["//", "**", "==", "!=", "<=", ">=", "+", "-", "*", "/", "%", "~", "<", ">", "=", ".", ",", ":", "|", "(", ")", "[", "]", "{", "}"];
+        ["//", "**", "==", "!=", "<=", ">=", "+", "-", "*", "/", "%", "~", "<", ">", "=", ".", ",", ":", "|", "(", ")",
+            "[", "]", "{", "}"];
 
     public static List<JinjaToken> Tokenize(string source)
     {
@@ -74,7 +78,8 @@ internal static class JinjaLexer
                 if (close < 0) throw new TemplateException(line, "missing end of comment tag '#}'");
                 bool strip = close > inner && source[close - 1] == '-';
                 line += CountNewlines(source, open, close);
-                pos = AfterTagEnd(source, close + 2, strip ? '-' : source[close - 1] == '+' ? '+' : '\0', true, ref line);
+                pos = AfterTagEnd(source, close + 2, strip ? '-' : source[close - 1] == '+' ? '+' : '\0', true,
+                    ref line);
                 lineStarting = pos > 0 && source[pos - 1] == '\n';
                 continue;
             }
@@ -84,7 +89,8 @@ internal static class JinjaLexer
                 lineStarting = pos > 0 && source[pos - 1] == '\n';
                 continue;
             }
-            tokens.Add(new JinjaToken(kind == '%' ? TokenKind.BlockBegin : TokenKind.VariableBegin, kind == '%' ? "{%" : "{{", line));
+            tokens.Add(new JinjaToken(kind == '%' ? TokenKind.BlockBegin : TokenKind.VariableBegin, kind == '%'
+                ? "{%" : "{{", line));
             pos = LexTag(source, inner, kind == '%', tokens, ref line);
             lineStarting = pos > 0 && source[pos - 1] == '\n';
         }
@@ -118,7 +124,8 @@ internal static class JinjaLexer
         if (text.Length > 0) tokens.Add(new JinjaToken(TokenKind.Data, text, line));
     }
 
-    /// <summary>Position after a tag end: '-' eats all following whitespace, trim_blocks one newline after %} / #}.</summary>
+    /// <summary>Position after a tag end: '-' eats all following whitespace, trim_blocks one newline after %} /
+    /// #}.</summary>
     private static int AfterTagEnd(string s, int pos, char sign, bool isBlock, ref int line)
     {
         if (sign == '-')
@@ -160,7 +167,8 @@ internal static class JinjaLexer
     {
         int start = bodyStart;
         if (strip) start = SkipSpaces(s, start);
-        for (int i = s.IndexOf("{%", start, StringComparison.Ordinal); i >= 0; i = s.IndexOf("{%", i + 2, StringComparison.Ordinal))
+        for (int i = s.IndexOf(
+            "{%", start, StringComparison.Ordinal); i >= 0; i = s.IndexOf("{%", i + 2, StringComparison.Ordinal))
         {
             int j = i + 2;
             char sign = j < s.Length && s[j] is '-' or '+' ? s[j++] : '\0';
@@ -189,7 +197,8 @@ internal static class JinjaLexer
                 if (s[pos] == '\n') line++;
                 pos++;
             }
-            if (pos >= s.Length) throw new TemplateException(line, $"unexpected end of template inside '{(isBlock ? "{%" : "{{")}'; missing '{(isBlock ? "%}" : "}}")}'");
+            if (pos >= s.Length) throw new TemplateException(line,
+                $"unexpected end of template inside '{(isBlock ? "{%" : "{{")}'; missing '{(isBlock ? "%}" : "}}")}'");
             if (brackets.Count == 0)
             {
                 string end = isBlock ? "%}" : "}}";
@@ -220,7 +229,8 @@ internal static class JinjaLexer
                 {
                     if (brackets.Count == 0) throw new TemplateException(line, $"unexpected '{op}'");
                     char expected = brackets.Pop();
-                    if (expected != op[0]) throw new TemplateException(line, $"unexpected '{op}', expected '{expected}'");
+                    if (expected != op[0]) throw new TemplateException(line,
+                        $"unexpected '{op}', expected '{expected}'");
                 }
                 tokens.Add(new JinjaToken(TokenKind.Operator, op, line));
                 pos += op.Length;
@@ -253,7 +263,8 @@ internal static class JinjaLexer
         string text = s[start..pos].Replace("_", "", StringComparison.Ordinal);
         tokens.Add(isFloat
             ? new JinjaToken(TokenKind.Float, text, line) { Literal = double.Parse(text, CultureInfo.InvariantCulture) }
-            : new JinjaToken(TokenKind.Integer, text, line) { Literal = long.Parse(text, CultureInfo.InvariantCulture) });
+            : new JinjaToken(TokenKind.Integer, text, line) { Literal = long.Parse(text,
+                CultureInfo.InvariantCulture) });
         return pos;
     }
 
@@ -304,9 +315,11 @@ internal static class JinjaLexer
 
     private static string HexEscape(string s, ref int pos, int digits, int line)
     {
-        if (pos + digits > s.Length || !int.TryParse(s.AsSpan(pos, digits), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out int cp)
+        if (pos + digits > s.Length || !int.TryParse(s.AsSpan(pos, digits), NumberStyles.AllowHexSpecifier,
+            CultureInfo.InvariantCulture, out int cp)
             || !Rune.IsValid(cp))
-            throw new TemplateException(line, $"bad \\{(digits == 2 ? "x" : digits == 4 ? "u" : "U")} escape in a string literal");
+            throw new TemplateException(line,
+                $"bad \\{(digits == 2 ? "x" : digits == 4 ? "u" : "U")} escape in a string literal");
         pos += digits;
         return char.ConvertFromUtf32(cp);
     }

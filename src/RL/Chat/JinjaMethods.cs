@@ -23,8 +23,10 @@ internal static class JinjaMethods
         "lower" => Method(name, _ => s.ToLowerInvariant()),
         "title" => Method(name, _ => Title(s)),
         "capitalize" => Method(name, _ => Capitalize(s)),
-        "find" => Method(name, a => (long)CodePointIndex(s, s.IndexOf(Str(a.Get(0, "sub"), "find"), StringComparison.Ordinal))),
-        "rfind" => Method(name, a => (long)CodePointIndex(s, s.LastIndexOf(Str(a.Get(0, "sub"), "rfind"), StringComparison.Ordinal))),
+        "find" => Method(name, a => (long)CodePointIndex(s, s.IndexOf(Str(a.Get(0, "sub"), "find"),
+            StringComparison.Ordinal))),
+        "rfind" => Method(name, a => (long)CodePointIndex(s, s.LastIndexOf(Str(a.Get(0, "sub"), "rfind"),
+            StringComparison.Ordinal))),
         "count" => Method(name, a => Count(s, Str(a.Get(0, "sub"), "count"))),
         "join" => Method(name, a => string.Join(s, JinjaValue.Iterate(a.Get(0, "iterable")).Select(x =>
             x as string ?? throw new JinjaError($"str.join expects strings, found {JinjaValue.TypeName(x)}")))),
@@ -62,7 +64,9 @@ internal static class JinjaMethods
     {
         if (sub.Length == 0) return JinjaValue.Length(s) + 1;
         long n = 0;
-        for (int i = s.IndexOf(sub, StringComparison.Ordinal); i >= 0; i = s.IndexOf(sub, i + sub.Length, StringComparison.Ordinal)) n++;
+        for (int i = s.IndexOf(sub, StringComparison.Ordinal); i >= 0;
+             i = s.IndexOf(sub, i + sub.Length, StringComparison.Ordinal))
+            n++;
         return n;
     }
 
@@ -130,7 +134,10 @@ internal static class JinjaMethods
     {
         string old = Str(a.Get(0, "old"), "replace"), replacement = Str(a.Get(1, "new"), "replace");
         long count = a.Get(2, "count", -1L) is var c && JinjaValue.IsInteger(c) ? JinjaValue.ToLong(c) : -1;
-        if (count < 0) return old.Length == 0 ? InsertEverywhere(s, replacement) : s.Replace(old, replacement, StringComparison.Ordinal);
+        if (count < 0)
+            return old.Length == 0
+                ? InsertEverywhere(s, replacement)
+                : s.Replace(old, replacement, StringComparison.Ordinal);
         var sb = new StringBuilder();
         int pos = 0;
         for (long n = 0; n < count && old.Length > 0; n++)

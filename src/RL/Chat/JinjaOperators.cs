@@ -11,14 +11,16 @@ internal static class JinjaOperators
             case JinjaUndefined u: throw u.Fail();
             case string s: return (object?)JinjaMethods.StringMethod(s, name) ?? Missing(target, name);
             case OrderedDictionary<object, object?> d:
-                return (object?)JinjaMethods.DictMethod(d, name) ?? (d.TryGetValue(name, out var v) ? v : Missing(target, name));
+                return (object?)JinjaMethods.DictMethod(d, name) ?? (d.TryGetValue(name, out var v) ? v
+                    : Missing(target, name));
             case JinjaNamespace ns: return ns.Attributes.TryGetValue(name, out var a) ? a : Missing(target, name);
             case JinjaLoop loop: return loop.Attribute(name);
             default: return Missing(target, name);
         }
     }
 
-    /// <summary><c>obj[key]</c>: list index (negative from the end) or dict key, then attribute; missing → Undefined.</summary>
+    /// <summary><c>obj[key]</c>: list index (negative from the end) or dict key, then attribute; missing →
+    /// Undefined.</summary>
     public static object? GetItem(object? target, object? key)
     {
         switch (target)
@@ -31,14 +33,17 @@ internal static class JinjaOperators
             {
                 long i = JinjaValue.ToLong(key);
                 if (i < 0) i += list.Count;
-                return i >= 0 && i < list.Count ? list[(int)i] : new JinjaUndefined($"index {JinjaValue.ToLong(key)} of a {JinjaValue.TypeName(target)} of length {list.Count}");
+                return i >= 0 && i < list.Count ? list[(int)i]
+                    : new JinjaUndefined(
+                        $"index {JinjaValue.ToLong(key)} of a {JinjaValue.TypeName(target)} of length {list.Count}");
             }
             case string s when JinjaValue.IsInteger(key):
             {
                 var chars = JinjaValue.CodePoints(s);
                 long i = JinjaValue.ToLong(key);
                 if (i < 0) i += chars.Length;
-                return i >= 0 && i < chars.Length ? chars[i] : new JinjaUndefined($"index {JinjaValue.ToLong(key)} of a str of length {chars.Length}");
+                return i >= 0 && i < chars.Length ? chars[i]
+                    : new JinjaUndefined($"index {JinjaValue.ToLong(key)} of a str of length {chars.Length}");
             }
         }
         if (key is string name && target is not OrderedDictionary<object, object?>) return GetAttribute(target, name);
@@ -108,11 +113,15 @@ internal static class JinjaOperators
             case "+" when l is string a && r is string b: return a + b;
             case "+" when l is List<object?> a && r is List<object?> b: return new List<object?>([.. a, .. b]);
             case "+" when l is object?[] a && r is object?[] b: return (object?[])[.. a, .. b];
-            case "*" when l is string or IList<object?> && JinjaValue.IsInteger(r): return Repeat(l, JinjaValue.ToLong(r));
-            case "*" when r is string or IList<object?> && JinjaValue.IsInteger(l): return Repeat(r, JinjaValue.ToLong(l));
-            case "%" when l is string: throw new JinjaError("printf-style string formatting ('%' on a string) is not supported; use '~' or '+'");
+            case "*" when l is string or IList<object?> && JinjaValue.IsInteger(r):
+                return Repeat(l, JinjaValue.ToLong(r));
+            case "*" when r is string or IList<object?> && JinjaValue.IsInteger(l):
+                return Repeat(r, JinjaValue.ToLong(l));
+            case "%" when l is string: throw new JinjaError(
+                "printf-style string formatting ('%' on a string) is not supported; use '~' or '+'");
         }
-        throw new JinjaError($"unsupported operand type(s) for {op}: '{JinjaValue.TypeName(l)}' and '{JinjaValue.TypeName(r)}'");
+        throw new JinjaError(
+            $"unsupported operand type(s) for {op}: '{JinjaValue.TypeName(l)}' and '{JinjaValue.TypeName(r)}'");
     }
 
     private static object Repeat(object? seq, long times)
@@ -136,8 +145,12 @@ internal static class JinjaOperators
                 case "-": return a - b;
                 case "*": return a * b;
                 case "/": if (b == 0) throw new JinjaError("division by zero"); return (double)a / b;
-                case "//": if (b == 0) throw new JinjaError("integer division or modulo by zero"); return FloorDiv(a, b);
-                case "%": if (b == 0) throw new JinjaError("integer division or modulo by zero"); return a - b * FloorDiv(a, b);
+                case "//":
+                    if (b == 0) throw new JinjaError("integer division or modulo by zero");
+                    return FloorDiv(a, b);
+                case "%":
+                    if (b == 0) throw new JinjaError("integer division or modulo by zero");
+                    return a - b * FloorDiv(a, b);
                 case "**":
                     if (b < 0) return Math.Pow(a, b);
                     long p = 1;
@@ -187,10 +200,12 @@ internal static class JinjaOperators
         {
             case string s:
                 if (item is not string sub)
-                    throw new JinjaError($"'in <string>' requires string as left operand, not {JinjaValue.TypeName(item)}");
+                    throw new JinjaError(
+                        $"'in <string>' requires string as left operand, not {JinjaValue.TypeName(item)}");
                 return s.Contains(sub, StringComparison.Ordinal);
             case IList<object?> list: return list.Any(x => JinjaValue.Equals(x, item));
-            case OrderedDictionary<object, object?> d: return item != null && item is not JinjaUndefined && d.ContainsKey(item);
+            case OrderedDictionary<object, object?> d: return item != null && item is not JinjaUndefined
+                && d.ContainsKey(item);
             case JinjaUndefined: return false;
             default: throw new JinjaError($"argument of type '{JinjaValue.TypeName(container)}' is not iterable");
         }

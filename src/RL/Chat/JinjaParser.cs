@@ -57,7 +57,8 @@ internal sealed class JinjaParser
             {
                 case TokenKind.Eof:
                     if (endTags.Length > 0)
-                        throw Error(t, $"unexpected end of template: missing {string.Join(" or ", endTags.Select(e => "{% " + e + " %}"))}");
+                        throw Error(t, "unexpected end of template: missing " +
+                            string.Join(" or ", endTags.Select(e => "{% " + e + " %}")));
                     return body;
                 case TokenKind.Data:
                     Next();
@@ -161,7 +162,8 @@ internal sealed class JinjaParser
             Next();
             filter = ParseExpression();
         }
-        if (Current.IsName("recursive")) throw Error(Current, "recursive for loops are not supported by this Jinja subset");
+        if (Current.IsName("recursive")) throw Error(Current,
+            "recursive for loops are not supported by this Jinja subset");
         Expect(TokenKind.BlockEnd, "%}");
         var body = ParseBody(["else", "endfor"], out var end);
         IReadOnlyList<Stmt> otherwise = [];
@@ -199,7 +201,8 @@ internal sealed class JinjaParser
             Expect(TokenKind.BlockEnd, "%}");
             return new SetBlockStmt(tag.Line, first, body);
         }
-        if (Current.IsOperator("|")) throw Error(Current, "filtered set blocks ({% set x | filter %}) are not supported by this Jinja subset");
+        if (Current.IsOperator("|")) throw Error(Current,
+            "filtered set blocks ({% set x | filter %}) are not supported by this Jinja subset");
         Expect(TokenKind.Operator, "=");
         var v = ParseTuple();
         Expect(TokenKind.BlockEnd, "%}");
@@ -461,7 +464,8 @@ internal sealed class JinjaParser
                 Next();
                 var name = Next();
                 if (name.Kind == TokenKind.Name) e = new AttributeExpr(t.Line, e, name.Value);
-                else if (name.Kind == TokenKind.Integer) e = new ItemExpr(t.Line, e, new LiteralExpr(t.Line, name.Literal));
+                else if (name.Kind == TokenKind.Integer) e = new ItemExpr(t.Line, e, new LiteralExpr(t.Line,
+                    name.Literal));
                 else throw Error(name, $"expected an attribute name after '.', found {name}");
             }
             else if (t.IsOperator("["))
@@ -555,10 +559,12 @@ internal sealed class JinjaParser
                     negated = true;
                 }
                 var nameToken = Next();
-                if (nameToken.Kind != TokenKind.Name && !(nameToken.Kind == TokenKind.Operator && nameToken.Value is "==" or "!=" or "<" or "<=" or ">" or ">="))
+                if (nameToken.Kind != TokenKind.Name && !(nameToken.Kind == TokenKind.Operator
+                    && nameToken.Value is "==" or "!=" or "<" or "<=" or ">" or ">="))
                     throw Error(nameToken, $"expected a test name after 'is', found {nameToken}");
                 var test = JinjaTests.Find(nameToken.Value)
-                    ?? throw Error(nameToken, $"unknown test '{nameToken.Value}' (supported: {string.Join(", ", JinjaTests.Names.Order())})");
+                    ?? throw Error(nameToken,
+                        $"unknown test '{nameToken.Value}' (supported: {string.Join(", ", JinjaTests.Names.Order())})");
                 var args = CallArguments.None;
                 if (Current.IsOperator("("))
                 {

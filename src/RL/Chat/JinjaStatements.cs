@@ -54,7 +54,8 @@ internal sealed class OutputStmt(int line, Expr value) : Stmt(line)
     }
 }
 
-internal sealed class IfStmt(int line, IReadOnlyList<(Expr Condition, IReadOnlyList<Stmt> Body)> branches, IReadOnlyList<Stmt> otherwise)
+internal sealed class IfStmt(int line, IReadOnlyList<(Expr Condition, IReadOnlyList<Stmt> Body)> branches,
+    IReadOnlyList<Stmt> otherwise)
     : Stmt(line)
 {
     protected override Flow RenderCore(JinjaContext context, StringBuilder output)
@@ -69,7 +70,8 @@ internal sealed class IfStmt(int line, IReadOnlyList<(Expr Condition, IReadOnlyL
 /// <c>{% for a[, b] in items [if cond] %}…{% else %}…{% endfor %}</c>: the <c>if</c> filters before counting, so
 /// <c>loop.length</c>/<c>loop.last</c> see only kept items; each iteration has its own scope.
 /// </summary>
-internal sealed class ForStmt(int line, IReadOnlyList<string> targets, Expr items, Expr? filter, IReadOnlyList<Stmt> body,
+internal sealed class ForStmt(int line, IReadOnlyList<string> targets, Expr items, Expr? filter,
+    IReadOnlyList<Stmt> body,
     IReadOnlyList<Stmt> otherwise) : Stmt(line)
 {
     protected override Flow RenderCore(JinjaContext context, StringBuilder output)
@@ -117,7 +119,8 @@ internal sealed class BreakStmt(int line, Flow flow) : Stmt(line)
     protected override Flow RenderCore(JinjaContext context, StringBuilder output) => flow;
 }
 
-/// <summary><c>{% set x = … %}</c>, <c>{% set a, b = … %}</c> or <c>{% set ns.attr = … %}</c> (namespace objects only).</summary>
+/// <summary><c>{% set x = … %}</c>, <c>{% set a, b = … %}</c> or <c>{% set ns.attr = … %}</c> (namespace objects
+/// only).</summary>
 internal sealed class SetStmt(int line, IReadOnlyList<string> targets, string? attribute, Expr value) : Stmt(line)
 {
     protected override Flow RenderCore(JinjaContext context, StringBuilder output)
@@ -127,7 +130,9 @@ internal sealed class SetStmt(int line, IReadOnlyList<string> targets, string? a
         {
             var target = context.Lookup(targets[0]);
             if (target is not JinjaNamespace ns)
-                throw new JinjaError($"cannot assign attribute '{attribute}' on '{targets[0]}' ({JinjaValue.TypeName(target)}): only namespace() objects take attributes");
+                throw new JinjaError(
+                    $"cannot assign attribute '{attribute}' on '{targets[0]}' ({JinjaValue.TypeName(target)}): " +
+                    "only namespace() objects take attributes");
             ns.Attributes[attribute] = v;
         }
         else Unpack(context, targets, v);
@@ -143,7 +148,8 @@ internal sealed class SetStmt(int line, IReadOnlyList<string> targets, string? a
         }
         var items = JinjaValue.Iterate(value);
         if (items.Count != targets.Count)
-            throw new JinjaError($"cannot unpack {items.Count} value(s) into {targets.Count} names ({string.Join(", ", targets)})");
+            throw new JinjaError(
+                $"cannot unpack {items.Count} value(s) into {targets.Count} names ({string.Join(", ", targets)})");
         for (int i = 0; i < targets.Count; i++) context.Set(targets[i], items[i]);
     }
 }
@@ -161,7 +167,8 @@ internal sealed class SetBlockStmt(int line, string target, IReadOnlyList<Stmt> 
 }
 
 /// <summary><c>{% macro name(a, b=default) %}…{% endmacro %}</c>: a function returning its rendered body.</summary>
-internal sealed class MacroStmt(int line, string name, IReadOnlyList<(string Name, Expr? Default)> parameters, IReadOnlyList<Stmt> body)
+internal sealed class MacroStmt(int line, string name, IReadOnlyList<(string Name, Expr? Default)> parameters,
+    IReadOnlyList<Stmt> body)
     : Stmt(line)
 {
     protected override Flow RenderCore(JinjaContext context, StringBuilder output)
@@ -170,7 +177,8 @@ internal sealed class MacroStmt(int line, string name, IReadOnlyList<(string Nam
         context.Set(name, new JinjaFunction(name, arguments =>
         {
             if (arguments.Positional.Count > parameters.Count)
-                throw new JinjaError($"macro '{name}' takes {parameters.Count} argument(s), got {arguments.Positional.Count}");
+                throw new JinjaError(
+                    $"macro '{name}' takes {parameters.Count} argument(s), got {arguments.Positional.Count}");
             var call = new JinjaContext(scopes);
             call.Push();
             for (int i = 0; i < parameters.Count; i++)

@@ -16,7 +16,8 @@ public sealed class JinjaTemplate
 
     private JinjaTemplate(IReadOnlyList<Stmt> body) => _body = body;
 
-    /// <summary>Parses <paramref name="source"/>; a syntax error or an unsupported construct throws with its line.</summary>
+    /// <summary>Parses <paramref name="source"/>; a syntax error or an unsupported construct throws with its
+    /// line.</summary>
     public static JinjaTemplate Parse(string source)
     {
         ArgumentNullException.ThrowIfNull(source);
@@ -24,8 +25,9 @@ public sealed class JinjaTemplate
     }
 
     /// <summary>
-    /// Renders with <paramref name="variables"/> (template values: see <see cref="JinjaValue"/>; <see cref="JinjaJson.FromJson"/>
-    /// converts JSON). <paramref name="now"/> is the clock behind <c>strftime_now</c> (default: local time).
+    /// Renders with <paramref name="variables"/> (template values: see <see cref="JinjaValue"/>;
+    /// <see cref="JinjaJson.FromJson"/> converts JSON). <paramref name="now"/> is the clock behind
+    /// <c>strftime_now</c> (default: local time).
     /// </summary>
     public string Render(IReadOnlyDictionary<string, object?> variables, Func<DateTime>? now = null)
     {
@@ -40,9 +42,11 @@ public sealed class JinjaTemplate
                 foreach (var kv in a.Named) d[kv.Key] = kv.Value;
                 return d;
             }),
-            ["raise_exception"] = new JinjaFunction("raise_exception", a => throw JinjaRaise.Create(JinjaValue.ToStr(a.Get(0, "message")))),
+            ["raise_exception"] = new JinjaFunction("raise_exception", a =>
+                throw JinjaRaise.Create(JinjaValue.ToStr(a.Get(0, "message")))),
             ["strftime_now"] = new JinjaFunction("strftime_now", a =>
-                Strftime.Format(now(), a.Get(0, "format") as string ?? throw new JinjaError("strftime_now(format) needs a format string"))),
+                Strftime.Format(now(), a.Get(0, "format") as string
+                    ?? throw new JinjaError("strftime_now(format) needs a format string"))),
         };
         var context = new JinjaContext([globals, new Dictionary<string, object?>(variables, StringComparer.Ordinal)]);
         context.Push();
@@ -61,7 +65,8 @@ public sealed class JinjaTemplate
     private static string? FindRaise(TemplateException e) =>
         e.Reason.StartsWith(JinjaRaise.Marker, StringComparison.Ordinal) ? e.Reason[JinjaRaise.Marker.Length..] : null;
 
-    /// <summary>raise_exception(...) travels as an evaluation error marked so Render can rethrow it as its own type.</summary>
+    /// <summary>raise_exception(...) travels as an evaluation error marked so Render can rethrow it as its own
+    /// type.</summary>
     private static class JinjaRaise
     {
         public const string Marker = "\u0001raise:";
@@ -71,7 +76,8 @@ public sealed class JinjaTemplate
 
     private static object Range(JinjaArguments a)
     {
-        if (a.Positional.Count is < 1 or > 3 || a.Named.Count > 0) throw new JinjaError("range() takes 1 to 3 integer arguments");
+        if (a.Positional.Count is < 1 or > 3 || a.Named.Count > 0)
+            throw new JinjaError("range() takes 1 to 3 integer arguments");
         var n = a.Positional.Select(v => JinjaValue.IsInteger(v) ? JinjaValue.ToLong(v)
             : throw new JinjaError($"range() arguments must be integers, got {JinjaValue.TypeName(v)}")).ToArray();
         long start = n.Length == 1 ? 0 : n[0], stop = n.Length == 1 ? n[0] : n[1], step = n.Length == 3 ? n[2] : 1;
@@ -79,7 +85,8 @@ public sealed class JinjaTemplate
         var result = new List<object?>();
         for (long i = start; step > 0 ? i < stop : i > stop; i += step)
         {
-            if (result.Count >= MaxRange) throw new JinjaError($"range too big: more than {MaxRange} items (sandbox limit)");
+            if (result.Count >= MaxRange) throw new JinjaError(
+                $"range too big: more than {MaxRange} items (sandbox limit)");
             result.Add(i);
         }
         return result;
@@ -90,7 +97,8 @@ public sealed class JinjaTemplate
         var ns = new JinjaNamespace();
         foreach (var p in a.Positional)
         {
-            if (p is not OrderedDictionary<object, object?> d) throw new JinjaError("namespace() takes a dict or keyword arguments");
+            if (p is not OrderedDictionary<object, object?> d)
+                throw new JinjaError("namespace() takes a dict or keyword arguments");
             foreach (var kv in d) ns.Attributes[JinjaValue.ToStr(kv.Key)] = kv.Value;
         }
         foreach (var kv in a.Named) ns.Attributes[kv.Key] = kv.Value;

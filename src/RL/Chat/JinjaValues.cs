@@ -8,7 +8,8 @@ namespace NativeReasoner.RL.Chat;
 //   list → List<object?>, tuple → object?[], dict → OrderedDictionary<object, object?> (insertion order, as Python),
 //   namespace() → JinjaNamespace, callables (globals, macros, bound methods) → JinjaFunction, loop → JinjaLoop.
 
-/// <summary>A name or attribute that does not exist: falsy, prints as "", iterates as empty; operations on it fail.</summary>
+/// <summary>A name or attribute that does not exist: falsy, prints as "", iterates as empty; operations on it
+/// fail.</summary>
 public sealed class JinjaUndefined
 {
     /// <summary>What was looked up, for the error message ("'tools' is undefined").</summary>
@@ -30,7 +31,9 @@ public sealed record JinjaArguments(IReadOnlyList<object?> Positional, IReadOnly
 {
     public static JinjaArguments Empty { get; } = new([], new Dictionary<string, object?>());
 
-    /// <summary>The argument at <paramref name="index"/> or named <paramref name="name"/>, else <paramref name="fallback"/>.</summary>
+    /// <summary>
+    /// The argument at <paramref name="index"/> or named <paramref name="name"/>, else <paramref name="fallback"/>.
+    /// </summary>
     public object? Get(int index, string name, object? fallback = null)
     {
         if (index < Positional.Count) return Positional[index];
@@ -134,11 +137,13 @@ public static class JinjaValue
             case string s: return StringRepr(s);
             case List<object?> list: return "[" + string.Join(", ", list.Select(Repr)) + "]";
             case object?[] tuple:
-                return tuple.Length == 1 ? "(" + Repr(tuple[0]) + ",)" : "(" + string.Join(", ", tuple.Select(Repr)) + ")";
+                return tuple.Length == 1 ? "(" + Repr(tuple[0]) + ",)" : "(" + string.Join(", ", tuple.Select(Repr))
+                    + ")";
             case OrderedDictionary<object, object?> dict:
                 return "{" + string.Join(", ", dict.Select(kv => Repr(kv.Key) + ": " + Repr(kv.Value))) + "}";
             case JinjaNamespace ns:
-                return "<Namespace " + string.Join(", ", ns.Attributes.Select(kv => kv.Key + "=" + Repr(kv.Value))) + ">";
+                return "<Namespace " + string.Join(", ", ns.Attributes.Select(kv => kv.Key + "=" + Repr(kv.Value)))
+                    + ">";
             case JinjaFunction f: return $"<function {f.Name}>";
             default: return v.ToString() ?? "";
         }
@@ -183,7 +188,8 @@ public static class JinjaValue
 
     private static string StringRepr(string s)
     {
-        char quote = s.Contains('\'', StringComparison.Ordinal) && !s.Contains('"', StringComparison.Ordinal) ? '"' : '\'';
+        char quote = s.Contains('\'', StringComparison.Ordinal) && !s.Contains('"', StringComparison.Ordinal) ? '"'
+            : '\'';
         var sb = new StringBuilder().Append(quote);
         foreach (char c in s)
         {
@@ -195,7 +201,8 @@ public static class JinjaValue
                 case '\t': sb.Append("\\t"); break;
                 default:
                     if (c == quote) sb.Append('\\').Append(c);
-                    else if (c < 0x20 || c == 0x7f) sb.Append("\\x").Append(((int)c).ToString("x2", CultureInfo.InvariantCulture));
+                    else if (c < 0x20 || c == 0x7f) sb.Append("\\x").Append(((int)c).ToString("x2",
+                        CultureInfo.InvariantCulture));
                     else sb.Append(c);
                     break;
             }
@@ -232,7 +239,8 @@ public static class JinjaValue
         return true;
     }
 
-    /// <summary>Python ordering (&lt;, &gt;, sort): numbers, strings by code point, sequences lexicographically.</summary>
+    /// <summary>Python ordering (&lt;, &gt;, sort): numbers, strings by code point, sequences
+    /// lexicographically.</summary>
     public static int Compare(object? a, object? b)
     {
         if (a is JinjaUndefined u) throw u.Fail();
@@ -285,7 +293,8 @@ public static class JinjaValue
         _ => throw new JinjaError($"expected a number, got {TypeName(v)}"),
     };
 
-    /// <summary>len(): code points of a string (as Python counts), items of a list or dict; Undefined has length 0.</summary>
+    /// <summary>len(): code points of a string (as Python counts), items of a list or dict; Undefined has length
+    /// 0.</summary>
     public static long Length(object? v) => v switch
     {
         string s => CodePoints(s).Length,
@@ -295,7 +304,8 @@ public static class JinjaValue
         _ => throw new JinjaError($"object of type '{TypeName(v)}' has no len()"),
     };
 
-    /// <summary>Iterates as Python does: items of a list, keys of a dict, characters of a string; Undefined is empty.</summary>
+    /// <summary>Iterates as Python does: items of a list, keys of a dict, characters of a string; Undefined is
+    /// empty.</summary>
     public static List<object?> Iterate(object? v) => v switch
     {
         IList<object?> l => [.. l],
@@ -324,7 +334,8 @@ public static class JinjaValue
 
         public int GetHashCode(object obj) => obj switch
         {
-            long or bool or double when IsNumber(obj) && ToDouble(obj) == Math.Floor(ToDouble(obj)) => ToLong(obj).GetHashCode(),
+            long or bool or double when IsNumber(obj) && ToDouble(obj) == Math.Floor(ToDouble(obj)) =>
+                ToLong(obj).GetHashCode(),
             double d => d.GetHashCode(),
             string s => StringComparer.Ordinal.GetHashCode(s),
             _ => obj.GetHashCode(),

@@ -25,7 +25,8 @@ public class TemplateException : Exception
     }
 }
 
-/// <summary>The template called <c>raise_exception(message)</c> (HF templates reject unsupported conversations so).</summary>
+/// <summary>The template called <c>raise_exception(message)</c> (HF templates reject unsupported conversations
+/// so).</summary>
 public sealed class TemplateRaisedException(int line, string raised)
     : TemplateException(line, $"the template raised an error: {raised}")
 {

@@ -24,19 +24,24 @@ public static class ThinkingSplit
     public const string Close = "</think>";
 
     /// <param name="output">The generated text (prompt excluded).</param>
-    /// <param name="thinkingForced">The prompt ended inside a thinking block (it ends with <c>&lt;think&gt;</c>).</param>
+    /// <param name="thinkingForced">The prompt ended inside a thinking block (it ends with
+    /// <c>&lt;think&gt;</c>).</param>
     public static ThinkingParts Split(string output, bool thinkingForced = false)
     {
         ArgumentNullException.ThrowIfNull(output);
         int close = output.IndexOf(Close, StringComparison.Ordinal);
         if (close >= 0)
-            return new ThinkingParts(Reasoning(output[..close]), output[(close + Close.Length)..].TrimStart(), true, true);
+        {
+            var answer = output[(close + Close.Length)..].TrimStart();
+            return new ThinkingParts(Reasoning(output[..close]), answer, true, true);
+        }
         if (thinkingForced || StartsWithOpen(output))
             return new ThinkingParts(Reasoning(output), "", true, false);
         return new ThinkingParts("", output, false, false);
     }
 
-    /// <summary>True when the prompt leaves the model inside a thinking block (ends with <c>&lt;think&gt;</c> and whitespace).</summary>
+    /// <summary>True when the prompt leaves the model inside a thinking block (ends with <c>&lt;think&gt;</c> and
+    /// whitespace).</summary>
     public static bool PromptForcesThinking(string prompt) => prompt.TrimEnd().EndsWith(Open, StringComparison.Ordinal);
 
     private static bool StartsWithOpen(string s) => s.TrimStart().StartsWith(Open, StringComparison.Ordinal);

@@ -13,7 +13,8 @@ public readonly record struct ThinkingDelta(string Reasoning, string Answer)
 /// could still turn out to be a tag (<c>"&lt;/thi"</c>) or whitespace that may end the reasoning is held back
 /// until the next piece decides it; <see cref="Finish"/> releases it. The concatenated deltas equal
 /// <see cref="ThinkingSplit.Split"/> of the whole text whenever the output starts with <c>&lt;think&gt;</c>, has no
-/// tags, or <c>thinkingForced</c> is set (outputs holding only <c>&lt;/think&gt;</c> need it: the stream cannot look back).
+/// tags, or <c>thinkingForced</c> is set (outputs holding only <c>&lt;/think&gt;</c> need it: the stream cannot look
+/// back).
 /// </summary>
 public sealed class ThinkingStream
 {
@@ -27,7 +28,9 @@ public sealed class ThinkingStream
     private bool _closed;
     private bool _dropOpenTag;
 
-    /// <param name="thinkingForced">The prompt ended inside a thinking block (see <see cref="ThinkingSplit.PromptForcesThinking"/>).</param>
+    /// <param name="thinkingForced">
+    /// The prompt ended inside a thinking block (see <see cref="ThinkingSplit.PromptForcesThinking"/>).
+    /// </param>
     public ThinkingStream(bool thinkingForced = false)
     {
         if (thinkingForced)
@@ -72,7 +75,8 @@ public sealed class ThinkingStream
                         _hasThinking = true;
                         continue;
                     }
-                    if (!final && ThinkingSplit.Open.StartsWith(trimmed, StringComparison.Ordinal)) return Done(reasoning, answer);
+                    if (!final && ThinkingSplit.Open.StartsWith(trimmed, StringComparison.Ordinal))
+                        return Done(reasoning, answer);
                     _state = State.Answer;
                     continue;
                 }
@@ -82,7 +86,8 @@ public sealed class ThinkingStream
                     {
                         // Forced thinking, and the model wrote the tag anyway: drop it, as the one-piece split does.
                         string trimmed = text.TrimStart();
-                        if (!final && trimmed.Length < ThinkingSplit.Open.Length && ThinkingSplit.Open.StartsWith(trimmed, StringComparison.Ordinal))
+                        if (!final && trimmed.Length < ThinkingSplit.Open.Length
+                            && ThinkingSplit.Open.StartsWith(trimmed, StringComparison.Ordinal))
                             return Done(reasoning, answer);
                         _dropOpenTag = false;
                         if (trimmed.StartsWith(ThinkingSplit.Open, StringComparison.Ordinal))
@@ -121,9 +126,11 @@ public sealed class ThinkingStream
         }
     }
 
-    private static ThinkingDelta Done(StringBuilder reasoning, StringBuilder answer) => new(reasoning.ToString(), answer.ToString());
+    private static ThinkingDelta Done(StringBuilder reasoning, StringBuilder answer) =>
+        new(reasoning.ToString(), answer.ToString());
 
-    /// <summary>How much of <paramref name="text"/> can be released: not trailing whitespace, not a prefix of "&lt;/think&gt;".</summary>
+    /// <summary>How much of <paramref name="text"/> can be released: not trailing whitespace, not a prefix of
+    /// "&lt;/think&gt;".</summary>
     private static int SafeLength(string text)
     {
         int end = text.Length;

@@ -42,13 +42,15 @@ public class ChatTemplateGoldenTests
             bool withTools = c["tools"]!.GetValue<bool>();
             var extra = ((OrderedDictionary<object, object?>)JinjaJson.FromJson(c["extra"])!)
                 .ToDictionary(kv => (string)kv.Key, kv => kv.Value);
-            string label = $"{name}/{conversation} gen={generation} tools={withTools} extra={c["extra"]!.ToJsonString()}";
+            string label = $"{name}/{conversation} gen={generation} tools={withTools} " +
+                $"extra={c["extra"]!.ToJsonString()}";
             string? expected = c["output"]?.GetValue<string>();
             try
             {
                 var actual = template.RenderValues(messages, generation, withTools ? tools : null, extra);
                 if (expected == null) failures.Add($"{label}: jinja2 failed ({c["error"]}) but rendered:\n{actual}");
-                else if (actual != expected) failures.Add($"{label}:\nexpected {Show(expected)}\nactual   {Show(actual)}");
+                else if (actual != expected) failures.Add(
+                    $"{label}:\nexpected {Show(expected)}\nactual   {Show(actual)}");
                 else rendered++;
             }
             catch (TemplateException e)
@@ -56,7 +58,8 @@ public class ChatTemplateGoldenTests
                 if (expected != null) failures.Add($"{label}: {e.Message}");
             }
         }
-        Assert.True(failures.Count == 0, $"{failures.Count} of {cases.Count} cases differ:\n" + string.Join("\n\n", failures.Take(5)));
+        Assert.True(failures.Count == 0, $"{failures.Count} of {cases.Count} cases differ:\n" + string.Join("\n\n",
+            failures.Take(5)));
         Assert.True(rendered > cases.Count / 2, $"{name}: only {rendered} of {cases.Count} cases rendered");
     }
 
@@ -73,7 +76,9 @@ public class ChatTemplateGoldenTests
             new ChatMessage("assistant", "<think>\nadd\n</think>\n\n4"),
             new ChatMessage("user", "3+3?"),
         ], addGenerationPrompt: true);
-        Assert.Equal("<｜begin▁of▁sentence｜><｜User｜>2+2?<｜Assistant｜>\n\n4<｜end▁of▁sentence｜><｜User｜>3+3?<｜Assistant｜><think>\n", text);
+        Assert.Equal(
+            "<｜begin▁of▁sentence｜><｜User｜>2+2?<｜Assistant｜>\n\n4<｜end▁of▁sentence｜><｜User｜>3+3?<｜Assistant｜><think>\n",
+            text);
         Assert.True(ThinkingSplit.PromptForcesThinking(text));
     }
 
@@ -84,7 +89,8 @@ public class ChatTemplateGoldenTests
         var template = ChatTemplate.FromTokenizerConfig(File.ReadAllText(path), path);
         Assert.Null(template.BosToken);
         Assert.Equal("<|im_end|>", template.EosToken);
-        var text = template.Render([new ChatMessage("user", "hi")], true, new Dictionary<string, object?> { ["enable_thinking"] = false });
+        var text = template.Render([new ChatMessage("user", "hi")], true, new Dictionary<string,
+            object?> { ["enable_thinking"] = false });
         Assert.Equal("<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n", text);
     }
 
@@ -102,16 +108,21 @@ public class ChatTemplateGoldenTests
         Assert.Equal("D<s>1", t.RenderValues(messages, false));
         Assert.Equal("T2", t.RenderValues(messages, false, tools: [1L, 2L]));
         Assert.Equal("D<s>1", t.RenderValues(messages, false, tools: [1L], templateName: "default"));
-        Assert.Contains("no chat template named 'x'", Assert.Throws<ArgumentException>(() => t.RenderValues(messages, false, templateName: "x")).Message);
+        Assert.Contains("no chat template named 'x'", Assert.Throws<ArgumentException>(() => t.RenderValues(messages,
+            false, templateName: "x")).Message);
     }
 
     [Fact]
     public void BadConfigs_ClearErrors()
     {
-        Assert.Contains("no \"chat_template\"", Assert.Throws<InvalidDataException>(() => ChatTemplate.FromTokenizerConfig("{}", "cfg.json")).Message);
-        Assert.Contains("not valid JSON", Assert.Throws<InvalidDataException>(() => ChatTemplate.FromTokenizerConfig("{", "cfg.json")).Message);
-        Assert.Contains("must be a string or a list", Assert.Throws<InvalidDataException>(() => ChatTemplate.FromTokenizerConfig("{\"chat_template\": 3}")).Message);
-        var e = Assert.Throws<TemplateException>(() => ChatTemplate.FromTokenizerConfig("{\"chat_template\": \"line one\\n{% include 'x' %}\"}", "cfg.json"));
+        Assert.Contains("no \"chat_template\"", Assert.Throws<InvalidDataException>(() =>
+            ChatTemplate.FromTokenizerConfig("{}", "cfg.json")).Message);
+        Assert.Contains("not valid JSON", Assert.Throws<InvalidDataException>(() =>
+            ChatTemplate.FromTokenizerConfig("{", "cfg.json")).Message);
+        Assert.Contains("must be a string or a list", Assert.Throws<InvalidDataException>(() =>
+            ChatTemplate.FromTokenizerConfig("{\"chat_template\": 3}")).Message);
+        var e = Assert.Throws<TemplateException>(() =>
+            ChatTemplate.FromTokenizerConfig("{\"chat_template\": \"line one\\n{% include 'x' %}\"}", "cfg.json"));
         Assert.Equal(2, e.Line);
         Assert.Contains("cfg.json", e.Message);
         Assert.Contains("include", e.Message);
@@ -127,7 +138,8 @@ public class ChatTemplateGoldenTests
             Assert.Null(ChatTemplate.TryLoad(dir));
             File.WriteAllText(Path.Combine(dir, "tokenizer_config.json"), "{\"eos_token\": \"<e>\"}");
             Assert.Null(ChatTemplate.TryLoad(dir));
-            File.WriteAllText(Path.Combine(dir, "tokenizer_config.json"), "{\"eos_token\": \"<e>\", \"chat_template\": \"A{{ eos_token }}\"}");
+            File.WriteAllText(Path.Combine(dir, "tokenizer_config.json"),
+                "{\"eos_token\": \"<e>\", \"chat_template\": \"A{{ eos_token }}\"}");
             Assert.Equal("A<e>", ChatTemplate.TryLoad(dir)!.Render([], false));
             File.WriteAllText(Path.Combine(dir, "chat_template.jinja"), "J{{ eos_token }}\n");
             Assert.Equal("J<e>", ChatTemplate.TryLoad(dir)!.Render([], false));

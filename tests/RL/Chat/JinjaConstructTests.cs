@@ -32,7 +32,8 @@ public class JinjaConstructTests
         string? expected = c["output"]?.GetValue<string>();
         if (expected == null)
         {
-            var e = Assert.ThrowsAny<TemplateException>(() => JinjaTemplate.Parse(source).Render(variables, () => ChatTemplateGoldenTests.FixedNow));
+            var e = Assert.ThrowsAny<TemplateException>(() => JinjaTemplate.Parse(source).Render(variables, () =>
+                ChatTemplateGoldenTests.FixedNow));
             Assert.Equal(1, e.Line);
             return;
         }
@@ -63,7 +64,8 @@ public class JinjaConstructTests
         Assert.Contains("unknown test 'frobnicated'", e.Message);
 
         Assert.Contains("unknown tag '{% frobnicate %}'", Fails("{% frobnicate %}").Message);
-        Assert.Contains("recursive for loops are not supported", Fails("{% for x in y recursive %}{% endfor %}").Message);
+        Assert.Contains("recursive for loops are not supported",
+            Fails("{% for x in y recursive %}{% endfor %}").Message);
         Assert.Contains("'{% call %}' tag is not supported", Fails("{% call m() %}{% endcall %}").Message);
         Assert.Contains("*args / **kwargs", Fails("{{ f(*xs) }}").Message);
         Assert.Contains("printf-style", Fails("{{ '%s' % 1 }}").Message);
@@ -101,7 +103,8 @@ public class JinjaConstructTests
     [Fact]
     public void RaiseException_CarriesTheTemplatesMessage()
     {
-        var e = Assert.Throws<TemplateRaisedException>(() => Render("a\n{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"));
+        var e = Assert.Throws<TemplateRaisedException>(() =>
+            Render("a\n{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"));
         Assert.Equal("Conversation roles must alternate user/assistant/user/assistant/...", e.Raised);
         Assert.Equal(2, e.Line);
         Assert.Contains("Conversation roles must alternate", e.Message);
@@ -117,7 +120,8 @@ public class JinjaConstructTests
     [Fact]
     public void Render_DoesNotChangeTheTemplate_AndIsRepeatable()
     {
-        var t = JinjaTemplate.Parse("{% set ns = namespace(n=0) %}{% for x in xs %}{% set ns.n = ns.n + x %}{% endfor %}{{ ns.n }}");
+        var t = JinjaTemplate.Parse(
+            "{% set ns = namespace(n=0) %}{% for x in xs %}{% set ns.n = ns.n + x %}{% endfor %}{{ ns.n }}");
         var vars = new Dictionary<string, object?> { ["xs"] = new List<object?> { 1L, 2L } };
         Assert.Equal("3", t.Render(vars));
         Assert.Equal("3", t.Render(vars));

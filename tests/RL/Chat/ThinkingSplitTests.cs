@@ -11,7 +11,8 @@ public class ThinkingSplitTests
     [InlineData("  <think>x</think>y", false, "x", "y", true, true)]
     [InlineData("add them\n</think>\n\n4", false, "add them", "4", true, true)]
     [InlineData("add them\n</think>\n\n4", true, "add them", "4", true, true)]
-    [InlineData("<think>\nstill going and then the tokens ran ou", false, "still going and then the tokens ran ou", "", true, false)]
+    [InlineData("<think>\nstill going and then the tokens ran ou", false, "still going and then the tokens ran ou", "",
+        true, false)]
     [InlineData("forced thinking cut off\n", true, "forced thinking cut off", "", true, false)]
     [InlineData("The answer is 4.", false, "", "The answer is 4.", false, false)]
     [InlineData("", false, "", "", false, false)]
@@ -21,7 +22,8 @@ public class ThinkingSplitTests
     [InlineData("<think>a</think> b </think> c", false, "a", "b </think> c", true, true)]
     [InlineData("<think>a</thinking>b", false, "a</thinking>b", "", true, false)]
     [InlineData("Ünï 😀<think>x</think>y", false, "Ünï 😀<think>x", "y", true, true)]
-    public void Split_EdgeCases(string output, bool forced, string reasoning, string answer, bool hasThinking, bool closed)
+    public void Split_EdgeCases(string output, bool forced, string reasoning, string answer, bool hasThinking,
+        bool closed)
     {
         var parts = ThinkingSplit.Split(output, forced);
         Assert.Equal(new ThinkingParts(reasoning, answer, hasThinking, closed), parts);
