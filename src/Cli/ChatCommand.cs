@@ -138,7 +138,16 @@ public sealed class ChatSession
                 continue;
             }
             _conversation.Add(new ChatMessage("user", line));
-            Answer();
+            try
+            {
+                Answer();
+            }
+            catch (TemplateException e)
+            {
+                // The template refused this conversation (e.g. raise_exception on roles): drop the turn, go on.
+                _conversation.RemoveAt(_conversation.Count - 1);
+                _output.WriteLine($"nr chat: {e.Message}");
+            }
         }
     }
 

@@ -123,6 +123,31 @@ public class ChatCommandTests(ITestOutputHelper log)
     }
 
     [Fact]
+    public void Session_TemplateRefusal_DropsTheTurnAndGoesOn()
+    {
+        var dir = ChatModelDir();
+        try
+        {
+            var config = new Dictionary<string, string>
+            {
+                ["eos_token"] = "<|eos|>",
+                ["chat_template"] = "{% if messages | length > 1 %}{{ raise_exception('one turn only') }}{% endif %}" +
+                                    "User: {{ messages[0].content }}\nAssistant: ",
+            };
+            File.WriteAllText(Path.Combine(dir, "tokenizer_config.json"), JsonSerializer.Serialize(config));
+            using var bundle = ModelBundle.Load(dir);
+            var options = new GenerationOptions { MaxNewTokens = 3, Temperature = 0f, EosTokenIds = [bundle.Tokenizer.EosId] };
+            var output = new StringWriter();
+            var session = new ChatSession(bundle, ChatPrompt.Load(dir), options, 0, new StringReader("a\nb\n/exit\n"),
+                output, ansi: false);
+            session.Run();
+            Assert.Contains("the template raised an error: one turn only", output.ToString());
+            Assert.Equal(["user", "assistant"], session.Conversation.Select(m => m.Role));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
     public void Chat_InATerminal_StreamsDimmedThinking_CtrlCStopsTheAnswerNotTheProgram()
     {
         if (!Tmux.Available)
