@@ -136,7 +136,10 @@ public class ChatCommandTests(ITestOutputHelper log)
             };
             File.WriteAllText(Path.Combine(dir, "tokenizer_config.json"), JsonSerializer.Serialize(config));
             using var bundle = ModelBundle.Load(dir);
-            var options = new GenerationOptions { MaxNewTokens = 3, Temperature = 0f, EosTokenIds = [bundle.Tokenizer.EosId] };
+            var options = new GenerationOptions
+            {
+                MaxNewTokens = 3, Temperature = 0f, EosTokenIds = [bundle.Tokenizer.EosId],
+            };
             var output = new StringWriter();
             var session = new ChatSession(bundle, ChatPrompt.Load(dir), options, 0, new StringReader("a\nb\n/exit\n"),
                 output, ansi: false);
