@@ -15,6 +15,10 @@ internal abstract class Expr(int line)
         {
             throw new TemplateException(Line, e.Message);
         }
+        catch (JinjaRaise e)
+        {
+            throw new TemplateRaisedException(Line, e.Message);
+        }
     }
 
     protected abstract object? EvaluateCore(JinjaContext context);

@@ -109,7 +109,7 @@ internal static class JinjaFilters
     {
         a.Check(name, 3, "width", "first", "blank");
         var width = a.Get(0, "width", 4L);
-        string indention = width as string ?? new string(' ', (int)JinjaValue.ToLong(width));
+        string indention = width as string ?? new string(' ', (int)Math.Max(0, JinjaValue.ToLong(width)));
         bool first = JinjaValue.IsTrue(a.Get(1, "first", false)), blank = JinjaValue.IsTrue(a.Get(2, "blank", false));
         var text = JinjaValue.ToStr(v) + "\n";
         var lines = text.ReplaceLineEndings("\n").Split('\n').ToList();

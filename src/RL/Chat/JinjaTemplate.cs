@@ -43,7 +43,7 @@ public sealed class JinjaTemplate
                 return d;
             }),
             ["raise_exception"] = new JinjaFunction("raise_exception", a =>
-                throw JinjaRaise.Create(JinjaValue.ToStr(a.Get(0, "message")))),
+                throw new JinjaRaise(JinjaValue.ToStr(a.Get(0, "message")))),
             ["strftime_now"] = new JinjaFunction("strftime_now", a =>
                 Strftime.Format(now(), a.Get(0, "format") as string
                     ?? throw new JinjaError("strftime_now(format) needs a format string"))),
@@ -51,27 +51,8 @@ public sealed class JinjaTemplate
         var context = new JinjaContext([globals, new Dictionary<string, object?>(variables, StringComparer.Ordinal)]);
         context.Push();
         var output = new StringBuilder();
-        try
-        {
-            Stmt.RenderAll(_body, context, output);
-        }
-        catch (TemplateException e) when (e.InnerException is null && FindRaise(e) is { } raised)
-        {
-            throw new TemplateRaisedException(e.Line, raised);
-        }
+        Stmt.RenderAll(_body, context, output);
         return output.ToString();
-    }
-
-    private static string? FindRaise(TemplateException e) =>
-        e.Reason.StartsWith(JinjaRaise.Marker, StringComparison.Ordinal) ? e.Reason[JinjaRaise.Marker.Length..] : null;
-
-    /// <summary>raise_exception(...) travels as an evaluation error marked so Render can rethrow it as its own
-    /// type.</summary>
-    private static class JinjaRaise
-    {
-        public const string Marker = "\u0001raise:";
-
-        public static Exception Create(string message) => new JinjaError(Marker + message);
     }
 
     private static object Range(JinjaArguments a)

@@ -39,3 +39,9 @@ public sealed class TemplateRaisedException(int line, string raised)
 /// it as a <see cref="TemplateException"/>.
 /// </summary>
 internal sealed class JinjaError(string message) : Exception(message);
+
+/// <summary>
+/// <c>raise_exception(message)</c> while evaluating; the expression that called it rethrows it as a
+/// <see cref="TemplateRaisedException"/> with its line.
+/// </summary>
+internal sealed class JinjaRaise(string message) : Exception(message);
