@@ -3,6 +3,7 @@ using System.Text.Json;
 using NativeReasoner.IO;
 using NativeReasoner.Model;
 using NativeReasoner.RL;
+using NativeReasoner.RL.Chat;
 
 namespace NativeReasoner.Cli;
 
@@ -17,7 +18,9 @@ public static class GenerateCommand
             return 0;
         }
         catch (Exception e) when (e is ModelConfigException or CheckpointMismatchException or SafetensorsException or ArgumentException
-                                  or IOException or NotSupportedException or InvalidOperationException)
+                                  or IOException or InvalidDataException or NotSupportedException
+                                  or InvalidOperationException
+                                  or TemplateException)
         {
             Console.Error.WriteLine($"nr {name}: {e.Message}");
             return 1;
@@ -35,9 +38,14 @@ public static class GenerateCommand
         var topP = new Option<float>("--top-p") { DefaultValueFactory = _ => 1f };
         var maxNew = new Option<int>("--max-new-tokens") { DefaultValueFactory = _ => 256 };
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0UL };
+        var chat = new Option<bool>("--chat")
+        {
+            Description = "Apply the model's chat template (tokenizer_config.json / chat_template.jinja; " +
+                          "else prompt_template.json) to each question as one user turn.",
+        };
         var device = DeviceOption.Create();
         var command = new Command("generate", "Sample completions for questions from a model directory.")
-            { model, prompt, prompts, output, samples, temperature, topP, maxNew, seed, device };
+            { model, prompt, prompts, output, samples, temperature, topP, maxNew, seed, chat, device };
         command.SetAction(parse => Guard("generate", () =>
         {
             string? one = parse.GetValue(prompt), file = parse.GetValue(prompts);
@@ -47,6 +55,7 @@ public static class GenerateCommand
             if (k < 1) throw new ArgumentException($"--num-samples must be ≥ 1, got {k}");
             using var onDevice = DeviceOption.Use(parse.GetValue(device)!);
             using var bundle = ModelBundle.Load(parse.GetValue(model)!, onDevice.Device);
+            var chatPrompt = parse.GetValue(chat) ? ChatPrompt.Load(parse.GetValue(model)!) : null;
             var options = new GenerationOptions
             {
                 MaxNewTokens = parse.GetValue(maxNew), Temperature = parse.GetValue(temperature), TopP = parse.GetValue(topP),
@@ -57,13 +66,16 @@ public static class GenerateCommand
             using var writer = outPath == null ? null : new StreamWriter(outPath);
             foreach (var q in questions)
             {
-                var ids = bundle.EncodePrompt(q);
+                var promptText = chatPrompt != null
+                    ? chatPrompt.Render([new ChatMessage("user", q)])
+                    : bundle.Template.Format(q);
+                var ids = bundle.Tokenizer.Encode(promptText).Select(i => (long)i).ToArray();
                 var result = bundle.Policy.Generate(Enumerable.Repeat(ids, k).ToArray(), options, rng);
                 var line = PromptFile.ResultLine(q, result.Select(s =>
                 {
                     var toks = s.Tokens.Length > 0 && s.Tokens[^1] == bundle.Tokenizer.EosId ? s.Tokens[..^1] : s.Tokens;
                     return (bundle.Tokenizer.Decode(toks.Select(t => (int)t)), s.Tokens.Length, s.Truncated);
-                }));
+                }), ThinkingSplit.PromptForcesThinking(promptText));
                 if (writer != null) writer.WriteLine(line);
                 else Console.WriteLine(line);
             }
@@ -108,7 +120,16 @@ public static class GenerateCommand
             var text = JsonSerializer.Serialize(o, jsonOptions);
             // The file also keeps every completion (to compare runs, e.g. one device against another).
             if (parse.GetValue(outFile) is { } path)
-                File.WriteAllText(path, JsonSerializer.Serialize(new Dictionary<string, object>(o) { ["completions"] = r.Completions }, jsonOptions) + "\n");
+                File.WriteAllText(path, JsonSerializer.Serialize(new Dictionary<string, object>(o)
+                {
+                    ["completions"] = r.Completions,
+                    ["completion_parts"] = r.Completions
+                        .Select(c => ThinkingSplit.Split(c, bundle.Template.ThinkPrefilled))
+                        .Select(p => new Dictionary<string, object>
+                        {
+                            ["reasoning"] = p.Reasoning, ["answer"] = p.Answer, ["thinking_closed"] = p.ThinkingClosed,
+                        }).ToList(),
+                }, jsonOptions) + "\n");
             if (parse.GetValue(json))
             {
                 Console.WriteLine(text);

@@ -17,6 +17,7 @@ public static class Program
         root.Subcommands.Add(GrpoGradCommand.Build());
         root.Subcommands.Add(GenerateCommand.Build());
         root.Subcommands.Add(GenerateCommand.BuildEval());
+        root.Subcommands.Add(ChatCommand.Build());
         root.Subcommands.Add(PipelineCommand.Build());
         root.Subcommands.Add(TrainCommand.Build());
         root.Subcommands.Add(TokenizeCommand.Build());

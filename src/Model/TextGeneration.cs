@@ -23,10 +23,18 @@ public sealed record GenerationOptions
 
     /// <summary>Turns a sequence's generated ids into text, for the stop strings.</summary>
     public Func<IReadOnlyList<long>, string>? Detokenize { get; init; }
+
+    /// <summary>Called with (sequence index, token id) as each generated token is appended: streamed output.</summary>
+    public Action<int, long>? OnToken { get; init; }
+
+    /// <summary>
+    /// Stops generation between steps (Ctrl-C in <c>nr chat</c>); unfinished sequences end as Cancelled.
+    /// </summary>
+    public CancellationToken Cancellation { get; init; }
 }
 
 /// <summary>Why a sequence ended.</summary>
-public enum FinishReason { Length, Eos, StopString }
+public enum FinishReason { Length, Eos, StopString, Cancelled }
 
 /// <summary>The generated ids of each sequence (prompt excluded) and what the run cost.</summary>
 public sealed record GenerationResult(
@@ -87,10 +95,16 @@ public static class TextGeneration
         int steps = 0;
         for (int step = 0; step < options.MaxNewTokens; step++)
         {
+            if (options.Cancellation.IsCancellationRequested)
+            {
+                for (int i = 0; i < b; i++) if (!done[i]) reasons[i] = FinishReason.Cancelled;
+                break;
+            }
             for (int i = 0; i < b; i++)
             {
                 if (done[i]) continue;
                 outputs[i].Add(next[i]);
+                options.OnToken?.Invoke(i, next[i]);
                 if (eos.Contains(next[i])) { done[i] = true; reasons[i] = FinishReason.Eos; }
                 else if (options.StopStrings.Count > 0)
                 {

@@ -79,12 +79,24 @@ public static class PromptFile
         return prompts;
     }
 
-    /// <summary>One output line: {"prompt": …, "completions": [{"text": …, "tokens": n, "finish_reason": "stop"|"length"}]}.</summary>
-    public static string ResultLine(string prompt, IEnumerable<(string Text, int Tokens, bool Truncated)> completions)
+    /// <summary>
+    /// One output line: {"prompt": …, "completions": [{"text": …, "reasoning": …, "answer": …, "tokens": n,
+    /// "finish_reason": "stop"|"length"}]}; reasoning and answer come from <see cref="Chat.ThinkingSplit"/>
+    /// (<paramref name="thinkingForced"/>: the prompt ended inside a thinking block).
+    /// </summary>
+    public static string ResultLine(string prompt, IEnumerable<(string Text, int Tokens, bool Truncated)> completions,
+        bool thinkingForced = false)
     {
         var arr = new JsonArray();
         foreach (var (text, tokens, truncated) in completions)
-            arr.Add(new JsonObject { ["text"] = text, ["tokens"] = tokens, ["finish_reason"] = truncated ? "length" : "stop" });
+        {
+            var parts = Chat.ThinkingSplit.Split(text, thinkingForced);
+            arr.Add(new JsonObject
+            {
+                ["text"] = text, ["reasoning"] = parts.Reasoning, ["answer"] = parts.Answer, ["tokens"] = tokens,
+                ["finish_reason"] = truncated ? "length" : "stop",
+            });
+        }
         return new JsonObject { ["prompt"] = prompt, ["completions"] = arr }
             .ToJsonString(new JsonSerializerOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
     }

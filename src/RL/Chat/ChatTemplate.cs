@@ -1,0 +1,189 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace NativeReasoner.RL.Chat;
+
+/// <summary>
+/// A model's chat template, rendered as <c>transformers</c>' <c>apply_chat_template</c> renders it: the variables are
+/// <c>messages</c>, <c>tools</c> and <c>documents</c> (None when not given), <c>add_generation_prompt</c>, the
+/// tokenizer's special tokens (<c>bos_token</c>, <c>eos_token</c>, …; absent when the config has none) and any
+/// extra keyword arguments (<c>enable_thinking</c>, <c>date_string</c>, …).
+/// Loaded from <c>tokenizer_config.json</c>'s <c>chat_template</c> (a string, or a list of
+/// <c>{"name", "template"}</c>: "default", or "tool_use" when tools are given) or from <c>chat_template.jinja</c>.
+/// </summary>
+public sealed class ChatTemplate
+{
+    public const string ConfigFileName = "tokenizer_config.json";
+    public const string JinjaFileName = "chat_template.jinja";
+
+    private static readonly string[] SpecialTokenKeys =
+        ["bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"];
+
+    private readonly Dictionary<string, JinjaTemplate> _templates;
+    private readonly Dictionary<string, object?> _specialTokens;
+
+    /// <summary>The template source (the "default" one when the config names several).</summary>
+    public string Source { get; }
+
+    public string? BosToken => _specialTokens.GetValueOrDefault("bos_token") as string;
+
+    public string? EosToken => _specialTokens.GetValueOrDefault("eos_token") as string;
+
+    /// <summary>The clock behind <c>strftime_now</c> (tests fix it).</summary>
+    public Func<DateTime> Clock { get; set; } = () => DateTime.Now;
+
+    private ChatTemplate(Dictionary<string, JinjaTemplate> templates, string source,
+        Dictionary<string, object?> specialTokens)
+    {
+        _templates = templates;
+        Source = source;
+        _specialTokens = specialTokens;
+    }
+
+    /// <summary>A template from its Jinja source and the special tokens it may print.</summary>
+    public static ChatTemplate FromSource(string source, string? bosToken = null, string? eosToken = null)
+    {
+        var tokens = new Dictionary<string, object?>(StringComparer.Ordinal);
+        if (bosToken != null) tokens["bos_token"] = bosToken;
+        if (eosToken != null) tokens["eos_token"] = eosToken;
+        return new ChatTemplate(new() { ["default"] = JinjaTemplate.Parse(source) }, source, tokens);
+    }
+
+    /// <summary>Reads <c>chat_template</c> and the special tokens from the text of a
+    /// <c>tokenizer_config.json</c>.</summary>
+    public static ChatTemplate FromTokenizerConfig(string json, string path = ConfigFileName,
+        string? templateOverride = null)
+    {
+        JsonObject root;
+        try
+        {
+            root = JsonNode.Parse(json) as JsonObject
+                ?? throw new InvalidDataException($"{path}: expected a JSON object");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{path}: not valid JSON ({e.Message})", e);
+        }
+        var tokens = new Dictionary<string, object?>(StringComparer.Ordinal);
+        foreach (var key in SpecialTokenKeys)
+            if (TokenContent(root[key]) is { } content) tokens[key] = content;
+        if (root["additional_special_tokens"] is JsonArray extra)
+            tokens["additional_special_tokens"] = extra.Select(e => (object?)TokenContent(e)).ToList();
+
+        var sources = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (templateOverride != null) sources["default"] = templateOverride;
+        else
+        {
+            switch (root["chat_template"])
+            {
+                case JsonValue v when v.GetValueKind() == JsonValueKind.String:
+                    sources["default"] = v.GetValue<string>();
+                    break;
+                case JsonArray list:
+                    foreach (var item in list)
+                    {
+                        if (item is not JsonObject o || o["name"]?.GetValueKind() != JsonValueKind.String
+                            || o["template"]?.GetValueKind() != JsonValueKind.String)
+                            throw new InvalidDataException(
+                                $"{path}: chat_template list items must be " +
+                                "{\"name\": \"...\", \"template\": \"...\"}");
+                        sources[o["name"]!.GetValue<string>()] = o["template"]!.GetValue<string>();
+                    }
+                    break;
+                case null:
+                    throw new InvalidDataException(
+                        $"{path}: no \"chat_template\" (expected a Jinja string or a list of named templates)");
+                default:
+                    throw new InvalidDataException(
+                        $"{path}: \"chat_template\" must be a string or a list of {{name, template}}, " +
+                        $"got {root["chat_template"]!.GetValueKind()}");
+            }
+        }
+        var templates = new Dictionary<string, JinjaTemplate>(StringComparer.Ordinal);
+        foreach (var (name, source) in sources)
+        {
+            try
+            {
+                templates[name] = JinjaTemplate.Parse(source);
+            }
+            catch (TemplateException e)
+            {
+                var where = sources.Count > 1 ? $"{path} (chat_template '{name}')" : path;
+                throw new TemplateException(e.Line, e.Reason, where);
+            }
+        }
+        string main = sources.GetValueOrDefault("default") ?? sources.Values.First();
+        return new ChatTemplate(templates, main, tokens);
+    }
+
+    private static string? TokenContent(JsonNode? node) => node switch
+    {
+        JsonValue v when v.GetValueKind() == JsonValueKind.String => v.GetValue<string>(),
+        JsonObject o when o["content"] is JsonValue c && c.GetValueKind() == JsonValueKind.String =>
+            c.GetValue<string>(),
+        _ => null,
+    };
+
+    /// <summary>
+    /// The model directory's chat template: <c>chat_template.jinja</c> if present, else <c>tokenizer_config.json</c>'s
+    /// <c>chat_template</c>; null when it has neither.
+    /// </summary>
+    public static ChatTemplate? TryLoad(string modelDirectory)
+    {
+        var configPath = Path.Combine(modelDirectory, ConfigFileName);
+        var jinjaPath = Path.Combine(modelDirectory, JinjaFileName);
+        string? config = File.Exists(configPath) ? File.ReadAllText(configPath) : null;
+        string? jinja = File.Exists(jinjaPath) ? File.ReadAllText(jinjaPath) : null;
+        if (jinja != null) return FromTokenizerConfig(config ?? "{}", configPath, jinja);
+        if (config == null) return null;
+        JsonObject? root;
+        try
+        {
+            root = JsonNode.Parse(config) as JsonObject;
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{configPath}: not valid JSON ({e.Message})", e);
+        }
+        return root?["chat_template"] == null ? null : FromTokenizerConfig(config, configPath);
+    }
+
+    /// <summary>Renders plain messages.</summary>
+    public string Render(IEnumerable<ChatMessage> messages, bool addGenerationPrompt,
+        IReadOnlyDictionary<string, object?>? extra = null) =>
+        RenderValues(messages.Select(m => (object?)m.ToValue()).ToList(), addGenerationPrompt, tools: null, extra);
+
+    /// <summary>
+    /// Renders template values (<see cref="JinjaJson.FromJson"/> converts OpenAI-style JSON messages and tool schemas).
+    /// </summary>
+    public string RenderValues(IReadOnlyList<object?> messages, bool addGenerationPrompt,
+        IReadOnlyList<object?>? tools = null,
+        IReadOnlyDictionary<string, object?>? extra = null, string? templateName = null)
+    {
+        var template = Select(templateName, tools != null);
+        var variables = new Dictionary<string, object?>(StringComparer.Ordinal)
+        {
+            ["messages"] = messages as List<object?> ?? messages.ToList(),
+            ["tools"] = tools == null ? null : tools as List<object?> ?? tools.ToList(),
+            ["documents"] = null,
+            ["add_generation_prompt"] = addGenerationPrompt,
+        };
+        foreach (var (k, v) in _specialTokens) variables[k] = v;
+        if (extra != null)
+            foreach (var (k, v) in extra) variables[k] = v;
+        return template.Render(variables, Clock);
+    }
+
+    private JinjaTemplate Select(string? name, bool hasTools)
+    {
+        if (name != null)
+            return _templates.GetValueOrDefault(name)
+                ?? throw new ArgumentException(
+                    $"no chat template named '{name}'; available: {string.Join(", ", _templates.Keys)}");
+        if (hasTools && _templates.TryGetValue("tool_use", out var toolUse)) return toolUse;
+        if (_templates.TryGetValue("default", out var main)) return main;
+        throw new ArgumentException(
+            "this tokenizer has several chat templates and none named 'default'; pick one of: " +
+            string.Join(", ", _templates.Keys));
+    }
+}
