@@ -41,7 +41,7 @@ public static class PipelineCommand
         var teacher = ModelOption("--teacher", "Teacher model directory (checkpoint + tokenizer.json [+ prompt_template.json]).", distill);
         var student = new Option<string>("--student-config")
         {
-            Description = $"Student architecture: a preset ({string.Join(", ", DeepseekV3Config.PresetNames)}) or a config.json (file or directory).",
+            Description = $"Student architecture: a preset ({string.Join(", ", ModelPresets.Names)}) or a config.json (file or directory).",
             Required = true,
         };
         distill.Options.Add(student);

@@ -14,6 +14,17 @@ public static unsafe partial class Functional
     public static Tensor ScaledDotProductAttention(Tensor q, Tensor k, Tensor v, bool causal, float? scale = null)
     {
         const string op = "scaled_dot_product_attention";
+        // BEGIN branch-local GQA (families): k/v [B, Hkv, Tk, D] with Hkv dividing Hq are repeated to Hq heads
+        // (query head h reads K/V head h / (Hq / Hkv), as HF's repeat_kv). The gqa branch maps heads natively.
+        if (q.Rank == 4 && k.Rank == 4 && v.Rank == 4 && k.Shape[1] != q.Shape[1] && k.Shape[1] > 0
+            && v.Shape[1] == k.Shape[1] && q.Shape[1] % k.Shape[1] == 0 && q.Shape[0] == k.Shape[0] && q.Shape[0] == v.Shape[0])
+        {
+            int groups = q.Shape[1] / k.Shape[1];
+            Tensor Repeat(Tensor x) => x.Unsqueeze(2).Expand(x.Shape[0], x.Shape[1], groups, x.Shape[2], x.Shape[3])
+                .Reshape(x.Shape[0], x.Shape[1] * groups, x.Shape[2], x.Shape[3]);
+            return ScaledDotProductAttention(q, Repeat(k), Repeat(v), causal, scale);
+        }
+        // END branch-local GQA
         RequireFloatOn(q, q, op, "q");
         RequireFloatOn(k, q, op, "k");
         RequireFloatOn(v, q, op, "v");
