@@ -37,7 +37,7 @@ public static class PipelineCommand
             R1Run.Run(parse.GetValue(r1Model)!, parse.GetValue(r1Run)!, r1Settings(parse), Console.WriteLine);
         }));
 
-        var distill = new Command("distill", "A teacher's verified-correct traces train a smaller DeepSeek-V3 student by SFT.");
+        var distill = new Command("distill", "A teacher's verified-correct traces train a smaller student (any family: a preset or a config.json) by SFT.");
         var teacher = ModelOption("--teacher", "Teacher model directory (checkpoint + tokenizer.json [+ prompt_template.json]).", distill);
         var student = new Option<string>("--student-config")
         {

@@ -1,0 +1,156 @@
+using System.Text.Json;
+using NativeReasoner.Cli;
+using NativeReasoner.IO;
+using NativeReasoner.Kernels;
+using NativeReasoner.Model;
+using NativeReasoner.RL;
+using Xunit;
+
+namespace NativeReasoner.Tests.RL;
+
+/// <summary>
+/// The RL commands on a tiny qwen2 model directory (GQA, q/k/v biases): nr generate, nr eval, nr grpo-grad,
+/// nr pipeline r1-zero, the r1 pipeline (cold-start SFT, GRPO, rejection SFT) and nr train with a dense preset.
+/// </summary>
+public class DenseFamilyCliTests
+{
+    private static string TempDir()
+    {
+        var d = Path.Combine(Path.GetTempPath(), "nr-dense-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(d);
+        return d;
+    }
+
+    /// <summary>A random qwen2-tiny with a character tokenizer, saved as a model directory.</summary>
+    private static string Qwen2Dir(string root)
+    {
+        var tok = new CharTokenizer();
+        var config = ModelPresets.Get("qwen2-tiny").ForTokenizer(tok.VocabSize, tok.EosId, tok.BosId, tok.PadId);
+        var dir = Path.Combine(root, "qwen2");
+        using var b = ModelBundle.Create(config.Build(new Generator(5)), tok, PromptTemplate.Default);
+        b.Save(dir);
+        return dir;
+    }
+
+    private static string ModelType(string dir) =>
+        JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "config.json"))).RootElement.GetProperty("model_type").GetString()!;
+
+    [Fact]
+    public void GenerateAndEvalRunOnQwen2()
+    {
+        var root = TempDir();
+        try
+        {
+            var dir = Qwen2Dir(root);
+            Assert.Equal("qwen2", ModelType(dir));
+            var prompts = Path.Combine(root, "prompts.jsonl");
+            File.WriteAllLines(prompts, ["{\"prompt\": \"What is 2 + 3?\"}", "{\"prompt\": \"What is 17 * 8?\"}"]);
+            var outPath = Path.Combine(root, "out.jsonl");
+            Assert.Equal(0, Program.Main(["generate", "--model", dir, "--prompts", prompts, "--out", outPath, "--num-samples", "3", "--max-new-tokens", "6", "--seed", "2"]));
+            var lines = File.ReadAllLines(outPath);
+            Assert.Equal(2, lines.Length);
+            foreach (var c in JsonDocument.Parse(lines[1]).RootElement.GetProperty("completions").EnumerateArray())
+                Assert.InRange(c.GetProperty("tokens").GetInt32(), 1, 6);
+            Assert.Equal(0, Program.Main(["eval", "--model", dir, "--task", "arithmetic", "--n", "4", "--max-new-tokens", "4", "--json"]));
+        }
+        finally { Directory.Delete(root, true); }
+    }
+
+    [Fact]
+    public void CachedSamplingAgreesWithRecomputeOnQwen2()
+    {
+        var root = TempDir();
+        try
+        {
+            using var bundle = ModelBundle.Load(Qwen2Dir(root));
+            // Prompts of different lengths in one batch: each sequence decodes at its own position.
+            long[][] prompts = [[1, 5, 9, 12], [1, 7], [1, 3, 3, 3, 3, 8]];
+            var options = new GenerationOptions { MaxNewTokens = 7, Temperature = 0f, EosTokenIds = [] };
+            var cached = bundle.Policy.Generate(prompts, options, new Generator(1));
+            var recomputed = Sampling.GenerateByRecompute(bundle.Policy, prompts, options, new Generator(1));
+            for (int i = 0; i < prompts.Length; i++) Assert.Equal(recomputed[i].Tokens, cached[i].Tokens);
+        }
+        finally { Directory.Delete(root, true); }
+    }
+
+    [Fact]
+    public void GrpoGradGivesAGradientForEveryQwen2Weight()
+    {
+        var root = TempDir();
+        try
+        {
+            var dir = Qwen2Dir(root);
+            int n = 4, t = 9;
+            var rng = new Random(3);
+            var ids = Enumerable.Range(0, n * t).Select(_ => (long)rng.Next(4, 40)).ToArray();
+            var mask = Enumerable.Range(0, n * t).Select(i => i % t >= 4 ? 1f : 0f).ToArray();
+            float[] rewards = [1, 0, 0.5f, 0];
+            static SafetensorsTensor F32(string name, long[] shape, float[] d)
+            {
+                var b = new byte[d.Length * 4];
+                Buffer.BlockCopy(d, 0, b, 0, b.Length);
+                return new SafetensorsTensor(name, DType.Float32, shape, b);
+            }
+            var idBytes = new byte[ids.Length * 8];
+            Buffer.BlockCopy(ids, 0, idBytes, 0, idBytes.Length);
+            var input = Path.Combine(root, "in.safetensors");
+            SafetensorsWriter.Write(input, [new SafetensorsTensor("input_ids", DType.Int64, [n, t], idBytes), F32("completion_mask", [n, t], mask), F32("rewards", [n], rewards)]);
+            var outPath = Path.Combine(root, "out.safetensors");
+            Assert.Equal(0, Program.Main(["grpo-grad", "--model", dir, "--input", input, "--out", outPath, "--num-generations", "2", "--beta", "0"]));
+            using var got = SafetensorsFile.Open(outPath);
+            using var model = CausalLMRegistry.Load(dir);
+            foreach (var (name, p) in model.NamedParameters())
+            {
+                var g = got.ReadFloat32("grad." + name);
+                Assert.Equal(p.Numel, g.Length);
+                Assert.All(g, v => Assert.True(float.IsFinite(v), name));
+            }
+            Assert.Contains(got.Entries, e => e.Name == "grad.model.layers.0.self_attn.k_proj.bias");
+            Assert.True(float.IsFinite(got.ReadFloat32("loss")[0]));
+        }
+        finally { Directory.Delete(root, true); }
+    }
+
+    [Fact]
+    public void R1ZeroCliAndR1PipelineWithSftRunOnQwen2()
+    {
+        var root = TempDir();
+        try
+        {
+            var dir = Qwen2Dir(root);
+            var cfg = Path.Combine(root, "grpo.json");
+            File.WriteAllText(cfg, """{"task": "arithmetic", "steps": 1, "num_generations": 2, "prompts_per_step": 1, "max_completion_length": 6, "eval_problems": 2}""");
+            var zero = Path.Combine(root, "zero");
+            Assert.Equal(0, Program.BuildRoot().Parse(["pipeline", "r1-zero", "--model", dir, "--run-dir", zero, "--config", cfg]).Invoke());
+            Assert.Equal("qwen2", ModelType(Path.Combine(zero, "model")));
+            Assert.True(File.Exists(Path.Combine(zero, "summary.json")));
+
+            var settings = new PipelineSettings().WithJson("""
+                {"task": "arithmetic", "steps": 1, "steps_2": 1, "num_generations": 2, "prompts_per_step": 1, "max_completion_length": 6,
+                 "eval_problems": 2, "cold_start_examples": 4, "sft_batch_size": 4, "sft_epochs": 1, "rejection_problems": 2, "rejection_samples": 2}
+                """, "toy");
+            var run = Path.Combine(root, "r1");
+            R1Run.Run(dir, run, settings);
+            Assert.True(File.Exists(Path.Combine(run, "1_cold_start_sft", "metrics.jsonl")));
+            Assert.Equal("qwen2", ModelType(Path.Combine(run, "model")));
+        }
+        finally { Directory.Delete(root, true); }
+    }
+
+    [Fact]
+    public void TrainOffersADensePreset()
+    {
+        var runs = TempDir();
+        try
+        {
+            var s = TrainPipelineTests.Toy(runs) with { Model = ModelPresets.Get("qwen3-tiny").WithMaxPositionEmbeddings(256) };
+            TrainPipeline.Run(s, _ => { });
+            Assert.Equal("qwen3", ModelType(Path.Combine(runs, "toy", "model")));
+            using var bundle = ModelBundle.Load(Path.Combine(runs, "toy", "model"));
+            Assert.Equal("qwen3", bundle.Policy.Model.Config.ModelType);
+            Assert.Contains("qwen2-tiny", ModelPresets.Names);
+            Assert.Equal(0, Program.BuildRoot().Parse(["train", "--help"]).Invoke());
+        }
+        finally { Directory.Delete(runs, true); }
+    }
+}
