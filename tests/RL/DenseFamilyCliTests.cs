@@ -1,7 +1,6 @@
 using System.Text.Json;
 using NativeReasoner.Cli;
 using NativeReasoner.IO;
-using NativeReasoner.Kernels;
 using NativeReasoner.Model;
 using NativeReasoner.RL;
 using Xunit;
@@ -73,42 +72,39 @@ public class DenseFamilyCliTests
         finally { Directory.Delete(root, true); }
     }
 
+    /// <summary>Against tests/reference/dense_families.py: the qwen2 forward with TRL's loss (grpo, β &gt; 0, temperature).</summary>
     [Fact]
-    public void GrpoGradGivesAGradientForEveryQwen2Weight()
+    public void GrpoGradOnQwen2MatchesPyTorchWithTrlsLoss()
     {
-        var root = TempDir();
+        string dir = Path.Combine(AppContext.BaseDirectory, "fixtures", "qwen2-tiny-ref");
+        var s = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "grpo_settings.json"))).RootElement;
+        var outPath = Path.Combine(Path.GetTempPath(), $"nr-grpo-grad-qwen2-{Guid.NewGuid():N}.safetensors");
         try
         {
-            var dir = Qwen2Dir(root);
-            int n = 4, t = 9;
-            var rng = new Random(3);
-            var ids = Enumerable.Range(0, n * t).Select(_ => (long)rng.Next(4, 40)).ToArray();
-            var mask = Enumerable.Range(0, n * t).Select(i => i % t >= 4 ? 1f : 0f).ToArray();
-            float[] rewards = [1, 0, 0.5f, 0];
-            static SafetensorsTensor F32(string name, long[] shape, float[] d)
-            {
-                var b = new byte[d.Length * 4];
-                Buffer.BlockCopy(d, 0, b, 0, b.Length);
-                return new SafetensorsTensor(name, DType.Float32, shape, b);
-            }
-            var idBytes = new byte[ids.Length * 8];
-            Buffer.BlockCopy(ids, 0, idBytes, 0, idBytes.Length);
-            var input = Path.Combine(root, "in.safetensors");
-            SafetensorsWriter.Write(input, [new SafetensorsTensor("input_ids", DType.Int64, [n, t], idBytes), F32("completion_mask", [n, t], mask), F32("rewards", [n], rewards)]);
-            var outPath = Path.Combine(root, "out.safetensors");
-            Assert.Equal(0, Program.Main(["grpo-grad", "--model", dir, "--input", input, "--out", outPath, "--num-generations", "2", "--beta", "0"]));
+            string F(string name) => s.GetProperty(name).GetDouble().ToString("R", System.Globalization.CultureInfo.InvariantCulture);
+            Assert.Equal(0, Program.Main([
+                "grpo-grad", "--model", dir, "--input", Path.Combine(dir, "grpo_input.safetensors"), "--out", outPath,
+                "--loss-type", s.GetProperty("loss_type").GetString()!, "--beta", F("beta"), "--epsilon-low", F("epsilon_low"),
+                "--epsilon-high", F("epsilon_high"), "--temperature", F("temperature"), "--scale-rewards", s.GetProperty("scale_rewards").GetString()!,
+                "--num-generations", s.GetProperty("num_generations").GetInt32().ToString(),
+                "--max-completion-length", s.GetProperty("max_completion_length").GetInt32().ToString()]));
             using var got = SafetensorsFile.Open(outPath);
-            using var model = CausalLMRegistry.Load(dir);
-            foreach (var (name, p) in model.NamedParameters())
+            using var want = SafetensorsFile.Open(Path.Combine(dir, "grpo_expected.safetensors"));
+            var names = want.Entries.Select(e => e.Name).ToList();
+            Assert.Equal(names.Order(), got.Entries.Select(e => e.Name).Order());
+            Assert.Contains("grad.model.layers.0.self_attn.k_proj.bias", names);
+            var worst = new List<string>();
+            foreach (var name in names)
             {
-                var g = got.ReadFloat32("grad." + name);
-                Assert.Equal(p.Numel, g.Length);
-                Assert.All(g, v => Assert.True(float.IsFinite(v), name));
+                var e = want.ReadFloat32(name);
+                var a = got.ReadFloat32(name);
+                double scale = Math.Max(e.Max(v => Math.Abs((double)v)), 1e-12), err = 0;
+                for (int i = 0; i < e.Length; i++) err = Math.Max(err, Math.Abs((double)a[i] - e[i]));
+                if (!(err / scale <= 1e-4)) worst.Add($"{name}: max |Δ| / max |expected| = {err / scale:G3}");
             }
-            Assert.Contains(got.Entries, e => e.Name == "grad.model.layers.0.self_attn.k_proj.bias");
-            Assert.True(float.IsFinite(got.ReadFloat32("loss")[0]));
+            Assert.True(worst.Count == 0, string.Join("\n", worst));
         }
-        finally { Directory.Delete(root, true); }
+        finally { File.Delete(outPath); }
     }
 
     [Fact]

@@ -17,6 +17,12 @@ qwen3-tiny-ref), each holding:
     loss F32 [1]                         mean cross-entropy of logits vs targets
     grad.<name> F32                      d(loss)/d(weight) for every parameter
   metadata: prefill (P).
+qwen2-tiny-ref also holds the golden case of `nr grpo-grad` on a dense model:
+  grpo_input.safetensors     input_ids I64 [N, TG], completion_mask F32 [N, TG], rewards F32 [N],
+                             ref_per_token_logps F32 [N, TG]
+  grpo_expected.safetensors  loss [1], per_token_logps [N, TG] (position t scores token t given 0..t-1;
+                             position 0 holds 0), advantages [N], grad.<name> for every weight
+  grpo_settings.json         the loss settings (TRL's GRPOTrainer._compute_loss; old = logps.detach())
 
 The modules are written from Hugging Face's modeling_llama.py, modeling_qwen2.py, modeling_qwen3.py and
 modeling_rope_utils.py (default, linear, llama3 and yarn inverse frequencies, rotate_half, repeat_kv,
@@ -37,6 +43,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from deepseek_v3 import safetensors_bytes  # noqa: E402  (the same writer as the DeepSeek reference)
+from grpo import advantages, grpo_loss  # noqa: E402  (TRL's loss and advantages, as the GRPO oracle has them)
 
 B, T, P = 2, 12, 5
 
@@ -311,6 +318,47 @@ def build(c, seed, out_dir):
     print("%s: loss %.6f, %d parameters, logits |max| %.3f" % (out_dir, loss.item(), len(W), logits.abs().max().item()))
 
 
+GRPO = OrderedDict(loss_type="grpo", scale_rewards="group", beta=0.04, epsilon_low=0.2, epsilon_high=0.2,
+                   num_generations=2, max_completion_length=9, temperature=0.9, num_items_in_batch=None)
+NG, TG = 4, 9
+
+
+def build_grpo(c, seed, out_dir):
+    """The loss of `nr grpo-grad` on the model of out_dir and its gradient for every weight."""
+    rng = np.random.default_rng(seed)
+    weights = make_weights(c, np.random.default_rng(seed - 100))   # the same draw as build() made
+    W = OrderedDict((k, torch.tensor(v, dtype=torch.float64, requires_grad=True)) for k, v in weights.items())
+    ids = torch.from_numpy(rng.integers(0, c["vocab_size"], size=(NG, TG)).astype(np.int64))
+    prompt = np.array([3, 4, 2, 5])
+    mask = (np.arange(TG)[None, :] >= prompt[:, None]).astype(np.float32)
+    rewards = np.array([1.0, 0.0, 0.5, 0.25], dtype=np.float32)
+    logits = forward(c, W, ids) / GRPO["temperature"]
+    lp = torch.log_softmax(logits[:, :-1], -1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+    logps = torch.cat([torch.zeros(NG, 1, dtype=lp.dtype), lp], 1)                     # [N, TG]
+    ref = (logps.detach().numpy() + rng.normal(0, 0.2, size=(NG, TG))).astype(np.float32) * mask
+    A = advantages(torch.tensor(rewards, dtype=torch.float64), GRPO["num_generations"], GRPO["scale_rewards"])
+    m = torch.tensor(mask, dtype=torch.float64)
+    loss = grpo_loss(logps, None, torch.tensor(ref, dtype=torch.float64), A, m, GRPO)[0]
+    loss.backward()
+    inp = OrderedDict(input_ids=ids.numpy(), completion_mask=mask, rewards=rewards, ref_per_token_logps=ref)
+    with open(os.path.join(out_dir, "grpo_input.safetensors"), "wb") as f:
+        f.write(safetensors_bytes(inp, {}))
+    exp = OrderedDict()
+    exp["loss"] = np.array([loss.item()], dtype=np.float32)
+    exp["per_token_logps"] = logps.detach().float().numpy()
+    exp["advantages"] = A.float().numpy()
+    for k, v in W.items():
+        exp["grad." + k] = v.grad.float().numpy()
+    for k, v in exp.items():
+        assert np.all(np.isfinite(v)), k
+    with open(os.path.join(out_dir, "grpo_expected.safetensors"), "wb") as f:
+        f.write(safetensors_bytes(exp, {}))
+    with open(os.path.join(out_dir, "grpo_settings.json"), "w") as f:
+        json.dump(GRPO, f, indent=2)
+        f.write("\n")
+    print("%s: grpo loss %.6f" % (out_dir, loss.item()))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True, help="directory that receives <family>-tiny-ref/")
@@ -319,6 +367,7 @@ def main():
     torch.manual_seed(args.seed)
     for i, (name, c) in enumerate(FAMILIES.items()):
         build(c, args.seed + i, os.path.join(args.out, name + "-tiny-ref"))
+    build_grpo(FAMILIES["qwen2"], args.seed + 100, os.path.join(args.out, "qwen2-tiny-ref"))
 
 
 if __name__ == "__main__":
