@@ -37,15 +37,21 @@ public static class CausalLMRegistry
             LlamaFamily.ModelType => LlamaFamily.FromJson(root),
             Qwen3Family.ModelType => Qwen3Family.FromJson(root),
             _ when KnownUnsupportedModelTypes.Contains(type) =>
-                throw new ModelConfigException($"config: model_type '{type}' is a known family that is not implemented yet (supported: {supported})"),
-            _ => throw new ModelConfigException($"config: model_type '{type}' is not supported (supported: {supported})"),
+                throw new ModelConfigException($"config: model_type '{type}' is a known family that is not " +
+                    $"implemented yet (supported: {supported})"),
+            _ => throw new ModelConfigException($"config: model_type '{type}' is not supported (supported: " +
+                $"{supported})"),
         };
     }
 
-    /// <summary>Reads config.json in <paramref name="pathOrDirectory"/> (or the file itself); errors name the file.</summary>
+    /// <summary>
+    /// Reads config.json in <paramref name="pathOrDirectory"/> (or the file itself); errors name the file.
+    /// </summary>
     public static ICausalLMConfig LoadConfig(string pathOrDirectory)
     {
-        string path = Directory.Exists(pathOrDirectory) ? Path.Combine(pathOrDirectory, ConfigFileName) : pathOrDirectory;
+        string path = Directory.Exists(pathOrDirectory)
+            ? Path.Combine(pathOrDirectory, ConfigFileName)
+            : pathOrDirectory;
         if (!File.Exists(path)) throw new ModelConfigException($"config: {path} does not exist");
         try
         {
@@ -57,7 +63,9 @@ public static class CausalLMRegistry
         }
     }
 
-    /// <summary>Loads the model of <paramref name="directory"/> (config.json + safetensors) onto <paramref name="device"/>.</summary>
+    /// <summary>
+    /// Loads the model of <paramref name="directory"/> (config.json + safetensors) onto <paramref name="device"/>.
+    /// </summary>
     public static ICausalLM Load(string directory, Device? device = null)
     {
         var config = LoadConfig(directory);

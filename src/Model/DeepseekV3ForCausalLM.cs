@@ -80,14 +80,16 @@ public sealed class DeepseekV3ForCausalLM : Module, ICausalLM
 
     IKvCache ICausalLM.CreateCache(int batch, int capacity) => CreateCache(batch, capacity);
 
-    Tensor ICausalLM.Forward(Tensor inputIds, IKvCache? cache) => Forward(inputIds, cache == null ? null : AsMla(cache));
+    Tensor ICausalLM.Forward(Tensor inputIds, IKvCache? cache) =>
+        Forward(inputIds, cache == null ? null : AsMla(cache));
 
     Tensor ICausalLM.ForwardCached(Tensor inputIds, IKvCache cache) => ForwardCached(inputIds, AsMla(cache));
 
     private static MlaCache AsMla(IKvCache cache) => cache as MlaCache
-        ?? throw new ArgumentException($"DeepSeek-V3 reads a compressed MLA cache, got a {cache.GetType().Name} (make it with CreateCache)");
+        ?? throw new ArgumentException(
+            $"DeepSeek-V3 reads a compressed MLA cache, got a {cache.GetType().Name} (make it with CreateCache)");
 
-    /// <summary>Writes config.json and the weights under HF names (see <see cref="DeepseekV3Checkpoint.Save"/>).</summary>
+    /// <summary>Writes config.json and the weights under HF names (<see cref="DeepseekV3Checkpoint.Save"/>).</summary>
     public void Save(string directory) => DeepseekV3Checkpoint.Save(this, directory);
 
     // ------------------------------------------------------------------ load balancing

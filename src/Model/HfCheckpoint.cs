@@ -24,12 +24,14 @@ public static class HfCheckpoint
         foreach (var name in own.Keys)
             if (!names.Contains(name))
                 throw new CheckpointMismatchException(
-                    $"checkpoint {directory}: tensor '{name}' is missing (the model expects shape {Tensor.FormatShape(own[name].Shape)})");
+                    $"checkpoint {directory}: tensor '{name}' is missing (the model expects shape " +
+                        $"{Tensor.FormatShape(own[name].Shape)})");
         foreach (var name in names.OrderBy(n => n, StringComparer.Ordinal))
         {
             if (own.ContainsKey(name) || (ignorable?.Invoke(name) ?? false)) continue;
             throw new CheckpointMismatchException(
-                $"checkpoint {directory}: unexpected tensor '{name}' of shape {ShapeText(ckpt.GetEntry(name).Shape)} (no such parameter in this model)");
+                $"checkpoint {directory}: unexpected tensor '{name}' of shape " +
+                    $"{ShapeText(ckpt.GetEntry(name).Shape)} (no such parameter in this model)");
         }
         foreach (var (name, target) in own)
         {
@@ -38,9 +40,11 @@ public static class HfCheckpoint
             for (int i = 0; same && i < target.Rank; i++) same = entry.Shape[i] == target.Shape[i];
             if (!same)
                 throw new CheckpointMismatchException(
-                    $"checkpoint {directory}: tensor '{name}' has shape {ShapeText(entry.Shape)}, the model expects {Tensor.FormatShape(target.Shape)}");
+                    $"checkpoint {directory}: tensor '{name}' has shape {ShapeText(entry.Shape)}, the model expects " +
+                        $"{Tensor.FormatShape(target.Shape)}");
             if (!entry.DType.IsFloating())
-                throw new CheckpointMismatchException($"checkpoint {directory}: tensor '{name}' is {entry.DType}, a floating-point weight was expected");
+                throw new CheckpointMismatchException($"checkpoint {directory}: tensor '{name}' is {entry.DType}, a " +
+                    $"floating-point weight was expected");
         }
         foreach (var (name, target) in own)
             ckpt.ReadFloat32(name, new Span<float>(target.Data, checked((int)target.Numel)));
@@ -50,7 +54,8 @@ public static class HfCheckpoint
     /// Writes the weights (F32, the model's names) and then config.json into <paramref name="directory"/>; shards when
     /// the data exceeds <paramref name="maxShardBytes"/>. config.json is written last and atomically.
     /// </summary>
-    public static unsafe void Save(Module model, string directory, string configJson, long maxShardBytes = long.MaxValue)
+    public static unsafe void Save(Module model, string directory, string configJson,
+        long maxShardBytes = long.MaxValue)
     {
         Directory.CreateDirectory(directory);
         var tensors = new List<SafetensorsTensor>();
@@ -66,7 +71,8 @@ public static class HfCheckpoint
             for (int i = 0; i < t.Rank; i++) shape[i] = t.Shape[i];
             tensors.Add(new SafetensorsTensor(name, DType.Float32, shape, bytes));
         }
-        SafetensorsCheckpoint.Write(directory, tensors, maxShardBytes, new Dictionary<string, string> { ["format"] = "pt" });
+        var metadata = new Dictionary<string, string> { ["format"] = "pt" };
+        SafetensorsCheckpoint.Write(directory, tensors, maxShardBytes, metadata);
         string path = Path.Combine(directory, CausalLMRegistry.ConfigFileName);
         string tmp = path + "." + Guid.NewGuid().ToString("N") + ".tmp";
         try

@@ -16,7 +16,9 @@ public interface ICausalLMConfig
     int MaxPositionEmbeddings { get; }
     IReadOnlyList<long> EosTokenIds { get; }
 
-    /// <summary>The config with the vocabulary widened to at least <paramref name="vocabSize"/> and the tokenizer's special ids.</summary>
+    /// <summary>
+    /// The config with the vocabulary widened to at least <paramref name="vocabSize"/> and the tokenizer's special ids.
+    /// </summary>
     ICausalLMConfig ForTokenizer(int vocabSize, long eosId, long? bosId, long? padId);
 
     /// <summary>The config with another context length.</summary>
@@ -79,7 +81,10 @@ public interface ICausalLM : IDisposable
     /// </summary>
     Tensor ForwardCached(Tensor inputIds, IKvCache cache);
 
-    /// <summary>A cache of this model's layout for <paramref name="batch"/> sequences of up to <paramref name="capacity"/> positions.</summary>
+    /// <summary>
+    /// A cache of this model's layout for <paramref name="batch"/> sequences of up to <paramref name="capacity"/>
+    /// positions.
+    /// </summary>
     IKvCache CreateCache(int batch, int capacity);
 
     IEnumerable<(string Name, Parameter Param)> NamedParameters();
@@ -94,12 +99,15 @@ public interface ICausalLM : IDisposable
 /// <summary>Checks shared by every family before running a forward.</summary>
 public static class CausalLMChecks
 {
-    /// <summary>Throws when positions 0..<paramref name="positions"/>−1 would run past max_position_embeddings.</summary>
+    /// <summary>
+    /// Throws when positions 0..<paramref name="positions"/>−1 would run past max_position_embeddings.
+    /// </summary>
     public static void RequireWithinContext(ICausalLMConfig config, int positions, string what)
     {
         if (positions > config.MaxPositionEmbeddings)
             throw new ArgumentException(
-                $"{what} needs {positions} positions, but the model's max_position_embeddings is {config.MaxPositionEmbeddings} " +
+                $"{what} needs {positions} positions, but the model's max_position_embeddings is " +
+                    $"{config.MaxPositionEmbeddings} " +
                 $"({config.ModelType}): shorten the prompt or lower max_new_tokens");
     }
 }

@@ -25,7 +25,8 @@ public static class ModelPresets
         "qwen2-tiny" => (Qwen2Family.Defaults with
         {
             VocabSize = 128, HiddenSize = 64, IntermediateSize = 128, NumHiddenLayers = 2, NumAttentionHeads = 4,
-            NumKeyValueHeads = 2, HeadDim = 16, MaxPositionEmbeddings = 256, Rope = new RopeParameters { Theta = 1000000 },
+            NumKeyValueHeads = 2, HeadDim = 16, MaxPositionEmbeddings = 256,
+            Rope = new RopeParameters { Theta = 1000000 },
         }).Validate(),
         "llama-tiny" => (LlamaFamily.Defaults with
         {
@@ -33,7 +34,8 @@ public static class ModelPresets
             NumKeyValueHeads = 2, HeadDim = 16, MaxPositionEmbeddings = 256,
             Rope = new RopeParameters
             {
-                Type = "llama3", Theta = 500000, Factor = 4, LowFreqFactor = 1, HighFreqFactor = 4, OriginalMaxPositionEmbeddings = 64,
+                Type = "llama3", Theta = 500000, Factor = 4, LowFreqFactor = 1, HighFreqFactor = 4,
+                OriginalMaxPositionEmbeddings = 64,
             },
         }).Validate(),
         "qwen3-tiny" => (Qwen3Family.Defaults with

@@ -62,8 +62,9 @@ public static class TextGeneration
         int maxPositions = model.Config.MaxPositionEmbeddings;
         if (maxPrompt + options.MaxNewTokens > maxPositions)
             throw new ArgumentException(
-                $"prompt ({maxPrompt} tokens) + max_new_tokens ({options.MaxNewTokens}) = {maxPrompt + options.MaxNewTokens} positions, " +
-                $"beyond the model's max_position_embeddings {maxPositions}: shorten the prompt or lower max_new_tokens");
+                $"prompt ({maxPrompt} tokens) + max_new_tokens ({options.MaxNewTokens}) = " +
+                $"{maxPrompt + options.MaxNewTokens} positions, beyond the model's max_position_embeddings " +
+                $"{maxPositions}: shorten the prompt or lower max_new_tokens");
         var eos = new HashSet<long>(options.EosTokenIds ?? model.Config.EosTokenIds);
         var device = model.Device;
         bool wasTraining = model.IsTraining;

@@ -6,7 +6,7 @@ namespace NativeReasoner.RL;
 /// <summary>
 /// The distill pipeline: a teacher answers training problems (<c>rejection_samples</c> per problem; only
 /// verified-correct, well-formed traces are kept, written to <c>RUN/teacher_traces.jsonl</c>), and a smaller
-/// student — a fresh DeepSeek-V3 from a preset or a config.json, with the teacher's tokenizer and prompt
+/// student — a fresh model of any family from a preset or a config.json, with the teacher's tokenizer and prompt
 /// template — is trained on them by SFT. Writes <c>RUN/student/</c> (HF layout + tokenizer + prompt
 /// template), <c>RUN/metrics.jsonl</c> (SFT loss) and <c>RUN/summary.json</c> (held-out results of the
 /// teacher, and of the student before and after).

@@ -51,7 +51,7 @@ public sealed record TrainSettings
 }
 
 /// <summary>
-/// <c>nr train</c>: build a small DeepSeek-V3 (random init), pre-train it on synthetic problems whose answers
+/// <c>nr train</c>: build a small model (random init; DeepSeek-V3 bench-tiny by default, or any preset), pre-train it on synthetic problems whose answers
 /// mix direct answers with &lt;think&gt; traces (<see cref="ThinkTraces"/>), then GRPO on accuracy + format
 /// rewards. Writes <c>runs/NAME/</c>: <c>model/</c>, <c>metrics.jsonl</c> (pre-training and RL, with a
 /// <c>phase</c> field), <c>summary.json</c> (held-out results after pre-training and after RL, by difficulty,

@@ -72,7 +72,9 @@ public class DenseFamilyCliTests
         finally { Directory.Delete(root, true); }
     }
 
-    /// <summary>Against tests/reference/dense_families.py: the qwen2 forward with TRL's loss (grpo, β &gt; 0, temperature).</summary>
+    /// <summary>
+    /// Against tests/reference/dense_families.py: the qwen2 forward with TRL's loss (grpo, β &gt; 0, temperature).
+    /// </summary>
     [Fact]
     public void GrpoGradOnQwen2MatchesPyTorchWithTrlsLoss()
     {

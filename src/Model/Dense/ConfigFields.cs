@@ -12,7 +12,11 @@ internal static class ConfigFields
     {
         try
         {
-            var doc = JsonDocument.Parse(json, new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+            var options = new JsonDocumentOptions
+            {
+                CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true,
+            };
+            var doc = JsonDocument.Parse(json, options);
             if (doc.RootElement.ValueKind != JsonValueKind.Object)
             {
                 doc.Dispose();
@@ -96,7 +100,8 @@ internal static class ConfigFields
             var list = new List<long>();
             foreach (var x in e.EnumerateArray())
             {
-                if (x.ValueKind != JsonValueKind.Number || !x.TryGetInt64(out long v)) throw Bad("", name, e, "an integer or a list of integers");
+                if (x.ValueKind != JsonValueKind.Number || !x.TryGetInt64(out long v))
+                    throw Bad("", name, e, "an integer or a list of integers");
                 list.Add(v);
             }
             return list;

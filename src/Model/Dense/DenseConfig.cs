@@ -49,7 +49,8 @@ public sealed record DenseConfig : ICausalLMConfig
     {
         void Positive(string name, double value)
         {
-            if (!(value > 0)) throw new ModelConfigException($"config ({ModelType}): {name} must be positive, got {value.ToString(CultureInfo.InvariantCulture)}");
+            if (!(value > 0)) throw new ModelConfigException($"config ({ModelType}): {name} must be positive, got " +
+                $"{value.ToString(CultureInfo.InvariantCulture)}");
         }
         Positive("vocab_size", VocabSize);
         Positive("hidden_size", HiddenSize);
@@ -62,21 +63,30 @@ public sealed record DenseConfig : ICausalLMConfig
         Positive("max_position_embeddings", MaxPositionEmbeddings);
         if (NumAttentionHeads % NumKeyValueHeads != 0)
             throw new ModelConfigException(
-                $"config ({ModelType}): num_attention_heads ({NumAttentionHeads}) must be a multiple of num_key_value_heads ({NumKeyValueHeads})");
-        if (HeadDim % 2 != 0) throw new ModelConfigException($"config ({ModelType}): head_dim must be even (RoPE rotates pairs), got {HeadDim}");
-        if (HiddenAct != "silu") throw new ModelConfigException($"config ({ModelType}): hidden_act '{HiddenAct}' is not supported (only 'silu')");
+                $"config ({ModelType}): num_attention_heads ({NumAttentionHeads}) must be a multiple of " +
+                    $"num_key_value_heads ({NumKeyValueHeads})");
+        if (HeadDim % 2 != 0) throw new ModelConfigException($"config ({ModelType}): head_dim must be even (RoPE " +
+            $"rotates pairs), got {HeadDim}");
+        if (HiddenAct != "silu") throw new ModelConfigException($"config ({ModelType}): hidden_act '{HiddenAct}' is " +
+            $"not supported (only 'silu')");
         Rope.Validate();
-        if (UseSlidingWindow && SlidingWindow is { } w && w < MaxPositionEmbeddings && (MaxWindowLayers ?? 0) < NumHiddenLayers)
+        bool windowedLayers = (MaxWindowLayers ?? 0) < NumHiddenLayers;
+        if (UseSlidingWindow && SlidingWindow is { } w && w < MaxPositionEmbeddings && windowedLayers)
             throw new ModelConfigException(
-                $"config ({ModelType}): use_sliding_window = true with sliding_window {w} < max_position_embeddings {MaxPositionEmbeddings} " +
+                $"config ({ModelType}): use_sliding_window = true with sliding_window {w} < max_position_embeddings " +
+                    $"{MaxPositionEmbeddings} " +
                 "is not implemented (every layer attends to the full context); set use_sliding_window to false");
         return this;
     }
 
     public ICausalLMConfig ForTokenizer(int vocabSize, long eosId, long? bosId, long? padId) =>
-        (this with { VocabSize = Math.Max(VocabSize, vocabSize), EosTokenIds = [eosId], BosTokenId = bosId, PadTokenId = padId }).Validate();
+        (this with
+        {
+            VocabSize = Math.Max(VocabSize, vocabSize), EosTokenIds = [eosId], BosTokenId = bosId, PadTokenId = padId,
+        }).Validate();
 
-    public ICausalLMConfig WithMaxPositionEmbeddings(int positions) => (this with { MaxPositionEmbeddings = positions }).Validate();
+    public ICausalLMConfig WithMaxPositionEmbeddings(int positions) =>
+        (this with { MaxPositionEmbeddings = positions }).Validate();
 
     public ICausalLM Build(Generator gen, Device? device = null) => new DenseForCausalLM(this, gen, device);
 
@@ -147,12 +157,14 @@ public sealed record DenseConfig : ICausalLMConfig
         string act = ConfigFields.Str(root, "hidden_act", defaults.HiddenAct);
         double partial = ConfigFields.Dbl(root, "partial_rotary_factor", 1.0);
         if (partial != 1.0)
-            throw new ModelConfigException($"config ({defaults.ModelType}): partial_rotary_factor {partial.ToString(CultureInfo.InvariantCulture)} is not implemented (only 1)");
+            throw new ModelConfigException($"config ({defaults.ModelType}): partial_rotary_factor " +
+                $"{partial.ToString(CultureInfo.InvariantCulture)} is not implemented (only 1)");
         if (ConfigFields.Present(root, "layer_types", out var lt) && lt.ValueKind == JsonValueKind.Array)
             foreach (var t in lt.EnumerateArray())
                 if (t.ValueKind != JsonValueKind.String || t.GetString() != "full_attention")
                     throw new ModelConfigException(
-                        $"config ({defaults.ModelType}): layer_types entry {t.GetRawText()} is not implemented (only \"full_attention\")");
+                        $"config ({defaults.ModelType}): layer_types entry {t.GetRawText()} is not implemented " +
+                            $"(only \"full_attention\")");
         return defaults with
         {
             VocabSize = ConfigFields.Int(root, "vocab_size", defaults.VocabSize),

@@ -18,7 +18,8 @@ public sealed class DenseDecoderLayer : Module
         SelfAttn = RegisterModule("self_attn", new GroupedQueryAttention(c, gen, device));
         Mlp = RegisterModule("mlp", new SwiGluMlp(c.HiddenSize, c.IntermediateSize, gen, device));
         InputLayerNorm = RegisterModule("input_layernorm", new RmsNormLayer(c.HiddenSize, eps, device));
-        PostAttentionLayerNorm = RegisterModule("post_attention_layernorm", new RmsNormLayer(c.HiddenSize, eps, device));
+        PostAttentionLayerNorm = RegisterModule("post_attention_layernorm",
+            new RmsNormLayer(c.HiddenSize, eps, device));
     }
 
     /// <summary>Full causal pass from position 0 (training, prefill). h: [B, T, D] → [B, T, D].</summary>

@@ -11,7 +11,8 @@ public sealed class DenseModel : Module
 
     public DenseModel(DenseConfig c, Generator gen, Device? device = null)
     {
-        EmbedTokens = RegisterModule("embed_tokens", new TokenEmbedding(c.VocabSize, c.HiddenSize, gen, (float)c.InitializerRange, device));
+        EmbedTokens = RegisterModule("embed_tokens",
+            new TokenEmbedding(c.VocabSize, c.HiddenSize, gen, (float)c.InitializerRange, device));
         Layers = RegisterModule("layers", new ModuleList<DenseDecoderLayer>());
         for (int l = 0; l < c.NumHiddenLayers; l++) Layers.Add(new DenseDecoderLayer(c, l, gen, device));
         Norm = RegisterModule("norm", new RmsNormLayer(c.HiddenSize, (float)c.RmsNormEps, device));
@@ -49,13 +50,15 @@ public sealed class DenseForCausalLM : Module, ICausalLM
 
     private void CheckIds(Tensor inputIds, IKvCache? cache, string name)
     {
-        if (inputIds.Rank != 2) throw new ArgumentException($"input_ids must be [B, {name}], got {Tensor.FormatShape(inputIds.Shape)}");
+        if (inputIds.Rank != 2) throw new ArgumentException($"input_ids must be [B, {name}], got " +
+            $"{Tensor.FormatShape(inputIds.Shape)}");
         if (cache != null && cache.Batch != inputIds.Shape[0])
             throw new ArgumentException($"cache holds {cache.Batch} sequences, input has {inputIds.Shape[0]}");
     }
 
     private static GqaKvCache AsGqa(IKvCache cache) => cache as GqaKvCache
-        ?? throw new ArgumentException($"a dense model reads a GQA K/V cache, got a {cache.GetType().Name} (make it with CreateCache)");
+        ?? throw new ArgumentException($"a dense model reads a GQA K/V cache, got a {cache.GetType().Name} (make it " +
+            $"with CreateCache)");
 
     /// <summary>Causal forward of every position: int64 [B, T] → logits [B, T, V].</summary>
     public override Tensor Forward(Tensor inputIds) => Forward(inputIds, null);

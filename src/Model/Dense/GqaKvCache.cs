@@ -54,7 +54,8 @@ public sealed class GqaKvCache : IKvCache
         using var scope = new TensorScope();   // frees the views made here
         for (int b = 0; b < Batch; b++)
             if (starts[b] + s > Capacity)
-                throw new InvalidOperationException($"KV cache overflow: sequence {b} needs {starts[b] + s} positions, capacity is {Capacity}");
+                throw new InvalidOperationException($"KV cache overflow: sequence {b} needs {starts[b] + s} " +
+                    $"positions, capacity is {Capacity}");
         bool same = true;
         for (int b = 1; b < Batch; b++) same &= starts[b] == starts[0];
         if (same)

@@ -81,7 +81,8 @@ public sealed class GroupedQueryAttention : Module
         var (q, k, v) = Project(x);
         // One table row per (sequence, token): rotate with the batch and token axes folded into the sequence axis.
         q = RotateHalfRope.Apply(q.Reshape(b * s, _hq, _hd), cos, sin, seqDim: 0).View(b, s, _hq, _hd).Transpose(1, 2);
-        k = RotateHalfRope.Apply(k.Reshape(b * s, _hkv, _hd), cos, sin, seqDim: 0).View(b, s, _hkv, _hd).Transpose(1, 2);
+        k = RotateHalfRope.Apply(k.Reshape(b * s, _hkv, _hd), cos, sin, seqDim: 0)
+            .View(b, s, _hkv, _hd).Transpose(1, 2);
         cache.Write(layer, k, v.Transpose(1, 2), starts);
 
         bool same = true;
@@ -98,8 +99,10 @@ public sealed class GroupedQueryAttention : Module
         for (int i = 0; i < b; i++)
         {
             int len = starts[i] + s;
-            rows[i] = Functional.ScaledDotProductAttention(q.Narrow(0, i, 1), cache.Keys[layer].Narrow(0, i, 1).Narrow(2, 0, len),
-                cache.Values[layer].Narrow(0, i, 1).Narrow(2, 0, len), causal: true, scale: _scale);   // [1, Hq, S, hd]
+            var keys = cache.Keys[layer].Narrow(0, i, 1).Narrow(2, 0, len);
+            var values = cache.Values[layer].Narrow(0, i, 1).Narrow(2, 0, len);
+            // [1, Hq, S, hd]
+            rows[i] = Functional.ScaledDotProductAttention(q.Narrow(0, i, 1), keys, values, causal: true, scale: _scale);
         }
         return Output(Tensor.Cat(rows, 0), b, s);
     }

@@ -48,29 +48,34 @@ public sealed record RopeParameters
         string prefix;
         if (ConfigFields.Present(root, "rope_parameters", out var rp))
         {
-            if (rp.ValueKind != JsonValueKind.Object) throw new ModelConfigException("config: rope_parameters must be an object");
+            if (rp.ValueKind != JsonValueKind.Object) throw new ModelConfigException("config: rope_parameters must " +
+                "be an object");
             block = rp;
             prefix = "rope_parameters.";
             theta = ConfigFields.Dbl(rp, "rope_theta", theta, prefix);
         }
         else if (ConfigFields.Present(root, "rope_scaling", out var rs))
         {
-            if (rs.ValueKind != JsonValueKind.Object) throw new ModelConfigException("config: rope_scaling must be an object or null");
+            if (rs.ValueKind != JsonValueKind.Object) throw new ModelConfigException("config: rope_scaling must be " +
+                "an object or null");
             block = rs;
             prefix = "rope_scaling.";
         }
         else return new RopeParameters { Theta = theta };
 
-        string? type = ConfigFields.Present(block, "rope_type", out _) ? ConfigFields.Str(block, "rope_type", "", prefix)
+        string? type = ConfigFields.Present(block, "rope_type", out _)
+            ? ConfigFields.Str(block, "rope_type", "", prefix)
             : ConfigFields.Present(block, "type", out _) ? ConfigFields.Str(block, "type", "", prefix) : null;
         // rope_parameters may carry only θ (plain RoPE); rope_scaling must name its type.
         if (type == null && prefix == "rope_parameters.") type = "default";
         if (type == null) throw new ModelConfigException("config: rope_scaling has no 'type' / 'rope_type'");
         if (KnownUnsupported.Contains(type))
             throw new ModelConfigException(
-                $"config: {prefix}rope_type '{type}' is recognised but not implemented (supported: {string.Join(", ", SupportedTypes)})");
+                $"config: {prefix}rope_type '{type}' is recognised but not implemented (supported: " +
+                    $"{string.Join(", ", SupportedTypes)})");
         if (!SupportedTypes.Contains(type))
-            throw new ModelConfigException($"config: {prefix}rope_type '{type}' is unknown (supported: {string.Join(", ", SupportedTypes)})");
+            throw new ModelConfigException($"config: {prefix}rope_type '{type}' is unknown (supported: " +
+                $"{string.Join(", ", SupportedTypes)})");
         var d = new RopeParameters();
         var p = new RopeParameters
         {
@@ -78,7 +83,8 @@ public sealed record RopeParameters
             Theta = theta,
             Factor = ConfigFields.Dbl(block, "factor", d.Factor, prefix),
             // HF falls back to max_position_embeddings when the original length is absent.
-            OriginalMaxPositionEmbeddings = ConfigFields.Int(block, "original_max_position_embeddings", maxPositionEmbeddings, prefix),
+            OriginalMaxPositionEmbeddings =
+                ConfigFields.Int(block, "original_max_position_embeddings", maxPositionEmbeddings, prefix),
             LowFreqFactor = ConfigFields.Dbl(block, "low_freq_factor", d.LowFreqFactor, prefix),
             HighFreqFactor = ConfigFields.Dbl(block, "high_freq_factor", d.HighFreqFactor, prefix),
             BetaFast = ConfigFields.Dbl(block, "beta_fast", d.BetaFast, prefix),
@@ -100,17 +106,21 @@ public sealed record RopeParameters
         if (Type == "llama3")
         {
             if (OriginalMaxPositionEmbeddings <= 0)
-                throw new ModelConfigException($"config: {prefix}original_max_position_embeddings must be positive, got {OriginalMaxPositionEmbeddings}");
+                throw new ModelConfigException($"config: {prefix}original_max_position_embeddings must be positive, " +
+                    $"got {OriginalMaxPositionEmbeddings}");
             if (!(LowFreqFactor > 0) || !(HighFreqFactor > LowFreqFactor))
                 throw new ModelConfigException(
-                    $"config: {prefix}low_freq_factor ({F(LowFreqFactor)}) and high_freq_factor ({F(HighFreqFactor)}) must satisfy 0 < low < high");
+                    $"config: {prefix}low_freq_factor ({F(LowFreqFactor)}) and high_freq_factor " +
+                        $"({F(HighFreqFactor)}) must satisfy 0 < low < high");
         }
         if (Type == "yarn")
         {
             if (OriginalMaxPositionEmbeddings <= 0)
-                throw new ModelConfigException($"config: {prefix}original_max_position_embeddings must be positive, got {OriginalMaxPositionEmbeddings}");
+                throw new ModelConfigException($"config: {prefix}original_max_position_embeddings must be positive, " +
+                    $"got {OriginalMaxPositionEmbeddings}");
             if (!(BetaFast > 0) || !(BetaSlow > 0))
-                throw new ModelConfigException($"config: {prefix}beta_fast ({F(BetaFast)}) and beta_slow ({F(BetaSlow)}) must be positive");
+                throw new ModelConfigException($"config: {prefix}beta_fast ({F(BetaFast)}) and beta_slow " +
+                    $"({F(BetaSlow)}) must be positive");
         }
         return this;
     }
@@ -128,7 +138,8 @@ public sealed record RopeParameters
         w.WriteString("type", Type);
         w.WriteString("rope_type", Type);
         w.WriteNumber("factor", Factor);
-        if (Type is "llama3" or "yarn") w.WriteNumber("original_max_position_embeddings", OriginalMaxPositionEmbeddings);
+        if (Type is "llama3" or "yarn")
+            w.WriteNumber("original_max_position_embeddings", OriginalMaxPositionEmbeddings);
         if (Type == "llama3")
         {
             w.WriteNumber("low_freq_factor", LowFreqFactor);

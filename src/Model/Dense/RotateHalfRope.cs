@@ -142,7 +142,8 @@ public sealed class RotateHalfRope
                 sin[t * half + j] = (float)Math.Sin(angle) * _attentionFactor;
             }
         }
-        return (Tensor.FromArray(cos, [positions.Length, half], _device), Tensor.FromArray(sin, [positions.Length, half], _device));
+        int[] shape = [positions.Length, half];
+        return (Tensor.FromArray(cos, shape, _device), Tensor.FromArray(sin, shape, _device));
     }
 
     /// <summary>

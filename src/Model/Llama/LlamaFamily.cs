@@ -25,7 +25,8 @@ public static class LlamaFamily
         var c = DenseConfig.ReadCommon(root, Defaults);
         bool bias = ConfigFields.Bool(root, "attention_bias", false);
         if (ConfigFields.Bool(root, "mlp_bias", false))
-            throw new ModelConfigException("config (llama): mlp_bias = true is not implemented (the MLP projections have no bias)");
+            throw new ModelConfigException("config (llama): mlp_bias = true is not implemented (the MLP projections " +
+                "have no bias)");
         if (ConfigFields.Int(root, "pretraining_tp", 1) != 1)
             throw new ModelConfigException("config (llama): pretraining_tp other than 1 is not implemented");
         return (c with { QkvBias = bias, OProjBias = bias }).Validate();

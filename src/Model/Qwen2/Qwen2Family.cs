@@ -17,7 +17,8 @@ public static class Qwen2Family
     {
         ModelType = ModelType, VocabSize = 151936, HiddenSize = 4096, IntermediateSize = 22016, NumHiddenLayers = 32,
         NumAttentionHeads = 32, NumKeyValueHeads = 32, HeadDim = 128, MaxPositionEmbeddings = 32768, RmsNormEps = 1e-6,
-        QkvBias = true, OProjBias = false, SlidingWindow = 4096, MaxWindowLayers = 28, BosTokenId = null, EosTokenIds = [],
+        QkvBias = true, OProjBias = false, SlidingWindow = 4096, MaxWindowLayers = 28,
+        BosTokenId = null, EosTokenIds = [],
     };
 
     public static DenseConfig FromJson(JsonElement root)
