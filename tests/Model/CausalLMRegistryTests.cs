@@ -33,6 +33,41 @@ public sealed class CausalLMRegistryTests
         }
     }
 
+    /// <summary>config.json as the released checkpoints spell it (R1-Distill-Qwen-1.5B, R1-Distill-Llama-8B, Qwen3-0.6B).</summary>
+    [Fact]
+    public void ReleasedConfigsParse()
+    {
+        var qwen2 = (DenseConfig)CausalLMRegistry.ParseConfig("""
+            {"architectures": ["Qwen2ForCausalLM"], "attention_dropout": 0.0, "bos_token_id": 151643, "eos_token_id": 151643,
+             "hidden_act": "silu", "hidden_size": 1536, "initializer_range": 0.02, "intermediate_size": 8960,
+             "max_position_embeddings": 131072, "max_window_layers": 21, "model_type": "qwen2", "num_attention_heads": 12,
+             "num_hidden_layers": 28, "num_key_value_heads": 2, "rms_norm_eps": 1e-06, "rope_theta": 10000, "sliding_window": 4096,
+             "tie_word_embeddings": false, "torch_dtype": "bfloat16", "transformers_version": "4.44.0", "use_cache": true,
+             "use_mrope": false, "use_sliding_window": false, "vocab_size": 151936}
+            """);
+        Assert.Equal((128, 6, true, false), (qwen2.HeadDim, qwen2.KvGroups, qwen2.QkvBias, qwen2.OProjBias));
+        var llama = (DenseConfig)CausalLMRegistry.ParseConfig("""
+            {"architectures": ["LlamaForCausalLM"], "attention_bias": false, "attention_dropout": 0.0, "bos_token_id": 128000,
+             "eos_token_id": 128001, "hidden_act": "silu", "hidden_size": 4096, "initializer_range": 0.02, "intermediate_size": 14336,
+             "max_position_embeddings": 131072, "mlp_bias": false, "model_type": "llama", "num_attention_heads": 32,
+             "num_hidden_layers": 32, "num_key_value_heads": 8, "pretraining_tp": 1, "rms_norm_eps": 1e-05,
+             "rope_scaling": {"factor": 8.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0, "original_max_position_embeddings": 8192,
+                              "rope_type": "llama3"},
+             "rope_theta": 500000.0, "tie_word_embeddings": false, "torch_dtype": "bfloat16", "use_cache": true, "vocab_size": 128256}
+            """);
+        Assert.Equal((128, 4, "llama3", 8192), (llama.HeadDim, llama.KvGroups, llama.Rope.Type, llama.Rope.OriginalMaxPositionEmbeddings));
+        var qwen3 = (DenseConfig)CausalLMRegistry.ParseConfig("""
+            {"architectures": ["Qwen3ForCausalLM"], "attention_bias": false, "attention_dropout": 0.0, "bos_token_id": 151643,
+             "eos_token_id": 151645, "head_dim": 128, "hidden_act": "silu", "hidden_size": 1024, "initializer_range": 0.02,
+             "intermediate_size": 3072, "max_position_embeddings": 40960, "max_window_layers": 28, "model_type": "qwen3",
+             "num_attention_heads": 16, "num_hidden_layers": 28, "num_key_value_heads": 8, "rms_norm_eps": 1e-06,
+             "rope_scaling": null, "rope_theta": 1000000, "sliding_window": null, "tie_word_embeddings": true,
+             "torch_dtype": "bfloat16", "use_cache": true, "use_sliding_window": false, "vocab_size": 151936}
+            """);
+        Assert.Equal((128, 2, true, true), (qwen3.HeadDim, qwen3.KvGroups, qwen3.QkNorm, qwen3.TieWordEmbeddings));
+        Assert.Equal("default", qwen3.Rope.Type);
+    }
+
     [Fact]
     public void UnknownAndNotYetImplementedTypesListTheSupportedOnes()
     {

@@ -83,6 +83,9 @@ public sealed class RotateHalfRope
     /// <summary>
     /// YaRN as HF computes it for Qwen: interpolated (θ/factor) and extrapolated (θ) frequencies blended by a
     /// linear ramp over the correction range of the original length; cos/sin scaled by the attention factor.
+    /// The factor is rope_scaling.factor as written (Qwen's configs give it with the original length; some
+    /// transformers releases derive it from max_position_embeddings / original_max_position_embeddings instead,
+    /// which agrees whenever max_position_embeddings was raised to the extended length).
     /// </summary>
     private static (float[], float) Yarn(RopeParameters r, int dim)
     {
