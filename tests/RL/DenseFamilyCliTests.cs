@@ -72,6 +72,30 @@ public class DenseFamilyCliTests
         finally { Directory.Delete(root, true); }
     }
 
+    [Theory]
+    [InlineData("qwen2-tiny-ref")]
+    [InlineData("llama-tiny-ref")]
+    [InlineData("qwen3-tiny-ref")]
+    public void LogitsCommandDecodesEveryFamilyLikePyTorch(string fixture)
+    {
+        string dir = Path.Combine(AppContext.BaseDirectory, "fixtures", fixture);
+        string expected = Path.Combine(dir, "expected.safetensors");
+        var outPath = Path.Combine(Path.GetTempPath(), $"nr-logits-{Guid.NewGuid():N}.safetensors");
+        try
+        {
+            Assert.Equal(0, Program.Main(["logits", "--model", dir, "--input", expected, "--out", outPath, "--decode-from", "5"]));
+            using var got = SafetensorsFile.Open(outPath);
+            using var want = SafetensorsFile.Open(expected);
+            var a = got.ReadFloat32("logits");
+            var e = want.ReadFloat32("decode_logits");
+            Assert.Equal(e.Length, a.Length);
+            double scale = e.Max(x => Math.Abs((double)x)), err = 0;
+            for (int i = 0; i < e.Length; i++) err = Math.Max(err, Math.Abs((double)a[i] - e[i]));
+            Assert.True(err / scale <= 1e-4, $"{fixture}: {err / scale:E3}");
+        }
+        finally { File.Delete(outPath); }
+    }
+
     /// <summary>
     /// Against tests/reference/dense_families.py: the qwen2 forward with TRL's loss (grpo, β &gt; 0, temperature).
     /// </summary>
