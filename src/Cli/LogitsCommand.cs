@@ -6,8 +6,9 @@ using NativeReasoner.Model;
 namespace NativeReasoner.Cli;
 
 /// <summary>
-/// `nr logits`: scores input_ids (I64 [B, T]) from a safetensors file with a checkpoint of any supported family (deepseek_v3, qwen2, llama, qwen3) and
-/// writes logits (F32 [B, T, V], or [B, T−P, V] with --decode-from P) to a safetensors file.
+/// `nr logits`: scores input_ids (I64 [B, T]) from a safetensors file with a checkpoint of any supported family
+/// (deepseek_v3, qwen2, llama, qwen3) and writes logits (F32 [B, T, V], or [B, T−P, V] with --decode-from P) to a
+/// safetensors file.
 /// </summary>
 public static class LogitsCommand
 {

@@ -71,7 +71,7 @@ public static class DistillRun
     /// <summary>The seed of the teacher's training problems (tests use it to know which problems the teacher sees).</summary>
     public static ulong TraceSeed(PipelineSettings s) => s.Grpo.Trainer.Seed + 0xD157;
 
-    /// <summary>A preset name (<see cref="ModelPresets.Names"/>) or a config.json path (file or directory) of any family.</summary>
+    /// <summary>A preset name (<see cref="ModelPresets.Names"/>) or a config.json (file or directory) of any family.</summary>
     public static ICausalLMConfig ResolveStudentConfig(string presetOrPath)
     {
         if (File.Exists(presetOrPath) || Directory.Exists(presetOrPath)) return CausalLMRegistry.LoadConfig(presetOrPath);

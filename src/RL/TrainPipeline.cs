@@ -51,11 +51,12 @@ public sealed record TrainSettings
 }
 
 /// <summary>
-/// <c>nr train</c>: build a small model (random init; DeepSeek-V3 bench-tiny by default, or any preset), pre-train it on synthetic problems whose answers
-/// mix direct answers with &lt;think&gt; traces (<see cref="ThinkTraces"/>), then GRPO on accuracy + format
-/// rewards. Writes <c>runs/NAME/</c>: <c>model/</c>, <c>metrics.jsonl</c> (pre-training and RL, with a
-/// <c>phase</c> field), <c>summary.json</c> (held-out results after pre-training and after RL, by difficulty,
-/// and the checks of the issue), <c>samples.md</c>, and PNG plots (<see cref="Plots"/>). Cancellation (Ctrl-C)
+/// <c>nr train</c>: build a small model (random init; DeepSeek-V3 bench-tiny by default, or any preset), pre-train
+/// it on synthetic problems whose answers mix direct answers with &lt;think&gt; traces (<see cref="ThinkTraces"/>),
+/// then GRPO on accuracy + format rewards. Writes <c>runs/NAME/</c>: <c>model/</c>, <c>metrics.jsonl</c>
+/// (pre-training and RL, with a <c>phase</c> field), <c>summary.json</c> (held-out results after pre-training and
+/// after RL, by difficulty, and the checks of the issue), <c>samples.md</c>, and PNG plots (<see cref="Plots"/>).
+/// Cancellation (Ctrl-C)
 /// saves <c>checkpoint/</c> (weights + phase and step); running again resumes from it (AdamW
 /// moments and step counts included, from <c>optimizer.safetensors</c>).
 /// </summary>
