@@ -22,7 +22,7 @@ public static class TrainCommand
         var device = DeviceOption.Create();
         var preset = new Option<string>("--model-preset")
         {
-            Description = "Model: " + string.Join(", ", ModelPresets.Names) + " (DeepSeek-V3 presets and dense qwen2/llama/qwen3 ones; vocab from the tokenizer; a resumed run keeps its checkpoint's).",
+            Description = "Model: " + string.Join(", ", ModelPresets.Names) + " (DeepSeek-V3 presets, dense qwen2/llama/qwen3 ones and qwen3-moe-tiny; vocab from the tokenizer; a resumed run keeps its checkpoint's).",
             DefaultValueFactory = _ => "bench-tiny",
         };
         var evalProblems = new Option<int>("--heldout-problems") { Description = "Held-out problems compared before and after RL.", DefaultValueFactory = _ => d.EvalProblems };

@@ -3,23 +3,25 @@ using NativeReasoner.Model.Dense;
 using NativeReasoner.Model.Llama;
 using NativeReasoner.Model.Qwen2;
 using NativeReasoner.Model.Qwen3;
+using NativeReasoner.Model.Qwen3Moe;
 
 namespace NativeReasoner.Model;
 
 /// <summary>
-/// Picks the implementation for a checkpoint from config.json's <c>model_type</c>: deepseek_v3 (MLA + MoE), and the
-/// dense families qwen2, llama and qwen3. Known families not implemented yet, and unknown types, are a
-/// <see cref="ModelConfigException"/> that lists the supported types.
+/// Picks the implementation for a checkpoint from config.json's <c>model_type</c>: deepseek_v3 (MLA + MoE), the
+/// dense families qwen2, llama and qwen3, and qwen3_moe (the Qwen3 decoder with sparse MLPs). Known families not
+/// implemented yet, and unknown types, are a <see cref="ModelConfigException"/> that lists the supported types.
 /// </summary>
 public static class CausalLMRegistry
 {
     public const string ConfigFileName = "config.json";
 
     public static IReadOnlyList<string> SupportedModelTypes =>
-        [DeepseekV3Config.ModelTypeName, Qwen2Family.ModelType, LlamaFamily.ModelType, Qwen3Family.ModelType];
+        [DeepseekV3Config.ModelTypeName, Qwen2Family.ModelType, LlamaFamily.ModelType, Qwen3Family.ModelType,
+            Qwen3MoeFamily.ModelType];
 
     /// <summary>HF model types that are recognised but have no implementation here yet.</summary>
-    public static IReadOnlyList<string> KnownUnsupportedModelTypes => ["deepseek_v2", "qwen3_moe"];
+    public static IReadOnlyList<string> KnownUnsupportedModelTypes => ["deepseek_v2"];
 
     /// <summary>Parses config.json text into the config of its family (validated).</summary>
     public static ICausalLMConfig ParseConfig(string json)
@@ -36,6 +38,7 @@ public static class CausalLMRegistry
             Qwen2Family.ModelType => Qwen2Family.FromJson(root),
             LlamaFamily.ModelType => LlamaFamily.FromJson(root),
             Qwen3Family.ModelType => Qwen3Family.FromJson(root),
+            Qwen3MoeFamily.ModelType => Qwen3MoeFamily.FromJson(root),
             _ when KnownUnsupportedModelTypes.Contains(type) =>
                 throw new ModelConfigException($"config: model_type '{type}' is a known family that is not " +
                     $"implemented yet (supported: {supported})"),

@@ -66,19 +66,33 @@ public sealed class CausalLMRegistryTests
             """);
         Assert.Equal((128, 2, true, true), (qwen3.HeadDim, qwen3.KvGroups, qwen3.QkNorm, qwen3.TieWordEmbeddings));
         Assert.Equal("default", qwen3.Rope.Type);
+        var moe = (DenseConfig)CausalLMRegistry.ParseConfig("""
+            {"architectures": ["Qwen3MoeForCausalLM"], "attention_bias": false, "bos_token_id": 151643, "decoder_sparse_step": 1,
+             "eos_token_id": 151645, "head_dim": 128, "hidden_act": "silu", "hidden_size": 2048, "initializer_range": 0.02,
+             "intermediate_size": 6144, "max_position_embeddings": 40960, "max_window_layers": 48, "mlp_only_layers": [],
+             "model_type": "qwen3_moe", "moe_intermediate_size": 768, "norm_topk_prob": true, "num_attention_heads": 32,
+             "num_experts": 128, "num_experts_per_tok": 8, "num_hidden_layers": 48, "num_key_value_heads": 4,
+             "output_router_logits": false, "rms_norm_eps": 1e-06, "rope_scaling": null, "rope_theta": 1000000.0,
+             "router_aux_loss_coef": 0.001, "sliding_window": null, "tie_word_embeddings": false, "torch_dtype": "bfloat16",
+             "use_cache": true, "use_sliding_window": false, "vocab_size": 151936}
+            """);
+        Assert.Equal((128, 8, 128, 8, 768), (moe.HeadDim, moe.KvGroups, moe.NumExperts, moe.NumExpertsPerTok, moe.MoeIntermediateSize));
+        Assert.True(moe.QkNorm && moe.NormTopkProb && Enumerable.Range(0, 48).All(moe.IsMoeLayer));
+        var sparse2 = (DenseConfig)CausalLMRegistry.ParseConfig(Config("qwen3_moe",
+            ""","num_experts": 4, "num_experts_per_tok": 2, "decoder_sparse_step": 2, "mlp_only_layers": [3]"""));
+        Assert.Equal([false, true, false, false], Enumerable.Range(0, 4).Select(sparse2.IsMoeLayer));
+        Assert.Contains("num_experts_per_tok (5) exceeds num_experts (4)", Assert.Throws<ModelConfigException>(() =>
+            CausalLMRegistry.ParseConfig(Config("qwen3_moe", ""","num_experts": 4, "num_experts_per_tok": 5"""))).Message);
     }
 
     [Fact]
     public void UnknownAndNotYetImplementedTypesListTheSupportedOnes()
     {
-        foreach (var type in new[] { "deepseek_v2", "qwen3_moe" })
-        {
-            var e = Assert.Throws<ModelConfigException>(() => CausalLMRegistry.ParseConfig(Config(type)));
-            Assert.Contains($"'{type}' is a known family that is not implemented yet", e.Message);
-            Assert.Contains("deepseek_v3, qwen2, llama, qwen3", e.Message);
-        }
+        var v2 = Assert.Throws<ModelConfigException>(() => CausalLMRegistry.ParseConfig(Config("deepseek_v2")));
+        Assert.Contains("'deepseek_v2' is a known family that is not implemented yet", v2.Message);
+        Assert.Contains("deepseek_v3, qwen2, llama, qwen3, qwen3_moe", v2.Message);
         var unknown = Assert.Throws<ModelConfigException>(() => CausalLMRegistry.ParseConfig(Config("gpt2")));
-        Assert.Contains("'gpt2' is not supported (supported: deepseek_v3, qwen2, llama, qwen3)", unknown.Message);
+        Assert.Contains("'gpt2' is not supported (supported: deepseek_v3, qwen2, llama, qwen3, qwen3_moe)", unknown.Message);
         Assert.Contains("no string 'model_type'", Assert.Throws<ModelConfigException>(() => CausalLMRegistry.ParseConfig("{}")).Message);
     }
 

@@ -9,7 +9,7 @@ namespace NativeReasoner.Tests.RL;
 
 /// <summary>
 /// The RL commands on a tiny qwen2 model directory (GQA, q/k/v biases): nr generate, nr eval, nr grpo-grad,
-/// nr pipeline r1-zero, the r1 pipeline (cold-start SFT, GRPO, rejection SFT) and nr train with a dense preset.
+/// nr pipeline r1-zero, the r1 pipeline (cold-start SFT, GRPO, rejection SFT) and nr train, also on qwen3_moe.
 /// </summary>
 public class DenseFamilyCliTests
 {
@@ -20,12 +20,12 @@ public class DenseFamilyCliTests
         return d;
     }
 
-    /// <summary>A random qwen2-tiny with a character tokenizer, saved as a model directory.</summary>
-    private static string Qwen2Dir(string root)
+    /// <summary>A random model of a preset with a character tokenizer, saved as a model directory.</summary>
+    private static string ModelDir(string root, string preset = "qwen2-tiny")
     {
         var tok = new CharTokenizer();
-        var config = ModelPresets.Get("qwen2-tiny").ForTokenizer(tok.VocabSize, tok.EosId, tok.BosId, tok.PadId);
-        var dir = Path.Combine(root, "qwen2");
+        var config = ModelPresets.Get(preset).ForTokenizer(tok.VocabSize, tok.EosId, tok.BosId, tok.PadId);
+        var dir = Path.Combine(root, preset);
         using var b = ModelBundle.Create(config.Build(new Generator(5)), tok, PromptTemplate.Default);
         b.Save(dir);
         return dir;
@@ -40,7 +40,7 @@ public class DenseFamilyCliTests
         var root = TempDir();
         try
         {
-            var dir = Qwen2Dir(root);
+            var dir = ModelDir(root);
             Assert.Equal("qwen2", ModelType(dir));
             var prompts = Path.Combine(root, "prompts.jsonl");
             File.WriteAllLines(prompts, ["{\"prompt\": \"What is 2 + 3?\"}", "{\"prompt\": \"What is 17 * 8?\"}"]);
@@ -61,7 +61,7 @@ public class DenseFamilyCliTests
         var root = TempDir();
         try
         {
-            using var bundle = ModelBundle.Load(Qwen2Dir(root));
+            using var bundle = ModelBundle.Load(ModelDir(root));
             // Prompts of different lengths in one batch: each sequence decodes at its own position.
             long[][] prompts = [[1, 5, 9, 12], [1, 7], [1, 3, 3, 3, 3, 8]];
             var options = new GenerationOptions { MaxNewTokens = 7, Temperature = 0f, EosTokenIds = [] };
@@ -76,6 +76,7 @@ public class DenseFamilyCliTests
     [InlineData("qwen2-tiny-ref")]
     [InlineData("llama-tiny-ref")]
     [InlineData("qwen3-tiny-ref")]
+    [InlineData("qwen3-moe-tiny-ref")]
     public void LogitsCommandDecodesEveryFamilyLikePyTorch(string fixture)
     {
         string dir = Path.Combine(AppContext.BaseDirectory, "fixtures", fixture);
@@ -133,18 +134,20 @@ public class DenseFamilyCliTests
         finally { File.Delete(outPath); }
     }
 
-    [Fact]
-    public void R1ZeroCliAndR1PipelineWithSftRunOnQwen2()
+    [Theory]
+    [InlineData("qwen2-tiny", "qwen2")]
+    [InlineData("qwen3-moe-tiny", "qwen3_moe")]
+    public void R1ZeroCliAndR1PipelineWithSftRun(string preset, string modelType)
     {
         var root = TempDir();
         try
         {
-            var dir = Qwen2Dir(root);
+            var dir = ModelDir(root, preset);
             var cfg = Path.Combine(root, "grpo.json");
             File.WriteAllText(cfg, """{"task": "arithmetic", "steps": 1, "num_generations": 2, "prompts_per_step": 1, "max_completion_length": 6, "eval_problems": 2}""");
             var zero = Path.Combine(root, "zero");
             Assert.Equal(0, Program.BuildRoot().Parse(["pipeline", "r1-zero", "--model", dir, "--run-dir", zero, "--config", cfg]).Invoke());
-            Assert.Equal("qwen2", ModelType(Path.Combine(zero, "model")));
+            Assert.Equal(modelType, ModelType(Path.Combine(zero, "model")));
             Assert.True(File.Exists(Path.Combine(zero, "summary.json")));
 
             var settings = new PipelineSettings().WithJson("""
@@ -154,22 +157,24 @@ public class DenseFamilyCliTests
             var run = Path.Combine(root, "r1");
             R1Run.Run(dir, run, settings);
             Assert.True(File.Exists(Path.Combine(run, "1_cold_start_sft", "metrics.jsonl")));
-            Assert.Equal("qwen2", ModelType(Path.Combine(run, "model")));
+            Assert.Equal(modelType, ModelType(Path.Combine(run, "model")));
         }
         finally { Directory.Delete(root, true); }
     }
 
-    [Fact]
-    public void TrainOffersADensePreset()
+    [Theory]
+    [InlineData("qwen3-tiny", "qwen3")]
+    [InlineData("qwen3-moe-tiny", "qwen3_moe")]
+    public void TrainOffersDenseAndQwenMoePresets(string preset, string modelType)
     {
         var runs = TempDir();
         try
         {
-            var s = TrainPipelineTests.Toy(runs) with { Model = ModelPresets.Get("qwen3-tiny").WithMaxPositionEmbeddings(256) };
+            var s = TrainPipelineTests.Toy(runs) with { Model = ModelPresets.Get(preset).WithMaxPositionEmbeddings(256) };
             TrainPipeline.Run(s, _ => { });
-            Assert.Equal("qwen3", ModelType(Path.Combine(runs, "toy", "model")));
+            Assert.Equal(modelType, ModelType(Path.Combine(runs, "toy", "model")));
             using var bundle = ModelBundle.Load(Path.Combine(runs, "toy", "model"));
-            Assert.Equal("qwen3", bundle.Policy.Model.Config.ModelType);
+            Assert.Equal(modelType, bundle.Policy.Model.Config.ModelType);
             Assert.Contains("qwen2-tiny", ModelPresets.Names);
             Assert.Equal(0, Program.BuildRoot().Parse(["train", "--help"]).Invoke());
         }

@@ -5,7 +5,7 @@ Usage:
     /usr/bin/python3 tests/reference/dense_families.py --out tests/fixtures
 
 Writes one model directory per family under the output directory (qwen2-tiny-ref, llama-tiny-ref,
-qwen3-tiny-ref), each holding:
+qwen3-tiny-ref, qwen3-moe-tiny-ref), each holding:
   config.json          HF field names for the family (one of the three RoPE config spellings each:
                        qwen2 rope_scaling keyed by "type" (yarn), llama by "rope_type" (llama3),
                        qwen3 transformers >= 5's rope_parameters (linear))
@@ -15,7 +15,7 @@ qwen3-tiny-ref), each holding:
     logits F32 [B, T, V]                 full causal forward
     decode_logits F32 [B, T - P, V]      prefill of P tokens into a K/V cache, then one token at a time
     loss F32 [1]                         mean cross-entropy of logits vs targets
-    grad.<name> F32                      d(loss)/d(weight) for every parameter
+    grad.<name> F32                      d(loss)/d(weight) for every parameter (zeros for an unchosen expert)
   metadata: prefill (P).
 qwen2-tiny-ref also holds the golden case of `nr grpo-grad` on a dense model:
   grpo_input.safetensors     input_ids I64 [N, TG], completion_mask F32 [N, TG], rewards F32 [N],
@@ -24,7 +24,8 @@ qwen2-tiny-ref also holds the golden case of `nr grpo-grad` on a dense model:
                              position 0 holds 0), advantages [N], grad.<name> for every weight
   grpo_settings.json         the loss settings (TRL's GRPOTrainer._compute_loss; old = logps.detach())
 
-The modules are written from Hugging Face's modeling_llama.py, modeling_qwen2.py, modeling_qwen3.py and
+The modules are written from Hugging Face's modeling_llama.py, modeling_qwen2.py, modeling_qwen3.py,
+modeling_qwen3_moe.py (sparse MLP: softmax router, top-k, norm_topk_prob, mlp_only_layers) and
 modeling_rope_utils.py (default, linear, llama3 and yarn inverse frequencies, rotate_half, repeat_kv,
 the yarn attention factor on cos/sin). The transformers package is not needed. Inverse frequencies and
 cos/sin are computed in float32 as HF does; everything after that runs in float64 from the float32 weights.
@@ -70,6 +71,14 @@ FAMILIES = OrderedDict(
         rope_parameters=OrderedDict(rope_type="linear", factor=2.0, rope_theta=1000000.0),
         attention_bias=False, tie_word_embeddings=True, use_sliding_window=False, sliding_window=None,
         max_window_layers=28, bos_token_id=1, eos_token_id=[2, 3], torch_dtype="float32"),
+    qwen3_moe=OrderedDict(
+        architectures=["Qwen3MoeForCausalLM"], model_type="qwen3_moe", vocab_size=64, hidden_size=32,
+        intermediate_size=48, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, head_dim=8,
+        hidden_act="silu", max_position_embeddings=64, rms_norm_eps=1e-6, rope_theta=1000000.0,
+        rope_scaling=None, attention_bias=False, tie_word_embeddings=False, use_sliding_window=False,
+        sliding_window=None, max_window_layers=28, num_experts=8, num_experts_per_tok=2, moe_intermediate_size=12,
+        norm_topk_prob=True, decoder_sparse_step=1, mlp_only_layers=[0], bos_token_id=1, eos_token_id=2,
+        torch_dtype="float32"),
 )
 
 
@@ -97,7 +106,13 @@ def family_flags(c):
     if mt == "qwen2":
         return True, False, False
     bias = bool(c.get("attention_bias", False))
-    return bias, bias, mt == "qwen3"
+    return bias, bias, mt in ("qwen3", "qwen3_moe")
+
+
+def is_moe_layer(c, l):
+    """Qwen3MoeDecoderLayer's rule."""
+    return (c.get("num_experts", 0) > 0 and l not in c.get("mlp_only_layers", [])
+            and (l + 1) % c.get("decoder_sparse_step", 1) == 0)
 
 
 # ---------------------------------------------------------------- RoPE (modeling_rope_utils)
@@ -220,7 +235,34 @@ def attention(c, W, p, x, cos, sin, cache, start):
     return linear(o, W, p + "o_proj", o_bias)
 
 
-def forward(c, W, ids, caches=None, start=0):
+def swiglu(W, m, x):
+    return linear(F.silu(linear(x, W, m + "gate_proj", False)) * linear(x, W, m + "up_proj", False),
+                  W, m + "down_proj", False)
+
+
+def sparse_moe(c, W, m, x, margins):
+    """Qwen3MoeSparseMoeBlock: softmax over all experts, top-k, renormalised with norm_topk_prob."""
+    b, s, d = x.shape
+    flat = x.reshape(-1, d)
+    probs = torch.softmax(flat @ W[m + "gate.weight"].t(), dim=1)
+    k = c["num_experts_per_tok"]
+    top, chosen = torch.topk(probs, k + 1, dim=-1)
+    if margins is not None:
+        margins.append((top[:, k - 1] - top[:, k]).min().item())   # how far the k-th choice is from the next
+    weights, chosen = top[:, :k], chosen[:, :k]
+    if c["norm_topk_prob"]:
+        weights = weights / weights.sum(dim=-1, keepdim=True)
+    out = torch.zeros_like(flat)
+    for e in range(c["num_experts"]):
+        rows, slot = torch.where(chosen == e)
+        if rows.numel() == 0:
+            continue
+        y = swiglu(W, m + "experts.%d." % e, flat[rows])
+        out = out.index_add(0, rows, y * weights[rows, slot, None])
+    return out.view(b, s, d)
+
+
+def forward(c, W, ids, caches=None, start=0, margins=None):
     """ids: [B, S] at positions start..start+S-1 → logits [B, S, V]."""
     b, s = ids.shape
     eps = c["rms_norm_eps"]
@@ -234,9 +276,7 @@ def forward(c, W, ids, caches=None, start=0):
                       None if caches is None else caches[l], start)
         h = h + a
         x = rms_norm(h, W[p + "post_attention_layernorm.weight"], eps)
-        m = p + "mlp."
-        h = h + linear(F.silu(linear(x, W, m + "gate_proj", False)) * linear(x, W, m + "up_proj", False),
-                       W, m + "down_proj", False)
+        h = h + (sparse_moe(c, W, p + "mlp.", x, margins) if is_moe_layer(c, l) else swiglu(W, p + "mlp.", x))
     h = rms_norm(h, W["model.norm.weight"], eps)
     head = W["model.embed_tokens.weight"] if c["tie_word_embeddings"] else W["lm_head.weight"]
     return h @ head.t()
@@ -267,15 +307,26 @@ def make_weights(c, rng):
         if qk_norm:
             norm(p + "self_attn.q_norm", hd)
             norm(p + "self_attn.k_norm", hd)
-        lin(p + "mlp.gate_proj", I, D, False)
-        lin(p + "mlp.up_proj", I, D, False)
-        lin(p + "mlp.down_proj", D, I, False)
+        if is_moe_layer(c, l):
+            w[p + "mlp.gate.weight"] = rng.standard_normal((c["num_experts"], D)).astype(np.float32)
+            for e in range(c["num_experts"]):
+                lin(p + "mlp.experts.%d.gate_proj" % e, c["moe_intermediate_size"], D, False)
+                lin(p + "mlp.experts.%d.up_proj" % e, c["moe_intermediate_size"], D, False)
+                lin(p + "mlp.experts.%d.down_proj" % e, D, c["moe_intermediate_size"], False)
+        else:
+            lin(p + "mlp.gate_proj", I, D, False)
+            lin(p + "mlp.up_proj", I, D, False)
+            lin(p + "mlp.down_proj", D, I, False)
         norm(p + "input_layernorm", D)
         norm(p + "post_attention_layernorm", D)
     norm("model.norm", D)
     if not c["tie_word_embeddings"]:
         lin("lm_head", V, D, False)
     return w
+
+
+class RoutingTooClose(Exception):
+    pass
 
 
 def build(c, seed, out_dir):
@@ -285,7 +336,11 @@ def build(c, seed, out_dir):
     targets = torch.from_numpy(rng.integers(0, c["vocab_size"], size=(B, T)).astype(np.int64))
     W = OrderedDict((k, torch.tensor(v, dtype=torch.float64, requires_grad=True)) for k, v in weights.items())
 
-    logits = forward(c, W, ids)
+    margins = []
+    logits = forward(c, W, ids, margins=margins)
+    # float32 rounding must not flip an expert choice between this oracle and the engine.
+    if margins and min(margins) < 2e-5:
+        raise RoutingTooClose(min(margins))
     loss = F.cross_entropy(logits.reshape(B * T, -1), targets.reshape(-1))
     loss.backward()
 
@@ -310,7 +365,8 @@ def build(c, seed, out_dir):
     exp["decode_logits"] = decode.float().numpy()
     exp["loss"] = np.array([loss.item()], dtype=np.float32)
     for k, v in W.items():
-        exp["grad." + k] = v.grad.float().numpy()
+        # An expert that no token chose has no gradient: zeros.
+        exp["grad." + k] = (v.grad if v.grad is not None else torch.zeros_like(v)).detach().float().numpy()
     for k, v in exp.items():
         assert np.all(np.isfinite(v)), k
     with open(os.path.join(out_dir, "expected.safetensors"), "wb") as f:
@@ -366,7 +422,13 @@ def main():
     args = ap.parse_args()
     torch.manual_seed(args.seed)
     for i, (name, c) in enumerate(FAMILIES.items()):
-        build(c, args.seed + i, os.path.join(args.out, name + "-tiny-ref"))
+        # A MoE model's seed is moved on until no token's k-th expert is within 2e-5 of the next one.
+        for attempt in range(100):
+            try:
+                build(c, args.seed + i + 1000 * attempt, os.path.join(args.out, name.replace("_", "-") + "-tiny-ref"))
+                break
+            except RoutingTooClose as e:
+                print("%s: seed %d has a routing gap of %g, trying the next" % (name, args.seed + i + 1000 * attempt, e.args[0]))
     build_grpo(FAMILIES["qwen2"], args.seed + 100, os.path.join(args.out, "qwen2-tiny-ref"))
 
 

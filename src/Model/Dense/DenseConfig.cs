@@ -42,7 +42,22 @@ public sealed record DenseConfig : ICausalLMConfig
     public int? SlidingWindow { get; init; }
     public int? MaxWindowLayers { get; init; }
 
+    /// <summary>Qwen3-MoE: routed experts (0 = every layer dense).</summary>
+    public int NumExperts { get; init; }
+    public int NumExpertsPerTok { get; init; }
+    /// <summary>Width of one expert's SwiGLU.</summary>
+    public int MoeIntermediateSize { get; init; }
+    /// <summary>Renormalise the chosen experts' softmax scores to sum 1.</summary>
+    public bool NormTopkProb { get; init; }
+    /// <summary>Layer l is sparse when (l + 1) % decoder_sparse_step == 0 and l is not in mlp_only_layers.</summary>
+    public int DecoderSparseStep { get; init; } = 1;
+    public IReadOnlyList<int> MlpOnlyLayers { get; init; } = [];
+
     public int KvGroups => NumAttentionHeads / NumKeyValueHeads;
+
+    /// <summary>True for the layers whose MLP is a <see cref="SparseMoeBlock"/> (HF's Qwen3MoeDecoderLayer rule).</summary>
+    public bool IsMoeLayer(int layer) =>
+        NumExperts > 0 && !MlpOnlyLayers.Contains(layer) && (layer + 1) % DecoderSparseStep == 0;
 
     /// <summary>Throws <see cref="ModelConfigException"/> naming the first inconsistent field(s).</summary>
     public DenseConfig Validate()
@@ -70,6 +85,18 @@ public sealed record DenseConfig : ICausalLMConfig
         if (HiddenAct != "silu") throw new ModelConfigException($"config ({ModelType}): hidden_act '{HiddenAct}' is " +
             $"not supported (only 'silu')");
         Rope.Validate();
+        if (NumExperts < 0)
+            throw new ModelConfigException($"config ({ModelType}): num_experts must be ≥ 0, got {NumExperts}");
+        if (NumExperts > 0)
+        {
+            Positive("num_experts_per_tok", NumExpertsPerTok);
+            Positive("moe_intermediate_size", MoeIntermediateSize);
+            Positive("decoder_sparse_step", DecoderSparseStep);
+            if (NumExpertsPerTok > NumExperts)
+                throw new ModelConfigException(
+                    $"config ({ModelType}): num_experts_per_tok ({NumExpertsPerTok}) exceeds num_experts " +
+                    $"({NumExperts})");
+        }
         bool windowedLayers = (MaxWindowLayers ?? 0) < NumHiddenLayers;
         if (UseSlidingWindow && SlidingWindow is { } w && w < MaxPositionEmbeddings && windowedLayers)
             throw new ModelConfigException(
@@ -95,6 +122,7 @@ public sealed record DenseConfig : ICausalLMConfig
     {
         "qwen2" => "Qwen2ForCausalLM",
         "qwen3" => "Qwen3ForCausalLM",
+        "qwen3_moe" => "Qwen3MoeForCausalLM",
         _ => "LlamaForCausalLM",
     };
 
@@ -138,6 +166,17 @@ public sealed record DenseConfig : ICausalLMConfig
                 w.WriteEndArray();
             }
             if (PadTokenId is { } pad) w.WriteNumber("pad_token_id", pad);
+            if (NumExperts > 0)
+            {
+                w.WriteNumber("num_experts", NumExperts);
+                w.WriteNumber("num_experts_per_tok", NumExpertsPerTok);
+                w.WriteNumber("moe_intermediate_size", MoeIntermediateSize);
+                w.WriteBoolean("norm_topk_prob", NormTopkProb);
+                w.WriteNumber("decoder_sparse_step", DecoderSparseStep);
+                w.WriteStartArray("mlp_only_layers");
+                foreach (var l in MlpOnlyLayers) w.WriteNumberValue(l);
+                w.WriteEndArray();
+            }
             Rope.WriteJson(w);
             w.WriteString("torch_dtype", "float32");
             w.WriteEndObject();
