@@ -6,8 +6,9 @@ using NativeReasoner.Model;
 namespace NativeReasoner.Cli;
 
 /// <summary>
-/// `nr logits`: scores input_ids (I64 [B, T]) from a safetensors file with a DeepSeek-V3 checkpoint and
-/// writes logits (F32 [B, T, V], or [B, T−P, V] with --decode-from P) to a safetensors file.
+/// `nr logits`: scores input_ids (I64 [B, T]) from a safetensors file with a checkpoint of any supported family
+/// (deepseek_v3, qwen2, llama, qwen3) and writes logits (F32 [B, T, V], or [B, T−P, V] with --decode-from P) to a
+/// safetensors file.
 /// </summary>
 public static class LogitsCommand
 {
@@ -16,10 +17,10 @@ public static class LogitsCommand
         var model = new Option<string>("--model") { Description = "Checkpoint directory (config.json + model.safetensors or shards).", Required = true };
         var input = new Option<string>("--input") { Description = "Safetensors file holding input_ids (I64 [B, T]).", Required = true };
         var output = new Option<string>("--out") { Description = "Safetensors file to write logits (F32) to.", Required = true };
-        var decodeFrom = new Option<int?>("--decode-from") { Description = "Prefill P tokens, then decode one token at a time through the compressed MLA cache; writes the logits of positions P..T-1." };
+        var decodeFrom = new Option<int?>("--decode-from") { Description = "Prefill P tokens, then decode one token at a time through the model's cache (MLA or GQA K/V); writes the logits of positions P..T-1." };
         var device = new Option<string>("--device") { Description = "Backend: cpu (default), reference, ilgpu, cuda, cuda:emu.", DefaultValueFactory = _ => "cpu" };
         var bf16 = new Option<bool>("--bf16") { Description = "bf16 matrix products with fp32 accumulation (autocast; norms, softmax, attention and expert GEMMs stay fp32)." };
-        var command = new Command("logits", "Compute the logits of a DeepSeek-V3 checkpoint for given token ids.") { model, input, output, decodeFrom, device, bf16 };
+        var command = new Command("logits", "Compute the logits of a checkpoint (deepseek_v3, qwen2, llama, qwen3) for given token ids.") { model, input, output, decodeFrom, device, bf16 };
         command.SetAction(parse =>
         {
             try
@@ -52,7 +53,7 @@ public static class LogitsCommand
             length = checked((int)e.Shape[1]);
             ids = f.ReadInt64("input_ids");
         }
-        using var m = DeepseekV3Checkpoint.Load(modelDir, device);
+        using var m = CausalLMRegistry.Load(modelDir, device);
         m.Eval();
         var config = m.Config;
         var logits = LogitsRunner.Run(m, ids, batch, length, decodeFrom);

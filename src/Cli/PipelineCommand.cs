@@ -37,11 +37,11 @@ public static class PipelineCommand
             R1Run.Run(parse.GetValue(r1Model)!, parse.GetValue(r1Run)!, r1Settings(parse), Console.WriteLine);
         }));
 
-        var distill = new Command("distill", "A teacher's verified-correct traces train a smaller DeepSeek-V3 student by SFT.");
+        var distill = new Command("distill", "A teacher's verified-correct traces train a smaller student (any family: a preset or a config.json) by SFT.");
         var teacher = ModelOption("--teacher", "Teacher model directory (checkpoint + tokenizer.json [+ prompt_template.json]).", distill);
         var student = new Option<string>("--student-config")
         {
-            Description = $"Student architecture: a preset ({string.Join(", ", DeepseekV3Config.PresetNames)}) or a config.json (file or directory).",
+            Description = $"Student architecture: a preset ({string.Join(", ", ModelPresets.Names)}) or a config.json (file or directory).",
             Required = true,
         };
         distill.Options.Add(student);

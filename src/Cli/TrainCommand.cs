@@ -22,14 +22,14 @@ public static class TrainCommand
         var device = DeviceOption.Create();
         var preset = new Option<string>("--model-preset")
         {
-            Description = "Model size: " + string.Join(", ", DeepseekV3Config.PresetNames) + " (vocab from the tokenizer; a resumed run keeps its checkpoint's).",
+            Description = "Model: " + string.Join(", ", ModelPresets.Names) + " (DeepSeek-V3 presets, dense qwen2/llama/qwen3 ones and qwen3-moe-tiny; vocab from the tokenizer; a resumed run keeps its checkpoint's).",
             DefaultValueFactory = _ => "bench-tiny",
         };
         var evalProblems = new Option<int>("--heldout-problems") { Description = "Held-out problems compared before and after RL.", DefaultValueFactory = _ => d.EvalProblems };
         var settingOptions = GrpoSettings.Names
             .Select(n => (n.Name, Option: new Option<string?>("--" + n.Name.Replace('_', '-')) { Description = "GRPO: " + n.Help }))
             .ToArray();
-        var command = new Command("train", "Pre-train a small DeepSeek-V3 on synthetic problems with think traces, then GRPO it; writes runs/NAME/.")
+        var command = new Command("train", "Pre-train a small model (DeepSeek-V3 by default) on synthetic problems with think traces, then GRPO it; writes runs/NAME/.")
             { name, runs, pretrainSteps, pretrainMinutes, pretrainBatch, pretrainLr, thinkFraction, rlMinutes, evalProblems, preset, device };
         foreach (var (_, o) in settingOptions) command.Options.Add(o);
         command.SetAction(parse =>
@@ -56,7 +56,7 @@ public static class TrainCommand
                     PretrainBatch = parse.GetValue(pretrainBatch), PretrainLearningRate = parse.GetValue(pretrainLr),
                     ThinkFraction = parse.GetValue(thinkFraction), RlMinutes = parse.GetValue(rlMinutes),
                     EvalProblems = parse.GetValue(evalProblems), Grpo = grpo, Seed = grpo.Trainer.Seed,
-                    Model = DeepseekV3Config.Preset(parse.GetValue(preset)!) with { MaxPositionEmbeddings = d.Model.MaxPositionEmbeddings },
+                    Model = ModelPresets.Get(parse.GetValue(preset)!).WithMaxPositionEmbeddings(d.Model.MaxPositionEmbeddings),
                 };
                 var summary = TrainPipeline.Run(s, Console.Write, cts.Token);
                 Console.WriteLine(summary.ToJsonString(TrainPipeline.SummaryJson));

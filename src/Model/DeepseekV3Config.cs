@@ -10,7 +10,7 @@ namespace NativeReasoner.Model;
 /// <see cref="Load"/>, or take a named tiny preset from <see cref="Preset"/>. <see cref="Validate"/>
 /// rejects values that cannot make a working model, with the field names in the message.
 /// </summary>
-public sealed record DeepseekV3Config
+public sealed partial record DeepseekV3Config : ICausalLMConfig
 {
     public int VocabSize { get; init; } = 129280;
     public int HiddenSize { get; init; } = 7168;

@@ -7,7 +7,7 @@ namespace NativeReasoner.Model;
 /// (model.embed_tokens.weight, model.layers.N.…, model.norm.weight, lm_head.weight).
 /// Run forward passes inside a <see cref="TensorScope"/>: activations are freed with it.
 /// </summary>
-public sealed class DeepseekV3ForCausalLM : Module
+public sealed class DeepseekV3ForCausalLM : Module, ICausalLM
 {
     public DeepseekV3Config Config { get; }
     public DeepseekV3Model Model { get; }
@@ -24,6 +24,10 @@ public sealed class DeepseekV3ForCausalLM : Module
             LmHead = RegisterModule("lm_head", new Linear(config.HiddenSize, config.VocabSize, false, gen, device));
         Rotary = new RotaryEmbedding(config, device);
     }
+
+    ICausalLMConfig ICausalLM.Config => Config;
+
+    public Device Device => HeadWeight.Device;
 
     private Tensor HeadWeight => LmHead?.Weight ?? Model.EmbedTokens.Weight;
 
@@ -73,6 +77,20 @@ public sealed class DeepseekV3ForCausalLM : Module
 
     /// <summary>A cache sized for this model.</summary>
     public MlaCache CreateCache(int batch, int capacity) => new(Config, batch, capacity, HeadWeight.Device);
+
+    IKvCache ICausalLM.CreateCache(int batch, int capacity) => CreateCache(batch, capacity);
+
+    Tensor ICausalLM.Forward(Tensor inputIds, IKvCache? cache) =>
+        Forward(inputIds, cache == null ? null : AsMla(cache));
+
+    Tensor ICausalLM.ForwardCached(Tensor inputIds, IKvCache cache) => ForwardCached(inputIds, AsMla(cache));
+
+    private static MlaCache AsMla(IKvCache cache) => cache as MlaCache
+        ?? throw new ArgumentException(
+            $"DeepSeek-V3 reads a compressed MLA cache, got a {cache.GetType().Name} (make it with CreateCache)");
+
+    /// <summary>Writes config.json and the weights under HF names (<see cref="DeepseekV3Checkpoint.Save"/>).</summary>
+    public void Save(string directory) => DeepseekV3Checkpoint.Save(this, directory);
 
     // ------------------------------------------------------------------ load balancing
 

@@ -2,8 +2,8 @@ namespace NativeReasoner.Model;
 
 /// <summary>
 /// Scoring a batch of token sequences: every position in one causal forward, or — to exercise the
-/// inference path — a prefill of the first P tokens followed by one-token decode steps through the
-/// compressed MLA cache and the absorbed attention.
+/// inference path — a prefill of the first P tokens followed by one-token decode steps through the model's
+/// cache (for DeepSeek-V3: the compressed MLA cache and the absorbed attention).
 /// </summary>
 public static class LogitsRunner
 {
@@ -11,13 +11,14 @@ public static class LogitsRunner
     /// ids: [B·T] row-major. Returns logits [B, T, V] (decodeFrom null) or, with decodeFrom = P, the logits
     /// of positions P..T−1 as [B, T−P, V], computed one token at a time after a prefill of P tokens.
     /// </summary>
-    public static float[] Run(DeepseekV3ForCausalLM model, long[] ids, int batch, int length, int? decodeFrom = null)
+    public static float[] Run(ICausalLM model, long[] ids, int batch, int length, int? decodeFrom = null)
     {
         if (ids.Length != batch * length) throw new ArgumentException($"{ids.Length} ids do not fill [{batch}, {length}]");
         long vocab = model.Config.VocabSize;
         foreach (var id in ids)
             if (id < 0 || id >= vocab) throw new ArgumentException($"token id {id} is outside the vocabulary [0, {vocab})");
-        var device = model.Model.EmbedTokens.Weight.Device;
+        CausalLMChecks.RequireWithinContext(model.Config, length, $"scoring {length} tokens");
+        var device = model.Device;
         using var noGrad = Tensor.NoGrad();
         if (decodeFrom is not { } p)
         {

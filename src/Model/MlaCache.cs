@@ -7,7 +7,7 @@ namespace NativeReasoner.Model;
 /// normalised latent, rotated k_pe). Each sequence has its own length, so a batch can hold prompts of
 /// different lengths. The tensors belong to no scope; dispose the cache.
 /// </summary>
-public sealed class MlaCache : IDisposable
+public sealed class MlaCache : IKvCache
 {
     /// <summary>Per layer [B, capacity, kv_lora_rank].</summary>
     public Tensor[] Latent { get; }
@@ -45,6 +45,9 @@ public sealed class MlaCache : IDisposable
 
     /// <summary>Bytes the cache stores per token: layers × (kv_lora_rank + qk_rope_head_dim) × 4 (fp32).</summary>
     public long BytesPerToken => (long)Layers * (KvLoraRank + RopeDim) * sizeof(float);
+
+    /// <summary>Bytes held by the latent and RoPE-key tensors of every layer.</summary>
+    public long BytesAllocated => (long)Batch * Capacity * BytesPerToken;
 
     /// <summary>Bytes per token for a config: the figure the generation report prints.</summary>
     public static long BytesPerTokenFor(DeepseekV3Config c) => (long)c.NumHiddenLayers * c.CacheWidthPerLayer * sizeof(float);

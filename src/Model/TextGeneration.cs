@@ -49,12 +49,13 @@ public sealed record GenerationResult(
 /// <summary>
 /// Batched generation: one prefill of all prompts (right-padded to the longest; causal attention keeps
 /// the padding invisible to the real tokens, and each sequence's cache length is set to its own prompt
-/// length), then one-token decode steps for the whole batch through the compressed MLA cache, each
-/// sequence at its own position. Sampling: greedy, temperature, top-k, top-p, from a seeded generator.
+/// length), then one-token decode steps for the whole batch through the model's cache (DeepSeek's compressed
+/// MLA cache, the dense families' GQA K/V cache), each sequence at its own position. Prompt + max_new_tokens must
+/// fit max_position_embeddings. Sampling: greedy, temperature, top-k, top-p, from a seeded generator.
 /// </summary>
 public static class TextGeneration
 {
-    public static GenerationResult Generate(DeepseekV3ForCausalLM model, IReadOnlyList<long[]> prompts, GenerationOptions options, Generator rng)
+    public static GenerationResult Generate(ICausalLM model, IReadOnlyList<long[]> prompts, GenerationOptions options, Generator rng)
     {
         ArgumentNullException.ThrowIfNull(prompts);
         if (prompts.Count == 0) throw new ArgumentException("no prompts");
@@ -66,8 +67,14 @@ public static class TextGeneration
         foreach (var p in prompts)
             if (p.Length == 0) throw new ArgumentException("every prompt needs at least one token");
         int maxPrompt = prompts.Max(p => p.Length);
+        int maxPositions = model.Config.MaxPositionEmbeddings;
+        if (maxPrompt + options.MaxNewTokens > maxPositions)
+            throw new ArgumentException(
+                $"prompt ({maxPrompt} tokens) + max_new_tokens ({options.MaxNewTokens}) = " +
+                $"{maxPrompt + options.MaxNewTokens} positions, beyond the model's max_position_embeddings " +
+                $"{maxPositions}: shorten the prompt or lower max_new_tokens");
         var eos = new HashSet<long>(options.EosTokenIds ?? model.Config.EosTokenIds);
-        var device = model.Model.EmbedTokens.Weight.Device;
+        var device = model.Device;
         bool wasTraining = model.IsTraining;
         model.Eval();
 
@@ -123,8 +130,7 @@ public static class TextGeneration
         }
         var decode = clock.Elapsed;
         model.Train(wasTraining);
-        long allocated = (long)cache.Layers * cache.Batch * cache.Capacity * (cache.KvLoraRank + cache.RopeDim) * sizeof(float);
-        return new GenerationResult(outputs.Select(o => o.ToArray()).ToArray(), reasons, cache.BytesPerToken, allocated, steps, prefill, decode);
+        return new GenerationResult(outputs.Select(o => o.ToArray()).ToArray(), reasons, cache.BytesPerToken, cache.BytesAllocated, steps, prefill, decode);
     }
 
     /// <summary>Picks one token id from a row of logits.</summary>

@@ -6,7 +6,7 @@ namespace NativeReasoner.RL;
 /// <summary>
 /// The distill pipeline: a teacher answers training problems (<c>rejection_samples</c> per problem; only
 /// verified-correct, well-formed traces are kept, written to <c>RUN/teacher_traces.jsonl</c>), and a smaller
-/// student — a fresh DeepSeek-V3 from a preset or a config.json, with the teacher's tokenizer and prompt
+/// student — a fresh model of any family from a preset or a config.json, with the teacher's tokenizer and prompt
 /// template — is trained on them by SFT. Writes <c>RUN/student/</c> (HF layout + tokenizer + prompt
 /// template), <c>RUN/metrics.jsonl</c> (SFT loss) and <c>RUN/summary.json</c> (held-out results of the
 /// teacher, and of the student before and after).
@@ -23,7 +23,7 @@ public static class DistillRun
     }
 
     /// <summary>The run with the teacher given as a policy (any <see cref="IPolicy"/>: tests use scripted ones).</summary>
-    public static JsonObject Run(IPolicy teacher, ITokenizer tokenizer, PromptTemplate template, JsonObject teacherInfo, DeepseekV3Config studentConfig,
+    public static JsonObject Run(IPolicy teacher, ITokenizer tokenizer, PromptTemplate template, JsonObject teacherInfo, ICausalLMConfig studentConfig,
         string runDir, PipelineSettings settings, Action<string>? progress = null, VerifiableTask? task = null)
     {
         var g = settings.Grpo;
@@ -40,12 +40,8 @@ public static class DistillRun
         progress?.Invoke($"teacher: held-out accuracy {teacherEval.Accuracy:P1}");
 
         // The student speaks the teacher's tokens: its vocabulary covers the tokenizer and its special ids are the tokenizer's.
-        var config = studentConfig with
-        {
-            VocabSize = Math.Max(studentConfig.VocabSize, tokenizer.VocabSize), EosTokenIds = [tokenizer.EosId],
-            BosTokenId = tokenizer.BosId, PadTokenId = tokenizer.PadId,
-        };
-        using var student = ModelBundle.Create(new DeepseekV3ForCausalLM(config.Validate(), new Generator(seed + 0x57D)), tokenizer, template);
+        var config = studentConfig.ForTokenizer(tokenizer.VocabSize, tokenizer.EosId, tokenizer.BosId, tokenizer.PadId);
+        using var student = ModelBundle.Create(config.Build(new Generator(seed + 0x57D)), tokenizer, template);
         student.Policy.Model.Eval();
         var before = PipelineStages.Evaluate(student, task, heldOut, g);
         progress?.Invoke($"student before: held-out accuracy {before.Accuracy:P1}");
@@ -62,7 +58,8 @@ public static class DistillRun
             ["student"] = new JsonObject
             {
                 ["model"] = "student", ["parameters"] = student.Policy.Parameters().Sum(p => (long)p.Numel),
-                ["hidden_size"] = config.HiddenSize, ["num_hidden_layers"] = config.NumHiddenLayers, ["n_routed_experts"] = config.NRoutedExperts,
+                ["model_type"] = config.ModelType, ["hidden_size"] = config.HiddenSize, ["num_hidden_layers"] = config.NumHiddenLayers,
+                ["n_routed_experts"] = config is DeepseekV3Config d ? d.NRoutedExperts : 0,
                 ["before"] = before.ToJson(), ["after"] = after.ToJson(),
             },
             ["settings"] = settings.ToJson(),
@@ -74,11 +71,11 @@ public static class DistillRun
     /// <summary>The seed of the teacher's training problems (tests use it to know which problems the teacher sees).</summary>
     public static ulong TraceSeed(PipelineSettings s) => s.Grpo.Trainer.Seed + 0xD157;
 
-    /// <summary>A preset name (<see cref="DeepseekV3Config.PresetNames"/>) or a config.json path (file or directory).</summary>
-    public static DeepseekV3Config ResolveStudentConfig(string presetOrPath)
+    /// <summary>A preset name (<see cref="ModelPresets.Names"/>) or a config.json (file or directory) of any family.</summary>
+    public static ICausalLMConfig ResolveStudentConfig(string presetOrPath)
     {
-        if (File.Exists(presetOrPath) || Directory.Exists(presetOrPath)) return DeepseekV3Config.Load(presetOrPath);
-        if (DeepseekV3Config.PresetNames.Contains(presetOrPath)) return DeepseekV3Config.Preset(presetOrPath);
-        throw new ArgumentException($"student config '{presetOrPath}' is neither a preset ({string.Join(", ", DeepseekV3Config.PresetNames)}) nor an existing config.json file or directory");
+        if (File.Exists(presetOrPath) || Directory.Exists(presetOrPath)) return CausalLMRegistry.LoadConfig(presetOrPath);
+        if (ModelPresets.Names.Contains(presetOrPath)) return ModelPresets.Get(presetOrPath);
+        throw new ArgumentException($"student config '{presetOrPath}' is neither a preset ({string.Join(", ", ModelPresets.Names)}) nor an existing config.json file or directory");
     }
 }

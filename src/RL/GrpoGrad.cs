@@ -37,13 +37,13 @@ public static class GrpoGrad
         var old = f.Contains("old_per_token_logps") ? ReadNT("old_per_token_logps") : null;
         var refp = f.Contains("ref_per_token_logps") ? ReadNT("ref_per_token_logps") : null;
 
-        using var model = DeepseekV3Checkpoint.Load(modelDir, device);
+        using var model = CausalLMRegistry.Load(modelDir, device);
         var adv = Advantages.Compute(rewards, settings.NumGenerations, settings.ScaleRewards);
         var loss = settings.Loss with { MaxCompletionLength = settings.Loss.MaxCompletionLength > 0 ? settings.Loss.MaxCompletionLength : T };
         var outputs = new List<SafetensorsTensor>();
         using (var scope = new TensorScope())
         {
-            var dev = model.Model.EmbedTokens.Weight.Device;
+            var dev = model.Device;
             var input = Tensor.FromArray(ids, N, T).To(dev);
             var logits = model.Forward(input);                                          // [N, T, V]
             var window = logits.Narrow(1, 0, T - 1);                                    // [N, T−1, V]: position t−1 predicts token t

@@ -5,16 +5,16 @@ using NativeReasoner.Model;
 namespace NativeReasoner.RL;
 
 /// <summary>
-/// A model directory as the RL commands use it: a DeepSeek-V3 checkpoint in HF layout (config.json +
-/// safetensors), its <c>tokenizer.json</c> and optional <c>prompt_template.json</c>.
+/// A model directory as the RL commands use it: a checkpoint of any supported family in HF layout (config.json +
+/// safetensors, the family from its model_type), its <c>tokenizer.json</c> and optional <c>prompt_template.json</c>.
 /// </summary>
 public sealed class ModelBundle : IDisposable
 {
-    public DeepseekPolicy Policy { get; }
+    public CausalLMPolicy Policy { get; }
     public ITokenizer Tokenizer { get; }
     public PromptTemplate Template { get; }
 
-    private ModelBundle(DeepseekPolicy policy, ITokenizer tokenizer, PromptTemplate template)
+    private ModelBundle(CausalLMPolicy policy, ITokenizer tokenizer, PromptTemplate template)
     {
         Policy = policy;
         Tokenizer = tokenizer;
@@ -22,11 +22,11 @@ public sealed class ModelBundle : IDisposable
     }
 
     /// <summary>A bundle around a model built in memory (a distillation student); the bundle owns the model.</summary>
-    public static ModelBundle Create(DeepseekV3ForCausalLM model, ITokenizer tokenizer, PromptTemplate template)
+    public static ModelBundle Create(ICausalLM model, ITokenizer tokenizer, PromptTemplate template)
     {
         if (tokenizer.VocabSize > model.Config.VocabSize)
             throw new ArgumentException($"the tokenizer has {tokenizer.VocabSize} tokens but the model's vocab_size is {model.Config.VocabSize}");
-        return new ModelBundle(new DeepseekPolicy(model), tokenizer, template);
+        return new ModelBundle(new CausalLMPolicy(model), tokenizer, template);
     }
 
     /// <summary>Loads the tokenizer first, so a directory without one fails fast with a clear message.</summary>
@@ -34,20 +34,20 @@ public sealed class ModelBundle : IDisposable
     {
         var tokenizer = TokenizerLoader.Load(directory);
         var template = PromptTemplate.Load(directory);
-        var model = DeepseekV3Checkpoint.Load(directory, device);
+        var model = CausalLMRegistry.Load(directory, device);
         if (tokenizer.VocabSize > model.Config.VocabSize)
         {
             model.Dispose();
             throw new InvalidDataException($"{directory}: the tokenizer has {tokenizer.VocabSize} tokens but the model's vocab_size is {model.Config.VocabSize}");
         }
         model.Eval();
-        return new ModelBundle(new DeepseekPolicy(model), tokenizer, template);
+        return new ModelBundle(new CausalLMPolicy(model), tokenizer, template);
     }
 
     /// <summary>Writes the checkpoint (HF layout), tokenizer.json and prompt_template.json into <paramref name="directory"/>.</summary>
     public void Save(string directory)
     {
-        DeepseekV3Checkpoint.Save(Policy.Model, directory);
+        Policy.Model.Save(directory);
         Tokenizer.Save(directory);
         Template.Save(directory);
     }

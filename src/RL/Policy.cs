@@ -12,7 +12,7 @@ public sealed record SampledSequence(long[] Tokens, FinishReason FinishReason)
 
 /// <summary>
 /// What the RL layer needs from a language model: causal logits with autograd, its trainable parameters,
-/// and sampling. The DeepSeek-V3 model plugs in through <see cref="DeepseekPolicy"/>; tests use small
+/// and sampling. Every model family plugs in through <see cref="CausalLMPolicy"/>; tests use small
 /// stand-ins. Callers run forwards inside a <see cref="TensorScope"/>.
 /// </summary>
 public interface IPolicy
@@ -80,10 +80,13 @@ public static class Sampling
     }
 }
 
-/// <summary>The DeepSeek-V3 model as a policy: full forward for training, its MLA-cached generator for sampling.</summary>
-public sealed class DeepseekPolicy(DeepseekV3ForCausalLM model) : IPolicy
+/// <summary>
+/// Any causal LM (DeepSeek-V3, Qwen2, Llama, Qwen3) as a policy: full forward for training, its cached generator
+/// (MLA or GQA K/V cache) for sampling.
+/// </summary>
+public sealed class CausalLMPolicy(ICausalLM model) : IPolicy
 {
-    public DeepseekV3ForCausalLM Model { get; } = model;
+    public ICausalLM Model { get; } = model;
 
     public int VocabSize => Model.Config.VocabSize;
 

@@ -12,7 +12,7 @@ public sealed record TrainSettings
     public string Name { get; init; } = "default";
     public string RunsDirectory { get; init; } = "runs";
     /// <summary>The model: the CPU benchmark preset (MLA + MoE, 256 routed + 1 shared experts, top-8), vocab from the tokenizer.</summary>
-    public DeepseekV3Config Model { get; init; } = DeepseekV3Config.Preset("bench-tiny") with { MaxPositionEmbeddings = 128 };
+    public ICausalLMConfig Model { get; init; } = DeepseekV3Config.Preset("bench-tiny") with { MaxPositionEmbeddings = 128 };
     /// <summary>The ladder (<see cref="LadderTask"/>): levels a character model learns within the budget.</summary>
     public string Task { get; init; } = "ladder";
     /// <summary>
@@ -51,11 +51,12 @@ public sealed record TrainSettings
 }
 
 /// <summary>
-/// <c>nr train</c>: build a small DeepSeek-V3 (random init), pre-train it on synthetic problems whose answers
-/// mix direct answers with &lt;think&gt; traces (<see cref="ThinkTraces"/>), then GRPO on accuracy + format
-/// rewards. Writes <c>runs/NAME/</c>: <c>model/</c>, <c>metrics.jsonl</c> (pre-training and RL, with a
-/// <c>phase</c> field), <c>summary.json</c> (held-out results after pre-training and after RL, by difficulty,
-/// and the checks of the issue), <c>samples.md</c>, and PNG plots (<see cref="Plots"/>). Cancellation (Ctrl-C)
+/// <c>nr train</c>: build a small model (random init; DeepSeek-V3 bench-tiny by default, or any preset), pre-train
+/// it on synthetic problems whose answers mix direct answers with &lt;think&gt; traces (<see cref="ThinkTraces"/>),
+/// then GRPO on accuracy + format rewards. Writes <c>runs/NAME/</c>: <c>model/</c>, <c>metrics.jsonl</c>
+/// (pre-training and RL, with a <c>phase</c> field), <c>summary.json</c> (held-out results after pre-training and
+/// after RL, by difficulty, and the checks of the issue), <c>samples.md</c>, and PNG plots (<see cref="Plots"/>).
+/// Cancellation (Ctrl-C)
 /// saves <c>checkpoint/</c> (weights + phase and step); running again resumes from it (AdamW
 /// moments and step counts included, from <c>optimizer.safetensors</c>).
 /// </summary>
@@ -72,34 +73,34 @@ public static class TrainPipeline
         var template = s.Template;
         var total = Stopwatch.StartNew();
         var timings = new JsonObject();
-        var config = s.Model with { VocabSize = Math.Max(s.Model.VocabSize, tokenizer.VocabSize), EosTokenIds = [tokenizer.EosId], BosTokenId = tokenizer.BosId, PadTokenId = tokenizer.PadId };
+        var config = s.Model.ForTokenizer(tokenizer.VocabSize, tokenizer.EosId, tokenizer.BosId, tokenizer.PadId);
 
         // Resume: weights and where we were.
         string phase = "pretrain";
         int done = 0;
-        DeepseekV3ForCausalLM model;
+        ICausalLM model;
         if (File.Exists(Path.Combine(ckptDir, "state.json")))
         {
             var state = JsonNode.Parse(File.ReadAllText(Path.Combine(ckptDir, "state.json")))!;
             phase = (string)state["phase"]!;
             done = (int)state["step"]!;
-            model = DeepseekV3Checkpoint.Load(ckptDir);
+            model = CausalLMRegistry.Load(ckptDir);
             progress($"resuming from {ckptDir}: {phase} step {done}");
         }
         else
         {
-            model = new DeepseekV3ForCausalLM(config, new Generator(s.Seed + 17));
+            model = config.Build(new Generator(s.Seed + 17));
             foreach (var f in new[] { "metrics.jsonl" }) File.Delete(Path.Combine(runDir, f));
         }
         using var _ = model;
-        var policy = new DeepseekPolicy(model);
+        var policy = new CausalLMPolicy(model);
         var heldOut = task.Generate(Split.Test, s.EvalProblems, s.Seed);
         var greedy = new GenerationOptions { MaxNewTokens = s.Grpo.Trainer.MaxCompletionLength, Temperature = 0f, EosTokenIds = [tokenizer.EosId] };
         using var log = new MetricsLogger(Path.Combine(runDir, "metrics.jsonl"));
 
         void Checkpoint(string ph, int step, Optim.AdamW optimizer)
         {
-            DeepseekV3Checkpoint.Save(model, ckptDir);
+            model.Save(ckptDir);
             OptimizerCheckpoint.Save(optimizer, ckptDir);
             File.WriteAllText(Path.Combine(ckptDir, "state.json"), new JsonObject { ["phase"] = ph, ["step"] = step }.ToJsonString());
             progress($"\ncheckpoint saved ({ph} step {step}); run again to resume");
@@ -142,10 +143,10 @@ public static class TrainPipeline
         var grpo = s.Grpo with { Task = task.Name, Trainer = s.Grpo.Trainer with { Seed = s.Seed + (ulong)done } };
         var rlClock = Stopwatch.StartNew();
         var rows = new List<Dictionary<string, double>>();
-        using (var reference = grpo.Trainer.Beta != 0 ? new DeepseekV3ForCausalLM(config, new Generator(0)) : null)
+        using (var reference = grpo.Trainer.Beta != 0 ? config.Build(new Generator(0)) : null)
         {
             if (reference != null) CopyWeights(model, reference);
-            using var trainer = new GrpoTrainer(policy, reference == null ? null : new DeepseekPolicy(reference), tokenizer, task,
+            using var trainer = new GrpoTrainer(policy, reference == null ? null : new CausalLMPolicy(reference), tokenizer, task,
                 grpo.Rewards(task, template.ThinkPrefilled), template, grpo.Trainer);
             if (done > 0) OptimizerCheckpoint.TryLoad(trainer.Optimizer, ckptDir, progress);
             for (; done < grpo.Steps && rlClock.Elapsed.TotalMinutes < s.RlMinutes; done++)
@@ -170,7 +171,7 @@ public static class TrainPipeline
 
         // ---- outputs
         var bundleDir = Path.Combine(runDir, "model");
-        DeepseekV3Checkpoint.Save(model, bundleDir);
+        model.Save(bundleDir);
         tokenizer.Save(bundleDir);
         template.Save(bundleDir);
         if (Directory.Exists(ckptDir)) Directory.Delete(ckptDir, true);
@@ -200,7 +201,7 @@ public static class TrainPipeline
         timings["total_s"] = total.Elapsed.TotalSeconds;
         var summary = new JsonObject
         {
-            ["task"] = task.Name, ["model"] = JsonSerializer.SerializeToNode(new { config.HiddenSize, config.NumHiddenLayers, config.NRoutedExperts, config.NSharedExperts, config.NumExpertsPerTok, config.VocabSize }),
+            ["task"] = task.Name, ["model"] = ModelSummary(config),
             ["pretrain_steps"] = s.PretrainSteps, ["rl_steps"] = rows.Count, ["rl_minutes"] = rlClock.Elapsed.TotalMinutes,
             ["after_pretraining"] = afterPretrainJson, ["after_rl"] = afterRlJson, ["checks"] = checks, ["timings"] = timings,
         };
@@ -243,7 +244,12 @@ public static class TrainPipeline
         return tokenizer.Encode(end < 0 ? completion[start..] : completion[start..end]).Length;
     }
 
-    private static void CopyWeights(DeepseekV3ForCausalLM from, DeepseekV3ForCausalLM to)
+    /// <summary>The sizes summary.json reports: the shared ones, and the experts for DeepSeek-V3.</summary>
+    private static JsonNode ModelSummary(ICausalLMConfig c) => c is DeepseekV3Config d
+        ? JsonSerializer.SerializeToNode(new { d.HiddenSize, d.NumHiddenLayers, d.NRoutedExperts, d.NSharedExperts, d.NumExpertsPerTok, d.VocabSize })!
+        : JsonSerializer.SerializeToNode(new { c.ModelType, c.HiddenSize, c.NumHiddenLayers, c.VocabSize })!;
+
+    private static void CopyWeights(ICausalLM from, ICausalLM to)
     {
         var src = from.NamedParameters().ToDictionary(p => p.Name, p => p.Param);
         using var noGrad = Tensor.NoGrad();

@@ -145,7 +145,7 @@ public sealed class CudaCliTests(ITestOutputHelper output)
             };
             // A random model rarely answers right (all-equal rewards give zero advantages): score the text instead.
             var rewards = new RewardSet().Add(new AccuracyReward(task)).Add(new TextHashReward());
-            using var trainer = new GrpoTrainer(new DeepseekPolicy(model), new DeepseekPolicy(reference), tokenizer, task, rewards,
+            using var trainer = new GrpoTrainer(new CausalLMPolicy(model), new CausalLMPolicy(reference), tokenizer, task, rewards,
                 PromptTemplate.Default, config);
             Assert.Equal(fused, trainer.UsesFusedLoss);
             results.Add(trainer.Step().ToDictionary(kv => kv.Key, kv => kv.Value));

@@ -43,7 +43,7 @@ public sealed class CudaFusedGrpoTests(ITestOutputHelper output)
         GrpoLossOptions options)
     {
         using var model = new DeepseekV3ForCausalLM(DeepseekV3Config.Preset("tiny"), new Generator(7), device);
-        var policy = new DeepseekPolicy(model);
+        var policy = new CausalLMPolicy(model);
         using var scope = new TensorScope();
         using var _ = Device.UseDefault(device);
         var mask = batch.MaskTensor(maskTruncated);
@@ -95,7 +95,7 @@ public sealed class CudaFusedGrpoTests(ITestOutputHelper output)
         using (var model = new DeepseekV3ForCausalLM(DeepseekV3Config.Preset("tiny"), new Generator(7), Device.Cpu))
         using (Tensor.NoGrad())
         using (var scope = new TensorScope())
-            lp0 = batch.LogProbs(new DeepseekPolicy(model), Temperature).ToArray();
+            lp0 = batch.LogProbs(new CausalLMPolicy(model), Temperature).ToArray();
         float epsLow = 0.2f, epsHigh = 0.28f;
         float[]? old = null;
         if (withOld)

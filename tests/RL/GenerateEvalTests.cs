@@ -74,11 +74,11 @@ public class GenerateEvalTests
     }
 }
 
-/// <summary>The GRPO loop on the real model: DeepSeek-V3 (tiny fixture) through DeepseekPolicy, μ = 2, β &gt; 0.</summary>
+/// <summary>The GRPO loop on the real model: DeepSeek-V3 (tiny fixture) through CausalLMPolicy, μ = 2, β &gt; 0.</summary>
 public class DeepseekGrpoTests
 {
     [Fact]
-    public void GrpoTrainer_RunsOnDeepseekPolicy_AndTheBundleSavesAndReloads()
+    public void GrpoTrainer_RunsOnCausalLMPolicy_AndTheBundleSavesAndReloads()
     {
         var dir = GenerateEvalTests.ModelDir();
         var saved = dir + "-saved";

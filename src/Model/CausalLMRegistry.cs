@@ -1,0 +1,90 @@
+using System.Text.Json;
+using NativeReasoner.Model.Dense;
+using NativeReasoner.Model.Llama;
+using NativeReasoner.Model.Qwen2;
+using NativeReasoner.Model.Qwen3;
+using NativeReasoner.Model.Qwen3Moe;
+
+namespace NativeReasoner.Model;
+
+/// <summary>
+/// Picks the implementation for a checkpoint from config.json's <c>model_type</c>: deepseek_v3 (MLA + MoE), the
+/// dense families qwen2, llama and qwen3, and qwen3_moe (the Qwen3 decoder with sparse MLPs). Known families not
+/// implemented yet, and unknown types, are a <see cref="ModelConfigException"/> that lists the supported types.
+/// </summary>
+public static class CausalLMRegistry
+{
+    public const string ConfigFileName = "config.json";
+
+    public static IReadOnlyList<string> SupportedModelTypes =>
+        [DeepseekV3Config.ModelTypeName, Qwen2Family.ModelType, LlamaFamily.ModelType, Qwen3Family.ModelType,
+            Qwen3MoeFamily.ModelType];
+
+    /// <summary>HF model types that are recognised but have no implementation here yet.</summary>
+    public static IReadOnlyList<string> KnownUnsupportedModelTypes => ["deepseek_v2"];
+
+    /// <summary>Parses config.json text into the config of its family (validated).</summary>
+    public static ICausalLMConfig ParseConfig(string json)
+    {
+        using var doc = ConfigFields.Parse(json);
+        var root = doc.RootElement;
+        string supported = string.Join(", ", SupportedModelTypes);
+        if (!ConfigFields.Present(root, "model_type", out var mt) || mt.ValueKind != JsonValueKind.String)
+            throw new ModelConfigException($"config: no string 'model_type' (supported: {supported})");
+        string type = mt.GetString()!;
+        return type switch
+        {
+            DeepseekV3Config.ModelTypeName => DeepseekV3Config.FromJson(json),
+            Qwen2Family.ModelType => Qwen2Family.FromJson(root),
+            LlamaFamily.ModelType => LlamaFamily.FromJson(root),
+            Qwen3Family.ModelType => Qwen3Family.FromJson(root),
+            Qwen3MoeFamily.ModelType => Qwen3MoeFamily.FromJson(root),
+            _ when KnownUnsupportedModelTypes.Contains(type) =>
+                throw new ModelConfigException($"config: model_type '{type}' is a known family that is not " +
+                    $"implemented yet (supported: {supported})"),
+            _ => throw new ModelConfigException($"config: model_type '{type}' is not supported (supported: " +
+                $"{supported})"),
+        };
+    }
+
+    /// <summary>
+    /// Reads config.json in <paramref name="pathOrDirectory"/> (or the file itself); errors name the file.
+    /// </summary>
+    public static ICausalLMConfig LoadConfig(string pathOrDirectory)
+    {
+        string path = Directory.Exists(pathOrDirectory)
+            ? Path.Combine(pathOrDirectory, ConfigFileName)
+            : pathOrDirectory;
+        if (!File.Exists(path)) throw new ModelConfigException($"config: {path} does not exist");
+        try
+        {
+            return ParseConfig(File.ReadAllText(path));
+        }
+        catch (ModelConfigException e)
+        {
+            throw new ModelConfigException($"{path}: {e.Message}", e);
+        }
+    }
+
+    /// <summary>
+    /// Loads the model of <paramref name="directory"/> (config.json + safetensors) onto <paramref name="device"/>.
+    /// </summary>
+    public static ICausalLM Load(string directory, Device? device = null)
+    {
+        var config = LoadConfig(directory);
+        if (config is DeepseekV3Config) return DeepseekV3Checkpoint.Load(directory, device);
+        var dense = (DenseConfig)config;
+        var model = new DenseForCausalLM(dense, new Generator(0), device);
+        try
+        {
+            // A tied checkpoint may still carry lm_head.weight (a copy of the embedding): skip it.
+            HfCheckpoint.LoadWeights(model, directory, name => dense.TieWordEmbeddings && name == "lm_head.weight");
+            return model;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+}
