@@ -8,7 +8,8 @@ namespace NativeReasoner.Model;
 /// Hugging Face layout on disk: config.json + model.safetensors, or shards listed by
 /// model.safetensors.index.json. Loading checks the tensor set and every shape before copying anything:
 /// a missing or unexpected tensor, or a wrong shape, is a <see cref="CheckpointMismatchException"/>
-/// naming the tensor (and both shapes). Weights stored as BF16/F16 are widened to float32.
+/// naming the tensor (and both shapes). Weights stored as BF16/F16 are widened to float32; DeepSeek-V3/R1 FP8
+/// weights (F8_E4M3 + a per-block <c>weight_scale_inv</c>, see <see cref="QuantizationConfig"/>) are dequantised.
 /// The multi-token-prediction layer (model.layers.{num_hidden_layers}.*) is skipped, as HF and the
 /// official converter do (pitfall 13).
 /// </summary>
@@ -19,14 +20,22 @@ public static partial class DeepseekV3Checkpoint
     [GeneratedRegex(@"^model\.layers\.(\d+)\.")]
     private static partial Regex LayerPrefix();
 
-    /// <summary>Reads config.json and the weights of <paramref name="directory"/> into a new model.</summary>
-    public static DeepseekV3ForCausalLM Load(string directory, Device? device = null)
+    /// <summary>Reads config.json and the weights of <paramref name="directory"/> into a new float32 model.</summary>
+    public static DeepseekV3ForCausalLM Load(string directory, Device? device = null) =>
+        Load(directory, device, CheckpointLoadOptions.Training, out _);
+
+    /// <summary>
+    /// Reads config.json and the weights of <paramref name="directory"/> into a new model, in the precision
+    /// <paramref name="options"/> asks for; <paramref name="report"/> lists what was skipped and the memory held.
+    /// </summary>
+    public static DeepseekV3ForCausalLM Load(string directory, Device? device, CheckpointLoadOptions options,
+        out CheckpointLoadReport report)
     {
         var config = DeepseekV3Config.Load(Path.Combine(directory, ConfigFileName));
         var model = new DeepseekV3ForCausalLM(config, new Generator(0), device);
         try
         {
-            LoadWeights(model, directory);
+            report = LoadWeights(model, directory, options);
             return model;
         }
         catch
@@ -37,25 +46,50 @@ public static partial class DeepseekV3Checkpoint
     }
 
     /// <summary>Copies the checkpoint's tensors into an existing model (strict: every name and shape must match).</summary>
-    public static unsafe void LoadWeights(DeepseekV3ForCausalLM model, string directory)
+    public static void LoadWeights(DeepseekV3ForCausalLM model, string directory) =>
+        LoadWeights(model, directory, CheckpointLoadOptions.Training);
+
+    /// <summary>
+    /// Copies the checkpoint's tensors into an existing model (strict: every name and shape must match). FP8 weights
+    /// (F8_E4M3 with a <c>_scale_inv</c> block scale, possibly in another shard) are dequantised; the
+    /// multi-token-prediction layer(s) model.layers.{num_hidden_layers}.* are skipped with a note in the report.
+    /// </summary>
+    public static unsafe CheckpointLoadReport LoadWeights(DeepseekV3ForCausalLM model, string directory,
+        CheckpointLoadOptions options)
     {
+        ArgumentNullException.ThrowIfNull(options);
+        var quantization = QuantizationConfig.Load(directory);
         using var ckpt = SafetensorsCheckpoint.Open(directory);
         var own = model.StateDict();
         var names = new HashSet<string>(ckpt.Names, StringComparer.Ordinal);
         int layers = model.Config.NumHiddenLayers;
+        var notes = new List<string>();
 
         foreach (var name in own.Keys)
             if (!names.Contains(name))
                 throw new CheckpointMismatchException($"checkpoint {directory}: tensor '{name}' is missing (the model expects shape {Tensor.FormatShape(own[name].Shape)})");
+        var skippedMtp = new SortedSet<int>();
+        int skippedMtpTensors = 0;
         foreach (var name in names.OrderBy(n => n, StringComparer.Ordinal))
         {
             if (own.ContainsKey(name)) continue;
+            if (IsScaleOfFp8Weight(name, own, ckpt)) continue;
             var m = LayerPrefix().Match(name);
-            if (m.Success && int.TryParse(m.Groups[1].Value, out int l) && l >= layers) continue; // MTP layer(s)
+            if (m.Success && int.TryParse(m.Groups[1].Value, out int l) && l >= layers)
+            {
+                skippedMtp.Add(l);
+                skippedMtpTensors++;
+                continue; // MTP layer(s)
+            }
             if (name == "lm_head.weight" && model.Config.TieWordEmbeddings) continue;               // tied head
             throw new CheckpointMismatchException(
                 $"checkpoint {directory}: unexpected tensor '{name}' of shape {ShapeText(ckpt.GetEntry(name).Shape)} (no such parameter in this model)");
         }
+        if (skippedMtp.Count > 0)
+            notes.Add($"skipped the multi-token-prediction layer{(skippedMtp.Count > 1 ? "s" : "")} " +
+                $"{string.Join(", ", skippedMtp.Select(l => $"model.layers.{l}.*"))} ({skippedMtpTensors} tensors): " +
+                "it only drafts extra tokens in training and speculative decoding");
+        int fp8 = 0;
         foreach (var (name, target) in own)
         {
             var entry = ckpt.GetEntry(name);
@@ -64,12 +98,42 @@ public static partial class DeepseekV3Checkpoint
             if (!same)
                 throw new CheckpointMismatchException(
                     $"checkpoint {directory}: tensor '{name}' has shape {ShapeText(entry.Shape)}, the model expects {Tensor.FormatShape(target.Shape)}");
-            if (!entry.DType.IsFloating())
+            if (entry.DType == DType.Float8E4M3)
+            {
+                if (quantization is null)
+                    throw new CheckpointMismatchException(
+                        $"checkpoint {directory}: tensor '{name}' is F8_E4M3 but config.json has no quantization_config " +
+                        "(expected {\"quant_method\": \"fp8\", \"weight_block_size\": [128, 128], ...})");
+                fp8++;
+            }
+            else if (!entry.DType.IsFloating())
                 throw new CheckpointMismatchException($"checkpoint {directory}: tensor '{name}' is {entry.DType}, a floating-point weight was expected");
         }
+        if (fp8 > 0)
+            notes.Add($"dequantised {fp8} FP8 (e4m3) weights with their {quantization!.BlockRows}×{quantization.BlockCols} " +
+                "block scales to float32");
         foreach (var (name, target) in own)
-            ckpt.ReadFloat32(name, new Span<float>(target.Data, checked((int)target.Numel)));
+        {
+            var destination = new Span<float>(target.Data, checked((int)target.Numel));
+            if (ckpt.GetEntry(name).DType == DType.Float8E4M3)
+                Fp8BlockDequant.ReadDequantized(ckpt, name, quantization!.BlockRows, quantization.BlockCols, destination);
+            else
+                ckpt.ReadFloat32(name, destination);
+        }
+        return new CheckpointLoadReport(notes, WeightBytes(model), ResidentMemory.CurrentBytes());
     }
+
+    /// <summary>"X_scale_inv" whose X is one of the model's weights stored as FP8: read with X, not a parameter.</summary>
+    private static bool IsScaleOfFp8Weight(string name, IReadOnlyDictionary<string, Tensor> own, SafetensorsCheckpoint ckpt)
+    {
+        if (!name.EndsWith(Fp8BlockDequant.ScaleSuffix, StringComparison.Ordinal)) return false;
+        string weight = name[..^Fp8BlockDequant.ScaleSuffix.Length];
+        return own.ContainsKey(weight) && ckpt.Contains(weight) && ckpt.GetEntry(weight).DType == DType.Float8E4M3;
+    }
+
+    /// <summary>Bytes of the model's weights as held in memory (each parameter's elements × its element size).</summary>
+    public static long WeightBytes(DeepseekV3ForCausalLM model) =>
+        model.StateDict().Values.Sum(t => t.Numel * t.DType.SizeOf());
 
     /// <summary>
     /// Writes config.json and the weights (F32) under HF names into <paramref name="directory"/>; shards

@@ -1,0 +1,96 @@
+using NativeReasoner.IO;
+using NativeReasoner.Model;
+using Xunit;
+using static NativeReasoner.Tests.Model.ModelTestUtil;
+
+namespace NativeReasoner.Tests.Model;
+
+/// <summary>
+/// The tiny FP8 DeepSeek-V3 checkpoint written by tests/reference/fp8_dequant.py (two shards, scales across shards,
+/// BF16 non-quantised weights, one multi-token-prediction layer) against the same model dequantised to F32 by the
+/// Python port of the official weight_dequant.
+/// </summary>
+public sealed class Fp8CheckpointTests : IDisposable
+{
+    private static readonly string Fp8Dir = Fixture("deepseek-v3-fp8");
+    private static readonly string DequantDir = Fixture("deepseek-v3-fp8-dequant");
+    private readonly string _dir = TempDir();
+
+    public void Dispose()
+    {
+        try { Directory.Delete(_dir, true); } catch (IOException) { }
+    }
+
+    [Fact]
+    public unsafe void Fp8Checkpoint_LoadsToTheDequantisedWeightsAndLogits()
+    {
+        using var fp8 = DeepseekV3Checkpoint.Load(Fp8Dir, null, CheckpointLoadOptions.Training, out var report);
+        using var reference = DeepseekV3Checkpoint.Load(DequantDir);
+        var a = fp8.StateDict();
+        var b = reference.StateDict();
+        Assert.Equal(b.Keys.OrderBy(k => k), a.Keys.OrderBy(k => k));
+        foreach (var (name, t) in b)
+        {
+            var x = new ReadOnlySpan<float>(a[name].Data, checked((int)t.Numel));
+            var y = new ReadOnlySpan<float>(t.Data, checked((int)t.Numel));
+            for (int i = 0; i < x.Length; i++)
+                Assert.True(BitConverter.SingleToUInt32Bits(x[i]) == BitConverter.SingleToUInt32Bits(y[i]),
+                    $"{name}[{i}]: {x[i]:R} vs {y[i]:R}");
+        }
+        Assert.Contains(report.Notes, n => n.Contains("multi-token-prediction layer model.layers.2.*"));
+        Assert.Contains(report.Notes, n => n.Contains("FP8") && n.Contains("128×128"));
+        Assert.True(report.ResidentBytes > 0);
+
+        using var scope = new TensorScope();
+        var ids = Tensor.FromArray(new long[] { 3, 17, 5, 60, 2, 9, 41, 33 }, [2, 4]);
+        var la = fp8.Forward(ids).ToArray();
+        var lb = reference.Forward(ids).ToArray();
+        Assert.All(la, v => Assert.True(float.IsFinite(v)));
+        Assert.Equal(lb, la);
+    }
+
+    [Theory]
+    [InlineData("{\"quant_method\": \"gptq\"}", "quant_method 'gptq' is not supported")]
+    [InlineData("{\"quant_method\": \"fp8\", \"fmt\": \"e5m2\"}", "fmt 'e5m2' is not supported")]
+    [InlineData("{\"quant_method\": \"fp8\", \"activation_scheme\": \"static\"}", "activation_scheme 'static'")]
+    [InlineData("{\"quant_method\": \"fp8\", \"weight_block_size\": [128]}", "weight_block_size must be two positive")]
+    public void UnsupportedQuantization_IsAClearError(string quant, string expected)
+    {
+        CopyFp8Dir();
+        string cfg = File.ReadAllText(Path.Combine(_dir, "config.json"));
+        int at = cfg.IndexOf("\"quantization_config\"", StringComparison.Ordinal);
+        int end = cfg.IndexOf('}', at);
+        File.WriteAllText(Path.Combine(_dir, "config.json"), cfg[..at] + "\"quantization_config\": " + quant + cfg[(end + 1)..]);
+        var e = Assert.Throws<ModelConfigException>(() => DeepseekV3Checkpoint.Load(_dir).Dispose());
+        Assert.Contains(expected, e.Message);
+        Assert.Contains("config.json", e.Message);
+    }
+
+    [Fact]
+    public void Fp8WithoutQuantizationConfig_IsAClearError()
+    {
+        CopyFp8Dir();
+        string cfg = File.ReadAllText(Path.Combine(_dir, "config.json"));
+        int at = cfg.IndexOf("\"quantization_config\"", StringComparison.Ordinal);
+        int end = cfg.IndexOf('}', at);
+        File.WriteAllText(Path.Combine(_dir, "config.json"), cfg[..at] + "\"quantization_config\": null" + cfg[(end + 1)..]);
+        var e = Assert.Throws<CheckpointMismatchException>(() => DeepseekV3Checkpoint.Load(_dir).Dispose());
+        Assert.Contains("is F8_E4M3 but config.json has no quantization_config", e.Message);
+    }
+
+    [Fact]
+    public void MissingScale_IsNamed()
+    {
+        CopyFp8Dir();
+        string index = Path.Combine(_dir, SafetensorsCheckpoint.IndexFileName);
+        const string scale = "model.layers.0.mlp.down_proj.weight_scale_inv";
+        File.WriteAllLines(index, File.ReadAllLines(index).Where(l => !l.Contains($"\"{scale}\"")));
+        var e = Assert.Throws<SafetensorsException>(() => DeepseekV3Checkpoint.Load(_dir).Dispose());
+        Assert.Contains($"lacks '{scale}'", e.Message);
+    }
+
+    private void CopyFp8Dir()
+    {
+        foreach (var f in Directory.GetFiles(Fp8Dir)) File.Copy(f, Path.Combine(_dir, Path.GetFileName(f)), true);
+    }
+}
