@@ -1,6 +1,7 @@
 using System.Text.RegularExpressions;
 using NativeReasoner.IO;
 using NativeReasoner.Kernels;
+using NativeReasoner.Nn;
 
 namespace NativeReasoner.Model;
 
@@ -109,18 +110,61 @@ public static partial class DeepseekV3Checkpoint
             else if (!entry.DType.IsFloating())
                 throw new CheckpointMismatchException($"checkpoint {directory}: tensor '{name}' is {entry.DType}, a floating-point weight was expected");
         }
+        bool asStored = options.Precision == WeightPrecision.AsStored;
         if (fp8 > 0)
             notes.Add($"dequantised {fp8} FP8 (e4m3) weights with their {quantization!.BlockRows}×{quantization.BlockCols} " +
-                "block scales to float32");
+                $"block scales to {(asStored ? "bfloat16" : "float32")}");
+        var kept = new SortedDictionary<string, int>(StringComparer.Ordinal);
         foreach (var (name, target) in own)
         {
-            var destination = new Span<float>(target.Data, checked((int)target.Numel));
-            if (ckpt.GetEntry(name).DType == DType.Float8E4M3)
-                Fp8BlockDequant.ReadDequantized(ckpt, name, quantization!.BlockRows, quantization.BlockCols, destination);
+            var entry = ckpt.GetEntry(name);
+            var stored = asStored ? StoredPrecision(name, target, entry.DType) : DType.Float32;
+            if (stored != DType.Float32)
+            {
+                ((Parameter)target).StoreAs(stored);
+                kept[stored.ToString()] = kept.GetValueOrDefault(stored.ToString()) + 1;
+            }
+            int n = checked((int)target.Numel);
+            if (entry.DType == DType.Float8E4M3 && stored == DType.BFloat16)
+                Fp8BlockDequant.ReadDequantizedBFloat16(ckpt, name, quantization!.BlockRows, quantization.BlockCols,
+                    new Span<ushort>(target.RawPointer, n));
+            else if (entry.DType == DType.Float8E4M3)
+                Fp8BlockDequant.ReadDequantized(ckpt, name, quantization!.BlockRows, quantization.BlockCols,
+                    new Span<float>(target.Data, n));
+            else if (stored != DType.Float32)
+                // Same type on both sides: the stored bytes go straight from the mapping into the weight.
+                target.Device.Memory.CopyFromHost(ckpt.GetFile(name).GetPointer(name), target.RawPointer, entry.ByteLength);
             else
-                ckpt.ReadFloat32(name, destination);
+                ckpt.ReadFloat32(name, new Span<float>(target.Data, n));
+        }
+        if (asStored)
+        {
+            foreach (var p in model.Parameters()) p.RequiresGrad_(false);
+            // The float32 blocks the 16-bit weights replaced sit in the host pool's cache; hand them back to the OS so
+            // the resident memory reflects the model as held.
+            Kernels.Memory.BufferPool.Shared.Trim();
+            notes.Add(kept.Count == 0
+                ? "no 16-bit weights to keep: every weight is float32 (the checkpoint's precision)"
+                : $"kept {string.Join(", ", kept.Select(kv => $"{kv.Value} {kv.Key}"))} weight matrices as stored; " +
+                  "parameters frozen for inference");
         }
         return new CheckpointLoadReport(notes, WeightBytes(model), ResidentMemory.CurrentBytes());
+    }
+
+    /// <summary>
+    /// The type a weight keeps under <see cref="WeightPrecision.AsStored"/>: matrices keep BF16/F16 (FP8 becomes BF16);
+    /// vectors and the router's gate stay float32.
+    /// </summary>
+    private static DType StoredPrecision(string name, Tensor target, DType onDisk)
+    {
+        if (target is not Parameter || target.Rank != 2 || name.EndsWith(".mlp.gate.weight", StringComparison.Ordinal))
+            return DType.Float32;
+        return onDisk switch
+        {
+            DType.BFloat16 or DType.Float8E4M3 => DType.BFloat16,
+            DType.Float16 => DType.Float16,
+            _ => DType.Float32,
+        };
     }
 
     /// <summary>"X_scale_inv" whose X is one of the model's weights stored as FP8: read with X, not a parameter.</summary>

@@ -20,7 +20,7 @@ public unsafe partial class Tensor : IDisposable
     private readonly long[] _strides;
     private Tensor? _grad;
 
-    public DType DType { get; }
+    public DType DType { get; private set; }
     public Device Device { get; }
 
     /// <summary>Offset of element [0, …, 0] from the buffer start, in elements.</summary>
