@@ -55,16 +55,24 @@ public static partial class DeepseekV3Checkpoint
     /// (F8_E4M3 with a <c>_scale_inv</c> block scale, possibly in another shard) are dequantised; the
     /// multi-token-prediction layer(s) model.layers.{num_hidden_layers}.* are skipped with a note in the report.
     /// </summary>
-    public static unsafe CheckpointLoadReport LoadWeights(DeepseekV3ForCausalLM model, string directory,
+    public static CheckpointLoadReport LoadWeights(DeepseekV3ForCausalLM model, string directory,
         CheckpointLoadOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
+        var notes = new List<string>();
+        using (var ckpt = SafetensorsCheckpoint.Open(directory))
+            CopyWeights(model, directory, ckpt, options, notes);
+        // Measured once the checkpoint is unmapped: its pages no longer count as the process's.
+        return new CheckpointLoadReport(notes, WeightBytes(model), ResidentMemory.CurrentBytes());
+    }
+
+    private static unsafe void CopyWeights(DeepseekV3ForCausalLM model, string directory, SafetensorsCheckpoint ckpt,
+        CheckpointLoadOptions options, List<string> notes)
+    {
         var quantization = QuantizationConfig.Load(directory);
-        using var ckpt = SafetensorsCheckpoint.Open(directory);
         var own = model.StateDict();
         var names = new HashSet<string>(ckpt.Names, StringComparer.Ordinal);
         int layers = model.Config.NumHiddenLayers;
-        var notes = new List<string>();
 
         foreach (var name in own.Keys)
             if (!names.Contains(name))
@@ -140,15 +148,14 @@ public static partial class DeepseekV3Checkpoint
         if (asStored)
         {
             foreach (var p in model.Parameters()) p.RequiresGrad_(false);
-            // The float32 blocks the 16-bit weights replaced sit in the host pool's cache; hand them back to the OS so
-            // the resident memory reflects the model as held.
-            Kernels.Memory.BufferPool.Shared.Trim();
+            // The float32 blocks the 16-bit weights replaced sit in the host pool's cache and the C heap; hand them
+            // back so the resident memory reflects the model as held.
+            ResidentMemory.ReturnFreedMemory();
             notes.Add(kept.Count == 0
                 ? "no 16-bit weights to keep: every weight is float32 (the checkpoint's precision)"
                 : $"kept {string.Join(", ", kept.Select(kv => $"{kv.Value} {kv.Key}"))} weight matrices as stored; " +
                   "parameters frozen for inference");
         }
-        return new CheckpointLoadReport(notes, WeightBytes(model), ResidentMemory.CurrentBytes());
     }
 
     /// <summary>

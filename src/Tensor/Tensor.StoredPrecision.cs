@@ -1,4 +1,5 @@
 using NativeReasoner.Kernels;
+using NativeReasoner.Kernels.Memory;
 
 namespace NativeReasoner;
 
@@ -23,14 +24,38 @@ public unsafe partial class Tensor
             RequiresGrad = false;
             return;
         }
-        using (TensorScope.Suspend())
+        // Host weights get a block of exactly their size: the pool's power-of-two classes would hold up to twice
+        // the model's bytes, and a weight lives as long as the model anyway.
+        long bytes = Numel * dtype.SizeOf();
+        var replacement = Device.Memory is HostMemory ? NativeBuffer.AllocateUnpooled(bytes) : Device.Allocate(bytes);
+        try
         {
-            using var converted = ToDTypeNoGrad(dtype); // contiguous, offset 0
-            if (converted.Offset != 0) throw new InvalidOperationException("a fresh conversion must start at offset 0");
-            var replacement = converted._buffer!.RetainSelf();
-            _buffer!.Release();
-            _buffer = replacement;
+            var k = Device.Kernels;
+            byte* dst = replacement.Pointer;
+            switch (DType, dtype)
+            {
+                case (DType.Float32, DType.BFloat16): k.FloatToBFloat16(Data, (ushort*)dst, Numel); break;
+                case (DType.Float32, DType.Float16): k.FloatToHalf(Data, (ushort*)dst, Numel); break;
+                case (DType.BFloat16, DType.Float32): k.BFloat16ToFloat((ushort*)RawPointer, (float*)dst, Numel); break;
+                case (DType.Float16, DType.Float32): k.HalfToFloat((ushort*)RawPointer, (float*)dst, Numel); break;
+                default:
+                    // 16-bit to the other 16-bit type: through float32 (exact widening, one rounding).
+                    using (TensorScope.Suspend())
+                    {
+                        using var wide = ToDTypeNoGrad(DType.Float32);
+                        if (dtype == DType.BFloat16) k.FloatToBFloat16(wide.Data, (ushort*)dst, Numel);
+                        else k.FloatToHalf(wide.Data, (ushort*)dst, Numel);
+                    }
+                    break;
+            }
         }
+        catch
+        {
+            replacement.Release();
+            throw;
+        }
+        _buffer!.Release();
+        _buffer = replacement;
         DType = dtype;
         RequiresGrad = false;
     }

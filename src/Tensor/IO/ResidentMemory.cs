@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+
 namespace NativeReasoner.IO;
 
 /// <summary>
@@ -23,6 +25,27 @@ public static class ResidentMemory
         using var self = System.Diagnostics.Process.GetCurrentProcess();
         return self.WorkingSet64;
     }
+
+    /// <summary>
+    /// Gives freed memory back to the system: the managed heap's garbage (random initial values are drawn into managed
+    /// arrays), the host buffer pool's cached blocks, then (glibc) the free pages inside the C heap, which <c>free</c>
+    /// keeps for reuse. Used after a load has replaced a model's initial float32 weights, so the resident size
+    /// reflects the model as held.
+    /// </summary>
+    public static void ReturnFreedMemory()
+    {
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+        Kernels.Memory.BufferPool.Shared.Trim();
+        if (!OperatingSystem.IsLinux()) return;
+        try { _ = MallocTrim(0); }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            // Not glibc (musl has no malloc_trim): the pages stay reusable by this process, just not returned.
+        }
+    }
+
+    [DllImport("libc", EntryPoint = "malloc_trim")]
+    private static extern int MallocTrim(nuint pad);
 
     /// <summary>"1.23 GiB" / "456.7 MiB" for reports.</summary>
     public static string Format(long bytes) => bytes >= 1L << 30
