@@ -187,7 +187,7 @@ public static partial class DeepseekV3Checkpoint
         model.StateDict().Values.Sum(t => t.Numel * t.DType.SizeOf());
 
     /// <summary>
-    /// Writes config.json and the weights (F32) under HF names into <paramref name="directory"/>; shards
+    /// Writes config.json and the weights (F32, or BF16/F16 for weights kept as stored) under HF names into <paramref name="directory"/>; shards
     /// when the data exceeds <paramref name="maxShardBytes"/>. Every file is written atomically (a temporary
     /// file renamed into place), weights first and config.json last.
     /// </summary>
@@ -197,15 +197,16 @@ public static partial class DeepseekV3Checkpoint
         var tensors = new List<SafetensorsTensor>();
         foreach (var (name, t) in model.StateDict())
         {
-            var bytes = new byte[t.Numel * sizeof(float)];
+            // Weights kept as stored (bf16/f16) are written in their own type, the rest as F32.
+            var bytes = new byte[t.Numel * t.DType.SizeOf()];
             using (var scope = new TensorScope())
             {
                 var c = t.Detach().Contiguous();
-                new ReadOnlySpan<byte>(c.Data, bytes.Length).CopyTo(bytes);
+                new ReadOnlySpan<byte>(c.RawPointer, bytes.Length).CopyTo(bytes);
             }
             var shape = new long[t.Rank];
             for (int i = 0; i < t.Rank; i++) shape[i] = t.Shape[i];
-            tensors.Add(new SafetensorsTensor(name, DType.Float32, shape, bytes));
+            tensors.Add(new SafetensorsTensor(name, t.DType, shape, bytes));
         }
         SafetensorsCheckpoint.Write(directory, tensors, maxShardBytes, new Dictionary<string, string> { ["format"] = "pt" });
         WriteAtomically(Path.Combine(directory, ConfigFileName), model.Config.ToJson());

@@ -1,4 +1,6 @@
+using NativeReasoner.Cli;
 using NativeReasoner.IO;
+using NativeReasoner.Kernels;
 using NativeReasoner.Model;
 using Xunit;
 using static NativeReasoner.Tests.Model.ModelTestUtil;
@@ -87,6 +89,31 @@ public sealed class Fp8CheckpointTests : IDisposable
         File.WriteAllLines(index, File.ReadAllLines(index).Where(l => !l.Contains($"\"{scale}\"")));
         var e = Assert.Throws<SafetensorsException>(() => DeepseekV3Checkpoint.Load(_dir).Dispose());
         Assert.Contains($"lacks '{scale}'", e.Message);
+    }
+
+    [Fact]
+    public void LogitsCommand_RunsTheFp8CheckpointAsStoredOrInFloat32()
+    {
+        long[] ids = [3, 17, 5, 60, 2, 9, 41, 33];
+        string input = Path.Combine(_dir, "ids.safetensors"), stored = Path.Combine(_dir, "stored.safetensors");
+        string wide = Path.Combine(_dir, "fp32.safetensors");
+        SafetensorsWriter.Write(input,
+            [new SafetensorsTensor("input_ids", DType.Int64, [2, 4], System.Runtime.InteropServices.MemoryMarshal.AsBytes(ids.AsSpan()).ToArray())]);
+        Assert.Equal(0, Program.BuildRoot().Parse(["logits", "--model", Fp8Dir, "--input", input, "--out", stored]).Invoke());
+        Assert.Equal(0, Program.BuildRoot().Parse(["logits", "--model", Fp8Dir, "--input", input, "--out", wide, "--fp32-weights"]).Invoke());
+        using var asStored = DeepseekV3Checkpoint.Load(Fp8Dir, null, CheckpointLoadOptions.Inference, out _);
+        using var dequant = DeepseekV3Checkpoint.Load(DequantDir);
+        Assert.Equal(LogitsRunner.Run(asStored, ids, 2, 4), ReadF32(stored, "logits"));
+        Assert.Equal(LogitsRunner.Run(dequant, ids, 2, 4), ReadF32(wide, "logits"));
+    }
+
+    [Fact]
+    public void LoadReportText_NamesWeightsResidentMemoryAndNotes()
+    {
+        var report = new CheckpointLoadReport(["skipped the multi-token-prediction layer model.layers.61.*"], 3L << 20, 5L << 30);
+        string text = LoadReportText.Format(report);
+        Assert.StartsWith("weights 3.0 MiB as held, resident 5.00 GiB after load", text);
+        Assert.Contains("model.layers.61.*", text);
     }
 
     private void CopyFp8Dir()

@@ -110,6 +110,14 @@ public sealed class StoredPrecisionCheckpointTests(ITestOutputHelper output) : I
         Assert.Equal(DType.Float16, stored.StateDict()["model.layers.0.self_attn.o_proj.weight"].DType);
         Assert.Equal(Logits(upcast), Logits(stored));
         Assert.Equal(Logits(upcast, 5), Logits(stored, 5));
+
+        // Saving keeps the stored type; reloading gives the same model.
+        string again = Path.Combine(_dir, "again");
+        DeepseekV3Checkpoint.Save(stored, again);
+        using (var ckpt = SafetensorsCheckpoint.Open(again))
+            Assert.Equal(DType.Float16, ckpt.GetEntry("model.layers.0.self_attn.o_proj.weight").DType);
+        using var reloaded = DeepseekV3Checkpoint.Load(again, null, CheckpointLoadOptions.Inference, out _);
+        Assert.Equal(Logits(stored), Logits(reloaded));
     }
 
     [Fact]
