@@ -46,7 +46,8 @@ public static class GenerateCommand
             int k = parse.GetValue(samples);
             if (k < 1) throw new ArgumentException($"--num-samples must be ≥ 1, got {k}");
             using var onDevice = DeviceOption.Use(parse.GetValue(device)!);
-            using var bundle = ModelBundle.Load(parse.GetValue(model)!, onDevice.Device, CheckpointLoadOptions.Inference);
+            using var bundle = ModelBundle.Load(parse.GetValue(model)!, onDevice.Device,
+                CheckpointLoadOptions.Inference);
             LoadReportText.Print("generate", bundle.LoadReport!);
             var options = new GenerationOptions
             {

@@ -27,9 +27,12 @@ public sealed record CheckpointLoadOptions
     public static CheckpointLoadOptions Inference { get; } = new() { Precision = WeightPrecision.AsStored };
 }
 
-/// <summary>What a checkpoint load did: notes on skipped or converted tensors, and the memory held afterwards.</summary>
+/// <summary>
+/// What a checkpoint load did: notes on skipped or converted tensors, and the memory held afterwards.
+/// </summary>
 /// <param name="Notes">One line per decision a user should know of (a skipped multi-token-prediction layer, FP8
 /// weights dequantised).</param>
 /// <param name="WeightBytes">Bytes of the model's weights as held (elements × element size).</param>
-/// <param name="ResidentBytes">The process's resident memory right after the load (see <see cref="IO.ResidentMemory"/>).</param>
+/// <param name="ResidentBytes">The process's resident memory right after the load
+/// (see <see cref="IO.ResidentMemory"/>).</param>
 public sealed record CheckpointLoadReport(IReadOnlyList<string> Notes, long WeightBytes, long ResidentBytes);

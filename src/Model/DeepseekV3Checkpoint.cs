@@ -46,7 +46,9 @@ public static partial class DeepseekV3Checkpoint
         }
     }
 
-    /// <summary>Copies the checkpoint's tensors into an existing model (strict: every name and shape must match).</summary>
+    /// <summary>
+    /// Copies the checkpoint's tensors into an existing model as float32 (strict: every name and shape must match).
+    /// </summary>
     public static void LoadWeights(DeepseekV3ForCausalLM model, string directory) =>
         LoadWeights(model, directory, CheckpointLoadOptions.Training);
 
@@ -111,8 +113,8 @@ public static partial class DeepseekV3Checkpoint
             {
                 if (quantization is null)
                     throw new CheckpointMismatchException(
-                        $"checkpoint {directory}: tensor '{name}' is F8_E4M3 but config.json has no quantization_config " +
-                        "(expected {\"quant_method\": \"fp8\", \"weight_block_size\": [128, 128], ...})");
+                        $"checkpoint {directory}: tensor '{name}' is F8_E4M3 but config.json has no " +
+                        "quantization_config (expected {\"quant_method\": \"fp8\", \"weight_block_size\": [128, 128], ...})");
                 fp8++;
             }
             else if (!entry.DType.IsFloating())
@@ -120,8 +122,8 @@ public static partial class DeepseekV3Checkpoint
         }
         bool asStored = options.Precision == WeightPrecision.AsStored;
         if (fp8 > 0)
-            notes.Add($"dequantised {fp8} FP8 (e4m3) weights with their {quantization!.BlockRows}×{quantization.BlockCols} " +
-                $"block scales to {(asStored ? "bfloat16" : "float32")}");
+            notes.Add($"dequantised {fp8} FP8 (e4m3) weights with their " +
+                $"{quantization!.BlockRows}×{quantization.BlockCols} block scales to {(asStored ? "bfloat16" : "float32")}");
         var kept = new SortedDictionary<string, int>(StringComparer.Ordinal);
         foreach (var (name, target) in own)
         {
@@ -141,7 +143,8 @@ public static partial class DeepseekV3Checkpoint
                     new Span<float>(target.Data, n));
             else if (stored != DType.Float32)
                 // Same type on both sides: the stored bytes go straight from the mapping into the weight.
-                target.Device.Memory.CopyFromHost(ckpt.GetFile(name).GetPointer(name), target.RawPointer, entry.ByteLength);
+                target.Device.Memory.CopyFromHost(ckpt.GetFile(name).GetPointer(name), target.RawPointer,
+                    entry.ByteLength);
             else
                 ckpt.ReadFloat32(name, new Span<float>(target.Data, n));
         }
@@ -175,19 +178,21 @@ public static partial class DeepseekV3Checkpoint
     }
 
     /// <summary>"X_scale_inv" whose X is one of the model's weights stored as FP8: read with X, not a parameter.</summary>
-    private static bool IsScaleOfFp8Weight(string name, IReadOnlyDictionary<string, Tensor> own, SafetensorsCheckpoint ckpt)
+    private static bool IsScaleOfFp8Weight(string name, IReadOnlyDictionary<string, Tensor> own,
+        SafetensorsCheckpoint ckpt)
     {
         if (!name.EndsWith(Fp8BlockDequant.ScaleSuffix, StringComparison.Ordinal)) return false;
         string weight = name[..^Fp8BlockDequant.ScaleSuffix.Length];
         return own.ContainsKey(weight) && ckpt.Contains(weight) && ckpt.GetEntry(weight).DType == DType.Float8E4M3;
     }
 
-    /// <summary>Bytes of the model's weights as held in memory (each parameter's elements × its element size).</summary>
+    /// <summary>Bytes of the model's weights as held in memory (each tensor's elements × its element size).</summary>
     public static long WeightBytes(DeepseekV3ForCausalLM model) =>
         model.StateDict().Values.Sum(t => t.Numel * t.DType.SizeOf());
 
     /// <summary>
-    /// Writes config.json and the weights (F32, or BF16/F16 for weights kept as stored) under HF names into <paramref name="directory"/>; shards
+    /// Writes config.json and the weights (F32, or BF16/F16 for weights kept as stored) under HF names into
+    /// <paramref name="directory"/>; shards
     /// when the data exceeds <paramref name="maxShardBytes"/>. Every file is written atomically (a temporary
     /// file renamed into place), weights first and config.json last.
     /// </summary>

@@ -13,7 +13,8 @@ namespace NativeReasoner.Model;
 public sealed record QuantizationConfig(int BlockRows, int BlockCols)
 {
     /// <summary>The release's layout: 128×128 blocks.</summary>
-    public static QuantizationConfig DeepSeekFp8 { get; } = new(Fp8BlockDequant.DefaultBlock, Fp8BlockDequant.DefaultBlock);
+    public static QuantizationConfig DeepSeekFp8 { get; } =
+        new(Fp8BlockDequant.DefaultBlock, Fp8BlockDequant.DefaultBlock);
 
     /// <summary>
     /// The quantization_config of the config.json in <paramref name="directory"/>; null when the file or the key is
@@ -28,8 +29,9 @@ public sealed record QuantizationConfig(int BlockRows, int BlockCols)
         {
             using var doc = JsonDocument.Parse(File.ReadAllText(path),
                 new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
-            if (doc.RootElement.ValueKind != JsonValueKind.Object
-                || !doc.RootElement.TryGetProperty("quantization_config", out var q) || q.ValueKind == JsonValueKind.Null)
+            var root = doc.RootElement;
+            if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("quantization_config", out var q)
+                || q.ValueKind == JsonValueKind.Null)
                 return null;
             return Parse(q);
         }
@@ -51,7 +53,8 @@ public sealed record QuantizationConfig(int BlockRows, int BlockCols)
         string method = Text(q, "quant_method") ?? "";
         if (method != "fp8")
             throw new ModelConfigException(
-                $"config: quantization_config.quant_method '{method}' is not supported (only 'fp8': DeepSeek-V3 block FP8)");
+                $"config: quantization_config.quant_method '{method}' is not supported " +
+                "(only 'fp8': DeepSeek-V3 block FP8)");
         string fmt = Text(q, "fmt") ?? "e4m3";
         if (fmt != "e4m3")
             throw new ModelConfigException($"config: quantization_config.fmt '{fmt}' is not supported (only 'e4m3')");

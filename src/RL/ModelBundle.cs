@@ -29,7 +29,9 @@ public sealed class ModelBundle : IDisposable
         return new ModelBundle(new DeepseekPolicy(model), tokenizer, template);
     }
 
-    /// <summary>What loading the checkpoint did (notes, weight and resident bytes); null for a bundle built in memory.</summary>
+    /// <summary>
+    /// What loading the checkpoint did (notes, weight and resident bytes); null for a bundle built in memory.
+    /// </summary>
     public CheckpointLoadReport? LoadReport { get; private init; }
 
     /// <summary>
@@ -40,7 +42,8 @@ public sealed class ModelBundle : IDisposable
     {
         var tokenizer = TokenizerLoader.Load(directory);
         var template = PromptTemplate.Load(directory);
-        var model = DeepseekV3Checkpoint.Load(directory, device, options ?? CheckpointLoadOptions.Training, out var report);
+        var model = DeepseekV3Checkpoint.Load(directory, device, options ?? CheckpointLoadOptions.Training,
+            out var report);
         if (tokenizer.VocabSize > model.Config.VocabSize)
         {
             model.Dispose();

@@ -15,10 +15,12 @@ public unsafe partial class Tensor
     private protected void ReplaceStorageNoGrad(DType dtype)
     {
         if (dtype is not (DType.Float32 or DType.BFloat16 or DType.Float16))
-            throw new ArgumentException($"a weight can be stored as Float32, BFloat16 or Float16, not {dtype}", nameof(dtype));
+            throw new ArgumentException($"a weight can be stored as Float32, BFloat16 or Float16, not {dtype}",
+                nameof(dtype));
         if (!IsLeaf || Grad != null || !IsContiguous || Offset != 0)
             throw new InvalidOperationException(
-                $"tensor{NameSuffix}: only a contiguous leaf at offset 0 without a gradient can change its stored precision");
+                $"tensor{NameSuffix}: only a contiguous leaf at offset 0 without a gradient can change its stored " +
+                "precision");
         if (dtype == DType)
         {
             RequiresGrad = false;

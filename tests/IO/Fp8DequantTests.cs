@@ -92,8 +92,17 @@ public sealed class Fp8DequantTests : IDisposable
         for (int i = 0; i < y.Length; i++)
         {
             SameFloat(expected[i], y[i], $"{name}[{i / cols}, {i % cols}]");
-            if (float.IsNaN(expected[i])) { nans++; Assert.Equal(0x7F80, y16[i] & 0x7F80); Assert.NotEqual(0, y16[i] & 0x7F); }
-            else Assert.True(expectedBf16[i] == y16[i], $"{name} bf16 [{i / cols}, {i % cols}]: {expectedBf16[i]:X4} vs {y16[i]:X4}");
+            if (float.IsNaN(expected[i]))
+            {
+                nans++;
+                Assert.Equal(0x7F80, y16[i] & 0x7F80);
+                Assert.NotEqual(0, y16[i] & 0x7F);
+            }
+            else
+            {
+                Assert.True(expectedBf16[i] == y16[i],
+                    $"{name} bf16 [{i / cols}, {i % cols}]: {expectedBf16[i]:X4} vs {y16[i]:X4}");
+            }
         }
         if (name == "all_codes") Assert.True(nans >= 4, "the all-codes case must hold both NaN codes");
     }
@@ -117,10 +126,12 @@ public sealed class Fp8DequantTests : IDisposable
     public void RoundToBFloat16_NearestEven()
     {
         Assert.Equal(0x3F80, Fp8BlockDequant.RoundToBFloat16(1f));
-        Assert.Equal(0x3F80, Fp8BlockDequant.RoundToBFloat16(BitConverter.UInt32BitsToSingle(0x3F808000))); // tie → even
-        Assert.Equal(0x3F82, Fp8BlockDequant.RoundToBFloat16(BitConverter.UInt32BitsToSingle(0x3F818000))); // tie → even (up)
-        Assert.Equal(0x3F81, Fp8BlockDequant.RoundToBFloat16(BitConverter.UInt32BitsToSingle(0x3F808001)));
-        Assert.True(float.IsNaN(BitConverter.UInt32BitsToSingle((uint)Fp8BlockDequant.RoundToBFloat16(float.NaN) << 16)));
+        static ushort Round(uint bits) => Fp8BlockDequant.RoundToBFloat16(BitConverter.UInt32BitsToSingle(bits));
+        Assert.Equal(0x3F80, Round(0x3F808000)); // tie → even (down)
+        Assert.Equal(0x3F82, Round(0x3F818000)); // tie → even (up)
+        Assert.Equal(0x3F81, Round(0x3F808001));
+        ushort nan = Fp8BlockDequant.RoundToBFloat16(float.NaN);
+        Assert.True(float.IsNaN(BitConverter.UInt32BitsToSingle((uint)nan << 16)));
     }
 
     [Fact]
@@ -128,7 +139,11 @@ public sealed class Fp8DequantTests : IDisposable
     {
         byte[] codes = Enumerable.Range(0, 256).Select(c => (byte)c).ToArray();
         string p = Path.Combine(_dir, "f8.safetensors");
-        SafetensorsWriter.Write(p, [new("w", DType.Float8E4M3, [16, 16], codes), new("w_scale_inv", DType.Float32, [1, 1], BitConverter.GetBytes(0.5f))]);
+        SafetensorsWriter.Write(p,
+        [
+            new("w", DType.Float8E4M3, [16, 16], codes),
+            new("w_scale_inv", DType.Float32, [1, 1], BitConverter.GetBytes(0.5f)),
+        ]);
         using var f = SafetensorsFile.Open(p);
         Assert.Equal(DType.Float8E4M3, f.GetEntry("w").DType);
         Assert.True(f.GetBytes("w").SequenceEqual(codes));
@@ -168,12 +183,15 @@ public sealed class Fp8DequantTests : IDisposable
         ]);
         using var ckpt = SafetensorsCheckpoint.Open(_dir);
         var y = new float[16];
-        var wrongShape = Assert.Throws<SafetensorsException>(() => Fp8BlockDequant.ReadDequantized(ckpt, "w", 128, 128, y));
+        var wrongShape = Assert.Throws<SafetensorsException>(
+            () => Fp8BlockDequant.ReadDequantized(ckpt, "w", 128, 128, y));
         Assert.Equal("w_scale_inv", wrongShape.TensorName);
         Assert.Contains("needs [1, 1]", wrongShape.Message);
-        var missing = Assert.Throws<SafetensorsException>(() => Fp8BlockDequant.ReadDequantized(ckpt, "v", 128, 128, y));
+        var missing = Assert.Throws<SafetensorsException>(
+            () => Fp8BlockDequant.ReadDequantized(ckpt, "v", 128, 128, y));
         Assert.Contains("lacks 'v_scale_inv'", missing.Message);
-        var notFp8 = Assert.Throws<SafetensorsException>(() => Fp8BlockDequant.ReadDequantized(ckpt, "x", 128, 128, y));
+        var notFp8 = Assert.Throws<SafetensorsException>(
+            () => Fp8BlockDequant.ReadDequantized(ckpt, "x", 128, 128, y));
         Assert.Contains("expected an F8_E4M3 weight, found F32", notFp8.Message);
     }
 }

@@ -29,7 +29,8 @@ public sealed class SafetensorsFuzzTests : IDisposable
         ushort[] bf16 = [0x3F80, 0x4049, 0xC000, 0x0000];
         SafetensorsWriter.Write(p,
         [
-            new("layer.weight", DType.Float8E4M3, [3, 5], Enumerable.Range(0, 15).Select(i => (byte)(i * 17)).ToArray()),
+            new("layer.weight", DType.Float8E4M3, [3, 5],
+                Enumerable.Range(0, 15).Select(i => (byte)(i * 17)).ToArray()),
             new("layer.weight_scale_inv", DType.Float32, [1, 1], BitConverter.GetBytes(0.5f)),
             new("norm", DType.BFloat16, [4], MemoryMarshal.AsBytes(bf16.AsSpan()).ToArray()),
             new("x", DType.Float32, [2, 3], MemoryMarshal.AsBytes(f32.AsSpan()).ToArray()),

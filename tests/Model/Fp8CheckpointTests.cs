@@ -62,7 +62,8 @@ public sealed class Fp8CheckpointTests : IDisposable
         string cfg = File.ReadAllText(Path.Combine(_dir, "config.json"));
         int at = cfg.IndexOf("\"quantization_config\"", StringComparison.Ordinal);
         int end = cfg.IndexOf('}', at);
-        File.WriteAllText(Path.Combine(_dir, "config.json"), cfg[..at] + "\"quantization_config\": " + quant + cfg[(end + 1)..]);
+        File.WriteAllText(Path.Combine(_dir, "config.json"),
+            cfg[..at] + "\"quantization_config\": " + quant + cfg[(end + 1)..]);
         var e = Assert.Throws<ModelConfigException>(() => DeepseekV3Checkpoint.Load(_dir).Dispose());
         Assert.Contains(expected, e.Message);
         Assert.Contains("config.json", e.Message);
@@ -75,7 +76,8 @@ public sealed class Fp8CheckpointTests : IDisposable
         string cfg = File.ReadAllText(Path.Combine(_dir, "config.json"));
         int at = cfg.IndexOf("\"quantization_config\"", StringComparison.Ordinal);
         int end = cfg.IndexOf('}', at);
-        File.WriteAllText(Path.Combine(_dir, "config.json"), cfg[..at] + "\"quantization_config\": null" + cfg[(end + 1)..]);
+        File.WriteAllText(Path.Combine(_dir, "config.json"),
+            cfg[..at] + "\"quantization_config\": null" + cfg[(end + 1)..]);
         var e = Assert.Throws<CheckpointMismatchException>(() => DeepseekV3Checkpoint.Load(_dir).Dispose());
         Assert.Contains("is F8_E4M3 but config.json has no quantization_config", e.Message);
     }
@@ -98,9 +100,11 @@ public sealed class Fp8CheckpointTests : IDisposable
         string input = Path.Combine(_dir, "ids.safetensors"), stored = Path.Combine(_dir, "stored.safetensors");
         string wide = Path.Combine(_dir, "fp32.safetensors");
         SafetensorsWriter.Write(input,
-            [new SafetensorsTensor("input_ids", DType.Int64, [2, 4], System.Runtime.InteropServices.MemoryMarshal.AsBytes(ids.AsSpan()).ToArray())]);
-        Assert.Equal(0, Program.BuildRoot().Parse(["logits", "--model", Fp8Dir, "--input", input, "--out", stored]).Invoke());
-        Assert.Equal(0, Program.BuildRoot().Parse(["logits", "--model", Fp8Dir, "--input", input, "--out", wide, "--fp32-weights"]).Invoke());
+            [new SafetensorsTensor("input_ids", DType.Int64, [2, 4],
+                System.Runtime.InteropServices.MemoryMarshal.AsBytes(ids.AsSpan()).ToArray())]);
+        int Nr(params string[] args) => Program.BuildRoot().Parse(args).Invoke();
+        Assert.Equal(0, Nr("logits", "--model", Fp8Dir, "--input", input, "--out", stored));
+        Assert.Equal(0, Nr("logits", "--model", Fp8Dir, "--input", input, "--out", wide, "--fp32-weights"));
         using var asStored = DeepseekV3Checkpoint.Load(Fp8Dir, null, CheckpointLoadOptions.Inference, out _);
         using var dequant = DeepseekV3Checkpoint.Load(DequantDir);
         Assert.Equal(LogitsRunner.Run(asStored, ids, 2, 4), ReadF32(stored, "logits"));
@@ -110,7 +114,8 @@ public sealed class Fp8CheckpointTests : IDisposable
     [Fact]
     public void LoadReportText_NamesWeightsResidentMemoryAndNotes()
     {
-        var report = new CheckpointLoadReport(["skipped the multi-token-prediction layer model.layers.61.*"], 3L << 20, 5L << 30);
+        var report = new CheckpointLoadReport(
+            ["skipped the multi-token-prediction layer model.layers.61.*"], 3L << 20, 5L << 30);
         string text = LoadReportText.Format(report);
         Assert.StartsWith("weights 3.0 MiB as held, resident 5.00 GiB after load", text);
         Assert.Contains("model.layers.61.*", text);

@@ -24,7 +24,7 @@ public sealed class StoredPrecisionCheckpointTests(ITestOutputHelper output) : I
         try { Directory.Delete(_dir, true); } catch (IOException) { }
     }
 
-    /// <summary>The golden float32 checkpoint rewritten with every tensor rounded to <paramref name="dtype"/>.</summary>
+    /// <summary>The golden float32 checkpoint, every tensor rounded to <paramref name="dtype"/>.</summary>
     private string Narrowed(DType dtype)
     {
         var tensors = new List<SafetensorsTensor>();
@@ -35,7 +35,8 @@ public sealed class StoredPrecisionCheckpointTests(ITestOutputHelper output) : I
                 ushort[] bits = dtype == DType.BFloat16
                     ? v.Select(Fp8BlockDequant.RoundToBFloat16).ToArray()
                     : v.Select(x => BitConverter.HalfToUInt16Bits((Half)x)).ToArray();
-                tensors.Add(new SafetensorsTensor(e.Name, dtype, e.Shape, MemoryMarshal.AsBytes(bits.AsSpan()).ToArray()));
+                byte[] bytes = MemoryMarshal.AsBytes(bits.AsSpan()).ToArray();
+                tensors.Add(new SafetensorsTensor(e.Name, dtype, e.Shape, bytes));
             }
         SafetensorsCheckpoint.Write(_dir, tensors);
         File.Copy(Path.Combine(Golden, "config.json"), Path.Combine(_dir, "config.json"), true);
@@ -123,7 +124,8 @@ public sealed class StoredPrecisionCheckpointTests(ITestOutputHelper output) : I
     [Fact]
     public void Fp8Checkpoint_ForInference_DequantisesOnceToBf16()
     {
-        using var stored = DeepseekV3Checkpoint.Load(Fixture("deepseek-v3-fp8"), null, CheckpointLoadOptions.Inference, out var report);
+        using var stored = DeepseekV3Checkpoint.Load(Fixture("deepseek-v3-fp8"), null, CheckpointLoadOptions.Inference,
+            out var report);
         using var dequant = DeepseekV3Checkpoint.Load(Fixture("deepseek-v3-fp8-dequant"));
         var w = stored.StateDict()["model.layers.0.mlp.down_proj.weight"];
         Assert.Equal(DType.BFloat16, w.DType);
@@ -134,7 +136,10 @@ public sealed class StoredPrecisionCheckpointTests(ITestOutputHelper output) : I
             float[] wide = w.To(DType.Float32).ToArray();
             float[] exact = dequant.StateDict()["model.layers.0.mlp.down_proj.weight"].ToArray();
             for (int i = 0; i < wide.Length; i++)
-                Assert.Equal(BitConverter.UInt32BitsToSingle((uint)Fp8BlockDequant.RoundToBFloat16(exact[i]) << 16), wide[i]);
+            {
+                uint rounded = (uint)Fp8BlockDequant.RoundToBFloat16(exact[i]) << 16;
+                Assert.Equal(BitConverter.UInt32BitsToSingle(rounded), wide[i]);
+            }
         }
         double err = MaxRelativeError(Logits(stored), Logits(dequant));
         output.WriteLine($"FP8 → bf16 model logits vs the float32 dequantised model: max rel. error {err:E2}");

@@ -117,9 +117,11 @@ public sealed class StoredPrecisionTests
     {
         using var scope = new TensorScope();
         const int E = 4, d = 6, I = 5;
-        var gate = Enumerable.Range(0, E).Select(e => Tensor.FromArray(Random(I * d, 10 + e), [I, d]).To(DType.BFloat16)).ToArray();
-        var up = Enumerable.Range(0, E).Select(e => Tensor.FromArray(Random(I * d, 20 + e), [I, d]).To(DType.BFloat16)).ToArray();
-        var down = Enumerable.Range(0, E).Select(e => Tensor.FromArray(Random(d * I, 30 + e), [d, I]).To(DType.BFloat16)).ToArray();
+        Tensor[] Experts(int rows, int cols, int seed) => Enumerable.Range(0, E)
+            .Select(e => Tensor.FromArray(Random(rows * cols, seed + e), [rows, cols]).To(DType.BFloat16)).ToArray();
+        var gate = Experts(I, d, 10);
+        var up = Experts(I, d, 20);
+        var down = Experts(d, I, 30);
         var xs = Tensor.FromArray(Random(7 * d, 40), [7, d]);
         int[] offsets = [0, 3, 3, 7, 7]; // experts 1 and 3 get no rows
         var y = Functional.GroupedSwiGlu(xs, offsets, gate, up, down).ToArray();

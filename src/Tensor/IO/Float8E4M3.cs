@@ -23,12 +23,13 @@ public static class Float8E4M3
     {
         if (destination.Length != codes.Length)
             throw new ArgumentException(
-                $"float8 decode: {codes.Length} codes but the destination holds {destination.Length} floats", nameof(destination));
+                $"float8 decode: {codes.Length} codes but the destination holds {destination.Length} floats",
+                nameof(destination));
         ReadOnlySpan<float> table = s_table;
         for (int i = 0; i < codes.Length; i++) destination[i] = table[codes[i]];
     }
 
-    /// <summary>The value by the format's definition (used to build the table; tests check it against the spec).</summary>
+    /// <summary>The value by the format's definition (builds the table; tests check it against the spec).</summary>
     internal static float DecodeByDefinition(byte code)
     {
         int sign = code >> 7, exponent = (code >> 3) & 0xF, mantissa = code & 0x7;

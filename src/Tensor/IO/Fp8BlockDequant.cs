@@ -29,7 +29,7 @@ public static class Fp8BlockDequant
         return ((rows + blockRows - 1) / blockRows, (cols + blockCols - 1) / blockCols);
     }
 
-    /// <summary>q: [rows, cols] codes, scales: [⌈rows/br⌉, ⌈cols/bc⌉] → destination: [rows, cols] float32.</summary>
+    /// <summary>q: [rows, cols] codes, scales: [⌈rows/br⌉, ⌈cols/bc⌉] → destination: [rows, cols].</summary>
     public static void Dequantize(ReadOnlySpan<byte> q, int rows, int cols, ReadOnlySpan<float> scales,
         int blockRows, int blockCols, Span<float> destination)
     {
@@ -85,11 +85,12 @@ public static class Fp8BlockDequant
         var (sr, sc) = ScaleShape(rows, cols, blockRows, blockCols);
         long n = (long)rows * cols;
         if (q.Length != n)
-            throw new ArgumentException($"fp8 dequant: {q.Length} codes for a [{rows}, {cols}] weight (expected {n})", nameof(q));
+            throw new ArgumentException($"fp8 dequant: {q.Length} codes for a [{rows}, {cols}] weight (expected {n})",
+                nameof(q));
         if (scales.Length != (long)sr * sc)
             throw new ArgumentException(
-                $"fp8 dequant: {scales.Length} scales for a [{rows}, {cols}] weight in {blockRows}×{blockCols} blocks " +
-                $"(expected [{sr}, {sc}] = {(long)sr * sc})", nameof(scales));
+                $"fp8 dequant: {scales.Length} scales for a [{rows}, {cols}] weight in " +
+                $"{blockRows}×{blockCols} blocks (expected [{sr}, {sc}] = {(long)sr * sc})", nameof(scales));
         if (destinationLength != n)
             throw new ArgumentException($"fp8 dequant: destination holds {destinationLength} values, expected {n}");
         return sc;
@@ -110,8 +111,8 @@ public static class Fp8BlockDequant
     }
 
     /// <summary>As <see cref="ReadDequantized"/>, rounded to bfloat16.</summary>
-    public static void ReadDequantizedBFloat16(SafetensorsCheckpoint checkpoint, string name, int blockRows, int blockCols,
-        Span<ushort> destination)
+    public static void ReadDequantizedBFloat16(SafetensorsCheckpoint checkpoint, string name, int blockRows,
+        int blockCols, Span<ushort> destination)
     {
         var (rows, cols, scales) = ReadChecked(checkpoint, name, blockRows, blockCols);
         DequantizeToBFloat16(checkpoint.GetBytes(name), rows, cols, scales, blockRows, blockCols, destination);
@@ -123,14 +124,16 @@ public static class Fp8BlockDequant
         SafetensorsEntry w = checkpoint.GetEntry(name);
         string file = checkpoint.GetFile(name).FilePath;
         if (w.DType != DType.Float8E4M3)
-            throw new SafetensorsException(file, name, $"expected an F8_E4M3 weight, found {SafetensorsFormat.ToDTypeString(w.DType)}");
+            throw new SafetensorsException(file, name,
+                $"expected an F8_E4M3 weight, found {SafetensorsFormat.ToDTypeString(w.DType)}");
         if (w.Shape.Length != 2 || w.Shape[0] > int.MaxValue || w.Shape[1] > int.MaxValue)
             throw new SafetensorsException(file, name,
                 $"an FP8 weight must be a matrix [rows, cols], found shape {SafetensorsFormat.ShapeString(w.Shape)}");
         int rows = (int)w.Shape[0], cols = (int)w.Shape[1];
         string scaleName = name + ScaleSuffix;
         if (!checkpoint.Contains(scaleName))
-            throw new SafetensorsException(file, name, $"FP8 weight has no block scale: the checkpoint lacks '{scaleName}'");
+            throw new SafetensorsException(file, name,
+                $"FP8 weight has no block scale: the checkpoint lacks '{scaleName}'");
         SafetensorsEntry s = checkpoint.GetEntry(scaleName);
         string scaleFile = checkpoint.GetFile(scaleName).FilePath;
         var (sr, sc) = ScaleShape(rows, cols, blockRows, blockCols);

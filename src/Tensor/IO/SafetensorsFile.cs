@@ -173,7 +173,9 @@ public sealed unsafe class SafetensorsFile : IDisposable
         return result;
     }
 
-    /// <summary>Reads an F32, F16, BF16 or F8_E4M3 tensor into <paramref name="destination"/> (exactly ElementCount long).</summary>
+    /// <summary>
+    /// Reads an F32, F16, BF16 or F8_E4M3 tensor into <paramref name="destination"/> (exactly ElementCount long).
+    /// </summary>
     public void ReadFloat32(string name, Span<float> destination)
     {
         SafetensorsEntry e = GetEntry(name);

@@ -12,7 +12,8 @@ public static unsafe partial class Functional
     public static Tensor Embedding(Tensor ids, Tensor weight)
     {
         const string op = "embedding";
-        if (weight.DType is DType.BFloat16 or DType.Float16 && !weight.RequiresGrad) return EmbeddingStored(ids, weight);
+        if (weight.DType is DType.BFloat16 or DType.Float16 && !weight.RequiresGrad)
+            return EmbeddingStored(ids, weight);
         RequireFloatOn(weight, weight, op, "weight");
         weight.SameDevice(ids, op);
         if (weight.Rank != 2)

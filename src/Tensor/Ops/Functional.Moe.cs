@@ -344,11 +344,12 @@ public static unsafe partial class Functional
         const string op = "grouped_swiglu";
         if (Tensor.NeedsGrad(xs))
             throw new InvalidOperationException(
-                $"{op}: the expert weights are stored in 16 bits for inference; load the checkpoint with float32 master "
-                + "weights to train through them");
+                $"{op}: the expert weights are stored in 16 bits for inference; load the checkpoint with float32 "
+                + "master weights to train through them");
         int experts = gate.Count;
         if (up.Count != experts || down.Count != experts || offsets.Length != experts + 1)
-            throw new ArgumentException($"{op}: {experts}/{up.Count}/{down.Count} experts and {offsets.Length} offsets do not fit");
+            throw new ArgumentException(
+                $"{op}: {experts}/{up.Count}/{down.Count} experts and {offsets.Length} offsets do not fit");
         var widened = new List<Tensor>();
         try
         {
