@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
 using NativeReasoner.IO;
 using NativeReasoner.Kernels;
@@ -135,18 +136,19 @@ public static partial class DeepseekV3Checkpoint
                 kept[stored.ToString()] = kept.GetValueOrDefault(stored.ToString()) + 1;
             }
             int n = checked((int)target.Numel);
+            var q = quantization;
             if (entry.DType == DType.Float8E4M3 && stored == DType.BFloat16)
-                Fp8BlockDequant.ReadDequantizedBFloat16(ckpt, name, quantization!.BlockRows, quantization.BlockCols,
-                    new Span<ushort>(target.RawPointer, n));
+                Fill(target, bytes => Fp8BlockDequant.ReadDequantizedBFloat16(ckpt, name, q!.BlockRows, q.BlockCols,
+                    MemoryMarshal.Cast<byte, ushort>(bytes)));
             else if (entry.DType == DType.Float8E4M3)
-                Fp8BlockDequant.ReadDequantized(ckpt, name, quantization!.BlockRows, quantization.BlockCols,
-                    new Span<float>(target.Data, n));
+                Fill(target, bytes => Fp8BlockDequant.ReadDequantized(ckpt, name, q!.BlockRows, q.BlockCols,
+                    MemoryMarshal.Cast<byte, float>(bytes)));
             else if (stored != DType.Float32)
                 // Same type on both sides: the stored bytes go straight from the mapping into the weight.
                 target.Device.Memory.CopyFromHost(ckpt.GetFile(name).GetPointer(name), target.RawPointer,
                     entry.ByteLength);
             else
-                ckpt.ReadFloat32(name, new Span<float>(target.Data, n));
+                Fill(target, bytes => ckpt.ReadFloat32(name, MemoryMarshal.Cast<byte, float>(bytes)));
         }
         if (asStored)
         {
@@ -159,6 +161,25 @@ public static partial class DeepseekV3Checkpoint
                 : $"kept {string.Join(", ", kept.Select(kv => $"{kv.Value} {kv.Key}"))} weight matrices as stored; " +
                   "parameters frozen for inference");
         }
+    }
+
+    private delegate void FillBytes(Span<byte> destination);
+
+    /// <summary>
+    /// Lets <paramref name="fill"/> write a weight's bytes: in place in host memory, through a host staging copy on a
+    /// device whose memory the host cannot address.
+    /// </summary>
+    private static unsafe void Fill(Tensor target, FillBytes fill)
+    {
+        long bytes = target.Numel * target.DType.SizeOf();
+        if (target.Device.IsHost)
+        {
+            fill(new Span<byte>(target.RawPointer, checked((int)bytes)));
+            return;
+        }
+        var staging = new byte[bytes];
+        fill(staging);
+        fixed (byte* p = staging) target.Device.Memory.CopyFromHost(p, target.RawPointer, bytes);
     }
 
     /// <summary>

@@ -111,6 +111,23 @@ public sealed class Fp8CheckpointTests : IDisposable
         Assert.Equal(LogitsRunner.Run(dequant, ids, 2, 4), ReadF32(wide, "logits"));
     }
 
+    [Theory]
+    [InlineData("cuda:emu")]
+    [InlineData("ilgpu")]
+    public void Fp8Checkpoint_LoadsOntoADevice(string deviceName)
+    {
+        var device = Device.Parse(deviceName);
+        using var onDevice = DeepseekV3Checkpoint.Load(Fp8Dir, device, CheckpointLoadOptions.Inference, out _);
+        using var onHost = DeepseekV3Checkpoint.Load(Fp8Dir, null, CheckpointLoadOptions.Inference, out _);
+        using var scope = new TensorScope();
+        foreach (var (name, t) in onHost.StateDict())
+        {
+            var d = onDevice.StateDict()[name];
+            Assert.Equal(t.DType, d.DType);
+            Assert.Equal(t.To(DType.Float32).ToArray(), d.To(DType.Float32).ToArray());
+        }
+    }
+
     [Fact]
     public void LoadReportText_NamesWeightsResidentMemoryAndNotes()
     {
