@@ -35,4 +35,6 @@ public sealed record CheckpointLoadOptions
 /// <param name="WeightBytes">Bytes of the model's weights as held (elements × element size).</param>
 /// <param name="ResidentBytes">The process's resident memory right after the load
 /// (see <see cref="IO.ResidentMemory"/>).</param>
-public sealed record CheckpointLoadReport(IReadOnlyList<string> Notes, long WeightBytes, long ResidentBytes);
+/// <param name="PeakResidentBytes">The process's peak resident memory up to the end of the load.</param>
+public sealed record CheckpointLoadReport(IReadOnlyList<string> Notes, long WeightBytes, long ResidentBytes,
+    long PeakResidentBytes);

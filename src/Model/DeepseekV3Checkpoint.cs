@@ -34,7 +34,9 @@ public static partial class DeepseekV3Checkpoint
         out CheckpointLoadReport report)
     {
         var config = DeepseekV3Config.Load(Path.Combine(directory, ConfigFileName));
-        var model = new DeepseekV3ForCausalLM(config, new Generator(0), device);
+        DeepseekV3ForCausalLM model;
+        // Every value is loaded below (the load is strict), so the initial draw would be wasted work and memory.
+        using (Tensor.SkipRandomInit()) model = new DeepseekV3ForCausalLM(config, new Generator(0), device);
         try
         {
             report = LoadWeights(model, directory, options);
@@ -66,7 +68,8 @@ public static partial class DeepseekV3Checkpoint
         using (var ckpt = SafetensorsCheckpoint.Open(directory))
             CopyWeights(model, directory, ckpt, options, notes);
         // Measured once the checkpoint is unmapped: its pages no longer count as the process's.
-        return new CheckpointLoadReport(notes, WeightBytes(model), ResidentMemory.CurrentBytes());
+        return new CheckpointLoadReport(notes, WeightBytes(model), ResidentMemory.CurrentBytes(),
+            ResidentMemory.PeakBytes());
     }
 
     private static unsafe void CopyWeights(DeepseekV3ForCausalLM model, string directory, SafetensorsCheckpoint ckpt,

@@ -7,6 +7,34 @@ namespace NativeReasoner;
 // its values in the narrower type, in place, so every module that holds it sees the change.
 public unsafe partial class Tensor
 {
+    private static readonly AsyncLocal<bool> s_skipRandomInit = new();
+
+    private static bool RandomInitSkipped => s_skipRandomInit.Value;
+
+    /// <summary>
+    /// Until the scope is disposed, <see cref="Rand"/> and <see cref="Randn"/> in this async flow return uninitialised
+    /// tensors and draw nothing: for building a model whose every value is loaded right after. Besides the time, this
+    /// keeps the initial values from ever occupying memory (untouched pages are not resident).
+    /// </summary>
+    public static IDisposable SkipRandomInit()
+    {
+        bool previous = s_skipRandomInit.Value;
+        s_skipRandomInit.Value = true;
+        return new RandomInitScope(previous);
+    }
+
+    private sealed class RandomInitScope(bool previous) : IDisposable
+    {
+        private bool _done;
+
+        public void Dispose()
+        {
+            if (_done) return;
+            _done = true;
+            s_skipRandomInit.Value = previous;
+        }
+    }
+
     /// <summary>
     /// Replaces this contiguous leaf's memory with a copy of its values in <paramref name="dtype"/> (rounded to
     /// nearest even; the old memory is released) and stops it requiring gradients. Views taken earlier keep the old

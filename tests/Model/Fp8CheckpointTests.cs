@@ -41,7 +41,7 @@ public sealed class Fp8CheckpointTests : IDisposable
         }
         Assert.Contains(report.Notes, n => n.Contains("multi-token-prediction layer model.layers.2.*"));
         Assert.Contains(report.Notes, n => n.Contains("FP8") && n.Contains("128×128"));
-        Assert.True(report.ResidentBytes > 0);
+        Assert.True(report.ResidentBytes > 0 && report.PeakResidentBytes >= report.ResidentBytes);
 
         using var scope = new TensorScope();
         var ids = Tensor.FromArray(new long[] { 3, 17, 5, 60, 2, 9, 41, 33 }, [2, 4]);
@@ -132,9 +132,9 @@ public sealed class Fp8CheckpointTests : IDisposable
     public void LoadReportText_NamesWeightsResidentMemoryAndNotes()
     {
         var report = new CheckpointLoadReport(
-            ["skipped the multi-token-prediction layer model.layers.61.*"], 3L << 20, 5L << 30);
+            ["skipped the multi-token-prediction layer model.layers.61.*"], 3L << 20, 5L << 30, 6L << 30);
         string text = LoadReportText.Format(report);
-        Assert.StartsWith("weights 3.0 MiB as held, resident 5.00 GiB after load", text);
+        Assert.StartsWith("weights 3.0 MiB as held, resident 5.00 GiB after load (peak 6.00 GiB)", text);
         Assert.Contains("model.layers.61.*", text);
     }
 

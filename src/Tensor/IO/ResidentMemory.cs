@@ -11,19 +11,31 @@ public static class ResidentMemory
     /// <summary>Resident bytes now.</summary>
     public static long CurrentBytes()
     {
-        const string status = "/proc/self/status";
-        if (OperatingSystem.IsLinux() && File.Exists(status))
-        {
-            foreach (string line in File.ReadLines(status))
-            {
-                // "VmRSS:	  123456 kB"
-                if (!line.StartsWith("VmRSS:", StringComparison.Ordinal)) continue;
-                string[] parts = line[6..].Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
-                if (parts.Length >= 1 && long.TryParse(parts[0], out long kb)) return kb * 1024;
-            }
-        }
+        if (ReadStatus("VmRSS:") is { } bytes) return bytes;
         using var self = System.Diagnostics.Process.GetCurrentProcess();
         return self.WorkingSet64;
+    }
+
+    /// <summary>The most resident bytes the process has held so far (VmHWM; elsewhere the peak working set).</summary>
+    public static long PeakBytes()
+    {
+        if (ReadStatus("VmHWM:") is { } bytes) return bytes;
+        using var self = System.Diagnostics.Process.GetCurrentProcess();
+        return self.PeakWorkingSet64;
+    }
+
+    /// <summary>A "Key:   123456 kB" line of /proc/self/status in bytes; null off Linux or if absent.</summary>
+    private static long? ReadStatus(string key)
+    {
+        const string status = "/proc/self/status";
+        if (!OperatingSystem.IsLinux() || !File.Exists(status)) return null;
+        foreach (string line in File.ReadLines(status))
+        {
+            if (!line.StartsWith(key, StringComparison.Ordinal)) continue;
+            string[] parts = line[key.Length..].Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
+            if (parts.Length >= 1 && long.TryParse(parts[0], out long kb)) return kb * 1024;
+        }
+        return null;
     }
 
     /// <summary>
