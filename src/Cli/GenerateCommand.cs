@@ -54,7 +54,9 @@ public static class GenerateCommand
             int k = parse.GetValue(samples);
             if (k < 1) throw new ArgumentException($"--num-samples must be ≥ 1, got {k}");
             using var onDevice = DeviceOption.Use(parse.GetValue(device)!);
-            using var bundle = ModelBundle.Load(parse.GetValue(model)!, onDevice.Device);
+            using var bundle = ModelBundle.Load(parse.GetValue(model)!, onDevice.Device,
+                CheckpointLoadOptions.Inference);
+            LoadReportText.Print("generate", bundle.LoadReport!);
             var chatPrompt = parse.GetValue(chat) ? ChatPrompt.Load(parse.GetValue(model)!) : null;
             var options = new GenerationOptions
             {

@@ -20,12 +20,20 @@ public static class LogitsCommand
         var decodeFrom = new Option<int?>("--decode-from") { Description = "Prefill P tokens, then decode one token at a time through the model's cache (MLA or GQA K/V); writes the logits of positions P..T-1." };
         var device = new Option<string>("--device") { Description = "Backend: cpu (default), reference, ilgpu, cuda, cuda:emu.", DefaultValueFactory = _ => "cpu" };
         var bf16 = new Option<bool>("--bf16") { Description = "bf16 matrix products with fp32 accumulation (autocast; norms, softmax, attention and expert GEMMs stay fp32)." };
-        var command = new Command("logits", "Compute the logits of a checkpoint (deepseek_v3, qwen2, llama, qwen3) for given token ids.") { model, input, output, decodeFrom, device, bf16 };
+        var fp32Weights = new Option<bool>("--fp32-weights")
+        {
+            Description = "Widen 16-bit and FP8 weights to float32 copies " +
+                "(default: weights stay as the checkpoint stores them, FP8 as bf16).",
+        };
+        var command = new Command("logits",
+            "Compute the logits of a checkpoint (deepseek_v3, qwen2, llama, qwen3, qwen3_moe) for given token ids.")
+            { model, input, output, decodeFrom, device, bf16, fp32Weights };
         command.SetAction(parse =>
         {
             try
             {
-                Run(parse.GetValue(model)!, parse.GetValue(input)!, parse.GetValue(output)!, parse.GetValue(decodeFrom), parse.GetValue(device)!, parse.GetValue(bf16));
+                Run(parse.GetValue(model)!, parse.GetValue(input)!, parse.GetValue(output)!, parse.GetValue(decodeFrom),
+                    parse.GetValue(device)!, parse.GetValue(bf16), parse.GetValue(fp32Weights));
                 return 0;
             }
             catch (Exception e) when (e is ModelConfigException or CheckpointMismatchException or SafetensorsException
@@ -38,7 +46,8 @@ public static class LogitsCommand
         return command;
     }
 
-    public static void Run(string modelDir, string inputPath, string outPath, int? decodeFrom, string deviceName, bool bf16 = false)
+    public static void Run(string modelDir, string inputPath, string outPath, int? decodeFrom, string deviceName,
+        bool bf16 = false, bool fp32Weights = false)
     {
         using var autocast = bf16 ? Autocast.Bf16() : null;
         var device = Device.Parse(deviceName);
@@ -53,7 +62,9 @@ public static class LogitsCommand
             length = checked((int)e.Shape[1]);
             ids = f.ReadInt64("input_ids");
         }
-        using var m = CausalLMRegistry.Load(modelDir, device);
+        using var m = CausalLMRegistry.Load(modelDir, device,
+            fp32Weights ? CheckpointLoadOptions.Training : CheckpointLoadOptions.Inference, out var report);
+        LoadReportText.Print("logits", report);
         m.Eval();
         var config = m.Config;
         var logits = LogitsRunner.Run(m, ids, batch, length, decodeFrom);

@@ -8,6 +8,12 @@ public enum DType
     Float16,
     Int32,
     Int64,
+    /// <summary>
+    /// float8_e4m3fn (1 sign, 4 exponent bits with bias 7, 3 mantissa bits; no infinities, 0x7F/0xFF are NaN):
+    /// the weight format of DeepSeek-V3/R1 checkpoints. Storage only: it is dequantised with its block scales
+    /// (<c>NativeReasoner.IO.Fp8BlockDequant</c>), never computed with.
+    /// </summary>
+    Float8E4M3,
 }
 
 public static class DTypeInfo
@@ -20,6 +26,7 @@ public static class DTypeInfo
         DType.Float16 => 2,
         DType.Int32 => 4,
         DType.Int64 => 8,
+        DType.Float8E4M3 => 1,
         _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "unknown dtype"),
     };
 

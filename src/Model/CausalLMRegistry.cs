@@ -1,3 +1,5 @@
+using NativeReasoner.IO;
+using NativeReasoner.Kernels;
 using System.Text.Json;
 using NativeReasoner.Model.Dense;
 using NativeReasoner.Model.Llama;
@@ -67,18 +69,37 @@ public static class CausalLMRegistry
     }
 
     /// <summary>
-    /// Loads the model of <paramref name="directory"/> (config.json + safetensors) onto <paramref name="device"/>.
+    /// Loads the model of <paramref name="directory"/> (config.json + safetensors) onto <paramref name="device"/>
+    /// with float32 weights (what training needs).
     /// </summary>
-    public static ICausalLM Load(string directory, Device? device = null)
+    public static ICausalLM Load(string directory, Device? device = null) =>
+        Load(directory, device, CheckpointLoadOptions.Training, out _);
+
+    /// <summary>
+    /// Loads the model of <paramref name="directory"/> in the precision <paramref name="options"/> asks for;
+    /// <paramref name="report"/> lists what was skipped and the memory held. DeepSeek-V3 keeps 16-bit weights as
+    /// stored and dequantises FP8 under <see cref="CheckpointLoadOptions.Inference"/>; the dense families load
+    /// float32 weights either way (the report says so).
+    /// </summary>
+    public static ICausalLM Load(string directory, Device? device, CheckpointLoadOptions options,
+        out CheckpointLoadReport report)
     {
+        ArgumentNullException.ThrowIfNull(options);
         var config = LoadConfig(directory);
-        if (config is DeepseekV3Config) return DeepseekV3Checkpoint.Load(directory, device);
+        if (config is DeepseekV3Config) return DeepseekV3Checkpoint.Load(directory, device, options, out report);
         var dense = (DenseConfig)config;
         var model = new DenseForCausalLM(dense, new Generator(0), device);
         try
         {
             // A tied checkpoint may still carry lm_head.weight (a copy of the embedding): skip it.
             HfCheckpoint.LoadWeights(model, directory, name => dense.TieWordEmbeddings && name == "lm_head.weight");
+            var notes = new List<string>();
+            if (options.Precision != WeightPrecision.Float32)
+                notes.Add($"{dense.ModelType}: weights are held as float32 (stored precision is implemented for " +
+                    "deepseek_v3 only so far)");
+            long weightBytes = model.Parameters().Sum(p => p.Numel * p.DType.SizeOf());
+            report = new CheckpointLoadReport(notes, weightBytes, ResidentMemory.CurrentBytes(),
+                ResidentMemory.PeakBytes());
             return model;
         }
         catch

@@ -29,19 +29,28 @@ public sealed class ModelBundle : IDisposable
         return new ModelBundle(new CausalLMPolicy(model), tokenizer, template);
     }
 
-    /// <summary>Loads the tokenizer first, so a directory without one fails fast with a clear message.</summary>
-    public static ModelBundle Load(string directory, Device? device = null)
+    /// <summary>
+    /// What loading the checkpoint did (notes, weight and resident bytes); null for a bundle built in memory.
+    /// </summary>
+    public CheckpointLoadReport? LoadReport { get; private init; }
+
+    /// <summary>
+    /// Loads the tokenizer first, so a directory without one fails fast with a clear message. The weights are float32
+    /// masters unless <paramref name="options"/> says otherwise (<see cref="CheckpointLoadOptions.Inference"/>).
+    /// </summary>
+    public static ModelBundle Load(string directory, Device? device = null, CheckpointLoadOptions? options = null)
     {
         var tokenizer = TokenizerLoader.Load(directory);
         var template = PromptTemplate.Load(directory);
-        var model = CausalLMRegistry.Load(directory, device);
+        var model = CausalLMRegistry.Load(directory, device, options ?? CheckpointLoadOptions.Training,
+            out var report);
         if (tokenizer.VocabSize > model.Config.VocabSize)
         {
             model.Dispose();
             throw new InvalidDataException($"{directory}: the tokenizer has {tokenizer.VocabSize} tokens but the model's vocab_size is {model.Config.VocabSize}");
         }
         model.Eval();
-        return new ModelBundle(new CausalLMPolicy(model), tokenizer, template);
+        return new ModelBundle(new CausalLMPolicy(model), tokenizer, template) { LoadReport = report };
     }
 
     /// <summary>Writes the checkpoint (HF layout), tokenizer.json and prompt_template.json into <paramref name="directory"/>.</summary>

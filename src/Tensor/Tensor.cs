@@ -20,7 +20,7 @@ public unsafe partial class Tensor : IDisposable
     private readonly long[] _strides;
     private Tensor? _grad;
 
-    public DType DType { get; }
+    public DType DType { get; private set; }
     public Device Device { get; }
 
     /// <summary>Offset of element [0, …, 0] from the buffer start, in elements.</summary>
@@ -160,6 +160,7 @@ public unsafe partial class Tensor : IDisposable
     /// <summary>Normal(0, std²) samples from a seeded generator.</summary>
     public static Tensor Randn(ReadOnlySpan<int> shape, Generator generator, float std = 1f, Device? device = null)
     {
+        if (RandomInitSkipped) return Empty(shape, DType.Float32, device);
         var values = new float[ElementCount(shape)];
         generator.FillNormal(values, 0f, std);
         return FromArray(values, shape, device);
@@ -168,6 +169,7 @@ public unsafe partial class Tensor : IDisposable
     /// <summary>Uniform[low, high) samples from a seeded generator.</summary>
     public static Tensor Rand(ReadOnlySpan<int> shape, Generator generator, float low = 0f, float high = 1f, Device? device = null)
     {
+        if (RandomInitSkipped) return Empty(shape, DType.Float32, device);
         var values = new float[ElementCount(shape)];
         generator.FillUniform(values, low, high);
         return FromArray(values, shape, device);

@@ -160,7 +160,10 @@ public sealed unsafe class SafetensorsFile : IDisposable
         new ReadOnlySpan<byte>(Base + e.DataOffset, destination.Length).CopyTo(destination);
     }
 
-    /// <summary>Reads an F32, F16 or BF16 tensor as a new float array (16-bit types widened exactly).</summary>
+    /// <summary>
+    /// Reads an F32, F16, BF16 or F8_E4M3 tensor as a new float array (narrow types widened exactly; an FP8
+    /// tensor's block scale is not applied here, see <see cref="Fp8BlockDequant"/>).
+    /// </summary>
     public float[] ReadFloat32(string name)
     {
         SafetensorsEntry e = GetEntry(name);
@@ -170,7 +173,9 @@ public sealed unsafe class SafetensorsFile : IDisposable
         return result;
     }
 
-    /// <summary>Reads an F32, F16 or BF16 tensor into <paramref name="destination"/> (exactly ElementCount long).</summary>
+    /// <summary>
+    /// Reads an F32, F16, BF16 or F8_E4M3 tensor into <paramref name="destination"/> (exactly ElementCount long).
+    /// </summary>
     public void ReadFloat32(string name, Span<float> destination)
     {
         SafetensorsEntry e = GetEntry(name);
@@ -196,9 +201,9 @@ public sealed unsafe class SafetensorsFile : IDisposable
 
     private void RequireFloating(SafetensorsEntry e)
     {
-        if (!e.DType.IsFloating())
+        if (!e.DType.IsFloating() && e.DType != DType.Float8E4M3)
             throw new SafetensorsException(FilePath, e.Name,
-                $"dtype is {SafetensorsFormat.ToDTypeString(e.DType)}; ReadFloat32 accepts F32, F16 or BF16");
+                $"dtype is {SafetensorsFormat.ToDTypeString(e.DType)}; ReadFloat32 accepts F32, F16, BF16 or F8_E4M3");
     }
 
     private T[] NewArray<T>(SafetensorsEntry e)

@@ -18,7 +18,7 @@ internal static class SafetensorsFormat
     public const string MetadataKey = "__metadata__";
 
     /// <summary>The dtype strings we understand, for error messages.</summary>
-    public const string SupportedDTypes = "F32, F16, BF16, I32, I64";
+    public const string SupportedDTypes = "F32, F16, BF16, F8_E4M3, I32, I64";
 
     public static bool TryParseDType(string s, out DType dtype)
     {
@@ -30,6 +30,7 @@ internal static class SafetensorsFormat
             case "BF16": dtype = DType.BFloat16; return true;
             case "I32": dtype = DType.Int32; return true;
             case "I64": dtype = DType.Int64; return true;
+            case "F8_E4M3": dtype = DType.Float8E4M3; return true;
             default: dtype = default; return false;
         }
     }
@@ -41,6 +42,7 @@ internal static class SafetensorsFormat
         DType.BFloat16 => "BF16",
         DType.Int32 => "I32",
         DType.Int64 => "I64",
+        DType.Float8E4M3 => "F8_E4M3",
         _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "dtype has no safetensors name"),
     };
 
@@ -69,7 +71,8 @@ internal static class SafetensorsFormat
     }
 
     /// <summary>
-    /// Converts raw little-endian tensor bytes of a floating dtype to float32. Uses unaligned,
+    /// Converts raw little-endian tensor bytes of a floating dtype to float32 (F8_E4M3 decoded without its
+    /// block scale; <see cref="Fp8BlockDequant"/> applies the scale). Uses unaligned,
     /// explicitly little-endian reads so it is correct for any source offset and host order.
     /// </summary>
     public static void ConvertToFloat32(DType dtype, ReadOnlySpan<byte> src, Span<float> dst)
@@ -116,6 +119,9 @@ internal static class SafetensorsFormat
                         dst[i] = BitConverter.UInt32BitsToSingle(bits << 16);
                     }
                 }
+                break;
+            case DType.Float8E4M3:
+                Float8E4M3.Decode(src, dst);
                 break;
             default:
                 throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "not a floating dtype");

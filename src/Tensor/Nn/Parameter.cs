@@ -59,5 +59,12 @@ public sealed class Parameter : Tensor
     // A distinct constructor signature for "take this tensor's memory" (vs. the public copying one).
     private readonly record struct OwnedStorage(Tensor Tensor);
 
+    /// <summary>
+    /// Keeps this parameter's values in <paramref name="dtype"/> (BFloat16 or Float16 for inference weights kept as a
+    /// checkpoint stores them; Float32 is a no-op), in place, and freezes it: a narrow weight has no gradient.
+    /// Products with it multiply in fp32 accumulation (see <see cref="Tensor.MatMul"/>).
+    /// </summary>
+    public void StoreAs(DType dtype) => ReplaceStorageNoGrad(dtype);
+
     public override string ToString() => "Parameter" + base.ToString()["Tensor".Length..];
 }

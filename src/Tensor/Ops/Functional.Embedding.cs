@@ -12,6 +12,8 @@ public static unsafe partial class Functional
     public static Tensor Embedding(Tensor ids, Tensor weight)
     {
         const string op = "embedding";
+        if (weight.DType is DType.BFloat16 or DType.Float16 && !weight.RequiresGrad)
+            return EmbeddingStored(ids, weight);
         RequireFloatOn(weight, weight, op, "weight");
         weight.SameDevice(ids, op);
         if (weight.Rank != 2)
@@ -40,5 +42,38 @@ public static unsafe partial class Functional
         }, idx);
         idx.Dispose(); // freed when the node that saved it is released
         return result;
+    }
+
+    /// <summary>
+    /// <see cref="Embedding"/> of a table kept as stored (bfloat16/float16, no gradient): the chosen rows are gathered
+    /// in the stored type, then only they are widened to float32.
+    /// </summary>
+    private static Tensor EmbeddingStored(Tensor ids, Tensor weight)
+    {
+        const string op = "embedding";
+        weight.SameDevice(ids, op);
+        if (weight.Rank != 2)
+            throw new ArgumentException($"{op}: weight must be [V, D], got {Tensor.FormatShape(weight.Shape)}");
+        int V = weight.Shape[0], D = weight.Shape[1];
+        if (D % 2 != 0)
+        {
+            // The gather kernel moves float32 lanes; an odd row of 16-bit values is not a whole number of them.
+            using var wide = weight.ToDTypeNoGrad(DType.Float32);
+            return Embedding(ids, wide);
+        }
+        using var idx = ids.IndexAsInt64(op, "ids");
+        Tensor.CheckIndexRange(idx, V, op, "id", $" (V = {V}, ids of shape {Tensor.FormatShape(ids.Shape)})");
+        // rows: [n, D] in the stored type, gathered as [n, D/2] float32 lanes (pairs of 16-bit values).
+        int n = checked((int)idx.Numel);
+        var outShape = ids.Shape.ToArray().Append(D).ToArray();
+        var y = Tensor.Empty(outShape, DType.Float32, weight.Device);
+        if (y.Numel == 0) return y;
+        var k = weight.Device.Kernels;
+        using var wc = weight.ContiguousNoGrad();
+        using var rows = Tensor.Empty([n, D], weight.DType, weight.Device);
+        k.IndexSelect((float*)wc.RawPointer, (long*)idx.RawPointer, (float*)rows.RawPointer, 1, V, n, D / 2);
+        if (weight.DType == DType.BFloat16) k.BFloat16ToFloat((ushort*)rows.RawPointer, y.Data, (long)n * D);
+        else k.HalfToFloat((ushort*)rows.RawPointer, y.Data, (long)n * D);
+        return y;
     }
 }

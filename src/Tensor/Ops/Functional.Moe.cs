@@ -190,6 +190,8 @@ public static unsafe partial class Functional
     {
         const string op = "grouped_swiglu";
         RequireFloatOn(xs, xs, op, "xs");
+        if (gate.Concat(up).Concat(down).Any(w => w.DType != DType.Float32 && !w.RequiresGrad))
+            return GroupedSwiGluStored(xs, offsets, gate, up, down);
         int experts = gate.Count;
         if (xs.Rank != 2 || up.Count != experts || down.Count != experts || offsets.Length != experts + 1
             || offsets[0] != 0 || offsets[experts] != xs.Shape[0])
@@ -329,6 +331,59 @@ public static unsafe partial class Functional
         }, xc, g, u, sg, h);
         xc.Dispose(); g.Dispose(); u.Dispose(); sg.Dispose(); h.Dispose();
         return result;
+    }
+
+    /// <summary>
+    /// <see cref="GroupedSwiGlu"/> with expert weights kept as stored (bfloat16/float16): only the experts that have
+    /// rows are widened to float32, for this call; the others are never read, so they are handed the first widened
+    /// expert's tensors to satisfy the shape checks. Inference only (no gradient through the widened copies).
+    /// </summary>
+    private static Tensor GroupedSwiGluStored(Tensor xs, int[] offsets, IReadOnlyList<Tensor> gate,
+        IReadOnlyList<Tensor> up, IReadOnlyList<Tensor> down)
+    {
+        const string op = "grouped_swiglu";
+        if (Tensor.NeedsGrad(xs))
+            throw new InvalidOperationException(
+                $"{op}: the expert weights are stored in 16 bits for inference; load the checkpoint with float32 "
+                + "master weights to train through them");
+        int experts = gate.Count;
+        if (up.Count != experts || down.Count != experts || offsets.Length != experts + 1)
+            throw new ArgumentException(
+                $"{op}: {experts}/{up.Count}/{down.Count} experts and {offsets.Length} offsets do not fit");
+        var widened = new List<Tensor>();
+        try
+        {
+            Tensor Wide(Tensor w)
+            {
+                if (w.DType == DType.Float32) return w;
+                var t = w.ToDTypeNoGrad(DType.Float32);
+                widened.Add(t);
+                return t;
+            }
+            var g = new Tensor[experts];
+            var u = new Tensor[experts];
+            var dn = new Tensor[experts];
+            int first = -1;
+            for (int e = 0; e < experts; e++)
+            {
+                if (offsets[e + 1] <= offsets[e]) continue;
+                (g[e], u[e], dn[e]) = (Wide(gate[e]), Wide(up[e]), Wide(down[e]));
+                if (first < 0) first = e;
+            }
+            if (first < 0)
+            {
+                // No rows at all: widen one expert so the (empty) product still checks shapes.
+                first = 0;
+                if (experts > 0) (g[0], u[0], dn[0]) = (Wide(gate[0]), Wide(up[0]), Wide(down[0]));
+            }
+            for (int e = 0; e < experts; e++)
+                if (g[e] is null) (g[e], u[e], dn[e]) = (g[first], u[first], dn[first]);
+            return GroupedSwiGlu(xs, offsets, g, u, dn);
+        }
+        finally
+        {
+            foreach (var t in widened) t.Dispose();
+        }
     }
 
     /// <summary>

@@ -1,4 +1,5 @@
 using NativeReasoner.Kernels;
+using NativeReasoner.Kernels.Memory;
 
 namespace NativeReasoner;
 
@@ -8,14 +9,17 @@ public unsafe partial class Tensor
 {
     /// <summary>
     /// Matrix product with batch broadcasting: [..., M, K] @ [..., K, N] → [..., M, N]. A 1-D operand is
-    /// not accepted (use Unsqueeze). Batch axes broadcast like NumPy.
+    /// not accepted (use Unsqueeze). Batch axes broadcast like NumPy. An operand may be a bfloat16 weight kept as
+    /// stored (no gradient of its own): the product then runs in <c>GemmBf16</c> with the float32 operand rounded
+    /// to bfloat16 and fp32 accumulation; a float16 one is widened to float32 for the call.
     /// </summary>
     public Tensor MatMul(Tensor other)
     {
         var a = this;
         var b = other;
-        a.RequireFloat("matmul");
-        b.RequireFloat("matmul");
+        if (a.DType == DType.Float16 || b.DType == DType.Float16) return MatMulWidened(a, b);
+        a.RequireGemmOperand();
+        b.RequireGemmOperand();
         a.SameDevice(b, "matmul");
         if (a.Rank < 2 || b.Rank < 2)
             throw new ArgumentException($"matmul: both operands need rank ≥ 2, got {FormatShape(a.Shape)} and {FormatShape(b.Shape)}");
@@ -47,8 +51,9 @@ public unsafe partial class Tensor
         {
             var (ta, lda, sa) = pa.Layout;
             var (tb, ldb, sb) = pb.Layout;
-            if (Autocast.IsBf16 && !NeedsGrad(a) && !NeedsGrad(b))
-                GemmBf16Autocast(a.Device, batchCount, ta, tb, M, N, K, pa.Tensor.Data, lda, sa, pb.Tensor.Data, ldb, sb, c.Data);
+            bool stored = a.DType == DType.BFloat16 || b.DType == DType.BFloat16;
+            if (stored || Autocast.IsBf16 && !NeedsGrad(a) && !NeedsGrad(b))
+                GemmBf16Autocast(a.Device, batchCount, ta, tb, M, N, K, pa.Tensor, lda, sa, pb.Tensor, ldb, sb, c.Data);
             else
                 a.Device.Kernels.Gemm(batchCount, ta, tb, M, N, K, 1f, pa.Tensor.Data, lda, sa, pb.Tensor.Data, ldb, sb,
                     0f, c.Data, N, (long)M * N);
@@ -78,12 +83,13 @@ public unsafe partial class Tensor
     }
 
     /// <summary>
-    /// The product of <see cref="MatMul"/> under <see cref="Autocast.Bf16"/>: each operand's memory footprint (its
-    /// layout may be strided or transposed; gaps are converted too, harmlessly) is rounded to bf16 in a scratch
-    /// buffer, then multiplied with fp32 accumulation in the same layout.
+    /// The product of <see cref="MatMul"/> under <see cref="Autocast.Bf16"/>, or with a bfloat16 operand: each float32
+    /// operand's memory footprint (its layout may be strided or transposed; gaps are converted too, harmlessly) is
+    /// rounded to bf16 in a scratch buffer, a bfloat16 operand is read in place; then both are multiplied with fp32
+    /// accumulation in the same layout.
     /// </summary>
     private static void GemmBf16Autocast(Device device, int batch, bool ta, bool tb, int M, int N, int K,
-        float* A, int lda, long sa, float* B, int ldb, long sb, float* C)
+        Tensor a, int lda, long sa, Tensor b, int ldb, long sb, float* C)
     {
         long Footprint(bool trans, int rows, int cols, int ld, long stride)
         {
@@ -91,20 +97,58 @@ public unsafe partial class Tensor
             return (stride == 0 ? 0 : (batch - 1) * stride) + one;
         }
         long na = Footprint(ta, M, K, lda, sa), nb = Footprint(tb, K, N, ldb, sb);
-        var bufA = device.Allocate(na * sizeof(ushort));
-        var bufB = device.Allocate(nb * sizeof(ushort));
+        var k = device.Kernels;
+        NativeBuffer? bufA = null, bufB = null;
         try
         {
-            var k = device.Kernels;
-            k.FloatToBFloat16(A, (ushort*)bufA.Pointer, na);
-            k.FloatToBFloat16(B, (ushort*)bufB.Pointer, nb);
-            k.GemmBf16(batch, ta, tb, M, N, K, 1f, (ushort*)bufA.Pointer, lda, sa, (ushort*)bufB.Pointer, ldb, sb,
-                0f, C, N, (long)M * N);
+            ushort* pa = AsBf16(a, na, ref bufA), pb = AsBf16(b, nb, ref bufB);
+            k.GemmBf16(batch, ta, tb, M, N, K, 1f, pa, lda, sa, pb, ldb, sb, 0f, C, N, (long)M * N);
         }
         finally
         {
-            bufA.Release();
-            bufB.Release();
+            bufA?.Release();
+            bufB?.Release();
+        }
+
+        ushort* AsBf16(Tensor t, long n, ref NativeBuffer? scratch)
+        {
+            if (t.DType == DType.BFloat16) return (ushort*)t.RawPointer;
+            scratch = device.Allocate(n * sizeof(ushort));
+            k.FloatToBFloat16(t.Data, (ushort*)scratch.Pointer, n);
+            return (ushort*)scratch.Pointer;
+        }
+    }
+
+    /// <summary>float32, or a bfloat16 weight without gradient (see <see cref="MatMul"/>).</summary>
+    private void RequireGemmOperand()
+    {
+        if (DType == DType.BFloat16 && !RequiresGrad) return;
+        RequireFloat("matmul");
+    }
+
+    /// <summary>
+    /// <see cref="MatMul"/> with a float16 operand (a weight kept as stored): widened to float32 for this call only.
+    /// Inference only: a gradient through it would need the widened copy kept alive.
+    /// </summary>
+    private static Tensor MatMulWidened(Tensor a, Tensor b)
+    {
+        if (NeedsGrad(a) || NeedsGrad(b))
+            throw new InvalidOperationException(
+                $"matmul: a float16 weight ({FormatShape(a.Shape)} @ {FormatShape(b.Shape)}) is stored for inference; "
+                + "load the checkpoint with float32 master weights to train through it");
+        using var a32 = Widen(a);
+        using var b32 = Widen(b);
+        return a32.MatMul(b32);
+
+        // Keeps a transposed operand transposed (a weight's .T()), so GEMM sees the same layout as for the float32
+        // weight and the result is bit-identical to it.
+        static Tensor Widen(Tensor t)
+        {
+            if (t.DType != DType.Float16) return t.Alias();
+            if (t.Rank < 2 || t._strides[^2] != 1 || t._shape[^2] == 1) return t.ToDTypeNoGrad(DType.Float32);
+            using var back = t.Transpose(-1, -2);
+            using var wide = back.ToDTypeNoGrad(DType.Float32);
+            return wide.Transpose(-1, -2);
         }
     }
 
