@@ -140,7 +140,7 @@ public sealed class ChatSession
             _conversation.Add(new ChatMessage("user", line));
             try
             {
-                Answer();
+                if (!Answer()) _conversation.RemoveAt(_conversation.Count - 1);
             }
             catch (TemplateException e)
             {
@@ -151,10 +151,20 @@ public sealed class ChatSession
         }
     }
 
-    private void Answer()
+    /// <summary>Streams one answer; false when the conversation leaves no room in the context (turn dropped).</summary>
+    private bool Answer()
     {
         var promptText = _prompt.Render(_conversation);
         var ids = _bundle.Tokenizer.Encode(promptText).Select(i => (long)i).ToArray();
+        // A turn may use what the context has left: the answer ends as "max new tokens reached" when it is full.
+        int positions = _bundle.Policy.Model.Config.MaxPositionEmbeddings;
+        int room = positions - ids.Length;
+        if (room <= 0)
+        {
+            _output.WriteLine($"nr chat: the conversation ({ids.Length} tokens) fills the model's context of " +
+                $"{positions} positions: /reset to start over");
+            return false;
+        }
         var stream = new ThinkingStream(ThinkingSplit.PromptForcesThinking(promptText));
         var generated = new List<int>();
         int emitted = 0;
@@ -183,6 +193,7 @@ public sealed class ChatSession
         }
         var options = _options with
         {
+            MaxNewTokens = Math.Min(_options.MaxNewTokens, room),
             Cancellation = cancel.Token,
             OnToken = (_, id) =>
             {
@@ -216,5 +227,6 @@ public sealed class ChatSession
             _ => "",
         });
         _conversation.Add(new ChatMessage("assistant", parts.Answer, parts.HasThinking ? parts.Reasoning : null));
+        return true;
     }
 }

@@ -25,6 +25,11 @@ public class ChatCommandTests(ITestOutputHelper log)
     internal static string ChatModelDir(bool withTemplate = true, bool withPromptTemplate = true)
     {
         var dir = GenerateEvalTests.ModelDir();
+        // Room for long answers (the golden model has 256 positions; its YaRN factor is read from rope_scaling).
+        var configPath = Path.Combine(dir, "config.json");
+        var configJson = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(configPath))!;
+        configJson["max_position_embeddings"] = 4096;
+        File.WriteAllText(configPath, configJson.ToJsonString());
         if (withTemplate)
         {
             var config = new Dictionary<string, string> { ["bos_token"] = "<|bos|>", ["eos_token"] = "<|eos|>",
@@ -146,6 +151,36 @@ public class ChatCommandTests(ITestOutputHelper log)
             session.Run();
             Assert.Contains("the template raised an error: one turn only", output.ToString());
             Assert.Equal(["user", "assistant"], session.Conversation.Select(m => m.Role));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void Session_AnswersUseOnlyTheContextLeft_AndAFullContextDropsTheTurn()
+    {
+        var dir = ChatModelDir();
+        try
+        {
+            var configPath = Path.Combine(dir, "config.json");
+            var configJson = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(configPath))!;
+            configJson["max_position_embeddings"] = 40;
+            File.WriteAllText(configPath, configJson.ToJsonString());
+            using var bundle = ModelBundle.Load(dir);
+            var options = new GenerationOptions
+            {
+                MaxNewTokens = 1000, Temperature = 0f, EosTokenIds = [bundle.Tokenizer.EosId],
+            };
+            var output = new StringWriter();
+            // "What is 2 + 3?" renders to 35 tokens: 5 positions are left for the first answer; the second turn
+            // does not fit at all.
+            var session = new ChatSession(bundle, ChatPrompt.Load(dir), options, 0,
+                new StringReader("What is 2 + 3?\nand then?\n/exit\n"), output, ansi: false);
+            session.Run();
+            var text = output.ToString();
+            Assert.Contains("fills the model's context of 40 positions: /reset to start over", text);
+            Assert.Equal(["user", "assistant"], session.Conversation.Select(m => m.Role));
+            // The first answer stopped at the end of the context, not at max_new_tokens = 1000.
+            Assert.Contains("(max new tokens reached", text);
         }
         finally { Directory.Delete(dir, true); }
     }
