@@ -82,21 +82,30 @@ public static class GenerateCommand
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0UL };
         var samples = new Option<int>("--samples")
         {
-            Description = "K > 1 adds R1-style sampled evaluation: K completions per problem, pass@1 (mean over the K), pass@k and maj@k for k = 1…K.",
+            Description = "K > 1 adds R1-style sampled evaluation: K completions per problem, " +
+                          "pass@1 (mean over the K), pass@k and maj@k for k = 1…K.",
             DefaultValueFactory = _ => 1,
         };
-        var temperature = new Option<float>("--temperature") { Description = "Sampling temperature of --samples (the R1 paper's 0.6).", DefaultValueFactory = _ => 0.6f };
-        var topP = new Option<float>("--top-p") { Description = "Nucleus p of --samples (the R1 paper's 0.95).", DefaultValueFactory = _ => 0.95f };
+        var temperature = new Option<float>("--temperature")
+        {
+            Description = "Sampling temperature of --samples (the R1 paper's 0.6).", DefaultValueFactory = _ => 0.6f,
+        };
+        var topP = new Option<float>("--top-p")
+        {
+            Description = "Nucleus p of --samples (the R1 paper's 0.95).", DefaultValueFactory = _ => 0.95f,
+        };
         var device = DeviceOption.Create();
-        var command = new Command("eval", "Greedy accuracy, format rate, think-rate and completion length on a task's held-out split, by difficulty; " +
-                                          "with --samples K also pass@1, pass@k and maj@k.")
+        var command = new Command("eval",
+            "Greedy accuracy, format rate, think-rate and completion length on a task's held-out split, " +
+            "by difficulty; with --samples K also pass@1, pass@k and maj@k.")
             { model, task, n, json, outFile, maxNew, seed, samples, temperature, topP, device };
         command.SetAction(parse => Guard("eval", () =>
         {
             int k = parse.GetValue(samples);
             float temp = parse.GetValue(temperature), p = parse.GetValue(topP);
             if (k < 1) throw new ArgumentException($"--samples must be ≥ 1, got {k}");
-            if (k > 1 && !(temp > 0)) throw new ArgumentException($"--temperature must be > 0 with --samples {k}, got {temp}");
+            if (k > 1 && !(temp > 0))
+                throw new ArgumentException($"--temperature must be > 0 with --samples {k}, got {temp}");
             if (k > 1 && !(p > 0 && p <= 1)) throw new ArgumentException($"--top-p must be in (0, 1], got {p}");
             var t = TaskRegistry.Create(parse.GetValue(task)!);
             var problems = t.Generate(Split.Test, parse.GetValue(n), parse.GetValue(seed));
@@ -146,16 +155,21 @@ public static class GenerateCommand
         return command;
     }
 
-    /// <summary>The sampled evaluation as tables: pass@1, pass@K, maj@K by level, then pass@k and maj@k for every k.</summary>
+    /// <summary>The sampled evaluation as tables: pass@1, pass@K, maj@K by level, then pass@k and maj@k by k.</summary>
     private static void PrintSampled(SampledEvalReport s)
     {
         int k = s.Samples;
-        var rows = s.ByDifficulty.OrderBy(kv => kv.Key).Select(kv => (Level: kv.Key.ToString(), Scores: kv.Value)).Append(("all", s.Overall)).ToArray();
+        var rows = s.ByDifficulty.OrderBy(kv => kv.Key)
+            .Select(kv => (Level: kv.Key.ToString(), Scores: kv.Value))
+            .Append(("all", s.Overall))
+            .ToArray();
         Console.WriteLine($"\n{k} samples per problem, temperature {s.Temperature}, top-p {s.TopP}");
         Console.WriteLine($"level      n   pass@1 {"pass@" + k,8} {"maj@" + k,8}  format  mean_len");
         foreach (var (level, v) in rows)
-            Console.WriteLine($"{level,5} {v.Problems,6} {v.Pass1,8:P1} {v.PassAtK[k - 1],8:P1} {v.MajAtK[k - 1],8:P1} {v.FormatRate,7:P0} {v.MeanLength,9:F1}");
-        foreach (var (name, pick) in new (string, Func<SampledScores, double[]>)[] { ("pass", v => v.PassAtK), ("maj", v => v.MajAtK) })
+            Console.WriteLine($"{level,5} {v.Problems,6} {v.Pass1,8:P1} {v.PassAtK[k - 1],8:P1} " +
+                              $"{v.MajAtK[k - 1],8:P1} {v.FormatRate,7:P0} {v.MeanLength,9:F1}");
+        var curves = new (string, Func<SampledScores, double[]>)[] { ("pass", v => v.PassAtK), ("maj", v => v.MajAtK) };
+        foreach (var (name, pick) in curves)
         {
             Console.WriteLine($"\n{name}@k, k = 1…{k}");
             Console.WriteLine("level " + string.Concat(Enumerable.Range(1, k).Select(i => $"{name + "@" + i,8}")));

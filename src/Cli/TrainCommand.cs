@@ -15,18 +15,21 @@ public static class TrainCommand
         var runs = new Option<string>("--runs-dir") { Description = "Where runs are written.", DefaultValueFactory = _ => d.RunsDirectory };
         var pretrainSteps = new Option<int>("--pretrain-steps")
         {
-            Description = "Pre-training steps (they set the LR schedule; GRPO's are --steps).", DefaultValueFactory = _ => d.PretrainSteps,
+            Description = "Pre-training steps (they set the LR schedule; GRPO's are --steps).",
+            DefaultValueFactory = _ => d.PretrainSteps,
         };
         var pretrainMinutes = new Option<double>("--pretrain-max-minutes")
         {
-            Description = "Outer wall-time limit of pre-training (a hit is reported as budget_hit).", DefaultValueFactory = _ => d.PretrainMaxMinutes,
+            Description = "Outer wall-time limit of pre-training (a hit is reported as budget_hit).",
+            DefaultValueFactory = _ => d.PretrainMaxMinutes,
         };
         var pretrainBatch = new Option<int>("--pretrain-batch") { DefaultValueFactory = _ => d.PretrainBatch };
         var pretrainLr = new Option<float>("--pretrain-learning-rate") { DefaultValueFactory = _ => d.PretrainLearningRate };
         var thinkFraction = new Option<double>("--think-fraction") { Description = "Share of pre-training answers with a <think> trace.", DefaultValueFactory = _ => d.ThinkFraction };
         var rlMinutes = new Option<double>("--rl-max-minutes")
         {
-            Description = "Outer wall-time limit of GRPO (a hit is reported as budget_hit).", DefaultValueFactory = _ => d.RlMaxMinutes,
+            Description = "Outer wall-time limit of GRPO (a hit is reported as budget_hit).",
+            DefaultValueFactory = _ => d.RlMaxMinutes,
         };
         var device = DeviceOption.Create();
         var preset = new Option<string>("--model-preset")

@@ -16,8 +16,10 @@ public static class PassAtK
     public static double Estimate(int n, int c, int k)
     {
         if (n < 1) throw new ArgumentException($"pass@k needs n ≥ 1 samples, got n = {n}");
-        if (c < 0 || c > n) throw new ArgumentException($"pass@k needs 0 ≤ c ≤ n correct samples, got c = {c} of n = {n}");
-        if (k < 1 || k > n) throw new ArgumentException($"pass@k needs 1 ≤ k ≤ n, got k = {k} with n = {n} samples");
+        if (c < 0 || c > n)
+            throw new ArgumentException($"pass@k needs 0 ≤ c ≤ n correct samples, got c = {c} of n = {n}");
+        if (k < 1 || k > n)
+            throw new ArgumentException($"pass@k needs 1 ≤ k ≤ n, got k = {k} with n = {n} samples");
         // Fewer wrong samples than k: every draw of k holds a correct one.
         if (n - c < k) return 1.0;
         double allWrong = 1.0;
@@ -34,7 +36,9 @@ public static class PassAtK
         if (answer == null) return null;
         var trimmed = answer.Trim();
         if (trimmed.Length == 0) return null;
-        return AnswerParsing.TryParseNumber(trimmed, out var v) ? v.ToString("R", CultureInfo.InvariantCulture) : trimmed;
+        return AnswerParsing.TryParseNumber(trimmed, out var v)
+            ? v.ToString("R", CultureInfo.InvariantCulture)
+            : trimmed;
     }
 
     /// <summary>
@@ -44,7 +48,8 @@ public static class PassAtK
     /// </summary>
     public static int MajorityIndex(IReadOnlyList<string?> answers, int k)
     {
-        if (k < 1 || k > answers.Count) throw new ArgumentException($"maj@k needs 1 ≤ k ≤ {answers.Count} samples, got k = {k}");
+        if (k < 1 || k > answers.Count)
+            throw new ArgumentException($"maj@k needs 1 ≤ k ≤ {answers.Count} samples, got k = {k}");
         var votes = new Dictionary<string, (int Count, int First)>();
         for (int i = 0; i < k; i++)
         {

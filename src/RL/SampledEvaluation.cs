@@ -7,7 +7,8 @@ namespace NativeReasoner.RL;
 /// Sampled scores of a set of problems (one difficulty level, or all): pass@k and maj@k for k = 1…K, index k − 1.
 /// pass@1 is the accuracy averaged over the K samples of each problem (the R1 paper's headline number).
 /// </summary>
-public sealed record SampledScores(int Problems, double[] PassAtK, double[] MajAtK, double FormatRate, double MeanLength)
+public sealed record SampledScores(
+    int Problems, double[] PassAtK, double[] MajAtK, double FormatRate, double MeanLength)
 {
     public double Pass1 => PassAtK[0];
 
@@ -51,15 +52,22 @@ public static class SampledEvaluation
     /// <summary>Sequences generated per call, so K × problems never becomes one huge batch.</summary>
     private const int MaxBatch = 256;
 
-    private sealed record ProblemResult(int Difficulty, bool[] Correct, string?[] Answers, double[] Format, double[] Length);
+    /// <summary>One problem's K samples: verdict, parsed answer (null: none), well-formed, tokens.</summary>
+    private sealed record ProblemResult(
+        int Difficulty, bool[] Correct, string?[] Answers, double[] Format, double[] Length)
+    {
+        public ProblemResult(int difficulty, int samples)
+            : this(difficulty, new bool[samples], new string?[samples], new double[samples], new double[samples]) { }
+    }
 
-    public static SampledEvalReport Run(IPolicy policy, ITokenizer tokenizer, PromptTemplate template, VerifiableTask task,
-        IReadOnlyList<Problem> problems, GenerationOptions options, int samples, ulong seed = 0)
+    public static SampledEvalReport Run(IPolicy policy, ITokenizer tokenizer, PromptTemplate template,
+        VerifiableTask task, IReadOnlyList<Problem> problems, GenerationOptions options, int samples, ulong seed = 0)
     {
         if (samples < 1) throw new ArgumentException($"samples per problem must be ≥ 1, got {samples}");
         if (problems.Count == 0) throw new ArgumentException("sampled evaluation needs at least one problem, got none");
         if (samples > 1 && !(options.Temperature > 0))
-            throw new ArgumentException($"{samples} samples per problem need a temperature > 0 (0 would repeat the greedy answer), got {options.Temperature}");
+            throw new ArgumentException($"{samples} samples per problem need a temperature > 0 " +
+                                        $"(0 would repeat the greedy answer), got {options.Temperature}");
         var rng = new Generator(seed);
         var accuracy = new AccuracyReward(task);
         var results = new List<ProblemResult>(problems.Count);
@@ -69,19 +77,23 @@ public static class SampledEvaluation
         {
             var chunk = problems.Skip(start).Take(perCall).ToArray();
             // prompts: [chunk × K], each problem's K copies next to each other.
-            var prompts = chunk.SelectMany(p => Enumerable.Repeat(tokenizer.Encode(template.Format(p.Prompt)).Select(i => (long)i).ToArray(), samples)).ToArray();
+            var prompts = chunk
+                .Select(p => tokenizer.Encode(template.Format(p.Prompt)).Select(i => (long)i).ToArray())
+                .SelectMany(ids => Enumerable.Repeat(ids, samples))
+                .ToArray();
             var generated = policy.Generate(prompts, options, rng);
             for (int j = 0; j < chunk.Length; j++)
             {
-                var r = new ProblemResult(chunk[j].Difficulty, new bool[samples], new string?[samples], new double[samples], new double[samples]);
+                var r = new ProblemResult(chunk[j].Difficulty, samples);
                 var texts = new string[samples];
                 for (int s = 0; s < samples; s++)
                 {
-                    var toks = generated[j * samples + s].Tokens;
+                    var sample = generated[j * samples + s];
+                    var toks = sample.Tokens;
                     int n = toks.Length > 0 && toks[^1] == tokenizer.EosId ? toks.Length - 1 : toks.Length;
                     var text = tokenizer.Decode(toks.Take(n).Select(t => (int)t));
                     texts[s] = text;
-                    r.Correct[s] = accuracy.Score(new RewardInput(chunk[j], text, toks.Length, generated[j * samples + s].Truncated)) == 1f;
+                    r.Correct[s] = accuracy.Score(new RewardInput(chunk[j], text, toks.Length, sample.Truncated)) == 1f;
                     r.Answers[s] = AnswerParsing.LastBoxed(text);
                     r.Format[s] = FormatReward.IsWellFormed(text, template.ThinkPrefilled) ? 1 : 0;
                     r.Length[s] = toks.Length;
@@ -91,7 +103,10 @@ public static class SampledEvaluation
             }
         }
         var by = results.GroupBy(r => r.Difficulty).ToDictionary(g => g.Key, g => Score(g.ToArray(), samples));
-        return new SampledEvalReport(samples, options.Temperature, options.TopP, Score(results, samples), by) { Completions = completions };
+        return new SampledEvalReport(samples, options.Temperature, options.TopP, Score(results, samples), by)
+        {
+            Completions = completions,
+        };
     }
 
     /// <summary>Means over the problems of each problem's estimates.</summary>
@@ -109,6 +124,7 @@ public static class SampledEvaluation
                 if (winner >= 0 && r.Correct[winner]) maj[k - 1] += 1.0 / results.Count;
             }
         }
-        return new SampledScores(results.Count, pass, maj, results.Average(r => r.Format.Average()), results.Average(r => r.Length.Average()));
+        return new SampledScores(results.Count, pass, maj,
+            FormatRate: results.Average(r => r.Format.Average()), MeanLength: results.Average(r => r.Length.Average()));
     }
 }

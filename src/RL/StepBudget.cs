@@ -23,7 +23,8 @@ public sealed record StepBudget(int Steps, double MaxMinutes)
     public StepBudget Validate(string phase)
     {
         if (Steps < 0) throw new ArgumentException($"{phase} steps must be ≥ 0, got {Steps}");
-        if (!(MaxMinutes > 0)) throw new ArgumentException($"{phase} wall-time limit must be > 0 minutes, got {MaxMinutes}");
+        if (!(MaxMinutes > 0))
+            throw new ArgumentException($"{phase} wall-time limit must be > 0 minutes, got {MaxMinutes}");
         return this;
     }
 

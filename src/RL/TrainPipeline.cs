@@ -24,7 +24,7 @@ public sealed record TrainSettings
     /// fast or a slow machine (about 7.5 minutes on 2 cores).
     /// </summary>
     public int PretrainSteps { get; init; } = 2300;
-    /// <summary>Outer wall-time limit of pre-training: when hit, the phase stops early and the run says so loudly.</summary>
+    /// <summary>Outer wall-time limit of pre-training: when hit, the phase stops early and the run says so.</summary>
     public double PretrainMaxMinutes { get; init; } = 30;
     public int PretrainBatch { get; init; } = 32;
     public float PretrainLearningRate { get; init; } = 3e-3f;
@@ -42,7 +42,8 @@ public sealed record TrainSettings
         Trainer = new GrpoConfig
         {
             NumGenerations = 8, PromptsPerStep = 8, MaxCompletionLength = 64, LossType = LossType.Dapo, EpsilonHigh = 0.28f,
-            LearningRate = 2e-4f, WarmupSteps = 3, TotalSteps = 400, EvalEvery = 15, EvalProblems = 50, Temperature = 1f,
+            LearningRate = 2e-4f, WarmupSteps = 3, TotalSteps = 400, EvalEvery = 15, EvalProblems = 50,
+            Temperature = 1f,
             // More prompts from the levels where direct answers fail and samples disagree.
             DifficultyWeights = [0.5, 0.5, 1, 3, 4],
         },
@@ -69,7 +70,8 @@ public sealed record TrainSettings
 public static class TrainPipeline
 {
     /// <param name="time">The clock of the wall-time limits and timings (tests pass a slow or fast one).</param>
-    public static JsonObject Run(TrainSettings s, Action<string> progress, CancellationToken cancel = default, TimeProvider? time = null)
+    public static JsonObject Run(TrainSettings s, Action<string> progress, CancellationToken cancel = default,
+        TimeProvider? time = null)
     {
         time ??= TimeProvider.System;
         var pretrainBudget = new StepBudget(s.PretrainSteps, s.PretrainMaxMinutes).Validate("pre-training");
@@ -129,15 +131,18 @@ public static class TrainPipeline
             for (; (stop = pretrainBudget.Check(done, time.GetElapsedTime(start))) == PhaseStop.Continue; done++)
             {
                 if (cancel.IsCancellationRequested) { Checkpoint("pretrain", done, sft.Optimizer); return new JsonObject { ["interrupted"] = true }; }
-                // Everything a step draws is seeded by its index, so a resumed run sees the same data as an uninterrupted one.
+                // Everything a step draws is seeded by its index: a resumed run sees the data of an uninterrupted one.
                 var thinkChoice = new Generator(s.Seed + 99 + (ulong)done * 7919UL);
                 var batch = task.Generate(Split.Train, s.PretrainBatch, s.Seed + 1000 + (ulong)done)
                     .Select(p => ThinkTraces.Example(p, thinkChoice.NextDouble() < s.ThinkFraction)).ToArray();
                 float lr = StepBudget.WarmupCosine(s.PretrainLearningRate, warmup, done, s.PretrainSteps);
                 float loss = sft.Step(batch, lr);
                 var elapsed = time.GetElapsedTime(start);
-                log.Log([new("phase", 0), new("step", done + 1), new("loss", loss), new("learning_rate", lr), new("elapsed_s", elapsed.TotalSeconds)]);
-                if (done % 10 == 0) progress($"\rpre-train {Bar(done, s.PretrainSteps)} step {done + 1}  loss {loss:F3}  {elapsed:mm\\:ss}   ");
+                log.Log([new("phase", 0), new("step", done + 1), new("loss", loss), new("learning_rate", lr),
+                         new("elapsed_s", elapsed.TotalSeconds)]);
+                if (done % 10 == 0)
+                    progress($"\rpre-train {Bar(done, s.PretrainSteps)} step {done + 1}  loss {loss:F3}  " +
+                             $"{elapsed:mm\\:ss}   ");
             }
             progress("\n");
             timings["pretrain_s"] = time.GetElapsedTime(start).TotalSeconds;
@@ -170,7 +175,8 @@ public static class TrainPipeline
             for (; (rlStop = rlBudget.Check(done, time.GetElapsedTime(rlStart))) == PhaseStop.Continue; done++)
             {
                 if (cancel.IsCancellationRequested) { Checkpoint("rl", done, trainer.Optimizer); return new JsonObject { ["interrupted"] = true }; }
-                float lr = StepBudget.WarmupCosine(grpo.Trainer.LearningRate, grpo.Trainer.WarmupSteps, done, grpo.Steps);
+                var t = grpo.Trainer;
+                float lr = StepBudget.WarmupCosine(t.LearningRate, t.WarmupSteps, done, grpo.Steps);
                 var m = trainer.Step(lr).ToDictionary(kv => kv.Key, kv => kv.Value);
                 m["step"] = done + 1;
                 rows.Add(m);
@@ -250,15 +256,18 @@ public static class TrainPipeline
     /// The budget of a finished phase for summary.json; a hit wall limit is also printed as a warning, since the
     /// phase then stopped before its schedule ended and the run is not comparable with a full one.
     /// </summary>
-    private static JsonObject ReportBudget(string phase, StepBudget budget, int done, PhaseStop stop, Action<string> progress)
+    private static JsonObject ReportBudget(string phase, StepBudget budget, int done, PhaseStop stop,
+        Action<string> progress)
     {
         bool hit = stop == PhaseStop.WallLimit;
         if (hit)
-            progress($"WARNING: {phase} hit its wall-time limit of {budget.MaxMinutes:0.##} min after {done} of {budget.Steps} steps; " +
-                     "its schedule did not finish, so this run's results are not those of the default budget (summary.json: budget_hit)\n");
+            progress($"WARNING: {phase} hit its wall-time limit of {budget.MaxMinutes:0.##} min after {done} of " +
+                     $"{budget.Steps} steps; its schedule did not finish, so this run's results are not those of " +
+                     "its step budget (summary.json: budget_hit)\n");
         return new JsonObject
         {
-            ["planned_steps"] = budget.Steps, ["steps"] = done, ["max_minutes"] = budget.MaxMinutes, ["wall_limit_hit"] = hit,
+            ["planned_steps"] = budget.Steps, ["steps"] = done, ["max_minutes"] = budget.MaxMinutes,
+            ["wall_limit_hit"] = hit,
         };
     }
 

@@ -8,6 +8,8 @@ namespace NativeReasoner.Tests.RL;
 /// <summary>pass@k, maj@k and the sampled evaluation of <c>nr eval --samples K</c>.</summary>
 public class PassAtKTests
 {
+    private static readonly PromptTemplate PlainTemplate = new("{question}\n");
+
     private static string Fixture(string name) => Path.Combine(AppContext.BaseDirectory, "fixtures", name);
 
     [Fact]
@@ -59,7 +61,8 @@ public class PassAtKTests
         {
             int n = c!["n"]!.GetValue<int>(), correct = c["c"]!.GetValue<int>(), k = c["k"]!.GetValue<int>();
             double want = c["pass_at_k"]!.GetValue<double>(), got = PassAtK.Estimate(n, correct, k);
-            Assert.True(Math.Abs(got - want) <= 1e-12 * Math.Max(1, Math.Abs(want)), $"n {n} c {correct} k {k}: {got} vs {want}");
+            Assert.True(Math.Abs(got - want) <= 1e-12 * Math.Max(1, Math.Abs(want)),
+                $"n {n} c {correct} k {k}: {got} vs {want}");
         }
     }
 
@@ -71,7 +74,8 @@ public class PassAtKTests
         Assert.Equal(0, PassAtK.MajorityIndex(["3", "4", "4", "4"], 1));
         Assert.Equal(2, PassAtK.MajorityIndex([null, " ", "x", null], 4));
         Assert.Equal(-1, PassAtK.MajorityIndex([null, "", null], 3));
-        Assert.Contains("k = 4", Assert.Throws<ArgumentException>(() => PassAtK.MajorityIndex(["1", "2", "3"], 4)).Message);
+        var e = Assert.Throws<ArgumentException>(() => PassAtK.MajorityIndex(["1", "2", "3"], 4));
+        Assert.Contains("k = 4", e.Message);
         Assert.Equal("4", PassAtK.AnswerKey("04"));
         Assert.Null(PassAtK.AnswerKey("  "));
     }
@@ -88,8 +92,11 @@ public class PassAtKTests
         string Completion(int i) => answers[i] == "x" ? "no answer" :
             (i % 2 == 0 ? "<think>so</think>" : "") + "\\boxed{" + answers[i] + "}";
         var policy = new ScriptedPolicy(tokenizer, Completion);
-        var options = new GenerationOptions { MaxNewTokens = 32, Temperature = 0.6f, TopP = 0.95f, EosTokenIds = [tokenizer.EosId] };
-        var r = SampledEvaluation.Run(policy, tokenizer, new PromptTemplate("{question}\n"), task, problems, options, samples: 4);
+        var options = new GenerationOptions
+        {
+            MaxNewTokens = 32, Temperature = 0.6f, TopP = 0.95f, EosTokenIds = [tokenizer.EosId],
+        };
+        var r = SampledEvaluation.Run(policy, tokenizer, PlainTemplate, task, problems, options, samples: 4);
 
         // Per problem (n = 4): c = 2, 2, 0, 4 → pass@2 = 1 − C(2,2)/C(4,2) = 5/6 for the first two.
         AssertClose([0.5, 5.0 / 6, 1, 1], r.ByDifficulty[1].PassAtK);
@@ -123,7 +130,7 @@ public class PassAtKTests
         var problems = correct.Select((_, i) => new Problem(task.Name, $"q{i}", "1", 1, $"k{i}")).ToArray();
         var policy = new ScriptedPolicy(tokenizer, i => "\\boxed{" + (i % 8 < correct[i / 8] ? "1" : "2") + "}");
         var options = new GenerationOptions { MaxNewTokens = 16, Temperature = 0.6f, EosTokenIds = [tokenizer.EosId] };
-        var r = SampledEvaluation.Run(policy, tokenizer, new PromptTemplate("{question}\n"), task, problems, options, samples: 8);
+        var r = SampledEvaluation.Run(policy, tokenizer, PlainTemplate, task, problems, options, samples: 8);
         AssertClose(want, r.Overall.PassAtK);
     }
 
@@ -135,10 +142,12 @@ public class PassAtKTests
         var problems = task.Generate(Split.Test, 2, 0);
         var policy = new ScriptedPolicy(tokenizer, _ => "\\boxed{1}");
         var greedy = new GenerationOptions { MaxNewTokens = 8, Temperature = 0f, EosTokenIds = [tokenizer.EosId] };
-        var e = Assert.Throws<ArgumentException>(() => SampledEvaluation.Run(policy, tokenizer, PromptTemplate.Default, task, problems, greedy, 4));
-        Assert.Contains("temperature > 0", e.Message);
-        Assert.Throws<ArgumentException>(() => SampledEvaluation.Run(policy, tokenizer, PromptTemplate.Default, task, problems, greedy with { Temperature = 1 }, 0));
-        Assert.Throws<ArgumentException>(() => SampledEvaluation.Run(policy, tokenizer, PromptTemplate.Default, task, [], greedy with { Temperature = 1 }, 2));
+        SampledEvalReport Run(IReadOnlyList<Problem> ps, GenerationOptions o, int k) =>
+            SampledEvaluation.Run(policy, tokenizer, PlainTemplate, task, ps, o, k);
+        Assert.Contains("temperature > 0", Assert.Throws<ArgumentException>(() => Run(problems, greedy, 4)).Message);
+        var sampling = greedy with { Temperature = 1 };
+        Assert.Contains("≥ 1, got 0", Assert.Throws<ArgumentException>(() => Run(problems, sampling, 0)).Message);
+        Assert.Contains("got none", Assert.Throws<ArgumentException>(() => Run([], sampling, 2)).Message);
     }
 
     [Fact]
@@ -148,7 +157,8 @@ public class PassAtKTests
         try
         {
             var outPath = Path.Combine(dir, "eval.json");
-            Assert.Equal(0, NativeReasoner.Cli.Program.Main(["eval", "--model", dir, "--task", "arithmetic", "--n", "4", "--max-new-tokens", "4",
+            string[] eval = ["eval", "--model", dir, "--task", "arithmetic"];
+            Assert.Equal(0, NativeReasoner.Cli.Program.Main([.. eval, "--n", "4", "--max-new-tokens", "4",
                 "--samples", "3", "--temperature", "0.6", "--top-p", "0.95", "--out", outPath]));
             var o = JsonNode.Parse(File.ReadAllText(outPath))!;
             var sampled = o["sampled"]!;
@@ -160,9 +170,9 @@ public class PassAtKTests
             Assert.Equal(4, o["sampled_completions"]!.AsArray().Count);
             // Greedy stays as it was.
             Assert.InRange(o["accuracy"]!.GetValue<double>(), 0, 1);
-            Assert.Equal(1, NativeReasoner.Cli.Program.Main(["eval", "--model", dir, "--task", "arithmetic", "--samples", "0"]));
-            Assert.Equal(1, NativeReasoner.Cli.Program.Main(["eval", "--model", dir, "--task", "arithmetic", "--samples", "2", "--temperature", "0"]));
-            Assert.Equal(1, NativeReasoner.Cli.Program.Main(["eval", "--model", dir, "--task", "arithmetic", "--samples", "2", "--top-p", "1.5"]));
+            Assert.Equal(1, NativeReasoner.Cli.Program.Main([.. eval, "--samples", "0"]));
+            Assert.Equal(1, NativeReasoner.Cli.Program.Main([.. eval, "--samples", "2", "--temperature", "0"]));
+            Assert.Equal(1, NativeReasoner.Cli.Program.Main([.. eval, "--samples", "2", "--top-p", "1.5"]));
         }
         finally { Directory.Delete(dir, true); }
     }
@@ -170,6 +180,7 @@ public class PassAtKTests
     private static void AssertClose(double[] want, double[] got)
     {
         Assert.Equal(want.Length, got.Length);
-        for (int i = 0; i < want.Length; i++) Assert.True(Math.Abs(want[i] - got[i]) <= 1e-12, $"k = {i + 1}: {got[i]} vs {want[i]}");
+        for (int i = 0; i < want.Length; i++)
+            Assert.True(Math.Abs(want[i] - got[i]) <= 1e-12, $"k = {i + 1}: {got[i]} vs {want[i]}");
     }
 }

@@ -20,7 +20,11 @@ public class StepBudgetTests
         // Past the budget (a resumed run asked for more steps) the LR stays at the floor.
         Assert.Equal(peak * 0.1, StepBudget.WarmupCosine(peak, 4, 500, 104), 9);
         // Strictly decreasing after warmup.
-        for (int k = 5; k < 104; k++) Assert.True(StepBudget.WarmupCosine(peak, 4, k, 104) < StepBudget.WarmupCosine(peak, 4, k - 1, 104), $"step {k}");
+        for (int k = 5; k < 104; k++)
+        {
+            float lr = StepBudget.WarmupCosine(peak, 4, k, 104), before = StepBudget.WarmupCosine(peak, 4, k - 1, 104);
+            Assert.True(lr < before, $"step {k}: {lr} ≥ {before}");
+        }
     }
 
     [Fact]

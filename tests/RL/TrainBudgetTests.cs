@@ -10,7 +10,7 @@ namespace NativeReasoner.Tests.RL;
 /// </summary>
 public class TrainBudgetTests
 {
-    /// <summary>A clock that moves on by a fixed amount each time it is read: a machine as slow as a test needs, at no cost.</summary>
+    /// <summary>A clock that moves on by a fixed amount each time it is read: any slowness a test needs.</summary>
     private sealed class SteppingClock(TimeSpan perRead) : TimeProvider
     {
         private long _ticks;
@@ -38,6 +38,9 @@ public class TrainBudgetTests
             })
             .ToList();
 
+    private static TrainSettings WithGrpoSteps(TrainSettings s, int steps) =>
+        s with { Grpo = s.Grpo with { Steps = steps, Trainer = s.Grpo.Trainer with { TotalSteps = steps } } };
+
     private static string TempRuns() => Path.Combine(Path.GetTempPath(), "nr-budget-" + Guid.NewGuid().ToString("N"));
 
     [Fact]
@@ -49,11 +52,15 @@ public class TrainBudgetTests
             // 40 s per clock read: the old wall-time cosine would have decayed the LR after a few reads, and a 7.5 min
             // wall budget would have ended the toy run early; with step budgets both runs must agree exactly.
             var slow = new SteppingClock(TimeSpan.FromSeconds(40));
-            var settings = TrainPipelineTests.Toy(runs) with { PretrainSteps = 6, PretrainMaxMinutes = 60, RlMaxMinutes = 60 };
+            var settings = TrainPipelineTests.Toy(runs) with
+            {
+                PretrainSteps = 6, PretrainMaxMinutes = 60, RlMaxMinutes = 60,
+            };
             var fast = TrainPipeline.Run(settings with { Name = "fast" }, _ => { });
             var slowSummary = TrainPipeline.Run(settings with { Name = "slow" }, _ => { }, time: slow);
             Assert.True(slow.Reads > 10, $"the slow clock was read {slow.Reads} times");
-            Assert.True(slowSummary["timings"]!["pretrain_s"]!.GetValue<double>() > 60, "the slow run took simulated minutes");
+            double slowSeconds = slowSummary["timings"]!["pretrain_s"]!.GetValue<double>();
+            Assert.True(slowSeconds > 60, $"the slow run took {slowSeconds} simulated seconds");
 
             var a = TrainingMetrics(Path.Combine(runs, "fast"));
             var b = TrainingMetrics(Path.Combine(runs, "slow"));
@@ -73,9 +80,11 @@ public class TrainBudgetTests
         var runs = TempRuns();
         try
         {
-            // A minute per clock read against 3-minute limits: each phase stops after a step or two, far before its 40 steps.
-            var settings = TrainPipelineTests.Toy(runs) with { PretrainSteps = 40, PretrainMaxMinutes = 3, RlMaxMinutes = 3 };
-            settings = settings with { Grpo = settings.Grpo with { Steps = 40, Trainer = settings.Grpo.Trainer with { TotalSteps = 40 } } };
+            // A minute per clock read against 3-minute limits: each phase stops after a step or two of its 40.
+            var settings = WithGrpoSteps(TrainPipelineTests.Toy(runs), 40) with
+            {
+                PretrainSteps = 40, PretrainMaxMinutes = 3, RlMaxMinutes = 3,
+            };
             var log = new List<string>();
             var summary = TrainPipeline.Run(settings, log.Add, time: new SteppingClock(TimeSpan.FromMinutes(1)));
 
@@ -104,7 +113,7 @@ public class TrainBudgetTests
         try
         {
             var settings = TrainPipelineTests.Toy(runs) with { PretrainSteps = 4 };
-            settings = settings with { Grpo = settings.Grpo with { Steps = 3, Trainer = settings.Grpo.Trainer with { TotalSteps = 3 } } };
+            settings = WithGrpoSteps(settings, 3);
             var whole = TrainPipeline.Run(settings with { Name = "whole" }, _ => { });
 
             var dir = Path.Combine(runs, "toy");
