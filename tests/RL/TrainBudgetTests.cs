@@ -142,6 +142,9 @@ public class TrainBudgetTests
             var rl = TrainingMetrics(dir, phase: 1);
             Assert.Equal(3, rl.Count);
             Assert.Equal(new double[] { 1, 2, 3 }, rl.Select(l => JsonNode.Parse(l)!["step"]!.GetValue<double>()));
+            // The trainer's own step count goes on too: the held-out check (every 2 steps) falls on step 2, not 3.
+            var evaluated = rl.Select(l => JsonNode.Parse(l)!.AsObject().ContainsKey("eval/accuracy"));
+            Assert.Equal(new[] { false, true, false }, evaluated);
             Assert.Equal(3, whole["rl_steps"]!.GetValue<int>());
         }
         finally { if (Directory.Exists(runs)) Directory.Delete(runs, true); }
