@@ -94,17 +94,43 @@ public static class GenerateCommand
         var outFile = new Option<string?>("--out") { Description = "Also write the JSON report, with every completion, to this file." };
         var maxNew = new Option<int>("--max-new-tokens") { DefaultValueFactory = _ => 256 };
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0UL };
+        var samples = new Option<int>("--samples")
+        {
+            Description = "K > 1 adds R1-style sampled evaluation: K completions per problem, " +
+                          "pass@1 (mean over the K), pass@k and maj@k for k = 1…K.",
+            DefaultValueFactory = _ => 1,
+        };
+        var temperature = new Option<float>("--temperature")
+        {
+            Description = "Sampling temperature of --samples (the R1 paper's 0.6).", DefaultValueFactory = _ => 0.6f,
+        };
+        var topP = new Option<float>("--top-p")
+        {
+            Description = "Nucleus p of --samples (the R1 paper's 0.95).", DefaultValueFactory = _ => 0.95f,
+        };
         var device = DeviceOption.Create();
-        var command = new Command("eval", "Greedy accuracy, format rate, think-rate and completion length on a task's held-out split, by difficulty.")
-            { model, task, n, json, outFile, maxNew, seed, device };
+        var command = new Command("eval",
+            "Greedy accuracy, format rate, think-rate and completion length on a task's held-out split, " +
+            "by difficulty; with --samples K also pass@1, pass@k and maj@k.")
+            { model, task, n, json, outFile, maxNew, seed, samples, temperature, topP, device };
         command.SetAction(parse => Guard("eval", () =>
         {
+            int k = parse.GetValue(samples);
+            float temp = parse.GetValue(temperature), p = parse.GetValue(topP);
+            if (k < 1) throw new ArgumentException($"--samples must be ≥ 1, got {k}");
+            if (k > 1 && !(temp > 0))
+                throw new ArgumentException($"--temperature must be > 0 with --samples {k}, got {temp}");
+            if (k > 1 && !(p > 0 && p <= 1)) throw new ArgumentException($"--top-p must be in (0, 1], got {p}");
             var t = TaskRegistry.Create(parse.GetValue(task)!);
             var problems = t.Generate(Split.Test, parse.GetValue(n), parse.GetValue(seed));
             using var onDevice = DeviceOption.Use(parse.GetValue(device)!);
             using var bundle = ModelBundle.Load(parse.GetValue(model)!, onDevice.Device);
             var options = new GenerationOptions { MaxNewTokens = parse.GetValue(maxNew), Temperature = 0f, EosTokenIds = [bundle.Tokenizer.EosId] };
             var r = Evaluation.Run(bundle.Policy, bundle.Tokenizer, bundle.Template, t, problems, options);
+            var sampled = k > 1
+                ? SampledEvaluation.Run(bundle.Policy, bundle.Tokenizer, bundle.Template, t, problems,
+                    options with { Temperature = temp, TopP = p }, k, parse.GetValue(seed))
+                : null;
             var o = new Dictionary<string, object>
             {
                 ["task"] = t.Name, ["n"] = problems.Count, ["accuracy"] = r.Accuracy, ["format_rate"] = r.FormatRate,
@@ -119,10 +145,12 @@ public static class GenerateCommand
             {
                 WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
             };
+            if (sampled != null) o["sampled"] = sampled.ToJson();
             var text = JsonSerializer.Serialize(o, jsonOptions);
             // The file also keeps every completion (to compare runs, e.g. one device against another).
             if (parse.GetValue(outFile) is { } path)
-                File.WriteAllText(path, JsonSerializer.Serialize(new Dictionary<string, object>(o)
+            {
+                var withCompletions = new Dictionary<string, object>(o)
                 {
                     ["completions"] = r.Completions,
                     ["completion_parts"] = r.Completions
@@ -131,7 +159,10 @@ public static class GenerateCommand
                         {
                             ["reasoning"] = p.Reasoning, ["answer"] = p.Answer, ["thinking_closed"] = p.ThinkingClosed,
                         }).ToList(),
-                }, jsonOptions) + "\n");
+                };
+                if (sampled != null) withCompletions["sampled_completions"] = sampled.Completions;
+                File.WriteAllText(path, JsonSerializer.Serialize(withCompletions, jsonOptions) + "\n");
+            }
             if (parse.GetValue(json))
             {
                 Console.WriteLine(text);
@@ -142,7 +173,31 @@ public static class GenerateCommand
             foreach (var (level, v) in r.ByDifficulty.OrderBy(kv => kv.Key))
                 Console.WriteLine($"{level,5} {v.Count,6} {v.Accuracy,9:P1} {v.FormatRate,7:P0} {v.ThinkRate,6:P0} {v.MeanLength,9:F1}");
             Console.WriteLine($"{"all",5} {problems.Count,6} {r.Accuracy,9:P1} {r.FormatRate,7:P0} {r.ThinkRate,6:P0} {r.MeanLength,9:F1}");
+            if (sampled != null) PrintSampled(sampled);
         }));
         return command;
+    }
+
+    /// <summary>The sampled evaluation as tables: pass@1, pass@K, maj@K by level, then pass@k and maj@k by k.</summary>
+    private static void PrintSampled(SampledEvalReport s)
+    {
+        int k = s.Samples;
+        var rows = s.ByDifficulty.OrderBy(kv => kv.Key)
+            .Select(kv => (Level: kv.Key.ToString(), Scores: kv.Value))
+            .Append(("all", s.Overall))
+            .ToArray();
+        Console.WriteLine($"\n{k} samples per problem, temperature {s.Temperature}, top-p {s.TopP}");
+        Console.WriteLine($"level      n   pass@1 {"pass@" + k,8} {"maj@" + k,8}  format  mean_len");
+        foreach (var (level, v) in rows)
+            Console.WriteLine($"{level,5} {v.Problems,6} {v.Pass1,8:P1} {v.PassAtK[k - 1],8:P1} " +
+                              $"{v.MajAtK[k - 1],8:P1} {v.FormatRate,7:P0} {v.MeanLength,9:F1}");
+        var curves = new (string, Func<SampledScores, double[]>)[] { ("pass", v => v.PassAtK), ("maj", v => v.MajAtK) };
+        foreach (var (name, pick) in curves)
+        {
+            Console.WriteLine($"\n{name}@k, k = 1…{k}");
+            Console.WriteLine("level " + string.Concat(Enumerable.Range(1, k).Select(i => $"{name + "@" + i,8}")));
+            foreach (var (level, v) in rows)
+                Console.WriteLine($"{level,5} " + string.Concat(pick(v).Select(x => $"{x,8:P1}")));
+        }
     }
 }

@@ -13,12 +13,24 @@ public static class TrainCommand
         var d = new TrainSettings();
         var name = new Option<string>("--name") { Description = "Run name: output goes to RUNS/NAME.", DefaultValueFactory = _ => d.Name };
         var runs = new Option<string>("--runs-dir") { Description = "Where runs are written.", DefaultValueFactory = _ => d.RunsDirectory };
-        var pretrainSteps = new Option<int>("--pretrain-steps") { DefaultValueFactory = _ => d.PretrainSteps };
-        var pretrainMinutes = new Option<double>("--pretrain-minutes") { Description = "Wall-time budget of pre-training.", DefaultValueFactory = _ => d.PretrainMinutes };
+        var pretrainSteps = new Option<int>("--pretrain-steps")
+        {
+            Description = "Pre-training steps (they set the LR schedule; GRPO's are --steps).",
+            DefaultValueFactory = _ => d.PretrainSteps,
+        };
+        var pretrainMinutes = new Option<double>("--pretrain-max-minutes")
+        {
+            Description = "Outer wall-time limit of pre-training (a hit is reported as budget_hit).",
+            DefaultValueFactory = _ => d.PretrainMaxMinutes,
+        };
         var pretrainBatch = new Option<int>("--pretrain-batch") { DefaultValueFactory = _ => d.PretrainBatch };
         var pretrainLr = new Option<float>("--pretrain-learning-rate") { DefaultValueFactory = _ => d.PretrainLearningRate };
         var thinkFraction = new Option<double>("--think-fraction") { Description = "Share of pre-training answers with a <think> trace.", DefaultValueFactory = _ => d.ThinkFraction };
-        var rlMinutes = new Option<double>("--rl-minutes") { Description = "Wall-time budget of GRPO.", DefaultValueFactory = _ => d.RlMinutes };
+        var rlMinutes = new Option<double>("--rl-max-minutes")
+        {
+            Description = "Outer wall-time limit of GRPO (a hit is reported as budget_hit).",
+            DefaultValueFactory = _ => d.RlMaxMinutes,
+        };
         var device = DeviceOption.Create();
         var preset = new Option<string>("--model-preset")
         {
@@ -52,9 +64,9 @@ public static class TrainCommand
                 var s = d with
                 {
                     Name = parse.GetValue(name)!, RunsDirectory = parse.GetValue(runs)!, Task = grpo.Task,
-                    PretrainSteps = parse.GetValue(pretrainSteps), PretrainMinutes = parse.GetValue(pretrainMinutes),
+                    PretrainSteps = parse.GetValue(pretrainSteps), PretrainMaxMinutes = parse.GetValue(pretrainMinutes),
                     PretrainBatch = parse.GetValue(pretrainBatch), PretrainLearningRate = parse.GetValue(pretrainLr),
-                    ThinkFraction = parse.GetValue(thinkFraction), RlMinutes = parse.GetValue(rlMinutes),
+                    ThinkFraction = parse.GetValue(thinkFraction), RlMaxMinutes = parse.GetValue(rlMinutes),
                     EvalProblems = parse.GetValue(evalProblems), Grpo = grpo, Seed = grpo.Trainer.Seed,
                     Model = ModelPresets.Get(parse.GetValue(preset)!).WithMaxPositionEmbeddings(d.Model.MaxPositionEmbeddings),
                 };

@@ -97,7 +97,7 @@ public sealed class GrpoTrainer : IDisposable
     private readonly AdamW _optimizer;
     private readonly ILrSchedule _schedule;
     private readonly MetricsLogger? _logger;
-    private readonly Generator _rng;
+    private Generator _rng;
     private readonly IReadOnlyList<Problem> _heldOut;
     private long _tokensSeen;
     private int _optimizerSteps;
@@ -123,6 +123,19 @@ public sealed class GrpoTrainer : IDisposable
         _logger = metricsPath == null ? null : new MetricsLogger(metricsPath);
         _rng = new Generator(config.Seed + 0x5EED);
         _heldOut = config.EvalEvery > 0 ? task.Generate(Split.Test, config.EvalProblems, config.Seed) : [];
+    }
+
+    /// <summary>
+    /// Continues a run interrupted after <paramref name="step"/> generation batches: prompts, the evaluation cadence
+    /// and the step schedule go on from there, and sampling draws from a stream seeded by the step (so a resume
+    /// from the same checkpoint is reproducible).
+    /// </summary>
+    public void ResumeAt(int step)
+    {
+        if (step < 0) throw new ArgumentException($"resume step must be ≥ 0, got {step}");
+        StepIndex = step;
+        _optimizerSteps = step * Config.NumIterations;
+        _rng = new Generator(Config.Seed + 0x5EED + (ulong)step * 0x9E3779B9UL);
     }
 
     /// <summary>

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -20,9 +19,13 @@ public sealed record TrainSettings
     /// question itself reads like <c>What is 47 * 6?</c>).
     /// </summary>
     public PromptTemplate Template { get; init; } = new("<|bos|>{question}\n");
-    /// <summary>Pre-training stops at this many steps or this wall time, whichever comes first; the cosine LR follows whichever is nearer.</summary>
-    public int PretrainSteps { get; init; } = 4000;
-    public double PretrainMinutes { get; init; } = 7.5;
+    /// <summary>
+    /// Pre-training steps: they alone set the cosine LR and the data, so the pre-trained model is the same on a
+    /// fast or a slow machine (about 7.5 minutes on 2 cores).
+    /// </summary>
+    public int PretrainSteps { get; init; } = 2300;
+    /// <summary>Outer wall-time limit of pre-training: when hit, the phase stops early and the run says so.</summary>
+    public double PretrainMaxMinutes { get; init; } = 30;
     public int PretrainBatch { get; init; } = 32;
     public float PretrainLearningRate { get; init; } = 3e-3f;
     /// <summary>
@@ -34,17 +37,20 @@ public sealed record TrainSettings
     public GrpoSettings Grpo { get; init; } = new GrpoSettings
     {
         Task = "ladder",
-        Steps = 1000,
+        // GRPO steps (about 4.5 minutes on 2 cores); they set the LR schedule, not the clock.
+        Steps = 400,
         Trainer = new GrpoConfig
         {
             NumGenerations = 8, PromptsPerStep = 8, MaxCompletionLength = 64, LossType = LossType.Dapo, EpsilonHigh = 0.28f,
-            LearningRate = 2e-4f, WarmupSteps = 3, TotalSteps = 1000, EvalEvery = 15, EvalProblems = 50, Temperature = 1f,
+            LearningRate = 2e-4f, WarmupSteps = 3, TotalSteps = 400, EvalEvery = 15, EvalProblems = 50,
+            Temperature = 1f,
             // More prompts from the levels where direct answers fail and samples disagree.
             DifficultyWeights = [0.5, 0.5, 1, 3, 4],
         },
         AccuracyWeight = 1f, FormatWeight = 0.5f,
     };
-    public double RlMinutes { get; init; } = 4;
+    /// <summary>Outer wall-time limit of GRPO: when hit, the phase stops early and the run says so loudly.</summary>
+    public double RlMaxMinutes { get; init; } = 20;
     /// <summary>Held-out problems for the before/after comparison (levels cycle, so this many / levels per level).</summary>
     public int EvalProblems { get; init; } = 250;
     public ulong Seed { get; init; }
@@ -59,11 +65,18 @@ public sealed record TrainSettings
 /// Cancellation (Ctrl-C)
 /// saves <c>checkpoint/</c> (weights + phase and step); running again resumes from it (AdamW
 /// moments and step counts included, from <c>optimizer.safetensors</c>).
+/// Both phases are budgeted in steps (<see cref="StepBudget"/>); wall time is only an outer limit, whose hit is
+/// reported in the output and in summary.json (<c>budget_hit</c>).
 /// </summary>
 public static class TrainPipeline
 {
-    public static JsonObject Run(TrainSettings s, Action<string> progress, CancellationToken cancel = default)
+    /// <param name="time">The clock of the wall-time limits and timings (tests pass a slow or fast one).</param>
+    public static JsonObject Run(TrainSettings s, Action<string> progress, CancellationToken cancel = default,
+        TimeProvider? time = null)
     {
+        time ??= TimeProvider.System;
+        var pretrainBudget = new StepBudget(s.PretrainSteps, s.PretrainMaxMinutes).Validate("pre-training");
+        var rlBudget = new StepBudget(s.Grpo.Steps, s.RlMaxMinutes).Validate("GRPO");
         var runDir = Path.Combine(s.RunsDirectory, s.Name);
         var ckptDir = Path.Combine(runDir, "checkpoint");
         Directory.CreateDirectory(runDir);
@@ -71,7 +84,8 @@ public static class TrainPipeline
         if (!ThinkTraces.Supports(task.Name)) throw new ArgumentException($"nr train pre-trains with think traces, which task '{task.Name}' has none of; use arithmetic, linear or word");
         var tokenizer = new CharTokenizer();
         var template = s.Template;
-        var total = Stopwatch.StartNew();
+        long totalStart = time.GetTimestamp();
+        var budget = new JsonObject();
         var timings = new JsonObject();
         var config = s.Model.ForTokenizer(tokenizer.VocabSize, tokenizer.EosId, tokenizer.BosId, tokenizer.PadId);
 
@@ -112,48 +126,59 @@ public static class TrainPipeline
             const int warmup = 30;
             using var sft = new SftTrainer(policy, tokenizer, template, s.PretrainLearningRate, s.PretrainSteps, warmupSteps: warmup, weightDecay: 0.01f);
             if (done > 0) OptimizerCheckpoint.TryLoad(sft.Optimizer, ckptDir, progress);
-            var rng = new Generator(s.Seed + 99 + (ulong)done);
-            var clock = Stopwatch.StartNew();
+            long start = time.GetTimestamp();
             model.Train();
-            for (; done < s.PretrainSteps && clock.Elapsed.TotalMinutes < s.PretrainMinutes; done++)
+            PhaseStop stop;
+            for (; (stop = pretrainBudget.Check(done, time.GetElapsedTime(start))) == PhaseStop.Continue; done++)
             {
                 if (cancel.IsCancellationRequested) { Checkpoint("pretrain", done, sft.Optimizer); return new JsonObject { ["interrupted"] = true }; }
+                // Everything a step draws is seeded by its index: a resumed run sees the data of an uninterrupted one.
+                var thinkChoice = new Generator(s.Seed + 99 + (ulong)done * 7919UL);
                 var batch = task.Generate(Split.Train, s.PretrainBatch, s.Seed + 1000 + (ulong)done)
-                    .Select(p => ThinkTraces.Example(p, rng.NextDouble() < s.ThinkFraction)).ToArray();
-                // Cosine over whichever budget runs out first, steps or minutes, so the LR has decayed when time is up.
-                double frac = Math.Max((double)done / s.PretrainSteps, clock.Elapsed.TotalMinutes / s.PretrainMinutes);
-                float lr = WarmupCosine(s.PretrainLearningRate, warmup, done, frac);
+                    .Select(p => ThinkTraces.Example(p, thinkChoice.NextDouble() < s.ThinkFraction)).ToArray();
+                float lr = StepBudget.WarmupCosine(s.PretrainLearningRate, warmup, done, s.PretrainSteps);
                 float loss = sft.Step(batch, lr);
-                log.Log([new("phase", 0), new("step", done + 1), new("loss", loss), new("learning_rate", lr), new("elapsed_s", clock.Elapsed.TotalSeconds)]);
-                if (done % 10 == 0) progress($"\rpre-train {Bar(done, s.PretrainSteps)} step {done + 1}  loss {loss:F3}  {clock.Elapsed:mm\\:ss}   ");
+                var elapsed = time.GetElapsedTime(start);
+                log.Log([new("phase", 0), new("step", done + 1), new("loss", loss), new("learning_rate", lr),
+                         new("elapsed_s", elapsed.TotalSeconds)]);
+                if (done % 10 == 0)
+                    progress($"\rpre-train {Bar(done, s.PretrainSteps)} step {done + 1}  loss {loss:F3}  " +
+                             $"{elapsed:mm\\:ss}   ");
             }
             progress("\n");
-            timings["pretrain_s"] = clock.Elapsed.TotalSeconds;
+            timings["pretrain_s"] = time.GetElapsedTime(start).TotalSeconds;
             timings["pretrain_steps"] = done;
+            budget["pretrain"] = ReportBudget("pre-training", pretrainBudget, done, stop, progress);
             phase = "rl";
             done = 0;
         }
 
-        var evalClock = Stopwatch.StartNew();
+        long evalStart = time.GetTimestamp();
         var afterPretrain = Evaluation.Run(policy, tokenizer, template, task, heldOut, greedy);
-        timings["eval_after_pretrain_s"] = evalClock.Elapsed.TotalSeconds;
+        timings["eval_after_pretrain_s"] = time.GetElapsedTime(evalStart).TotalSeconds;
         progress($"after pre-training: held-out accuracy {afterPretrain.Accuracy:P1}, format {afterPretrain.FormatRate:P0}, think {afterPretrain.ThinkRate:P0}\n");
 
         // ---- GRPO
-        var grpo = s.Grpo with { Task = task.Name, Trainer = s.Grpo.Trainer with { Seed = s.Seed + (ulong)done } };
-        var rlClock = Stopwatch.StartNew();
+        var grpo = s.Grpo with { Task = task.Name, Trainer = s.Grpo.Trainer with { Seed = s.Seed } };
+        long rlStart = time.GetTimestamp();
+        PhaseStop rlStop;
         var rows = new List<Dictionary<string, double>>();
         using (var reference = grpo.Trainer.Beta != 0 ? config.Build(new Generator(0)) : null)
         {
             if (reference != null) CopyWeights(model, reference);
             using var trainer = new GrpoTrainer(policy, reference == null ? null : new CausalLMPolicy(reference), tokenizer, task,
                 grpo.Rewards(task, template.ThinkPrefilled), template, grpo.Trainer);
-            if (done > 0) OptimizerCheckpoint.TryLoad(trainer.Optimizer, ckptDir, progress);
-            for (; done < grpo.Steps && rlClock.Elapsed.TotalMinutes < s.RlMinutes; done++)
+            if (done > 0)
+            {
+                OptimizerCheckpoint.TryLoad(trainer.Optimizer, ckptDir, progress);
+                trainer.ResumeAt(done);
+            }
+            for (; (rlStop = rlBudget.Check(done, time.GetElapsedTime(rlStart))) == PhaseStop.Continue; done++)
             {
                 if (cancel.IsCancellationRequested) { Checkpoint("rl", done, trainer.Optimizer); return new JsonObject { ["interrupted"] = true }; }
-                double rlProgress = Math.Max((double)done / grpo.Steps, rlClock.Elapsed.TotalMinutes / s.RlMinutes);
-                var m = trainer.Step(WarmupCosine(grpo.Trainer.LearningRate, grpo.Trainer.WarmupSteps, done, rlProgress)).ToDictionary(kv => kv.Key, kv => kv.Value);
+                var t = grpo.Trainer;
+                float lr = StepBudget.WarmupCosine(t.LearningRate, t.WarmupSteps, done, grpo.Steps);
+                var m = trainer.Step(lr).ToDictionary(kv => kv.Key, kv => kv.Value);
                 m["step"] = done + 1;
                 rows.Add(m);
                 log.Log([new("phase", 1), .. m]);
@@ -162,11 +187,13 @@ public static class TrainPipeline
             }
         }
         progress("\n");
-        timings["rl_s"] = rlClock.Elapsed.TotalSeconds;
-        timings["rl_steps"] = rows.Count;
-        evalClock.Restart();
+        double rlMinutes = time.GetElapsedTime(rlStart).TotalMinutes;
+        timings["rl_s"] = rlMinutes * 60;
+        timings["rl_steps"] = done;
+        budget["rl"] = ReportBudget("GRPO", rlBudget, done, rlStop, progress);
+        evalStart = time.GetTimestamp();
         var afterRl = Evaluation.Run(policy, tokenizer, template, task, heldOut, greedy);
-        timings["eval_after_rl_s"] = evalClock.Elapsed.TotalSeconds;
+        timings["eval_after_rl_s"] = time.GetElapsedTime(evalStart).TotalSeconds;
         progress($"after GRPO: held-out accuracy {afterRl.Accuracy:P1}, format {afterRl.FormatRate:P0}, think {afterRl.ThinkRate:P0}\n");
 
         // ---- outputs
@@ -198,11 +225,14 @@ public static class TrainPipeline
         afterPretrainJson["thinking_tokens_by_difficulty"] = ByLevel(thinkBefore);
         var afterRlJson = afterRl.ToJson();
         afterRlJson["thinking_tokens_by_difficulty"] = ByLevel(thinkAfter);
-        timings["total_s"] = total.Elapsed.TotalSeconds;
+        timings["total_s"] = time.GetElapsedTime(totalStart).TotalSeconds;
+        // A resumed run that finished pre-training before the interruption reports only its GRPO budget.
+        bool budgetHit = budget.Any(kv => kv.Value!["wall_limit_hit"]!.GetValue<bool>());
         var summary = new JsonObject
         {
             ["task"] = task.Name, ["model"] = ModelSummary(config),
-            ["pretrain_steps"] = s.PretrainSteps, ["rl_steps"] = rows.Count, ["rl_minutes"] = rlClock.Elapsed.TotalMinutes,
+            ["pretrain_steps"] = s.PretrainSteps, ["rl_steps"] = done, ["rl_minutes"] = rlMinutes,
+            ["budget_hit"] = budgetHit, ["budget"] = budget,
             ["after_pretraining"] = afterPretrainJson, ["after_rl"] = afterRlJson, ["checks"] = checks, ["timings"] = timings,
         };
         File.WriteAllText(Path.Combine(runDir, "summary.json"), summary.ToJsonString(SummaryJson));
@@ -223,11 +253,23 @@ public static class TrainPipeline
         WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
 
-    /// <summary>Linear warmup over <paramref name="warmup"/> steps, then cosine from the peak to a tenth of it as <paramref name="progress"/> goes 0 → 1.</summary>
-    private static float WarmupCosine(float peak, int warmup, int step, double progress)
+    /// <summary>
+    /// The budget of a finished phase for summary.json; a hit wall limit is also printed as a warning, since the
+    /// phase then stopped before its schedule ended and the run is not comparable with a full one.
+    /// </summary>
+    private static JsonObject ReportBudget(string phase, StepBudget budget, int done, PhaseStop stop,
+        Action<string> progress)
     {
-        if (step < warmup) return peak * (step + 1) / warmup;
-        return (float)(peak * (0.1 + 0.9 * 0.5 * (1 + Math.Cos(Math.PI * Math.Clamp(progress, 0, 1)))));
+        bool hit = stop == PhaseStop.WallLimit;
+        if (hit)
+            progress($"WARNING: {phase} hit its wall-time limit of {budget.MaxMinutes:0.##} min after {done} of " +
+                     $"{budget.Steps} steps; its schedule did not finish, so this run's results are not those of " +
+                     "its step budget (summary.json: budget_hit)\n");
+        return new JsonObject
+        {
+            ["planned_steps"] = budget.Steps, ["steps"] = done, ["max_minutes"] = budget.MaxMinutes,
+            ["wall_limit_hit"] = hit,
+        };
     }
 
     /// <summary>Mean tokens inside &lt;think&gt;…&lt;/think&gt; (to the end when unclosed; 0 without thinking) by difficulty level.</summary>
