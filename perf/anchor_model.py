@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The PyTorch anchor for the bench-tiny model rows of perf/compare-cpu.sh (issue 5).
+"""The PyTorch anchor for the bench-tiny model rows of perf/compare-cpu.sh.
 
 A CPU fp32 DeepSeek-V3 written in the structure of the official `deepseek-ai/DeepSeek-V3` inference/model.py
 (ModelArgs, RMSNorm, complex freqs_cis with interleaved RoPE, MLA with q compression and the "absorb" attention over

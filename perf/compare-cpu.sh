@@ -8,7 +8,7 @@
 # first), so that both sides see the same background load; per row it reports each side's best round and the
 # median of the per-round ratios, which the targets are judged on. Prints the table (op, shape, ours, anchor, ratio, % of the
 # measured FMA peak), then the bench-tiny model table (`nr bench model` vs perf/anchor_model.py: training
-# step and batch-16 decode in tokens/s, against issue 5's targets) and, with --save, also writes it to
+# step and batch-16 decode in tokens/s, against the CPU targets in perf/compare_table.py) and, with --save, also writes it to
 # perf/results/compare-cpu-<machine>-<date>.md.
 set -euo pipefail
 

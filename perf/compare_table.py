@@ -24,7 +24,7 @@ TARGETS = {
     ("attention_fwd_bwd", (1, 8, 512, 64, 64)): 1.5,
 }
 
-# model op → (tokens/s target, ratio target): issue 5's bench-tiny training step and batch-16 decode
+# model op → (tokens/s target, ratio target): the bench-tiny training step and batch-16 decode
 MODEL_TARGETS = {
     "model_train": (10000, 5.0),
     "model_decode": (5000, 8.0),

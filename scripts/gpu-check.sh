@@ -156,7 +156,7 @@ run() {
   stage check 120 "$out/check.jsonl" "$nr" check --device "$device" --json
   # Tiered JIT off: every timed call runs fully optimised host code from the first (the steady state of a long run),
   # instead of tier-0 code for methods a benchmark calls fewer than 30 times.
-  # End to end (issue #7 item 5): the tiny golden model's logits on the device, full forward and cached decode,
+  # End to end: the tiny golden model's logits on the device, full forward and cached decode,
   # against the official code's outputs: the fp32 path (must be within 1e-4) and, reported beside it, bf16 matrix
   # products (autocast; a loose 0.1 limit only catches a broken bf16 path).
   local fx="$ROOT/tests/fixtures/deepseek-v3-tiny-yarn"

@@ -1,4 +1,4 @@
-// GRPO's per-token loss and its gradient straight from the policy logits (issue #7 item 4): log-softmax at
+// GRPO's per-token loss and its gradient straight from the policy logits: log-softmax at
 // the sampling temperature, gather of the sampled token, the clipped surrogate with the k3 KL penalty of
 // src/RL/GrpoLoss.cs, and d(weight·mask·loss)/dlogits — one kernel, one row per token.
 //

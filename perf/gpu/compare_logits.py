@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Compares `nr logits` outputs with the golden outputs of the official DeepSeek-V3 code (issue #7 item 5:
-GPU logits within 1e-4 relative error of the reference on the fp32 path).
+"""Compares `nr logits` outputs with the golden outputs of the official DeepSeek-V3 code (the
+GPU logits must lie within 1e-4 relative error of the reference on the fp32 path).
 
     compare_logits.py GOLDEN.safetensors FULL.safetensors DECODE.safetensors [--label TEXT] [--limit X]
 

@@ -13,7 +13,7 @@ namespace NativeReasoner.Model;
 /// naming the tensor (and both shapes). Weights stored as BF16/F16 are widened to float32; DeepSeek-V3/R1 FP8
 /// weights (F8_E4M3 + a per-block <c>weight_scale_inv</c>, see <see cref="QuantizationConfig"/>) are dequantised.
 /// The multi-token-prediction layer (model.layers.{num_hidden_layers}.*) is skipped, as HF and the
-/// official converter do (pitfall 13).
+/// official converter do (deepseek-v3-notes 13).
 /// </summary>
 public static partial class DeepseekV3Checkpoint
 {

@@ -36,7 +36,7 @@ public sealed partial record DeepseekV3Config : ICausalLMConfig
     /// <summary>"noaux_tc" (bias-corrected, top-2-sum group score) or "group_limited_greedy"/"greedy" (max group score, no bias).</summary>
     public string TopkMethod { get; init; } = "noaux_tc";
     public bool NormTopkProb { get; init; } = true;
-    /// <summary>Rank of the query compression; null = no compression (q_proj). 0 is rejected (see pitfall 14).</summary>
+    /// <summary>Rank of the query compression; null = no compression (q_proj). 0 is rejected (deepseek-v3-notes 14).</summary>
     public int? QLoraRank { get; init; } = 1536;
     public int KvLoraRank { get; init; } = 512;
     public int QkNopeHeadDim { get; init; } = 128;
@@ -401,7 +401,7 @@ public sealed partial record DeepseekV3Config : ICausalLMConfig
     /// <item><c>tiny</c>: 2 layers (1 dense + 1 MoE, 8 experts in 2 groups, top-2), q compression, plain RoPE; unit tests.</item>
     /// <item><c>tiny-yarn</c>: the shape of the golden case (q_proj, YaRN ×4 over 32, 16 experts, top-4, 2 shared).</item>
     /// <item><c>tiny-qlora-256</c>: q compression and 8 groups × 32 experts with top-8 of top-4 groups, as in the 671B router.</item>
-    /// <item><c>bench-tiny</c>: the shared CPU benchmark config (issue 5): hidden 128, 4 layers (first dense,
+    /// <item><c>bench-tiny</c>: the shared CPU benchmark config: hidden 128, 4 layers (first dense,
     /// 384), 4 heads, q/kv ranks 64, head dims 32/16/32, 256 routed + 1 shared experts of width 32,
     /// top-8 of 8 groups (4 kept), sigmoid, scale 2.5, vocab 128.</item>
     /// </list>

@@ -3,7 +3,7 @@ namespace NativeReasoner.Model;
 /// <summary>
 /// The compressed MLA cache of a batch: per layer, per sequence, per position the RMS-normalised latent
 /// c_kv (kv_lora_rank values) followed, in a second tensor, by the already-rotated shared RoPE key k_pe
-/// (qk_rope_head_dim values) — kv_lora_rank + qk_rope_head_dim floats per token per layer (pitfall 10:
+/// (qk_rope_head_dim values) — kv_lora_rank + qk_rope_head_dim floats per token per layer (deepseek-v3-notes 10:
 /// normalised latent, rotated k_pe). Each sequence has its own length, so a batch can hold prompts of
 /// different lengths. The tensors belong to no scope; dispose the cache.
 /// </summary>

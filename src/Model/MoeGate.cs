@@ -11,8 +11,8 @@ public sealed record Routing(Tensor Indices, Tensor Weights, Tensor Scores, int 
 /// <summary>
 /// mlp.gate: the DeepSeek-V3 router. logits = x·Wᵀ; s = sigmoid(logits) (or softmax); selection uses
 /// s + e_score_correction_bias (noaux_tc), group-limited: a group's score is the sum of its top-2 biased
-/// scores, the best topk_group groups are kept (the rest are -inf, never 0: pitfall 4), then top-k among
-/// them. The weights are the UNBIASED s of the chosen experts (pitfall 2), renormalised to sum 1 when
+/// scores, the best topk_group groups are kept (the rest are -inf, never 0: deepseek-v3-notes 4), then top-k among
+/// them. The weights are the UNBIASED s of the chosen experts (deepseek-v3-notes 2), renormalised to sum 1 when
 /// norm_topk_prob, times routed_scaling_factor. The selection runs in the device's MoeRoute kernel (nothing
 /// goes to the host) and is discrete, so gradients reach the gate weight only through the chosen experts'
 /// weights — a gather of s at the kernel's indices, normalised and scaled with ordinary differentiable ops —

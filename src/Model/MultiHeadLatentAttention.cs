@@ -8,7 +8,7 @@ namespace NativeReasoner.Model;
 /// Query: q_proj x, or q_b_proj(q_a_layernorm(q_a_proj x)); per head [n nope | r rope].
 /// Key/value: kv_a_proj_with_mqa x = [latent c | k_pe r] (latent FIRST); kv_a_layernorm on the latent
 /// only; k_pe is rotated and shared by all heads. kv_b_proj is viewed per head as [k_nope n; v dv]
-/// (rows grouped by head, pitfall 9).
+/// (rows grouped by head, deepseek-v3-notes 9).
 /// Two equivalent paths: <see cref="Forward(Tensor, Tensor, Tensor, MlaCache?, int)"/> decompresses K and V per
 /// head (training, prefill); <see cref="ForwardAbsorbed"/> attends in the latent space with kv_b_proj
 /// absorbed into the query and the output, reading the compressed cache (decode).
@@ -107,7 +107,7 @@ public sealed class MultiHeadLatentAttention : Module
     /// tokens of each sequence b at positions starts[b] … starts[b]+S−1; cos/sin: [B·S, r/2] for exactly
     /// those positions (row b·S + s). Stores the new entries, then attends to positions 0 … starts[b]+s.
     /// q_lat = q_nope·W_UK (per head), scores = (q_lat·c_kvᵀ + q_pe·k_peᵀ)·scale,
-    /// o = (P·c_kv)·W_UVᵀ — the same softmax scale as the naive path (pitfall 7), never 1/sqrt(c + r).
+    /// o = (P·c_kv)·W_UVᵀ — the same softmax scale as the naive path (deepseek-v3-notes 7), never 1/sqrt(c + r).
     /// </summary>
     public Tensor ForwardAbsorbed(Tensor x, Tensor cos, Tensor sin, MlaCache cache, int layer, ReadOnlySpan<int> starts)
     {

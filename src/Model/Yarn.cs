@@ -6,7 +6,7 @@ namespace NativeReasoner.Model;
 /// factor = max_position_embeddings / original_max_position_embeddings):
 /// θ_j = base^(−2j/d); dims j below the "fast" correction point keep θ_j, dims above the "slow" one use
 /// θ_j / factor, and a linear ramp blends the dims in between.
-/// Differences from other YaRN implementations that this follows on purpose (spec §4, pitfalls 7–8):
+/// Differences from other YaRN implementations that this follows on purpose (docs/deepseek-v3-notes.md, notes 7–8 and "YaRN frequencies"):
 /// the correction range uses original_max_position_embeddings (not max_position_embeddings); the factor
 /// is rope_scaling.factor (the official ModelArgs.rope_factor; recent HF recomputes it from the two
 /// lengths); cos/sin are NOT scaled by an attention factor (the official code has none — the mscale goes

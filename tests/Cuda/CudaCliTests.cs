@@ -11,7 +11,7 @@ using Xunit.Abstractions;
 namespace NativeReasoner.Tests.Cuda;
 
 /// <summary>
-/// The end-to-end commands on the emulated CUDA device (issue #7 item 5): `nr generate`, `nr eval` and `nr train`
+/// The end-to-end commands on the emulated CUDA device: `nr generate`, `nr eval` and `nr train`
 /// with `--device cuda:emu`, compared with `--device cpu` where the result is deterministic (greedy decoding of a
 /// fixed model, the pre-training losses of the same initialisation), and the GRPO trainer's fused loss against its
 /// composed loss on the device.

@@ -9,7 +9,7 @@ using static NativeReasoner.Tests.Model.ModelTestUtil;
 namespace NativeReasoner.Tests.Cuda;
 
 /// <summary>
-/// The whole DeepSeek-V3 model on the CUDA backend (issue #7 item 5): `nr logits --device cuda…` against the
+/// The whole DeepSeek-V3 model on the CUDA backend: `nr logits --device cuda…` against the
 /// golden outputs of the official code, every parameter gradient against the CPU backend, greedy generation
 /// through the compressed cache, and AdamW steps. On the emulator everywhere; on the GPU where one is present.
 /// </summary>

@@ -66,7 +66,7 @@ public unsafe class MoeKernelTests
     [Fact]
     public void MoeRoute_Reference_HandValues()
     {
-        // 2 groups of 3, keep 1, top-2 (pitfall 4: the dropped group is −∞, not 0).
+        // 2 groups of 3, keep 1, top-2 (deepseek-v3-notes 4: the dropped group is −∞, not 0).
         // selection = s + b = [−0.4, −0.3, −0.2, −0.85, −0.85, −0.85]; group scores: −0.5 vs −1.7 → group 0;
         // top-2: expert 2 (−0.2), expert 1 (−0.3); weights from the unbiased s: 0.3/0.5, 0.2/0.5, × 2.5.
         float[] s = [0.1f, 0.2f, 0.3f, 0.05f, 0.05f, 0.05f];

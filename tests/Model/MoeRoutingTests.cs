@@ -9,7 +9,7 @@ public sealed class MoeRoutingTests
     public void DroppedGroupsAreMinusInfinityNotZero()
     {
         // 2 groups of 3, keep 1, top-2. Biased scores are negative in the kept group: a 0-fill of the
-        // dropped group would wrongly pick its experts (pitfall 4).
+        // dropped group would wrongly pick its experts (deepseek-v3-notes 4).
         float[] s = [0.1f, 0.2f, 0.3f, 0.05f, 0.05f, 0.05f];
         float[] bias = [-0.5f, -0.5f, -0.5f, -0.9f, -0.9f, -0.9f];
         var idx = MoeGate.SelectExperts(s, bias, n: 1, e: 6, k: 2, groups: 2, keepGroups: 1, topTwoGroupScore: true);

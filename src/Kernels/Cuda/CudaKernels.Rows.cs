@@ -272,7 +272,7 @@ public sealed unsafe partial class CudaKernels
         Launch("fused.cu", v4 ? "nr_rows_lsg_bwd_v4" : "nr_rows_lsg_bwd_v1", grid, block, 0, a);
     }
 
-    // ---------------------------------------------------------------- GRPO (CUDA-specific, issue #7 item 4)
+    // ---------------------------------------------------------------- GRPO (CUDA-specific)
     /// <summary>
     /// GRPO's per-token loss and its logits gradient in one kernel, straight from the policy logits (no [rows]
     /// log-prob round trip, no [rows, V] intermediate). Rows are tokens (flattened [B, T]); per row r:
