@@ -1,3 +1,4 @@
+// Source: FlashAttention-2 (arXiv:2307.08691) online softmax with a saved log-sum-exp, on CUDA cores.
 // fp32 scaled dot-product attention on CUDA cores (IKernels.AttentionForward / AttentionBackward):
 // q: [BH, Tq, Dk], k: [BH / group, Tk, Dk], v: [BH / group, Tk, Dv], o: [BH, Tq, Dv], lse: [BH, Tq]; query
 // head bh reads K/V head bh / group (grouped-query attention, arXiv:2305.13245; group = 1 is multi-head

@@ -1,3 +1,4 @@
+// Source: FlashAttention-2 (arXiv:2307.08691), forward and backward.
 // Flash attention on bf16 tensor cores (FlashAttention-2 style, mma.sync m16n8k16, fp32 accumulation and
 // softmax). Layouts and the bottom-right causal rule of IKernels.AttentionForward/Backward:
 //   q: [BH, Tq, Dk]  k: [BH / group, Tk, Dk]  v: [BH / group, Tk, Dv]  o, dO: [BH, Tq, Dv]  lse: [BH, Tq] (fp32,

@@ -1,3 +1,4 @@
+// Source: bfloat16 as the upper 16 bits of IEEE binary32 (round to nearest even); IEEE 754 binary16.
 // Dtype conversions: float32 ↔ bfloat16, float32 ↔ IEEE half, and the id conversions (int64 ↔ float32,
 // int32 → int64, int64 → int32).
 //

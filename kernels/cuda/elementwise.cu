@@ -1,3 +1,4 @@
+// Source: the broadcasting rules of NumPy/PyTorch.
 // Memory and elementwise kernels: fill, strided copy (general and tiled transpose), unary ops and their
 // derivatives, broadcasting binary ops and where.
 //

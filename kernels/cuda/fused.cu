@@ -1,3 +1,4 @@
+// Source: SwiGLU (arXiv:2002.05202); the log-prob gather of TRL trainer/grpo_trainer.py.
 // Fused one-pass kernels: SwiGLU (silu(gate)·up) forward/backward, and the log-softmax + gather of one id
 // per row (GRPO's policy log-probs) forward/backward.
 //

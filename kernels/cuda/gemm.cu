@@ -1,3 +1,4 @@
+// Source: the register-blocked SGEMM of Volkov & Demmel (SC 2008) and CUTLASS's SIMT tiling.
 // fp32 GEMM on the CUDA cores (SIMT): C = alpha · op(A) · op(B) + beta · C, every layout, batched, grouped.
 //
 // Design (the classic register-blocked SGEMM):

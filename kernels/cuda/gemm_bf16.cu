@@ -1,3 +1,4 @@
+// Source: PTX ISA mma.sync.m16n8k16 (bf16) and CUTLASS's warp-tile layout.
 // bf16 GEMM on the tensor cores: C = alpha · op(A) · op(B) + beta · C with bf16 operands (raw bits) and fp32
 // accumulation and output; every layout, batched.
 //

@@ -1,3 +1,4 @@
+// Source: GRPO (arXiv:2402.03300, DeepSeekMath) as TRL trainer/grpo_trainer.py computes it.
 // GRPO's per-token loss and its gradient straight from the policy logits: log-softmax at
 // the sampling temperature, gather of the sampled token, the clipped surrogate with the k3 KL penalty of
 // src/RL/GrpoLoss.cs, and d(weight·mask·loss)/dlogits — one kernel, one row per token.

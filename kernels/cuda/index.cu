@@ -1,3 +1,4 @@
+// Source: torch.index_select / index_add / gather / scatter_add semantics.
 // Index-driven copies and accumulations along one axis of an [outer, dim, inner] view: index_select and its
 // adjoint index_add (one index per slice: embeddings and their gradient), gather and its adjoint scatter_add
 // (one index per element: the router's score gather, top-k's backward).

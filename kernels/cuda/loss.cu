@@ -1,3 +1,4 @@
+// Source: torch.nn.functional.cross_entropy (mean over rows, log-sum-exp form).
 // Cross-entropy over vocabulary rows: the forward (loss and logsumexp per row) and the backward.
 //
 // Design: the forward must see a whole row to know its logsumexp but writes only two floats per row, so it

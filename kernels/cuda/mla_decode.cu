@@ -1,3 +1,4 @@
+// Source: MLA of DeepSeek-V2 (arXiv:2405.04434) with absorbed weights; FlashMLA's cache layout.
 // Multi-head latent attention decode on the compressed cache (CudaKernels.MlaDecode, FlashMLA's layout):
 // q: [batch, heads, Dq] (Dq = dLatent + dRope: the absorbed no-rope part, then the rope part),
 // cache: [batch, maxLen, Dq] (fp32 or bf16 bits), lengths: [batch]; o: [batch, heads, dLatent] =

@@ -1,3 +1,4 @@
+// Source: the DeepSeek-V3 router (arXiv:2412.19437 §2.1.2; official inference/model.py Gate).
 // Mixture-of-experts routing on the device: the DeepSeek-V3 router (biased group-limited top-k), the stable
 // counting sort of the token-slots by expert, and the weighted dispatch / combine between token order and
 // expert-sorted order (plus the routing-weight gradient).

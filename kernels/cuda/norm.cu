@@ -1,3 +1,4 @@
+// Source: RMSNorm (arXiv:1910.07467).
 // RMSNorm forward and backward.
 //
 // Design: bandwidth-bound; one row per group (warp for cols ≤ 1024, else block; rows.cuh), grid-stride over

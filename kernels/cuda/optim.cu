@@ -1,3 +1,4 @@
+// Source: AdamW (arXiv:1711.05101) as torch.optim.AdamW; SGD with momentum/Nesterov as torch.optim.SGD.
 // Optimizer steps: AdamW (one tensor, and many tensors in one launch) and SGD with momentum / Nesterov.
 //
 // Design: an optimizer step is pure streaming: AdamW reads p, g, m, v and writes p, m, v (28 bytes per

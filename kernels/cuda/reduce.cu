@@ -1,3 +1,4 @@
+// Source: torch.sum/mean/max/min along one axis (first index of the extreme).
 // Reductions: Reduce (sum / mean / max / min with first-extreme index over the middle axis of
 // [outer, dim, inner]), AccumulateStrided (the adjoint of broadcasting: dst[kept index] += Σ src over the
 // reduced axes) and SumOfSquares (double, to the host).

@@ -1,3 +1,4 @@
+// Source: RoPE (arXiv:2104.09864) on interleaved pairs, as DeepSeek-V3's official inference/model.py.
 // Rotary embedding on interleaved pairs (x[2i], x[2i+1]) of the last axis.
 //
 // Design: purely elementwise over the outer·T·mid·D/2 pairs, bandwidth-bound: read x, write y (a copy's

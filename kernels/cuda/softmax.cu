@@ -1,3 +1,4 @@
+// Source: online softmax normaliser (arXiv:1805.02867).
 // Softmax and log-softmax along the last axis, and their backward.
 //
 // Design: bandwidth-bound (a few flops per element), so the goal is to touch each element as few times as

@@ -1,3 +1,4 @@
+// Source: torch.topk (sorted, largest) with NaN ordered above every number.
 // Top-k along rows: x: [rows, cols] → the k largest of each row, sorted descending, values and int64 indices
 // [rows, k]; NaN above every number, equal numbers by lower index. Every element becomes a 64-bit word whose
 // unsigned order IS that total order (moe.cuh), so selection and sorting compare integers and there are no
