@@ -23,6 +23,10 @@ public sealed record GrpoConfig
     public float EpsilonLow { get; init; } = 0.2f;
     public float? EpsilonHigh { get; init; }
     public bool MaskTruncatedCompletions { get; init; }
+    /// <summary>Token ratios (GRPO) or one clipped ratio per completion (GSPO) (<c>importance_sampling_level</c>).</summary>
+    public ImportanceSamplingLevel ImportanceSamplingLevel { get; init; }
+    /// <summary>grpo (with <see cref="ScaleRewards"/>), rloo or reinforce_pp advantages.</summary>
+    public AdvantageEstimator AdvantageEstimator { get; init; }
     public float LearningRate { get; init; } = 1e-5f;
     public float WeightDecay { get; init; }
     public float MaxGradNorm { get; init; } = 1f;
@@ -127,9 +131,9 @@ public sealed class GrpoTrainer : IDisposable
 
     /// <summary>
     /// Whether <see cref="Step"/> computes the loss with the fused token-loss kernel: <see cref="GrpoConfig.FusedLoss"/>
-    /// and the policy's parameters on a device that has one (every setting of the loss is supported by the kernel).
+    /// and the policy's parameters on a device that has one (the kernel's ratio is per token: GSPO takes the composition).
     /// </summary>
-    public bool UsesFusedLoss => Config.FusedLoss && _policy.Parameters().FirstOrDefault() is { } p && Functional.HasFusedGrpoTokenLoss(p.Device);
+    public bool UsesFusedLoss => Config.FusedLoss && Config.ImportanceSamplingLevel == ImportanceSamplingLevel.Token && _policy.Parameters().FirstOrDefault() is { } p && Functional.HasFusedGrpoTokenLoss(p.Device);
 
     public GenerationOptions SamplingOptions => new()
     {
@@ -163,7 +167,7 @@ public sealed class GrpoTrainer : IDisposable
         var samples = _policy.Generate(repeated, SamplingOptions, _rng);
         var inputs = samples.Select((s, i) => new RewardInput(problems[i / G], DecodeCompletion(s.Tokens), s.Tokens.Length, s.Truncated)).ToArray();
         var scores = _rewards.Score(inputs);
-        var adv = Advantages.Compute(scores.Total, G, Config.ScaleRewards);
+        var adv = AdvantageEstimators.Compute(scores.Total, G, Config.AdvantageEstimator, Config.ScaleRewards);
         var batch = new RolloutBatch(prompts, samples, G);
 
         var options = new GrpoLossOptions
@@ -173,6 +177,7 @@ public sealed class GrpoTrainer : IDisposable
             EpsilonLow = Config.EpsilonLow,
             EpsilonHigh = Config.EpsilonHigh,
             MaxCompletionLength = Config.MaxCompletionLength,
+            ImportanceSamplingLevel = Config.ImportanceSamplingLevel,
         };
         double loss = 0, kl = 0, low = 0, high = 0, region = 0, gradNorm = 0;
         float entropy = float.NaN;
