@@ -48,6 +48,10 @@ public sealed record GrpoConfig
     /// log-probs → <see cref="GrpoLoss.Compute"/> everywhere (for comparisons).
     /// </summary>
     public bool FusedLoss { get; init; } = true;
+    /// <summary>DAPO dynamic sampling: drop groups whose rewards all equal and sample more prompts (see <see cref="DynamicSampling"/>).</summary>
+    public bool DynamicSampling { get; init; }
+    /// <summary>Cap on sampling rounds per step when <see cref="DynamicSampling"/> is on, the first included.</summary>
+    public int DynamicSamplingMaxRounds { get; init; } = 3;
 
     public GrpoConfig Validate()
     {
@@ -55,6 +59,8 @@ public sealed record GrpoConfig
         if (PromptsPerStep < 1) throw new ArgumentException($"prompts per step must be ≥ 1, got {PromptsPerStep}");
         if (NumIterations < 1) throw new ArgumentException($"num_iterations must be ≥ 1, got {NumIterations}");
         if (MaxCompletionLength < 1) throw new ArgumentException($"max_completion_length must be ≥ 1, got {MaxCompletionLength}");
+        if (DynamicSamplingMaxRounds < 1)
+            throw new ArgumentException($"dynamic_sampling_max_rounds must be ≥ 1, got {DynamicSamplingMaxRounds}");
         if (!(Temperature > 0)) throw new ArgumentException($"temperature must be > 0 for GRPO sampling, got {Temperature}");
         return this;
     }
@@ -161,11 +167,25 @@ public sealed class GrpoTrainer : IDisposable
     {
         var clock = Stopwatch.StartNew();
         int G = Config.NumGenerations;
-        var problems = DrawProblems(Config.Seed + 1 + (ulong)StepIndex * 7919UL);
-        var prompts = problems.Select(p => EncodePrompt(p.Prompt)).ToArray();
-        var repeated = prompts.SelectMany(p => Enumerable.Repeat(p, G)).ToArray();
-        var samples = _policy.Generate(repeated, SamplingOptions, _rng);
-        var inputs = samples.Select((s, i) => new RewardInput(problems[i / G], DecodeCompletion(s.Tokens), s.Tokens.Length, s.Truncated)).ToArray();
+        long generated = 0, promptTokens = 0;
+        IReadOnlyList<RolloutGroup> SampleRound(int round)
+        {
+            // Round 0 draws this step's prompts as plain GRPO does; later rounds (dynamic sampling) draw fresh ones.
+            ulong seed = Config.Seed + 1 + (ulong)StepIndex * 7919UL + (ulong)round * 0x9E3779B97F4A7C15UL;
+            var drawn = DrawProblems(seed);
+            var encoded = drawn.Select(p => EncodePrompt(p.Prompt)).ToArray();
+            var all = _policy.Generate(encoded.SelectMany(p => Enumerable.Repeat(p, G)).ToArray(), SamplingOptions, _rng);
+            var total = _rewards.Score(all.Select((s, i) => Input(drawn[i / G], s)).ToArray()).Total;
+            generated += all.Sum(s => (long)s.Tokens.Length);
+            promptTokens += encoded.Sum(p => (long)p.Length) * G;
+            return drawn.Select((p, g) => new RolloutGroup(p, encoded[g], all.Skip(g * G).Take(G).ToArray(), total[(g * G)..((g + 1) * G)])).ToArray();
+        }
+        var sampling = DynamicSampling.Fill(Config.PromptsPerStep, Config.DynamicSamplingMaxRounds, Config.DynamicSampling, SampleRound, g => g.Rewards);
+        var problems = sampling.Groups.Select(g => g.Problem).ToArray();
+        var prompts = sampling.Groups.Select(g => g.Prompt).ToArray();
+        var samples = sampling.Groups.SelectMany(g => g.Samples).ToArray();
+        // Scored again as one batch for the per-reward statistics (rewards are deterministic: same totals).
+        var inputs = samples.Select((s, i) => Input(problems[i / G], s)).ToArray();
         var scores = _rewards.Score(inputs);
         var adv = AdvantageEstimators.Compute(scores.Total, G, Config.AdvantageEstimator, Config.ScaleRewards);
         var batch = new RolloutBatch(prompts, samples, G);
@@ -223,8 +243,7 @@ public sealed class GrpoTrainer : IDisposable
         }
 
         var lengths = samples.Select(s => s.Tokens.Length).ToArray();
-        long generated = lengths.Sum();
-        _tokensSeen += generated + repeated.Sum(p => (long)p.Length);
+        _tokensSeen += generated + promptTokens;
         double seconds = clock.Elapsed.TotalSeconds;
         var m = new List<KeyValuePair<string, double>>
         {
@@ -237,11 +256,17 @@ public sealed class GrpoTrainer : IDisposable
             m.Add(new($"rewards/{name}/mean", mean));
             m.Add(new($"rewards/{name}/std", std));
         }
-        m.Add(new("frac_reward_zero_std", adv.FracRewardZeroStd));
+        // Over every group sampled this step (all rounds): how much of the sampling carried no signal.
+        m.Add(new("frac_reward_zero_std", sampling.FracRewardZeroStd));
+        if (Config.DynamicSampling)
+        {
+            m.Add(new("dynamic_sampling/rounds", sampling.Rounds));
+            m.Add(new("dynamic_sampling/zero_std_kept", sampling.ZeroStdKept));
+        }
         m.Add(new("completions/mean_length", lengths.Average()));
         m.Add(new("completions/min_length", lengths.Min()));
         m.Add(new("completions/max_length", lengths.Max()));
-        m.Add(new("completions/clipped_ratio", samples.Count(s => s.Truncated) / (double)samples.Count));
+        m.Add(new("completions/clipped_ratio", samples.Count(s => s.Truncated) / (double)samples.Length));
         m.Add(new("loss", loss));
         if (Config.Beta != 0) m.Add(new("kl", kl));
         m.Add(new("entropy", entropy));
@@ -266,6 +291,8 @@ public sealed class GrpoTrainer : IDisposable
         _logger?.Log(m);
         return m;
     }
+
+    private RewardInput Input(Problem problem, SampledSequence s) => new(problem, DecodeCompletion(s.Tokens), s.Tokens.Length, s.Truncated);
 
     /// <summary>This step's training prompts: levels cycled evenly, or drawn by <see cref="GrpoConfig.DifficultyWeights"/>.</summary>
     private IReadOnlyList<Problem> DrawProblems(ulong seed)
