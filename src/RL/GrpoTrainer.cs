@@ -52,6 +52,11 @@ public sealed record GrpoConfig
     public bool DynamicSampling { get; init; }
     /// <summary>Cap on sampling rounds per step when <see cref="DynamicSampling"/> is on, the first included.</summary>
     public int DynamicSamplingMaxRounds { get; init; } = 3;
+    /// <summary>
+    /// MoE policies: replay the rollout's expert choices in the old-policy, reference and update passes (see
+    /// <see cref="RoutingReplay"/>). The router-shift metric is logged whenever a recording exists (replay on, or μ &gt; 1).
+    /// </summary>
+    public bool RoutingReplay { get; init; }
 
     public GrpoConfig Validate()
     {
@@ -137,9 +142,11 @@ public sealed class GrpoTrainer : IDisposable
 
     /// <summary>
     /// Whether <see cref="Step"/> computes the loss with the fused token-loss kernel: <see cref="GrpoConfig.FusedLoss"/>
-    /// and the policy's parameters on a device that has one (the kernel's ratio is per token: GSPO takes the composition).
+    /// and the policy's parameters on a device that has one (the kernel's ratio is per token and its
+    /// forwards are laid out differently: GSPO and routing replay take the composition).
     /// </summary>
-    public bool UsesFusedLoss => Config.FusedLoss && Config.ImportanceSamplingLevel == ImportanceSamplingLevel.Token && _policy.Parameters().FirstOrDefault() is { } p && Functional.HasFusedGrpoTokenLoss(p.Device);
+    public bool UsesFusedLoss => Config.FusedLoss && Config.ImportanceSamplingLevel == ImportanceSamplingLevel.Token && !Config.RoutingReplay
+        && _policy.Parameters().FirstOrDefault() is { } p && Functional.HasFusedGrpoTokenLoss(p.Device);
 
     public GenerationOptions SamplingOptions => new()
     {
@@ -201,6 +208,9 @@ public sealed class GrpoTrainer : IDisposable
         };
         double loss = 0, kl = 0, low = 0, high = 0, region = 0, gradNorm = 0;
         float entropy = float.NaN;
+        RoutingTape? tape = null;
+        int topK = 0;
+        var shift = new Dictionary<string, double>();
         using (var outer = new TensorScope())
         {
             var mask = batch.MaskTensor(Config.MaskTruncatedCompletions);
@@ -209,23 +219,47 @@ public sealed class GrpoTrainer : IDisposable
             options = options with { NumItemsInBatch = maskArr.Sum() };
             var advT = Tensor.FromArray(adv.Values, adv.Values.Length);
             Tensor? old = null, reference = null;
+            bool fused = UsesFusedLoss;
+            // Routing replay: the recording pass is the old-policy pass (run for it when μ = 1 too).
+            var moe = RoutingReplay.MoeModel(_policy);
+            // Detached when this block ends, however it ends: sampling and evaluation route freely.
+            using var detach = RoutingReplay.DetachOnDispose(moe);
+            // (The fused loss lays its forwards out differently, so it gets no tape; replay turns it off.)
+            tape = moe != null && !fused && (Config.RoutingReplay || Config.NumIterations > 1) ? new RoutingTape() : null;
+            topK = moe?.Config.NumExpertsPerTok ?? 0;
+            moe?.AttachRoutingTape(tape);
             using (Tensor.NoGrad())
             {
-                if (Config.NumIterations > 1) old = batch.LogProbs(_policy, Config.Temperature);
-                if (Config.Beta != 0) reference = batch.LogProbs(_reference!, Config.Temperature);
+                if (Config.NumIterations > 1 || tape != null)
+                {
+                    var recorded = batch.LogProbs(_policy, Config.Temperature);
+                    if (Config.NumIterations > 1) old = recorded;
+                }
+                if (tape != null) tape.Mode = Config.RoutingReplay ? RoutingTapeMode.Replay : RoutingTapeMode.Observe;
+                if (Config.Beta != 0)
+                {
+                    var refMoe = Config.RoutingReplay ? RoutingReplay.MoeModel(_reference) : null;
+                    tape?.Rewind();
+                    refMoe?.AttachRoutingTape(tape);
+                    try { reference = batch.LogProbs(_reference!, Config.Temperature); }
+                    finally { refMoe?.AttachRoutingTape(null); }
+                }
             }
             // The fused kernel takes the old and reference log-probs as plain per-token data: one download each per batch.
-            bool fused = UsesFusedLoss;
             var oldHost = fused ? old?.ToArray() : null;
             var refHost = fused ? reference?.ToArray() : null;
             for (int it = 0; it < Config.NumIterations; it++)
             {
                 using var scope = new TensorScope();
+                tape?.Rewind();
                 var ent = it == 0 ? new float[batch.Count * batch.MaxCompletion] : null;
                 using var result = fused
                     ? batch.FusedLoss(_policy, Config.Temperature, oldHost, refHost, adv.Values, maskArr, options, ent)
                     : GrpoLoss.Compute(batch.LogProbs(_policy, Config.Temperature, ent), old, reference, advT, mask, options);
                 if (ent != null) entropy = GrpoLoss.MaskedMean(ent, maskArr);
+                if (tape != null)
+                    foreach (var (name, value) in RoutingReplay.ShiftMetrics(tape, topK, batch))
+                        shift[name] = shift.GetValueOrDefault(name) + value / Config.NumIterations;
                 result.Loss.Backward();
                 float norm = GradClip.ClipGradNorm(_policy.Parameters(), Config.MaxGradNorm);
                 _optimizer.LearningRate = learningRate ?? _schedule.LearningRate(_optimizerSteps);
@@ -273,6 +307,7 @@ public sealed class GrpoTrainer : IDisposable
         m.Add(new("clip_ratio/low_mean", low));
         m.Add(new("clip_ratio/high_mean", high));
         m.Add(new("clip_ratio/region_mean", region));
+        foreach (var (name, value) in shift.OrderBy(kv => kv.Key == "router_shift/mean" ? "" : kv.Key)) m.Add(new(name, value));
         m.Add(new("grad_norm", gradNorm));
         m.Add(new("learning_rate", _optimizer.LearningRate));
         m.Add(new("num_tokens", _tokensSeen));
