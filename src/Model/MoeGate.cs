@@ -36,7 +36,9 @@ public sealed class MoeGate : Module
         ScoreCorrectionBias = RegisterBuffer("e_score_correction_bias", ModelParameters.Unscoped([c.NRoutedExperts], 0f, device));
     }
 
-    /// <summary>Routing replay: when set, every <see cref="Route"/> goes through the tape as MoE layer <see cref="TapeLayer"/>.</summary>
+    /// <summary>
+    /// Routing replay: when set, every <see cref="Route"/> goes through the tape as MoE layer <see cref="TapeLayer"/>.
+    /// </summary>
     public RoutingTape? Tape { get; private set; }
 
     /// <summary>This gate's MoE layer ordinal on <see cref="Tape"/>.</summary>
@@ -70,7 +72,8 @@ public sealed class MoeGate : Module
                 replayed = true;
             }
         }
-        if (!replayed && !(Autograd.GradMode.IsEnabled && scores.RequiresGrad)) return new Routing(indices, kernelWeights, scores, k, _c.NRoutedExperts);
+        if (!replayed && !(Autograd.GradMode.IsEnabled && scores.RequiresGrad))
+            return new Routing(indices, kernelWeights, scores, k, _c.NRoutedExperts);
 
         // With grad (or replayed experts): the weights from ordinary ops on s at the chosen experts.
         kernelWeights.Dispose();

@@ -5,7 +5,10 @@ public enum RoutingTapeMode
 {
     /// <summary>Route as usual and record each forward's chosen experts.</summary>
     Record,
-    /// <summary>Use the recorded experts instead of selecting (weights still from the current router); note the router's own choice.</summary>
+    /// <summary>
+    /// Use the recorded experts instead of selecting (weights still from the current router); note the router's own
+    /// choice.
+    /// </summary>
     Replay,
     /// <summary>Route as usual; note the choice for comparison with the recording.</summary>
     Observe,
@@ -45,7 +48,9 @@ public sealed class RoutingTape
     /// </summary>
     public Tensor Apply(int layer, Tensor chosen)
     {
-        if (chosen.Rank != 2) throw new ArgumentException($"routing tape: expert ids must be [N, k], got {Tensor.FormatShape(chosen.Shape)}");
+        if (chosen.Rank != 2)
+            throw new ArgumentException(
+                $"routing tape: expert ids must be [N, k], got {Tensor.FormatShape(chosen.Shape)}");
         int forward = _cursor.GetValueOrDefault(layer);
         _cursor[layer] = forward + 1;
         var ids = Array.ConvertAll(chosen.ToInt64Array(), v => (int)v);
@@ -59,17 +64,20 @@ public sealed class RoutingTape
         var rec = Recorded(layer, forward);
         if (rec.Length != ids.Length)
             throw new InvalidOperationException(
-                $"routing replay: MoE layer {layer}, forward {forward} routes {ids.Length} token-slots, the recording has {rec.Length} (passes must run the same batches)");
+                $"routing replay: MoE layer {layer}, forward {forward} routes {ids.Length} token-slots, "
+                + $"the recording has {rec.Length} (passes must run the same batches)");
         return Tensor.FromArray(rec.AsSpan(), chosen.Shape, chosen.Device);
     }
 
     /// <summary>The recorded expert ids of one layer's forward [N·k].</summary>
     public int[] Recorded(int layer, int forward) =>
         _recorded.TryGetValue(layer, out var l) && forward < l.Count ? l[forward]
-            : throw new InvalidOperationException($"routing replay: nothing recorded for MoE layer {layer}, forward {forward}");
+            : throw new InvalidOperationException(
+                $"routing replay: nothing recorded for MoE layer {layer}, forward {forward}");
 
     /// <summary>The router's own choice in the last replay/observe pass [N·k], or null.</summary>
-    public int[]? Observed(int layer, int forward) => _observed.TryGetValue(layer, out var l) && forward < l.Count ? l[forward] : null;
+    public int[]? Observed(int layer, int forward) =>
+        _observed.TryGetValue(layer, out var l) && forward < l.Count ? l[forward] : null;
 
     /// <summary>
     /// Router shift of one layer: the share of counted tokens whose expert SET (order ignored) differs between the
@@ -104,6 +112,8 @@ public sealed class RoutingTape
         if (!store.TryGetValue(layer, out var list)) store[layer] = list = [];
         if (forward < list.Count) list[forward] = ids;
         else if (forward == list.Count) list.Add(ids);
-        else throw new InvalidOperationException($"routing tape: MoE layer {layer} skipped to forward {forward} (has {list.Count})");
+        else
+            throw new InvalidOperationException(
+                $"routing tape: MoE layer {layer} skipped to forward {forward} (has {list.Count})");
     }
 }

@@ -6,7 +6,9 @@ namespace NativeReasoner.RL;
 /// </summary>
 public enum AdvantageEstimator
 {
-    /// <summary>GRPO (DeepSeekMath, arXiv 2402.03300): A = (R − group mean) / scale, scale from scale_rewards.</summary>
+    /// <summary>
+    /// GRPO (DeepSeekMath, arXiv 2402.03300): A = (R − group mean) / scale, scale from scale_rewards.
+    /// </summary>
     Grpo,
     /// <summary>
     /// RLOO (arXiv 2402.14740): A_i = R_i − mean of the other rewards of its group (leave-one-out), then divided
@@ -22,14 +24,17 @@ public enum AdvantageEstimator
     ReinforcePlusPlus,
 }
 
-/// <summary>Advantages of the estimators beside GRPO's, with the same reward statistics as <see cref="Advantages.Compute"/>.</summary>
+/// <summary>
+/// Advantages of the estimators beside GRPO's, with the same reward statistics as <see cref="Advantages.Compute"/>.
+/// </summary>
 public static class AdvantageEstimators
 {
     public static AdvantageEstimator Parse(string s) => s.Trim().ToLowerInvariant() switch
     {
         "grpo" => AdvantageEstimator.Grpo,
         "rloo" => AdvantageEstimator.Rloo,
-        "reinforce_pp" or "reinforce++" or "reinforce_plus_plus" or "reinforce_plus_plus_baseline" => AdvantageEstimator.ReinforcePlusPlus,
+        "reinforce_pp" or "reinforce++" or "reinforce_plus_plus" or "reinforce_plus_plus_baseline"
+            => AdvantageEstimator.ReinforcePlusPlus,
         _ => throw new ArgumentException($"unknown advantage estimator '{s}'; known: grpo, rloo, reinforce_pp"),
     };
 
@@ -40,8 +45,12 @@ public static class AdvantageEstimators
         _ => "reinforce_pp",
     };
 
-    /// <summary>A per completion [N] under <paramref name="estimator"/>; group mean/std and the zero-std share as GRPO logs them.</summary>
-    public static AdvantageResult Compute(ReadOnlySpan<float> rewards, int numGenerations, AdvantageEstimator estimator, ScaleRewards scale)
+    /// <summary>
+    /// A per completion [N] under <paramref name="estimator"/>; group mean/std and the zero-std share as GRPO logs
+    /// them.
+    /// </summary>
+    public static AdvantageResult Compute(ReadOnlySpan<float> rewards, int numGenerations, AdvantageEstimator estimator,
+        ScaleRewards scale)
     {
         var grpo = Advantages.Compute(rewards, numGenerations, scale);
         if (estimator == AdvantageEstimator.Grpo) return grpo;

@@ -39,7 +39,10 @@ public sealed record GrpoSettings
         ("epsilon", "lower clip range ε_low", (s, v) => s with { Trainer = s.Trainer with { EpsilonLow = Float(v) } }),
         ("epsilon_high", "upper clip range ε_high (default ε_low)", (s, v) => s with { Trainer = s.Trainer with { EpsilonHigh = Float(v) } }),
         ("importance_sampling_level", "token | sequence (GSPO: one clipped ratio per completion)",
-            (s, v) => s with { Trainer = s.Trainer with { ImportanceSamplingLevel = GrpoNames.ParseImportanceSamplingLevel(v) } }),
+            (s, v) => s with
+            {
+                Trainer = s.Trainer with { ImportanceSamplingLevel = GrpoNames.ParseImportanceSamplingLevel(v) },
+            }),
         ("advantage_estimator", "grpo | rloo | reinforce_pp (REINFORCE++-baseline)",
             (s, v) => s with { Trainer = s.Trainer with { AdvantageEstimator = AdvantageEstimators.Parse(v) } }),
         ("dynamic_sampling", "true: DAPO dynamic sampling, drop groups whose rewards all equal and sample more",
@@ -96,7 +99,8 @@ public sealed record GrpoSettings
         "scale_rewards" => GrpoNames.Name(s.Trainer.ScaleRewards), "beta" => s.Trainer.Beta, "epsilon" => s.Trainer.EpsilonLow,
         "epsilon_high" => s.Trainer.EpsilonHigh ?? s.Trainer.EpsilonLow, "mask_truncated_completions" => s.Trainer.MaskTruncatedCompletions,
         "importance_sampling_level" => GrpoNames.Name(s.Trainer.ImportanceSamplingLevel),
-        "dynamic_sampling" => s.Trainer.DynamicSampling, "dynamic_sampling_max_rounds" => s.Trainer.DynamicSamplingMaxRounds,
+        "dynamic_sampling" => s.Trainer.DynamicSampling,
+        "dynamic_sampling_max_rounds" => s.Trainer.DynamicSamplingMaxRounds,
         "routing_replay" => s.Trainer.RoutingReplay,
         "advantage_estimator" => AdvantageEstimators.Name(s.Trainer.AdvantageEstimator),
         "learning_rate" => s.Trainer.LearningRate, "weight_decay" => s.Trainer.WeightDecay, "max_grad_norm" => s.Trainer.MaxGradNorm,

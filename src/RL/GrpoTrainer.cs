@@ -23,7 +23,9 @@ public sealed record GrpoConfig
     public float EpsilonLow { get; init; } = 0.2f;
     public float? EpsilonHigh { get; init; }
     public bool MaskTruncatedCompletions { get; init; }
-    /// <summary>Token ratios (GRPO) or one clipped ratio per completion (GSPO) (<c>importance_sampling_level</c>).</summary>
+    /// <summary>
+    /// Token ratios (GRPO) or one clipped ratio per completion (GSPO) (<c>importance_sampling_level</c>).
+    /// </summary>
     public ImportanceSamplingLevel ImportanceSamplingLevel { get; init; }
     /// <summary>grpo (with <see cref="ScaleRewards"/>), rloo or reinforce_pp advantages.</summary>
     public AdvantageEstimator AdvantageEstimator { get; init; }
@@ -48,13 +50,17 @@ public sealed record GrpoConfig
     /// log-probs → <see cref="GrpoLoss.Compute"/> everywhere (for comparisons).
     /// </summary>
     public bool FusedLoss { get; init; } = true;
-    /// <summary>DAPO dynamic sampling: drop groups whose rewards all equal and sample more prompts (see <see cref="DynamicSampling"/>).</summary>
+    /// <summary>
+    /// DAPO dynamic sampling: drop groups whose rewards all equal and sample more prompts (see <see
+    /// cref="DynamicSampling"/>).
+    /// </summary>
     public bool DynamicSampling { get; init; }
     /// <summary>Cap on sampling rounds per step when <see cref="DynamicSampling"/> is on, the first included.</summary>
     public int DynamicSamplingMaxRounds { get; init; } = 3;
     /// <summary>
     /// MoE policies: replay the rollout's expert choices in the old-policy, reference and update passes (see
-    /// <see cref="RoutingReplay"/>). The router-shift metric is logged whenever a recording exists (replay on, or μ &gt; 1).
+    /// <see cref="RoutingReplay"/>). The router-shift metric is logged whenever a recording exists (replay on, or μ
+    /// &gt; 1).
     /// </summary>
     public bool RoutingReplay { get; init; }
 
@@ -145,7 +151,8 @@ public sealed class GrpoTrainer : IDisposable
     /// and the policy's parameters on a device that has one (the kernel's ratio is per token and its
     /// forwards are laid out differently: GSPO and routing replay take the composition).
     /// </summary>
-    public bool UsesFusedLoss => Config.FusedLoss && Config.ImportanceSamplingLevel == ImportanceSamplingLevel.Token && !Config.RoutingReplay
+    public bool UsesFusedLoss => Config.FusedLoss && Config.ImportanceSamplingLevel == ImportanceSamplingLevel.Token
+        && !Config.RoutingReplay
         && _policy.Parameters().FirstOrDefault() is { } p && Functional.HasFusedGrpoTokenLoss(p.Device);
 
     public GenerationOptions SamplingOptions => new()
@@ -181,13 +188,17 @@ public sealed class GrpoTrainer : IDisposable
             ulong seed = Config.Seed + 1 + (ulong)StepIndex * 7919UL + (ulong)round * 0x9E3779B97F4A7C15UL;
             var drawn = DrawProblems(seed);
             var encoded = drawn.Select(p => EncodePrompt(p.Prompt)).ToArray();
-            var all = _policy.Generate(encoded.SelectMany(p => Enumerable.Repeat(p, G)).ToArray(), SamplingOptions, _rng);
+            var repeated = encoded.SelectMany(p => Enumerable.Repeat(p, G)).ToArray();
+            var all = _policy.Generate(repeated, SamplingOptions, _rng);
             var total = _rewards.Score(all.Select((s, i) => Input(drawn[i / G], s)).ToArray()).Total;
             generated += all.Sum(s => (long)s.Tokens.Length);
             promptTokens += encoded.Sum(p => (long)p.Length) * G;
-            return drawn.Select((p, g) => new RolloutGroup(p, encoded[g], all.Skip(g * G).Take(G).ToArray(), total[(g * G)..((g + 1) * G)])).ToArray();
+            return drawn.Select((p, g) =>
+                new RolloutGroup(p, encoded[g], all.Skip(g * G).Take(G).ToArray(), total[(g * G)..((g + 1) * G)]))
+                .ToArray();
         }
-        var sampling = DynamicSampling.Fill(Config.PromptsPerStep, Config.DynamicSamplingMaxRounds, Config.DynamicSampling, SampleRound, g => g.Rewards);
+        var sampling = DynamicSampling.Fill(Config.PromptsPerStep, Config.DynamicSamplingMaxRounds,
+            Config.DynamicSampling, SampleRound, g => g.Rewards);
         var problems = sampling.Groups.Select(g => g.Problem).ToArray();
         var prompts = sampling.Groups.Select(g => g.Prompt).ToArray();
         var samples = sampling.Groups.SelectMany(g => g.Samples).ToArray();
@@ -225,7 +236,8 @@ public sealed class GrpoTrainer : IDisposable
             // Detached when this block ends, however it ends: sampling and evaluation route freely.
             using var detach = RoutingReplay.DetachOnDispose(moe);
             // (The fused loss lays its forwards out differently, so it gets no tape; replay turns it off.)
-            tape = moe != null && !fused && (Config.RoutingReplay || Config.NumIterations > 1) ? new RoutingTape() : null;
+            bool record = moe != null && !fused && (Config.RoutingReplay || Config.NumIterations > 1);
+            tape = record ? new RoutingTape() : null;
             topK = moe?.Config.NumExpertsPerTok ?? 0;
             moe?.AttachRoutingTape(tape);
             using (Tensor.NoGrad())
@@ -307,7 +319,8 @@ public sealed class GrpoTrainer : IDisposable
         m.Add(new("clip_ratio/low_mean", low));
         m.Add(new("clip_ratio/high_mean", high));
         m.Add(new("clip_ratio/region_mean", region));
-        foreach (var (name, value) in shift.OrderBy(kv => kv.Key == "router_shift/mean" ? "" : kv.Key)) m.Add(new(name, value));
+        foreach (var (name, value) in shift.OrderBy(kv => kv.Key == "router_shift/mean" ? "" : kv.Key))
+            m.Add(new(name, value));
         m.Add(new("grad_norm", gradNorm));
         m.Add(new("learning_rate", _optimizer.LearningRate));
         m.Add(new("num_tokens", _tokensSeen));
@@ -327,7 +340,8 @@ public sealed class GrpoTrainer : IDisposable
         return m;
     }
 
-    private RewardInput Input(Problem problem, SampledSequence s) => new(problem, DecodeCompletion(s.Tokens), s.Tokens.Length, s.Truncated);
+    private RewardInput Input(Problem problem, SampledSequence s) =>
+        new(problem, DecodeCompletion(s.Tokens), s.Tokens.Length, s.Truncated);
 
     /// <summary>This step's training prompts: levels cycled evenly, or drawn by <see cref="GrpoConfig.DifficultyWeights"/>.</summary>
     private IReadOnlyList<Problem> DrawProblems(ulong seed)

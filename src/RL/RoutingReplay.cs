@@ -43,7 +43,8 @@ public static class RoutingReplay
     /// completion tokens whose expert set in the last replay/observe pass differs from the recording (with
     /// replay: what the router would have changed).
     /// </summary>
-    public static IReadOnlyList<KeyValuePair<string, double>> ShiftMetrics(RoutingTape tape, int topK, RolloutBatch batch)
+    public static IReadOnlyList<KeyValuePair<string, double>> ShiftMetrics(RoutingTape tape, int topK,
+        RolloutBatch batch)
     {
         var counted = CompletionTokens(batch);
         var result = new List<KeyValuePair<string, double>>();

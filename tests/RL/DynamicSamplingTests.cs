@@ -3,11 +3,14 @@ using Xunit;
 
 namespace NativeReasoner.Tests.RL;
 
-/// <summary>DAPO dynamic sampling: zero-variance groups never reach the update while the cap allows; the cap holds.</summary>
+/// <summary>
+/// DAPO dynamic sampling: zero-variance groups never reach the update while the cap allows; the cap holds.
+/// </summary>
 public class DynamicSamplingTests
 {
     // Groups are their reward vectors here: the sampler only looks at rewards.
-    private static DynamicSamplingResult<float[]> Run(IReadOnlyList<float[][]> rounds, int wanted, int cap, bool filter, out int calls)
+    private static DynamicSamplingResult<float[]> Run(IReadOnlyList<float[][]> rounds, int wanted, int cap, bool filter,
+        out int calls)
     {
         int n = 0;
         var result = DynamicSampling.Fill(wanted, cap, filter, r => { n++; return rounds[r]; }, g => g);
@@ -74,7 +77,8 @@ public class DynamicSamplingTests
             int wanted = rng.Next(1, 6), cap = rng.Next(1, 5), perRound = rng.Next(1, 6);
             double pFlat = rng.NextDouble();
             var rounds = Enumerable.Range(0, cap + 1).Select(_ => Enumerable.Range(0, perRound)
-                .Select(_ => rng.NextDouble() < pFlat ? new float[] { 1, 1, 1 } : new float[] { 0, 1, 1 }).ToArray()).ToArray();
+                    .Select(_ => rng.NextDouble() < pFlat ? new float[] { 1, 1, 1 } : [0, 1, 1]).ToArray())
+                .ToArray();
             var r = Run(rounds, wanted, cap, filter: true, out int calls);
             Assert.True(calls <= cap, $"trial {trial}: {calls} rounds drawn, cap {cap}");
             Assert.Equal(Math.Min(wanted, calls * perRound), r.Groups.Count);
@@ -109,10 +113,12 @@ public class DynamicSamplingTests
         // G = 2 with a coin-flip reward: about half the groups agree, so plain sampling would keep some.
         var config = new GrpoConfig
         {
-            NumGenerations = 2, PromptsPerStep = 3, MaxCompletionLength = 4, LossType = LossType.Grpo, LearningRate = 0.01f, Seed = 5,
+            NumGenerations = 2, PromptsPerStep = 3, MaxCompletionLength = 4, LossType = LossType.Grpo,
+            LearningRate = 0.01f, Seed = 5,
             DynamicSampling = true, DynamicSamplingMaxRounds = 12,
         };
-        using (var trainer = new GrpoTrainer(policy, null, tok, task, new RewardSet().Add(new ParityReward()), PromptTemplate.Default, config))
+        var parity = new RewardSet().Add(new ParityReward());
+        using (var trainer = new GrpoTrainer(policy, null, tok, task, parity, PromptTemplate.Default, config))
         {
             bool sawZeroStd = false;
             for (int i = 0; i < 6; i++)
@@ -130,7 +136,8 @@ public class DynamicSamplingTests
         }
 
         // A reward that never varies: every step draws exactly the cap, then trains on a full batch of flat groups.
-        using var trainer2 = new GrpoTrainer(policy, null, tok, task, new RewardSet().Add(new ConstantReward()), PromptTemplate.Default,
+        var constant = new RewardSet().Add(new ConstantReward());
+        using var trainer2 = new GrpoTrainer(policy, null, tok, task, constant, PromptTemplate.Default,
             config with { DynamicSamplingMaxRounds = 3 });
         var last = trainer2.Step().ToDictionary(kv => kv.Key, kv => kv.Value);
         Assert.Equal(3.0, last["dynamic_sampling/rounds"]);
@@ -146,11 +153,16 @@ public class DynamicSamplingTests
         using var policy = new UnigramPolicy(tok.VocabSize);
         var config = new GrpoConfig
         {
-            NumGenerations = 4, PromptsPerStep = 2, NumIterations = 2, MaxCompletionLength = 6, LossType = LossType.Grpo, LearningRate = 0.5f,
-            Seed = 9, EpsilonLow = 1e-3f, ImportanceSamplingLevel = ImportanceSamplingLevel.Sequence, AdvantageEstimator = AdvantageEstimator.Rloo,
+            NumGenerations = 4, PromptsPerStep = 2, NumIterations = 2, MaxCompletionLength = 6,
+            LossType = LossType.Grpo, LearningRate = 0.5f, Seed = 9, EpsilonLow = 1e-3f,
+            ImportanceSamplingLevel = ImportanceSamplingLevel.Sequence,
+            AdvantageEstimator = AdvantageEstimator.Rloo,
         };
-        using var trainer = new GrpoTrainer(policy, null, tok, new ArithmeticTask(), new RewardSet().Add(new SevensReward()), PromptTemplate.Default, config);
-        var history = Enumerable.Range(0, 4).Select(_ => trainer.Step().ToDictionary(kv => kv.Key, kv => kv.Value)).ToArray();
+        var sevens = new RewardSet().Add(new SevensReward());
+        using var trainer = new GrpoTrainer(policy, null, tok, new ArithmeticTask(), sevens, PromptTemplate.Default,
+            config);
+        var history = Enumerable.Range(0, 4).Select(_ => trainer.Step().ToDictionary(kv => kv.Key, kv => kv.Value))
+            .ToArray();
         Assert.All(history, m => Assert.True(double.IsFinite(m["loss"]) && double.IsFinite(m["grad_norm"])));
         // μ = 2 with a large step and a tiny clip range: whole completions leave the trust region on the second pass.
         Assert.Contains(history, m => m["clip_ratio/region_mean"] > 0);
@@ -161,7 +173,8 @@ public class DynamicSamplingTests
     public void Settings_ExposeTheNewObjectives()
     {
         var s = new GrpoSettings().With("importance-sampling-level", "sequence").With("advantage_estimator", "rloo")
-            .With("dynamic_sampling", "true").With("dynamic_sampling_max_rounds", "5").With("mask_truncated_completions", "true");
+            .With("dynamic_sampling", "true").With("dynamic_sampling_max_rounds", "5")
+            .With("mask_truncated_completions", "true");
         Assert.Equal(ImportanceSamplingLevel.Sequence, s.Trainer.ImportanceSamplingLevel);
         Assert.Equal(AdvantageEstimator.Rloo, s.Trainer.AdvantageEstimator);
         Assert.True(s.Trainer.DynamicSampling);

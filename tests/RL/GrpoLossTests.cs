@@ -102,7 +102,8 @@ public class GrpoLossTests
             EpsilonHigh = attrs.GetProperty("epsilon_high").GetSingle(),
             MaxCompletionLength = attrs.GetProperty("max_completion_length").GetInt32(),
             NumItemsInBatch = numItems.ValueKind == JsonValueKind.Null ? null : numItems.GetSingle(),
-            ImportanceSamplingLevel = GrpoNames.ParseImportanceSamplingLevel(Attr("importance_sampling_level", "token")),
+            ImportanceSamplingLevel =
+                GrpoNames.ParseImportanceSamplingLevel(Attr("importance_sampling_level", "token")),
         };
         var old = f.Contains($"{name}.in.old") ? Load(f, $"{name}.in.old") : null;
         using var result = GrpoLoss.Compute(logps, old, Load(f, $"{name}.in.ref"), Tensor.FromArray(adv.Values, adv.Values.Length), mask, options);
@@ -130,8 +131,10 @@ public class GrpoLossTests
     {
         // The theory above only checks what the fixture holds: make sure the new objectives are in it.
         using var f = SafetensorsFile.Open(ReferencePath);
-        var attrs = JsonSerializer.Deserialize<string[]>(f.Metadata["cases"])!.Select(n => JsonDocument.Parse(f.Metadata[n]).RootElement).ToArray();
-        string[] Values(string key) => attrs.Select(a => a.TryGetProperty(key, out var v) ? v.GetString()! : "").Distinct().ToArray();
+        var attrs = JsonSerializer.Deserialize<string[]>(f.Metadata["cases"])!
+            .Select(n => JsonDocument.Parse(f.Metadata[n]).RootElement).ToArray();
+        string[] Values(string key) =>
+            attrs.Select(a => a.TryGetProperty(key, out var v) ? v.GetString()! : "").Distinct().ToArray();
         Assert.Contains("sequence", Values("importance_sampling_level"));
         foreach (var e in new[] { "grpo", "rloo", "reinforce_pp" }) Assert.Contains(e, Values("advantage_estimator"));
     }
@@ -143,7 +146,8 @@ public class GrpoLossTests
         var rloo = AdvantageEstimators.Compute([1f, 0f, 0f, 1f], 4, AdvantageEstimator.Rloo, ScaleRewards.None);
         Assert.Equal(new[] { 2f / 3, -2f / 3, -2f / 3, 2f / 3 }, rloo.Values, new FloatTolerance(1e-6f));
         // Two groups with different means: REINFORCE++ centres per group, then scales over the batch (mean 0, std 1).
-        var rpp = AdvantageEstimators.Compute([1f, 0f, 3f, 3f, 0f, 2f], 3, AdvantageEstimator.ReinforcePlusPlus, ScaleRewards.Group);
+        var rpp = AdvantageEstimators.Compute([1f, 0f, 3f, 3f, 0f, 2f], 3, AdvantageEstimator.ReinforcePlusPlus,
+            ScaleRewards.Group);
         double mean = rpp.Values.Average(), std = Math.Sqrt(rpp.Values.Sum(v => (v - mean) * (v - mean)) / 5);
         Assert.True(Math.Abs(mean) < 1e-6 && Math.Abs(std - 1) < 1e-3, $"mean {mean}, std {std}");
         Assert.True(rpp.Values[0] < 0 && rpp.Values[2] > 0 && rpp.Values[5] > 0);

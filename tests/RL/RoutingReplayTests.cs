@@ -11,7 +11,8 @@ namespace NativeReasoner.Tests.RL;
 public class RoutingReplayTests
 {
     // Two MoE layers (layer 0 stays dense), 8 experts, top-2.
-    private static DeepseekV3Config Config(int vocab) => DeepseekV3Config.Preset("tiny") with { NumHiddenLayers = 3, VocabSize = vocab };
+    private static DeepseekV3Config Config(int vocab) =>
+        DeepseekV3Config.Preset("tiny") with { NumHiddenLayers = 3, VocabSize = vocab };
 
     private static long[] Histogram(int[] ids, int experts)
     {
@@ -40,7 +41,8 @@ public class RoutingReplayTests
             foreach (var m in moeLayers)
             {
                 var w = m.Gate.Weight;
-                var noise = Enumerable.Range(0, w.Shape[0] * w.Shape[1]).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
+                var noise = Enumerable.Range(0, w.Shape[0] * w.Shape[1]).Select(_ => (float)(rng.NextDouble() - 0.5))
+                    .ToArray();
                 w.CopyFrom_(Tensor.FromArray(noise, w.Shape[0], w.Shape[1]));
             }
 
@@ -52,7 +54,8 @@ public class RoutingReplayTests
         for (int layer = 0; layer < 2; layer++)
         {
             double shift = tape.Shift(layer, cfg.NumExpertsPerTok, all);
-            Assert.True(shift > 0.2, $"layer {layer}: the new router should choose other experts for many tokens, shift {shift}");
+            Assert.True(shift > 0.2, $"layer {layer}: the new router should choose other experts for many tokens, "
+                + $"shift {shift}");
             // Without replay the layer routed by its own (new) choice.
             Assert.Equal(Histogram(tape.Observed(layer, 0)!, cfg.NRoutedExperts), moeLayers[layer].LastLoad);
         }
@@ -91,7 +94,8 @@ public class RoutingReplayTests
         // Token 0 has the same set {1, 3} in another order: not a shift; token 1 moved.
         Assert.Equal(0.5, tape.Shift(0, 2, (_, _) => true));
         tape.Rewind();
-        var ex = Assert.Throws<InvalidOperationException>(() => tape.Apply(0, Tensor.FromArray(new[] { 1, 2 }.AsSpan(), [1, 2])));
+        var ex = Assert.Throws<InvalidOperationException>(
+            () => tape.Apply(0, Tensor.FromArray(new[] { 1, 2 }.AsSpan(), [1, 2])));
         Assert.Contains("routing replay", ex.Message);
     }
 
@@ -106,14 +110,19 @@ public class RoutingReplayTests
             var policy = new DeepseekPolicy(model);
             var config = new GrpoConfig
             {
-                NumGenerations = 4, PromptsPerStep = 1, NumIterations = 2, MaxCompletionLength = 6, LossType = LossType.Grpo,
+                NumGenerations = 4, PromptsPerStep = 1, NumIterations = 2, MaxCompletionLength = 6,
+                LossType = LossType.Grpo,
                 LearningRate = 0.05f, Seed = 2, RoutingReplay = replay,
             };
-            using var trainer = new GrpoTrainer(policy, null, tok, task, new RewardSet().Add(new SevensReward()), PromptTemplate.Default, config);
-            var history = Enumerable.Range(0, 3).Select(_ => trainer.Step().ToDictionary(kv => kv.Key, kv => kv.Value)).ToArray();
+            var sevens = new RewardSet().Add(new SevensReward());
+            using var trainer = new GrpoTrainer(policy, null, tok, task, sevens, PromptTemplate.Default, config);
+            var history = Enumerable.Range(0, 3).Select(_ => trainer.Step().ToDictionary(kv => kv.Key, kv => kv.Value))
+                .ToArray();
             Assert.All(history, m =>
             {
-                Assert.True(m.ContainsKey("router_shift/mean") && m.ContainsKey("router_shift/moe_layer_0") && m.ContainsKey("router_shift/moe_layer_1"));
+                string[] keys = ["router_shift/mean", "router_shift/moe_layer_0", "router_shift/moe_layer_1"];
+                foreach (var key in keys)
+                    Assert.True(m.ContainsKey(key), $"metrics lack {key}");
                 Assert.InRange(m["router_shift/mean"], 0, 1);
                 Assert.True(double.IsFinite(m["loss"]));
             });

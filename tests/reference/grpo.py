@@ -203,7 +203,8 @@ def build(seed):
     meta = OrderedDict(format="1", seed=str(seed), torch=torch.__version__)
     names = []
     for name, over, opts in CASES:
-        attrs = dict(num_generations=4, max_completion_length=16, mask_truncated_completions=False, num_items_in_batch=None,
+        attrs = dict(num_generations=4, max_completion_length=16, mask_truncated_completions=False,
+                     num_items_in_batch=None,
                      importance_sampling_level="token", advantage_estimator="grpo")
         attrs.update(over)
         logps, old, ref, mask, rewards, truncated = make_case(rng, attrs, opts)
