@@ -24,7 +24,8 @@ public enum RoutingTapeMode
 /// Passes are sequences of forwards: forward f of a pass meets forward f of the recording (the caller runs
 /// the same batches in the same order and calls <see cref="Rewind"/> before each pass). Entries are
 /// per MoE layer ordinal (0 = the first MoE layer), so a second model with the same layout (the frozen
-/// reference) can replay the policy's recording.
+/// reference) can replay the policy's recording. Each forward with a tape attached copies its expert ids
+/// (N·k integers per MoE layer) to the host; without a tape the gate is unchanged.
 /// </para>
 /// </summary>
 public sealed class RoutingTape

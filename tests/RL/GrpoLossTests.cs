@@ -171,5 +171,14 @@ public class GrpoLossTests
         var ex2 = Assert.Throws<ArgumentException>(() => GrpoLoss.Compute(lp, null, null, Tensor.Zeros(2), Tensor.Ones(2, 3), new GrpoLossOptions { Beta = 0.1f }));
         Assert.Contains("reference", ex2.Message);
         Assert.Throws<ArgumentException>(() => GrpoNames.ParseLossType("ppo"));
+
+        // The fused token-loss kernel has per-token ratios only: asking it for GSPO is an error, not a token loss.
+        using var policy = new UnigramPolicy(8);
+        const NativeReasoner.Model.FinishReason eos = NativeReasoner.Model.FinishReason.Eos;
+        SampledSequence[] samples = [new([2], eos), new([3], eos)];
+        var batch = new RolloutBatch([new long[] { 1 }], samples, 2);
+        var gspo = new GrpoLossOptions { ImportanceSamplingLevel = ImportanceSamplingLevel.Sequence };
+        var ex3 = Assert.Throws<ArgumentException>(() => batch.FusedLoss(policy, 1f, null, null, [0f, 0f], [1f, 1f], gspo));
+        Assert.Contains("importance_sampling_level", ex3.Message);
     }
 }
