@@ -34,6 +34,13 @@ public sealed class DeepseekV3ForCausalLM : Module, ICausalLM
     /// <summary>The MoE blocks, in layer order.</summary>
     public IEnumerable<MoeLayer> MoeLayers => Model.Layers.Where(l => l.Moe != null).Select(l => l.Moe!);
 
+    /// <summary>Attaches a routing-replay tape to every MoE gate (MoE layer ordinals 0, 1, …); null detaches.</summary>
+    public void AttachRoutingTape(RoutingTape? tape)
+    {
+        int ordinal = 0;
+        foreach (var m in MoeLayers) m.Gate.AttachTape(tape, ordinal++);
+    }
+
     /// <summary>
     /// Causal forward of every position. inputIds: int64 [B, T] → logits [B, T, V]. With a cache (a
     /// prefill), also stores the compressed entries of positions 0..T−1 and sets each sequence's length to T.

@@ -36,6 +36,20 @@ public sealed class MoeGate : Module
         ScoreCorrectionBias = RegisterBuffer("e_score_correction_bias", ModelParameters.Unscoped([c.NRoutedExperts], 0f, device));
     }
 
+    /// <summary>
+    /// Routing replay: when set, every <see cref="Route"/> goes through the tape as MoE layer <see cref="TapeLayer"/>.
+    /// </summary>
+    public RoutingTape? Tape { get; private set; }
+
+    /// <summary>This gate's MoE layer ordinal on <see cref="Tape"/>.</summary>
+    public int TapeLayer { get; private set; }
+
+    public void AttachTape(RoutingTape? tape, int layer)
+    {
+        Tape = tape;
+        TapeLayer = layer;
+    }
+
     /// <summary>x: [N, hidden] → the routing of the N tokens.</summary>
     public Routing Route(Tensor x)
     {
@@ -47,9 +61,21 @@ public sealed class MoeGate : Module
         bool normalize = _c.NormTopkProb && k > 1;
         float scale = (float)_c.RoutedScalingFactor;
         var (indices, kernelWeights) = Functional.MoeRoute(scores, ScoreCorrectionBias, _c.NGroup, _c.TopkGroup, k, useBias, normalize, scale);
-        if (!(Autograd.GradMode.IsEnabled && scores.RequiresGrad)) return new Routing(indices, kernelWeights, scores, k, _c.NRoutedExperts);
+        bool replayed = false;
+        if (Tape != null)
+        {
+            var chosen = Tape.Apply(TapeLayer, indices);
+            if (!ReferenceEquals(chosen, indices))
+            {
+                indices.Dispose();
+                indices = chosen;
+                replayed = true;
+            }
+        }
+        if (!replayed && !(Autograd.GradMode.IsEnabled && scores.RequiresGrad))
+            return new Routing(indices, kernelWeights, scores, k, _c.NRoutedExperts);
 
-        // With grad: the same weights, rebuilt from differentiable ops on s at the chosen experts.
+        // With grad (or replayed experts): the weights from ordinary ops on s at the chosen experts.
         kernelWeights.Dispose();
         var w = Functional.MoeGatherScores(scores, indices);                     // [N, k]
         if (normalize) w = w / w.Sum(1, keepDim: true);

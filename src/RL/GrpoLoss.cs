@@ -28,6 +28,7 @@ public sealed class GrpoLossResult : IDisposable
 /// Per token (shapes: logp, old, ref, mask [B, T]; A [B] broadcast as [B, 1]):
 /// <code>
 /// ρ = exp(logp − old)                      old = logp.detach() when not given (μ = 1: ρ ≡ 1, gradient still flows)
+/// ρ = exp(Σ_t m·(logp − old) / max(1, Σ_t m))   per completion, on all its tokens (sequence level, GSPO 2507.18071)
 /// l = −min(ρ·A, clamp(ρ, 1 − ε_low, 1 + ε_high)·A)
 /// l += β · (exp(ref − logp) − (ref − logp) − 1)       when β ≠ 0
 /// </code>
@@ -66,7 +67,23 @@ public static class GrpoLoss
         using var scope = new TensorScope();
         var old = oldLogps ?? logps.Detach();
         var a = advantages.Unsqueeze(1);                      // [B, 1]
-        var coef1 = (logps - old).Exp();                       // [B, T]
+        Tensor coef1;
+        var lens = new float[B];
+        for (int i = 0; i < B; i++)
+        {
+            float s = 0;
+            for (int t = 0; t < T; t++) s += maskArr[i * T + t];
+            lens[i] = Math.Max(1f, s);
+        }
+        var lensT = Tensor.FromArray(lens, [B], logps.Device);
+        if (options.ImportanceSamplingLevel == ImportanceSamplingLevel.Sequence)
+        {
+            // GSPO: one ratio per completion, exp of the masked mean log-ratio, repeated on each of its tokens
+            // (the gradient of the mean reaches every active token with weight 1 / |o_i|).
+            var seqLogRatio = ((logps - old) * mask).Sum(1) / lensT;                 // [B]
+            coef1 = seqLogRatio.Exp().Unsqueeze(1) * Tensor.Full([B, T], 1f, logps.Device); // [B, T]
+        }
+        else coef1 = (logps - old).Exp();                       // [B, T]
         var c1 = coef1.ToArray();
 
         // clamp(ρ, lo, hi) as two selections; the masks are data, not differentiated. Inside the range the
@@ -99,18 +116,9 @@ public static class GrpoLoss
         switch (options.LossType)
         {
             case LossType.Grpo:
-            {
                 // Σ_t m·l / max(1, Σ_t m) per sequence, then the mean over sequences.
-                var lens = new float[B];
-                for (int i = 0; i < B; i++)
-                {
-                    float s = 0;
-                    for (int t = 0; t < T; t++) s += maskArr[i * T + t];
-                    lens[i] = Math.Max(1f, s);
-                }
-                loss = (masked.Sum(1) / Tensor.FromArray(lens, [B], dev)).Mean() / ga;
+                loss = (masked.Sum(1) / lensT).Mean() / ga;
                 break;
-            }
             case LossType.Bnpo:
                 loss = masked.Sum() / (Math.Max(1f, maskArr.Sum()) * ga);
                 break;
@@ -124,12 +132,14 @@ public static class GrpoLoss
                 break;
         }
 
-        // Clip metrics: tokens whose ratio left the trust region in the direction the advantage pushes.
+        // Clip metrics: tokens whose ratio left the trust region in the direction the advantage pushes. At sequence
+        // level TRL takes the plain mean over completions (its ratio has one column), empty ones included.
         double low = 0, high = 0, region = 0, count = 0;
+        bool perSequence = options.ImportanceSamplingLevel == ImportanceSamplingLevel.Sequence;
         for (int i = 0; i < B; i++)
-            for (int t = 0; t < T; t++)
+            for (int t = 0; t < (perSequence ? 1 : T); t++)
             {
-                float m = maskArr[i * T + t];
+                float m = perSequence ? 1f : maskArr[i * T + t];
                 if (m == 0) continue;
                 float r = c1[i * T + t];
                 bool isLow = r < lo && adv[i] < 0, isHigh = r > hi && adv[i] > 0;

@@ -24,6 +24,15 @@ public enum ScaleRewards
     None,
 }
 
+/// <summary>Where the importance ratio lives (TRL's <c>importance_sampling_level</c>).</summary>
+public enum ImportanceSamplingLevel
+{
+    /// <summary>One ratio per token, exp(logp − old) (GRPO/PPO).</summary>
+    Token,
+    /// <summary>GSPO (arXiv 2507.18071): exp of the completion's mean log-ratio, clipped per completion.</summary>
+    Sequence,
+}
+
 /// <summary>Parsing of the TRL spellings used on the command line and in configs.</summary>
 public static class GrpoNames
 {
@@ -43,6 +52,15 @@ public static class GrpoNames
         LossType.DrGrpo => "dr_grpo",
         _ => "dapo",
     };
+
+    public static ImportanceSamplingLevel ParseImportanceSamplingLevel(string s) => s.Trim().ToLowerInvariant() switch
+    {
+        "token" => ImportanceSamplingLevel.Token,
+        "sequence" => ImportanceSamplingLevel.Sequence,
+        _ => throw new ArgumentException($"unknown importance_sampling_level '{s}'; known: token, sequence"),
+    };
+
+    public static string Name(ImportanceSamplingLevel l) => l == ImportanceSamplingLevel.Token ? "token" : "sequence";
 
     public static ScaleRewards ParseScaleRewards(string s) => s.Trim().ToLowerInvariant() switch
     {
@@ -85,6 +103,9 @@ public sealed record GrpoLossOptions
 
     /// <summary>grpo, bnpo and dr_grpo divide by the gradient-accumulation steps (dapo's normaliser already counts them).</summary>
     public int GradientAccumulationSteps { get; init; } = 1;
+
+    /// <summary>Token ratios (GRPO) or one ratio per completion (GSPO, <c>importance_sampling_level</c>).</summary>
+    public ImportanceSamplingLevel ImportanceSamplingLevel { get; init; }
 
     public float EffectiveEpsilonHigh => EpsilonHigh ?? EpsilonLow;
 }

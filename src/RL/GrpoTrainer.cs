@@ -23,6 +23,12 @@ public sealed record GrpoConfig
     public float EpsilonLow { get; init; } = 0.2f;
     public float? EpsilonHigh { get; init; }
     public bool MaskTruncatedCompletions { get; init; }
+    /// <summary>
+    /// Token ratios (GRPO) or one clipped ratio per completion (GSPO) (<c>importance_sampling_level</c>).
+    /// </summary>
+    public ImportanceSamplingLevel ImportanceSamplingLevel { get; init; }
+    /// <summary>grpo (with <see cref="ScaleRewards"/>), rloo or reinforce_pp advantages.</summary>
+    public AdvantageEstimator AdvantageEstimator { get; init; }
     public float LearningRate { get; init; } = 1e-5f;
     public float WeightDecay { get; init; }
     public float MaxGradNorm { get; init; } = 1f;
@@ -44,6 +50,19 @@ public sealed record GrpoConfig
     /// log-probs → <see cref="GrpoLoss.Compute"/> everywhere (for comparisons).
     /// </summary>
     public bool FusedLoss { get; init; } = true;
+    /// <summary>
+    /// DAPO dynamic sampling: drop groups whose rewards all equal and sample more prompts (see <see
+    /// cref="DynamicSampling"/>).
+    /// </summary>
+    public bool DynamicSampling { get; init; }
+    /// <summary>Cap on sampling rounds per step when <see cref="DynamicSampling"/> is on, the first included.</summary>
+    public int DynamicSamplingMaxRounds { get; init; } = 3;
+    /// <summary>
+    /// MoE policies: replay the rollout's expert choices in the old-policy, reference and update passes (see
+    /// <see cref="RoutingReplay"/>). The router-shift metric is logged whenever a recording exists (replay on, or μ
+    /// &gt; 1).
+    /// </summary>
+    public bool RoutingReplay { get; init; }
 
     public GrpoConfig Validate()
     {
@@ -51,6 +70,8 @@ public sealed record GrpoConfig
         if (PromptsPerStep < 1) throw new ArgumentException($"prompts per step must be ≥ 1, got {PromptsPerStep}");
         if (NumIterations < 1) throw new ArgumentException($"num_iterations must be ≥ 1, got {NumIterations}");
         if (MaxCompletionLength < 1) throw new ArgumentException($"max_completion_length must be ≥ 1, got {MaxCompletionLength}");
+        if (DynamicSamplingMaxRounds < 1)
+            throw new ArgumentException($"dynamic_sampling_max_rounds must be ≥ 1, got {DynamicSamplingMaxRounds}");
         if (!(Temperature > 0)) throw new ArgumentException($"temperature must be > 0 for GRPO sampling, got {Temperature}");
         return this;
     }
@@ -140,9 +161,12 @@ public sealed class GrpoTrainer : IDisposable
 
     /// <summary>
     /// Whether <see cref="Step"/> computes the loss with the fused token-loss kernel: <see cref="GrpoConfig.FusedLoss"/>
-    /// and the policy's parameters on a device that has one (every setting of the loss is supported by the kernel).
+    /// and the policy's parameters on a device that has one (the kernel's ratio is per token and its
+    /// forwards are laid out differently: GSPO and routing replay take the composition).
     /// </summary>
-    public bool UsesFusedLoss => Config.FusedLoss && _policy.Parameters().FirstOrDefault() is { } p && Functional.HasFusedGrpoTokenLoss(p.Device);
+    public bool UsesFusedLoss => Config.FusedLoss && Config.ImportanceSamplingLevel == ImportanceSamplingLevel.Token
+        && !Config.RoutingReplay
+        && _policy.Parameters().FirstOrDefault() is { } p && Functional.HasFusedGrpoTokenLoss(p.Device);
 
     public GenerationOptions SamplingOptions => new()
     {
@@ -170,13 +194,31 @@ public sealed class GrpoTrainer : IDisposable
     {
         var clock = Stopwatch.StartNew();
         int G = Config.NumGenerations;
-        var problems = DrawProblems(Config.Seed + 1 + (ulong)StepIndex * 7919UL);
-        var prompts = problems.Select(p => EncodePrompt(p.Prompt)).ToArray();
-        var repeated = prompts.SelectMany(p => Enumerable.Repeat(p, G)).ToArray();
-        var samples = _policy.Generate(repeated, SamplingOptions, _rng);
-        var inputs = samples.Select((s, i) => new RewardInput(problems[i / G], DecodeCompletion(s.Tokens), s.Tokens.Length, s.Truncated)).ToArray();
+        long generated = 0, promptTokens = 0;
+        IReadOnlyList<RolloutGroup> SampleRound(int round)
+        {
+            // Round 0 draws this step's prompts as plain GRPO does; later rounds (dynamic sampling) draw fresh ones.
+            ulong seed = Config.Seed + 1 + (ulong)StepIndex * 7919UL + (ulong)round * 0x9E3779B97F4A7C15UL;
+            var drawn = DrawProblems(seed);
+            var encoded = drawn.Select(p => EncodePrompt(p.Prompt)).ToArray();
+            var repeated = encoded.SelectMany(p => Enumerable.Repeat(p, G)).ToArray();
+            var all = _policy.Generate(repeated, SamplingOptions, _rng);
+            var total = _rewards.Score(all.Select((s, i) => Input(drawn[i / G], s)).ToArray()).Total;
+            generated += all.Sum(s => (long)s.Tokens.Length);
+            promptTokens += encoded.Sum(p => (long)p.Length) * G;
+            return drawn.Select((p, g) =>
+                new RolloutGroup(p, encoded[g], all.Skip(g * G).Take(G).ToArray(), total[(g * G)..((g + 1) * G)]))
+                .ToArray();
+        }
+        var sampling = DynamicSampling.Fill(Config.PromptsPerStep, Config.DynamicSamplingMaxRounds,
+            Config.DynamicSampling, SampleRound, g => g.Rewards);
+        var problems = sampling.Groups.Select(g => g.Problem).ToArray();
+        var prompts = sampling.Groups.Select(g => g.Prompt).ToArray();
+        var samples = sampling.Groups.SelectMany(g => g.Samples).ToArray();
+        // Scored again as one batch for the per-reward statistics (rewards are deterministic: same totals).
+        var inputs = samples.Select((s, i) => Input(problems[i / G], s)).ToArray();
         var scores = _rewards.Score(inputs);
-        var adv = Advantages.Compute(scores.Total, G, Config.ScaleRewards);
+        var adv = AdvantageEstimators.Compute(scores.Total, G, Config.AdvantageEstimator, Config.ScaleRewards);
         var batch = new RolloutBatch(prompts, samples, G);
 
         var options = new GrpoLossOptions
@@ -186,9 +228,13 @@ public sealed class GrpoTrainer : IDisposable
             EpsilonLow = Config.EpsilonLow,
             EpsilonHigh = Config.EpsilonHigh,
             MaxCompletionLength = Config.MaxCompletionLength,
+            ImportanceSamplingLevel = Config.ImportanceSamplingLevel,
         };
         double loss = 0, kl = 0, low = 0, high = 0, region = 0, gradNorm = 0;
         float entropy = float.NaN;
+        RoutingTape? tape = null;
+        int topK = 0;
+        var shift = new Dictionary<string, double>();
         using (var outer = new TensorScope())
         {
             var mask = batch.MaskTensor(Config.MaskTruncatedCompletions);
@@ -197,23 +243,48 @@ public sealed class GrpoTrainer : IDisposable
             options = options with { NumItemsInBatch = maskArr.Sum() };
             var advT = Tensor.FromArray(adv.Values, adv.Values.Length);
             Tensor? old = null, reference = null;
+            bool fused = UsesFusedLoss;
+            // Routing replay: the recording pass is the old-policy pass (run for it when μ = 1 too).
+            var moe = RoutingReplay.MoeModel(_policy);
+            // Detached when this block ends, however it ends: sampling and evaluation route freely.
+            using var detach = RoutingReplay.DetachOnDispose(moe);
+            // (The fused loss lays its forwards out differently, so it gets no tape; replay turns it off.)
+            bool record = moe != null && !fused && (Config.RoutingReplay || Config.NumIterations > 1);
+            tape = record ? new RoutingTape() : null;
+            topK = moe?.Config.NumExpertsPerTok ?? 0;
+            moe?.AttachRoutingTape(tape);
             using (Tensor.NoGrad())
             {
-                if (Config.NumIterations > 1) old = batch.LogProbs(_policy, Config.Temperature);
-                if (Config.Beta != 0) reference = batch.LogProbs(_reference!, Config.Temperature);
+                if (Config.NumIterations > 1 || tape != null)
+                {
+                    var recorded = batch.LogProbs(_policy, Config.Temperature);
+                    if (Config.NumIterations > 1) old = recorded;
+                }
+                if (tape != null) tape.Mode = Config.RoutingReplay ? RoutingTapeMode.Replay : RoutingTapeMode.Observe;
+                if (Config.Beta != 0)
+                {
+                    var refMoe = Config.RoutingReplay ? RoutingReplay.MoeModel(_reference) : null;
+                    tape?.Rewind();
+                    refMoe?.AttachRoutingTape(tape);
+                    try { reference = batch.LogProbs(_reference!, Config.Temperature); }
+                    finally { refMoe?.AttachRoutingTape(null); }
+                }
             }
             // The fused kernel takes the old and reference log-probs as plain per-token data: one download each per batch.
-            bool fused = UsesFusedLoss;
             var oldHost = fused ? old?.ToArray() : null;
             var refHost = fused ? reference?.ToArray() : null;
             for (int it = 0; it < Config.NumIterations; it++)
             {
                 using var scope = new TensorScope();
+                tape?.Rewind();
                 var ent = it == 0 ? new float[batch.Count * batch.MaxCompletion] : null;
                 using var result = fused
                     ? batch.FusedLoss(_policy, Config.Temperature, oldHost, refHost, adv.Values, maskArr, options, ent)
                     : GrpoLoss.Compute(batch.LogProbs(_policy, Config.Temperature, ent), old, reference, advT, mask, options);
                 if (ent != null) entropy = GrpoLoss.MaskedMean(ent, maskArr);
+                if (tape != null)
+                    foreach (var (name, value) in RoutingReplay.ShiftMetrics(tape, topK, batch))
+                        shift[name] = shift.GetValueOrDefault(name) + value / Config.NumIterations;
                 result.Loss.Backward();
                 float norm = GradClip.ClipGradNorm(_policy.Parameters(), Config.MaxGradNorm);
                 _optimizer.LearningRate = learningRate ?? _schedule.LearningRate(_optimizerSteps);
@@ -231,8 +302,7 @@ public sealed class GrpoTrainer : IDisposable
         }
 
         var lengths = samples.Select(s => s.Tokens.Length).ToArray();
-        long generated = lengths.Sum();
-        _tokensSeen += generated + repeated.Sum(p => (long)p.Length);
+        _tokensSeen += generated + promptTokens;
         double seconds = clock.Elapsed.TotalSeconds;
         var m = new List<KeyValuePair<string, double>>
         {
@@ -245,17 +315,25 @@ public sealed class GrpoTrainer : IDisposable
             m.Add(new($"rewards/{name}/mean", mean));
             m.Add(new($"rewards/{name}/std", std));
         }
-        m.Add(new("frac_reward_zero_std", adv.FracRewardZeroStd));
+        // Over every group sampled this step (all rounds): how much of the sampling carried no signal.
+        m.Add(new("frac_reward_zero_std", sampling.FracRewardZeroStd));
+        if (Config.DynamicSampling)
+        {
+            m.Add(new("dynamic_sampling/rounds", sampling.Rounds));
+            m.Add(new("dynamic_sampling/zero_std_kept", sampling.ZeroStdKept));
+        }
         m.Add(new("completions/mean_length", lengths.Average()));
         m.Add(new("completions/min_length", lengths.Min()));
         m.Add(new("completions/max_length", lengths.Max()));
-        m.Add(new("completions/clipped_ratio", samples.Count(s => s.Truncated) / (double)samples.Count));
+        m.Add(new("completions/clipped_ratio", samples.Count(s => s.Truncated) / (double)samples.Length));
         m.Add(new("loss", loss));
         if (Config.Beta != 0) m.Add(new("kl", kl));
         m.Add(new("entropy", entropy));
         m.Add(new("clip_ratio/low_mean", low));
         m.Add(new("clip_ratio/high_mean", high));
         m.Add(new("clip_ratio/region_mean", region));
+        foreach (var (name, value) in shift.OrderBy(kv => kv.Key == "router_shift/mean" ? "" : kv.Key))
+            m.Add(new(name, value));
         m.Add(new("grad_norm", gradNorm));
         m.Add(new("learning_rate", _optimizer.LearningRate));
         m.Add(new("num_tokens", _tokensSeen));
@@ -274,6 +352,9 @@ public sealed class GrpoTrainer : IDisposable
         _logger?.Log(m);
         return m;
     }
+
+    private RewardInput Input(Problem problem, SampledSequence s) =>
+        new(problem, DecodeCompletion(s.Tokens), s.Tokens.Length, s.Truncated);
 
     /// <summary>This step's training prompts: levels cycled evenly, or drawn by <see cref="GrpoConfig.DifficultyWeights"/>.</summary>
     private IReadOnlyList<Problem> DrawProblems(ulong seed)

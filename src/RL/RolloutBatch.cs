@@ -101,6 +101,9 @@ public sealed class RolloutBatch
     {
         int G = NumGenerations, C = MaxCompletion, N = Count;
         if (advantages.Length != N) throw new ArgumentException($"grpo_loss: {advantages.Length} advantages for {N} completions");
+        // The kernel's ratio is per token; GSPO's per-completion ratio goes through GrpoLoss.Compute.
+        if (options.ImportanceSamplingLevel != ImportanceSamplingLevel.Token)
+            throw new ArgumentException("grpo_loss: the fused token loss supports importance_sampling_level = token only");
         foreach (var (a, what) in new[] { (mask, "mask"), (oldLogps, "old log-probs"), (refLogps, "reference log-probs") })
             if (a != null && a.Length != N * C) throw new ArgumentException($"grpo_loss: {what} has {a.Length} values for [{N}, {C}]");
         if (options.Beta != 0f && refLogps == null) throw new ArgumentException("grpo_loss: beta ≠ 0 needs the reference log-probs (ref_per_token_logps)");

@@ -82,7 +82,11 @@ public class GrpoLossTests
         using var f = SafetensorsFile.Open(ReferencePath);
         var attrs = JsonDocument.Parse(f.Metadata[name]).RootElement;
         int G = attrs.GetProperty("num_generations").GetInt32();
-        var adv = Advantages.Compute(f.ReadFloat32($"{name}.in.rewards"), G, GrpoNames.ParseScaleRewards(attrs.GetProperty("scale_rewards").GetString()!));
+        // Fixtures from before these attributes existed hold token-level GRPO cases.
+        string Attr(string key, string fallback) => attrs.TryGetProperty(key, out var v) ? v.GetString()! : fallback;
+        var estimator = AdvantageEstimators.Parse(Attr("advantage_estimator", "grpo"));
+        var adv = AdvantageEstimators.Compute(f.ReadFloat32($"{name}.in.rewards"), G, estimator,
+            GrpoNames.ParseScaleRewards(attrs.GetProperty("scale_rewards").GetString()!));
         CloseAll(f.ReadFloat32($"{name}.out.advantages"), adv.Values, 1e-5f, "advantages");
 
         var logps = Load(f, $"{name}.in.logps").RequiresGrad_();
@@ -98,6 +102,8 @@ public class GrpoLossTests
             EpsilonHigh = attrs.GetProperty("epsilon_high").GetSingle(),
             MaxCompletionLength = attrs.GetProperty("max_completion_length").GetInt32(),
             NumItemsInBatch = numItems.ValueKind == JsonValueKind.Null ? null : numItems.GetSingle(),
+            ImportanceSamplingLevel =
+                GrpoNames.ParseImportanceSamplingLevel(Attr("importance_sampling_level", "token")),
         };
         var old = f.Contains($"{name}.in.old") ? Load(f, $"{name}.in.old") : null;
         using var result = GrpoLoss.Compute(logps, old, Load(f, $"{name}.in.ref"), Tensor.FromArray(adv.Values, adv.Values.Length), mask, options);
@@ -121,6 +127,41 @@ public class GrpoLossTests
     }
 
     [Fact]
+    public void FixtureCoversEveryEstimatorAndLevel()
+    {
+        // The theory above only checks what the fixture holds: make sure the new objectives are in it.
+        using var f = SafetensorsFile.Open(ReferencePath);
+        var attrs = JsonSerializer.Deserialize<string[]>(f.Metadata["cases"])!
+            .Select(n => JsonDocument.Parse(f.Metadata[n]).RootElement).ToArray();
+        string[] Values(string key) =>
+            attrs.Select(a => a.TryGetProperty(key, out var v) ? v.GetString()! : "").Distinct().ToArray();
+        Assert.Contains("sequence", Values("importance_sampling_level"));
+        foreach (var e in new[] { "grpo", "rloo", "reinforce_pp" }) Assert.Contains(e, Values("advantage_estimator"));
+    }
+
+    [Fact]
+    public void Rloo_IsTheLeaveOneOutBaseline_ReinforcePp_IsABatchZScore()
+    {
+        // Group [1, 0, 0, 1]: the others' mean is 1/3 for a 1 and 2/3 for a 0.
+        var rloo = AdvantageEstimators.Compute([1f, 0f, 0f, 1f], 4, AdvantageEstimator.Rloo, ScaleRewards.None);
+        Assert.Equal(new[] { 2f / 3, -2f / 3, -2f / 3, 2f / 3 }, rloo.Values, new FloatTolerance(1e-6f));
+        // Two groups with different means: REINFORCE++ centres per group, then scales over the batch (mean 0, std 1).
+        var rpp = AdvantageEstimators.Compute([1f, 0f, 3f, 3f, 0f, 2f], 3, AdvantageEstimator.ReinforcePlusPlus,
+            ScaleRewards.Group);
+        double mean = rpp.Values.Average(), std = Math.Sqrt(rpp.Values.Sum(v => (v - mean) * (v - mean)) / 5);
+        Assert.True(Math.Abs(mean) < 1e-6 && Math.Abs(std - 1) < 1e-3, $"mean {mean}, std {std}");
+        Assert.True(rpp.Values[0] < 0 && rpp.Values[2] > 0 && rpp.Values[5] > 0);
+        Assert.Throws<ArgumentException>(() => AdvantageEstimators.Parse("ppo"));
+        Assert.Throws<ArgumentException>(() => GrpoNames.ParseImportanceSamplingLevel("segment"));
+    }
+
+    private sealed class FloatTolerance(float tol) : IEqualityComparer<float>
+    {
+        public bool Equals(float a, float b) => Math.Abs(a - b) <= tol;
+        public int GetHashCode(float v) => 0;
+    }
+
+    [Fact]
     public void Errors_NameTheProblem()
     {
         using var scope = new TensorScope();
@@ -130,5 +171,14 @@ public class GrpoLossTests
         var ex2 = Assert.Throws<ArgumentException>(() => GrpoLoss.Compute(lp, null, null, Tensor.Zeros(2), Tensor.Ones(2, 3), new GrpoLossOptions { Beta = 0.1f }));
         Assert.Contains("reference", ex2.Message);
         Assert.Throws<ArgumentException>(() => GrpoNames.ParseLossType("ppo"));
+
+        // The fused token-loss kernel has per-token ratios only: asking it for GSPO is an error, not a token loss.
+        using var policy = new UnigramPolicy(8);
+        const NativeReasoner.Model.FinishReason eos = NativeReasoner.Model.FinishReason.Eos;
+        SampledSequence[] samples = [new([2], eos), new([3], eos)];
+        var batch = new RolloutBatch([new long[] { 1 }], samples, 2);
+        var gspo = new GrpoLossOptions { ImportanceSamplingLevel = ImportanceSamplingLevel.Sequence };
+        var ex3 = Assert.Throws<ArgumentException>(() => batch.FusedLoss(policy, 1f, null, null, [0f, 0f], [1f, 1f], gspo));
+        Assert.Contains("importance_sampling_level", ex3.Message);
     }
 }

@@ -18,7 +18,9 @@ Per case C (attrs JSON in metadata key "C"; case names in metadata "cases"):
   C.out.grad                             F32 [B, T]   d loss / d logps
   C.out.kl, C.out.clip_low, C.out.clip_high, C.out.clip_region   F32 []  (kl NaN when beta = 0)
 attrs: loss_type, scale_rewards, beta, epsilon_low, epsilon_high, num_generations,
-       max_completion_length, mask_truncated_completions, num_items_in_batch (or null).
+       max_completion_length, mask_truncated_completions, num_items_in_batch (or null),
+       importance_sampling_level (token | sequence: GSPO, arXiv 2507.18071),
+       advantage_estimator (grpo | rloo | reinforce_pp: REINFORCE++-baseline, arXiv 2501.03262).
 """
 
 import argparse
@@ -70,10 +72,51 @@ def advantages(rewards, G, scale):
     return torch.nan_to_num(a, nan=0.0)
 
 
+def rloo_advantages(rewards, G, scale):
+    """Leave-one-out baseline: R_i - mean of the group's other defined rewards, then the scale_rewards divisor."""
+    r = rewards.view(-1, G)
+    ok = ~torch.isnan(r)
+    cnt = ok.sum(1, keepdim=True).to(r.dtype)
+    total = torch.where(ok, r, torch.zeros_like(r)).sum(1, keepdim=True)
+    a = r - (total - r) / (cnt - 1)
+    mean = total / cnt
+    dev = torch.where(ok, (r - mean) ** 2, torch.zeros_like(r)).sum(1, keepdim=True)
+    if scale == "group":
+        a = a / (torch.sqrt(dev / (cnt - 1)) + 1e-4)
+    elif scale == "batch":
+        a = a / (rewards[~torch.isnan(rewards)].std() + 1e-4)
+    return torch.nan_to_num(a.reshape(-1), nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def reinforce_pp_advantages(rewards, G):
+    """REINFORCE++-baseline: subtract the group mean, then z-score over the batch (Bessel std, + 1e-4)."""
+    r = rewards.view(-1, G)
+    ok = ~torch.isnan(r)
+    mean = torch.where(ok, r, torch.zeros_like(r)).sum(1, keepdim=True) / ok.sum(1, keepdim=True).to(r.dtype)
+    c = (r - mean).reshape(-1)
+    flat = c[~torch.isnan(c)]
+    return torch.nan_to_num((c - flat.mean()) / (flat.std() + 1e-4), nan=0.0)
+
+
+def estimate_advantages(rewards, a):
+    est = a["advantage_estimator"]
+    if est == "grpo":
+        return advantages(rewards, a["num_generations"], a["scale_rewards"])
+    if est == "rloo":
+        return rloo_advantages(rewards, a["num_generations"], a["scale_rewards"])
+    if est == "reinforce_pp":
+        return reinforce_pp_advantages(rewards, a["num_generations"])
+    raise ValueError(est)
+
+
 def grpo_loss(logps, old, ref, A, mask, a):
     if old is None:
         old = logps.detach()
-    coef_1 = torch.exp(logps - old)
+    log_ratio = logps - old
+    if a["importance_sampling_level"] == "sequence":
+        # GSPO as TRL: the masked mean log-ratio per completion, shape [B, 1].
+        log_ratio = ((log_ratio * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).unsqueeze(-1)
+    coef_1 = torch.exp(log_ratio)
     coef_2 = torch.clamp(coef_1, 1 - a["epsilon_low"], 1 + a["epsilon_high"])
     l1 = coef_1 * A.unsqueeze(1)
     l2 = coef_2 * A.unsqueeze(1)
@@ -98,6 +141,8 @@ def grpo_loss(logps, old, ref, A, mask, a):
     low = ((coef_1 < 1 - a["epsilon_low"]) & (A.unsqueeze(1) < 0)).to(mask.dtype)
     high = ((coef_1 > 1 + a["epsilon_high"]) & (A.unsqueeze(1) > 0)).to(mask.dtype)
     region = ((low + high) > 0).to(mask.dtype)
+    if coef_1.shape[1] == 1:  # sequence level: TRL's masked_batch_mean is the plain mean over completions
+        return loss, kl, low.mean(), high.mean(), region.mean()
     den = mask.sum().clamp(min=1.0)
     return loss, kl, (low * mask).sum() / den, (high * mask).sum() / den, (region * mask).sum() / den
 
@@ -113,6 +158,23 @@ CASES = [
     ("dapo_mask_truncated", dict(loss_type="dapo", scale_rewards="group", beta=0.02, epsilon_low=0.2, epsilon_high=0.28, mask_truncated_completions=True), {}),
     ("bnpo_nan_reward", dict(loss_type="bnpo", scale_rewards="group", beta=0.0, epsilon_low=0.2, epsilon_high=0.2), {"nan": True}),
     ("dr_grpo_batch_asym", dict(loss_type="dr_grpo", scale_rewards="batch", beta=0.1, epsilon_low=0.15, epsilon_high=0.25), {}),
+    # GSPO: sequence-level ratios (a narrow clip range so whole completions get clipped), with and without KL.
+    ("gspo_grpo", dict(loss_type="grpo", scale_rewards="group", beta=0.0, epsilon_low=0.1, epsilon_high=0.15,
+                       importance_sampling_level="sequence"), {}),
+    ("gspo_dapo_kl", dict(loss_type="dapo", scale_rewards="group", beta=0.04, epsilon_low=0.1, epsilon_high=0.12,
+                          importance_sampling_level="sequence", mask_truncated_completions=True), {}),
+    ("gspo_mu1", dict(loss_type="grpo", scale_rewards="none", beta=0.02, epsilon_low=0.2, epsilon_high=0.2,
+                      importance_sampling_level="sequence"), {"no_old": True}),
+    ("rloo_group", dict(loss_type="grpo", scale_rewards="group", beta=0.0, epsilon_low=0.2, epsilon_high=0.2,
+                        advantage_estimator="rloo"), {}),
+    ("rloo_none_nan", dict(loss_type="bnpo", scale_rewards="none", beta=0.0, epsilon_low=0.2, epsilon_high=0.2,
+                           advantage_estimator="rloo"), {"nan": True}),
+    ("rloo_batch", dict(loss_type="dapo", scale_rewards="batch", beta=0.01, epsilon_low=0.2, epsilon_high=0.28,
+                        advantage_estimator="rloo"), {}),
+    ("reinforce_pp", dict(loss_type="dapo", scale_rewards="group", beta=0.0, epsilon_low=0.2, epsilon_high=0.28,
+                          advantage_estimator="reinforce_pp"), {}),
+    ("reinforce_pp_nan", dict(loss_type="grpo", scale_rewards="none", beta=0.04, epsilon_low=0.2, epsilon_high=0.2,
+                              advantage_estimator="reinforce_pp"), {"nan": True}),
 ]
 
 
@@ -141,7 +203,9 @@ def build(seed):
     meta = OrderedDict(format="1", seed=str(seed), torch=torch.__version__)
     names = []
     for name, over, opts in CASES:
-        attrs = dict(num_generations=4, max_completion_length=16, mask_truncated_completions=False, num_items_in_batch=None)
+        attrs = dict(num_generations=4, max_completion_length=16, mask_truncated_completions=False,
+                     num_items_in_batch=None,
+                     importance_sampling_level="token", advantage_estimator="grpo")
         attrs.update(over)
         logps, old, ref, mask, rewards, truncated = make_case(rng, attrs, opts)
         d = lambda x: torch.tensor(x, dtype=torch.float64)
@@ -149,7 +213,7 @@ def build(seed):
         m = d(mask)
         if attrs["mask_truncated_completions"]:
             m = m * (1 - d(truncated)).unsqueeze(1)
-        A = advantages(d(rewards), attrs["num_generations"], attrs["scale_rewards"])
+        A = estimate_advantages(d(rewards), attrs)
         loss, kl, cl, ch, cr = grpo_loss(lp, None if old is None else d(old), d(ref), A, m, attrs)
         loss.backward()
         f = lambda t: np.asarray(t.detach().numpy(), dtype=np.float32)
