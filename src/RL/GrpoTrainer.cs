@@ -133,6 +133,9 @@ public sealed class GrpoTrainer : IDisposable
     {
         Config = config.Validate();
         if (config.Beta != 0 && reference == null) throw new ArgumentException("beta ≠ 0 needs a frozen reference policy");
+        if (config.RoutingReplay && RoutingReplay.MoeModel(policy) == null)
+            throw new ArgumentException("routing_replay needs a DeepSeek-V3/R1 policy with MoE layers (the other " +
+                "families record no routing yet): turn it off for this model");
         _policy = policy;
         _reference = reference;
         _tokenizer = tokenizer;

@@ -10,9 +10,12 @@ namespace NativeReasoner.RL;
 /// </summary>
 public static class RoutingReplay
 {
-    /// <summary>The DeepSeek-V3 model behind <paramref name="policy"/> when it has MoE layers, else null.</summary>
+    /// <summary>
+    /// The DeepSeek-V3 model behind <paramref name="policy"/> when it has MoE layers, else null (the other MoE
+    /// families do not record routing yet).
+    /// </summary>
     public static DeepseekV3ForCausalLM? MoeModel(IPolicy? policy) =>
-        policy is DeepseekPolicy d && d.Model.MoeLayers.Any() ? d.Model : null;
+        policy is CausalLMPolicy { Model: DeepseekV3ForCausalLM d } && d.MoeLayers.Any() ? d : null;
 
     /// <summary>Detaches <paramref name="model"/>'s routing tape when disposed (nothing for a null model).</summary>
     public static IDisposable DetachOnDispose(DeepseekV3ForCausalLM? model) => new Detacher(model);

@@ -107,7 +107,7 @@ public class RoutingReplayTests
         foreach (bool replay in new[] { false, true })
         {
             using var model = new DeepseekV3ForCausalLM(Config(tok.VocabSize), new Generator(5));
-            var policy = new DeepseekPolicy(model);
+            var policy = new CausalLMPolicy(model);
             var config = new GrpoConfig
             {
                 NumGenerations = 4, PromptsPerStep = 1, NumIterations = 2, MaxCompletionLength = 6,
@@ -130,5 +130,17 @@ public class RoutingReplayTests
             Assert.Contains(history, m => m["router_shift/mean"] > 0);
             Assert.All(model.MoeLayers, m => Assert.Null(m.Gate.Tape));
         }
+    }
+
+    [Fact]
+    public void Trainer_RoutingReplayOnAModelWithoutDeepseekMoe_IsAClearError()
+    {
+        var tok = new CharTokenizer();
+        var dense = Config(tok.VocabSize) with { FirstKDenseReplace = 2, NumHiddenLayers = 2 };
+        using var model = new DeepseekV3ForCausalLM(dense, new Generator(5));
+        var config = new GrpoConfig { NumGenerations = 2, PromptsPerStep = 1, MaxCompletionLength = 4, RoutingReplay = true };
+        var ex = Assert.Throws<ArgumentException>(() => new GrpoTrainer(new CausalLMPolicy(model), null, tok,
+            new ArithmeticTask(), new RewardSet().Add(new SevensReward()), PromptTemplate.Default, config));
+        Assert.Contains("routing_replay needs", ex.Message);
     }
 }
