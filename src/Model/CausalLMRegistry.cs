@@ -20,8 +20,8 @@ public static class CausalLMRegistry
     public const string ConfigFileName = "config.json";
 
     public static IReadOnlyList<string> SupportedModelTypes =>
-        [DeepseekV3Config.ModelTypeName, DeepseekV3Config.V2ModelTypeName, Qwen2Family.ModelType, LlamaFamily.ModelType, Qwen3Family.ModelType,
-            Qwen3MoeFamily.ModelType];
+        [DeepseekV3Config.ModelTypeName, DeepseekV3Config.V2ModelTypeName, Qwen2Family.ModelType, LlamaFamily.ModelType,
+            Qwen3Family.ModelType, Qwen3MoeFamily.ModelType];
 
     /// <summary>HF model types that are recognised but have no implementation here yet.</summary>
     public static IReadOnlyList<string> KnownUnsupportedModelTypes => [];

@@ -83,7 +83,8 @@ public sealed partial record DeepseekV3Config : ICausalLMConfig
             if (!(value > 0)) throw new ModelConfigException($"config: {name} must be positive, got {value.ToString(CultureInfo.InvariantCulture)}");
         }
         if (ModelType != ModelTypeName && ModelType != V2ModelTypeName)
-            throw new ModelConfigException($"config: model_type '{ModelType}' is not a DeepSeek MLA family (expected '{ModelTypeName}' or '{V2ModelTypeName}')");
+            throw new ModelConfigException($"config: model_type '{ModelType}' is not a DeepSeek MLA family " +
+                $"(expected '{ModelTypeName}' or '{V2ModelTypeName}')");
         Positive("vocab_size", VocabSize);
         Positive("hidden_size", HiddenSize);
         Positive("num_hidden_layers", NumHiddenLayers);
@@ -126,15 +127,18 @@ public sealed partial record DeepseekV3Config : ICausalLMConfig
             if (TopkMethod != "noaux_tc" && TopkMethod != "group_limited_greedy" && TopkMethod != "greedy")
                 throw new ModelConfigException($"config: topk_method '{TopkMethod}' is unknown (expected 'noaux_tc', 'group_limited_greedy' or 'greedy')");
             if (IsV2 && ScoringFunc != "softmax")
-                throw new ModelConfigException($"config: deepseek_v2 scores experts with softmax, got scoring_func '{ScoringFunc}'");
+                throw new ModelConfigException(
+                    $"config: deepseek_v2 scores experts with softmax, got scoring_func '{ScoringFunc}'");
             if (IsV2 && TopkMethod == "noaux_tc")
                 throw new ModelConfigException(
-                    "config: deepseek_v2 has no correction bias, so topk_method 'noaux_tc' cannot apply (expected 'greedy' or 'group_limited_greedy')");
+                    "config: deepseek_v2 has no correction bias, so topk_method 'noaux_tc' cannot apply " +
+                    "(expected 'greedy' or 'group_limited_greedy')");
             if (TopkMethod == "greedy")
             {
                 // Greedy top-k over all experts: n_group / topk_group are not used.
                 if (NumExpertsPerTok > NRoutedExperts)
-                    throw new ModelConfigException($"config: num_experts_per_tok ({NumExpertsPerTok}) is larger than n_routed_experts ({NRoutedExperts})");
+                    throw new ModelConfigException($"config: num_experts_per_tok ({NumExpertsPerTok}) is larger " +
+                        $"than n_routed_experts ({NRoutedExperts})");
             }
             else if (TopkGroup > NGroup)
                 throw new ModelConfigException($"config: topk_group ({TopkGroup}) is larger than n_group ({NGroup})");
@@ -421,7 +425,8 @@ public sealed partial record DeepseekV3Config : ICausalLMConfig
     // ------------------------------------------------------------------ presets
 
     /// <summary>Names accepted by <see cref="Preset"/>.</summary>
-    public static IReadOnlyList<string> PresetNames => ["tiny", "tiny-yarn", "tiny-qlora-256", "bench-tiny", "deepseek-v2-tiny"];
+    public static IReadOnlyList<string> PresetNames =>
+        ["tiny", "tiny-yarn", "tiny-qlora-256", "bench-tiny", "deepseek-v2-tiny"];
 
     /// <summary>
     /// Named tiny configs:
@@ -479,7 +484,11 @@ public sealed partial record DeepseekV3Config : ICausalLMConfig
             NumHiddenLayers = 2, FirstKDenseReplace = 1, NumAttentionHeads = 4, NumKeyValueHeads = 4,
             NRoutedExperts = 16, NSharedExperts = 2, NumExpertsPerTok = 4, QLoraRank = null, KvLoraRank = 32,
             QkNopeHeadDim = 16, QkRopeHeadDim = 8, VHeadDim = 16, MaxPositionEmbeddings = 256,
-            RopeScaling = new RopeScaling { Factor = 4, OriginalMaxPositionEmbeddings = 64, BetaFast = 32, BetaSlow = 1, Mscale = 0.707, MscaleAllDim = 0.707 },
+            RopeScaling = new RopeScaling
+            {
+                Factor = 4, OriginalMaxPositionEmbeddings = 64, BetaFast = 32, BetaSlow = 1, Mscale = 0.707,
+                MscaleAllDim = 0.707,
+            },
         }).Validate(),
         _ => throw new ModelConfigException($"unknown model preset '{name}' (known: {string.Join(", ", PresetNames)})"),
     };

@@ -41,7 +41,8 @@ public sealed class MoeGate : Module
         // HF inits the router like every linear: N(0, initializer_range).
         Weight = RegisterParameter("weight", ModelParameters.Normal([c.NRoutedExperts, c.HiddenSize], gen, (float)c.InitializerRange, device));
         if (c.HasScoreCorrectionBias)
-            ScoreCorrectionBias = RegisterBuffer("e_score_correction_bias", ModelParameters.Unscoped([c.NRoutedExperts], 0f, device));
+            ScoreCorrectionBias = RegisterBuffer("e_score_correction_bias",
+                ModelParameters.Unscoped([c.NRoutedExperts], 0f, device));
     }
 
     /// <summary>x: [N, hidden] → the routing of the N tokens.</summary>
@@ -52,7 +53,8 @@ public sealed class MoeGate : Module
         var scores = _c.ScoringFunc == "softmax" ? logits.Softmax(-1) : logits.Sigmoid();
         bool useBias = _c.TopkMethod == "noaux_tc";
         if (useBias && ScoreCorrectionBias == null)
-            throw new InvalidOperationException($"{_c.ModelType}: topk_method noaux_tc needs e_score_correction_bias, which this router does not hold");
+            throw new InvalidOperationException(
+                $"{_c.ModelType}: topk_method noaux_tc needs e_score_correction_bias, which this router does not hold");
         // Greedy routing has one group holding every expert.
         bool greedy = _c.TopkMethod == "greedy";
         int groups = greedy ? 1 : _c.NGroup, keptGroups = greedy ? 1 : _c.TopkGroup;
@@ -60,7 +62,8 @@ public sealed class MoeGate : Module
         bool normalize = _c.NormTopkProb && k > 1;
         // V3 scales after normalising; the V2 gate scales only the weights it does not renormalise.
         float scale = _c.IsV2 && normalize ? 1f : (float)_c.RoutedScalingFactor;
-        var (indices, kernelWeights) = Functional.MoeRoute(scores, ScoreCorrectionBias, groups, keptGroups, k, useBias, normalize, scale);
+        var (indices, kernelWeights) =
+            Functional.MoeRoute(scores, ScoreCorrectionBias, groups, keptGroups, k, useBias, normalize, scale);
         if (!(Autograd.GradMode.IsEnabled && scores.RequiresGrad)) return new Routing(indices, kernelWeights, scores, k, _c.NRoutedExperts);
 
         // With grad: the same weights, rebuilt from differentiable ops on s at the chosen experts.

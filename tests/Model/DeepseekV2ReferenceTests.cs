@@ -38,7 +38,8 @@ public sealed class DeepseekV2ReferenceTests(ITestOutputHelper output)
         Assert.True(model.Config.IsV2);
         Assert.Equal("deepseek_v2", model.Config.ModelType);
         Assert.Null(model.Config.QLoraRank);
-        Assert.DoesNotContain(model.NamedBuffers(), nb => nb.Name.EndsWith("e_score_correction_bias", StringComparison.Ordinal));
+        Assert.DoesNotContain(model.NamedBuffers(),
+            nb => nb.Name.EndsWith("e_score_correction_bias", StringComparison.Ordinal));
         Assert.All(model.MoeLayers, m => Assert.Null(m.Gate.ScoreCorrectionBias));
         model.Train();
         model.SetBalanceLossAlpha(alpha);
@@ -114,7 +115,8 @@ public sealed class DeepseekV2ReferenceTests(ITestOutputHelper output)
             "q_lora_rank": null, "kv_lora_rank": 8, "qk_nope_head_dim": 4, "qk_rope_head_dim": 4, "v_head_dim": 4}
             """;
         var c = Assert.IsType<DeepseekV3Config>(CausalLMRegistry.ParseConfig(minimal));
-        Assert.Equal(("deepseek_v2", "softmax", "greedy", false, 1.0), (c.ModelType, c.ScoringFunc, c.TopkMethod, c.NormTopkProb, c.RoutedScalingFactor));
+        Assert.Equal(("deepseek_v2", "softmax", "greedy", false, 1.0),
+            (c.ModelType, c.ScoringFunc, c.TopkMethod, c.NormTopkProb, c.RoutedScalingFactor));
         Assert.False(c.HasScoreCorrectionBias);
         Assert.Equal(c.ToJson(), DeepseekV3Config.FromJson(c.ToJson()).ToJson());
         Assert.Contains("\"DeepseekV2ForCausalLM\"", c.ToJson());
@@ -123,15 +125,15 @@ public sealed class DeepseekV2ReferenceTests(ITestOutputHelper output)
         Assert.True(DeepseekV3Config.Preset("tiny").HasScoreCorrectionBias);
 
         string With(string extra) => minimal.TrimEnd().TrimEnd('}') + ", " + extra + "}";
+        string Error(string extra) =>
+            Assert.Throws<ModelConfigException>(() => CausalLMRegistry.ParseConfig(With(extra))).Message;
         Assert.Contains("deepseek_v2 scores experts with softmax, got scoring_func 'sigmoid'",
-            Assert.Throws<ModelConfigException>(() => CausalLMRegistry.ParseConfig(With("\"scoring_func\": \"sigmoid\""))).Message);
-        Assert.Contains("topk_method 'noaux_tc' cannot apply",
-            Assert.Throws<ModelConfigException>(() => CausalLMRegistry.ParseConfig(With("\"topk_method\": \"noaux_tc\""))).Message);
+            Error("\"scoring_func\": \"sigmoid\""));
+        Assert.Contains("topk_method 'noaux_tc' cannot apply", Error("\"topk_method\": \"noaux_tc\""));
         Assert.Contains("num_experts_per_tok (9) is larger than n_routed_experts (8)",
-            Assert.Throws<ModelConfigException>(() => CausalLMRegistry.ParseConfig(With("\"num_experts_per_tok\": 9"))).Message);
+            Error("\"num_experts_per_tok\": 9"));
         Assert.Contains("topk_group (3) is larger than n_group (2)",
-            Assert.Throws<ModelConfigException>(() => CausalLMRegistry.ParseConfig(
-                With("\"topk_method\": \"group_limited_greedy\", \"n_group\": 2, \"topk_group\": 3"))).Message);
+            Error("\"topk_method\": \"group_limited_greedy\", \"n_group\": 2, \"topk_group\": 3"));
     }
 
     [Fact]
@@ -147,7 +149,8 @@ public sealed class DeepseekV2ReferenceTests(ITestOutputHelper output)
             var v3 = DeepseekV3Config.Load(src);
             File.WriteAllText(Path.Combine(root, "config.json"), (v3 with
             {
-                ModelType = DeepseekV3Config.V2ModelTypeName, ScoringFunc = "softmax", TopkMethod = "group_limited_greedy",
+                ModelType = DeepseekV3Config.V2ModelTypeName, ScoringFunc = "softmax",
+                TopkMethod = "group_limited_greedy",
             }).Validate().ToJson());
             var e = Assert.ThrowsAny<Exception>(() => CausalLMRegistry.Load(root).Dispose());
             output.WriteLine(e.Message);

@@ -53,11 +53,14 @@ public class DeepseekV2CliTests
         var outPath = Path.Combine(Path.GetTempPath(), $"nr-grpo-grad-v2-{Guid.NewGuid():N}.safetensors");
         try
         {
-            string F(string name) => s.GetProperty(name).GetDouble().ToString("R", System.Globalization.CultureInfo.InvariantCulture);
+            string F(string name) =>
+                s.GetProperty(name).GetDouble().ToString("R", System.Globalization.CultureInfo.InvariantCulture);
             Assert.Equal(0, Program.Main([
-                "grpo-grad", "--model", FixtureDir, "--input", Path.Combine(FixtureDir, "grpo_input.safetensors"), "--out", outPath,
-                "--loss-type", s.GetProperty("loss_type").GetString()!, "--beta", F("beta"), "--epsilon-low", F("epsilon_low"),
-                "--epsilon-high", F("epsilon_high"), "--temperature", F("temperature"), "--scale-rewards", s.GetProperty("scale_rewards").GetString()!,
+                "grpo-grad", "--model", FixtureDir, "--input", Path.Combine(FixtureDir, "grpo_input.safetensors"),
+                "--out", outPath, "--loss-type", s.GetProperty("loss_type").GetString()!, "--beta", F("beta"),
+                "--epsilon-low", F("epsilon_low"), "--epsilon-high", F("epsilon_high"),
+                "--temperature", F("temperature"),
+                "--scale-rewards", s.GetProperty("scale_rewards").GetString()!,
                 "--num-generations", s.GetProperty("num_generations").GetInt32().ToString(),
                 "--max-completion-length", s.GetProperty("max_completion_length").GetInt32().ToString()]));
             using var got = SafetensorsFile.Open(outPath);
@@ -85,7 +88,8 @@ public class DeepseekV2CliTests
         try
         {
             var tok = new CharTokenizer();
-            var config = ModelPresets.Get("deepseek-v2-tiny").ForTokenizer(tok.VocabSize, tok.EosId, tok.BosId, tok.PadId);
+            var config = ModelPresets.Get("deepseek-v2-tiny")
+                .ForTokenizer(tok.VocabSize, tok.EosId, tok.BosId, tok.PadId);
             var dir = Path.Combine(root, "model");
             using (var b = ModelBundle.Create(config.Build(new Generator(5)), tok, PromptTemplate.Default)) b.Save(dir);
             string ModelType(string d) => JsonDocument.Parse(File.ReadAllText(Path.Combine(d, "config.json")))
@@ -113,9 +117,13 @@ public class DeepseekV2CliTests
             }
 
             var cfg = Path.Combine(root, "grpo.json");
-            File.WriteAllText(cfg, """{"task": "arithmetic", "steps": 1, "num_generations": 2, "prompts_per_step": 1, "max_completion_length": 6, "eval_problems": 2}""");
+            File.WriteAllText(cfg, """
+                {"task": "arithmetic", "steps": 1, "num_generations": 2, "prompts_per_step": 1,
+                 "max_completion_length": 6, "eval_problems": 2}
+                """);
             var zero = Path.Combine(root, "zero");
-            Assert.Equal(0, Program.BuildRoot().Parse(["pipeline", "r1-zero", "--model", dir, "--run-dir", zero, "--config", cfg]).Invoke());
+            Assert.Equal(0, Program.BuildRoot()
+                .Parse(["pipeline", "r1-zero", "--model", dir, "--run-dir", zero, "--config", cfg]).Invoke());
             Assert.Equal("deepseek_v2", ModelType(Path.Combine(zero, "model")));
         }
         finally { Directory.Delete(root, true); }
