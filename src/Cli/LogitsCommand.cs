@@ -7,8 +7,8 @@ namespace NativeReasoner.Cli;
 
 /// <summary>
 /// `nr logits`: scores input_ids (I64 [B, T]) from a safetensors file with a checkpoint of any supported family
-/// (deepseek_v3, qwen2, llama, qwen3) and writes logits (F32 [B, T, V], or [B, T−P, V] with --decode-from P) to a
-/// safetensors file.
+/// (deepseek_v3, deepseek_v2, qwen2, llama, qwen3, qwen3_moe) and writes logits (F32 [B, T, V], or [B, T−P, V] with
+/// --decode-from P) to a safetensors file.
 /// </summary>
 public static class LogitsCommand
 {
@@ -26,7 +26,7 @@ public static class LogitsCommand
                 "(default: weights stay as the checkpoint stores them, FP8 as bf16).",
         };
         var command = new Command("logits",
-            "Compute the logits of a checkpoint (deepseek_v3, qwen2, llama, qwen3, qwen3_moe) for given token ids.")
+            "Compute the logits of a checkpoint (deepseek_v3, deepseek_v2, qwen2, llama, qwen3, qwen3_moe) for given token ids.")
             { model, input, output, decodeFrom, device, bf16, fp32Weights };
         command.SetAction(parse =>
         {

@@ -10,7 +10,8 @@ using NativeReasoner.Model.Qwen3Moe;
 namespace NativeReasoner.Model;
 
 /// <summary>
-/// Picks the implementation for a checkpoint from config.json's <c>model_type</c>: deepseek_v3 (MLA + MoE), the
+/// Picks the implementation for a checkpoint from config.json's <c>model_type</c>: deepseek_v3 and deepseek_v2
+/// (MLA + MoE, one implementation with the router chosen by the config), the
 /// dense families qwen2, llama and qwen3, and qwen3_moe (the Qwen3 decoder with sparse MLPs). Known families not
 /// implemented yet, and unknown types, are a <see cref="ModelConfigException"/> that lists the supported types.
 /// </summary>
@@ -19,11 +20,11 @@ public static class CausalLMRegistry
     public const string ConfigFileName = "config.json";
 
     public static IReadOnlyList<string> SupportedModelTypes =>
-        [DeepseekV3Config.ModelTypeName, Qwen2Family.ModelType, LlamaFamily.ModelType, Qwen3Family.ModelType,
-            Qwen3MoeFamily.ModelType];
+        [DeepseekV3Config.ModelTypeName, DeepseekV3Config.V2ModelTypeName, Qwen2Family.ModelType, LlamaFamily.ModelType,
+            Qwen3Family.ModelType, Qwen3MoeFamily.ModelType];
 
     /// <summary>HF model types that are recognised but have no implementation here yet.</summary>
-    public static IReadOnlyList<string> KnownUnsupportedModelTypes => ["deepseek_v2"];
+    public static IReadOnlyList<string> KnownUnsupportedModelTypes => [];
 
     /// <summary>Parses config.json text into the config of its family (validated).</summary>
     public static ICausalLMConfig ParseConfig(string json)
@@ -36,7 +37,7 @@ public static class CausalLMRegistry
         string type = mt.GetString()!;
         return type switch
         {
-            DeepseekV3Config.ModelTypeName => DeepseekV3Config.FromJson(json),
+            DeepseekV3Config.ModelTypeName or DeepseekV3Config.V2ModelTypeName => DeepseekV3Config.FromJson(json),
             Qwen2Family.ModelType => Qwen2Family.FromJson(root),
             LlamaFamily.ModelType => LlamaFamily.FromJson(root),
             Qwen3Family.ModelType => Qwen3Family.FromJson(root),

@@ -33,7 +33,10 @@ public sealed partial record DeepseekV3Config : ICausalLMConfig
     public double RoutedScalingFactor { get; init; } = 2.5;
     /// <summary>"sigmoid" (V3) or "softmax" (V2). HF ignores it and always uses sigmoid.</summary>
     public string ScoringFunc { get; init; } = "sigmoid";
-    /// <summary>"noaux_tc" (bias-corrected, top-2-sum group score) or "group_limited_greedy"/"greedy" (max group score, no bias).</summary>
+    /// <summary>
+    /// "noaux_tc" (bias-corrected, top-2-sum group score), "group_limited_greedy" (max group score, no bias) or
+    /// "greedy" (top-k over all experts; n_group / topk_group unused).
+    /// </summary>
     public string TopkMethod { get; init; } = "noaux_tc";
     public bool NormTopkProb { get; init; } = true;
     /// <summary>Rank of the query compression; null = no compression (q_proj). 0 is rejected (deepseek-v3-notes 14).</summary>
@@ -79,6 +82,9 @@ public sealed partial record DeepseekV3Config : ICausalLMConfig
         {
             if (!(value > 0)) throw new ModelConfigException($"config: {name} must be positive, got {value.ToString(CultureInfo.InvariantCulture)}");
         }
+        if (ModelType != ModelTypeName && ModelType != V2ModelTypeName)
+            throw new ModelConfigException($"config: model_type '{ModelType}' is not a DeepSeek MLA family " +
+                $"(expected '{ModelTypeName}' or '{V2ModelTypeName}')");
         Positive("vocab_size", VocabSize);
         Positive("hidden_size", HiddenSize);
         Positive("num_hidden_layers", NumHiddenLayers);
@@ -120,12 +126,26 @@ public sealed partial record DeepseekV3Config : ICausalLMConfig
                 throw new ModelConfigException($"config: scoring_func '{ScoringFunc}' is unknown (expected 'sigmoid' or 'softmax')");
             if (TopkMethod != "noaux_tc" && TopkMethod != "group_limited_greedy" && TopkMethod != "greedy")
                 throw new ModelConfigException($"config: topk_method '{TopkMethod}' is unknown (expected 'noaux_tc', 'group_limited_greedy' or 'greedy')");
-            if (TopkGroup > NGroup)
+            if (IsV2 && ScoringFunc != "softmax")
+                throw new ModelConfigException(
+                    $"config: deepseek_v2 scores experts with softmax, got scoring_func '{ScoringFunc}'");
+            if (IsV2 && TopkMethod == "noaux_tc")
+                throw new ModelConfigException(
+                    "config: deepseek_v2 has no correction bias, so topk_method 'noaux_tc' cannot apply " +
+                    "(expected 'greedy' or 'group_limited_greedy')");
+            if (TopkMethod == "greedy")
+            {
+                // Greedy top-k over all experts: n_group / topk_group are not used.
+                if (NumExpertsPerTok > NRoutedExperts)
+                    throw new ModelConfigException($"config: num_experts_per_tok ({NumExpertsPerTok}) is larger " +
+                        $"than n_routed_experts ({NRoutedExperts})");
+            }
+            else if (TopkGroup > NGroup)
                 throw new ModelConfigException($"config: topk_group ({TopkGroup}) is larger than n_group ({NGroup})");
-            if (NRoutedExperts % NGroup != 0)
+            if (TopkMethod != "greedy" && NRoutedExperts % NGroup != 0)
                 throw new ModelConfigException($"config: n_routed_experts ({NRoutedExperts}) is not divisible into n_group ({NGroup}) groups");
             int perGroup = NRoutedExperts / NGroup;
-            if (NumExpertsPerTok > TopkGroup * perGroup)
+            if (TopkMethod != "greedy" && NumExpertsPerTok > TopkGroup * perGroup)
                 throw new ModelConfigException(
                     $"config: num_experts_per_tok ({NumExpertsPerTok}) is larger than the kept groups hold (topk_group {TopkGroup} × {perGroup} experts per group = {TopkGroup * perGroup})");
             if (TopkMethod == "noaux_tc" && NGroup > 1 && perGroup < 2)
@@ -177,9 +197,13 @@ public sealed partial record DeepseekV3Config : ICausalLMConfig
         {
             var root = doc.RootElement;
             if (root.ValueKind != JsonValueKind.Object) throw new ModelConfigException("config: the top level must be a JSON object");
-            var d = new DeepseekV3Config();
+            // deepseek_v2 configs share the field names; absent router fields take the V2 remote code's defaults.
+            bool v2 = Present(root, "model_type", out var mt) && mt.ValueKind == JsonValueKind.String &&
+                mt.GetString() == V2ModelTypeName;
+            var d = v2 ? V2Defaults : new DeepseekV3Config();
             var c = d with
             {
+                ModelType = d.ModelType,
                 VocabSize = Int(root, "vocab_size", d.VocabSize),
                 HiddenSize = Int(root, "hidden_size", d.HiddenSize),
                 IntermediateSize = Int(root, "intermediate_size", d.IntermediateSize),
@@ -219,6 +243,14 @@ public sealed partial record DeepseekV3Config : ICausalLMConfig
             return c.Validate();
         }
     }
+
+    // DeepseekV2Config's router defaults: softmax scores, greedy top-k over all experts, no renormalisation,
+    // scale 1, no groups (n_group / topk_group null).
+    private static readonly DeepseekV3Config V2Defaults = new()
+    {
+        ModelType = V2ModelTypeName, ScoringFunc = "softmax", TopkMethod = "greedy", NormTopkProb = false,
+        RoutedScalingFactor = 1.0, NGroup = 1, TopkGroup = 1,
+    };
 
     private static RopeScaling? ParseRopeScaling(JsonElement root)
     {
@@ -327,9 +359,9 @@ public sealed partial record DeepseekV3Config : ICausalLMConfig
         {
             w.WriteStartObject();
             w.WriteStartArray("architectures");
-            w.WriteStringValue("DeepseekV3ForCausalLM");
+            w.WriteStringValue(IsV2 ? "DeepseekV2ForCausalLM" : "DeepseekV3ForCausalLM");
             w.WriteEndArray();
-            w.WriteString("model_type", "deepseek_v3");
+            w.WriteString("model_type", ModelType);
             w.WriteNumber("vocab_size", VocabSize);
             w.WriteNumber("hidden_size", HiddenSize);
             w.WriteNumber("intermediate_size", IntermediateSize);
@@ -393,7 +425,8 @@ public sealed partial record DeepseekV3Config : ICausalLMConfig
     // ------------------------------------------------------------------ presets
 
     /// <summary>Names accepted by <see cref="Preset"/>.</summary>
-    public static IReadOnlyList<string> PresetNames => ["tiny", "tiny-yarn", "tiny-qlora-256", "bench-tiny"];
+    public static IReadOnlyList<string> PresetNames =>
+        ["tiny", "tiny-yarn", "tiny-qlora-256", "bench-tiny", "deepseek-v2-tiny"];
 
     /// <summary>
     /// Named tiny configs:
@@ -404,6 +437,9 @@ public sealed partial record DeepseekV3Config : ICausalLMConfig
     /// <item><c>bench-tiny</c>: the shared CPU benchmark config: hidden 128, 4 layers (first dense,
     /// 384), 4 heads, q/kv ranks 64, head dims 32/16/32, 256 routed + 1 shared experts of width 32,
     /// top-8 of 8 groups (4 kept), sigmoid, scale 2.5, vocab 128.</item>
+    /// <item><c>deepseek-v2-tiny</c>: deepseek_v2 with DeepSeek-V2-Lite's structure at tiny widths: q_proj, layer 0
+    /// dense, 16 routed + 2 shared experts, top-4 greedy softmax routing without renormalisation, YaRN with
+    /// mscale = mscale_all_dim = 0.707.</item>
     /// </list>
     /// </summary>
     public static DeepseekV3Config Preset(string name) => name switch
@@ -442,6 +478,18 @@ public sealed partial record DeepseekV3Config : ICausalLMConfig
             RoutedScalingFactor = 2.5, ScoringFunc = "sigmoid", QLoraRank = 64, KvLoraRank = 64,
             QkNopeHeadDim = 32, QkRopeHeadDim = 16, VHeadDim = 32, MaxPositionEmbeddings = 2048,
         }.Validate(),
+        "deepseek-v2-tiny" => (V2Defaults with
+        {
+            VocabSize = 128, HiddenSize = 64, IntermediateSize = 128, MoeIntermediateSize = 16,
+            NumHiddenLayers = 2, FirstKDenseReplace = 1, NumAttentionHeads = 4, NumKeyValueHeads = 4,
+            NRoutedExperts = 16, NSharedExperts = 2, NumExpertsPerTok = 4, QLoraRank = null, KvLoraRank = 32,
+            QkNopeHeadDim = 16, QkRopeHeadDim = 8, VHeadDim = 16, MaxPositionEmbeddings = 256,
+            RopeScaling = new RopeScaling
+            {
+                Factor = 4, OriginalMaxPositionEmbeddings = 64, BetaFast = 32, BetaSlow = 1, Mscale = 0.707,
+                MscaleAllDim = 0.707,
+            },
+        }).Validate(),
         _ => throw new ModelConfigException($"unknown model preset '{name}' (known: {string.Join(", ", PresetNames)})"),
     };
 }

@@ -8,7 +8,7 @@ namespace NativeReasoner.Model;
 /// </summary>
 public interface ICausalLMConfig
 {
-    /// <summary>config.json's <c>model_type</c> (deepseek_v3, qwen2, llama, qwen3).</summary>
+    /// <summary>config.json's <c>model_type</c> (deepseek_v3, deepseek_v2, qwen2, llama, qwen3, qwen3_moe).</summary>
     string ModelType { get; }
     int VocabSize { get; }
     int HiddenSize { get; }

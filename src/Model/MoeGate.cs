@@ -17,6 +17,10 @@ public sealed record Routing(Tensor Indices, Tensor Weights, Tensor Scores, int 
 /// goes to the host) and is discrete, so gradients reach the gate weight only through the chosen experts'
 /// weights — a gather of s at the kernel's indices, normalised and scaled with ordinary differentiable ops —
 /// and never the bias.
+/// <para>deepseek_v2 (the checkpoints' own modeling_deepseek.py): softmax scores and no correction bias (none is
+/// registered, so a V2 checkpoint loads strictly); "greedy" is top-k over all experts, "group_limited_greedy"
+/// keeps the topk_group groups with the largest single score; and the V2 gate either renormalises (norm_topk_prob
+/// and k &gt; 1) or scales by routed_scaling_factor, never both.</para>
 /// </summary>
 public sealed class MoeGate : Module
 {
@@ -25,15 +29,20 @@ public sealed class MoeGate : Module
     /// <summary>[E, hidden]: the router weight.</summary>
     public Parameter Weight { get; }
 
-    /// <summary>[E] fp32 buffer: added to s for selection only; moved by the aux-loss-free balancing rule.</summary>
-    public Tensor ScoreCorrectionBias { get; }
+    /// <summary>
+    /// [E] fp32 buffer: added to s for selection only; moved by the aux-loss-free balancing rule. Null when the
+    /// family has none (deepseek_v2).
+    /// </summary>
+    public Tensor? ScoreCorrectionBias { get; }
 
     public MoeGate(DeepseekV3Config c, Generator gen, Device? device = null)
     {
         _c = c;
         // HF inits the router like every linear: N(0, initializer_range).
         Weight = RegisterParameter("weight", ModelParameters.Normal([c.NRoutedExperts, c.HiddenSize], gen, (float)c.InitializerRange, device));
-        ScoreCorrectionBias = RegisterBuffer("e_score_correction_bias", ModelParameters.Unscoped([c.NRoutedExperts], 0f, device));
+        if (c.HasScoreCorrectionBias)
+            ScoreCorrectionBias = RegisterBuffer("e_score_correction_bias",
+                ModelParameters.Unscoped([c.NRoutedExperts], 0f, device));
     }
 
     /// <summary>
@@ -57,10 +66,18 @@ public sealed class MoeGate : Module
         var logits = Tensor.Linear(x, Weight);                                   // [N, E]
         var scores = _c.ScoringFunc == "softmax" ? logits.Softmax(-1) : logits.Sigmoid();
         bool useBias = _c.TopkMethod == "noaux_tc";
+        if (useBias && ScoreCorrectionBias == null)
+            throw new InvalidOperationException(
+                $"{_c.ModelType}: topk_method noaux_tc needs e_score_correction_bias, which this router does not hold");
+        // Greedy routing has one group holding every expert.
+        bool greedy = _c.TopkMethod == "greedy";
+        int groups = greedy ? 1 : _c.NGroup, keptGroups = greedy ? 1 : _c.TopkGroup;
         // The original code normalises only for k > 1 (one weight divided by itself is 1, but its gradient is 0).
         bool normalize = _c.NormTopkProb && k > 1;
-        float scale = (float)_c.RoutedScalingFactor;
-        var (indices, kernelWeights) = Functional.MoeRoute(scores, ScoreCorrectionBias, _c.NGroup, _c.TopkGroup, k, useBias, normalize, scale);
+        // V3 scales after normalising; the V2 gate scales only the weights it does not renormalise.
+        float scale = _c.IsV2 && normalize ? 1f : (float)_c.RoutedScalingFactor;
+        var (indices, kernelWeights) =
+            Functional.MoeRoute(scores, ScoreCorrectionBias, groups, keptGroups, k, useBias, normalize, scale);
         bool replayed = false;
         if (Tape != null)
         {

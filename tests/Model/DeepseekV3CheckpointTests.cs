@@ -81,7 +81,7 @@ public sealed class DeepseekV3CheckpointTests : IDisposable
         using var model = new DeepseekV3ForCausalLM(config, new Generator(7));
         // A non-zero router bias must survive the trip too.
         foreach (var moe in model.MoeLayers)
-            moe.Gate.ScoreCorrectionBias.CopyFrom_(Tensor.FromArray(Enumerable.Range(0, config.NRoutedExperts).Select(i => 0.01f * i - 0.03f).ToArray(), config.NRoutedExperts));
+            moe.Gate.ScoreCorrectionBias!.CopyFrom_(Tensor.FromArray(Enumerable.Range(0, config.NRoutedExperts).Select(i => 0.01f * i - 0.03f).ToArray(), config.NRoutedExperts));
         var single = Path.Combine(_dir, "single");
         var sharded = Path.Combine(_dir, "sharded");
         DeepseekV3Checkpoint.Save(model, single);

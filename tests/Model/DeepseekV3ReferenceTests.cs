@@ -67,7 +67,7 @@ public sealed class DeepseekV3ReferenceTests(ITestOutputHelper output)
         model.UpdateRouterBiases(gamma);
         foreach (var l in model.Model.Layers.Where(l => l.Moe != null))
         {
-            double err = RelError(l.Moe!.Gate.ScoreCorrectionBias.ToArray(), file.ReadFloat32($"bias_after.{l.Index}"));
+            double err = RelError(l.Moe!.Gate.ScoreCorrectionBias!.ToArray(), file.ReadFloat32($"bias_after.{l.Index}"));
             output.WriteLine($"bias after update, layer {l.Index}: {err:E3}");
             Assert.True(err <= 1e-6, $"bias after update: {err:E3}");
             Assert.All(l.Moe.AccumulatedLoad, x => Assert.Equal(0, x));

@@ -36,7 +36,7 @@ public sealed class MoeRoutingTests
         // A huge bias on expert 6 forces it into every token's top-2.
         var bias = new float[c.NRoutedExperts];
         bias[6] = 100f;
-        moe.Gate.ScoreCorrectionBias.CopyFrom_(Tensor.FromArray(bias, bias.Length));
+        moe.Gate.ScoreCorrectionBias!.CopyFrom_(Tensor.FromArray(bias, bias.Length));
         using var scope = new TensorScope();
         var x = Tensor.Randn([5, c.HiddenSize], new Generator(9));
         var r = moe.Gate.Route(x);
@@ -62,7 +62,7 @@ public sealed class MoeRoutingTests
         Assert.Equal(2 * 12 * c.NumExpertsPerTok, load.Sum());
         double mean = load.Average();
         model.UpdateRouterBiases(0.01f);
-        var bias = model.MoeLayers.Single().Gate.ScoreCorrectionBias.ToArray();
+        var bias = model.MoeLayers.Single().Gate.ScoreCorrectionBias!.ToArray();
         for (int i = 0; i < load.Length; i++)
             Assert.Equal(load[i] > mean ? -0.01f : load[i] < mean ? 0.01f : 0f, bias[i]);
         Assert.All(model.ExpertLoad().Single().Value, v => Assert.Equal(0, v));
