@@ -107,14 +107,16 @@ public static class CheckCommand
                 };
                 string err = double.IsFinite(r.WorstError) ? r.WorstError.ToString("0.0E+0", CultureInfo.InvariantCulture) : "-";
                 string via = outcome == Outcome.Fallback ? $"  [{r.Fallback} runs on the CPU fallback]" : "";
-                output.WriteLine($"  {r.Name.PadRight(width)}  {status,-7}  err {err,8}  {r.Milliseconds,9:F1} ms{via}");
+                output.WriteLine(
+                    $"  {r.Name.PadRight(width)}  {status,-7}  err {err,8}  {r.Milliseconds,9:F1} ms{via}");
                 foreach (var f in r.Failures) output.WriteLine($"      {f}");
             }
         }
         bool ok = failed == 0 && missing == 0;
         if (json)
             output.WriteLine(JsonLine.Object(("summary", true), ("device", device.Name), ("checks", checks.Count), ("passed", passed), ("failed", failed),
-                ("missing", missing), ("fallback", fallback), ("worst_passing_error", worst), ("seconds", total.Elapsed.TotalSeconds), ("ok", ok)));
+                ("missing", missing), ("fallback", fallback), ("worst_passing_error", worst),
+                ("seconds", total.Elapsed.TotalSeconds), ("ok", ok)));
         else
             output.WriteLine($"{passed} passed ({fallback} of them through a fallback), {failed} failed, " +
                              $"{missing} not implemented, of {checks.Count} on {device.Name} " +

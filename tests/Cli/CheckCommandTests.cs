@@ -139,6 +139,7 @@ public sealed unsafe class CheckCommandTests
         Assert.Equal(CheckCommand.Outcome.Fallback,
             CheckCommand.Classify(new KernelCheckResult("a", true, 0, [], 1, "GqaDecodeAttention")));
         Assert.Equal(CheckCommand.Outcome.Fail,
-            CheckCommand.Classify(new KernelCheckResult("a", false, 1, ["o: relative error"], 1, "GqaDecodeAttention")));
+            CheckCommand.Classify(
+                new KernelCheckResult("a", false, 1, ["o: relative error"], 1, "GqaDecodeAttention")));
     }
 }

@@ -68,7 +68,8 @@ public sealed unsafe class KernelFallbackTests
         int[] lens = [4];
         var e = Assert.Throws<ArgumentException>(() =>
         {
-            fixed (int* plen = lens) decode.GqaDecodeAttention(null, null, null, plen, null, null, 1, 6, 4, 4, 4, 4, 1f);
+            fixed (int* plen = lens)
+                decode.GqaDecodeAttention(null, null, null, plen, null, null, 1, 6, 4, 4, 4, 4, 1f);
         });
         Assert.Contains("Hq = 6", e.Message);
     }
@@ -80,6 +81,8 @@ public sealed unsafe class KernelFallbackTests
         var first = KernelFallback.GqaDecode(kernels, IlgpuBackend.Shared.Memory);
         Assert.IsType<HostGqaDecodeAttention>(first);
         Assert.Same(first, KernelFallback.GqaDecode(kernels, IlgpuBackend.Shared.Memory));
+        Assert.Same(CpuKernels.Instance, Device.Cpu.GqaDecode);
+        Assert.Same(ReferenceKernels.Instance, Device.Reference.GqaDecode);
     }
 
     [Fact]

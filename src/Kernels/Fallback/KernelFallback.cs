@@ -50,7 +50,9 @@ public enum OptionalOp
     /// <summary><see cref="IGqaDecodeAttention"/>: batched grouped-query attention decode; host fallback.</summary>
     GqaDecodeAttention,
 
-    /// <summary><see cref="IMultiTensorAdamW"/>: its fallback is one <see cref="IKernels.AdamWStep"/> per tensor.</summary>
+    /// <summary>
+    /// <see cref="IMultiTensorAdamW"/>: its fallback is one <see cref="IKernels.AdamWStep"/> per tensor.
+    /// </summary>
     MultiTensorAdamW,
 
     /// <summary><see cref="IGrpoTokenLoss"/>: its fallback is the unfused GRPO loss built from tensor ops.</summary>

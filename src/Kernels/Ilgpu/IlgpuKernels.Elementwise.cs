@@ -72,7 +72,7 @@ public sealed unsafe partial class IlgpuKernels
         }
     }
 
-    /// <summary>The most negative element offset a strided view of this shape reaches (0 without negative strides).</summary>
+    /// <summary>The most negative element offset a strided view of this shape reaches (0 with no negative stride).</summary>
     private static long LowestOffset(ReadOnlySpan<int> shape, ReadOnlySpan<long> strides)
     {
         long low = 0;
@@ -81,8 +81,8 @@ public sealed unsafe partial class IlgpuKernels
         return low;
     }
 
-    private static void CopyKernel<T>(Index1D i, ArrayView<T> src, ArrayView<T> dst, Layout8 d, Strides8 ss, Strides8 ds,
-        long srcBase, long dstBase)
+    private static void CopyKernel<T>(Index1D i, ArrayView<T> src, ArrayView<T> dst, Layout8 d, Strides8 ss,
+        Strides8 ds, long srcBase, long dstBase)
         where T : unmanaged =>
         dst[dstBase + DeviceMath.Offset(i, d, ds)] = src[srcBase + DeviceMath.Offset(i, d, ss)];
 

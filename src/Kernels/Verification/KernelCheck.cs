@@ -29,8 +29,8 @@ public sealed class KernelCheck
 
 /// <summary>
 /// The outcome of one check: the worst relative error over its comparisons, and what failed. <see cref="Fallback"/>
-/// names the optional op that the backend lacks and that ran through <see cref="Kernels.Fallback.KernelFallback"/> instead
-/// (null when the backend ran everything itself): such a pass verifies the fallback, not a kernel of the backend.
+/// names the optional op that the backend lacks and that ran through
+/// <see cref="Kernels.Fallback.KernelFallback"/> instead (null when the backend ran everything itself): such a pass verifies the fallback, not a kernel of the backend.
 /// </summary>
 public sealed record KernelCheckResult(string Name, bool Passed, double WorstError, IReadOnlyList<string> Failures,
     double Milliseconds, string? Fallback = null);
