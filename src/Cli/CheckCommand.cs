@@ -8,7 +8,9 @@ namespace NativeReasoner.Cli;
 /// <summary>
 /// `nr check --device NAME [--filter S]... [--json]`: the kernel conformance suite
 /// (<see cref="KernelChecks"/>) on one device, every check against the scalar reference on fresh random inputs.
-/// One line per check (name, pass / FAIL / MISSING, worst relative error, ms) and a summary. Exit code 0 only
+/// One line per check (name, pass / FAIL / MISSING / "unsupported (fallback)", worst relative error, ms) and a
+/// summary. "unsupported (fallback)": the backend lacks an optional op and the check verified the host fallback
+/// that runs it instead (it counts as passed, but is not a kernel of the backend). Exit code 0 only
 /// when at least one check ran and every check that ran passed: a failure, an op whose kernel is not written yet
 /// (MISSING: it proves nothing) or a filter that matches nothing all give 1, so a script can trust 0. 2 means the
 /// device could not be opened. This is what the GPU check script (scripts/gpu-check.sh) runs on the device machine.
@@ -16,7 +18,7 @@ namespace NativeReasoner.Cli;
 public static class CheckCommand
 {
     /// <summary>The three outcomes of one check.</summary>
-    public enum Outcome { Pass, Fail, Missing }
+    public enum Outcome { Pass, Fail, Missing, Fallback }
 
     public static Command Build()
     {
@@ -75,7 +77,7 @@ public static class CheckCommand
         if (checks.Count == 0) return 1;
         if (!json) output.WriteLine($"kernel checks on {device.Name} ({device.Kernels.Name}): {checks.Count} of {KernelChecks.All.Count}");
         int width = checks.Max(c => c.Name.Length);
-        int passed = 0, failed = 0, missing = 0;
+        int passed = 0, failed = 0, missing = 0, fallback = 0;
         double worst = 0;
         var total = Stopwatch.StartNew();
         foreach (var check in checks)
@@ -85,28 +87,39 @@ public static class CheckCommand
             switch (outcome)
             {
                 case Outcome.Pass: passed++; worst = Math.Max(worst, r.WorstError); break;
+                case Outcome.Fallback: passed++; fallback++; worst = Math.Max(worst, r.WorstError); break;
                 case Outcome.Fail: failed++; break;
                 default: missing++; break;
             }
             if (json)
             {
                 output.WriteLine(JsonLine.Object(("check", r.Name), ("status", StatusWord(outcome)), ("worst_error", r.WorstError),
-                    ("ms", r.Milliseconds), ("failures", r.Failures.ToArray())));
+                    ("ms", r.Milliseconds), ("fallback", r.Fallback ?? ""), ("failures", r.Failures.ToArray())));
             }
             else
             {
-                string status = outcome switch { Outcome.Pass => "pass", Outcome.Fail => "FAIL", _ => "MISSING" };
+                string status = outcome switch
+                {
+                    Outcome.Pass => "pass",
+                    Outcome.Fallback => "unsupported (fallback)",
+                    Outcome.Fail => "FAIL",
+                    _ => "MISSING",
+                };
                 string err = double.IsFinite(r.WorstError) ? r.WorstError.ToString("0.0E+0", CultureInfo.InvariantCulture) : "-";
-                output.WriteLine($"  {r.Name.PadRight(width)}  {status,-7}  err {err,8}  {r.Milliseconds,9:F1} ms");
+                string via = outcome == Outcome.Fallback ? $"  [{r.Fallback} runs on the CPU fallback]" : "";
+                output.WriteLine(
+                    $"  {r.Name.PadRight(width)}  {status,-7}  err {err,8}  {r.Milliseconds,9:F1} ms{via}");
                 foreach (var f in r.Failures) output.WriteLine($"      {f}");
             }
         }
         bool ok = failed == 0 && missing == 0;
         if (json)
             output.WriteLine(JsonLine.Object(("summary", true), ("device", device.Name), ("checks", checks.Count), ("passed", passed), ("failed", failed),
-                ("missing", missing), ("worst_passing_error", worst), ("seconds", total.Elapsed.TotalSeconds), ("ok", ok)));
+                ("missing", missing), ("fallback", fallback), ("worst_passing_error", worst),
+                ("seconds", total.Elapsed.TotalSeconds), ("ok", ok)));
         else
-            output.WriteLine($"{passed} passed, {failed} failed, {missing} not implemented, of {checks.Count} on {device.Name} " +
+            output.WriteLine($"{passed} passed ({fallback} of them through a fallback), {failed} failed, " +
+                             $"{missing} not implemented, of {checks.Count} on {device.Name} " +
                              $"({total.Elapsed.TotalSeconds:F1} s; worst passing error {worst:0.0E+0})");
         return ok ? 0 : 1;
     }
@@ -126,11 +139,17 @@ public static class CheckCommand
     /// </summary>
     public static Outcome Classify(KernelCheckResult r)
     {
-        if (r.Passed) return Outcome.Pass;
+        if (r.Passed) return r.Fallback == null ? Outcome.Pass : Outcome.Fallback;
         return r.Failures.Count == 1 && r.Failures[0].StartsWith($"threw {nameof(NotImplementedException)}:", StringComparison.Ordinal)
             ? Outcome.Missing
             : Outcome.Fail;
     }
 
-    private static string StatusWord(Outcome o) => o switch { Outcome.Pass => "pass", Outcome.Fail => "fail", _ => "not_implemented" };
+    private static string StatusWord(Outcome o) => o switch
+    {
+        Outcome.Pass => "pass",
+        Outcome.Fallback => "unsupported_fallback",
+        Outcome.Fail => "fail",
+        _ => "not_implemented",
+    };
 }

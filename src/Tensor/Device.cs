@@ -85,6 +85,12 @@ public sealed class Device : IEquatable<Device>
     public IKernels Kernels { get; }
     public IDeviceMemory Memory { get; }
 
+    /// <summary>
+    /// Batched grouped-query decode on this device: the backend's own kernel, or the host fallback of
+    /// <see cref="NativeReasoner.Kernels.Fallback.KernelFallback"/> (one warning) on a backend that lacks it.
+    /// </summary>
+    public IGqaDecodeAttention GqaDecode => NativeReasoner.Kernels.Fallback.KernelFallback.GqaDecode(Kernels, Memory);
+
     /// <summary>True when the device's memory is ordinary host memory (readable through pointers).</summary>
     public bool IsHost => Memory.IsHost;
 

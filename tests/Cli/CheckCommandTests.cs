@@ -47,6 +47,25 @@ public sealed unsafe class CheckCommandTests
         Assert.Equal(0, summary.GetProperty("failed").GetInt32());
     }
 
+    [Fact]
+    public void ABackendWithoutAnOptionalOpReportsUnsupportedFallbackNotASilentPass()
+    {
+        // ILGPU has no batched GQA decode kernel: the checks run the host fallback and say so.
+        var (rc, output, err) = Run("ilgpu", ["attention/gqa-decode/b1-"], json: false);
+        Assert.True(rc == 0, err + output);
+        Assert.Contains("unsupported (fallback)", output);
+        Assert.Contains("GqaDecodeAttention runs on the CPU fallback", output);
+        Assert.Contains("(1 of them through a fallback)", output);
+        var (rcJson, json, errJson) = Run("ilgpu", ["attention/gqa-decode/b1-"]);
+        Assert.True(rcJson == 0, errJson + json);
+        var line = Lines(json).First(l => l.TryGetProperty("check", out _));
+        Assert.Equal("unsupported_fallback", line.GetProperty("status").GetString());
+        Assert.Equal("GqaDecodeAttention", line.GetProperty("fallback").GetString());
+        // The CPU backend has the op: a plain pass.
+        var (_, cpu, _) = Run("cpu", ["attention/gqa-decode/b1-"], json: false);
+        Assert.DoesNotContain("fallback]", cpu);
+    }
+
     [CudaFact(CudaRuntimeKind.Emulator)]
     public void PassesOnTheCudaEmulator()
     {
@@ -117,5 +136,10 @@ public sealed unsafe class CheckCommandTests
         Assert.Equal(CheckCommand.Outcome.Fail,
             CheckCommand.Classify(new KernelCheckResult("a", false, 1, ["threw NotImplementedException: x", "y: relative error"], 1)));
         Assert.Equal(CheckCommand.Outcome.Pass, CheckCommand.Classify(new KernelCheckResult("a", true, 0, [], 1)));
+        Assert.Equal(CheckCommand.Outcome.Fallback,
+            CheckCommand.Classify(new KernelCheckResult("a", true, 0, [], 1, "GqaDecodeAttention")));
+        Assert.Equal(CheckCommand.Outcome.Fail,
+            CheckCommand.Classify(
+                new KernelCheckResult("a", false, 1, ["o: relative error"], 1, "GqaDecodeAttention")));
     }
 }

@@ -6,30 +6,6 @@ namespace NativeReasoner.Tests.Kernels;
 public unsafe class OptimizerKernelTests
 {
     [Fact]
-    public void AdamW_MatchesReference()
-    {
-        var rng = new Random(1700);
-        foreach (int n in Sizes)
-        {
-            var p = Uniform(rng, n); var g = Uniform(rng, n);
-            var m = Uniform(rng, n, -0.1f, 0.1f); var v = Uniform(rng, n, 0f, 0.01f);
-            var (pr, mr, vr) = ((float[])p.Clone(), (float[])m.Clone(), (float[])v.Clone());
-            var (pc, mc, vc) = ((float[])p.Clone(), (float[])m.Clone(), (float[])v.Clone());
-            float b1 = 0.9f, b2 = 0.999f;
-            int t = 3;
-            float bias1 = 1 - MathF.Pow(b1, t), bias2 = 1 - MathF.Pow(b2, t);
-            fixed (float* pg = g, ppr = pr, pmr = mr, pvr = vr, ppc = pc, pmc = mc, pvc = vc)
-            {
-                Ref.AdamWStep(ppr, pg, pmr, pvr, n, 1e-3f, b1, b2, 1e-8f, 0.1f, bias1, bias2);
-                Cpu.AdamWStep(ppc, pg, pmc, pvc, n, 1e-3f, b1, b2, 1e-8f, 0.1f, bias1, bias2);
-            }
-            AssertClose(pc, pr, 1e-5, $"adamw p n={n}");
-            AssertClose(mc, mr, 1e-5, $"adamw m n={n}");
-            AssertClose(vc, vr, 1e-5, $"adamw v n={n}");
-        }
-    }
-
-    [Fact]
     public void Reference_AdamW_OneStepByHand()
     {
         float[] p = [1f], g = [0.5f], m = [0f], v = [0f];
@@ -39,28 +15,6 @@ public unsafe class OptimizerKernelTests
         Assert.Equal(0.05f, m[0], 6);
         Assert.Equal(0.00025f, v[0], 8);
         Assert.Equal(0.999 - 0.1 * 0.5 / (0.5 + 1e-8), p[0], 6); // ≈ 0.899
-    }
-
-    [Fact]
-    public void Sgd_MatchesReference_AllModes()
-    {
-        var rng = new Random(1800);
-        foreach (int n in Sizes)
-        foreach (var (mom, damp, nesterov) in ((float, float, bool)[])[(0f, 0f, false), (0.9f, 0f, false), (0.9f, 0.1f, false), (0.8f, 0f, true)])
-        foreach (bool first in (bool[])[true, false])
-        {
-            var p = Uniform(rng, n); var g = Uniform(rng, n); var buf = Uniform(rng, n);
-            var (pr, br) = ((float[])p.Clone(), (float[])buf.Clone());
-            var (pc, bc) = ((float[])p.Clone(), (float[])buf.Clone());
-            fixed (float* pg = g, ppr = pr, pbr = br, ppc = pc, pbc = bc)
-            {
-                Ref.SgdStep(ppr, pg, pbr, n, 0.05f, mom, damp, 0.01f, nesterov, first);
-                Cpu.SgdStep(ppc, pg, pbc, n, 0.05f, mom, damp, 0.01f, nesterov, first);
-            }
-            AssertClose(pc, pr, 1e-5, $"sgd p n={n} mom={mom} nesterov={nesterov}");
-            AssertClose(bc, br, 1e-5, $"sgd buf n={n}");
-            if (mom == 0) AssertExact<float>(bc, buf, "buffer untouched without momentum");
-        }
     }
 
     [Fact]

@@ -7,10 +7,10 @@ namespace NativeReasoner.Kernels.Ilgpu;
 public sealed unsafe partial class IlgpuKernels
 {
     private Action<Index1D, ArrayView<float>, float>? _fill;
-    private Action<Index1D, ArrayView<byte>, ArrayView<byte>, Layout8, Strides8, Strides8>? _copy1;
-    private Action<Index1D, ArrayView<ushort>, ArrayView<ushort>, Layout8, Strides8, Strides8>? _copy2;
-    private Action<Index1D, ArrayView<uint>, ArrayView<uint>, Layout8, Strides8, Strides8>? _copy4;
-    private Action<Index1D, ArrayView<ulong>, ArrayView<ulong>, Layout8, Strides8, Strides8>? _copy8;
+    private Action<Index1D, ArrayView<byte>, ArrayView<byte>, Layout8, Strides8, Strides8, long, long>? _copy1;
+    private Action<Index1D, ArrayView<ushort>, ArrayView<ushort>, Layout8, Strides8, Strides8, long, long>? _copy2;
+    private Action<Index1D, ArrayView<uint>, ArrayView<uint>, Layout8, Strides8, Strides8, long, long>? _copy4;
+    private Action<Index1D, ArrayView<ulong>, ArrayView<ulong>, Layout8, Strides8, Strides8, long, long>? _copy8;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, int, float>? _unary;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>? _unaryBack;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, Layout8, Strides8, Strides8, int>? _binary;
@@ -37,26 +37,34 @@ public sealed unsafe partial class IlgpuKernels
         var d = Layout8.FromShape(shape);
         var ss = Strides8.From(srcStrides);
         var ds = Strides8.From(dstStrides);
+        // A view cannot start before its pointer, so a negative stride (a reversed view) would index below 0:
+        // the views start at the lowest element each side touches and the kernel adds the offset back.
+        long srcBase = -LowestOffset(shape, srcStrides), dstBase = -LowestOffset(shape, dstStrides);
+        byte* srcLow = src - srcBase * elementSize, dstLow = dst - dstBase * elementSize;
         int n = Extent(total);
         lock (_backend.Sync)
         {
             switch (elementSize)
             {
                 case 1:
-                    (_copy1 ??= _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<byte>, ArrayView<byte>, Layout8, Strides8, Strides8>(CopyKernel))(
-                        n, Mem.View<byte>(src), Mem.View<byte>(dst), d, ss, ds);
+                    (_copy1 ??= _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<byte>, ArrayView<byte>, Layout8,
+                        Strides8, Strides8, long, long>(CopyKernel))(
+                        n, Mem.View<byte>(srcLow), Mem.View<byte>(dstLow), d, ss, ds, srcBase, dstBase);
                     break;
                 case 2:
-                    (_copy2 ??= _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<ushort>, Layout8, Strides8, Strides8>(CopyKernel))(
-                        n, Mem.View<ushort>(src), Mem.View<ushort>(dst), d, ss, ds);
+                    (_copy2 ??= _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<ushort>, Layout8,
+                        Strides8, Strides8, long, long>(CopyKernel))(
+                        n, Mem.View<ushort>(srcLow), Mem.View<ushort>(dstLow), d, ss, ds, srcBase, dstBase);
                     break;
                 case 4:
-                    (_copy4 ??= _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<uint>, ArrayView<uint>, Layout8, Strides8, Strides8>(CopyKernel))(
-                        n, Mem.View<uint>(src), Mem.View<uint>(dst), d, ss, ds);
+                    (_copy4 ??= _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<uint>, ArrayView<uint>, Layout8,
+                        Strides8, Strides8, long, long>(CopyKernel))(
+                        n, Mem.View<uint>(srcLow), Mem.View<uint>(dstLow), d, ss, ds, srcBase, dstBase);
                     break;
                 case 8:
-                    (_copy8 ??= _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ulong>, ArrayView<ulong>, Layout8, Strides8, Strides8>(CopyKernel))(
-                        n, Mem.View<ulong>(src), Mem.View<ulong>(dst), d, ss, ds);
+                    (_copy8 ??= _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ulong>, ArrayView<ulong>, Layout8,
+                        Strides8, Strides8, long, long>(CopyKernel))(
+                        n, Mem.View<ulong>(srcLow), Mem.View<ulong>(dstLow), d, ss, ds, srcBase, dstBase);
                     break;
                 default:
                     throw new ArgumentOutOfRangeException(nameof(elementSize), elementSize, "must be 1, 2, 4 or 8");
@@ -64,9 +72,19 @@ public sealed unsafe partial class IlgpuKernels
         }
     }
 
-    private static void CopyKernel<T>(Index1D i, ArrayView<T> src, ArrayView<T> dst, Layout8 d, Strides8 ss, Strides8 ds)
+    /// <summary>The most negative element offset a strided view of this shape reaches (0 with no negative stride).</summary>
+    private static long LowestOffset(ReadOnlySpan<int> shape, ReadOnlySpan<long> strides)
+    {
+        long low = 0;
+        for (int i = 0; i < shape.Length; i++)
+            if (strides[i] < 0) low += strides[i] * (shape[i] - 1);
+        return low;
+    }
+
+    private static void CopyKernel<T>(Index1D i, ArrayView<T> src, ArrayView<T> dst, Layout8 d, Strides8 ss,
+        Strides8 ds, long srcBase, long dstBase)
         where T : unmanaged =>
-        dst[DeviceMath.Offset(i, d, ds)] = src[DeviceMath.Offset(i, d, ss)];
+        dst[dstBase + DeviceMath.Offset(i, d, ds)] = src[srcBase + DeviceMath.Offset(i, d, ss)];
 
     // ---------------------------------------------------------------- unary
 

@@ -27,8 +27,13 @@ public sealed class KernelCheck
     public override string ToString() => Name;
 }
 
-/// <summary>The outcome of one check: the worst relative error over its comparisons, and what failed.</summary>
-public sealed record KernelCheckResult(string Name, bool Passed, double WorstError, IReadOnlyList<string> Failures, double Milliseconds);
+/// <summary>
+/// The outcome of one check: the worst relative error over its comparisons, and what failed. <see cref="Fallback"/>
+/// names the optional op that the backend lacks and that ran through
+/// <see cref="Kernels.Fallback.KernelFallback"/> instead (null when the backend ran everything itself): such a pass verifies the fallback, not a kernel of the backend.
+/// </summary>
+public sealed record KernelCheckResult(string Name, bool Passed, double WorstError, IReadOnlyList<string> Failures,
+    double Milliseconds, string? Fallback = null);
 
 /// <summary>
 /// What a check gets: the backend under test (kernels + memory), the reference, a seeded generator, and helpers
@@ -59,6 +64,23 @@ public sealed unsafe class KernelCheckContext : IDisposable
     public double WorstError { get; private set; }
 
     public IReadOnlyList<string> Failures => _failures;
+
+    /// <summary>The optional op this check ran through the host fallback, if the backend lacks it.</summary>
+    public string? Fallback { get; private set; }
+
+    /// <summary>
+    /// Batched grouped-query decode for the backend under test: its own kernel, or a fresh host fallback (its
+    /// warning is swallowed here; the result says "fallback" instead).
+    /// </summary>
+    public IGqaDecodeAttention GqaDecode()
+    {
+        if (K is IGqaDecodeAttention own) return own;
+        UsedFallback(Kernels.Fallback.OptionalOp.GqaDecodeAttention);
+        return new Kernels.Fallback.HostGqaDecodeAttention(K.Name, Memory, _ => { });
+    }
+
+    /// <summary>Records that the check ran an optional op through its fallback (the backend lacks the op).</summary>
+    public void UsedFallback(Kernels.Fallback.OptionalOp op) => Fallback = op.ToString();
 
     /// <summary>Uniform floats in [lo, hi).</summary>
     public float[] Rand(long n, float lo = -1f, float hi = 1f)

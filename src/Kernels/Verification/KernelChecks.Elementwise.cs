@@ -723,8 +723,12 @@ public static unsafe partial class KernelChecks
                 if (ctx.K is IMultiTensorAdamW multi)
                     multi.AdamWStepMulti(count, (float**)pp, (float**)pg, (float**)pm, (float**)pv, pn, lr, b1, b2, eps, wd, bias1, bias2);
                 else
+                {
+                    // The optional op's fallback: one AdamWStep per tensor (what AdamW does on such a backend).
+                    ctx.UsedFallback(Fallback.OptionalOp.MultiTensorAdamW);
                     for (int t = 0; t < count; t++)
                         ctx.K.AdamWStep((float*)dp[t], (float*)dg[t], (float*)dm[t], (float*)dv[t], sizes[t], lr, b1, b2, eps, wd, bias1, bias2);
+                }
             }
             for (int t = 0; t < count; t++)
             {

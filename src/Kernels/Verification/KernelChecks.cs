@@ -46,7 +46,8 @@ public static unsafe partial class KernelChecks
             return new KernelCheckResult(check.Name, false, double.PositiveInfinity, [$"threw {e.GetType().Name}: {e.Message}"], sw.Elapsed.TotalMilliseconds);
         }
         bool ok = ctx.Failures.Count == 0;
-        return new KernelCheckResult(check.Name, ok, ctx.WorstError, ctx.Failures.ToArray(), sw.Elapsed.TotalMilliseconds);
+        return new KernelCheckResult(check.Name, ok, ctx.WorstError, ctx.Failures.ToArray(),
+            sw.Elapsed.TotalMilliseconds, ctx.Fallback);
     }
 
     private static int StableHash(string s)

@@ -19,9 +19,6 @@ public sealed unsafe partial class CpuKernels
     private const int Bq = 64;
     private const int Bk = 64;
 
-    /// <summary>A/B switch for benchmarks: NR_ATTN_SPLIT=1 always uses the two-pass (dq | dk,dv) backward.</summary>
-    private static readonly bool s_splitBackward = Environment.GetEnvironmentVariable("NR_ATTN_SPLIT") == "1";
-
     private struct AttnJob
     {
         public float* Q, K, V, O, Lse, DO, DQ, DK, DV, D;
@@ -154,8 +151,7 @@ public sealed unsafe partial class CpuKernels
                 QTiles = (Tq + Bq - 1) / Bq, KTiles = (Tk + Bk - 1) / Bk, Group = kvGroup,
             };
             long work = (long)BH * Tq * Tk * (Dk + Dv);
-            if (!s_splitBackward
-                && (kvRows >= 2 * CpuParallel.Threads || CpuParallel.Threads == 1 || CpuParallel.InsideParallelBody))
+            if (kvRows >= 2 * CpuParallel.Threads || CpuParallel.Threads == 1 || CpuParallel.InsideParallelBody)
             {
                 // Enough K/V heads to keep every thread busy: one pass per K/V head computes P and dS once and
                 // feeds dq, dk and dv from them (5 tile products instead of the 7 of the split passes below).

@@ -13,15 +13,12 @@ namespace NativeReasoner.Kernels.Cpu.Attention;
 /// </summary>
 internal static unsafe class TileMath
 {
-    /// <summary>A/B switch for benchmarks: NR_ATTN_ROWS4=1 keeps the old 4-row tiles only.</summary>
-    private static readonly bool s_rows4Only = Environment.GetEnvironmentVariable("NR_ATTN_ROWS4") == "1";
-
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void MatMul(int m, int n, int k, float* a, long aRs, long aCs, float* b, long ldb,
         float* c, long ldc, bool accumulate)
     {
         int i = 0;
-        if (Vector512.IsHardwareAccelerated && !s_rows4Only)
+        if (Vector512.IsHardwareAccelerated)
             for (; i + 8 <= m; i += 8) Rows8(n, k, a + i * aRs, aRs, aCs, b, ldb, c + i * ldc, ldc, accumulate);
         for (; i + 4 <= m; i += 4) Rows4(n, k, a + i * aRs, aRs, aCs, b, ldb, c + i * ldc, ldc, accumulate);
         for (; i < m; i++) Row1(n, k, a + i * aRs, aCs, b, ldb, c + i * ldc, accumulate);
