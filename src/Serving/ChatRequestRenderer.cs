@@ -55,6 +55,8 @@ public static class ChatRequestRenderer
             {
                 null => "",
                 string s => s,
+                // Function invocation hands back results as JSON; a JSON string is the text itself.
+                JsonElement { ValueKind: JsonValueKind.String } e => e.GetString()!,
                 _ => JsonSerializer.Serialize(r.Result, AIJsonUtilities.DefaultOptions),
             };
             values.Add(tool);
