@@ -44,7 +44,8 @@ public sealed class NativeReasonerChatClient : IChatClient
     }
 
     /// <summary>A client over a loaded bundle; the caller keeps owning it (dispose it after the client).</summary>
-    public NativeReasonerChatClient(ModelBundle bundle, ChatPrompt prompt, NativeReasonerChatClientOptions? options = null)
+    public NativeReasonerChatClient(ModelBundle bundle, ChatPrompt prompt,
+        NativeReasonerChatClientOptions? options = null)
         : this(bundle, prompt, options ?? new NativeReasonerChatClientOptions(), options?.ModelId, ownsBundle: false)
     {
     }
@@ -127,7 +128,8 @@ public sealed class NativeReasonerChatClient : IChatClient
             int topK = options?.TopK ?? 0;
             if (temperature < 0 || float.IsNaN(temperature))
                 throw new ArgumentException($"ChatOptions.Temperature must be ≥ 0, got {temperature}");
-            if (!(topP > 0 && topP <= 1)) throw new ArgumentException($"ChatOptions.TopP must be in (0, 1], got {topP}");
+            if (!(topP > 0 && topP <= 1))
+                throw new ArgumentException($"ChatOptions.TopP must be in (0, 1], got {topP}");
             if (topK < 0) throw new ArgumentException($"ChatOptions.TopK must be ≥ 0, got {topK}");
             var stops = options?.StopSequences?.ToArray() ?? [];
             var stamp = new ResponseAssembler.UpdateStamp("resp_" + Guid.NewGuid().ToString("N"),
@@ -170,7 +172,8 @@ public sealed class NativeReasonerChatClient : IChatClient
     {
         ArgumentNullException.ThrowIfNull(serviceType);
         if (serviceKey != null) return null;
-        object?[] services = [Metadata, this, (_policy as CausalLMPolicy)?.Model, _tokenizer, _bundle, _prompt, _policy];
+        object?[] services =
+            [Metadata, this, (_policy as CausalLMPolicy)?.Model, _tokenizer, _bundle, _prompt, _policy];
         return services.FirstOrDefault(serviceType.IsInstanceOfType);
     }
 
@@ -179,7 +182,8 @@ public sealed class NativeReasonerChatClient : IChatClient
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         _shutdown.Cancel();
         _worker.Dispose();
-        _shutdown.Dispose();
+        // _shutdown is left undisposed: a request racing with Dispose may still link to its token (it holds no
+        // handle until one is asked for, and none is).
         if (_ownsBundle) _bundle?.Dispose();
     }
 }

@@ -2,7 +2,9 @@ using NativeReasoner.Model;
 
 namespace NativeReasoner.Serving;
 
-/// <summary>How a <see cref="NativeReasonerChatClient"/> loads its model and what a request without options gets.</summary>
+/// <summary>
+/// How a <see cref="NativeReasonerChatClient"/> loads its model and what a request without options gets.
+/// </summary>
 public sealed class NativeReasonerChatClientOptions
 {
     /// <summary>Where the weights live (null = the CPU).</summary>

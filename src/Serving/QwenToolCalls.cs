@@ -5,10 +5,11 @@ using Microsoft.Extensions.AI;
 namespace NativeReasoner.Serving;
 
 /// <summary>
-/// The Qwen2.5 / Qwen3 tool-call format in an answer: <c>&lt;tool_call&gt;{"name": …, "arguments": {…}}&lt;/tool_call&gt;</c>
-/// blocks (the chat templates of those families print this form in their system prompt). Streamed answer text
-/// passes through until a block may begin; from there on it is held back and parsed at the end into
-/// <see cref="FunctionCallContent"/>s. A block that is not valid JSON with a "name" stays text.
+/// The Qwen2.5 / Qwen3 tool-call format in an answer:
+/// <c>&lt;tool_call&gt;{"name": …, "arguments": {…}}&lt;/tool_call&gt;</c> blocks (the chat templates of those
+/// families print this form in their system prompt). Streamed answer text passes through until a block may begin;
+/// from there on it is held back and parsed at the end into <see cref="FunctionCallContent"/>s. A block that is not
+/// valid JSON with a "name" stays text.
 /// </summary>
 public sealed class QwenToolCalls
 {

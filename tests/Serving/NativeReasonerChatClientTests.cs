@@ -190,7 +190,8 @@ public class NativeReasonerChatClientTests
             for (int i = 0; i < questions.Length; i++)
             {
                 var r = await client.GetResponseAsync([new AiChatMessage(ChatRole.User, questions[i])], OptionsFor(i));
-                sequential.Add(JsonSerializer.Serialize(r.Messages.SelectMany(m => m.Contents).Select(c => c.ToString())));
+                sequential.Add(JsonSerializer.Serialize(
+                    r.Messages.SelectMany(m => m.Contents).Select(c => c.ToString())));
             }
             var concurrent = await Task.WhenAll(questions.Select((q, i) => Task.Run(async () =>
             {
