@@ -177,6 +177,24 @@ public class NativeReasonerChatClientTests
     }
 
     [Fact]
+    public async Task Dispose_CancelsTheRequestInFlight_AndRefusesNewOnes()
+    {
+        var tokenizer = new CharTokenizer();
+        var policy = new ScriptedPolicy(tokenizer, _ => new string('y', 400), delayMs: 5);
+        var client = Scripted(policy, tokenizer);
+        var first = new TaskCompletionSource();
+        var running = Task.Run(async () =>
+        {
+            await foreach (var u in client.GetStreamingResponseAsync(Question)) first.TrySetResult();
+        });
+        await first.Task;
+        client.Dispose(); // joins the worker: the generation has stopped when it returns
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => running);
+        Assert.InRange(policy.Produced.Single(), 1, 399);
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => client.GetResponseAsync(Question));
+    }
+
+    [Fact]
     public async Task ConcurrentCalls_GiveTheSameResults_AsSequentialOnes()
     {
         var dir = ChatCommandTests.ChatModelDir();
