@@ -1,0 +1,27 @@
+using NativeReasoner.Model;
+
+namespace NativeReasoner.Serving;
+
+/// <summary>
+/// How a <see cref="NativeReasonerChatClient"/> loads its model and what a request without options gets.
+/// </summary>
+public sealed class NativeReasonerChatClientOptions
+{
+    /// <summary>Where the weights live (null = the CPU).</summary>
+    public Device? Device { get; set; }
+
+    /// <summary>How the checkpoint is loaded (null = <see cref="CheckpointLoadOptions.Inference"/>).</summary>
+    public CheckpointLoadOptions? Load { get; set; }
+
+    /// <summary>The model id reported in metadata and responses (null = the directory's name).</summary>
+    public string? ModelId { get; set; }
+
+    /// <summary>Tokens per answer when the request sets no MaxOutputTokens (the context left caps it).</summary>
+    public int DefaultMaxOutputTokens { get; set; } = 1024;
+
+    /// <summary>Temperature when the request sets none (R1's recommendation; 0 = greedy).</summary>
+    public float DefaultTemperature { get; set; } = 0.6f;
+
+    /// <summary>Top-p when the request sets none.</summary>
+    public float DefaultTopP { get; set; } = 0.95f;
+}
