@@ -30,8 +30,17 @@ public sealed class BackendConformanceTests
     [MemberData(nameof(Checks))]
     public void Cpu(string check) => Pass(CpuKernels.Instance, HostMemory.Instance, check);
 
+    /// <summary>
+    /// The first check of every family (the name up to its last '/'): every op and code path of the ILGPU backend
+    /// at a small size. ILGPU's CPU accelerator runs each GPU thread as managed code, so the whole suite takes the
+    /// best part of an hour on two cores; <c>nr check --device ilgpu</c> runs all of it.
+    /// </summary>
+    public static IEnumerable<object[]> IlgpuChecks =>
+        KernelChecks.All.GroupBy(c => c.Name[..Math.Max(0, c.Name.LastIndexOf('/'))])
+            .Select(g => new object[] { g.First().Name });
+
     [Theory]
-    [MemberData(nameof(Checks))]
+    [MemberData(nameof(IlgpuChecks))]
     public void Ilgpu(string check) => Pass(IlgpuBackend.Shared.Kernels, IlgpuBackend.Shared.Memory, check);
 
     [CudaTheory(CudaRuntimeKind.Emulator)]
