@@ -19,9 +19,13 @@ public class KillTests(ITestOutputHelper output)
         "--max-completion-length", "6", "--eval-steps", "2", "--eval-problems", "3", "--checkpoint-every-minutes", "0",
     ];
 
-    private sealed record Outcome(int ExitCode, string Output, bool Killed, TimeSpan Elapsed);
+    /// <summary>FirstOutput: when the run printed its first character (startup done, training under way).</summary>
+    private sealed record Outcome(int ExitCode, string Output, bool Killed, TimeSpan Elapsed, TimeSpan FirstOutput);
 
-    /// <summary>Runs `nr` on the tiny configuration; kills it with SIGKILL after <paramref name="killAfter"/> if given.</summary>
+    /// <summary>
+    /// Runs `nr` on the tiny configuration; kills it with SIGKILL <paramref name="killAfter"/> after its first output
+    /// (so the kill lands in the run's work, not in the runtime's startup) if given.
+    /// </summary>
     private static Outcome RunNr(string runs, TimeSpan? killAfter)
     {
         var nr = Path.Combine(AppContext.BaseDirectory, "nr.dll");
@@ -35,10 +39,23 @@ public class KillTests(ITestOutputHelper output)
         start.ArgumentList.Add(runs);
         var clock = Stopwatch.StartNew();
         using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
+        var started = new ManualResetEventSlim();
+        var firstOutput = TimeSpan.Zero;
+        var stdout = Task.Run(() =>
+        {
+            var text = new System.Text.StringBuilder();
+            int c;
+            while ((c = process.StandardOutput.Read()) >= 0)
+            {
+                if (!started.IsSet) { firstOutput = clock.Elapsed; started.Set(); }
+                text.Append((char)c);
+            }
+            started.Set();
+            return text.ToString();
+        });
         var stderr = process.StandardError.ReadToEndAsync();
         bool killed = false;
-        if (killAfter is { } delay && !process.WaitForExit(delay))
+        if (killAfter is { } delay && started.Wait(TimeSpan.FromMinutes(5)) && !process.WaitForExit(delay))
         {
             // Process.Kill sends SIGKILL on Unix: no handler runs, as with an OOM kill or a power cut.
             process.Kill();
@@ -46,7 +63,7 @@ public class KillTests(ITestOutputHelper output)
         }
         if (!process.WaitForExit(TimeSpan.FromMinutes(5))) { process.Kill(); throw new TimeoutException("nr train hung"); }
         process.WaitForExit();
-        return new Outcome(process.ExitCode, stdout.Result + stderr.Result, killed, clock.Elapsed);
+        return new Outcome(process.ExitCode, stdout.Result + stderr.Result, killed, clock.Elapsed, firstOutput);
     }
 
     [Fact]
@@ -66,12 +83,12 @@ public class KillTests(ITestOutputHelper output)
             int landed = 0, duringWrite = 0, runsNeeded = 0;
             var outputs = new List<string>();
             var delays = new List<double>();
-            // Kill within the first third of a whole run's span (startup included): each killed run gets a little
-            // further, so the kills fall in every part of the run before it finishes.
-            double span = whole.Elapsed.TotalSeconds;
+            // Kill within a share of a whole run's work (startup excluded) that shrinks with the number of kills:
+            // each killed run gets a little further, so the kills fall in every part of the run before it finishes.
+            double span = (whole.Elapsed - whole.FirstOutput).TotalSeconds;
             while (landed < kills)
             {
-                var delay = TimeSpan.FromSeconds(0.5 + random.NextDouble() * span / 3);
+                var delay = TimeSpan.FromSeconds(random.NextDouble() * span * 2 / kills);
                 var r = RunNr(runsB, delay);
                 runsNeeded++;
                 outputs.Add(r.Output);
@@ -106,8 +123,8 @@ public class KillTests(ITestOutputHelper output)
             Assert.Equal(a.Keys.Order(), b.Keys.Order());
             foreach (var (name, bytes) in a) Assert.True(bytes.AsSpan().SequenceEqual(b[name]), name + " differs");
             var resumes = outputs.Count(o => o.Contains("resuming from"));
-            output.WriteLine($"kill test: {landed} SIGKILLs (at {string.Join(", ", delays.Select(d => d.ToString("F2")))} s; " +
-                             $"uninterrupted run {span:F1} s), {duringWrite} during a checkpoint write, " +
+            output.WriteLine($"kill test: {landed} SIGKILLs (at {string.Join(", ", delays.Select(d => d.ToString("F2")))} s " +
+                             $"after the first output; uninterrupted run {span:F1} s from its first output), {duringWrite} during a checkpoint write, " +
                              $"{runsNeeded} runs, {resumes} resumes, {ignored.Count} ignored-checkpoint messages; " +
                              "final weights and metrics equal the uninterrupted run's");
             foreach (var l in ignored) output.WriteLine("  " + l.Trim());
