@@ -88,7 +88,7 @@ public class KillTests(ITestOutputHelper output)
             double span = (whole.Elapsed - whole.FirstOutput).TotalSeconds;
             while (landed < kills)
             {
-                var delay = TimeSpan.FromSeconds(random.NextDouble() * span * 2 / kills);
+                var delay = TimeSpan.FromSeconds(random.NextDouble() * span * 1.2 / kills);
                 var r = RunNr(runsB, delay);
                 runsNeeded++;
                 outputs.Add(r.Output);
