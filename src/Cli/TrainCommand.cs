@@ -48,7 +48,8 @@ public static class TrainCommand
         };
         var overwrite = new Option<bool>("--overwrite")
         {
-            Description = "Replace RUNS/NAME when it holds another configuration or a finished run, instead of refusing.",
+            Description = "Replace RUNS/NAME when it holds another configuration or a finished run " +
+                          "(instead of refusing or showing its summary).",
         };
         var settingOptions = GrpoSettings.Names
             .Select(n => (n.Name, Option: new Option<string?>("--" + n.Name.Replace('_', '-')) { Description = "GRPO: " + n.Help }))

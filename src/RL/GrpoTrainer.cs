@@ -144,7 +144,9 @@ public sealed class GrpoTrainer : IDisposable
     /// </summary>
     public (ulong[] Sampler, long TokensSeen) ExportSamplingState() => (_rng.GetState(), _tokensSeen);
 
-    /// <summary>Restores <see cref="ExportSamplingState"/> (after <see cref="ResumeAt"/>, which reseeds the sampler).</summary>
+    /// <summary>
+    /// Restores <see cref="ExportSamplingState"/> (after <see cref="ResumeAt"/>, which reseeds the sampler).
+    /// </summary>
     public void RestoreSamplingState(IReadOnlyList<ulong> sampler, long tokensSeen)
     {
         if (tokensSeen < 0) throw new ArgumentException($"tokens seen must be ≥ 0, got {tokensSeen}");

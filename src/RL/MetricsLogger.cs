@@ -74,7 +74,8 @@ public sealed class MetricsLogger(string path) : IDisposable
             if (doc.RootElement.ValueKind != System.Text.Json.JsonValueKind.Object) return null;
             var row = new Dictionary<string, double>();
             foreach (var p in doc.RootElement.EnumerateObject())
-                row[p.Name] = p.Value.ValueKind == System.Text.Json.JsonValueKind.Number ? p.Value.GetDouble() : double.NaN;
+                row[p.Name] = p.Value.ValueKind == System.Text.Json.JsonValueKind.Number
+                    ? p.Value.GetDouble() : double.NaN;
             return row;
         }
         catch (System.Text.Json.JsonException) { return null; }

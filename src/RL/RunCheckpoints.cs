@@ -17,7 +17,9 @@ public sealed class RunCheckpoints(string runDirectory, Action<string> progress)
     public const string FolderName = "checkpoints";
     public const string ManifestName = "manifest.json";
     public const string StateName = "state.json";
-    /// <summary>How many checkpoints survive a new one: two, so a checkpoint that proves bad still has a predecessor.</summary>
+    /// <summary>
+    /// How many checkpoints survive a new one: two, so a checkpoint that proves bad still has a predecessor.
+    /// </summary>
     public const int Keep = 2;
     private const string TempPrefix = ".tmp-";
 
@@ -27,8 +29,8 @@ public sealed class RunCheckpoints(string runDirectory, Action<string> progress)
     public sealed record Found(string Path, int Phase, int Step, JsonObject State);
 
     /// <summary>
-    /// Writes a checkpoint of phase <paramref name="phase"/> after <paramref name="step"/> steps: <paramref name="write"/>
-    /// fills the directory (weights, optimizer), <paramref name="state"/> becomes <c>state.json</c>. Returns its path.
+    /// Writes a checkpoint of phase <paramref name="phase"/> after <paramref name="step"/> steps:
+    /// <paramref name="write"/> fills the directory (weights, optimizer), <paramref name="state"/> becomes <c>state.json</c>. Returns its path.
     /// </summary>
     public string Save(int phase, int step, JsonObject state, Action<string> write)
     {
@@ -154,7 +156,9 @@ public sealed class RunCheckpoints(string runDirectory, Action<string> progress)
         stream.Flush(flushToDisk: true);
     }
 
-    /// <summary>Makes a rename or new entries durable (POSIX needs the directory itself fsynced; Windows has no such call).</summary>
+    /// <summary>
+    /// Makes a rename or new entries durable (POSIX needs the directory itself fsynced; Windows has no such call).
+    /// </summary>
     private static void FsyncDirectory(string path)
     {
         if (!OperatingSystem.IsLinux() && !OperatingSystem.IsMacOS()) return;

@@ -59,7 +59,9 @@ public sealed record TrainSettings
     /// 0 checkpoints after every step (the kill tests use it).
     /// </summary>
     public double CheckpointEveryMinutes { get; init; } = 2;
-    /// <summary>Replace a run directory that holds another configuration (or a finished run) instead of refusing.</summary>
+    /// <summary>
+    /// Replace a run directory that holds another configuration (or a finished run) instead of refusing.
+    /// </summary>
     public bool Overwrite { get; init; }
 }
 
@@ -177,7 +179,8 @@ public static class TrainPipeline
                     Checkpoint(0, done, sft.Optimizer, PretrainState(), announce: true);
                     return new JsonObject { ["interrupted"] = true };
                 }
-                if (done > 0 && CheckpointDue(0, done)) Checkpoint(0, done, sft.Optimizer, PretrainState(), announce: false);
+                if (done > 0 && CheckpointDue(0, done))
+                    Checkpoint(0, done, sft.Optimizer, PretrainState(), announce: false);
                 // Everything a step draws is seeded by its index: a resumed run sees the data of an uninterrupted one.
                 var thinkChoice = new Generator(s.Seed + 99 + (ulong)done * 7919UL);
                 var batch = task.Generate(Split.Train, s.PretrainBatch, s.Seed + 1000 + (ulong)done)
@@ -263,7 +266,8 @@ public static class TrainPipeline
                     Checkpoint(1, done, trainer.Optimizer, State(), announce: true);
                     return new JsonObject { ["interrupted"] = true };
                 }
-                if (done > 0 && CheckpointDue(1, done)) Checkpoint(1, done, trainer.Optimizer, State(), announce: false);
+                if (done > 0 && CheckpointDue(1, done))
+                    Checkpoint(1, done, trainer.Optimizer, State(), announce: false);
                 var t = grpo.Trainer;
                 float lr = StepBudget.WarmupCosine(t.LearningRate, t.WarmupSteps, done, grpo.Steps);
                 var m = trainer.Step(lr).ToDictionary(kv => kv.Key, kv => kv.Value);

@@ -20,7 +20,7 @@ public class CrashSafeTrainTests
         return s with { Grpo = s.Grpo with { Steps = 6, Trainer = s.Grpo.Trainer with { TotalSteps = 6 } } };
     }
 
-    /// <summary>A stand-in for a kill: thrown from inside the run, so it stops wherever the run reports progress.</summary>
+    /// <summary>A stand-in for a kill: thrown from inside the run, so it stops where the run reports progress.</summary>
     private sealed class SimulatedCrash : Exception;
 
     private static string TempRuns() => Path.Combine(Path.GetTempPath(), "nr-crash-" + Guid.NewGuid().ToString("N"));
@@ -168,7 +168,8 @@ public class CrashSafeTrainTests
                 TrainPipeline.Run(Toy(runs), _ => { }, cancelled.Token);
             }
             var other = Toy(runs) with { PretrainBatch = 5 };
-            var e = Assert.Throws<ArgumentException>(() => TrainPipeline.Run(other, _ => { }, new CancellationToken(true)));
+            var e = Assert.Throws<ArgumentException>(
+                () => TrainPipeline.Run(other, _ => { }, new CancellationToken(true)));
             Assert.Contains("another configuration", e.Message);
             Assert.Contains("PretrainBatch", e.Message);
             Assert.Contains("--overwrite", e.Message);

@@ -61,7 +61,11 @@ public class KillTests(ITestOutputHelper output)
             process.Kill();
             killed = true;
         }
-        if (!process.WaitForExit(TimeSpan.FromMinutes(5))) { process.Kill(); throw new TimeoutException("nr train hung"); }
+        if (!process.WaitForExit(TimeSpan.FromMinutes(5)))
+        {
+            process.Kill();
+            throw new TimeoutException("nr train hung");
+        }
         process.WaitForExit();
         return new Outcome(process.ExitCode, stdout.Result + stderr.Result, killed, clock.Elapsed, firstOutput);
     }
@@ -123,8 +127,9 @@ public class KillTests(ITestOutputHelper output)
             Assert.Equal(a.Keys.Order(), b.Keys.Order());
             foreach (var (name, bytes) in a) Assert.True(bytes.AsSpan().SequenceEqual(b[name]), name + " differs");
             var resumes = outputs.Count(o => o.Contains("resuming from"));
-            output.WriteLine($"kill test: {landed} SIGKILLs (at {string.Join(", ", delays.Select(d => d.ToString("F2")))} s " +
-                             $"after the first output; uninterrupted run {span:F1} s from its first output), {duringWrite} during a checkpoint write, " +
+            var at = string.Join(", ", delays.Select(d => d.ToString("F2")));
+            output.WriteLine($"kill test: {landed} SIGKILLs (at {at} s after the first output; uninterrupted run " +
+                             $"{span:F1} s from its first output), {duringWrite} during a checkpoint write, " +
                              $"{runsNeeded} runs, {resumes} resumes, {ignored.Count} ignored-checkpoint messages; " +
                              "final weights and metrics equal the uninterrupted run's");
             foreach (var l in ignored) output.WriteLine("  " + l.Trim());
