@@ -5,7 +5,10 @@ using NativeReasoner.RL;
 
 namespace NativeReasoner.Cli;
 
-/// <summary>`nr train`: the default reasoning run (see <see cref="TrainPipeline"/>); Ctrl-C saves a checkpoint, running again resumes.</summary>
+/// <summary>
+/// `nr train`: the default reasoning run (see <see cref="TrainPipeline"/>); checkpoints are periodic and crash-safe,
+/// Ctrl-C saves one too, and running again resumes from the newest valid one.
+/// </summary>
 public static class TrainCommand
 {
     public static Command Build()
@@ -38,11 +41,22 @@ public static class TrainCommand
             DefaultValueFactory = _ => "bench-tiny",
         };
         var evalProblems = new Option<int>("--heldout-problems") { Description = "Held-out problems compared before and after RL.", DefaultValueFactory = _ => d.EvalProblems };
+        var checkpointEvery = new Option<double>("--checkpoint-every-minutes")
+        {
+            Description = "Wall time between crash-safe checkpoints (each phase end is one too; 0 = every step).",
+            DefaultValueFactory = _ => d.CheckpointEveryMinutes,
+        };
+        var overwrite = new Option<bool>("--overwrite")
+        {
+            Description = "Replace RUNS/NAME when it holds another configuration or a finished run " +
+                          "(instead of refusing or showing its summary).",
+        };
         var settingOptions = GrpoSettings.Names
             .Select(n => (n.Name, Option: new Option<string?>("--" + n.Name.Replace('_', '-')) { Description = "GRPO: " + n.Help }))
             .ToArray();
         var command = new Command("train", "Pre-train a small model (DeepSeek-V3 by default) on synthetic problems with think traces, then GRPO it; writes runs/NAME/.")
-            { name, runs, pretrainSteps, pretrainMinutes, pretrainBatch, pretrainLr, thinkFraction, rlMinutes, evalProblems, preset, device };
+            { name, runs, pretrainSteps, pretrainMinutes, pretrainBatch, pretrainLr, thinkFraction, rlMinutes, evalProblems, preset, device, checkpointEvery,
+              overwrite };
         foreach (var (_, o) in settingOptions) command.Options.Add(o);
         command.SetAction(parse =>
         {
@@ -68,6 +82,7 @@ public static class TrainCommand
                     PretrainBatch = parse.GetValue(pretrainBatch), PretrainLearningRate = parse.GetValue(pretrainLr),
                     ThinkFraction = parse.GetValue(thinkFraction), RlMaxMinutes = parse.GetValue(rlMinutes),
                     EvalProblems = parse.GetValue(evalProblems), Grpo = grpo, Seed = grpo.Trainer.Seed,
+                    CheckpointEveryMinutes = parse.GetValue(checkpointEvery), Overwrite = parse.GetValue(overwrite),
                     Model = ModelPresets.Get(parse.GetValue(preset)!).WithMaxPositionEmbeddings(d.Model.MaxPositionEmbeddings),
                 };
                 var summary = TrainPipeline.Run(s, Console.Write, cts.Token);

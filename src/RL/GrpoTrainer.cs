@@ -163,6 +163,22 @@ public sealed class GrpoTrainer : IDisposable
     }
 
     /// <summary>
+    /// What a checkpoint needs beyond <see cref="ResumeAt"/> for a resumed run to equal an uninterrupted one: the
+    /// sampler's exact stream position and the token count reported as <c>num_tokens</c>.
+    /// </summary>
+    public (ulong[] Sampler, long TokensSeen) ExportSamplingState() => (_rng.GetState(), _tokensSeen);
+
+    /// <summary>
+    /// Restores <see cref="ExportSamplingState"/> (after <see cref="ResumeAt"/>, which reseeds the sampler).
+    /// </summary>
+    public void RestoreSamplingState(IReadOnlyList<ulong> sampler, long tokensSeen)
+    {
+        if (tokensSeen < 0) throw new ArgumentException($"tokens seen must be ≥ 0, got {tokensSeen}");
+        _rng = Generator.FromState(sampler);
+        _tokensSeen = tokensSeen;
+    }
+
+    /// <summary>
     /// Whether <see cref="Step"/> computes the loss with the fused token-loss kernel: <see cref="GrpoConfig.FusedLoss"/>
     /// and the policy's parameters on a device that has one (the kernel's ratio is per token and its
     /// forwards are laid out differently: GSPO and routing replay take the composition).

@@ -54,6 +54,15 @@ public sealed record TrainSettings
     /// <summary>Held-out problems for the before/after comparison (levels cycle, so this many / levels per level).</summary>
     public int EvalProblems { get; init; } = 250;
     public ulong Seed { get; init; }
+    /// <summary>
+    /// Wall time between periodic crash-safe checkpoints (<see cref="RunCheckpoints"/>); each phase end is one too.
+    /// 0 checkpoints after every step (the kill tests use it).
+    /// </summary>
+    public double CheckpointEveryMinutes { get; init; } = 2;
+    /// <summary>
+    /// Replace a run directory that holds another configuration (or a finished run) instead of refusing.
+    /// </summary>
+    public bool Overwrite { get; init; }
 }
 
 /// <summary>
@@ -62,9 +71,11 @@ public sealed record TrainSettings
 /// then GRPO on accuracy + format rewards. Writes <c>runs/NAME/</c>: <c>model/</c>, <c>metrics.jsonl</c>
 /// (pre-training and RL, with a <c>phase</c> field), <c>summary.json</c> (held-out results after pre-training and
 /// after RL, by difficulty, and the checks of the issue), <c>samples.md</c>, and PNG plots (<see cref="Plots"/>).
-/// Cancellation (Ctrl-C)
-/// saves <c>checkpoint/</c> (weights + phase and step); running again resumes from it (AdamW
-/// moments and step counts included, from <c>optimizer.safetensors</c>).
+/// Crash safety: checkpoints (weights, AdamW moments, GRPO sampler state, phase and step) are written atomically
+/// every <see cref="TrainSettings.CheckpointEveryMinutes"/>, at each phase end and on cancellation (Ctrl-C) into
+/// <c>checkpoints/</c> (<see cref="RunCheckpoints"/>); running again resumes from the newest valid one, with
+/// <c>metrics.jsonl</c> cut back to its step and appended from there. A resumed run equals an uninterrupted one.
+/// A directory of another configuration is refused (<see cref="RunIdentity"/>).
 /// Both phases are budgeted in steps (<see cref="StepBudget"/>); wall time is only an outer limit, whose hit is
 /// reported in the output and in summary.json (<c>budget_hit</c>).
 /// </summary>
@@ -77,9 +88,18 @@ public static class TrainPipeline
         time ??= TimeProvider.System;
         var pretrainBudget = new StepBudget(s.PretrainSteps, s.PretrainMaxMinutes).Validate("pre-training");
         var rlBudget = new StepBudget(s.Grpo.Steps, s.RlMaxMinutes).Validate("GRPO");
+        if (!(s.CheckpointEveryMinutes >= 0))
+            throw new ArgumentException($"checkpoint interval must be ≥ 0 minutes, got {s.CheckpointEveryMinutes}");
         var runDir = Path.Combine(s.RunsDirectory, s.Name);
-        var ckptDir = Path.Combine(runDir, "checkpoint");
-        Directory.CreateDirectory(runDir);
+        RunIdentity.Claim(runDir, s, progress);
+        var summaryPath = Path.Combine(runDir, "summary.json");
+        if (File.Exists(summaryPath))
+        {
+            progress($"{runDir} is a finished run of this configuration; its summary.json is shown " +
+                     "(--overwrite runs it again)\n");
+            return JsonNode.Parse(File.ReadAllText(summaryPath))!.AsObject();
+        }
+        var checkpoints = new RunCheckpoints(runDir, progress);
         var task = TaskRegistry.Create(s.Task);
         if (!ThinkTraces.Supports(task.Name)) throw new ArgumentException($"nr train pre-trains with think traces, which task '{task.Name}' has none of; use arithmetic, linear or word");
         var tokenizer = new CharTokenizer();
@@ -89,56 +109,85 @@ public static class TrainPipeline
         var timings = new JsonObject();
         var config = s.Model.ForTokenizer(tokenizer.VocabSize, tokenizer.EosId, tokenizer.BosId, tokenizer.PadId);
 
-        // Resume: weights and where we were.
+        // Resume: weights and where we were, from the newest valid checkpoint.
         string phase = "pretrain";
         int done = 0;
         ICausalLM model;
-        if (File.Exists(Path.Combine(ckptDir, "state.json")))
+        var resumed = checkpoints.LoadNewest();
+        var metricsPath = Path.Combine(runDir, "metrics.jsonl");
+        EvalReport? afterPretrain = null;
+        double phaseElapsedBefore = 0;
+        List<Dictionary<string, double>> kept;
+        if (resumed != null)
         {
-            var state = JsonNode.Parse(File.ReadAllText(Path.Combine(ckptDir, "state.json")))!;
-            phase = (string)state["phase"]!;
-            done = (int)state["step"]!;
-            model = CausalLMRegistry.Load(ckptDir);
-            progress($"resuming from {ckptDir}: {phase} step {done}");
+            phase = resumed.Phase == 0 ? "pretrain" : "rl";
+            done = resumed.Step;
+            model = CausalLMRegistry.Load(resumed.Path);
+            phaseElapsedBefore = resumed.State["phase_elapsed_s"]?.GetValue<double>() ?? 0;
+            if (resumed.State["after_pretraining"] is JsonObject ap) afterPretrain = EvalFromJson(ap);
+            if (resumed.State["pretrain_budget"] is JsonObject pb) budget["pretrain"] = pb.DeepClone();
+            if (resumed.State["pretrain_s"] is JsonNode ps) timings["pretrain_s"] = ps.DeepClone();
+            if (resumed.State["pretrain_steps"] is JsonNode pst) timings["pretrain_steps"] = pst.DeepClone();
+            progress($"resuming from {resumed.Path}: {phase} step {done}\n");
+            kept = MetricsLogger.KeepThrough(metricsPath, resumed.Phase, done, progress);
         }
         else
         {
             model = config.Build(new Generator(s.Seed + 17));
-            foreach (var f in new[] { "metrics.jsonl" }) File.Delete(Path.Combine(runDir, f));
+            // No checkpoint: any log lines belong to steps that will be redone.
+            kept = MetricsLogger.KeepThrough(metricsPath, 0, 0, progress);
         }
         using var _ = model;
         var policy = new CausalLMPolicy(model);
         var heldOut = task.Generate(Split.Test, s.EvalProblems, s.Seed);
         var greedy = new GenerationOptions { MaxNewTokens = s.Grpo.Trainer.MaxCompletionLength, Temperature = 0f, EosTokenIds = [tokenizer.EosId] };
-        using var log = new MetricsLogger(Path.Combine(runDir, "metrics.jsonl"));
+        using var log = new MetricsLogger(metricsPath);
+        long lastCheckpoint = time.GetTimestamp();
+        // Not again at the step just resumed from (or just saved).
+        (int Phase, int Step) lastSaved = resumed == null ? (-1, -1) : (resumed.Phase, resumed.Step);
 
-        void Checkpoint(string ph, int step, Optim.AdamW optimizer)
+        // extra: what the phase needs beyond weights and optimizer (elapsed time, sampler, earlier results).
+        void Checkpoint(int phaseIndex, int step, Optim.AdamW? optimizer, JsonObject extra, bool announce)
         {
-            model.Save(ckptDir);
-            OptimizerCheckpoint.Save(optimizer, ckptDir);
-            File.WriteAllText(Path.Combine(ckptDir, "state.json"), new JsonObject { ["phase"] = ph, ["step"] = step }.ToJsonString());
-            progress($"\ncheckpoint saved ({ph} step {step}); run again to resume");
+            var path = checkpoints.Save(phaseIndex, step, extra, dir =>
+            {
+                model.Save(dir);
+                if (optimizer != null) OptimizerCheckpoint.Save(optimizer, dir);
+            });
+            lastCheckpoint = time.GetTimestamp();
+            lastSaved = (phaseIndex, step);
+            if (announce) progress($"\ncheckpoint saved ({path}); run again to resume\n");
         }
+        bool CheckpointDue(int phaseIndex, int step) => lastSaved != (phaseIndex, step) &&
+            time.GetElapsedTime(lastCheckpoint).TotalMinutes >= s.CheckpointEveryMinutes;
 
         // ---- pre-training (SFT on think / direct mixes)
         if (phase == "pretrain")
         {
             const int warmup = 30;
             using var sft = new SftTrainer(policy, tokenizer, template, s.PretrainLearningRate, s.PretrainSteps, warmupSteps: warmup, weightDecay: 0.01f);
-            if (done > 0) OptimizerCheckpoint.TryLoad(sft.Optimizer, ckptDir, progress);
+            if (resumed != null) OptimizerCheckpoint.TryLoad(sft.Optimizer, resumed.Path, progress);
             long start = time.GetTimestamp();
+            TimeSpan Elapsed() => time.GetElapsedTime(start) + TimeSpan.FromSeconds(phaseElapsedBefore);
+            JsonObject PretrainState() => new() { ["phase_elapsed_s"] = Elapsed().TotalSeconds };
             model.Train();
             PhaseStop stop;
-            for (; (stop = pretrainBudget.Check(done, time.GetElapsedTime(start))) == PhaseStop.Continue; done++)
+            for (; (stop = pretrainBudget.Check(done, Elapsed())) == PhaseStop.Continue; done++)
             {
-                if (cancel.IsCancellationRequested) { Checkpoint("pretrain", done, sft.Optimizer); return new JsonObject { ["interrupted"] = true }; }
+                if (cancel.IsCancellationRequested)
+                {
+                    Checkpoint(0, done, sft.Optimizer, PretrainState(), announce: true);
+                    return new JsonObject { ["interrupted"] = true };
+                }
+                if (done > 0 && CheckpointDue(0, done))
+                    Checkpoint(0, done, sft.Optimizer, PretrainState(), announce: false);
                 // Everything a step draws is seeded by its index: a resumed run sees the data of an uninterrupted one.
                 var thinkChoice = new Generator(s.Seed + 99 + (ulong)done * 7919UL);
                 var batch = task.Generate(Split.Train, s.PretrainBatch, s.Seed + 1000 + (ulong)done)
                     .Select(p => ThinkTraces.Example(p, thinkChoice.NextDouble() < s.ThinkFraction)).ToArray();
                 float lr = StepBudget.WarmupCosine(s.PretrainLearningRate, warmup, done, s.PretrainSteps);
                 float loss = sft.Step(batch, lr);
-                var elapsed = time.GetElapsedTime(start);
+                var elapsed = Elapsed();
                 log.Log([new("phase", 0), new("step", done + 1), new("loss", loss), new("learning_rate", lr),
                          new("elapsed_s", elapsed.TotalSeconds)]);
                 if (done % 10 == 0)
@@ -146,23 +195,52 @@ public static class TrainPipeline
                              $"{elapsed:mm\\:ss}   ");
             }
             progress("\n");
-            timings["pretrain_s"] = time.GetElapsedTime(start).TotalSeconds;
+            timings["pretrain_s"] = Elapsed().TotalSeconds;
             timings["pretrain_steps"] = done;
             budget["pretrain"] = ReportBudget("pre-training", pretrainBudget, done, stop, progress);
             phase = "rl";
             done = 0;
+            phaseElapsedBefore = 0;
         }
 
-        long evalStart = time.GetTimestamp();
-        var afterPretrain = Evaluation.Run(policy, tokenizer, template, task, heldOut, greedy);
-        timings["eval_after_pretrain_s"] = time.GetElapsedTime(evalStart).TotalSeconds;
+        if (afterPretrain == null)
+        {
+            long evalStart0 = time.GetTimestamp();
+            afterPretrain = Evaluation.Run(policy, tokenizer, template, task, heldOut, greedy);
+            timings["eval_after_pretrain_s"] = time.GetElapsedTime(evalStart0).TotalSeconds;
+            // The phase-end checkpoint: a stop during GRPO resumes with the pre-trained evaluation kept.
+            if (done == 0) Checkpoint(1, 0, null, RlState(null), announce: false);
+        }
         progress($"after pre-training: held-out accuracy {afterPretrain.Accuracy:P1}, format {afterPretrain.FormatRate:P0}, think {afterPretrain.ThinkRate:P0}\n");
+
+        // The state of a GRPO checkpoint: what the summary needs from pre-training, and the sampler.
+        JsonObject RlState(GrpoTrainer? trainer)
+        {
+            var state = new JsonObject
+            {
+                ["phase_elapsed_s"] = phaseElapsedBefore, ["after_pretraining"] = EvalToJson(afterPretrain!),
+            };
+            if (budget["pretrain"] is JsonNode pb) state["pretrain_budget"] = pb.DeepClone();
+            if (timings["pretrain_s"] is JsonNode ps) state["pretrain_s"] = ps.DeepClone();
+            if (timings["pretrain_steps"] is JsonNode pst) state["pretrain_steps"] = pst.DeepClone();
+            if (trainer != null)
+            {
+                var (sampler, tokens) = trainer.ExportSamplingState();
+                state["sampler"] = new JsonArray(sampler.Select(w => (JsonNode)w.ToString()).ToArray());
+                state["tokens_seen"] = tokens;
+            }
+            return state;
+        }
 
         // ---- GRPO
         var grpo = s.Grpo with { Task = task.Name, Trainer = s.Grpo.Trainer with { Seed = s.Seed } };
         long rlStart = time.GetTimestamp();
+        double rlElapsedBefore = phaseElapsedBefore;
+        TimeSpan RlElapsed() => time.GetElapsedTime(rlStart) + TimeSpan.FromSeconds(rlElapsedBefore);
         PhaseStop rlStop;
-        var rows = new List<Dictionary<string, double>>();
+        // GRPO rows already logged (a resumed run's plots cover the whole phase).
+        var rows = kept.Where(r => r.GetValueOrDefault("phase") == 1)
+            .Select(r => r.Where(kv => kv.Key != "phase").ToDictionary(kv => kv.Key, kv => kv.Value)).ToList();
         using (var reference = grpo.Trainer.Beta != 0 ? config.Build(new Generator(0)) : null)
         {
             if (reference != null) CopyWeights(model, reference);
@@ -170,12 +248,26 @@ public static class TrainPipeline
                 grpo.Rewards(task, template.ThinkPrefilled), template, grpo.Trainer);
             if (done > 0)
             {
-                OptimizerCheckpoint.TryLoad(trainer.Optimizer, ckptDir, progress);
+                OptimizerCheckpoint.TryLoad(trainer.Optimizer, resumed!.Path, progress);
                 trainer.ResumeAt(done);
             }
-            for (; (rlStop = rlBudget.Check(done, time.GetElapsedTime(rlStart))) == PhaseStop.Continue; done++)
+            if (resumed?.State["sampler"] is JsonArray sampler && resumed.Phase == 1 && resumed.Step == done)
+                trainer.RestoreSamplingState(sampler.Select(w => ulong.Parse(w!.GetValue<string>())).ToArray(),
+                    resumed.State["tokens_seen"]?.GetValue<long>() ?? 0);
+            JsonObject State()
             {
-                if (cancel.IsCancellationRequested) { Checkpoint("rl", done, trainer.Optimizer); return new JsonObject { ["interrupted"] = true }; }
+                phaseElapsedBefore = RlElapsed().TotalSeconds;
+                return RlState(trainer);
+            }
+            for (; (rlStop = rlBudget.Check(done, RlElapsed())) == PhaseStop.Continue; done++)
+            {
+                if (cancel.IsCancellationRequested)
+                {
+                    Checkpoint(1, done, trainer.Optimizer, State(), announce: true);
+                    return new JsonObject { ["interrupted"] = true };
+                }
+                if (done > 0 && CheckpointDue(1, done))
+                    Checkpoint(1, done, trainer.Optimizer, State(), announce: false);
                 var t = grpo.Trainer;
                 float lr = StepBudget.WarmupCosine(t.LearningRate, t.WarmupSteps, done, grpo.Steps);
                 var m = trainer.Step(lr).ToDictionary(kv => kv.Key, kv => kv.Value);
@@ -185,13 +277,16 @@ public static class TrainPipeline
                 progress($"\rGRPO {Bar(done, grpo.Steps)} step {done + 1}  reward {m["reward"]:F2}  acc {m["rewards/accuracy/mean"]:F2}  fmt {m.GetValueOrDefault("rewards/format/mean", double.NaN):F2}  " +
                          $"len {m["completions/mean_length"]:F0}" + (m.TryGetValue("eval/accuracy", out var ea) ? $"  held-out {ea:P0}" : "") + "   ");
             }
+            // The phase-end checkpoint: a stop during the final evaluation or outputs redoes only those.
+            if (lastSaved != (1, done))
+                Checkpoint(1, done, trainer.Optimizer, State(), announce: false);
         }
         progress("\n");
-        double rlMinutes = time.GetElapsedTime(rlStart).TotalMinutes;
+        double rlMinutes = RlElapsed().TotalMinutes;
         timings["rl_s"] = rlMinutes * 60;
         timings["rl_steps"] = done;
         budget["rl"] = ReportBudget("GRPO", rlBudget, done, rlStop, progress);
-        evalStart = time.GetTimestamp();
+        long evalStart = time.GetTimestamp();
         var afterRl = Evaluation.Run(policy, tokenizer, template, task, heldOut, greedy);
         timings["eval_after_rl_s"] = time.GetElapsedTime(evalStart).TotalSeconds;
         progress($"after GRPO: held-out accuracy {afterRl.Accuracy:P1}, format {afterRl.FormatRate:P0}, think {afterRl.ThinkRate:P0}\n");
@@ -201,7 +296,6 @@ public static class TrainPipeline
         model.Save(bundleDir);
         tokenizer.Save(bundleDir);
         template.Save(bundleDir);
-        if (Directory.Exists(ckptDir)) Directory.Delete(ckptDir, true);
         int hardest = task.MaxDifficulty, easiest = 1;
         double Acc(EvalReport r, int level) => r.ByDifficulty.TryGetValue(level, out var v) ? v.Accuracy : double.NaN;
         var thinkBefore = ThinkingTokens(tokenizer, heldOut, afterPretrain);
@@ -235,13 +329,40 @@ public static class TrainPipeline
             ["budget_hit"] = budgetHit, ["budget"] = budget,
             ["after_pretraining"] = afterPretrainJson, ["after_rl"] = afterRlJson, ["checks"] = checks, ["timings"] = timings,
         };
-        File.WriteAllText(Path.Combine(runDir, "summary.json"), summary.ToJsonString(SummaryJson));
         var samples = new StringBuilder("# The same held-out problems after pre-training and after GRPO (greedy)\n");
         for (int i = 0; i < Math.Min(heldOut.Count, 15); i++)
             samples.Append($"\n## {heldOut[i].Prompt} (level {heldOut[i].Difficulty}, answer {heldOut[i].Answer})\n\nafter pre-training:\n\n```\n{afterPretrain.Completions[i]}\n```\n\nafter GRPO:\n\n```\n{afterRl.Completions[i]}\n```\n");
         File.WriteAllText(Path.Combine(runDir, "samples.md"), samples.ToString());
         Plots.WriteRunPlots(runDir, rows, afterPretrain, afterRl);
+        // summary.json last and whole: its presence marks the run finished, so the checkpoints can go.
+        AtomicFile.WriteAllText(summaryPath, summary.ToJsonString(SummaryJson));
+        checkpoints.Clear();
         return summary;
+    }
+
+    /// <summary>An evaluation as a checkpoint keeps it (every field, completions included).</summary>
+    private static JsonObject EvalToJson(EvalReport r) => new()
+    {
+        ["accuracy"] = N(r.Accuracy), ["format_rate"] = N(r.FormatRate), ["think_rate"] = N(r.ThinkRate),
+        ["mean_length"] = N(r.MeanLength),
+        ["by_difficulty"] = new JsonArray(r.ByDifficulty.OrderBy(kv => kv.Key).Select(kv => (JsonNode)new JsonArray(
+            kv.Key, N(kv.Value.Accuracy), N(kv.Value.FormatRate), N(kv.Value.ThinkRate), N(kv.Value.MeanLength),
+            kv.Value.Count)).ToArray()),
+        ["completions"] = new JsonArray(r.Completions.Select(c => (JsonNode)c).ToArray()),
+    };
+
+    // JSON has no NaN (a level without problems has NaN rates): null stands for it.
+    private static JsonNode? N(double v) => double.IsFinite(v) ? JsonValue.Create(v) : null;
+
+    private static EvalReport EvalFromJson(JsonObject o)
+    {
+        double D(JsonNode? n) => n?.GetValue<double>() ?? double.NaN;
+        var by = o["by_difficulty"]!.AsArray().Select(n => n!.AsArray()).ToDictionary(
+            a => a[0]!.GetValue<int>(), a => (D(a[1]), D(a[2]), D(a[3]), D(a[4]), a[5]!.GetValue<int>()));
+        return new EvalReport(D(o["accuracy"]), D(o["format_rate"]), D(o["think_rate"]), D(o["mean_length"]), by)
+        {
+            Completions = o["completions"]!.AsArray().Select(n => n!.GetValue<string>()).ToArray(),
+        };
     }
 
     /// <summary>

@@ -65,6 +65,27 @@ public sealed class Generator
         return (float)(r * Math.Cos(2 * Math.PI * u2));
     }
 
+    /// <summary>
+    /// The whole state as words (the four xoshiro words, then whether a cached normal is pending and its bits), so a
+    /// checkpoint can continue this exact stream with <see cref="FromState"/>.
+    /// </summary>
+    public ulong[] GetState() =>
+        [_s0, _s1, _s2, _s3, _spareNormal.HasValue ? 1UL : 0UL,
+         _spareNormal is float f ? BitConverter.SingleToUInt32Bits(f) : 0UL];
+
+    /// <summary>The generator that continues the stream of the one that gave <paramref name="state"/>.</summary>
+    public static Generator FromState(IReadOnlyList<ulong> state)
+    {
+        if (state.Count != 6) throw new ArgumentException($"generator state must have 6 words, got {state.Count}");
+        if ((state[0] | state[1] | state[2] | state[3]) == 0)
+            throw new ArgumentException("generator state must not be all zero (xoshiro would only draw zeros)");
+        if (state[4] > 1)
+            throw new ArgumentException($"generator state word 4 (pending normal) must be 0 or 1, got {state[4]}");
+        var g = new Generator(0) { _s0 = state[0], _s1 = state[1], _s2 = state[2], _s3 = state[3] };
+        if (state[4] == 1) g._spareNormal = BitConverter.UInt32BitsToSingle((uint)state[5]);
+        return g;
+    }
+
     public void FillUniform(Span<float> values, float low, float high)
     {
         for (int i = 0; i < values.Length; i++) values[i] = (float)(low + (high - low) * NextDouble());

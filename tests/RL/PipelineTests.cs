@@ -180,7 +180,8 @@ public class R1DistillPipelineTests
                 var r = TrainPipeline.Run(TrainPipelineTests.Toy(runs), m => { if (m.Contains("pre-train")) cts.Cancel(); }, cts.Token);
                 Assert.True(r["interrupted"]!.GetValue<bool>());
             }
-            var state = Path.Combine(runs, "toy", "checkpoint", OptimizerCheckpoint.FileName);
+            var state = Path.Combine(new RunCheckpoints(Path.Combine(runs, "toy"), _ => { }).LoadNewest()!.Path,
+                OptimizerCheckpoint.FileName);
             Assert.True(File.Exists(state));
             using (var f = NativeReasoner.IO.SafetensorsFile.Open(state))
                 Assert.Equal("1", f.Metadata["step_count"]);

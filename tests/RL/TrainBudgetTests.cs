@@ -123,9 +123,9 @@ public class TrainBudgetTests
                 using var cts = new CancellationTokenSource();
                 var r = TrainPipeline.Run(settings, l => { if (l.Contains(marker)) cts.Cancel(); }, cts.Token);
                 Assert.True(r["interrupted"]!.GetValue<bool>());
-                var state = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "checkpoint", "state.json")))!;
-                Assert.Equal(phase, (string)state["phase"]!);
-                Assert.Equal(1, state["step"]!.GetValue<int>());
+                var newest = new RunCheckpoints(dir, _ => { }).LoadNewest()!;
+                Assert.Equal(phase == "pretrain" ? 0 : 1, newest.Phase);
+                Assert.Equal(1, newest.Step);
             }
             var log = new List<string>();
             var resumed = TrainPipeline.Run(settings, log.Add);
@@ -133,7 +133,7 @@ public class TrainBudgetTests
             Assert.Equal(3, resumed["rl_steps"]!.GetValue<int>());
             Assert.Equal(3, resumed["budget"]!["rl"]!["steps"]!.GetValue<int>());
             Assert.False(resumed["budget_hit"]!.GetValue<bool>());
-            Assert.False(Directory.Exists(Path.Combine(dir, "checkpoint")));
+            Assert.False(Directory.Exists(Path.Combine(dir, RunCheckpoints.FolderName)));
 
             // Pre-training draws everything from the step index and restores AdamW, so its log matches the whole run's.
             var pretrain = TrainingMetrics(dir, phase: 0);

@@ -31,7 +31,7 @@ public class TrainPipelineTests
                 cancelled.Cancel();
                 var r = TrainPipeline.Run(Toy(runs), _ => { }, cancelled.Token);
                 Assert.True(r["interrupted"]!.GetValue<bool>());
-                Assert.True(File.Exists(Path.Combine(runs, "toy", "checkpoint", "state.json")));
+                Assert.Single(Directory.GetDirectories(Path.Combine(runs, "toy", RunCheckpoints.FolderName), "ckpt-*"));
             }
             var log = new List<string>();
             var summary = TrainPipeline.Run(Toy(runs), log.Add);
@@ -40,7 +40,7 @@ public class TrainPipelineTests
             foreach (var f in new[] { "summary.json", "samples.md", "metrics.jsonl", "reward.png", "heldout_accuracy.png", "completion_length.png",
                          "think_rate.png", "accuracy_by_difficulty.png", "length_by_difficulty.png", "model/config.json", "model/tokenizer.json", "model/prompt_template.json" })
                 Assert.True(File.Exists(Path.Combine(dir, f)), f);
-            Assert.False(Directory.Exists(Path.Combine(dir, "checkpoint")));
+            Assert.False(Directory.Exists(Path.Combine(dir, RunCheckpoints.FolderName)));
             var png = File.ReadAllBytes(Path.Combine(dir, "reward.png"));
             Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, png.Take(4));
             var s = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "summary.json"))).RootElement;

@@ -1,0 +1,97 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace NativeReasoner.RL;
+
+/// <summary>
+/// Which configuration a run directory belongs to: <c>run.json</c> holds the settings that decide the result (not
+/// the name, the directory, the wall-time limits or the checkpoint cadence). A rerun with other settings would mix
+/// two runs in one metrics file and resume weights that do not fit, so it is refused unless told to overwrite.
+/// </summary>
+public static class RunIdentity
+{
+    public const string FileName = "run.json";
+
+    /// <summary>The result-deciding settings of <paramref name="s"/> as JSON.</summary>
+    public static JsonObject Describe(TrainSettings s)
+    {
+        var options = new JsonSerializerOptions
+        {
+            NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        };
+        var rest = s with
+        {
+            Name = "", RunsDirectory = "", PretrainMaxMinutes = 1, RlMaxMinutes = 1, CheckpointEveryMinutes = 0,
+            Overwrite = false,
+        };
+        var node = JsonSerializer.SerializeToNode(rest, options)!.AsObject();
+        node.Remove(nameof(TrainSettings.Name));
+        node.Remove(nameof(TrainSettings.RunsDirectory));
+        node.Remove(nameof(TrainSettings.PretrainMaxMinutes));
+        node.Remove(nameof(TrainSettings.RlMaxMinutes));
+        node.Remove(nameof(TrainSettings.CheckpointEveryMinutes));
+        node.Remove(nameof(TrainSettings.Overwrite));
+        // The model by its own type: the interface alone would leave out the family's fields.
+        node[nameof(TrainSettings.Model)] = JsonSerializer.SerializeToNode(s.Model, s.Model.GetType(), options);
+        node["ModelType"] = s.Model.GetType().Name;
+        return node;
+    }
+
+    /// <summary>
+    /// Prepares <paramref name="runDir"/> for <paramref name="s"/>: a new or empty directory gets its
+    /// <c>run.json</c>; one of the same configuration is kept (to resume); one of another configuration, or an
+    /// older run without <c>run.json</c>, is refused unless <see cref="TrainSettings.Overwrite"/>, which empties it.
+    /// </summary>
+    public static void Claim(string runDir, TrainSettings s, Action<string> progress)
+    {
+        var mine = Describe(s);
+        var path = Path.Combine(runDir, FileName);
+        bool hasContent = Directory.Exists(runDir) && Directory.EnumerateFileSystemEntries(runDir).Any();
+        if (hasContent)
+        {
+            string? conflict = null;
+            if (!File.Exists(path)) conflict = $"it holds a run without {FileName} (from an older nr or another tool)";
+            else
+            {
+                JsonNode? theirs;
+                try { theirs = JsonNode.Parse(File.ReadAllText(path))?["settings"]; }
+                catch (JsonException e) { theirs = null; conflict = $"its {FileName} is unreadable ({e.Message})"; }
+                if (conflict == null)
+                {
+                    var differences = Differences(theirs, mine, "").ToList();
+                    if (differences.Count > 0)
+                        conflict = "it holds a run of another configuration (differs in " +
+                                   string.Join(", ", differences.Take(6)) + (differences.Count > 6 ? ", …" : "") + ")";
+                }
+            }
+            if (conflict != null)
+            {
+                if (!s.Overwrite)
+                    throw new ArgumentException($"run directory {runDir}: {conflict}; pass --overwrite to replace it " +
+                                                "or choose another --name");
+                progress($"--overwrite: emptying {runDir} ({conflict})\n");
+                Directory.Delete(runDir, true);
+            }
+            else if (s.Overwrite)
+            {
+                progress($"--overwrite: emptying {runDir}\n");
+                Directory.Delete(runDir, true);
+            }
+        }
+        Directory.CreateDirectory(runDir);
+        if (!File.Exists(path))
+            AtomicFile.WriteAllText(path, new JsonObject { ["settings"] = mine }.ToJsonString(
+                new JsonSerializerOptions { WriteIndented = true }));
+    }
+
+    /// <summary>Paths (dotted) where two JSON trees differ.</summary>
+    private static IEnumerable<string> Differences(JsonNode? a, JsonNode? b, string at)
+    {
+        if (a is JsonObject oa && b is JsonObject ob)
+        {
+            foreach (var key in oa.Select(kv => kv.Key).Union(ob.Select(kv => kv.Key)))
+                foreach (var d in Differences(oa[key], ob[key], at.Length == 0 ? key : at + "." + key)) yield return d;
+        }
+        else if (!JsonNode.DeepEquals(a, b)) yield return at.Length == 0 ? "(all)" : at;
+    }
+}
