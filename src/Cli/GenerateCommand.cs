@@ -98,10 +98,11 @@ public static class GenerateCommand
         double prefillSeconds = run.PrefillTime.TotalSeconds, decodeSeconds = run.DecodeTime.TotalSeconds;
         long prefillTokens = (long)batch * promptTokens, decodeTokens = (long)batch * run.DecodeSteps;
         string Rate(long tokens, double seconds) => seconds > 0 ? $"{tokens / seconds:F1} tokens/s" : "n/a tokens/s";
-        return $"batch {batch}, prompt {promptTokens} tokens: prefill {prefillTokens} tokens in {prefillSeconds:F2} s " +
-            $"({Rate(prefillTokens, prefillSeconds)}); decode {run.DecodeSteps} steps × {batch} = {decodeTokens} tokens " +
-            $"in {decodeSeconds:F2} s ({Rate(decodeTokens, decodeSeconds)}); resident " +
-            $"{ResidentMemory.Format(ResidentMemory.CurrentBytes())} (peak {ResidentMemory.Format(ResidentMemory.PeakBytes())})";
+        return $"batch {batch}, prompt {promptTokens} tokens: prefill {prefillTokens} tokens in " +
+            $"{prefillSeconds:F2} s ({Rate(prefillTokens, prefillSeconds)}); decode {run.DecodeSteps} steps × " +
+            $"{batch} = {decodeTokens} tokens in {decodeSeconds:F2} s ({Rate(decodeTokens, decodeSeconds)}); " +
+            $"resident {ResidentMemory.Format(ResidentMemory.CurrentBytes())} " +
+            $"(peak {ResidentMemory.Format(ResidentMemory.PeakBytes())})";
     }
 
     public static Command BuildEval()

@@ -190,7 +190,9 @@ public static class HfCheckpoint
         };
     }
 
-    /// <summary>"X_scale_inv" whose X is one of the model's weights stored as FP8: read with X, not a parameter.</summary>
+    /// <summary>
+    /// "X_scale_inv" whose X is one of the model's weights stored as FP8: read with X, not a parameter.
+    /// </summary>
     private static bool IsScaleOfFp8Weight(string name, IReadOnlyDictionary<string, Tensor> own,
         SafetensorsCheckpoint ckpt)
     {

@@ -48,7 +48,8 @@ public sealed class DenseStoredPrecisionTests(ITestOutputHelper output) : IDispo
                 ushort[] bits = dtype == DType.BFloat16
                     ? v.Select(Fp8BlockDequant.RoundToBFloat16).ToArray()
                     : v.Select(x => BitConverter.HalfToUInt16Bits((Half)x)).ToArray();
-                tensors.Add(new SafetensorsTensor(e.Name, dtype, e.Shape, MemoryMarshal.AsBytes(bits.AsSpan()).ToArray()));
+                byte[] bytes = MemoryMarshal.AsBytes(bits.AsSpan()).ToArray();
+                tensors.Add(new SafetensorsTensor(e.Name, dtype, e.Shape, bytes));
             }
         SafetensorsCheckpoint.Write(dir, tensors);
         File.Copy(Path.Combine(source, "config.json"), Path.Combine(dir, "config.json"), true);
