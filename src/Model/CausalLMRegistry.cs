@@ -1,4 +1,3 @@
-using NativeReasoner.IO;
 using NativeReasoner.Kernels;
 using System.Text.Json;
 using NativeReasoner.Model.Dense;
@@ -77,10 +76,9 @@ public static class CausalLMRegistry
         Load(directory, device, CheckpointLoadOptions.Training, out _);
 
     /// <summary>
-    /// Loads the model of <paramref name="directory"/> in the precision <paramref name="options"/> asks for;
-    /// <paramref name="report"/> lists what was skipped and the memory held. DeepSeek-V3 keeps 16-bit weights as
-    /// stored and dequantises FP8 under <see cref="CheckpointLoadOptions.Inference"/>; the dense families load
-    /// float32 weights either way (the report says so).
+    /// Loads the model of <paramref name="directory"/> in the precision <paramref name="options"/> asks for (see
+    /// <see cref="HfCheckpoint"/>: under <see cref="CheckpointLoadOptions.Inference"/> every family keeps 16-bit
+    /// matrices as stored and dequantises FP8); <paramref name="report"/> lists what was skipped and the memory held.
     /// </summary>
     public static ICausalLM Load(string directory, Device? device, CheckpointLoadOptions options,
         out CheckpointLoadReport report)
@@ -89,24 +87,8 @@ public static class CausalLMRegistry
         var config = LoadConfig(directory);
         if (config is DeepseekV3Config) return DeepseekV3Checkpoint.Load(directory, device, options, out report);
         var dense = (DenseConfig)config;
-        var model = new DenseForCausalLM(dense, new Generator(0), device);
-        try
-        {
-            // A tied checkpoint may still carry lm_head.weight (a copy of the embedding): skip it.
-            HfCheckpoint.LoadWeights(model, directory, name => dense.TieWordEmbeddings && name == "lm_head.weight");
-            var notes = new List<string>();
-            if (options.Precision != WeightPrecision.Float32)
-                notes.Add($"{dense.ModelType}: weights are held as float32 (stored precision is implemented for " +
-                    "deepseek_v3 only so far)");
-            long weightBytes = model.Parameters().Sum(p => p.Numel * p.DType.SizeOf());
-            report = new CheckpointLoadReport(notes, weightBytes, ResidentMemory.CurrentBytes(),
-                ResidentMemory.PeakBytes());
-            return model;
-        }
-        catch
-        {
-            model.Dispose();
-            throw;
-        }
+        // A tied checkpoint may still carry lm_head.weight (a copy of the embedding): skip it.
+        return HfCheckpoint.Load(() => new DenseForCausalLM(dense, new Generator(0), device), directory, options,
+            out report, name => dense.TieWordEmbeddings && name == "lm_head.weight");
     }
 }

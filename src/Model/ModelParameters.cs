@@ -15,14 +15,15 @@ internal static class ModelParameters
         }
     }
 
-    /// <summary>A parameter drawn from N(0, std²) (HF's initializer_range init for embeddings).</summary>
+    /// <summary>
+    /// A parameter drawn from N(0, std²) (HF's initializer_range init for embeddings). The draw's memory becomes the
+    /// parameter's (no copy): under <see cref="Tensor.SkipRandomInit"/> an embedding's float32 block then stays
+    /// untouched, so a checkpoint load that replaces it never makes it resident.
+    /// </summary>
     public static Parameter Normal(int[] shape, Generator gen, float std, Device? device)
     {
         using (TensorScope.Suspend())
-        {
-            using var t = Tensor.Randn(shape, gen, std, device);
-            return new Parameter(t);
-        }
+            return Parameter.FromOwned(Tensor.Randn(shape, gen, std, device));
     }
 
     /// <summary>A plain tensor that belongs to no scope (buffers such as the router bias).</summary>

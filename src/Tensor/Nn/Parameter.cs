@@ -39,7 +39,7 @@ public sealed class Parameter : Tensor
     /// (layers use this for their initial values). <paramref name="fresh"/> is consumed: it is disposed and
     /// must not be used afterwards.
     /// </summary>
-    internal static Parameter FromOwned(Tensor fresh, bool requiresGrad = true)
+    public static Parameter FromOwned(Tensor fresh, bool requiresGrad = true)
     {
         if (fresh.DType != DType.Float32 || !fresh.IsContiguous)
             throw new ArgumentException($"Parameter.FromOwned needs a contiguous float32 tensor, got {fresh.DType} of shape {FormatShape(fresh.Shape)}");
