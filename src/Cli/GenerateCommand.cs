@@ -121,13 +121,18 @@ public static class GenerateCommand
         {
             Description = "Early </think> replaced by --extend-with per completion, at most.", DefaultValueFactory = _ => 0,
         };
+        var plot = new Option<string?>("--plot")
+        {
+            Description = "With --thinking-budget: write a PNG of accuracy against the budget (blue: greedy, " +
+                          "orange: sampled pass@1 with --samples; budgets evenly spaced in the order given).",
+        };
         var device = DeviceOption.Create();
         var command = new Command("eval",
             "Greedy accuracy, format rate, think-rate and completion length on a task's held-out split, " +
             "by difficulty; with --samples K also pass@1, pass@k and maj@k.")
             {
                 model, task, n, json, outFile, maxNew, seed, samples, temperature, topP,
-                thinkingBudget, extendWith, maxExtensions, device,
+                thinkingBudget, extendWith, maxExtensions, plot, device,
             };
         command.SetAction(parse => Guard("eval", () =>
         {
@@ -142,6 +147,8 @@ public static class GenerateCommand
             if (extensions < 0) throw new ArgumentException($"--max-extensions must be ≥ 0, got {extensions}");
             if (extensions > 0 && budgets == null)
                 throw new ArgumentException("--max-extensions needs --thinking-budget (the budgets to extend within)");
+            if (parse.GetValue(plot) != null && budgets == null)
+                throw new ArgumentException("--plot needs --thinking-budget (it plots accuracy against the budget)");
             var t = TaskRegistry.Create(parse.GetValue(task)!);
             var problems = t.Generate(Split.Test, parse.GetValue(n), parse.GetValue(seed));
             using var onDevice = DeviceOption.Use(parse.GetValue(device)!);
@@ -174,6 +181,8 @@ public static class GenerateCommand
                     options with { Temperature = temp, TopP = p }, parse.GetValue(seed));
             if (sweep != null)
                 o["test_time_scaling"] = ThinkingBudgetTable.ToJson(sweep, parse.GetValue(extendWith)!, extensions);
+            if (sweep != null && parse.GetValue(plot) is { } plotPath)
+                File.WriteAllBytes(plotPath, ThinkingBudgetTable.Plot(sweep));
             var text = JsonSerializer.Serialize(o, jsonOptions);
             // The file also keeps every completion (to compare runs, e.g. one device against another).
             if (parse.GetValue(outFile) is { } path)

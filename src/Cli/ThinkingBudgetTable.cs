@@ -28,6 +28,14 @@ internal static class ThinkingBudgetTable
         ["budgets"] = new JsonArray(sweep.Select(s => (JsonNode)s.ToJson()).ToArray()),
     };
 
+    /// <summary>Accuracy against the budget: greedy (blue), then sampled pass@1 (orange) when sampled.</summary>
+    public static byte[] Plot(IReadOnlyList<BudgetedEval> sweep)
+    {
+        var series = new List<double[]> { sweep.Select(s => s.Greedy.Accuracy).ToArray() };
+        if (sweep.All(s => s.Sampled != null)) series.Add(sweep.Select(s => s.Sampled!.Overall.Pass1).ToArray());
+        return Plots.LineChart(series);
+    }
+
     /// <summary>Greedy accuracy by level per budget (then sampled pass@1 when present), unbudgeted last.</summary>
     public static void Print(IReadOnlyList<BudgetedEval> sweep, EvalReport unbudgeted, SampledEvalReport? sampled)
     {
