@@ -1,3 +1,5 @@
+using System.Text.Json;
+using NativeReasoner.Cli;
 using NativeReasoner.Model;
 using NativeReasoner.Nn;
 using NativeReasoner.RL;
@@ -186,5 +188,33 @@ public sealed class ThinkingBudgetTests
         var never = new ThinkingBudget { ThinkEndIds = [-1] };
         var b = TextGeneration.Generate(m, prompts, sampled with { ThinkingBudget = never }, new Generator(9));
         for (int i = 0; i < prompts.Length; i++) Assert.Equal(a.Tokens[i], b.Tokens[i]);
+    }
+
+    [Fact]
+    public void EvalCommandReportsEachBudgetAndRefusesBadBudgets()
+    {
+        var dir = GenerateEvalTests.ModelDir();
+        try
+        {
+            string report = Path.Combine(dir, "eval.json"), plot = Path.Combine(dir, "tts.png");
+            Assert.Equal(0, Program.Main([
+                "eval", "--model", dir, "--task", "arithmetic", "--n", "5", "--max-new-tokens", "6",
+                "--thinking-budget", "0,2", "--samples", "2", "--out", report, "--plot", plot, "--json"]));
+            var tts = JsonDocument.Parse(File.ReadAllText(report)).RootElement.GetProperty("test_time_scaling");
+            var budgets = tts.GetProperty("budgets").EnumerateArray().ToArray();
+            Assert.Equal([0, 2], budgets.Select(b => b.GetProperty("thinking_budget").GetInt32()));
+            foreach (var b in budgets)
+            {
+                Assert.InRange(b.GetProperty("mean_thinking_tokens").GetDouble(),
+                    0, b.GetProperty("thinking_budget").GetInt32());
+                Assert.InRange(b.GetProperty("greedy").GetProperty("accuracy").GetDouble(), 0, 1);
+                Assert.Equal(2, b.GetProperty("sampled").GetProperty("samples").GetInt32());
+            }
+            Assert.Equal([0x89, (byte)'P', (byte)'N', (byte)'G'], File.ReadAllBytes(plot)[..4]);
+            Assert.Equal(1, Program.Main(["eval", "--model", dir, "--task", "arithmetic", "--thinking-budget", "4,x"]));
+            Assert.Equal(1, Program.Main(["eval", "--model", dir, "--task", "arithmetic", "--max-extensions", "1"]));
+            Assert.Equal(1, Program.Main(["eval", "--model", dir, "--task", "arithmetic", "--thinking-budget", "-3"]));
+        }
+        finally { Directory.Delete(dir, true); }
     }
 }
