@@ -128,11 +128,32 @@ public static class GenerateCommand
         {
             Description = "Nucleus p of --samples (the R1 paper's 0.95).", DefaultValueFactory = _ => 0.95f,
         };
+        var thinkingBudget = new Option<string?>("--thinking-budget")
+        {
+            Description = "Test-time scaling (s1 budget forcing): comma-separated thinking budgets in tokens, " +
+                          "e.g. 0,4,8,16; each is evaluated with </think> forced at the budget.",
+        };
+        var extendWith = new Option<string>("--extend-with")
+        {
+            Description = "With --max-extensions: what replaces an early </think>.", DefaultValueFactory = _ => "Wait",
+        };
+        var maxExtensions = new Option<int>("--max-extensions")
+        {
+            Description = "Early </think> replaced by --extend-with per completion, at most.", DefaultValueFactory = _ => 0,
+        };
+        var plot = new Option<string?>("--plot")
+        {
+            Description = "With --thinking-budget: write a PNG of accuracy against the budget (blue: greedy, " +
+                          "orange: sampled pass@1 with --samples; budgets evenly spaced in the order given).",
+        };
         var device = DeviceOption.Create();
         var command = new Command("eval",
             "Greedy accuracy, format rate, think-rate and completion length on a task's held-out split, " +
             "by difficulty; with --samples K also pass@1, pass@k and maj@k.")
-            { model, task, n, json, outFile, maxNew, seed, samples, temperature, topP, device };
+            {
+                model, task, n, json, outFile, maxNew, seed, samples, temperature, topP,
+                thinkingBudget, extendWith, maxExtensions, plot, device,
+            };
         command.SetAction(parse => Guard("eval", () =>
         {
             int k = parse.GetValue(samples);
@@ -141,6 +162,13 @@ public static class GenerateCommand
             if (k > 1 && !(temp > 0))
                 throw new ArgumentException($"--temperature must be > 0 with --samples {k}, got {temp}");
             if (k > 1 && !(p > 0 && p <= 1)) throw new ArgumentException($"--top-p must be in (0, 1], got {p}");
+            var budgets = ThinkingBudgetTable.ParseBudgets(parse.GetValue(thinkingBudget));
+            int extensions = parse.GetValue(maxExtensions);
+            if (extensions < 0) throw new ArgumentException($"--max-extensions must be ≥ 0, got {extensions}");
+            if (extensions > 0 && budgets == null)
+                throw new ArgumentException("--max-extensions needs --thinking-budget (the budgets to extend within)");
+            if (parse.GetValue(plot) != null && budgets == null)
+                throw new ArgumentException("--plot needs --thinking-budget (it plots accuracy against the budget)");
             var t = TaskRegistry.Create(parse.GetValue(task)!);
             var problems = t.Generate(Split.Test, parse.GetValue(n), parse.GetValue(seed));
             using var onDevice = DeviceOption.Use(parse.GetValue(device)!);
@@ -166,6 +194,15 @@ public static class GenerateCommand
                 WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
             };
             if (sampled != null) o["sampled"] = sampled.ToJson();
+            var sweep = budgets == null
+                ? null
+                : ThinkingBudgetSweep.Run(bundle.Policy, bundle.Tokenizer, bundle.Template, t, problems, options,
+                    budgets, parse.GetValue(extendWith)!, extensions, k,
+                    options with { Temperature = temp, TopP = p }, parse.GetValue(seed));
+            if (sweep != null)
+                o["test_time_scaling"] = ThinkingBudgetTable.ToJson(sweep, parse.GetValue(extendWith)!, extensions);
+            if (sweep != null && parse.GetValue(plot) is { } plotPath)
+                File.WriteAllBytes(plotPath, ThinkingBudgetTable.Plot(sweep));
             var text = JsonSerializer.Serialize(o, jsonOptions);
             // The file also keeps every completion (to compare runs, e.g. one device against another).
             if (parse.GetValue(outFile) is { } path)
@@ -194,6 +231,7 @@ public static class GenerateCommand
                 Console.WriteLine($"{level,5} {v.Count,6} {v.Accuracy,9:P1} {v.FormatRate,7:P0} {v.ThinkRate,6:P0} {v.MeanLength,9:F1}");
             Console.WriteLine($"{"all",5} {problems.Count,6} {r.Accuracy,9:P1} {r.FormatRate,7:P0} {r.ThinkRate,6:P0} {r.MeanLength,9:F1}");
             if (sampled != null) PrintSampled(sampled);
+            if (sweep != null) ThinkingBudgetTable.Print(sweep, r, sampled);
         }));
         return command;
     }

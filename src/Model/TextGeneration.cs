@@ -24,6 +24,9 @@ public sealed record GenerationOptions
     /// <summary>Turns a sequence's generated ids into text, for the stop strings.</summary>
     public Func<IReadOnlyList<long>, string>? Detokenize { get; init; }
 
+    /// <summary>Budget forcing of the thinking phase (s1); null = generation as sampled.</summary>
+    public ThinkingBudget? ThinkingBudget { get; init; }
+
     /// <summary>Called with (sequence index, token id) as each generated token is appended: streamed output.</summary>
     public Action<int, long>? OnToken { get; init; }
 
@@ -51,7 +54,8 @@ public sealed record GenerationResult(
 /// the padding invisible to the real tokens, and each sequence's cache length is set to its own prompt
 /// length), then one-token decode steps for the whole batch through the model's cache (DeepSeek's compressed
 /// MLA cache, the dense families' GQA K/V cache), each sequence at its own position. Prompt + max_new_tokens must
-/// fit max_position_embeddings. Sampling: greedy, temperature, top-k, top-p, from a seeded generator.
+/// fit max_position_embeddings. Sampling: greedy, temperature, top-k, top-p, from a seeded generator;
+/// an optional <see cref="ThinkingBudget"/> may replace each row's pick before it is appended.
 /// </summary>
 public static class TextGeneration
 {
@@ -81,6 +85,7 @@ public static class TextGeneration
         var outputs = Enumerable.Range(0, b).Select(_ => new List<long>()).ToArray();
         var reasons = Enumerable.Repeat(FinishReason.Length, b).ToArray();
         var done = new bool[b];
+        var budget = options.ThinkingBudget?.Start(b);
         using var cache = model.CreateCache(b, maxPrompt + Math.Max(options.MaxNewTokens, 1));
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var next = new long[b];
@@ -95,6 +100,7 @@ public static class TextGeneration
                 cache.Lengths[i] = prompts[i].Length;
                 int row = checked((i * maxPrompt + prompts[i].Length - 1) * v);
                 next[i] = Sample(logits.AsSpan(row, v), options, rng);
+                if (budget != null && options.MaxNewTokens > 0) next[i] = budget.Choose(i, next[i]);
             }
         }
         var prefill = clock.Elapsed;
@@ -126,7 +132,12 @@ public static class TextGeneration
             var logits = model.ForwardCached(Tensor.FromArray(next, [b, 1]).To(device), cache).ToArray();
             steps++;
             for (int i = 0; i < b; i++)
-                if (!done[i]) next[i] = Sample(logits.AsSpan(i * v, v), options, rng);
+            {
+                if (done[i]) continue;
+                next[i] = Sample(logits.AsSpan(i * v, v), options, rng);
+                // The budget may replace the pick; the replacement is what the next step feeds back.
+                if (budget != null && outputs[i].Count < options.MaxNewTokens) next[i] = budget.Choose(i, next[i]);
+            }
         }
         var decode = clock.Elapsed;
         model.Train(wasTraining);

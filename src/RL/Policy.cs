@@ -55,6 +55,7 @@ public static class Sampling
             var seqs = rows.Select(i => new List<long>(prompts[i])).ToArray();
             var done = new bool[b];
             var reasons = Enumerable.Repeat(FinishReason.Length, b).ToArray();
+            var budget = options.ThinkingBudget?.Start(b);
             for (int step = 0; step < options.MaxNewTokens && !done.All(d => d); step++)
             {
                 int len = p + step;
@@ -70,6 +71,7 @@ public static class Sampling
                 {
                     if (done[r]) continue;
                     long tok = TextGeneration.Sample(rowsLogits.AsSpan(r * v, v), options, rng);
+                    if (budget != null) tok = budget.Choose(r, tok);
                     seqs[r].Add(tok);
                     if (eos.Contains(tok)) { done[r] = true; reasons[r] = FinishReason.Eos; }
                 }
