@@ -240,7 +240,7 @@ public static class TrainPipeline
         for (int i = 0; i < Math.Min(heldOut.Count, 15); i++)
             samples.Append($"\n## {heldOut[i].Prompt} (level {heldOut[i].Difficulty}, answer {heldOut[i].Answer})\n\nafter pre-training:\n\n```\n{afterPretrain.Completions[i]}\n```\n\nafter GRPO:\n\n```\n{afterRl.Completions[i]}\n```\n");
         File.WriteAllText(Path.Combine(runDir, "samples.md"), samples.ToString());
-        Plots.WriteRunPlots(runDir, rows, afterPretrain, afterRl);
+        RunReport.Write(runDir);
         return summary;
     }
 
