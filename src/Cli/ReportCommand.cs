@@ -3,14 +3,15 @@ using NativeReasoner.RL;
 
 namespace NativeReasoner.Cli;
 
-/// <summary>`nr report --run DIR`: redraws a finished run's charts and its report.html from the files it wrote.</summary>
+/// <summary>`nr report --run DIR`: redraws a finished run's charts and report.html from the files it wrote.</summary>
 public static class ReportCommand
 {
     public static Command Build()
     {
         var run = new Option<string>("--run")
         {
-            Description = "Run directory of a finished nr train (with summary.json and metrics.jsonl).", Required = true,
+            Description = "Run directory of a finished nr train (with summary.json and metrics.jsonl).",
+            Required = true,
         };
         var command = new Command("report", "Redraw a run's charts and write RUN/report.html from its metrics.jsonl, " +
                                             "summary.json and samples.md.") { run };

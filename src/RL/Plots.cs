@@ -34,8 +34,8 @@ public static class Plots
     /// metrics.jsonl in step order; <paramref name="summary"/> is summary.json (its after_pretraining and after_rl
     /// evaluations). A chart whose data the run does not have (no held-out evals during GRPO) is left out.
     /// </summary>
-    public static IReadOnlyList<Chart> WriteRunPlots(string runDir, IReadOnlyList<IReadOnlyDictionary<string, double>> rl,
-        JsonObject summary)
+    public static IReadOnlyList<Chart> WriteRunPlots(string runDir,
+        IReadOnlyList<IReadOnlyDictionary<string, double>> rl, JsonObject summary)
     {
         var charts = new List<Chart>();
         void Line(string file, string title, string yLabel, (string Key, string Legend)[] series, double? yMax = null)
@@ -98,12 +98,14 @@ public static class Plots
         IReadOnlyList<(string Legend, (double[] X, double[] Y) Points)> series, double? yMax = null)
     {
         var plot = NewPlot(title, xLabel, yLabel);
-        foreach (var (legend, (x, y)) in series)
+        for (int i = 0; i < series.Count; i++)
         {
+            var (legend, (x, y)) = series[i];
             if (x.Length == 0) continue;
             var line = plot.Add.Scatter(x, y);
             line.LegendText = legend;
-            line.LineWidth = 2;
+            // Later series are thinner, so one lying on another (think rate = format rate) leaves its edges visible.
+            line.LineWidth = i == 0 ? 3.5f : 1.5f;
             line.MarkerSize = x.Length <= 40 ? 5 : 0;
         }
         plot.Axes.AutoScale();
@@ -136,10 +138,12 @@ public static class Plots
         plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(
             Enumerable.Range(0, categories.Count).Select(i => (double)i).ToArray(), categories.ToArray());
         plot.Axes.Bottom.MajorTickStyle.Length = 0;
-        double top = yMax ?? Math.Max(1, series.SelectMany(s => s.Values).Where(double.IsFinite).DefaultIfEmpty(1).Max() * 1.3);
+        // Room above the tallest bar for its value label and the legend.
+        double tallest = series.SelectMany(s => s.Values).Where(double.IsFinite).DefaultIfEmpty(1).Max();
+        double top = yMax ?? Math.Max(1, tallest * 1.3);
         plot.Axes.SetLimits(-0.6, categories.Count - 0.4, 0, top);
-        plot.ShowLegend(series.Select((s, i) => new LegendItem { LabelText = s.Legend, FillColor = palette.GetColor(i) }),
-            Alignment.UpperLeft);
+        var legend = series.Select((s, i) => new LegendItem { LabelText = s.Legend, FillColor = palette.GetColor(i) });
+        plot.ShowLegend(legend, Alignment.UpperLeft);
         return Render(plot);
     }
 

@@ -13,13 +13,14 @@ namespace NativeReasoner.RL;
 /// </summary>
 public static class RunReport
 {
-    /// <summary>Writes the charts and report.html into <paramref name="runDir"/>; returns the path of the page.</summary>
+    /// <summary>Writes the charts and report.html into <paramref name="runDir"/>; returns the page's path.</summary>
     public static string Write(string runDir)
     {
         if (!Directory.Exists(runDir)) throw new DirectoryNotFoundException($"run directory '{runDir}' does not exist");
         var summaryPath = Path.Combine(runDir, "summary.json");
         if (!File.Exists(summaryPath))
-            throw new FileNotFoundException($"'{runDir}' is not a finished run: expected {summaryPath} (written by nr train)");
+            throw new FileNotFoundException(
+                $"'{runDir}' is not a finished run: expected {summaryPath} (written by nr train)");
         var summary = JsonNode.Parse(File.ReadAllText(summaryPath)) as JsonObject
             ?? throw new InvalidDataException($"{summaryPath}: expected a JSON object");
         var rl = ReadGrpoRows(Path.Combine(runDir, "metrics.jsonl"));
@@ -27,7 +28,8 @@ public static class RunReport
         var samplesPath = Path.Combine(runDir, "samples.md");
         var samples = File.Exists(samplesPath) ? ParseSamples(File.ReadAllText(samplesPath)) : [];
         var page = Path.Combine(runDir, "report.html");
-        File.WriteAllText(page, Html(Path.GetFileName(Path.GetFullPath(runDir).TrimEnd('/')), summary, charts, samples));
+        var name = Path.GetFileName(Path.GetFullPath(runDir).TrimEnd('/'));
+        File.WriteAllText(page, Html(name, summary, charts, samples));
         return page;
     }
 
@@ -49,9 +51,13 @@ public static class RunReport
             {
                 using var doc = JsonDocument.Parse(line);
                 foreach (var p in doc.RootElement.EnumerateObject())
+                {
+                    // NaN and infinities are logged as strings.
                     if (p.Value.ValueKind == JsonValueKind.Number) row[p.Name] = p.Value.GetDouble();
                     else if (p.Value.ValueKind == JsonValueKind.String &&
-                             double.TryParse(p.Value.GetString(), CultureInfo.InvariantCulture, out var v)) row[p.Name] = v;
+                             double.TryParse(p.Value.GetString(), CultureInfo.InvariantCulture, out var v))
+                        row[p.Name] = v;
+                }
             }
             catch (JsonException e)
             {
@@ -88,12 +94,14 @@ public static class RunReport
         return result;
     }
 
-    private static string Html(string name, JsonObject s, IReadOnlyList<Plots.Chart> charts, IReadOnlyList<Sample> samples)
+    private static string Html(string name, JsonObject s, IReadOnlyList<Plots.Chart> charts,
+        IReadOnlyList<Sample> samples)
     {
         var h = new StringBuilder();
         h.Append("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
         h.Append($"<title>nr train: {E(name)}</title>\n<style>\n");
-        h.Append("body{font-family:'DejaVu Sans',sans-serif;margin:24px auto;max-width:1500px;color:#222;background:#fff}\n");
+        h.Append("body{font-family:'DejaVu Sans',sans-serif;margin:24px auto;max-width:1500px;color:#222;");
+        h.Append("background:#fff}\n");
         h.Append("table{border-collapse:collapse;margin:8px 0 20px}td,th{border:1px solid #ccc;padding:4px 10px;");
         h.Append("text-align:right}th{background:#eef2f7}td.l,th.l{text-align:left}\n");
         h.Append(".charts{display:flex;flex-wrap:wrap;gap:12px}.charts figure{margin:0}.charts img{width:720px;");
@@ -103,7 +111,8 @@ public static class RunReport
 
         h.Append("<h2>Overview</h2>\n<table>");
         Row(h, "task", Text(s["task"]));
-        Row(h, "model", s["model"] is JsonObject m ? string.Join(", ", m.Select(kv => $"{kv.Key} {Text(kv.Value)}")) : "");
+        var model = s["model"] as JsonObject;
+        Row(h, "model", model == null ? "" : string.Join(", ", model.Select(kv => $"{kv.Key} {Text(kv.Value)}")));
         Row(h, "pre-training steps", Text(s["pretrain_steps"]));
         Row(h, "GRPO steps", Text(s["rl_steps"]));
         Row(h, "GRPO minutes", Text(s["rl_minutes"]));
@@ -118,8 +127,9 @@ public static class RunReport
             h.Append("<h2>Budget</h2>\n<table><tr><th class=l>phase</th><th>planned steps</th><th>steps run</th>");
             h.Append("<th>wall limit (min)</th><th>wall limit hit</th></tr>");
             foreach (var (phase, b) in budget)
-                h.Append($"<tr><td class=l>{E(phase)}</td><td>{Text(b?["planned_steps"])}</td><td>{Text(b?["steps"])}</td>" +
-                         $"<td>{Text(b?["max_minutes"])}</td><td>{Text(b?["wall_limit_hit"])}</td></tr>");
+                h.Append($"<tr><td class=l>{E(phase)}</td><td>{Text(b?["planned_steps"])}</td>" +
+                         $"<td>{Text(b?["steps"])}</td><td>{Text(b?["max_minutes"])}</td>" +
+                         $"<td>{Text(b?["wall_limit_hit"])}</td></tr>");
             h.Append("</table>\n");
         }
         if (s["checks"] is JsonObject checks)
