@@ -162,7 +162,6 @@ public static class TrainPipeline
         var grpo = s.Grpo with { Task = task.Name, Trainer = s.Grpo.Trainer with { Seed = s.Seed } };
         long rlStart = time.GetTimestamp();
         PhaseStop rlStop;
-        var rows = new List<Dictionary<string, double>>();
         using (var reference = grpo.Trainer.Beta != 0 ? config.Build(new Generator(0)) : null)
         {
             if (reference != null) CopyWeights(model, reference);
@@ -180,7 +179,6 @@ public static class TrainPipeline
                 float lr = StepBudget.WarmupCosine(t.LearningRate, t.WarmupSteps, done, grpo.Steps);
                 var m = trainer.Step(lr).ToDictionary(kv => kv.Key, kv => kv.Value);
                 m["step"] = done + 1;
-                rows.Add(m);
                 log.Log([new("phase", 1), .. m]);
                 progress($"\rGRPO {Bar(done, grpo.Steps)} step {done + 1}  reward {m["reward"]:F2}  acc {m["rewards/accuracy/mean"]:F2}  fmt {m.GetValueOrDefault("rewards/format/mean", double.NaN):F2}  " +
                          $"len {m["completions/mean_length"]:F0}" + (m.TryGetValue("eval/accuracy", out var ea) ? $"  held-out {ea:P0}" : "") + "   ");
