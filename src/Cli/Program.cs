@@ -20,6 +20,7 @@ public static class Program
         root.Subcommands.Add(ChatCommand.Build());
         root.Subcommands.Add(PipelineCommand.Build());
         root.Subcommands.Add(TrainCommand.Build());
+        root.Subcommands.Add(ReportCommand.Build());
         root.Subcommands.Add(TokenizeCommand.Build());
         return root;
     }

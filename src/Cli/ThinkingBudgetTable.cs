@@ -31,9 +31,15 @@ internal static class ThinkingBudgetTable
     /// <summary>Accuracy against the budget: greedy (blue), then sampled pass@1 (orange) when sampled.</summary>
     public static byte[] Plot(IReadOnlyList<BudgetedEval> sweep)
     {
-        var series = new List<double[]> { sweep.Select(s => s.Greedy.Accuracy).ToArray() };
-        if (sweep.All(s => s.Sampled != null)) series.Add(sweep.Select(s => s.Sampled!.Overall.Pass1).ToArray());
-        return Plots.LineChart(series);
+        var budgets = sweep.Select(s => (double)s.Budget).ToArray();
+        var series = new List<(string Legend, (double[] X, double[] Y) Points)>
+        {
+            ("greedy accuracy", (budgets, sweep.Select(s => s.Greedy.Accuracy).ToArray())),
+        };
+        if (sweep.All(s => s.Sampled != null))
+            series.Add(("sampled pass@1", (budgets, sweep.Select(s => s.Sampled!.Overall.Pass1).ToArray())));
+        return Plots.LineChart("Accuracy against the thinking budget", "thinking budget (tokens)",
+            "held-out accuracy (fraction)", series);
     }
 
     /// <summary>Greedy accuracy by level per budget (then sampled pass@1 when present), unbudgeted last.</summary>

@@ -1,177 +1,181 @@
-using System.Buffers.Binary;
-using System.IO.Compression;
+using System.Text.Json.Nodes;
+using ScottPlot;
 
 namespace NativeReasoner.RL;
 
 /// <summary>
-/// Minimal PNG charts for run directories, drawn without a graphics library: line charts of a metric
-/// against the step and grouped bar charts by difficulty. No text is drawn: each file's name says what
-/// it shows; series colours are blue (first), orange (second), green (third); axes start at 0 (y) and the
-/// first step (x); a light grid marks quarters of the y range.
+/// The charts of a <c>nr train</c> run directory, drawn with ScottPlot 5: line charts of a metric against the GRPO
+/// step and grouped bar charts by difficulty level (after pre-training vs after GRPO), each with a title, axis labels
+/// with units and a legend. They are drawn from the run's files (metrics.jsonl rows and summary.json), so
+/// <c>nr report</c> can redraw them for any finished run.
 /// </summary>
 public static class Plots
 {
-    private static readonly (byte R, byte G, byte B)[] Colors = [(31, 119, 180), (255, 127, 14), (44, 160, 44)];
+    public const int Width = 720, Height = 420;
 
-    /// <summary>The plots of a <c>nr train</c> run (see the README for the list).</summary>
-    public static void WriteRunPlots(string runDir, IReadOnlyList<Dictionary<string, double>> rl, EvalReport before, EvalReport after)
+    /// <summary>Skia on Linux is used without fontconfig, so the text font is loaded from its file.</summary>
+    private const string FontName = "DejaVu Sans";
+
+    private static readonly string[] FontFiles =
+    [
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+        "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+        "/usr/share/fonts/TTF/DejaVuSans.ttf",
+    ];
+
+    private static readonly Lock FontLock = new();
+    private static bool fontLoaded;
+
+    /// <summary>One written chart: its file name in the run directory and what it shows.</summary>
+    public sealed record Chart(string File, string Caption);
+
+    /// <summary>
+    /// Writes every chart of a run into <paramref name="runDir"/>. <paramref name="rl"/> are the GRPO rows of
+    /// metrics.jsonl in step order; <paramref name="summary"/> is summary.json (its after_pretraining and after_rl
+    /// evaluations). A chart whose data the run does not have (no held-out evals during GRPO) is left out.
+    /// </summary>
+    public static IReadOnlyList<Chart> WriteRunPlots(string runDir,
+        IReadOnlyList<IReadOnlyDictionary<string, double>> rl, JsonObject summary)
     {
-        double[] Series(string key) => rl.Select(m => m.GetValueOrDefault(key, double.NaN)).ToArray();
-        File.WriteAllBytes(Path.Combine(runDir, "reward.png"), LineChart([Series("reward"), Series("rewards/accuracy/mean"), Series("rewards/format/mean")]));
-        File.WriteAllBytes(Path.Combine(runDir, "heldout_accuracy.png"), LineChart([Series("eval/accuracy")]));
-        File.WriteAllBytes(Path.Combine(runDir, "completion_length.png"), LineChart([Series("completions/mean_length")]));
-        File.WriteAllBytes(Path.Combine(runDir, "think_rate.png"), LineChart([Series("eval/think_rate"), Series("eval/format")]));
-        var levels = before.ByDifficulty.Keys.Union(after.ByDifficulty.Keys).Order().ToArray();
-        double Get(EvalReport r, int l, Func<(double Accuracy, double FormatRate, double ThinkRate, double MeanLength, int Count), double> f) =>
-            r.ByDifficulty.TryGetValue(l, out var v) ? f(v) : 0;
-        File.WriteAllBytes(Path.Combine(runDir, "accuracy_by_difficulty.png"),
-            BarChart([levels.Select(l => Get(before, l, v => v.Accuracy)).ToArray(), levels.Select(l => Get(after, l, v => v.Accuracy)).ToArray()]));
-        File.WriteAllBytes(Path.Combine(runDir, "length_by_difficulty.png"),
-            BarChart([levels.Select(l => Get(before, l, v => v.MeanLength)).ToArray(), levels.Select(l => Get(after, l, v => v.MeanLength)).ToArray()]));
+        var charts = new List<Chart>();
+        void Line(string file, string title, string yLabel, (string Key, string Legend)[] series, double? yMax = null)
+        {
+            if (!series.Any(s => rl.Any(r => r.ContainsKey(s.Key)))) return;
+            var png = LineChart(title, "GRPO step", yLabel,
+                series.Select(s => (s.Legend, Points(rl, s.Key))).ToArray(), yMax);
+            File.WriteAllBytes(Path.Combine(runDir, file), png);
+            charts.Add(new Chart(file, title));
+        }
+        Line("reward.png", "Training reward per GRPO step", "mean reward per completion",
+            [("reward", "total reward"), ("rewards/accuracy/mean", "accuracy reward"),
+             ("rewards/format/mean", "format reward")]);
+        Line("heldout_accuracy.png", "Held-out accuracy during GRPO (greedy)", "accuracy (fraction correct)",
+            [("eval/accuracy", "held-out accuracy")], 1.05);
+        Line("completion_length.png", "Completion length during GRPO", "tokens per completion",
+            [("completions/mean_length", "training samples (mean)"), ("eval/mean_length", "held-out (mean, greedy)")]);
+        Line("think_rate.png", "Thinking and format on held-out problems", "fraction of completions",
+            [("eval/think_rate", "with <think> block"), ("eval/format", "well-formatted")], 1.05);
+
+        var before = summary["after_pretraining"]?["by_difficulty"] as JsonObject;
+        var after = summary["after_rl"]?["by_difficulty"] as JsonObject;
+        if (before != null && after != null)
+        {
+            var levels = before.Select(kv => kv.Key).Union(after.Select(kv => kv.Key))
+                .OrderBy(k => int.TryParse(k, out var l) ? l : int.MaxValue).ToArray();
+            double[] Values(JsonObject by, string field) =>
+                levels.Select(l => by[l]?[field] is JsonNode v ? ReadNumber(v) : double.NaN).ToArray();
+            void Bars(string file, string title, string yLabel, string field, double? yMax = null)
+            {
+                var png = BarChart(title, "difficulty level", yLabel, levels.Select(l => "level " + l).ToArray(),
+                    [("after pre-training", Values(before, field)), ("after GRPO", Values(after, field))], yMax);
+                File.WriteAllBytes(Path.Combine(runDir, file), png);
+                charts.Add(new Chart(file, title));
+            }
+            Bars("accuracy_by_difficulty.png", "Held-out accuracy by difficulty", "accuracy (fraction correct)",
+                "accuracy", 1.3);
+            Bars("length_by_difficulty.png", "Completion length by difficulty", "tokens per completion (mean)",
+                "mean_completion_length");
+            Bars("think_rate_by_difficulty.png", "Thinking by difficulty", "fraction with <think> block",
+                "think_rate", 1.3);
+        }
+        return charts;
     }
 
-    /// <summary>Lines of each series against its index (NaN points are skipped, not joined).</summary>
-    public static byte[] LineChart(IReadOnlyList<double[]> series, int width = 480, int height = 300)
+    /// <summary>(step, value) of the rows that have <paramref name="key"/> with a finite value.</summary>
+    private static (double[] X, double[] Y) Points(IReadOnlyList<IReadOnlyDictionary<string, double>> rows, string key)
     {
-        var img = new Canvas(width, height);
-        double max = series.SelectMany(s => s).Where(double.IsFinite).DefaultIfEmpty(1).Max();
-        double min = Math.Min(0, series.SelectMany(s => s).Where(double.IsFinite).DefaultIfEmpty(0).Min());
-        if (max <= min) max = min + 1;
-        int n = series.Max(s => s.Length);
-        var (x0, y0, x1, y1) = img.Frame(min, max);
-        for (int k = 0; k < series.Count; k++)
+        var kept = rows.Where(r => r.TryGetValue(key, out var v) && double.IsFinite(v)).ToArray();
+        return (kept.Select((r, i) => r.TryGetValue("step", out var s) ? s : i + 1).ToArray(),
+                kept.Select(r => r[key]).ToArray());
+    }
+
+    /// <summary>A number of summary.json, where a missing level was written as the string "NaN".</summary>
+    private static double ReadNumber(JsonNode v) =>
+        v.GetValueKind() == System.Text.Json.JsonValueKind.Number ? v.GetValue<double>() : double.NaN;
+
+    /// <summary>Lines of each series against x (a series of one point is drawn as a marker).</summary>
+    public static byte[] LineChart(string title, string xLabel, string yLabel,
+        IReadOnlyList<(string Legend, (double[] X, double[] Y) Points)> series, double? yMax = null)
+    {
+        var plot = NewPlot(title, xLabel, yLabel);
+        for (int i = 0; i < series.Count; i++)
         {
-            (int X, int Y)? prev = null;
-            for (int i = 0; i < series[k].Length; i++)
+            var (legend, (x, y)) = series[i];
+            if (x.Length == 0) continue;
+            var line = plot.Add.Scatter(x, y);
+            line.LegendText = legend;
+            // Later series are thinner, so one lying on another (think rate = format rate) leaves its edges visible.
+            line.LineWidth = i == 0 ? 3.5f : 1.5f;
+            line.MarkerSize = x.Length <= 40 ? 5 : 0;
+        }
+        plot.Axes.AutoScale();
+        if (yMax is { } top) plot.Axes.SetLimitsY(0, top);
+        plot.ShowLegend(Alignment.LowerRight);
+        return Render(plot);
+    }
+
+    /// <summary>Groups of bars, one group per category and one bar (with its value on top) per series.</summary>
+    public static byte[] BarChart(string title, string xLabel, string yLabel, IReadOnlyList<string> categories,
+        IReadOnlyList<(string Legend, double[] Values)> series, double? yMax = null)
+    {
+        var plot = NewPlot(title, xLabel, yLabel);
+        var palette = new ScottPlot.Palettes.Category10();
+        double groupWidth = 0.8, barWidth = groupWidth / series.Count;
+        var bars = new List<Bar>();
+        for (int s = 0; s < series.Count; s++)
+            for (int c = 0; c < categories.Count; c++)
             {
-                double v = series[k][i];
+                double v = series[s].Values[c];
                 if (!double.IsFinite(v)) continue;
-                int x = x0 + (n <= 1 ? 0 : (int)Math.Round((double)i * (x1 - x0) / (n - 1)));
-                int y = y1 - (int)Math.Round((v - min) / (max - min) * (y1 - y0));
-                if (prev is { } p) img.Line(p.X, p.Y, x, y, Colors[k % Colors.Length]);
-                img.Dot(x, y, Colors[k % Colors.Length]);
-                prev = (x, y);
+                bars.Add(new Bar
+                {
+                    Position = c - groupWidth / 2 + barWidth * (s + 0.5), Value = v, Size = barWidth * 0.92,
+                    FillColor = palette.GetColor(s), Label = v.ToString(v >= 10 ? "0" : "0.00"),
+                });
             }
-        }
-        return img.ToPng();
+        var plottable = plot.Add.Bars(bars);
+        plottable.ValueLabelStyle.FontSize = 11;
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(
+            Enumerable.Range(0, categories.Count).Select(i => (double)i).ToArray(), categories.ToArray());
+        plot.Axes.Bottom.MajorTickStyle.Length = 0;
+        // Room above the tallest bar for its value label and the legend.
+        double tallest = series.SelectMany(s => s.Values).Where(double.IsFinite).DefaultIfEmpty(1).Max();
+        double top = yMax ?? Math.Max(1, tallest * 1.3);
+        plot.Axes.SetLimits(-0.6, categories.Count - 0.4, 0, top);
+        var legend = series.Select((s, i) => new LegendItem { LabelText = s.Legend, FillColor = palette.GetColor(i) });
+        plot.ShowLegend(legend, Alignment.UpperLeft);
+        return Render(plot);
     }
 
-    /// <summary>Groups of bars (one group per category, one bar per series).</summary>
-    public static byte[] BarChart(IReadOnlyList<double[]> series, int width = 480, int height = 300)
+    private static Plot NewPlot(string title, string xLabel, string yLabel)
     {
-        var img = new Canvas(width, height);
-        double max = series.SelectMany(s => s).Where(double.IsFinite).DefaultIfEmpty(1).Max();
-        if (max <= 0) max = 1;
-        var (x0, y0, x1, y1) = img.Frame(0, max);
-        int groups = series.Max(s => s.Length);
-        if (groups == 0) return img.ToPng();
-        double groupWidth = (double)(x1 - x0) / groups;
-        double barWidth = groupWidth * 0.8 / series.Count;
-        for (int g = 0; g < groups; g++)
-            for (int k = 0; k < series.Count; k++)
-            {
-                double v = g < series[k].Length && double.IsFinite(series[k][g]) ? series[k][g] : 0;
-                int left = x0 + (int)(g * groupWidth + groupWidth * 0.1 + k * barWidth);
-                int top = y1 - (int)Math.Round(v / max * (y1 - y0));
-                img.Fill(left, top, left + Math.Max(1, (int)barWidth - 1), y1, Colors[k % Colors.Length]);
-            }
-        return img.ToPng();
+        EnsureFont();
+        var plot = new Plot();
+        plot.Font.Set(FontName);
+        plot.Title(title, 16);
+        plot.XLabel(xLabel, 13);
+        plot.YLabel(yLabel, 13);
+        plot.Grid.MajorLineColor = Colors.Black.WithAlpha(0.1);
+        return plot;
     }
 
-    private sealed class Canvas(int width, int height)
+    private static byte[] Render(Plot plot)
     {
-        private readonly byte[] _rgb = Enumerable.Repeat((byte)255, width * height * 3).ToArray();
+        using var image = plot.GetImage(Width, Height);
+        return image.GetImageBytes(ImageFormat.Png);
+    }
 
-        public void Set(int x, int y, (byte R, byte G, byte B) c)
+    /// <summary>Registers the text font once; without one every label would be silently missing.</summary>
+    private static void EnsureFont()
+    {
+        lock (FontLock)
         {
-            if (x < 0 || y < 0 || x >= width || y >= height) return;
-            int i = (y * width + x) * 3;
-            (_rgb[i], _rgb[i + 1], _rgb[i + 2]) = c;
-        }
-
-        public void Fill(int xa, int ya, int xb, int yb, (byte, byte, byte) c)
-        {
-            for (int y = Math.Min(ya, yb); y <= Math.Max(ya, yb); y++)
-                for (int x = Math.Min(xa, xb); x <= Math.Max(xa, xb); x++) Set(x, y, c);
-        }
-
-        public void Dot(int x, int y, (byte, byte, byte) c) => Fill(x - 1, y - 1, x + 1, y + 1, c);
-
-        // Bresenham, two pixels thick.
-        public void Line(int xa, int ya, int xb, int yb, (byte, byte, byte) c)
-        {
-            int dx = Math.Abs(xb - xa), dy = -Math.Abs(yb - ya), sx = xa < xb ? 1 : -1, sy = ya < yb ? 1 : -1, err = dx + dy;
-            while (true)
-            {
-                Set(xa, ya, c);
-                Set(xa, ya + 1, c);
-                if (xa == xb && ya == yb) return;
-                int e2 = 2 * err;
-                if (e2 >= dy) { err += dy; xa += sx; }
-                if (e2 <= dx) { err += dx; ya += sy; }
-            }
-        }
-
-        /// <summary>Axes and a quarter grid; returns the plot area (left, top, right, bottom).</summary>
-        public (int, int, int, int) Frame(double min, double max)
-        {
-            int x0 = 30, y0 = 15, x1 = width - 15, y1 = height - 25;
-            for (int q = 1; q <= 4; q++)
-            {
-                int y = y1 - q * (y1 - y0) / 4;
-                for (int x = x0; x <= x1; x += 2) Set(x, y, (220, 220, 220));
-            }
-            Fill(x0 - 1, y0, x0, y1, (0, 0, 0));
-            Fill(x0, y1, x1, y1 + 1, (0, 0, 0));
-            return (x0 + 2, y0, x1, y1 - 2);
-        }
-
-        public byte[] ToPng()
-        {
-            using var ms = new MemoryStream();
-            ms.Write([0x89, (byte)'P', (byte)'N', (byte)'G', 0x0D, 0x0A, 0x1A, 0x0A]);
-            var ihdr = new byte[13];
-            BinaryPrimitives.WriteInt32BigEndian(ihdr, width);
-            BinaryPrimitives.WriteInt32BigEndian(ihdr.AsSpan(4), height);
-            ihdr[8] = 8;   // bits per channel
-            ihdr[9] = 2;   // RGB
-            Chunk(ms, "IHDR", ihdr);
-            using (var raw = new MemoryStream())
-            {
-                using (var z = new ZLibStream(raw, CompressionLevel.Optimal, leaveOpen: true))
-                    for (int y = 0; y < height; y++)
-                    {
-                        z.WriteByte(0);   // filter: none
-                        z.Write(_rgb, y * width * 3, width * 3);
-                    }
-                Chunk(ms, "IDAT", raw.ToArray());
-            }
-            Chunk(ms, "IEND", []);
-            return ms.ToArray();
-        }
-
-        private static void Chunk(Stream s, string type, byte[] data)
-        {
-            Span<byte> len = stackalloc byte[4];
-            BinaryPrimitives.WriteInt32BigEndian(len, data.Length);
-            s.Write(len);
-            var body = new byte[4 + data.Length];
-            for (int i = 0; i < 4; i++) body[i] = (byte)type[i];
-            data.CopyTo(body, 4);
-            s.Write(body);
-            BinaryPrimitives.WriteUInt32BigEndian(len, Crc32(body));
-            s.Write(len);
-        }
-
-        private static uint Crc32(byte[] data)
-        {
-            uint c = 0xFFFFFFFF;
-            foreach (var b in data)
-            {
-                c ^= b;
-                for (int k = 0; k < 8; k++) c = (c & 1) != 0 ? 0xEDB88320 ^ (c >> 1) : c >> 1;
-            }
-            return ~c;
+            if (fontLoaded) return;
+            var file = FontFiles.FirstOrDefault(File.Exists) ?? throw new FileNotFoundException(
+                "plots need the DejaVu Sans font for their text; expected one of " + string.Join(", ", FontFiles) +
+                " (Debian: apt-get install fonts-dejavu-core)");
+            Fonts.AddFontFile(FontName, file);
+            fontLoaded = true;
         }
     }
 }

@@ -238,9 +238,6 @@ public static class TrainPipeline
         double rlElapsedBefore = phaseElapsedBefore;
         TimeSpan RlElapsed() => time.GetElapsedTime(rlStart) + TimeSpan.FromSeconds(rlElapsedBefore);
         PhaseStop rlStop;
-        // GRPO rows already logged (a resumed run's plots cover the whole phase).
-        var rows = kept.Where(r => r.GetValueOrDefault("phase") == 1)
-            .Select(r => r.Where(kv => kv.Key != "phase").ToDictionary(kv => kv.Key, kv => kv.Value)).ToList();
         using (var reference = grpo.Trainer.Beta != 0 ? config.Build(new Generator(0)) : null)
         {
             if (reference != null) CopyWeights(model, reference);
@@ -272,7 +269,6 @@ public static class TrainPipeline
                 float lr = StepBudget.WarmupCosine(t.LearningRate, t.WarmupSteps, done, grpo.Steps);
                 var m = trainer.Step(lr).ToDictionary(kv => kv.Key, kv => kv.Value);
                 m["step"] = done + 1;
-                rows.Add(m);
                 log.Log([new("phase", 1), .. m]);
                 progress($"\rGRPO {Bar(done, grpo.Steps)} step {done + 1}  reward {m["reward"]:F2}  acc {m["rewards/accuracy/mean"]:F2}  fmt {m.GetValueOrDefault("rewards/format/mean", double.NaN):F2}  " +
                          $"len {m["completions/mean_length"]:F0}" + (m.TryGetValue("eval/accuracy", out var ea) ? $"  held-out {ea:P0}" : "") + "   ");
@@ -333,9 +329,10 @@ public static class TrainPipeline
         for (int i = 0; i < Math.Min(heldOut.Count, 15); i++)
             samples.Append($"\n## {heldOut[i].Prompt} (level {heldOut[i].Difficulty}, answer {heldOut[i].Answer})\n\nafter pre-training:\n\n```\n{afterPretrain.Completions[i]}\n```\n\nafter GRPO:\n\n```\n{afterRl.Completions[i]}\n```\n");
         File.WriteAllText(Path.Combine(runDir, "samples.md"), samples.ToString());
-        Plots.WriteRunPlots(runDir, rows, afterPretrain, afterRl);
-        // summary.json last and whole: its presence marks the run finished, so the checkpoints can go.
+        // summary.json whole before the report (which reads it); its presence marks the run finished, so the
+        // checkpoints can go once the report is written (a crash in between leaves a finished run: `nr report`).
         AtomicFile.WriteAllText(summaryPath, summary.ToJsonString(SummaryJson));
+        RunReport.Write(runDir);
         checkpoints.Clear();
         return summary;
     }

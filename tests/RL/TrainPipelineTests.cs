@@ -38,7 +38,8 @@ public class TrainPipelineTests
             Assert.Contains(log, l => l.Contains("resuming"));
             var dir = Path.Combine(runs, "toy");
             foreach (var f in new[] { "summary.json", "samples.md", "metrics.jsonl", "reward.png", "heldout_accuracy.png", "completion_length.png",
-                         "think_rate.png", "accuracy_by_difficulty.png", "length_by_difficulty.png", "model/config.json", "model/tokenizer.json", "model/prompt_template.json" })
+                         "think_rate.png", "accuracy_by_difficulty.png", "length_by_difficulty.png", "report.html",
+                         "model/config.json", "model/tokenizer.json", "model/prompt_template.json" })
                 Assert.True(File.Exists(Path.Combine(dir, f)), f);
             Assert.False(Directory.Exists(Path.Combine(dir, RunCheckpoints.FolderName)));
             var png = File.ReadAllBytes(Path.Combine(dir, "reward.png"));
