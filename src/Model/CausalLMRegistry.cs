@@ -1,3 +1,4 @@
+// Source: HF transformers' AutoModelForCausalLM dispatch on config.json's model_type (models/auto/modeling_auto.py).
 using NativeReasoner.Kernels;
 using System.Text.Json;
 using NativeReasoner.Model.Dense;

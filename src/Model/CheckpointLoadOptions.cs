@@ -1,3 +1,5 @@
+// Source: HF transformers' from_pretrained(torch_dtype=...) semantics: weights kept in their stored dtype for
+//         inference.
 namespace NativeReasoner.Model;
 
 /// <summary>The precision a loaded model holds its weights in.</summary>

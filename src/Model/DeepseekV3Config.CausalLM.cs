@@ -1,3 +1,4 @@
+// Source: HF transformers models/deepseek_v3/configuration_deepseek_v3.py (and deepseek_v2's).
 namespace NativeReasoner.Model;
 
 /// <summary>The DeepSeek-V3 config seen through the family-neutral <see cref="ICausalLMConfig"/>.</summary>

@@ -1,3 +1,5 @@
+// Source: HF transformers models/deepseek_v3/modeling_deepseek_v3.py DeepseekV3DecoderLayer; official DeepSeek-V3
+//         inference/model.py Block.
 using NativeReasoner.Nn;
 
 namespace NativeReasoner.Model;

@@ -1,3 +1,4 @@
+// Source: HF transformers models/deepseek_v3/modeling_deepseek_v3.py DeepseekV3Model.
 using NativeReasoner.Nn;
 
 namespace NativeReasoner.Model;

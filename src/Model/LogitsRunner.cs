@@ -1,3 +1,4 @@
+// Source: the forward of HF transformers' *ForCausalLM (full logits) and its cached prefill/decode.
 namespace NativeReasoner.Model;
 
 /// <summary>

@@ -1,3 +1,5 @@
+// Source: DeepSeek-V2 (arXiv:2405.04434) §2.1 compressed KV cache; official DeepSeek-V3 inference/model.py MLA (absorb
+//         mode kv_cache, pe_cache).
 namespace NativeReasoner.Model;
 
 /// <summary>

@@ -1,3 +1,4 @@
+// Source: the bench-tiny training-step and decode probes of perf/compare-cpu.sh.
 using System.Diagnostics;
 using NativeReasoner.Optim;
 

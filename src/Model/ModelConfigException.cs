@@ -1,3 +1,4 @@
+// Source: HF transformers' PretrainedConfig validation errors.
 namespace NativeReasoner.Model;
 
 /// <summary>

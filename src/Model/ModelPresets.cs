@@ -1,3 +1,4 @@
+// Source: tiny configurations in the shape of the HF configs of each family (configuration_*.py defaults).
 using NativeReasoner.Model.Dense;
 using NativeReasoner.Model.Llama;
 using NativeReasoner.Model.Qwen2;

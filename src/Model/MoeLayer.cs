@@ -1,3 +1,5 @@
+// Source: DeepSeek-V3 technical report (arXiv:2412.19437) §2.1.2: DeepSeekMoE, auxiliary-loss-free load balancing and
+//         the sequence-wise balance loss; official inference/model.py MoE.
 using NativeReasoner.Kernels;
 using NativeReasoner.Nn;
 

@@ -1,3 +1,5 @@
+// Source: DeepSeek-V2 (arXiv:2405.04434) §2.1 MLA; official DeepSeek-V3 inference/model.py MLA (naive and absorb
+//         modes); HF modeling_deepseek_v3.py DeepseekV3Attention.
 using NativeReasoner.Nn;
 
 namespace NativeReasoner.Model;

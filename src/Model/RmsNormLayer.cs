@@ -1,3 +1,4 @@
+// Source: RMSNorm (arXiv:1910.07467) as HF's DeepseekV3RMSNorm (fp32 normalisation).
 using NativeReasoner.Nn;
 
 namespace NativeReasoner.Model;

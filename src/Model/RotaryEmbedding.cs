@@ -1,3 +1,5 @@
+// Source: RoPE (arXiv:2104.09864) on interleaved pairs as official DeepSeek-V3 inference/model.py precompute_freqs_cis
+//         / apply_rotary_emb.
 namespace NativeReasoner.Model;
 
 /// <summary>

@@ -1,3 +1,4 @@
+// Source: SwiGLU (arXiv:2002.05202) as HF's DeepseekV3MLP (gate_proj, up_proj, down_proj).
 using NativeReasoner.Nn;
 
 namespace NativeReasoner.Model;

@@ -1,3 +1,4 @@
+// Source: HF transformers' generate() sampling (temperature, top-k, top-p) with a KV cache.
 namespace NativeReasoner.Model;
 
 /// <summary>How to pick and when to stop.</summary>

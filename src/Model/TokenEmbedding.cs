@@ -1,3 +1,4 @@
+// Source: torch.nn.Embedding as HF's model.embed_tokens.
 using NativeReasoner.Nn;
 
 namespace NativeReasoner.Model;

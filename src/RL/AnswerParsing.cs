@@ -1,3 +1,5 @@
+// Source: the \boxed{} answer extraction of DeepSeek-R1 (arXiv:2501.12948) style rule-based rewards (open-r1
+//         rewards.py).
 using System.Globalization;
 
 namespace NativeReasoner.RL;

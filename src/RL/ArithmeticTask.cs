@@ -1,3 +1,4 @@
+// Source: a synthetic verifiable task in the style of TinyZero / open-r1 rule-based rewards.
 namespace NativeReasoner.RL;
 
 /// <summary>

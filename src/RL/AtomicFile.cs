@@ -1,3 +1,4 @@
+// Source: write-temp, fsync, rename (POSIX rename(2) atomicity).
 namespace NativeReasoner.RL;
 
 /// <summary>

@@ -1,3 +1,4 @@
+// Source: a character vocabulary saved in the shape of HF's tokenizer.json.
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;

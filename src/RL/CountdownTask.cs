@@ -1,3 +1,4 @@
+// Source: TinyZero's countdown task (Jiayi-Pan/TinyZero, countdown reward).
 namespace NativeReasoner.RL;
 
 /// <summary>

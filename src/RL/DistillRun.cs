@@ -1,3 +1,4 @@
+// Source: DeepSeek-R1 (arXiv:2501.12948) §2.4 distillation: SFT of a smaller model on the teacher's verified traces.
 using System.Text.Json.Nodes;
 using NativeReasoner.Model;
 

@@ -1,3 +1,4 @@
+// Source: the encode/decode surface of HF's PreTrainedTokenizerFast.
 namespace NativeReasoner.RL;
 
 /// <summary>

@@ -1,3 +1,4 @@
+// Source: a graded synthetic arithmetic task (five levels) for the default run.
 namespace NativeReasoner.RL;
 
 /// <summary>

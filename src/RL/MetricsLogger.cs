@@ -1,3 +1,4 @@
+// Source: TRL's per-step metric logging (one JSON object per step).
 using System.Globalization;
 using System.Text;
 

@@ -1,3 +1,4 @@
+// Source: HF's from_pretrained of a model directory: config + weights + tokenizer + template.
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using NativeReasoner.Model;

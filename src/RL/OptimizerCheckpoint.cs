@@ -1,3 +1,4 @@
+// Source: torch.optim.AdamW state_dict (exp_avg, exp_avg_sq, step) saved as safetensors.
 using NativeReasoner.Optim;
 
 namespace NativeReasoner.RL;

@@ -1,3 +1,4 @@
+// Source: DeepSeek-R1 (arXiv:2501.12948) §2.3: cold start, reasoning RL, rejection sampling + SFT, RL.
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;

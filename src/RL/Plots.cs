@@ -1,3 +1,4 @@
+// Source: ScottPlot 5 charts of TRL-style training metrics.
 using System.Text.Json.Nodes;
 using ScottPlot;
 

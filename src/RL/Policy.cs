@@ -1,3 +1,4 @@
+// Source: TRL GRPOTrainer's policy (logits, parameters, generation).
 using NativeReasoner.Model;
 using NativeReasoner.Nn;
 

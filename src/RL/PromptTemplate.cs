@@ -1,3 +1,4 @@
+// Source: a question-to-prompt template, as DeepSeek-R1-Zero's template wraps the question (arXiv:2501.12948, Table 1).
 using System.Text.Json;
 
 namespace NativeReasoner.RL;

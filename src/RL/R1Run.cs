@@ -1,3 +1,4 @@
+// Source: DeepSeek-R1 (arXiv:2501.12948) §2.3 (cold start → RL → rejection sampling + SFT → RL).
 using System.Text.Json.Nodes;
 
 namespace NativeReasoner.RL;

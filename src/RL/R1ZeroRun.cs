@@ -1,3 +1,4 @@
+// Source: DeepSeek-R1-Zero (arXiv:2501.12948) §2.2: GRPO straight from the base model.
 using System.Text;
 using System.Text.Json.Nodes;
 

@@ -1,3 +1,4 @@
+// Source: DeepSeek-R1 (arXiv:2501.12948) §2.3.3 rejection sampling (keep verified-correct, well-formed outputs).
 using NativeReasoner.Model;
 
 namespace NativeReasoner.RL;

@@ -1,3 +1,4 @@
+// Source: TRL trainer/grpo_trainer.py _generate_and_score_completions (completions, masks, log-probs).
 namespace NativeReasoner.RL;
 
 /// <summary>

@@ -1,3 +1,4 @@
+// Source: routing replay for MoE RL (verl R2/R3; DeepSeek-V3.2 "keep routing"); GSPO (arXiv:2507.18071) §5 on MoE.
 using NativeReasoner.Model;
 
 namespace NativeReasoner.RL;

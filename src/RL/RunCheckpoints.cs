@@ -1,3 +1,4 @@
+// Source: PyTorch Lightning's periodic checkpoints and resume from the last valid one.
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text.Json.Nodes;

@@ -1,3 +1,4 @@
+// Source: refusing to resume a run directory written with other settings (as Lightning/TRL output_dir checks).
 using System.Text.Json;
 using System.Text.Json.Nodes;
 

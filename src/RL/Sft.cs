@@ -1,3 +1,4 @@
+// Source: TRL trainer/sft_trainer.py with completion-only loss.
 using NativeReasoner.Optim;
 
 namespace NativeReasoner.RL;

@@ -1,3 +1,4 @@
+// Source: TRL SFT datasets in prompt/completion form.
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;

@@ -1,3 +1,4 @@
+// Source: a warmup + cosine schedule as transformers' get_cosine_schedule_with_warmup, as a function of the step.
 namespace NativeReasoner.RL;
 
 /// <summary>Why a training phase stopped (or that it goes on).</summary>

@@ -1,3 +1,4 @@
+// Source: a name → task registry, as open-r1 maps reward names to reward functions.
 namespace NativeReasoner.RL;
 
 /// <summary>The built-in verifiable tasks by name.</summary>

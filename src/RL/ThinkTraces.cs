@@ -1,3 +1,4 @@
+// Source: worked <think> traces in the format of DeepSeek-R1 (arXiv:2501.12948).
 using System.Text;
 
 namespace NativeReasoner.RL;

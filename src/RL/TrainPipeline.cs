@@ -1,3 +1,4 @@
+// Source: DeepSeek-R1-Zero (arXiv:2501.12948) in miniature: pre-training, then GRPO (arXiv:2402.03300).
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;

@@ -1,3 +1,4 @@
+// Source: rule-based verifiable rewards of DeepSeek-R1 (arXiv:2501.12948) §2.2.2.
 using System.Text;
 
 namespace NativeReasoner.RL;

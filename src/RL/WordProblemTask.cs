@@ -1,3 +1,4 @@
+// Source: a synthetic verifiable word-problem task in the style of GSM8K (arXiv:2110.14168).
 namespace NativeReasoner.RL;
 
 /// <summary>

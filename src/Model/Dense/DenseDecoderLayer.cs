@@ -1,3 +1,4 @@
+// Source: HF transformers models/qwen2/modeling_qwen2.py Qwen2DecoderLayer (same shape in llama, qwen3, qwen3_moe).
 using NativeReasoner.Nn;
 
 namespace NativeReasoner.Model.Dense;

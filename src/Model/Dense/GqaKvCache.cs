@@ -1,3 +1,4 @@
+// Source: HF transformers cache_utils.py DynamicCache layout [B, Hkv, T, D] with per-sequence lengths.
 namespace NativeReasoner.Model.Dense;
 
 /// <summary>
