@@ -1,3 +1,4 @@
+// Source: PyTorch's broadcasting and strided-tensor semantics (elementwise ops, Tensor.copy_).
 using System.Numerics.Tensors;
 using System.Runtime.Intrinsics;
 

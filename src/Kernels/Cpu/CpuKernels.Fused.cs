@@ -1,3 +1,4 @@
+// Source: SwiGLU (arXiv:2002.05202); the per-token log-prob gather of TRL trainer/grpo_trainer.py.
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;

@@ -1,3 +1,4 @@
+// Source: torch.index_select / index_add / gather / scatter_add.
 using System.Numerics.Tensors;
 
 namespace NativeReasoner.Kernels.Cpu;

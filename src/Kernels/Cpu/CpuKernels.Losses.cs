@@ -1,3 +1,4 @@
+// Source: torch.nn.functional.cross_entropy; the GRPO token loss of TRL trainer/grpo_trainer.py (arXiv:2402.03300).
 using System.Numerics.Tensors;
 
 namespace NativeReasoner.Kernels.Cpu;

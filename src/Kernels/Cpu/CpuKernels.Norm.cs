@@ -1,3 +1,4 @@
+// Source: RMSNorm (arXiv:1910.07467).
 using System.Numerics.Tensors;
 using System.Runtime.Intrinsics;
 

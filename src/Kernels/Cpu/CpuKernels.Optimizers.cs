@@ -1,3 +1,4 @@
+// Source: AdamW (arXiv:1711.05101) as torch.optim.AdamW; SGD with momentum/Nesterov as torch.optim.SGD.
 using System.Runtime.Intrinsics;
 
 namespace NativeReasoner.Kernels.Cpu;

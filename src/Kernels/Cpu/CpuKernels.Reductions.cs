@@ -1,3 +1,4 @@
+// Source: torch.sum / mean / amax / amin along one axis (first index of the extreme).
 using System.Numerics.Tensors;
 using System.Runtime.Intrinsics;
 

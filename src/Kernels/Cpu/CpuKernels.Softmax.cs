@@ -1,3 +1,4 @@
+// Source: online softmax normaliser (arXiv:1805.02867); torch.softmax / log_softmax.
 using System.Numerics.Tensors;
 using System.Runtime.Intrinsics;
 

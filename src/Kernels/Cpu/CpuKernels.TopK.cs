@@ -1,3 +1,4 @@
+// Source: torch.topk (sorted, largest), NaN ordered above every number.
 namespace NativeReasoner.Kernels.Cpu;
 
 public sealed unsafe partial class CpuKernels

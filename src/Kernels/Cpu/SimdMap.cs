@@ -1,3 +1,4 @@
+// Source: PyTorch's broadcasting and strided-tensor semantics (elementwise ops, Tensor.copy_).
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 

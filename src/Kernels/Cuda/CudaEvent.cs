@@ -1,3 +1,4 @@
+// Source: the CUDA Driver API reference (cuInit, cuModuleLoadData, cuLaunchKernel, events) and NVRTC.
 namespace NativeReasoner.Kernels.Cuda;
 
 /// <summary>A CUDA event on the backend's stream, for timing launches the way the GPU sees them.</summary>

@@ -1,3 +1,4 @@
+// Source: the CUDA Driver API reference (cuInit, cuModuleLoadData, cuLaunchKernel, events) and NVRTC.
 namespace NativeReasoner.Kernels.Cuda;
 
 /// <summary>A CUDA driver or NVRTC call failed; the message names the call and the error.</summary>

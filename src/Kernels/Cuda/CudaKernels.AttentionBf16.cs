@@ -1,3 +1,5 @@
+// Source: FlashAttention-2 (arXiv:2307.08691): tiled attention with an online softmax and a saved log-sum-exp; grouped
+//         K/V heads as GQA (arXiv:2305.13245).
 namespace NativeReasoner.Kernels.Cuda;
 
 // Flash attention on bf16 tensor cores: kernels/cuda/attention_bf16.cu (design and shared-memory budget there).

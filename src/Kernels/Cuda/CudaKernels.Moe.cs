@@ -1,3 +1,5 @@
+// Source: the DeepSeek-V3 router and grouped experts (arXiv:2412.19437 §2.1.2; official inference/model.py Gate and
+//         MoE).
 using System.Numerics;
 using System.Runtime.InteropServices;
 using NativeReasoner.Kernels.Reference;

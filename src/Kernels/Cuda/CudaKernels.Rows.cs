@@ -1,3 +1,5 @@
+// Source: RMSNorm (arXiv:1910.07467), online softmax (arXiv:1805.02867), RoPE (arXiv:2104.09864), cross-entropy, the
+//         GRPO token loss of TRL.
 namespace NativeReasoner.Kernels.Cuda;
 
 // The row-wise family: softmax.cu, norm.cu, rope.cu, loss.cu, fused.cu, grpo.cu (shared helpers in rows.cuh).

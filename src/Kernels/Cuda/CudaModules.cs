@@ -1,3 +1,4 @@
+// Source: the CUDA Driver API reference (cuInit, cuModuleLoadData, cuLaunchKernel, events) and NVRTC.
 using System.Collections.Concurrent;
 using System.Reflection;
 using System.Security.Cryptography;

@@ -1,3 +1,4 @@
+// Source: ggml's supports_op (ggml-backend.c): ops a backend lacks run on the CPU path.
 using NativeReasoner.Kernels.Cpu;
 using NativeReasoner.Kernels.Memory;
 

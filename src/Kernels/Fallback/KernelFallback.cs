@@ -1,3 +1,4 @@
+// Source: ggml's supports_op (ggml-backend.c): ops a backend lacks run on the CPU path.
 using System.Runtime.CompilerServices;
 using NativeReasoner.Kernels.Memory;
 

@@ -1,3 +1,4 @@
+// Source: PyTorch's caching allocators (CPU and CUDACachingAllocator): size-class pools, explicit frees, no finalizers.
 namespace NativeReasoner.Kernels.Memory;
 
 /// <summary>

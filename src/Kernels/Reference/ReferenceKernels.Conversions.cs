@@ -1,3 +1,4 @@
+// Source: IEEE 754 binary16 and bfloat16 (the upper half of binary32, round to nearest even), as torch.Tensor.to.
 namespace NativeReasoner.Kernels.Reference;
 
 public sealed unsafe partial class ReferenceKernels

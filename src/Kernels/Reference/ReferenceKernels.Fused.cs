@@ -1,3 +1,4 @@
+// Source: SwiGLU (arXiv:2002.05202); the per-token log-prob gather of TRL trainer/grpo_trainer.py.
 namespace NativeReasoner.Kernels.Reference;
 
 public sealed unsafe partial class ReferenceKernels

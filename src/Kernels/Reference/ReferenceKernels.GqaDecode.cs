@@ -1,3 +1,4 @@
+// Source: GQA (arXiv:2305.13245) decode against per-sequence K/V caches, in the layout of HF's cache_utils.py.
 namespace NativeReasoner.Kernels.Reference;
 
 /// <summary>

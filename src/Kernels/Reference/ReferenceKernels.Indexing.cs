@@ -1,3 +1,4 @@
+// Source: torch.index_select / index_add / gather / scatter_add.
 namespace NativeReasoner.Kernels.Reference;
 
 public sealed unsafe partial class ReferenceKernels

@@ -1,3 +1,5 @@
+// Source: the DeepSeek-V3 router and grouped experts (arXiv:2412.19437 §2.1.2; official inference/model.py Gate and
+//         MoE).
 namespace NativeReasoner.Kernels.Reference;
 
 // Mixture-of-experts routing and token permutation, written as the plain loops of the model's former

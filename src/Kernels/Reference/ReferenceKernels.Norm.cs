@@ -1,3 +1,4 @@
+// Source: RMSNorm (arXiv:1910.07467).
 namespace NativeReasoner.Kernels.Reference;
 
 public sealed unsafe partial class ReferenceKernels

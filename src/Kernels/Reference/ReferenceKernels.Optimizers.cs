@@ -1,3 +1,4 @@
+// Source: AdamW (arXiv:1711.05101) as torch.optim.AdamW; SGD with momentum/Nesterov as torch.optim.SGD.
 namespace NativeReasoner.Kernels.Reference;
 
 public sealed unsafe partial class ReferenceKernels

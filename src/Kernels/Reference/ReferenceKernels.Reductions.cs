@@ -1,3 +1,4 @@
+// Source: torch.sum / mean / amax / amin along one axis (first index of the extreme).
 namespace NativeReasoner.Kernels.Reference;
 
 public sealed unsafe partial class ReferenceKernels

@@ -1,3 +1,4 @@
+// Source: RoPE (arXiv:2104.09864) on interleaved pairs, as official DeepSeek-V3 inference/model.py apply_rotary_emb.
 namespace NativeReasoner.Kernels.Reference;
 
 public sealed unsafe partial class ReferenceKernels

@@ -1,3 +1,4 @@
+// Source: the op set of IKernels.cs (PyTorch semantics, stated in each op's doc comment).
 namespace NativeReasoner.Kernels.Reference;
 
 /// <summary>

@@ -1,3 +1,4 @@
+// Source: ggml's test-backend-ops: every backend op checked against a reference at awkward sizes.
 using System.Runtime.InteropServices;
 
 namespace NativeReasoner.Kernels.Verification;

@@ -1,3 +1,4 @@
+// Source: ggml's test-backend-ops: every backend op checked against a reference at awkward sizes.
 namespace NativeReasoner.Kernels.Verification;
 
 // Checks of the MoE family (router, permutation, dispatch / combine, weight gradient), the index ops

@@ -1,3 +1,4 @@
+// Source: ggml's test-backend-ops: every backend op checked against a reference at awkward sizes.
 namespace NativeReasoner.Kernels.Verification;
 
 // The row-wise family: softmax, RMSNorm, RoPE, cross-entropy, SiLU·mul, log-softmax-gather (forward and

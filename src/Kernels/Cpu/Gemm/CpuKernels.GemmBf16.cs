@@ -1,3 +1,4 @@
+// Source: bfloat16 products with fp32 accumulation, as torch.matmul under torch.autocast(dtype=bfloat16).
 using NativeReasoner.Kernels.Cpu.Gemm;
 
 namespace NativeReasoner.Kernels.Cpu;

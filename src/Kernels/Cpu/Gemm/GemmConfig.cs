@@ -1,3 +1,5 @@
+// Source: Goto & van de Geijn, "Anatomy of high-performance matrix multiplication" (TOMS 2008) and BLIS's micro-kernel
+//         design; the semantics of BLAS sgemm.
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 

@@ -1,3 +1,4 @@
+// Source: the NVRTC API reference (nvrtcCreateProgram, nvrtcCompileProgram, nvrtcGetCUBIN).
 using System.Runtime.InteropServices;
 
 namespace NativeReasoner.Kernels.Cuda.Native;
