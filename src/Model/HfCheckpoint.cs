@@ -67,16 +67,19 @@ public static class HfCheckpoint
         var quantization = QuantizationConfig.Load(directory);
         var own = model.StateDict();
         var names = new HashSet<string>(ckpt.Names, StringComparer.Ordinal);
+        // MoE experts stored fused (transformers ≥ 5) load into the per-expert parameters from slices.
+        var fused = FusedExpertWeights.Resolve(own, ckpt, directory);
+        var fusedTensors = new HashSet<string>(fused.Values.Select(s => s.Tensor), StringComparer.Ordinal);
 
         foreach (var name in own.Keys)
-            if (!names.Contains(name))
+            if (!names.Contains(name) && !fused.ContainsKey(name))
                 throw new CheckpointMismatchException(
                     $"checkpoint {directory}: tensor '{name}' is missing (the model expects shape " +
                         $"{Tensor.FormatShape(own[name].Shape)})");
         var ignored = new List<string>();
         foreach (var name in names.OrderBy(n => n, StringComparer.Ordinal))
         {
-            if (own.ContainsKey(name) || IsScaleOfFp8Weight(name, own, ckpt)) continue;
+            if (own.ContainsKey(name) || fusedTensors.Contains(name) || IsScaleOfFp8Weight(name, own, ckpt)) continue;
             if (ignorable?.Invoke(name) ?? false)
             {
                 ignored.Add(name);
@@ -91,6 +94,7 @@ public static class HfCheckpoint
         int fp8 = 0;
         foreach (var (name, target) in own)
         {
+            if (fused.ContainsKey(name)) continue; // shape and type checked by FusedExpertWeights.Resolve
             var entry = ckpt.GetEntry(name);
             bool same = entry.Shape.Length == target.Rank;
             for (int i = 0; same && i < target.Rank; i++) same = entry.Shape[i] == target.Shape[i];
@@ -120,6 +124,18 @@ public static class HfCheckpoint
         var kept = new SortedDictionary<string, int>(StringComparer.Ordinal);
         foreach (var (name, target) in own)
         {
+            if (fused.TryGetValue(name, out var slice))
+            {
+                var fusedEntry = ckpt.GetEntry(slice.Tensor);
+                var keep = asStored ? StoredPrecision(name, target, fusedEntry.DType) : DType.Float32;
+                if (keep != DType.Float32)
+                {
+                    ((Parameter)target).StoreAs(keep);
+                    kept[keep.ToString()] = kept.GetValueOrDefault(keep.ToString()) + 1;
+                }
+                CopySlice(ckpt, slice, fusedEntry.DType, target, keep);
+                continue;
+            }
             var entry = ckpt.GetEntry(name);
             var stored = asStored ? StoredPrecision(name, target, entry.DType) : DType.Float32;
             if (stored != DType.Float32)
@@ -155,6 +171,32 @@ public static class HfCheckpoint
     }
 
     private delegate void FillBytes(Span<byte> destination);
+
+    /// <summary>
+    /// Copies <paramref name="target"/>'s elements from a run of a fused tensor: the bytes as they are when the
+    /// weight keeps the file's 16-bit type, widened to float32 otherwise.
+    /// </summary>
+    private static unsafe void CopySlice(SafetensorsCheckpoint ckpt, FusedExpertWeights.Slice slice, DType onDisk,
+        Tensor target, DType stored)
+    {
+        int size = onDisk.SizeOf();
+        byte* source = ckpt.GetFile(slice.Tensor).GetPointer(slice.Tensor) + slice.ElementOffset * size;
+        long bytes = target.Numel * size;
+        if (stored == onDisk)
+            target.Device.Memory.CopyFromHost(source, target.RawPointer, bytes);
+        else
+            Fill(target, destination => Widen(onDisk, new ReadOnlySpan<ushort>(source, checked((int)target.Numel)),
+                MemoryMarshal.Cast<byte, float>(destination)));
+    }
+
+    /// <summary>BF16 or F16 elements (host order) widened exactly to float32.</summary>
+    private static void Widen(DType onDisk, ReadOnlySpan<ushort> source, Span<float> destination)
+    {
+        if (onDisk == DType.BFloat16)
+            for (int i = 0; i < source.Length; i++) destination[i] = BitConverter.Int32BitsToSingle(source[i] << 16);
+        else
+            for (int i = 0; i < source.Length; i++) destination[i] = (float)BitConverter.UInt16BitsToHalf(source[i]);
+    }
 
     /// <summary>
     /// Lets <paramref name="fill"/> write a weight's bytes: in place in host memory, through a host staging copy on a

@@ -5,7 +5,8 @@ namespace NativeReasoner.Model.Dense;
 /// <summary>
 /// The sparse MLP of Qwen3-MoE (HF's Qwen3MoeSparseMoeBlock): router logits = gate x; softmax over all experts;
 /// the top-k experts of each token weighted by their softmax scores, renormalised to sum 1 only with
-/// norm_topk_prob; no shared expert. Experts are SwiGLU MLPs stored one by one (mlp.experts.{e}.*_proj.weight).
+/// norm_topk_prob; no shared expert. Experts are SwiGLU MLPs held one by one (mlp.experts.{e}.*_proj.weight);
+/// checkpoints with fused experts load into them through <see cref="FusedExpertWeights"/>.
 /// The routed experts run grouped by expert with the same ops as the DeepSeek MoE block (one group, no bias).
 /// </summary>
 public sealed class SparseMoeBlock : Module
