@@ -140,6 +140,10 @@ public static class HfCheckpoint
                     entry.ByteLength);
             else
                 Fill(target, bytes => ckpt.ReadFloat32(name, MemoryMarshal.Cast<byte, float>(bytes)));
+            // The mapped pages just read would otherwise stay resident beside their copy until the checkpoint is
+            // closed, so the load's peak would be the file plus the model; dropping them keeps it near the model.
+            ckpt.ReleasePages(name);
+            if (entry.DType == DType.Float8E4M3) ckpt.ReleasePages(name + Fp8BlockDequant.ScaleSuffix);
         }
         if (asStored)
         {
