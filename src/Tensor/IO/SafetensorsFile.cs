@@ -212,14 +212,23 @@ public sealed unsafe class SafetensorsFile : IDisposable
     /// also makes it harmless that the first and last page may be shared with neighbouring tensors. Used by loaders
     /// after copying a tensor out, so a mapped checkpoint does not sit resident beside the copy. A no-op elsewhere.
     /// </summary>
-    public void ReleasePages(string name)
+    public void ReleasePages(string name) => ReleasePages(name, 0, GetEntry(name).ByteLength);
+
+    /// <summary>
+    /// As <see cref="ReleasePages(string)"/> for bytes [offset, offset + length) of the tensor's data, for a loader
+    /// copying a large tensor in slices.
+    /// </summary>
+    public void ReleasePages(string name, long offset, long length)
     {
         SafetensorsEntry e = GetEntry(name);
-        byte* data = Base + e.DataOffset;
-        if (!OperatingSystem.IsLinux() || e.ByteLength == 0) return;
+        if (offset < 0 || length < 0 || offset > e.ByteLength - length)
+            throw new ArgumentOutOfRangeException(nameof(offset),
+                $"{FilePath}: bytes [{offset}, {offset + length}) lie outside tensor '{name}' ({e.ByteLength} bytes)");
+        byte* data = Base + e.DataOffset + offset;
+        if (!OperatingSystem.IsLinux() || length == 0) return;
         nuint page = (nuint)Environment.SystemPageSize;
         byte* start = (byte*)((nuint)data & ~(page - 1));
-        byte* end = (byte*)AlignUp((nuint)(data + e.ByteLength));
+        byte* end = (byte*)AlignUp((nuint)(data + length));
         if (start < _mapStart) start = _mapStart;
         if (end > _mapEnd) end = _mapEnd;
         // A failure only means the pages stay resident (e.g. a kernel without madvise): the data is unaffected.
