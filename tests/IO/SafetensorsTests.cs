@@ -611,7 +611,8 @@ public sealed class SafetensorsTests : IDisposable
         string p = PathOf("release.safetensors");
         var a = Enumerable.Range(0, 3001).Select(i => (float)i * 0.5f).ToArray();
         var b = Enumerable.Range(0, 5003).Select(i => -(float)i).ToArray();
-        SafetensorsWriter.Write(p, [new("a", DType.Float32, [3001], Bytes(a)), new("b", DType.Float32, [5003], Bytes(b))]);
+        SafetensorsWriter.Write(p,
+            [new("a", DType.Float32, [3001], Bytes(a)), new("b", DType.Float32, [5003], Bytes(b))]);
         using var f = SafetensorsFile.Open(p);
         Assert.Equal(a, f.ReadFloat32("a"));
         f.ReleasePages("a");
