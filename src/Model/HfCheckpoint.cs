@@ -140,7 +140,7 @@ public static class HfCheckpoint
             var stored = asStored ? StoredPrecision(name, target, entry.DType) : DType.Float32;
             if (stored != DType.Float32)
             {
-                ((Parameter)target).StoreAs(stored);
+                ((Parameter)target).StoreAsUninitialized(stored); // every value is filled below
                 kept[stored.ToString()] = kept.GetValueOrDefault(stored.ToString()) + 1;
             }
             var q = quantization;
@@ -151,11 +151,13 @@ public static class HfCheckpoint
                 Fill(target, bytes => Fp8BlockDequant.ReadDequantized(ckpt, name, q!.BlockRows, q.BlockCols,
                     MemoryMarshal.Cast<byte, float>(bytes)));
             else if (stored != DType.Float32)
-                // Same type on both sides: the stored bytes go straight from the mapping into the weight.
-                target.Device.Memory.CopyFromHost(ckpt.GetFile(name).GetPointer(name), target.RawPointer,
-                    entry.ByteLength);
+                CopyReleasingPages(ckpt, name, target, entry.ByteLength);
             else
                 Fill(target, bytes => ckpt.ReadFloat32(name, MemoryMarshal.Cast<byte, float>(bytes)));
+            // The mapped pages just read would otherwise stay resident beside their copy until the checkpoint is
+            // closed, so the load's peak would be the file plus the model; dropping them keeps it near the model.
+            ckpt.ReleasePages(name);
+            if (entry.DType == DType.Float8E4M3) ckpt.ReleasePages(name + Fp8BlockDequant.ScaleSuffix);
         }
         if (asStored)
         {
@@ -167,6 +169,24 @@ public static class HfCheckpoint
                 ? "no 16-bit weights to keep: every weight is float32 (the checkpoint's precision)"
                 : $"kept {string.Join(", ", kept.Select(kv => $"{kv.Value} {kv.Key}"))} weight matrices as stored; " +
                   "parameters frozen for inference");
+        }
+    }
+
+    /// <summary>
+    /// Same type on both sides: the stored bytes go straight from the mapping into the weight, a slice at a time,
+    /// each slice's mapped pages dropped once copied, so a large tensor (an embedding) is never resident twice.
+    /// </summary>
+    private static unsafe void CopyReleasingPages(SafetensorsCheckpoint ckpt, string name, Tensor target, long bytes)
+    {
+        const long slice = 16L << 20;
+        var file = ckpt.GetFile(name);
+        byte* source = file.GetPointer(name);
+        byte* destination = (byte*)target.RawPointer;
+        for (long done = 0; done < bytes; done += slice)
+        {
+            long n = Math.Min(slice, bytes - done);
+            target.Device.Memory.CopyFromHost(source + done, destination + done, n);
+            file.ReleasePages(name, done, n);
         }
     }
 

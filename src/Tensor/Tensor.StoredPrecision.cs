@@ -40,7 +40,7 @@ public unsafe partial class Tensor
     /// nearest even; the old memory is released) and stops it requiring gradients. Views taken earlier keep the old
     /// values.
     /// </summary>
-    private protected void ReplaceStorageNoGrad(DType dtype)
+    private protected void ReplaceStorageNoGrad(DType dtype, bool keepValues = true)
     {
         if (dtype is not (DType.Float32 or DType.BFloat16 or DType.Float16))
             throw new ArgumentException($"a weight can be stored as Float32, BFloat16 or Float16, not {dtype}",
@@ -62,7 +62,9 @@ public unsafe partial class Tensor
         {
             var k = Device.Kernels;
             byte* dst = replacement.Pointer;
-            switch (DType, dtype)
+            // A loader about to overwrite every value skips the conversion: reading the old block (never written
+            // under SkipRandomInit) would make it resident for nothing and raise the load's peak by its size.
+            if (keepValues) switch (DType, dtype)
             {
                 case (DType.Float32, DType.BFloat16): k.FloatToBFloat16(Data, (ushort*)dst, Numel); break;
                 case (DType.Float32, DType.Float16): k.FloatToHalf(Data, (ushort*)dst, Numel); break;

@@ -603,4 +603,27 @@ public sealed class SafetensorsTests : IDisposable
         var ex = Assert.Throws<SafetensorsException>(() => SafetensorsCheckpoint.Open(_dir));
         Assert.Equal(shard, ex.FilePath);
     }
+
+    [Fact]
+    public void ReleasePages_KeepsEveryByteReadable_AndRejectsRangesOutsideTheTensor()
+    {
+        // Tensors spanning several pages at unaligned offsets: the released pages are shared with the neighbours.
+        string p = PathOf("release.safetensors");
+        var a = Enumerable.Range(0, 3001).Select(i => (float)i * 0.5f).ToArray();
+        var b = Enumerable.Range(0, 5003).Select(i => -(float)i).ToArray();
+        SafetensorsWriter.Write(p,
+            [new("a", DType.Float32, [3001], Bytes(a)), new("b", DType.Float32, [5003], Bytes(b))]);
+        using var f = SafetensorsFile.Open(p);
+        Assert.Equal(a, f.ReadFloat32("a"));
+        f.ReleasePages("a");
+        f.ReleasePages("b", 4097, 7000);
+        f.ReleasePages("b", 20012, 0);
+        Assert.Equal(a, f.ReadFloat32("a"));
+        Assert.Equal(b, f.ReadFloat32("b"));
+
+        var ex = Assert.Throws<ArgumentOutOfRangeException>(() => f.ReleasePages("b", 20000, 13));
+        Assert.Contains("'b' (20012 bytes)", ex.Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => f.ReleasePages("b", -1, 4));
+        Assert.Throws<SafetensorsException>(() => f.ReleasePages("c"));
+    }
 }

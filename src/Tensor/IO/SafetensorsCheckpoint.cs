@@ -173,6 +173,10 @@ public sealed class SafetensorsCheckpoint : IDisposable
 
     public long[] ReadInt64(string name) => GetFile(name).ReadInt64(name);
 
+    /// <summary>Drops the tensor's mapped pages from resident memory (<see cref="SafetensorsFile.ReleasePages"/>).
+    /// </summary>
+    public void ReleasePages(string name) => GetFile(name).ReleasePages(name);
+
     public void Dispose()
     {
         foreach (SafetensorsFile f in _files) f.Dispose();

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.IO.MemoryMappedFiles;
+using System.Runtime.InteropServices;
 using NativeReasoner.Kernels;
 
 namespace NativeReasoner.IO;
@@ -17,6 +18,9 @@ public sealed unsafe class SafetensorsFile : IDisposable
     private readonly MemoryMappedViewAccessor _view;
     private readonly Dictionary<string, SafetensorsEntry> _byName;
     private byte* _base;
+    // The mapping's page-aligned bounds, for ReleasePages: madvise takes whole pages.
+    private readonly byte* _mapStart;
+    private readonly byte* _mapEnd;
     private bool _disposed;
 
     /// <summary>The path the file was opened with.</summary>
@@ -39,6 +43,8 @@ public sealed unsafe class SafetensorsFile : IDisposable
         _map = map;
         _view = view;
         _base = basePtr;
+        _mapStart = (byte*)((nuint)basePtr & ~(nuint)(Environment.SystemPageSize - 1));
+        _mapEnd = (byte*)AlignUp((nuint)(basePtr + length));
         Metadata = parsed.Metadata;
         Entries = parsed.Entries;
         _byName = new Dictionary<string, SafetensorsEntry>(parsed.Entries.Length, StringComparer.Ordinal);
@@ -197,6 +203,47 @@ public sealed unsafe class SafetensorsFile : IDisposable
         long[] result = NewArray<long>(e);
         SafetensorsFormat.ConvertToInt64(e.DType, new ReadOnlySpan<byte>(Base + e.DataOffset, checked((int)e.ByteLength)), result);
         return result;
+    }
+
+    /// <summary>
+    /// Tells the OS the process is done reading this tensor's bytes for now (Linux: <c>madvise(MADV_DONTNEED)</c> on
+    /// the pages it spans), so they stop counting as the process's resident memory. The mapping is read-only and
+    /// file-backed, so nothing is lost: the pages stay in the page cache and a later read faults them back in, which
+    /// also makes it harmless that the first and last page may be shared with neighbouring tensors. Used by loaders
+    /// after copying a tensor out, so a mapped checkpoint does not sit resident beside the copy. A no-op elsewhere.
+    /// </summary>
+    public void ReleasePages(string name) => ReleasePages(name, 0, GetEntry(name).ByteLength);
+
+    /// <summary>
+    /// As <see cref="ReleasePages(string)"/> for bytes [offset, offset + length) of the tensor's data, for a loader
+    /// copying a large tensor in slices.
+    /// </summary>
+    public void ReleasePages(string name, long offset, long length)
+    {
+        SafetensorsEntry e = GetEntry(name);
+        if (offset < 0 || length < 0 || offset > e.ByteLength - length)
+            throw new ArgumentOutOfRangeException(nameof(offset),
+                $"{FilePath}: bytes [{offset}, {offset + length}) lie outside tensor '{name}' ({e.ByteLength} bytes)");
+        byte* data = Base + e.DataOffset + offset;
+        if (!OperatingSystem.IsLinux() || length == 0) return;
+        nuint page = (nuint)Environment.SystemPageSize;
+        byte* start = (byte*)((nuint)data & ~(page - 1));
+        byte* end = (byte*)AlignUp((nuint)(data + length));
+        if (start < _mapStart) start = _mapStart;
+        if (end > _mapEnd) end = _mapEnd;
+        // A failure only means the pages stay resident (e.g. a kernel without madvise): the data is unaffected.
+        _ = MAdvise(start, (nuint)(end - start), MAdvDontNeed);
+    }
+
+    private const int MAdvDontNeed = 4; // Linux <sys/mman.h>
+
+    [DllImport("libc", EntryPoint = "madvise")]
+    private static extern int MAdvise(byte* address, nuint length, int advice);
+
+    private static nuint AlignUp(nuint address)
+    {
+        nuint page = (nuint)Environment.SystemPageSize;
+        return (address + page - 1) & ~(page - 1);
     }
 
     private void RequireFloating(SafetensorsEntry e)

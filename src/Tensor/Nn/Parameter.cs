@@ -66,5 +66,11 @@ public sealed class Parameter : Tensor
     /// </summary>
     public void StoreAs(DType dtype) => ReplaceStorageNoGrad(dtype);
 
+    /// <summary>
+    /// As <see cref="StoreAs"/>, but the new memory is left uninitialised: for a loader that writes every value
+    /// right after, so the old values are neither converted nor read.
+    /// </summary>
+    public void StoreAsUninitialized(DType dtype) => ReplaceStorageNoGrad(dtype, keepValues: false);
+
     public override string ToString() => "Parameter" + base.ToString()["Tensor".Length..];
 }
