@@ -19,9 +19,11 @@ public static partial class BenchCommand
         var batch = new Option<int>("--batch") { Description = "Sequences per step.", DefaultValueFactory = _ => 16 };
         var seq = new Option<int>("--seq") { Description = "Training sequence length.", DefaultValueFactory = _ => 128 };
         var steps = new Option<int>("--steps") { Description = "Timed training steps (the median is reported).", DefaultValueFactory = _ => 15 };
-        var warmup = new Option<double>("--warmup") {
+        var warmup = new Option<double>("--warmup")
+        {
             Description = "Warm-up seconds before each measurement (the tiered JIT settles; at least 3 training steps / 1 decode run).",
-            DefaultValueFactory = _ => 6.0 };
+            DefaultValueFactory = _ => 6.0
+        };
         var prompt = new Option<int>("--prompt") { Description = "Decode: prompt tokens per sequence (prefill, not timed).", DefaultValueFactory = _ => 32 };
         var newTokens = new Option<int>("--new-tokens") { Description = "Decode: tokens generated per sequence.", DefaultValueFactory = _ => 96 };
         var rounds = new Option<int>("--rounds") { Description = "Decode: timed runs (the best is reported).", DefaultValueFactory = _ => 3 };

@@ -64,7 +64,8 @@ public static partial class BenchCommand
                 while (sw.Elapsed.TotalSeconds < seconds) n += Vector512.IsHardwareAccelerated ? Fma512(1 << 16) : Fma256(1 << 16);
                 counts[id] = n;
                 elapsed[id] = sw.Elapsed.TotalSeconds;
-            }, 1 << 20) { IsBackground = true };
+            }, 1 << 20)
+            { IsBackground = true };
             workers[i].Start();
         }
         foreach (var w in workers) w.Join();

@@ -21,8 +21,11 @@ public static class ChatCommand
             Description = "Model directory (checkpoint, tokenizer and chat template or prompt_template.json).",
             Required = true,
         };
-        var temperature = new Option<float>("--temperature") { Description = "0 = greedy (R1 recommends 0.6).",
-            DefaultValueFactory = _ => 0.6f };
+        var temperature = new Option<float>("--temperature")
+        {
+            Description = "0 = greedy (R1 recommends 0.6).",
+            DefaultValueFactory = _ => 0.6f
+        };
         var topP = new Option<float>("--top-p") { DefaultValueFactory = _ => 0.95f };
         var maxNew = new Option<int>("--max-new-tokens") { DefaultValueFactory = _ => 1024 };
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0UL };

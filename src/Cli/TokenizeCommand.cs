@@ -10,15 +10,27 @@ public static class TokenizeCommand
 {
     public static Command Build()
     {
-        var model = new Option<string>("--model") { Description = "Model directory (its tokenizer.json [+ " +
-            "tokenizer_config.json]).", Required = true };
+        var model = new Option<string>("--model")
+        {
+            Description = "Model directory (its tokenizer.json [+ " +
+            "tokenizer_config.json]).", Required = true
+        };
         var text = new Option<string>("--text") { Description = "The text to tokenize.", Required = true };
-        var addSpecial = new Option<bool>("--add-special-tokens") { Description = "Add what the tokenizer's config " +
-            "adds around a sequence (BOS for DeepSeek and Llama)." };
-        var plainSpecial = new Option<bool>("--special-as-text") { Description = "Encode special-token strings in " +
-            "the text as plain text, not as their ids." };
-        var json = new Option<bool>("--json") { Description = "Print one JSON object: ids, pieces and the text of " +
-            "each token." };
+        var addSpecial = new Option<bool>("--add-special-tokens")
+        {
+            Description = "Add what the tokenizer's config " +
+            "adds around a sequence (BOS for DeepSeek and Llama)."
+        };
+        var plainSpecial = new Option<bool>("--special-as-text")
+        {
+            Description = "Encode special-token strings in " +
+            "the text as plain text, not as their ids."
+        };
+        var json = new Option<bool>("--json")
+        {
+            Description = "Print one JSON object: ids, pieces and the text of " +
+            "each token."
+        };
         var command = new Command("tokenize", "Show the token ids and pieces of a text.") { model, text, addSpecial,
             plainSpecial, json };
         command.SetAction(parse => Run(parse.GetValue(model)!, parse.GetValue(text)!, parse.GetValue(addSpecial),
@@ -59,6 +71,12 @@ public static class TokenizeCommand
 
     // Control characters would break the table: show them as escapes.
     private static string Escape(string s) =>
-        string.Concat(s.Select(c => c switch { '\n' => "\\n", '\r' => "\\r", '\t' => "\\t", < ' ' => $"\\x{(int)c:x2}",
-            _ => c.ToString() }));
+        string.Concat(s.Select(c => c switch
+        {
+            '\n' => "\\n",
+            '\r' => "\\r",
+            '\t' => "\\t",
+            < ' ' => $"\\x{(int)c:x2}",
+            _ => c.ToString()
+        }));
 }

@@ -77,12 +77,20 @@ public static class TrainCommand
                     if (parse.GetValue(o) is { } v) grpo = grpo.With(key, v);
                 var s = d with
                 {
-                    Name = parse.GetValue(name)!, RunsDirectory = parse.GetValue(runs)!, Task = grpo.Task,
-                    PretrainSteps = parse.GetValue(pretrainSteps), PretrainMaxMinutes = parse.GetValue(pretrainMinutes),
-                    PretrainBatch = parse.GetValue(pretrainBatch), PretrainLearningRate = parse.GetValue(pretrainLr),
-                    ThinkFraction = parse.GetValue(thinkFraction), RlMaxMinutes = parse.GetValue(rlMinutes),
-                    EvalProblems = parse.GetValue(evalProblems), Grpo = grpo, Seed = grpo.Trainer.Seed,
-                    CheckpointEveryMinutes = parse.GetValue(checkpointEvery), Overwrite = parse.GetValue(overwrite),
+                    Name = parse.GetValue(name)!,
+                    RunsDirectory = parse.GetValue(runs)!,
+                    Task = grpo.Task,
+                    PretrainSteps = parse.GetValue(pretrainSteps),
+                    PretrainMaxMinutes = parse.GetValue(pretrainMinutes),
+                    PretrainBatch = parse.GetValue(pretrainBatch),
+                    PretrainLearningRate = parse.GetValue(pretrainLr),
+                    ThinkFraction = parse.GetValue(thinkFraction),
+                    RlMaxMinutes = parse.GetValue(rlMinutes),
+                    EvalProblems = parse.GetValue(evalProblems),
+                    Grpo = grpo,
+                    Seed = grpo.Trainer.Seed,
+                    CheckpointEveryMinutes = parse.GetValue(checkpointEvery),
+                    Overwrite = parse.GetValue(overwrite),
                     Model = ModelPresets.Get(parse.GetValue(preset)!).WithMaxPositionEmbeddings(d.Model.MaxPositionEmbeddings),
                 };
                 var summary = TrainPipeline.Run(s, Console.Write, cts.Token);

@@ -24,7 +24,10 @@ public sealed partial record DeepseekV3Config
     public ICausalLMConfig ForTokenizer(int vocabSize, long eosId, long? bosId, long? padId) =>
         (this with
         {
-            VocabSize = Math.Max(VocabSize, vocabSize), EosTokenIds = [eosId], BosTokenId = bosId, PadTokenId = padId,
+            VocabSize = Math.Max(VocabSize, vocabSize),
+            EosTokenIds = [eosId],
+            BosTokenId = bosId,
+            PadTokenId = padId,
         }).Validate();
 
     public ICausalLMConfig WithMaxPositionEmbeddings(int positions) =>

@@ -480,10 +480,23 @@ public sealed partial record DeepseekV3Config : ICausalLMConfig
         }.Validate(),
         "deepseek-v2-tiny" => (V2Defaults with
         {
-            VocabSize = 128, HiddenSize = 64, IntermediateSize = 128, MoeIntermediateSize = 16,
-            NumHiddenLayers = 2, FirstKDenseReplace = 1, NumAttentionHeads = 4, NumKeyValueHeads = 4,
-            NRoutedExperts = 16, NSharedExperts = 2, NumExpertsPerTok = 4, QLoraRank = null, KvLoraRank = 32,
-            QkNopeHeadDim = 16, QkRopeHeadDim = 8, VHeadDim = 16, MaxPositionEmbeddings = 256,
+            VocabSize = 128,
+            HiddenSize = 64,
+            IntermediateSize = 128,
+            MoeIntermediateSize = 16,
+            NumHiddenLayers = 2,
+            FirstKDenseReplace = 1,
+            NumAttentionHeads = 4,
+            NumKeyValueHeads = 4,
+            NRoutedExperts = 16,
+            NSharedExperts = 2,
+            NumExpertsPerTok = 4,
+            QLoraRank = null,
+            KvLoraRank = 32,
+            QkNopeHeadDim = 16,
+            QkRopeHeadDim = 8,
+            VHeadDim = 16,
+            MaxPositionEmbeddings = 256,
             RopeScaling = new RopeScaling
             {
                 Factor = 4, OriginalMaxPositionEmbeddings = 64, BetaFast = 32, BetaSlow = 1, Mscale = 0.707,

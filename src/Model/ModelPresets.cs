@@ -29,14 +29,26 @@ public static class ModelPresets
     {
         "qwen2-tiny" => (Qwen2Family.Defaults with
         {
-            VocabSize = 128, HiddenSize = 64, IntermediateSize = 128, NumHiddenLayers = 2, NumAttentionHeads = 4,
-            NumKeyValueHeads = 2, HeadDim = 16, MaxPositionEmbeddings = 256,
+            VocabSize = 128,
+            HiddenSize = 64,
+            IntermediateSize = 128,
+            NumHiddenLayers = 2,
+            NumAttentionHeads = 4,
+            NumKeyValueHeads = 2,
+            HeadDim = 16,
+            MaxPositionEmbeddings = 256,
             Rope = new RopeParameters { Theta = 1000000 },
         }).Validate(),
         "llama-tiny" => (LlamaFamily.Defaults with
         {
-            VocabSize = 128, HiddenSize = 64, IntermediateSize = 128, NumHiddenLayers = 2, NumAttentionHeads = 4,
-            NumKeyValueHeads = 2, HeadDim = 16, MaxPositionEmbeddings = 256,
+            VocabSize = 128,
+            HiddenSize = 64,
+            IntermediateSize = 128,
+            NumHiddenLayers = 2,
+            NumAttentionHeads = 4,
+            NumKeyValueHeads = 2,
+            HeadDim = 16,
+            MaxPositionEmbeddings = 256,
             Rope = new RopeParameters
             {
                 Type = "llama3", Theta = 500000, Factor = 4, LowFreqFactor = 1, HighFreqFactor = 4,
@@ -45,14 +57,31 @@ public static class ModelPresets
         }).Validate(),
         "qwen3-tiny" => (Qwen3Family.Defaults with
         {
-            VocabSize = 128, HiddenSize = 64, IntermediateSize = 128, NumHiddenLayers = 2, NumAttentionHeads = 4,
-            NumKeyValueHeads = 2, HeadDim = 24, MaxPositionEmbeddings = 256, TieWordEmbeddings = true,
+            VocabSize = 128,
+            HiddenSize = 64,
+            IntermediateSize = 128,
+            NumHiddenLayers = 2,
+            NumAttentionHeads = 4,
+            NumKeyValueHeads = 2,
+            HeadDim = 24,
+            MaxPositionEmbeddings = 256,
+            TieWordEmbeddings = true,
         }).Validate(),
         "qwen3-moe-tiny" => (Qwen3MoeFamily.Defaults with
         {
-            VocabSize = 128, HiddenSize = 64, IntermediateSize = 128, NumHiddenLayers = 2, NumAttentionHeads = 4,
-            NumKeyValueHeads = 2, HeadDim = 24, MaxPositionEmbeddings = 256, NumExperts = 16, NumExpertsPerTok = 4,
-            MoeIntermediateSize = 32, NormTopkProb = true, MlpOnlyLayers = [0],
+            VocabSize = 128,
+            HiddenSize = 64,
+            IntermediateSize = 128,
+            NumHiddenLayers = 2,
+            NumAttentionHeads = 4,
+            NumKeyValueHeads = 2,
+            HeadDim = 24,
+            MaxPositionEmbeddings = 256,
+            NumExperts = 16,
+            NumExpertsPerTok = 4,
+            MoeIntermediateSize = 32,
+            NormTopkProb = true,
+            MlpOnlyLayers = [0],
         }).Validate(),
         _ when DeepseekV3Config.PresetNames.Contains(name) => DeepseekV3Config.Preset(name),
         _ => throw new ModelConfigException($"unknown model preset '{name}' (known: {string.Join(", ", Names)})"),

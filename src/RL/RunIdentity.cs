@@ -22,7 +22,11 @@ public static class RunIdentity
         };
         var rest = s with
         {
-            Name = "", RunsDirectory = "", PretrainMaxMinutes = 1, RlMaxMinutes = 1, CheckpointEveryMinutes = 0,
+            Name = "",
+            RunsDirectory = "",
+            PretrainMaxMinutes = 1,
+            RlMaxMinutes = 1,
+            CheckpointEveryMinutes = 0,
             Overwrite = false,
         };
         var node = JsonSerializer.SerializeToNode(rest, options)!.AsObject();

@@ -139,7 +139,9 @@ public static class RunReport
             {
                 var cls = v?.GetValueKind() switch
                 {
-                    JsonValueKind.True => " class=ok", JsonValueKind.False => " class=bad", _ => "",
+                    JsonValueKind.True => " class=ok",
+                    JsonValueKind.False => " class=bad",
+                    _ => "",
                 };
                 h.Append($"<tr><th class=l>{E(k)}</th><td{cls}>{Text(v)}</td></tr>");
             }

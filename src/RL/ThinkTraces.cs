@@ -49,10 +49,10 @@ public static class ThinkTraces
             case '*' when b >= 10 && ones > 0:
                 return $"{a} * {b} = {a} * {tens} + {a} * {ones} = {a * tens} + {a * ones} = {a * b}";
             case '*' when a >= 10 && b < 10:
-            {
-                long at = a / 10 * 10, ao = a % 10;
-                return ao == 0 ? $"{a} * {b} = {a * b}" : $"{a} * {b} = {at} * {b} + {ao} * {b} = {at * b} + {ao * b} = {a * b}";
-            }
+                {
+                    long at = a / 10 * 10, ao = a % 10;
+                    return ao == 0 ? $"{a} * {b} = {a * b}" : $"{a} * {b} = {at} * {b} + {ao} * {b} = {at * b} + {ao * b} = {a * b}";
+                }
             default:
                 return $"{a} {op} {b} = {(op == '+' ? a + b : op == '-' ? a - b : a * b)}";
         }

@@ -65,21 +65,21 @@ public unsafe partial class Tensor
             // A loader about to overwrite every value skips the conversion: reading the old block (never written
             // under SkipRandomInit) would make it resident for nothing and raise the load's peak by its size.
             if (keepValues) switch (DType, dtype)
-            {
-                case (DType.Float32, DType.BFloat16): k.FloatToBFloat16(Data, (ushort*)dst, Numel); break;
-                case (DType.Float32, DType.Float16): k.FloatToHalf(Data, (ushort*)dst, Numel); break;
-                case (DType.BFloat16, DType.Float32): k.BFloat16ToFloat((ushort*)RawPointer, (float*)dst, Numel); break;
-                case (DType.Float16, DType.Float32): k.HalfToFloat((ushort*)RawPointer, (float*)dst, Numel); break;
-                default:
-                    // 16-bit to the other 16-bit type: through float32 (exact widening, one rounding).
-                    using (TensorScope.Suspend())
-                    {
-                        using var wide = ToDTypeNoGrad(DType.Float32);
-                        if (dtype == DType.BFloat16) k.FloatToBFloat16(wide.Data, (ushort*)dst, Numel);
-                        else k.FloatToHalf(wide.Data, (ushort*)dst, Numel);
-                    }
-                    break;
-            }
+                {
+                    case (DType.Float32, DType.BFloat16): k.FloatToBFloat16(Data, (ushort*)dst, Numel); break;
+                    case (DType.Float32, DType.Float16): k.FloatToHalf(Data, (ushort*)dst, Numel); break;
+                    case (DType.BFloat16, DType.Float32): k.BFloat16ToFloat((ushort*)RawPointer, (float*)dst, Numel); break;
+                    case (DType.Float16, DType.Float32): k.HalfToFloat((ushort*)RawPointer, (float*)dst, Numel); break;
+                    default:
+                        // 16-bit to the other 16-bit type: through float32 (exact widening, one rounding).
+                        using (TensorScope.Suspend())
+                        {
+                            using var wide = ToDTypeNoGrad(DType.Float32);
+                            if (dtype == DType.BFloat16) k.FloatToBFloat16(wide.Data, (ushort*)dst, Numel);
+                            else k.FloatToHalf(wide.Data, (ushort*)dst, Numel);
+                        }
+                        break;
+                }
         }
         catch
         {

@@ -32,8 +32,11 @@ public class ChatCommandTests(ITestOutputHelper log)
         File.WriteAllText(configPath, configJson.ToJsonString());
         if (withTemplate)
         {
-            var config = new Dictionary<string, string> { ["bos_token"] = "<|bos|>", ["eos_token"] = "<|eos|>",
-                ["chat_template"] = TinyTemplate };
+            var config = new Dictionary<string, string>
+            {
+                ["bos_token"] = "<|bos|>", ["eos_token"] = "<|eos|>",
+                ["chat_template"] = TinyTemplate
+            };
             File.WriteAllText(Path.Combine(dir, "tokenizer_config.json"), JsonSerializer.Serialize(config));
         }
         if (!withPromptTemplate) File.Delete(Path.Combine(dir, PromptTemplate.FileName));
@@ -98,8 +101,11 @@ public class ChatCommandTests(ITestOutputHelper log)
         try
         {
             using var bundle = ModelBundle.Load(dir);
-            var options = new GenerationOptions { MaxNewTokens = 8, Temperature = 0f,
-                EosTokenIds = [bundle.Tokenizer.EosId] };
+            var options = new GenerationOptions
+            {
+                MaxNewTokens = 8, Temperature = 0f,
+                EosTokenIds = [bundle.Tokenizer.EosId]
+            };
             var output = new StringWriter();
             var session = new ChatSession(bundle, ChatPrompt.Load(dir), options, 0,
                 new StringReader("What is 2 + 3?\n\n/what\nAnd 4 * 5?\n/exit\nnot read\n"), output, ansi: false);

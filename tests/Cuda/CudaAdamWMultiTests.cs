@@ -40,7 +40,8 @@ public sealed class CudaAdamWMultiTests(ITestOutputHelper output)
                     new ParamGroup(Params.Take(3), learningRate: 0.01f, weightDecay: 0.1f),
                     new ParamGroup(Params.Skip(3), learningRate: 0.003f, weightDecay: 0f),
                 ],
-                beta1: 0.8f, beta2: 0.95f, eps: 1e-6f) { Foreach = foreachOn };
+                beta1: 0.8f, beta2: 0.95f, eps: 1e-6f)
+            { Foreach = foreachOn };
         }
 
         public void Step(int step)

@@ -78,12 +78,12 @@ public sealed unsafe class AttentionTests
         var (oRef, lseRef) = c.Forward(ReferenceKernels.Instance);
         var (o, lse) = c.Forward(CpuKernels.Instance);
         for (int bh = 0; bh < BH; bh++)
-        for (int i = 0; i < 2; i++)
-        {
-            Assert.Equal(float.NegativeInfinity, lse[bh * 5 + i]);
-            Assert.Equal(float.NegativeInfinity, lseRef[bh * 5 + i]);
-            for (int d = 0; d < 4; d++) Assert.Equal(0f, o[(bh * 5 + i) * 4 + d]);
-        }
+            for (int i = 0; i < 2; i++)
+            {
+                Assert.Equal(float.NegativeInfinity, lse[bh * 5 + i]);
+                Assert.Equal(float.NegativeInfinity, lseRef[bh * 5 + i]);
+                for (int d = 0; d < 4; d++) Assert.Equal(0f, o[(bh * 5 + i) * 4 + d]);
+            }
         GemmAttentionTestUtil.AssertClose(oRef, o, 1e-4, "o");
         GemmAttentionTestUtil.AssertClose(lseRef, lse, 1e-4, "lse", i => i % 5 >= 2);
         var (dqRef, dkRef, dvRef) = c.Backward(ReferenceKernels.Instance, oRef, lseRef);

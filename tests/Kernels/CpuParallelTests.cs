@@ -27,16 +27,16 @@ public sealed unsafe class CpuParallelTests
     public void CoversEveryItemExactlyOnce()
     {
         foreach (int count in new[] { 1, 2, 3, 7, 64, 1000, 100_003 })
-        foreach (long minChunk in new long[] { 1, 5, 4096 })
-        {
-            var hits = new int[count];
-            fixed (int* h = hits)
+            foreach (long minChunk in new long[] { 1, 5, 4096 })
             {
-                var st = new CountState { Hits = h, Throw = -1 };
-                for (int rep = 0; rep < 3; rep++) CpuParallel.For(count, minChunk, &CountBody, &st);
+                var hits = new int[count];
+                fixed (int* h = hits)
+                {
+                    var st = new CountState { Hits = h, Throw = -1 };
+                    for (int rep = 0; rep < 3; rep++) CpuParallel.For(count, minChunk, &CountBody, &st);
+                }
+                Assert.All(hits, x => Assert.Equal(3, x));
             }
-            Assert.All(hits, x => Assert.Equal(3, x));
-        }
     }
 
     private static void NestedBody(void* state, long start, long end)

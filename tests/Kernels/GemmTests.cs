@@ -87,8 +87,8 @@ public sealed unsafe class GemmTests
     public void AllTransposeCombinations(int M, int N, int K)
     {
         foreach (bool tA in new[] { false, true })
-        foreach (bool tB in new[] { false, true })
-            Check(1, tA, tB, M, N, K, 1f, 0f);
+            foreach (bool tB in new[] { false, true })
+                Check(1, tA, tB, M, N, K, 1f, 0f);
     }
 
     [Fact]
@@ -152,11 +152,11 @@ public sealed unsafe class GemmTests
     public void LeadingDimensionsWiderThanRows()
     {
         foreach (bool tA in new[] { false, true })
-        foreach (bool tB in new[] { false, true })
-        {
-            Check(1, tA, tB, 9, 11, 6, 1f, 0.5f, padA: 3, padB: 5, padC: 7);
-            Check(1, tA, tB, 100, 90, 80, 1.5f, 1f, padA: 1, padB: 33, padC: 2);
-        }
+            foreach (bool tB in new[] { false, true })
+            {
+                Check(1, tA, tB, 9, 11, 6, 1f, 0.5f, padA: 3, padB: 5, padC: 7);
+                Check(1, tA, tB, 100, 90, 80, 1.5f, 1f, padA: 1, padB: 33, padC: 2);
+            }
     }
 
     [Fact]
@@ -184,11 +184,11 @@ public sealed unsafe class GemmTests
         var isas = new List<GemmIsa> { GemmIsa.Scalar };
         if (Vector256.IsHardwareAccelerated && Fma.IsSupported) isas.Add(GemmIsa.Avx2);
         foreach (var isa in isas)
-        foreach (bool tA in new[] { false, true })
-        foreach (bool tB in new[] { false, true })
-        {
-            Check(1, tA, tB, 61, 45, 70, 1f, 0.5f, isa: isa);
-            Check(2, tA, tB, 33, 130, 200, -1f, 0f, padC: 2, nanC: true, isa: isa);
-        }
+            foreach (bool tA in new[] { false, true })
+                foreach (bool tB in new[] { false, true })
+                {
+                    Check(1, tA, tB, 61, 45, 70, 1f, 0.5f, isa: isa);
+                    Check(2, tA, tB, 33, 130, 200, -1f, 0f, padC: 2, nanC: true, isa: isa);
+                }
     }
 }

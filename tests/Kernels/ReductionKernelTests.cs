@@ -17,24 +17,24 @@ public unsafe class ReductionKernelTests
     {
         var rng = new Random(901);
         foreach (var (outer, dim, inner) in ((int, int, int)[])[(4, 37, 1), (3, 9, 33)])
-        foreach (var op in (ReduceOp[])[ReduceOp.Max, ReduceOp.Min])
-        {
-            var x = Uniform(rng, (long)outer * dim * inner);
-            for (int i = 3; i < x.Length; i += 29) x[i] = float.NaN;
-            var yr = new float[outer * inner];
-            var yc = new float[outer * inner];
-            var ar = new int[outer * inner];
-            var ac = new int[outer * inner];
-            fixed (float* px = x, pr = yr, pc = yc)
-            fixed (int* par = ar, pac = ac)
+            foreach (var op in (ReduceOp[])[ReduceOp.Max, ReduceOp.Min])
             {
-                Ref.Reduce(op, px, pr, outer, dim, inner, par);
-                Cpu.Reduce(op, px, pc, outer, dim, inner, pac);
+                var x = Uniform(rng, (long)outer * dim * inner);
+                for (int i = 3; i < x.Length; i += 29) x[i] = float.NaN;
+                var yr = new float[outer * inner];
+                var yc = new float[outer * inner];
+                var ar = new int[outer * inner];
+                var ac = new int[outer * inner];
+                fixed (float* px = x, pr = yr, pc = yc)
+                fixed (int* par = ar, pac = ac)
+                {
+                    Ref.Reduce(op, px, pr, outer, dim, inner, par);
+                    Cpu.Reduce(op, px, pc, outer, dim, inner, pac);
+                }
+                AssertExact<float>(yc, yr, $"{op} NaN");
+                AssertExact<int>(ac, ar, $"arg{op} NaN");
+                Assert.Contains(yr, float.IsNaN);
             }
-            AssertExact<float>(yc, yr, $"{op} NaN");
-            AssertExact<int>(ac, ar, $"arg{op} NaN");
-            Assert.Contains(yr, float.IsNaN);
-        }
     }
 
     [Fact]

@@ -149,7 +149,8 @@ public sealed class DeepseekV2ReferenceTests(ITestOutputHelper output)
             var v3 = DeepseekV3Config.Load(src);
             File.WriteAllText(Path.Combine(root, "config.json"), (v3 with
             {
-                ModelType = DeepseekV3Config.V2ModelTypeName, ScoringFunc = "softmax",
+                ModelType = DeepseekV3Config.V2ModelTypeName,
+                ScoringFunc = "softmax",
                 TopkMethod = "group_limited_greedy",
             }).Validate().ToJson());
             var e = Assert.ThrowsAny<Exception>(() => CausalLMRegistry.Load(root).Dispose());

@@ -31,7 +31,8 @@ public sealed class CpuAdamWMultiTests
         var b = Make();
         AdamW Opt(Parameter[] ps, bool on) => new(
             [new ParamGroup(ps.Take(300), learningRate: 0.01f, weightDecay: 0.1f), new ParamGroup(ps.Skip(300), learningRate: 0.002f, weightDecay: 0f)],
-            beta1: 0.85f, beta2: 0.97f, eps: 1e-7f) { Foreach = on };
+            beta1: 0.85f, beta2: 0.97f, eps: 1e-7f)
+        { Foreach = on };
         using var multi = Opt(a, true);
         using var single = Opt(b, false);
         try

@@ -54,7 +54,9 @@ public class TrainBudgetTests
             var slow = new SteppingClock(TimeSpan.FromSeconds(40));
             var settings = TrainPipelineTests.Toy(runs) with
             {
-                PretrainSteps = 6, PretrainMaxMinutes = 60, RlMaxMinutes = 60,
+                PretrainSteps = 6,
+                PretrainMaxMinutes = 60,
+                RlMaxMinutes = 60,
             };
             var fast = TrainPipeline.Run(settings with { Name = "fast" }, _ => { });
             var slowSummary = TrainPipeline.Run(settings with { Name = "slow" }, _ => { }, time: slow);
@@ -83,7 +85,9 @@ public class TrainBudgetTests
             // A minute per clock read against 3-minute limits: each phase stops after a step or two of its 40.
             var settings = WithGrpoSteps(TrainPipelineTests.Toy(runs), 40) with
             {
-                PretrainSteps = 40, PretrainMaxMinutes = 3, RlMaxMinutes = 3,
+                PretrainSteps = 40,
+                PretrainMaxMinutes = 3,
+                RlMaxMinutes = 3,
             };
             var log = new List<string>();
             var summary = TrainPipeline.Run(settings, log.Add, time: new SteppingClock(TimeSpan.FromMinutes(1)));

@@ -202,8 +202,11 @@ public class NativeReasonerChatClientTests
         {
             using var client = NativeReasonerChatClient.Load(dir);
             string[] questions = ["What is 2 + 3?", "What is 7 * 8?", "a b c", "What is 10 - 4?"];
-            ChatOptions OptionsFor(int i) => new() { Temperature = i % 2 == 0 ? 0 : 0.8f, Seed = 10 + i,
-                MaxOutputTokens = 8 };
+            ChatOptions OptionsFor(int i) => new()
+            {
+                Temperature = i % 2 == 0 ? 0 : 0.8f, Seed = 10 + i,
+                MaxOutputTokens = 8
+            };
             var sequential = new List<string>();
             for (int i = 0; i < questions.Length; i++)
             {
@@ -331,8 +334,11 @@ public class NativeReasonerChatClientTests
                 Assert.Equal("deepseek_v3", client.GetService<ICausalLM>()!.Config.ModelType);
                 Assert.NotNull(client.GetService<ITokenizer>());
                 Assert.NotNull(client.GetService<NativeReasonerChatClient>());
-                var r = await client.GetResponseAsync(Question, new ChatOptions { MaxOutputTokens = 3,
-                    Temperature = 0 });
+                var r = await client.GetResponseAsync(Question, new ChatOptions
+                {
+                    MaxOutputTokens = 3,
+                    Temperature = 0
+                });
                 Assert.Equal(3, r.Usage!.OutputTokenCount);
                 Assert.Equal("tiny-v3", r.ModelId);
             }

@@ -36,24 +36,24 @@ internal static class FixtureOps
             case "sigmoid": return One(In("x").Sigmoid());
             case "tanh": return One(In("x").Tanh());
             case "matmul":
-            {
-                // Transposes are views of the stored tensors: the gradients are w.r.t. the stored layout.
-                var a = c.Bool("transpose_a") ? In("a").Transpose(-1, -2) : In("a");
-                var b = c.Bool("transpose_b") ? In("b").Transpose(-1, -2) : In("b");
-                return One(a.MatMul(b));
-            }
+                {
+                    // Transposes are views of the stored tensors: the gradients are w.r.t. the stored layout.
+                    var a = c.Bool("transpose_a") ? In("a").Transpose(-1, -2) : In("a");
+                    var b = c.Bool("transpose_b") ? In("b").Transpose(-1, -2) : In("b");
+                    return One(a.MatMul(b));
+                }
             case "linear":
                 return One(Tensor.Linear(In("x"), In("weight"), c.Bool("bias") ? In("bias") : null));
             case "sum":
-            {
-                var dims = c.Ints("dims");
-                return One(In("x").Sum(dims.Length == 0 ? null : dims, c.Bool("keepdim")));
-            }
+                {
+                    var dims = c.Ints("dims");
+                    return One(In("x").Sum(dims.Length == 0 ? null : dims, c.Bool("keepdim")));
+                }
             case "mean":
-            {
-                var dims = c.Ints("dims");
-                return One(In("x").Mean(dims.Length == 0 ? null : dims, c.Bool("keepdim")));
-            }
+                {
+                    var dims = c.Ints("dims");
+                    return One(In("x").Mean(dims.Length == 0 ? null : dims, c.Bool("keepdim")));
+                }
             case "max": return One(In("x").Max(SingleDim(c), c.Bool("keepdim")));
             case "min": return One(In("x").Min(SingleDim(c), c.Bool("keepdim")));
             case "where": return One(Tensor.Where(In("cond"), In("a"), In("b")));
@@ -70,28 +70,28 @@ internal static class FixtureOps
             case "split": return In("x").Split(c.Ints("sizes"), c.Int("dim")).ToArray();
             case "rms_norm": return One(Functional.RmsNorm(In("x"), In("weight"), c.Float("eps")));
             case "rope":
-            {
-                int seqDim = c.Str("layout") switch
                 {
-                    "BTHD" => 1,
-                    "BHTD" => 2,
-                    var l => throw new InvalidOperationException($"case '{c.Name}': unknown rope layout '{l}'"),
-                };
-                return One(Functional.Rope(In("x"), In("cos"), In("sin"), seqDim));
-            }
+                    int seqDim = c.Str("layout") switch
+                    {
+                        "BTHD" => 1,
+                        "BHTD" => 2,
+                        var l => throw new InvalidOperationException($"case '{c.Name}': unknown rope layout '{l}'"),
+                    };
+                    return One(Functional.Rope(In("x"), In("cos"), In("sin"), seqDim));
+                }
             case "cross_entropy":
                 return One(Functional.CrossEntropy(In("logits"), In("targets"), Attrs64(c, "ignore_index")));
             case "sdpa":
-            {
-                // Both the fixture and the engine align the causal mask bottom-right (a query block after a
-                // cached prefix), so cases with Tq < Tk check the decode/prefill-with-cache layout too.
-                return One(Functional.ScaledDotProductAttention(In("q"), In("k"), In("v"), c.Bool("causal"), c.Has("scale") ? c.Float("scale") : null));
-            }
+                {
+                    // Both the fixture and the engine align the causal mask bottom-right (a query block after a
+                    // cached prefix), so cases with Tq < Tk check the decode/prefill-with-cache layout too.
+                    return One(Functional.ScaledDotProductAttention(In("q"), In("k"), In("v"), c.Bool("causal"), c.Has("scale") ? c.Float("scale") : null));
+                }
             case "topk":
-            {
-                var (values, indices) = In("x").TopK(c.Int("k"));
-                return [values, indices];
-            }
+                {
+                    var (values, indices) = In("x").TopK(c.Int("k"));
+                    return [values, indices];
+                }
             default:
                 throw new UnknownFixtureOpException(c);
         }

@@ -109,7 +109,8 @@ internal static partial class OpCatalog
         };
         // One row: gradients ~1/257, and a step of 3e-2 puts the loss's rounding noise at ~0.2 % of them.
         yield return A("cross_entropy_257_row", "cross_entropy", x => Functional.CrossEntropy(x[0], x[1]),
-            Normal("logits", S(1, 257)), Ints("targets", S(1), (g, _) => g.NextInt(257))) with { GradEps = 3e-2f };
+            Normal("logits", S(1, 257)), Ints("targets", S(1), (g, _) => g.NextInt(257))) with
+        { GradEps = 3e-2f };
         yield return A("cross_entropy_large", "cross_entropy", x => Functional.CrossEntropy(x[0], x[1]),
             Normal("logits", S(4, 9), 50f), Ints("targets", S(4), (g, _) => g.NextInt(9)));
         yield return A("cross_entropy_one_row", "cross_entropy", x => Functional.CrossEntropy(x[0], x[1], ignoreIndex: 0),

@@ -51,28 +51,28 @@ public sealed unsafe partial class CpuKernels
             {
                 case ReduceOp.Sum:
                 case ReduceOp.Mean:
-                {
-                    double s = 0;
-                    for (int c = 0; c < dim; c += 4096)
-                        s += TensorPrimitives.Sum(new ReadOnlySpan<float>(row + c, Math.Min(4096, dim - c)));
-                    st->Y[o] = (float)(st->Op == ReduceOp.Mean ? s / dim : s);
-                    break;
-                }
-                default:
-                {
-                    var span = new ReadOnlySpan<float>(row, dim);
-                    // IEEE max/min: a NaN anywhere makes the result NaN.
-                    float v = st->Op == ReduceOp.Max ? TensorPrimitives.Max(span) : TensorPrimitives.Min(span);
-                    st->Y[o] = v;
-                    if (st->Arg != null)
                     {
-                        int j = 0;
-                        if (float.IsNaN(v)) while (!float.IsNaN(row[j])) j++;
-                        else while (row[j] != v) j++;
-                        st->Arg[o] = j;
+                        double s = 0;
+                        for (int c = 0; c < dim; c += 4096)
+                            s += TensorPrimitives.Sum(new ReadOnlySpan<float>(row + c, Math.Min(4096, dim - c)));
+                        st->Y[o] = (float)(st->Op == ReduceOp.Mean ? s / dim : s);
+                        break;
                     }
-                    break;
-                }
+                default:
+                    {
+                        var span = new ReadOnlySpan<float>(row, dim);
+                        // IEEE max/min: a NaN anywhere makes the result NaN.
+                        float v = st->Op == ReduceOp.Max ? TensorPrimitives.Max(span) : TensorPrimitives.Min(span);
+                        st->Y[o] = v;
+                        if (st->Arg != null)
+                        {
+                            int j = 0;
+                            if (float.IsNaN(v)) while (!float.IsNaN(row[j])) j++;
+                            else while (row[j] != v) j++;
+                            st->Arg[o] = j;
+                        }
+                        break;
+                    }
             }
         }
     }

@@ -189,15 +189,15 @@ public sealed unsafe partial class CudaKernels
 
     private static GemmParams Params(int batch, bool transA, bool transB, int M, int N, int K, float alpha, void* A, int lda,
         long strideA, void* B, int ldb, long strideB, float beta, float* C, int ldc, long strideC, int elementSize) => new()
-    {
-        A = A, B = B, C = C, StrideA = strideA, StrideB = strideB, StrideC = strideC,
-        M = M, N = N, K = Math.Max(K, 0), Lda = lda, Ldb = ldb, Ldc = ldc, Alpha = alpha, Beta = beta, Batch = batch,
-        VecA = Aligned(A, lda, strideA, elementSize) ? 1 : 0,
-        VecB = Aligned(B, ldb, strideB, elementSize) ? 1 : 0,
-        // fp32 kernels store C 16 bytes at a time, the bf16 kernels 8 (a lane's column pair).
-        VecC = Aligned(C, ldc, strideC, sizeof(float), elementSize == sizeof(float) ? 16 : 8) ? 1 : 0,
-        TransA = transA ? 1 : 0, TransB = transB ? 1 : 0,
-    };
+        {
+            A = A, B = B, C = C, StrideA = strideA, StrideB = strideB, StrideC = strideC,
+            M = M, N = N, K = Math.Max(K, 0), Lda = lda, Ldb = ldb, Ldc = ldc, Alpha = alpha, Beta = beta, Batch = batch,
+            VecA = Aligned(A, lda, strideA, elementSize) ? 1 : 0,
+            VecB = Aligned(B, ldb, strideB, elementSize) ? 1 : 0,
+            // fp32 kernels store C 16 bytes at a time, the bf16 kernels 8 (a lane's column pair).
+            VecC = Aligned(C, ldc, strideC, sizeof(float), elementSize == sizeof(float) ? 16 : 8) ? 1 : 0,
+            TransA = transA ? 1 : 0, TransB = transB ? 1 : 0,
+        };
 
     /// <summary>Whether every row start of every batch item of an operand is <paramref name="bytes"/>-aligned.</summary>
     private static bool Aligned(void* p, int ld, long stride, int elementSize, int bytes = 16)

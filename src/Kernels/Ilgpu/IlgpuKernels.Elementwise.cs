@@ -144,11 +144,11 @@ public sealed unsafe partial class IlgpuKernels
             case UnaryOp.Rsqrt: d = -0.5f * yi * yi * yi; break; // d/dx x^-1/2 = -1/2 · y³
             case UnaryOp.Pow: d = alpha * MathF.Pow(xi, alpha - 1f); break;
             case UnaryOp.Silu:
-            {
-                float s = 1f / (1f + MathF.Exp(-xi));
-                d = s * (1f + xi * (1f - s));
-                break;
-            }
+                {
+                    float s = 1f / (1f + MathF.Exp(-xi));
+                    d = s * (1f + xi * (1f - s));
+                    break;
+                }
             case UnaryOp.Sigmoid: d = yi * (1f - yi); break;
             case UnaryOp.Tanh: d = 1f - yi * yi; break;
             case UnaryOp.Scale: d = alpha; break;

@@ -19,14 +19,14 @@ public sealed unsafe partial class ReferenceKernels
         {
             float* a = A + b * strideA, bm = B + b * strideB, c = C + b * strideC;
             for (int i = 0; i < M; i++)
-            for (int j = 0; j < N; j++)
-            {
-                double sum = 0;
-                for (int p = 0; p < K; p++) sum += (double)a[i * aRow + p * aCol] * bm[p * bRow + j * bCol];
-                float* cij = c + (long)i * ldc + j;
-                // beta = 0: C is write-only (it may hold NaN), so it must not even be multiplied.
-                *cij = beta == 0f ? (float)(alpha * sum) : (float)(alpha * sum + (double)beta * *cij);
-            }
+                for (int j = 0; j < N; j++)
+                {
+                    double sum = 0;
+                    for (int p = 0; p < K; p++) sum += (double)a[i * aRow + p * aCol] * bm[p * bRow + j * bCol];
+                    float* cij = c + (long)i * ldc + j;
+                    // beta = 0: C is write-only (it may hold NaN), so it must not even be multiplied.
+                    *cij = beta == 0f ? (float)(alpha * sum) : (float)(alpha * sum + (double)beta * *cij);
+                }
         }
     }
 }

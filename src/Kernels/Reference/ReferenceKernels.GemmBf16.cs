@@ -17,13 +17,13 @@ public sealed unsafe partial class ReferenceKernels
             ushort* a = A + b * strideA, bm = B + b * strideB;
             float* c = C + b * strideC;
             for (int i = 0; i < M; i++)
-            for (int j = 0; j < N; j++)
-            {
-                double sum = 0;
-                for (int p = 0; p < K; p++) sum += Bf16(a[i * aRow + p * aCol]) * Bf16(bm[p * bRow + j * bCol]);
-                float* cij = c + (long)i * ldc + j;
-                *cij = beta == 0f ? (float)(alpha * sum) : (float)(alpha * sum + (double)beta * *cij);
-            }
+                for (int j = 0; j < N; j++)
+                {
+                    double sum = 0;
+                    for (int p = 0; p < K; p++) sum += Bf16(a[i * aRow + p * aCol]) * Bf16(bm[p * bRow + j * bCol]);
+                    float* cij = c + (long)i * ldc + j;
+                    *cij = beta == 0f ? (float)(alpha * sum) : (float)(alpha * sum + (double)beta * *cij);
+                }
         }
     }
 }

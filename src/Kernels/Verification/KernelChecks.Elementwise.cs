@@ -689,62 +689,62 @@ public static unsafe partial class KernelChecks
         // Sizes around the 16384-element CUDA chunk and the 32768-element CPU chunk, an empty tensor, one tensor on
         // unaligned pointers; then 700 small tensors, so that every CPU chunk spans many tensors (a MoE model's experts).
         foreach (var (name, unaligned) in new[] { ("9-tensors", 7), ("700-small", 250) })
-        list.Add(new KernelCheck($"optim/adamw-multi/{name}", ctx =>
-        {
-            long[] sizes = [1, 7, 16384, 16385, 0, 31, 40000, 257, 1031];
-            if (name == "700-small")
+            list.Add(new KernelCheck($"optim/adamw-multi/{name}", ctx =>
             {
-                sizes = new long[700];
-                for (int t = 0; t < sizes.Length; t++) sizes[t] = t % 97 == 3 ? 0 : 1 + ctx.Rng.Next(400);
-            }
-            int count = sizes.Length;
-            var ps = new float[count][];
-            var gs = new float[count][];
-            var ms = new float[count][];
-            var vs = new float[count][];
-            var dp = new nint[count];
-            var dg = new nint[count];
-            var dm = new nint[count];
-            var dv = new nint[count];
-            for (int t = 0; t < count; t++)
-            {
-                int o = t == unaligned ? 1 : 0;
-                long len = sizes[t] + o;
-                ps[t] = ctx.Rand(len);
-                gs[t] = ctx.Rand(len);
-                ms[t] = ctx.Rand(len, -0.1f, 0.1f);
-                vs[t] = ctx.Rand(len, 0f, 0.01f);
-                dp[t] = (nint)(ctx.Up(ps[t]) + o);
-                dg[t] = (nint)(ctx.Up(gs[t]) + o);
-                dm[t] = (nint)(ctx.Up(ms[t]) + o);
-                dv[t] = (nint)(ctx.Up(vs[t]) + o);
-            }
-            fixed (nint* pp = dp, pg = dg, pm = dm, pv = dv) fixed (long* pn = sizes)
-            {
-                if (ctx.K is IMultiTensorAdamW multi)
-                    multi.AdamWStepMulti(count, (float**)pp, (float**)pg, (float**)pm, (float**)pv, pn, lr, b1, b2, eps, wd, bias1, bias2);
-                else
+                long[] sizes = [1, 7, 16384, 16385, 0, 31, 40000, 257, 1031];
+                if (name == "700-small")
                 {
-                    // The optional op's fallback: one AdamWStep per tensor (what AdamW does on such a backend).
-                    ctx.UsedFallback(Fallback.OptionalOp.MultiTensorAdamW);
-                    for (int t = 0; t < count; t++)
-                        ctx.K.AdamWStep((float*)dp[t], (float*)dg[t], (float*)dm[t], (float*)dv[t], sizes[t], lr, b1, b2, eps, wd, bias1, bias2);
+                    sizes = new long[700];
+                    for (int t = 0; t < sizes.Length; t++) sizes[t] = t % 97 == 3 ? 0 : 1 + ctx.Rng.Next(400);
                 }
-            }
-            for (int t = 0; t < count; t++)
-            {
-                int o = t == unaligned ? 1 : 0;
-                long n = sizes[t];
-                float[] ep = (float[])ps[t].Clone(), em = (float[])ms[t].Clone(), ev = (float[])vs[t].Clone();
-                fixed (float* hp = ep, hg = gs[t], hm = em, hv = ev)
-                    ctx.Ref.AdamWStep(hp + o, hg + o, hm + o, hv + o, n, lr, b1, b2, eps, wd, bias1, bias2);
-                long len = n + o;
-                // The whole buffers: the element before an unaligned tensor must stay untouched.
-                EwCloseUpdate(ctx, ps[t], ctx.Down((float*)dp[t] - o, len), ep, 1e-5, $"tensor {t} (n={n}) p update");
-                ctx.Close(ctx.Down((float*)dm[t] - o, len), em, 1e-6, $"tensor {t} m");
-                ctx.Close(ctx.Down((float*)dv[t] - o, len), ev, 1e-6, $"tensor {t} v");
-            }
-        }));
+                int count = sizes.Length;
+                var ps = new float[count][];
+                var gs = new float[count][];
+                var ms = new float[count][];
+                var vs = new float[count][];
+                var dp = new nint[count];
+                var dg = new nint[count];
+                var dm = new nint[count];
+                var dv = new nint[count];
+                for (int t = 0; t < count; t++)
+                {
+                    int o = t == unaligned ? 1 : 0;
+                    long len = sizes[t] + o;
+                    ps[t] = ctx.Rand(len);
+                    gs[t] = ctx.Rand(len);
+                    ms[t] = ctx.Rand(len, -0.1f, 0.1f);
+                    vs[t] = ctx.Rand(len, 0f, 0.01f);
+                    dp[t] = (nint)(ctx.Up(ps[t]) + o);
+                    dg[t] = (nint)(ctx.Up(gs[t]) + o);
+                    dm[t] = (nint)(ctx.Up(ms[t]) + o);
+                    dv[t] = (nint)(ctx.Up(vs[t]) + o);
+                }
+                fixed (nint* pp = dp, pg = dg, pm = dm, pv = dv) fixed (long* pn = sizes)
+                {
+                    if (ctx.K is IMultiTensorAdamW multi)
+                        multi.AdamWStepMulti(count, (float**)pp, (float**)pg, (float**)pm, (float**)pv, pn, lr, b1, b2, eps, wd, bias1, bias2);
+                    else
+                    {
+                        // The optional op's fallback: one AdamWStep per tensor (what AdamW does on such a backend).
+                        ctx.UsedFallback(Fallback.OptionalOp.MultiTensorAdamW);
+                        for (int t = 0; t < count; t++)
+                            ctx.K.AdamWStep((float*)dp[t], (float*)dg[t], (float*)dm[t], (float*)dv[t], sizes[t], lr, b1, b2, eps, wd, bias1, bias2);
+                    }
+                }
+                for (int t = 0; t < count; t++)
+                {
+                    int o = t == unaligned ? 1 : 0;
+                    long n = sizes[t];
+                    float[] ep = (float[])ps[t].Clone(), em = (float[])ms[t].Clone(), ev = (float[])vs[t].Clone();
+                    fixed (float* hp = ep, hg = gs[t], hm = em, hv = ev)
+                        ctx.Ref.AdamWStep(hp + o, hg + o, hm + o, hv + o, n, lr, b1, b2, eps, wd, bias1, bias2);
+                    long len = n + o;
+                    // The whole buffers: the element before an unaligned tensor must stay untouched.
+                    EwCloseUpdate(ctx, ps[t], ctx.Down((float*)dp[t] - o, len), ep, 1e-5, $"tensor {t} (n={n}) p update");
+                    ctx.Close(ctx.Down((float*)dm[t] - o, len), em, 1e-6, $"tensor {t} m");
+                    ctx.Close(ctx.Down((float*)dv[t] - o, len), ev, 1e-6, $"tensor {t} v");
+                }
+            }));
         var sgd = new (string Name, float Momentum, float Dampening, float Wd, bool Nesterov, bool First)[]
         {
             ("plain", 0f, 0f, 0f, false, false),

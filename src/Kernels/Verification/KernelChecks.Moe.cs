@@ -220,53 +220,53 @@ public static unsafe partial class KernelChecks
             (1, 1, 1), (1, 8, 7), (7, 2, 129), (7, 8, 128), (129, 8, 7), (129, 3, 1), (33, 8, 264), (1, 2, 1031), (2, 3, 4100),
         };
         foreach (var (n, k, d) in shapes)
-        foreach (bool weighted in new[] { true, false })
-        {
-            string tag = $"n{n}-k{k}-d{d}{(weighted ? "-weighted" : "")}";
-            list.Add(new KernelCheck($"moe/dispatch/{tag}", ctx =>
+            foreach (bool weighted in new[] { true, false })
             {
-                var x = ctx.Rand((long)n * d);
-                var pos = MoeRandomPermutation(ctx, n * k);
-                var w = ctx.Rand((long)n * k, 0f, 1f);
-                float* dy = ctx.Garbage<float>((long)n * k * d);
-                ctx.K.MoeDispatch(ctx.Up(x), ctx.Up(pos), weighted ? ctx.Up(w) : null, n, k, d, dy);
-                var y = new float[n * k * d];
-                fixed (float* px = x, pw = w, py = y)
-                fixed (int* pp = pos)
-                    ctx.Ref.MoeDispatch(px, pp, weighted ? pw : null, n, k, d, py);
-                // One multiply per element: exact.
-                ctx.Exact<float>(ctx.Down(dy, (long)n * k * d), y, "y");
-            }));
-            list.Add(new KernelCheck($"moe/combine/{tag}", ctx =>
-            {
-                var src = ctx.Rand((long)n * k * d);
-                var pos = MoeRandomPermutation(ctx, n * k);
-                var w = ctx.Rand((long)n * k, 0f, 1f);
-                float* dy = ctx.Garbage<float>((long)n * d);
-                ctx.K.MoeCombine(ctx.Up(src), ctx.Up(pos), weighted ? ctx.Up(w) : null, n, k, d, dy);
-                var y = new float[n * d];
-                fixed (float* ps = src, pw = w, py = y)
-                fixed (int* pp = pos)
-                    ctx.Ref.MoeCombine(ps, pp, weighted ? pw : null, n, k, d, py);
-                // ≤ 8 float (fused) multiply-adds against the reference's double sum: ~1e-7.
-                ctx.Close(ctx.Down(dy, (long)n * d), y, 1e-6, "y");
-            }));
-            if (!weighted) continue;
-            list.Add(new KernelCheck($"moe/weight-grad/n{n}-k{k}-d{d}", ctx =>
-            {
-                var dyv = ctx.Rand((long)n * d);
-                var src = ctx.Rand((long)n * k * d);
-                var pos = MoeRandomPermutation(ctx, n * k);
-                float* ddw = ctx.Garbage<float>((long)n * k);
-                ctx.K.MoeCombineWeightGrad(ctx.Up(dyv), ctx.Up(src), ctx.Up(pos), n, k, d, ddw);
-                var dw = new float[n * k];
-                fixed (float* pg = dyv, ps = src, pw = dw)
-                fixed (int* pp = pos)
-                    ctx.Ref.MoeCombineWeightGrad(pg, ps, pp, n, k, d, pw);
-                // Float dots of ≤ 264 terms against double ones (relative L2 over all slots).
-                ctx.Close(ctx.Down(ddw, (long)n * k), dw, 1e-5, "dw");
-            }));
-        }
+                string tag = $"n{n}-k{k}-d{d}{(weighted ? "-weighted" : "")}";
+                list.Add(new KernelCheck($"moe/dispatch/{tag}", ctx =>
+                {
+                    var x = ctx.Rand((long)n * d);
+                    var pos = MoeRandomPermutation(ctx, n * k);
+                    var w = ctx.Rand((long)n * k, 0f, 1f);
+                    float* dy = ctx.Garbage<float>((long)n * k * d);
+                    ctx.K.MoeDispatch(ctx.Up(x), ctx.Up(pos), weighted ? ctx.Up(w) : null, n, k, d, dy);
+                    var y = new float[n * k * d];
+                    fixed (float* px = x, pw = w, py = y)
+                    fixed (int* pp = pos)
+                        ctx.Ref.MoeDispatch(px, pp, weighted ? pw : null, n, k, d, py);
+                    // One multiply per element: exact.
+                    ctx.Exact<float>(ctx.Down(dy, (long)n * k * d), y, "y");
+                }));
+                list.Add(new KernelCheck($"moe/combine/{tag}", ctx =>
+                {
+                    var src = ctx.Rand((long)n * k * d);
+                    var pos = MoeRandomPermutation(ctx, n * k);
+                    var w = ctx.Rand((long)n * k, 0f, 1f);
+                    float* dy = ctx.Garbage<float>((long)n * d);
+                    ctx.K.MoeCombine(ctx.Up(src), ctx.Up(pos), weighted ? ctx.Up(w) : null, n, k, d, dy);
+                    var y = new float[n * d];
+                    fixed (float* ps = src, pw = w, py = y)
+                    fixed (int* pp = pos)
+                        ctx.Ref.MoeCombine(ps, pp, weighted ? pw : null, n, k, d, py);
+                    // ≤ 8 float (fused) multiply-adds against the reference's double sum: ~1e-7.
+                    ctx.Close(ctx.Down(dy, (long)n * d), y, 1e-6, "y");
+                }));
+                if (!weighted) continue;
+                list.Add(new KernelCheck($"moe/weight-grad/n{n}-k{k}-d{d}", ctx =>
+                {
+                    var dyv = ctx.Rand((long)n * d);
+                    var src = ctx.Rand((long)n * k * d);
+                    var pos = MoeRandomPermutation(ctx, n * k);
+                    float* ddw = ctx.Garbage<float>((long)n * k);
+                    ctx.K.MoeCombineWeightGrad(ctx.Up(dyv), ctx.Up(src), ctx.Up(pos), n, k, d, ddw);
+                    var dw = new float[n * k];
+                    fixed (float* pg = dyv, ps = src, pw = dw)
+                    fixed (int* pp = pos)
+                        ctx.Ref.MoeCombineWeightGrad(pg, ps, pp, n, k, d, pw);
+                    // Float dots of ≤ 264 terms against double ones (relative L2 over all slots).
+                    ctx.Close(ctx.Down(ddw, (long)n * k), dw, 1e-5, "dw");
+                }));
+            }
     }
 
     // ---------------------------------------------------------------- indexing
@@ -353,29 +353,29 @@ public static unsafe partial class KernelChecks
             (2, 4097, 5), (2, 40000, 1), (2, 40000, 5), (1, 40000, 2048), (1, 40000, 40000), (2, 5000, 3000), (3, 9, 0),
         };
         foreach (var (rows, cols, k) in cases)
-        foreach (var kind in new[] { MoeValues.Random, MoeValues.Special })
-        {
-            list.Add(new KernelCheck($"topk/{rows}x{cols}-k{k}-{kind.ToString().ToLowerInvariant()}", ctx =>
+            foreach (var kind in new[] { MoeValues.Random, MoeValues.Special })
             {
-                float[] x;
-                if (kind == MoeValues.Random) x = ctx.Rand((long)rows * cols);
-                else
+                list.Add(new KernelCheck($"topk/{rows}x{cols}-k{k}-{kind.ToString().ToLowerInvariant()}", ctx =>
                 {
-                    // Ties, zeros of both signs, NaN and infinities; plus a row of one repeated value.
-                    x = MoeScores(ctx, (long)rows * cols, MoeValues.Special);
-                    if (rows > 1) Array.Fill(x, 0.5f, cols, cols);
-                }
-                float* dv = ctx.Garbage<float>((long)rows * k);
-                long* di = ctx.Garbage<long>((long)rows * k);
-                ctx.K.TopK(ctx.Up(x), dv, di, rows, cols, k);
-                var v = new float[rows * k];
-                var ix = new long[rows * k];
-                fixed (float* px = x, pv = v)
-                fixed (long* pi = ix)
-                    ctx.Ref.TopK(px, pv, pi, rows, cols, k);
-                ctx.Exact<long>(ctx.Down(di, (long)rows * k), ix, "indices");
-                ctx.Exact<float>(ctx.Down(dv, (long)rows * k), v, "values");
-            }));
-        }
+                    float[] x;
+                    if (kind == MoeValues.Random) x = ctx.Rand((long)rows * cols);
+                    else
+                    {
+                        // Ties, zeros of both signs, NaN and infinities; plus a row of one repeated value.
+                        x = MoeScores(ctx, (long)rows * cols, MoeValues.Special);
+                        if (rows > 1) Array.Fill(x, 0.5f, cols, cols);
+                    }
+                    float* dv = ctx.Garbage<float>((long)rows * k);
+                    long* di = ctx.Garbage<long>((long)rows * k);
+                    ctx.K.TopK(ctx.Up(x), dv, di, rows, cols, k);
+                    var v = new float[rows * k];
+                    var ix = new long[rows * k];
+                    fixed (float* px = x, pv = v)
+                    fixed (long* pi = ix)
+                        ctx.Ref.TopK(px, pv, pi, rows, cols, k);
+                    ctx.Exact<long>(ctx.Down(di, (long)rows * k), ix, "indices");
+                    ctx.Exact<float>(ctx.Down(dv, (long)rows * k), v, "values");
+                }));
+            }
     }
 }

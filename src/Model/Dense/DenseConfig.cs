@@ -109,7 +109,10 @@ public sealed record DenseConfig : ICausalLMConfig
     public ICausalLMConfig ForTokenizer(int vocabSize, long eosId, long? bosId, long? padId) =>
         (this with
         {
-            VocabSize = Math.Max(VocabSize, vocabSize), EosTokenIds = [eosId], BosTokenId = bosId, PadTokenId = padId,
+            VocabSize = Math.Max(VocabSize, vocabSize),
+            EosTokenIds = [eosId],
+            BosTokenId = bosId,
+            PadTokenId = padId,
         }).Validate();
 
     public ICausalLMConfig WithMaxPositionEmbeddings(int positions) =>

@@ -18,8 +18,16 @@ public static class Qwen3MoeFamily
     /// <summary>HF Qwen3MoeConfig's defaults.</summary>
     public static DenseConfig Defaults => Qwen3Family.Defaults with
     {
-        ModelType = ModelType, HiddenSize = 2048, IntermediateSize = 6144, NumHiddenLayers = 24, NumAttentionHeads = 32,
-        NumKeyValueHeads = 4, NumExperts = 128, NumExpertsPerTok = 8, MoeIntermediateSize = 768, NormTopkProb = false,
+        ModelType = ModelType,
+        HiddenSize = 2048,
+        IntermediateSize = 6144,
+        NumHiddenLayers = 24,
+        NumAttentionHeads = 32,
+        NumKeyValueHeads = 4,
+        NumExperts = 128,
+        NumExpertsPerTok = 8,
+        MoeIntermediateSize = 768,
+        NormTopkProb = false,
         DecoderSparseStep = 1,
     };
 
@@ -43,7 +51,8 @@ public static class Qwen3MoeFamily
         }
         return (DenseConfig.ReadSlidingWindow(root, c) with
         {
-            QkvBias = bias, OProjBias = bias,
+            QkvBias = bias,
+            OProjBias = bias,
             NumExperts = ConfigFields.Int(root, "num_experts", d.NumExperts),
             NumExpertsPerTok = ConfigFields.Int(root, "num_experts_per_tok", d.NumExpertsPerTok),
             MoeIntermediateSize = ConfigFields.Int(root, "moe_intermediate_size", d.MoeIntermediateSize),

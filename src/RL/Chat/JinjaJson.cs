@@ -56,7 +56,8 @@ public static class JinjaJson
                     Write(sb, pairs[i].Value, indent, itemSep, keySep, sortKeys, depth + 1);
                 });
                 return;
-            case JinjaUndefined u: throw new JinjaError(
+            case JinjaUndefined u:
+                throw new JinjaError(
                 $"tojson: {u.Hint} is undefined (Object of type Undefined is not JSON serializable)");
             default: throw new JinjaError($"tojson: Object of type {JinjaValue.TypeName(v)} is not JSON serializable");
         }

@@ -3,8 +3,11 @@ using System.Text;
 
 namespace NativeReasoner.RL.Chat;
 
-internal enum TokenKind { Data, BlockBegin, BlockEnd, VariableBegin, VariableEnd, Name, String, Integer, Float,
-    Operator, Eof }
+internal enum TokenKind
+{
+    Data, BlockBegin, BlockEnd, VariableBegin, VariableEnd, Name, String, Integer, Float,
+    Operator, Eof
+}
 
 internal readonly record struct JinjaToken(TokenKind Kind, string Value, int Line)
 {
@@ -263,8 +266,11 @@ internal static class JinjaLexer
         string text = s[start..pos].Replace("_", "", StringComparison.Ordinal);
         tokens.Add(isFloat
             ? new JinjaToken(TokenKind.Float, text, line) { Literal = double.Parse(text, CultureInfo.InvariantCulture) }
-            : new JinjaToken(TokenKind.Integer, text, line) { Literal = long.Parse(text,
-                CultureInfo.InvariantCulture) });
+            : new JinjaToken(TokenKind.Integer, text, line)
+            {
+                Literal = long.Parse(text,
+                CultureInfo.InvariantCulture)
+            });
         return pos;
     }
 

@@ -30,21 +30,21 @@ internal static class JinjaOperators
                 if (key != null && key is not JinjaUndefined && d.TryGetValue(key, out var v)) return v;
                 break;
             case IList<object?> list when JinjaValue.IsInteger(key):
-            {
-                long i = JinjaValue.ToLong(key);
-                if (i < 0) i += list.Count;
-                return i >= 0 && i < list.Count ? list[(int)i]
-                    : new JinjaUndefined(
-                        $"index {JinjaValue.ToLong(key)} of a {JinjaValue.TypeName(target)} of length {list.Count}");
-            }
+                {
+                    long i = JinjaValue.ToLong(key);
+                    if (i < 0) i += list.Count;
+                    return i >= 0 && i < list.Count ? list[(int)i]
+                        : new JinjaUndefined(
+                            $"index {JinjaValue.ToLong(key)} of a {JinjaValue.TypeName(target)} of length {list.Count}");
+                }
             case string s when JinjaValue.IsInteger(key):
-            {
-                var chars = JinjaValue.CodePoints(s);
-                long i = JinjaValue.ToLong(key);
-                if (i < 0) i += chars.Length;
-                return i >= 0 && i < chars.Length ? chars[i]
-                    : new JinjaUndefined($"index {JinjaValue.ToLong(key)} of a str of length {chars.Length}");
-            }
+                {
+                    var chars = JinjaValue.CodePoints(s);
+                    long i = JinjaValue.ToLong(key);
+                    if (i < 0) i += chars.Length;
+                    return i >= 0 && i < chars.Length ? chars[i]
+                        : new JinjaUndefined($"index {JinjaValue.ToLong(key)} of a str of length {chars.Length}");
+                }
         }
         if (key is string name && target is not OrderedDictionary<object, object?>) return GetAttribute(target, name);
         return new JinjaUndefined($"'{JinjaValue.TypeName(target)} object' has no item {JinjaValue.Repr(key)}, so it");
@@ -117,7 +117,8 @@ internal static class JinjaOperators
                 return Repeat(l, JinjaValue.ToLong(r));
             case "*" when r is string or IList<object?> && JinjaValue.IsInteger(l):
                 return Repeat(r, JinjaValue.ToLong(l));
-            case "%" when l is string: throw new JinjaError(
+            case "%" when l is string:
+                throw new JinjaError(
                 "printf-style string formatting ('%' on a string) is not supported; use '~' or '+'");
         }
         throw new JinjaError(
@@ -130,7 +131,7 @@ internal static class JinjaOperators
         var list = (IList<object?>)seq!;
         var result = new List<object?>();
         for (long i = 0; i < times; i++) result.AddRange(list);
-        return seq is object?[] ? result.ToArray() : result;
+        return seq is object?[]? result.ToArray() : result;
     }
 
     private static object Arithmetic(string op, object l, object r)
@@ -204,7 +205,8 @@ internal static class JinjaOperators
                         $"'in <string>' requires string as left operand, not {JinjaValue.TypeName(item)}");
                 return s.Contains(sub, StringComparison.Ordinal);
             case IList<object?> list: return list.Any(x => JinjaValue.Equals(x, item));
-            case OrderedDictionary<object, object?> d: return item != null && item is not JinjaUndefined
+            case OrderedDictionary<object, object?> d:
+                return item != null && item is not JinjaUndefined
                 && d.ContainsKey(item);
             case JinjaUndefined: return false;
             default: throw new JinjaError($"argument of type '{JinjaValue.TypeName(container)}' is not iterable");

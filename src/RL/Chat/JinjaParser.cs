@@ -414,42 +414,42 @@ internal sealed class JinjaParser
             case TokenKind.Float:
                 return new LiteralExpr(t.Line, t.Literal);
             case TokenKind.Operator when t.Value == "(":
-            {
-                if (Current.IsOperator(")"))
                 {
-                    Next();
-                    return new SequenceExpr(t.Line, [], isTuple: true);
+                    if (Current.IsOperator(")"))
+                    {
+                        Next();
+                        return new SequenceExpr(t.Line, [], isTuple: true);
+                    }
+                    var e = ParseTuple();
+                    Expect(TokenKind.Operator, ")");
+                    return e;
                 }
-                var e = ParseTuple();
-                Expect(TokenKind.Operator, ")");
-                return e;
-            }
             case TokenKind.Operator when t.Value == "[":
-            {
-                var items = new List<Expr>();
-                while (!Current.IsOperator("]"))
                 {
-                    if (items.Count > 0) Expect(TokenKind.Operator, ",");
-                    if (Current.IsOperator("]")) break;
-                    items.Add(ParseExpression());
+                    var items = new List<Expr>();
+                    while (!Current.IsOperator("]"))
+                    {
+                        if (items.Count > 0) Expect(TokenKind.Operator, ",");
+                        if (Current.IsOperator("]")) break;
+                        items.Add(ParseExpression());
+                    }
+                    Next();
+                    return new SequenceExpr(t.Line, items, isTuple: false);
                 }
-                Next();
-                return new SequenceExpr(t.Line, items, isTuple: false);
-            }
             case TokenKind.Operator when t.Value == "{":
-            {
-                var pairs = new List<(Expr, Expr)>();
-                while (!Current.IsOperator("}"))
                 {
-                    if (pairs.Count > 0) Expect(TokenKind.Operator, ",");
-                    if (Current.IsOperator("}")) break;
-                    var key = ParseExpression();
-                    Expect(TokenKind.Operator, ":");
-                    pairs.Add((key, ParseExpression()));
+                    var pairs = new List<(Expr, Expr)>();
+                    while (!Current.IsOperator("}"))
+                    {
+                        if (pairs.Count > 0) Expect(TokenKind.Operator, ",");
+                        if (Current.IsOperator("}")) break;
+                        var key = ParseExpression();
+                        Expect(TokenKind.Operator, ":");
+                        pairs.Add((key, ParseExpression()));
+                    }
+                    Next();
+                    return new DictExpr(t.Line, pairs);
                 }
-                Next();
-                return new DictExpr(t.Line, pairs);
-            }
         }
         throw Error(t, $"unexpected {t} in an expression");
     }

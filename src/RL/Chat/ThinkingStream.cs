@@ -66,57 +66,57 @@ public sealed class ThinkingStream
             switch (_state)
             {
                 case State.Start:
-                {
-                    string trimmed = text.TrimStart();
-                    if (trimmed.StartsWith(ThinkingSplit.Open, StringComparison.Ordinal))
                     {
-                        _pending.Remove(0, text.Length - trimmed.Length + ThinkingSplit.Open.Length);
-                        _state = State.Thinking;
-                        _hasThinking = true;
-                        continue;
-                    }
-                    if (!final && ThinkingSplit.Open.StartsWith(trimmed, StringComparison.Ordinal))
-                        return Done(reasoning, answer);
-                    _state = State.Answer;
-                    continue;
-                }
-                case State.Thinking:
-                {
-                    if (_dropOpenTag)
-                    {
-                        // Forced thinking, and the model wrote the tag anyway: drop it, as the one-piece split does.
                         string trimmed = text.TrimStart();
-                        if (!final && trimmed.Length < ThinkingSplit.Open.Length
-                            && ThinkingSplit.Open.StartsWith(trimmed, StringComparison.Ordinal))
-                            return Done(reasoning, answer);
-                        _dropOpenTag = false;
                         if (trimmed.StartsWith(ThinkingSplit.Open, StringComparison.Ordinal))
+                        {
                             _pending.Remove(0, text.Length - trimmed.Length + ThinkingSplit.Open.Length);
+                            _state = State.Thinking;
+                            _hasThinking = true;
+                            continue;
+                        }
+                        if (!final && ThinkingSplit.Open.StartsWith(trimmed, StringComparison.Ordinal))
+                            return Done(reasoning, answer);
+                        _state = State.Answer;
                         continue;
                     }
-                    int close = text.IndexOf(ThinkingSplit.Close, StringComparison.Ordinal);
-                    if (close >= 0)
+                case State.Thinking:
                     {
-                        EmitReasoning(reasoning, text[..close].TrimEnd());
-                        _pending.Remove(0, close + ThinkingSplit.Close.Length);
-                        _state = State.AfterClose;
-                        _closed = true;
+                        if (_dropOpenTag)
+                        {
+                            // Forced thinking, and the model wrote the tag anyway: drop it, as the one-piece split does.
+                            string trimmed = text.TrimStart();
+                            if (!final && trimmed.Length < ThinkingSplit.Open.Length
+                                && ThinkingSplit.Open.StartsWith(trimmed, StringComparison.Ordinal))
+                                return Done(reasoning, answer);
+                            _dropOpenTag = false;
+                            if (trimmed.StartsWith(ThinkingSplit.Open, StringComparison.Ordinal))
+                                _pending.Remove(0, text.Length - trimmed.Length + ThinkingSplit.Open.Length);
+                            continue;
+                        }
+                        int close = text.IndexOf(ThinkingSplit.Close, StringComparison.Ordinal);
+                        if (close >= 0)
+                        {
+                            EmitReasoning(reasoning, text[..close].TrimEnd());
+                            _pending.Remove(0, close + ThinkingSplit.Close.Length);
+                            _state = State.AfterClose;
+                            _closed = true;
+                            continue;
+                        }
+                        // Hold back trailing whitespace (it may precede </think>) and a possible start of the tag.
+                        int keep = final ? text.Length : SafeLength(text);
+                        EmitReasoning(reasoning, final ? text.TrimEnd() : text[..keep]);
+                        _pending.Remove(0, keep);
+                        return Done(reasoning, answer);
+                    }
+                case State.AfterClose:
+                    {
+                        string trimmed = text.TrimStart();
+                        _pending.Remove(0, text.Length - trimmed.Length);
+                        if (trimmed.Length == 0) return Done(reasoning, answer);
+                        _state = State.Answer;
                         continue;
                     }
-                    // Hold back trailing whitespace (it may precede </think>) and a possible start of the tag.
-                    int keep = final ? text.Length : SafeLength(text);
-                    EmitReasoning(reasoning, final ? text.TrimEnd() : text[..keep]);
-                    _pending.Remove(0, keep);
-                    return Done(reasoning, answer);
-                }
-                case State.AfterClose:
-                {
-                    string trimmed = text.TrimStart();
-                    _pending.Remove(0, text.Length - trimmed.Length);
-                    if (trimmed.Length == 0) return Done(reasoning, answer);
-                    _state = State.Answer;
-                    continue;
-                }
                 default:
                     answer.Append(text);
                     _answer.Append(text);

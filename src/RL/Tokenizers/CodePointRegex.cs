@@ -112,8 +112,15 @@ public sealed class CodePointRegex
                 { literal = x; i += 4; }
                 else
                 {
-                    literal = e switch { 'n' => '\n', 'r' => '\r', 't' => '\t', 'f' => '\f', 'v' => '\v',
-                        _ => char.IsLetterOrDigit(e) ? null : e };
+                    literal = e switch
+                    {
+                        'n' => '\n',
+                        'r' => '\r',
+                        't' => '\t',
+                        'f' => '\f',
+                        'v' => '\v',
+                        _ => char.IsLetterOrDigit(e) ? null : e
+                    };
                     i += 2;
                 }
             }

@@ -54,8 +54,11 @@ public sealed class SplitPreTokenizer : PreTokenizer
             if (mLength > 0) Segment(piece, mStart, mLength, !Invert, output, ref pendingStart);
             pos = mStart + mLength;
         }
-        if (pendingStart >= 0) output.Add(piece with { Start = piece.Start + pendingStart,
-            Length = piece.Length - pendingStart });
+        if (pendingStart >= 0) output.Add(piece with
+        {
+            Start = piece.Start + pendingStart,
+            Length = piece.Length - pendingStart
+        });
     }
 
     private void Segment(TextPiece piece, int start, int length, bool isDelimiter, List<TextPiece> output,

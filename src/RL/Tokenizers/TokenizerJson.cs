@@ -87,8 +87,12 @@ public static class TokenizerJson
     }
 
     private static bool Flag(JsonElement e, string key, bool fallback) =>
-        e.TryGetProperty(key, out var v) ? v.ValueKind switch { JsonValueKind.True => true,
-            JsonValueKind.False => false, _ => fallback } : fallback;
+        e.TryGetProperty(key, out var v) ? v.ValueKind switch
+        {
+            JsonValueKind.True => true,
+            JsonValueKind.False => false,
+            _ => fallback
+        } : fallback;
 
     private static List<AddedToken> ParseAddedTokens(JsonElement root)
     {
@@ -175,29 +179,29 @@ public static class TokenizerJson
         switch (type)
         {
             case "Sequence":
-            {
-                var items = Required(e, "pretokenizers", "pre-tokenizer list").EnumerateArray().ToList();
-                return new SequencePreTokenizer(items.Select((c, i) => ParsePreTokenizer(c,
-                    isLast && i == items.Count - 1)).ToList());
-            }
+                {
+                    var items = Required(e, "pretokenizers", "pre-tokenizer list").EnumerateArray().ToList();
+                    return new SequencePreTokenizer(items.Select((c, i) => ParsePreTokenizer(c,
+                        isLast && i == items.Count - 1)).ToList());
+                }
             case "ByteLevel":
                 if (!isLast)
                     throw new NotSupportedException("a ByteLevel pre-tokenizer must be the last pre-tokenizer (it " +
                         "maps the text to bytes)");
                 return new ByteLevelPreTokenizer(Flag(e, "add_prefix_space", true), Flag(e, "use_regex", true));
             case "Split":
-            {
-                var pattern = Required(e, "pattern", "Split pattern");
-                string regex = pattern.TryGetProperty("Regex", out var r) ? r.GetString()!
-                    : pattern.TryGetProperty("String", out var s)
-                        ? System.Text.RegularExpressions.Regex.Escape(s.GetString()!)
-                    : throw new InvalidDataException("Split pattern: expected {\"Regex\": …} or {\"String\": …}");
-                string behaviorName = e.TryGetProperty("behavior", out var b) ? b.GetString()! : "Isolated";
-                if (!Enum.TryParse<SplitBehavior>(behaviorName, out var behavior))
-                    throw new InvalidDataException($"Split behavior '{behaviorName}' is unknown; expected one of " +
-                        $"{string.Join(", ", Enum.GetNames<SplitBehavior>())}");
-                return new SplitPreTokenizer(new CodePointRegex(regex), behavior, Flag(e, "invert", false));
-            }
+                {
+                    var pattern = Required(e, "pattern", "Split pattern");
+                    string regex = pattern.TryGetProperty("Regex", out var r) ? r.GetString()!
+                        : pattern.TryGetProperty("String", out var s)
+                            ? System.Text.RegularExpressions.Regex.Escape(s.GetString()!)
+                        : throw new InvalidDataException("Split pattern: expected {\"Regex\": …} or {\"String\": …}");
+                    string behaviorName = e.TryGetProperty("behavior", out var b) ? b.GetString()! : "Isolated";
+                    if (!Enum.TryParse<SplitBehavior>(behaviorName, out var behavior))
+                        throw new InvalidDataException($"Split behavior '{behaviorName}' is unknown; expected one of " +
+                            $"{string.Join(", ", Enum.GetNames<SplitBehavior>())}");
+                    return new SplitPreTokenizer(new CodePointRegex(regex), behavior, Flag(e, "invert", false));
+                }
             case "Digits":
                 return new DigitsPreTokenizer(Flag(e, "individual_digits", false));
             default:
@@ -226,33 +230,33 @@ public static class TokenizerJson
                 return new SequencePostProcessor(Required(e, "processors", "post-processor list").EnumerateArray()
                     .Select(p => ParsePostProcessor(p, added, bpe)).OfType<PostProcessor>().ToList());
             case "TemplateProcessing":
-            {
-                var specials = new Dictionary<string, int[]>();
-                if (e.TryGetProperty("special_tokens", out var st))
-                    foreach (var p in st.EnumerateObject())
-                        specials[p.Name] = Required(p.Value, "ids",
-                            "special token ids").EnumerateArray().Select(x => x.GetInt32()).ToArray();
-                var single = new List<int[]?>();
-                foreach (var item in Required(e, "single", "single-sequence template").EnumerateArray())
                 {
-                    if (item.TryGetProperty("Sequence", out var seq))
+                    var specials = new Dictionary<string, int[]>();
+                    if (e.TryGetProperty("special_tokens", out var st))
+                        foreach (var p in st.EnumerateObject())
+                            specials[p.Name] = Required(p.Value, "ids",
+                                "special token ids").EnumerateArray().Select(x => x.GetInt32()).ToArray();
+                    var single = new List<int[]?>();
+                    foreach (var item in Required(e, "single", "single-sequence template").EnumerateArray())
                     {
-                        string id = Required(seq, "id", "sequence name").GetString()!;
-                        if (id != "A") throw new InvalidDataException($"TemplateProcessing single template names " +
-                            $"sequence '{id}'; expected A");
-                        single.Add(null);
-                    }
-                    else if (item.TryGetProperty("SpecialToken", out var sp))
-                    {
-                        string id = Required(sp, "id", "special token name").GetString()!;
-                        single.Add(specials.TryGetValue(id, out var ids) ? ids : [IdOf(id, added, bpe,
+                        if (item.TryGetProperty("Sequence", out var seq))
+                        {
+                            string id = Required(seq, "id", "sequence name").GetString()!;
+                            if (id != "A") throw new InvalidDataException($"TemplateProcessing single template names " +
+                                $"sequence '{id}'; expected A");
+                            single.Add(null);
+                        }
+                        else if (item.TryGetProperty("SpecialToken", out var sp))
+                        {
+                            string id = Required(sp, "id", "special token name").GetString()!;
+                            single.Add(specials.TryGetValue(id, out var ids) ? ids : [IdOf(id, added, bpe,
                             "TemplateProcessing")]);
+                        }
+                        else throw new InvalidDataException($"TemplateProcessing item {item.GetRawText()}: expected " +
+                            $"Sequence or SpecialToken");
                     }
-                    else throw new InvalidDataException($"TemplateProcessing item {item.GetRawText()}: expected " +
-                        $"Sequence or SpecialToken");
+                    return new TemplatePostProcessor(single);
                 }
-                return new TemplatePostProcessor(single);
-            }
             case "BertProcessing":
             case "RobertaProcessing":
                 return new ClsSepPostProcessor(Required(e, "cls", "[token, id]")[1].GetInt32(), Required(e, "sep",

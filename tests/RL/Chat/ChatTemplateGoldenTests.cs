@@ -90,7 +90,8 @@ public class ChatTemplateGoldenTests
         Assert.Null(template.BosToken);
         Assert.Equal("<|im_end|>", template.EosToken);
         var text = template.Render([new ChatMessage("user", "hi")], true, new Dictionary<string,
-            object?> { ["enable_thinking"] = false });
+            object?>
+        { ["enable_thinking"] = false });
         Assert.Equal("<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n", text);
     }
 

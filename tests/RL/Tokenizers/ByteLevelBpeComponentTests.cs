@@ -97,8 +97,11 @@ public class ByteLevelBpeComponentTests
         {
             ["added_tokens"] = added ?? [],
             ["normalizer"] = null,
-            ["pre_tokenizer"] = preTokenizer ?? new JsonObject { ["type"] = "ByteLevel", ["add_prefix_space"] = false,
-                ["use_regex"] = true },
+            ["pre_tokenizer"] = preTokenizer ?? new JsonObject
+            {
+                ["type"] = "ByteLevel", ["add_prefix_space"] = false,
+                ["use_regex"] = true
+            },
             ["post_processor"] = new JsonObject { ["type"] = "ByteLevel" },
             ["decoder"] = new JsonObject { ["type"] = "ByteLevel" },
             ["model"] = new JsonObject { ["type"] = "BPE", ["vocab"] = vocab, ["merges"] = merges },
@@ -153,8 +156,11 @@ public class ByteLevelBpeComponentTests
     [Fact]
     public void ByteLevel_AddPrefixSpace_AndLongWordsEncodeWithoutCache()
     {
-        var json = TinyJson(["Ġ a"], preTokenizer: new JsonObject { ["type"] = "ByteLevel", ["add_prefix_space"] = true,
-            ["use_regex"] = true });
+        var json = TinyJson(["Ġ a"], preTokenizer: new JsonObject
+        {
+            ["type"] = "ByteLevel", ["add_prefix_space"] = true,
+            ["use_regex"] = true
+        });
         var tok = Build(json);
         Assert.Equal(["Ġa"], Pieces(tok, "a"));
         var longWord = new string('a', 5000);
@@ -179,9 +185,12 @@ public class ByteLevelBpeComponentTests
         badMerge["model"]!["merges"] = new JsonArray("a zz");
         Assert.Contains("'zz' is not in the vocabulary",
             Assert.Throws<InvalidDataException>(() => Build(badMerge)).Message);
-        var badPre = TinyJson([], preTokenizer: new JsonObject { ["type"] = "Sequence",
+        var badPre = TinyJson([], preTokenizer: new JsonObject
+        {
+            ["type"] = "Sequence",
             ["pretokenizers"] = new JsonArray(
-            new JsonObject { ["type"] = "Whitespace" }, new JsonObject { ["type"] = "ByteLevel" }) });
+            new JsonObject { ["type"] = "Whitespace" }, new JsonObject { ["type"] = "ByteLevel" })
+        });
         var e = Assert.Throws<InvalidDataException>(() => Build(badPre));
         Assert.Contains("'Whitespace'", e.Message);
         Assert.Contains("test tokenizer.json", e.Message);

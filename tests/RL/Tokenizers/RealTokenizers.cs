@@ -16,7 +16,7 @@ internal static class RealTokenizers
     private static readonly Dictionary<string, Lazy<HfTokenizer>> Loaded = new()
     {
         [DeepseekV3] = new(() => Load(DeepseekV3)), [Qwen3] = new(() => Load(Qwen3)),
-            [Llama31] = new(() => Load(Llama31)),
+        [Llama31] = new(() => Load(Llama31)),
     };
 
     public static string FixtureDir(string name) => Path.Combine(AppContext.BaseDirectory, "fixtures", "tokenizers",
