@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using static NativeReasoner.Model.Dense.ConfigFields;
 
 namespace NativeReasoner.Model;
 
@@ -274,81 +275,6 @@ public sealed partial record DeepseekV3Config : ICausalLMConfig
             Mscale = Dbl(rs, "mscale", d.Mscale, "rope_scaling."),
             MscaleAllDim = Dbl(rs, "mscale_all_dim", d.MscaleAllDim, "rope_scaling."),
         };
-    }
-
-    private static bool Present(JsonElement o, string name, out JsonElement e) =>
-        o.TryGetProperty(name, out e) && e.ValueKind != JsonValueKind.Null;
-
-    private static ModelConfigException Bad(string prefix, string name, JsonElement e, string expected) =>
-        new($"config: {prefix}{name} must be {expected}, got {e.GetRawText()}");
-
-    private static int Int(JsonElement o, string name, int dflt, string prefix = "")
-    {
-        if (!Present(o, name, out var e)) return dflt;
-        if (e.ValueKind == JsonValueKind.Number)
-        {
-            if (e.TryGetInt32(out int i)) return i;
-            if (e.TryGetDouble(out double dv) && dv == Math.Floor(dv) && Math.Abs(dv) <= int.MaxValue) return (int)dv;
-        }
-        throw Bad(prefix, name, e, "an integer");
-    }
-
-    private static int? NullableInt(JsonElement o, string name, int? dflt)
-    {
-        if (!o.TryGetProperty(name, out var e)) return dflt;
-        if (e.ValueKind == JsonValueKind.Null) return null;
-        return Int(o, name, 0);
-    }
-
-    private static long? NullableLong(JsonElement o, string name, long? dflt)
-    {
-        if (!o.TryGetProperty(name, out var e)) return dflt;
-        if (e.ValueKind == JsonValueKind.Null) return null;
-        if (e.ValueKind == JsonValueKind.Number && e.TryGetInt64(out long l)) return l;
-        throw Bad("", name, e, "an integer or null");
-    }
-
-    private static IReadOnlyList<long> LongList(JsonElement o, string name, IReadOnlyList<long> dflt)
-    {
-        if (!o.TryGetProperty(name, out var e)) return dflt;
-        if (e.ValueKind == JsonValueKind.Null) return [];
-        if (e.ValueKind == JsonValueKind.Number && e.TryGetInt64(out long l)) return [l];
-        if (e.ValueKind == JsonValueKind.Array)
-        {
-            var list = new List<long>();
-            foreach (var x in e.EnumerateArray())
-            {
-                if (x.ValueKind != JsonValueKind.Number || !x.TryGetInt64(out long v)) throw Bad("", name, e, "an integer or a list of integers");
-                list.Add(v);
-            }
-            return list;
-        }
-        throw Bad("", name, e, "an integer or a list of integers");
-    }
-
-    private static double Dbl(JsonElement o, string name, double dflt, string prefix = "")
-    {
-        if (!Present(o, name, out var e)) return dflt;
-        if (e.ValueKind == JsonValueKind.Number && e.TryGetDouble(out double v)) return v;
-        throw Bad(prefix, name, e, "a number");
-    }
-
-    private static bool Bool(JsonElement o, string name, bool dflt)
-    {
-        if (!Present(o, name, out var e)) return dflt;
-        return e.ValueKind switch
-        {
-            JsonValueKind.True => true,
-            JsonValueKind.False => false,
-            _ => throw Bad("", name, e, "true or false"),
-        };
-    }
-
-    private static string Str(JsonElement o, string name, string dflt)
-    {
-        if (!Present(o, name, out var e)) return dflt;
-        if (e.ValueKind == JsonValueKind.String) return e.GetString()!;
-        throw Bad("", name, e, "a string");
     }
 
     /// <summary>The config as HF config.json text (architectures, model_type and every field above).</summary>
