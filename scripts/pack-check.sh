@@ -50,12 +50,15 @@ expect() { # PACKAGE FILE...: each FILE is in the package
   for f in "$@"; do grep -qxF "$f" <<<"$files" || fail "$pkg lacks $f"; done
 }
 # Anything from the tests, fixtures, build folders, sources or other tooling is junk in a package.
-junk='(^|/)(tests?|fixtures|obj|bin|reference)/|\.cs$|\.csproj$|\.py$|\.safetensors$|[Tt]ests?\.dll$|xunit|BenchmarkDotNet|NativeReasoner\.Package\.dll|NativeReasoner\.Perf'
+junk='(^|/)(tests?|fixtures|obj|bin|reference)/|\.cs$|\.csproj$|\.py$|\.safetensors$|[Tt]ests?\.dll$|xunit'
+junk+='|BenchmarkDotNet|NativeReasoner\.Package\.dll|NativeReasoner\.Perf'
 for pkg in "$feed"/*.nupkg "$feed"/*.snupkg; do
   name=$(basename "$pkg")
   echo "-- $name"
   unzip -l "$pkg" | sed -n '4,$p' | grep -v -- '^---------' | sed '$d' | awk '{ print "   " $1 "\t" $4 }'
-  if grep -E "$junk" <<<"$(listing "$name")"; then fail "$name holds the files above, which do not belong in a package"; fi
+  if grep -E "$junk" <<<"$(listing "$name")"; then
+    fail "$name holds the files above, which do not belong in a package"
+  fi
 done
 
 engine=NativeReasoner.$version.nupkg
@@ -82,11 +85,29 @@ grep -q "id=\"NativeReasoner\" version=\"$version\"" <<<"$ai_spec" \
   || fail "NativeReasoner.Extensions.AI does not depend on NativeReasoner $version"
 grep -q 'id="Microsoft.Extensions.AI.Abstractions"' <<<"$ai_spec" \
   || fail "NativeReasoner.Extensions.AI does not depend on Microsoft.Extensions.AI.Abstractions"
+# A package of ours may only depend on packages of ours that the feed has (a project reference to an engine
+# project other than NativeReasoner.RL would name a package that does not exist).
+for pkg in "$feed"/*.nupkg; do
+  id=$(basename "$pkg" ".$version.nupkg")
+  for dep in $(nuspec "$(basename "$pkg")" "$id" | sed -n 's/.*dependency id="\(NativeReasoner[^"]*\)".*/\1/p'); do
+    [ -f "$feed/$dep.$version.nupkg" ] || fail "$id depends on $dep, which is not one of the packages made"
+  done
+done
 # The packed emulator must not need this CPU's optional instructions (FMA is one the local build uses).
 unzip -p "$feed/$engine" runtimes/linux-x64/native/libnrcudaemu.so > "$work/libnrcudaemu.so"
 objdump -d "$work/libnrcudaemu.so" > "$work/libnrcudaemu.asm"
 if grep -qE '\svfn?m(add|sub)[0-9]+[sp]s\s' "$work/libnrcudaemu.asm"; then
   fail "the packed CUDA emulator uses FMA instructions: it was not built portable"
+fi
+
+# Source link maps the pdbs to the commit on the git host; with no GitHub remote it has nothing to point at.
+origin=$(git remote get-url origin 2>/dev/null || true)
+if [[ "$origin" == *github.com* ]]; then
+  unzip -p "$feed/NativeReasoner.$version.snupkg" lib/net10.0/NativeReasoner.Tensor.pdb > "$work/tensor.pdb"
+  grep -aq 'https://raw.githubusercontent.com/' "$work/tensor.pdb" || fail "the engine's pdbs have no source link"
+  echo "source link: the pdbs point at raw.githubusercontent.com"
+else
+  echo "source link: not checked (no GitHub remote named origin: '${origin}')"
 fi
 
 echo "== a console app outside the repository, packages from the feed only"
@@ -104,7 +125,8 @@ cat > "$work/nuget.config" <<XML
 </configuration>
 XML
 cp "$work/nuget.config" "$app/nuget.config"
-di_version=$(sed -n 's/.*Include="Microsoft.Extensions.DependencyInjection" Version="\([^"]*\)".*/\1/p' Directory.Packages.props)
+di_version=$(sed -n 's/.*Include="Microsoft.Extensions.DependencyInjection" Version="\([^"]*\)".*/\1/p' \
+  Directory.Packages.props)
 (
   cd "$app"
   timeout 300 dotnet new console --name Consumer --output . --no-restore >/dev/null
