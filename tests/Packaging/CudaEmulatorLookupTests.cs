@@ -42,10 +42,13 @@ public class CudaEmulatorLookupTests
     [Fact]
     public void EmulatorPath_InTheTestRun_IsTheBuiltLibraryOrNothing()
     {
-        // The test run has no package: the library the build copied next to the assemblies, if g++ built one.
+        // The test run has no package: $NR_CUDA_EMULATOR when set, else the library the build copied next to
+        // the assemblies, if g++ built one.
         string? path = CudaLibraries.EmulatorPath();
-        if (Environment.GetEnvironmentVariable("NR_CUDA_EMULATOR") is { Length: > 0 }) return;
-        string beside = Path.Combine(AppContext.BaseDirectory, CudaLibraries.EmulatorFileName);
-        Assert.Equal(File.Exists(beside) ? beside : null, path);
+        string? env = Environment.GetEnvironmentVariable(CudaLibraries.EmulatorPathVariable);
+        string expected = string.IsNullOrWhiteSpace(env)
+            ? Path.Combine(AppContext.BaseDirectory, CudaLibraries.EmulatorFileName)
+            : env;
+        Assert.Equal(File.Exists(expected) ? expected : null, path);
     }
 }
