@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the CPU emulator of the CUDA backend: every kernels/cuda/*.cu compiled as C++ (NR_CUDA_EMU) with its
 # extern "C" __global__ kernels registered, plus the driver/NVRTC subset (emu_runtime.cpp), into one shared
-# library. Usage: build.sh OUTPUT.so   (needs g++ on x86-64 Linux; the fibers switch stacks in x86-64 asm).
+# library. Usage: [NR_EMU_PORTABLE=1] build.sh OUTPUT.so   (needs g++ on x86-64 Linux; the fibers switch stacks in
+# x86-64 asm).
 set -euo pipefail
 out=${1:?usage: build.sh OUTPUT.so}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -38,7 +39,12 @@ done
 # `nr train --device cuda:emu` at its smallest budgets: 27 s before these flags, about 9 s with them.
 arch=(-ffp-contract=off)
 supports() { "$cxx" "$@" -x c++ -c /dev/null -o /dev/null 2>/dev/null; }
-if grep -qw fma /proc/cpuinfo 2>/dev/null && supports -mfma; then arch+=(-mfma); fi
+# NR_EMU_PORTABLE=1 or true (the copy that goes into packages, run on CPUs we do not know): no -mfma.
+portable=0
+case "${NR_EMU_PORTABLE:-}" in 1 | true) portable=1 ;; esac
+if [ $portable = 0 ] && grep -qw fma /proc/cpuinfo 2>/dev/null && supports -mfma; then
+  arch+=(-mfma)
+fi
 if supports -mtls-dialect=gnu2; then arch+=(-mtls-dialect=gnu2); fi
 
 mkdir -p "$(dirname "$out")"

@@ -54,12 +54,27 @@ internal static class CudaLibraries
         return (new CudaDriverApi(driver, driverName), new NvrtcApi(nvrtc, nvrtcName), $"{driverName} + {nvrtcName}");
     }
 
-    /// <summary>The emulator library: $NR_CUDA_EMULATOR, else next to this assembly; null when absent.</summary>
+    /// <summary>
+    /// The emulator library: $NR_CUDA_EMULATOR, else next to the app or this assembly, else in the native-library
+    /// folders the host resolved from the app's deps.json (where a NuGet package's runtimes/linux-x64/native
+    /// lands); null when absent.
+    /// </summary>
     public static string? EmulatorPath()
     {
         string? env = Environment.GetEnvironmentVariable(EmulatorPathVariable);
         if (!string.IsNullOrWhiteSpace(env)) return File.Exists(env) ? env : null;
-        foreach (var dir in new[] { AppContext.BaseDirectory, Path.GetDirectoryName(typeof(CudaLibraries).Assembly.Location) })
+        var folders = new List<string?>
+        {
+            AppContext.BaseDirectory, Path.GetDirectoryName(typeof(CudaLibraries).Assembly.Location),
+        };
+        folders.AddRange(NativeSearchFolders(AppContext.GetData("NATIVE_DLL_SEARCH_DIRECTORIES") as string));
+        return FindEmulator(folders);
+    }
+
+    /// <summary>The first of <paramref name="folders"/> holding the emulator library; null when none does.</summary>
+    internal static string? FindEmulator(IEnumerable<string?> folders)
+    {
+        foreach (var dir in folders)
         {
             if (string.IsNullOrEmpty(dir)) continue;
             string p = Path.Combine(dir, EmulatorFileName);
@@ -67,4 +82,10 @@ internal static class CudaLibraries
         }
         return null;
     }
+
+    /// <summary>The host's NATIVE_DLL_SEARCH_DIRECTORIES value split into folders (it ends with a separator).</summary>
+    internal static string[] NativeSearchFolders(string? value) =>
+        string.IsNullOrEmpty(value)
+            ? []
+            : value.Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 }
