@@ -60,8 +60,9 @@ public sealed class SequenceSlotPool : IDisposable
 
     /// <summary>
     /// A slot for a prompt: the idle slot sharing the longest prefix with it (at most prompt length − 1 tokens,
-    /// so at least one token is run to get the next token's logits), else a free slot, else the least recently used
-    /// idle slot. Returns the row and how many leading prompt tokens it already holds; the row's cache length is set
+    /// so at least one token is run to get the next token's logits) when that is at least half of what the slot holds
+    /// (a continuation of its conversation) or no slot is free; else a free slot; else the least recently used idle
+    /// slot. Returns the row and how many leading prompt tokens it already holds; the row's cache length is set
     /// to that count.
     /// </summary>
     public (int Row, int Reused) Acquire(ReadOnlySpan<long> prompt)
@@ -74,6 +75,13 @@ public sealed class SequenceSlotPool : IDisposable
         {
             int shared = CommonPrefix(_contents[node.Value], prompt[..^1]);
             if (shared > bestShared) (best, bestShared) = (node, shared);
+        }
+        // A prompt that shares only a little of a slot (a common system prompt, the template's opening) would wipe
+        // out the rest of that cached conversation: it takes a free slot while there is one.
+        if (best != null && _free.Count > 0 && 2 * bestShared < _contents[best.Value].Count)
+        {
+            best = null;
+            bestShared = 0;
         }
         int row;
         if (best != null)

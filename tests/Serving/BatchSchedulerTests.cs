@@ -173,7 +173,7 @@ public class BatchSchedulerTests
         Assert.Equal(turn2.CachedTokens, scheduler.Stats.CachedPromptTokens);
         Assert.Equal(RunAlone(model, turn2Prompt, 6), turn2.Tokens);
 
-        // An unrelated prompt takes the free slot, not the cached one; a third takes over the least recently used.
+        // An unrelated prompt takes the free slot, not the cached one; a continuation of it reuses its slot.
         var unrelated = new Recorded();
         scheduler.Enqueue(unrelated.Request(Prompts[2], 3));
         Assert.Equal(0, unrelated.Wait().CachedTokens);
