@@ -35,7 +35,8 @@ public static class CacheRows
     public static void Validate(ReadOnlySpan<int> rows, int inputBatch, IKvCache cache)
     {
         if (rows.Length != inputBatch)
-            throw new ArgumentException($"cache rows: one per input sequence expected ({inputBatch}), got {rows.Length}");
+            throw new ArgumentException(
+                $"cache rows: one per input sequence expected ({inputBatch}), got {rows.Length}");
         Span<bool> seen = cache.Batch <= 1024 ? stackalloc bool[cache.Batch] : new bool[cache.Batch];
         foreach (int r in rows)
         {

@@ -67,7 +67,8 @@ public sealed class DeepseekV3ForCausalLM : Module, ICausalLM
     /// </summary>
     public Tensor ForwardCached(Tensor inputIds, MlaCache cache)
     {
-        if (inputIds.Rank != 2) throw new ArgumentException($"input_ids must be [B, S], got {Tensor.FormatShape(inputIds.Shape)}");
+        if (inputIds.Rank != 2)
+            throw new ArgumentException($"input_ids must be [B, S], got {Tensor.FormatShape(inputIds.Shape)}");
         int b = inputIds.Shape[0];
         if (cache.Batch != b) throw new ArgumentException($"cache holds {cache.Batch} sequences, input has {b}");
         return ForwardCached(inputIds, cache, CacheRows.Identity(b));
@@ -79,7 +80,8 @@ public sealed class DeepseekV3ForCausalLM : Module, ICausalLM
     /// </summary>
     public Tensor ForwardCached(Tensor inputIds, MlaCache cache, ReadOnlySpan<int> rows)
     {
-        if (inputIds.Rank != 2) throw new ArgumentException($"input_ids must be [n, S], got {Tensor.FormatShape(inputIds.Shape)}");
+        if (inputIds.Rank != 2)
+            throw new ArgumentException($"input_ids must be [n, S], got {Tensor.FormatShape(inputIds.Shape)}");
         int b = inputIds.Shape[0], s = inputIds.Shape[1];
         CacheRows.Validate(rows, b, cache);
         using var noGrad = Tensor.NoGrad();

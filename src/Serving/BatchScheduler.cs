@@ -73,8 +73,9 @@ public sealed class BatchScheduler : IDisposable
     /// <summary>Positions one sequence may fill (prompt + generated tokens).</summary>
     public int SlotCapacity => _pool.Capacity;
 
-    /// <summary>Slot counters: total, in use, idle (cached prefix), free. Read them while the scheduler is idle.</summary>
-    public (int Slots, int InUse, int Idle, int Free) SlotCounts => (_pool.SlotCount, _pool.InUse, _pool.Idle, _pool.Free);
+    /// <summary>Slot counters: total, in use, idle (cached prefix), free. Exact while the scheduler is idle.</summary>
+    public (int Slots, int InUse, int Idle, int Free) SlotCounts =>
+        (_pool.SlotCount, _pool.InUse, _pool.Idle, _pool.Free);
 
     /// <summary>Bytes held by the slots' cache (allocated once, at construction).</summary>
     public long CacheBytes => _pool.BytesAllocated;
@@ -118,7 +119,7 @@ public sealed class BatchScheduler : IDisposable
         }
     }
 
-    /// <summary>Moves queued requests into slots while there are slots: a prefill each, then their first token.</summary>
+    /// <summary>Moves queued requests into slots while there are slots: a prefill each, then its first token.</summary>
     private void Admit()
     {
         while (_pool.HasRoom && !_stopping && _queue.TryDequeue(out var queued))

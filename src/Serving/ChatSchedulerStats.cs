@@ -27,7 +27,7 @@ public sealed class ChatSchedulerStats
     /// <summary>Sequences being decoded (each holds a cache slot).</summary>
     public int RunningSequences => Volatile.Read(ref _running);
 
-    /// <summary>Sequence slots of the scheduler (its maximum batch); 1 for a client that runs one request at a time.</summary>
+    /// <summary>Sequence slots of the scheduler (its largest batch); 1 for a client running one request at a time.</summary>
     public int SlotCount { get; internal set; } = 1;
 
     /// <summary>Released slots that still hold a finished conversation (prefix reuse candidates).</summary>
@@ -57,7 +57,7 @@ public sealed class ChatSchedulerStats
     /// <summary>Batched decode steps run (one forward for all running sequences each).</summary>
     public long DecodeSteps => Interlocked.Read(ref _decodeSteps);
 
-    /// <summary>Time since the client was created (a rate = counter / uptime, or the difference of two scrapes).</summary>
+    /// <summary>Time since the client was created (a rate: counter / uptime, or the change between two scrapes).</summary>
     public TimeSpan Uptime => Stopwatch.GetElapsedTime(_createdAt);
 
     /// <summary>Requests that produced a first token.</summary>

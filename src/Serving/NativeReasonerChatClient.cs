@@ -149,7 +149,7 @@ public sealed class NativeReasonerChatClient : IChatClient
         finally { stop.Cancel(); }
     }
 
-    /// <summary>A request rendered, tokenized and checked, with its sampling settled (on the caller's thread).</summary>
+    /// <summary>A request rendered, tokenized and checked, its sampling settled (on the caller's thread).</summary>
     private sealed record PreparedRequest(string PromptText, long[] Ids, int MaxNewTokens, GenerationOptions Sampling,
         ulong Seed, bool ParseToolCalls, ResponseAssembler.UpdateStamp Stamp);
 

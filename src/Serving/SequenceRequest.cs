@@ -57,5 +57,5 @@ public sealed class SequenceRequest
     public Action<Exception>? OnError { get; init; }
 }
 
-/// <summary>How a request ended: its finish reason and token counts (cached = prompt tokens reused from a slot).</summary>
+/// <summary>How a request ended: why, its prompt length, the prompt tokens reused from a slot, its tokens.</summary>
 public sealed record SequenceOutcome(FinishReason FinishReason, int PromptTokens, int CachedTokens, long[] Tokens);

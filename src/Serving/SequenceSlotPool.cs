@@ -22,7 +22,7 @@ public sealed class SequenceSlotPool : IDisposable
 
     private readonly bool _keepPrefixes;
 
-    /// <param name="keepPrefixes">Keep released slots' tokens for prefix reuse (off: a released slot is emptied).</param>
+    /// <param name="keepPrefixes">Keep released slots' tokens for prefix reuse (off: released slots are emptied).</param>
     public SequenceSlotPool(ICausalLM model, int slots, int capacity, bool keepPrefixes = true)
     {
         ArgumentNullException.ThrowIfNull(model);
@@ -103,7 +103,7 @@ public sealed class SequenceSlotPool : IDisposable
         return (row, bestShared);
     }
 
-    /// <summary>Notes tokens just run through the model into <paramref name="row"/> (what its cache now holds).</summary>
+    /// <summary>Notes tokens just run through the model into <paramref name="row"/> (what its cache holds).</summary>
     public void Record(int row, ReadOnlySpan<long> tokens)
     {
         RequireInUse(row);

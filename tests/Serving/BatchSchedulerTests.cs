@@ -20,7 +20,7 @@ public class BatchSchedulerTests
 
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(120);
 
-    /// <summary>A request whose tokens and end are recorded; <paramref name="onToken"/> sees each token count.</summary>
+    /// <summary>A request whose tokens and end are recorded.</summary>
     private sealed class Recorded
     {
         public List<long> Tokens { get; } = [];
@@ -77,7 +77,7 @@ public class BatchSchedulerTests
                 {
                     if (count == 2 * next - 1) scheduler.Enqueue(pending[next]);
                 }
-                : null;
+            : null;
             pending[k] = recorded[k].Request(Prompts[k], maxNew, onToken: join);
         }
         scheduler.Enqueue(pending[0]);

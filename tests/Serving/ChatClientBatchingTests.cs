@@ -78,7 +78,7 @@ public class ChatClientBatchingTests
             // its last token (run again for the first token's logits).
             Assert.Equal(usages.Sum(u => u.InputTokenCount!.Value - 1), stats.CachedPromptTokens);
             Assert.True(stats.DecodeSteps - stepsBefore < outputTokens - questions.Length,
-                $"{stats.DecodeSteps - stepsBefore} decode steps for {outputTokens} tokens: the calls were not batched");
+                $"{stats.DecodeSteps - stepsBefore} decode steps for {outputTokens} tokens: not batched");
         }
         finally { Directory.Delete(dir, true); }
     }
