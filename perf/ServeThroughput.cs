@@ -79,7 +79,7 @@ public static class ServeThroughput
             long produced = 0;
             for (int i = 0; i < requestsPerCaller; i++)
             {
-                // About 32 prompt tokens, different per request.
+                // About 60 prompt tokens with the template, different per request.
                 var question = $"Question {caller * requestsPerCaller + i:D4}: how many primes below 100?";
                 var r = await client.GetResponseAsync(
                     [new Microsoft.Extensions.AI.ChatMessage(ChatRole.User, question)], options);

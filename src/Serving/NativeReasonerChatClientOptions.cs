@@ -28,11 +28,12 @@ public sealed class NativeReasonerChatClientOptions
     /// <summary>
     /// Sequences decoded together at most (the scheduler's cache slots); further requests wait in its queue.
     /// </summary>
-    public int MaxConcurrentSequences { get; set; } = 16;
+    public int MaxConcurrentSequences { get; set; } = 8;
 
     /// <summary>
     /// Positions one sequence slot holds, prompt + answer (capped by the model's context). The slots' cache is
-    /// allocated once: MaxConcurrentSequences × this × the model's cache bytes per token.
+    /// allocated once, in fp32: MaxConcurrentSequences × this × the model's cache bytes per token (R1-Distill-Qwen-
+    /// 1.5B: 56 KiB per token, so 8 × 4096 positions take 1.8 GiB).
     /// </summary>
     public int MaxSequenceLength { get; set; } = 4096;
 
