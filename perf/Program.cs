@@ -40,6 +40,11 @@ public static class Program
             GroupedProfile.Run(args.Length > 1 ? int.Parse(args[1]) : 50);
             return;
         }
+        if (args.Length > 0 && args[0] == "serve-throughput")
+        {
+            ServeThroughput.Run(args.Length > 1 ? args[1] : "bench-tiny", args.Length > 2 ? int.Parse(args[2]) : 96);
+            return;
+        }
         BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
     }
 }

@@ -38,9 +38,14 @@ public sealed class DeepseekV3DecoderLayer : Module
     }
 
     /// <summary>Cached pass through the absorbed attention (decode). h: [B, S, D] → [B, S, D].</summary>
-    public Tensor ForwardCached(Tensor h, Tensor cos, Tensor sin, MlaCache cache, ReadOnlySpan<int> starts)
+    public Tensor ForwardCached(Tensor h, Tensor cos, Tensor sin, MlaCache cache, ReadOnlySpan<int> starts) =>
+        ForwardCached(h, cos, sin, cache, starts, CacheRows.Identity(h.Shape[0]));
+
+    /// <summary>Cached pass with input sequence b in cache row rows[b]. h: [B, S, D] → [B, S, D].</summary>
+    public Tensor ForwardCached(Tensor h, Tensor cos, Tensor sin, MlaCache cache, ReadOnlySpan<int> starts,
+        ReadOnlySpan<int> rows)
     {
-        h = h + SelfAttn.ForwardAbsorbed(InputLayerNorm.Forward(h), cos, sin, cache, Index, starts);
+        h = h + SelfAttn.ForwardAbsorbed(InputLayerNorm.Forward(h), cos, sin, cache, Index, starts, rows);
         return h + Mlp(PostAttentionLayerNorm.Forward(h));
     }
 }

@@ -67,18 +67,33 @@ public sealed class DeepseekV3ForCausalLM : Module, ICausalLM
     /// </summary>
     public Tensor ForwardCached(Tensor inputIds, MlaCache cache)
     {
-        if (inputIds.Rank != 2) throw new ArgumentException($"input_ids must be [B, S], got {Tensor.FormatShape(inputIds.Shape)}");
-        int b = inputIds.Shape[0], s = inputIds.Shape[1];
+        if (inputIds.Rank != 2)
+            throw new ArgumentException($"input_ids must be [B, S], got {Tensor.FormatShape(inputIds.Shape)}");
+        int b = inputIds.Shape[0];
         if (cache.Batch != b) throw new ArgumentException($"cache holds {cache.Batch} sequences, input has {b}");
+        return ForwardCached(inputIds, cache, CacheRows.Identity(b));
+    }
+
+    /// <summary>
+    /// S new tokens for cache rows rows[i] at positions cache.Lengths[rows[i]] … +S−1 (which then grows by S):
+    /// int64 [n, S] → logits [n, S, V]; the cache's other rows are untouched. Inference only.
+    /// </summary>
+    public Tensor ForwardCached(Tensor inputIds, MlaCache cache, ReadOnlySpan<int> rows)
+    {
+        if (inputIds.Rank != 2)
+            throw new ArgumentException($"input_ids must be [n, S], got {Tensor.FormatShape(inputIds.Shape)}");
+        int b = inputIds.Shape[0], s = inputIds.Shape[1];
+        CacheRows.Validate(rows, b, cache);
         using var noGrad = Tensor.NoGrad();
-        var starts = (int[])cache.Lengths.Clone();
+        var starts = new int[b];
+        for (int i = 0; i < b; i++) starts[i] = cache.Lengths[rows[i]];
         var positions = new int[b * s];
         for (int i = 0; i < b; i++)
             for (int j = 0; j < s; j++) positions[i * s + j] = starts[i] + j;
         var (cos, sin) = Rotary.For(positions);
         var h = Model.EmbedTokens.Forward(inputIds);
-        foreach (var layer in Model.Layers) h = layer.ForwardCached(h, cos, sin, cache, starts);
-        for (int i = 0; i < b; i++) cache.Lengths[i] = starts[i] + s;
+        foreach (var layer in Model.Layers) h = layer.ForwardCached(h, cos, sin, cache, starts, rows);
+        for (int i = 0; i < b; i++) cache.Lengths[rows[i]] = starts[i] + s;
         return Tensor.Linear(Model.Norm.Forward(h), HeadWeight);
     }
 
@@ -91,6 +106,9 @@ public sealed class DeepseekV3ForCausalLM : Module, ICausalLM
         Forward(inputIds, cache == null ? null : AsMla(cache));
 
     Tensor ICausalLM.ForwardCached(Tensor inputIds, IKvCache cache) => ForwardCached(inputIds, AsMla(cache));
+
+    Tensor ICausalLM.ForwardCached(Tensor inputIds, IKvCache cache, ReadOnlySpan<int> rows) =>
+        ForwardCached(inputIds, AsMla(cache), rows);
 
     private static MlaCache AsMla(IKvCache cache) => cache as MlaCache
         ?? throw new ArgumentException(

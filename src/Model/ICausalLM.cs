@@ -82,6 +82,14 @@ public interface ICausalLM : IDisposable
     Tensor ForwardCached(Tensor inputIds, IKvCache cache);
 
     /// <summary>
+    /// S new tokens for some of the cache's sequences: input row i continues cache row rows[i] at positions
+    /// cache.Lengths[rows[i]] … +S−1 (which then grows by S); the other rows are neither read nor changed. ids
+    /// [n, S] → logits [n, S, V]; rows: n distinct cache rows, in any order. Inference only (no grad). A serving
+    /// scheduler steps its running sequences this way while finished slots of the same cache sit idle.
+    /// </summary>
+    Tensor ForwardCached(Tensor inputIds, IKvCache cache, ReadOnlySpan<int> rows);
+
+    /// <summary>
     /// A cache of this model's layout for <paramref name="batch"/> sequences of up to <paramref name="capacity"/>
     /// positions.
     /// </summary>

@@ -58,28 +58,33 @@ public sealed class MlaCache : IKvCache
     /// Stores S new entries of layer l for every sequence b at positions starts[b] … starts[b]+S−1.
     /// latent: [B, S, kv_lora_rank], ropeKey: [B, S, r].
     /// </summary>
-    public void Write(int layer, Tensor latent, Tensor ropeKey, ReadOnlySpan<int> starts)
+    public void Write(int layer, Tensor latent, Tensor ropeKey, ReadOnlySpan<int> starts) =>
+        Write(layer, latent, ropeKey, starts, CacheRows.Identity(latent.Shape[0]));
+
+    /// <summary>
+    /// Stores S new entries of layer l: input row i goes to cache row rows[i] at positions starts[i] … starts[i]+S−1
+    /// (a decode step over some of the cache's sequences). latent: [n, S, kv_lora_rank], ropeKey: [n, S, r].
+    /// </summary>
+    public void Write(int layer, Tensor latent, Tensor ropeKey, ReadOnlySpan<int> starts, ReadOnlySpan<int> rows)
     {
-        int s = latent.Shape[1];
+        int n = latent.Shape[0], s = latent.Shape[1];
         using var noGrad = Tensor.NoGrad();
         using var scope = new TensorScope();   // frees the views made here
-        bool same = true;
-        for (int b = 1; b < Batch; b++) same &= starts[b] == starts[0];
-        if (same)
+        for (int i = 0; i < n; i++)
+            if (starts[i] + s > Capacity)
+                throw new InvalidOperationException($"MLA cache overflow: sequence {rows[i]} needs {starts[i] + s} " +
+                    $"positions, capacity is {Capacity}");
+        if (n == Batch && CacheRows.IsIdentity(rows) && CacheRows.AllEqual(starts))
         {
             // The common case (prefill, or decode of equally long sequences): one strided copy per tensor.
-            if (starts[0] + s > Capacity)
-                throw new InvalidOperationException($"MLA cache overflow: {starts[0] + s} positions needed, capacity is {Capacity}");
             Latent[layer].Narrow(1, starts[0], s).CopyFrom_(latent);
             RopeKey[layer].Narrow(1, starts[0], s).CopyFrom_(ropeKey);
             return;
         }
-        for (int b = 0; b < Batch; b++)
+        for (int i = 0; i < n; i++)
         {
-            if (starts[b] + s > Capacity)
-                throw new InvalidOperationException($"MLA cache overflow: sequence {b} needs {starts[b] + s} positions, capacity is {Capacity}");
-            Latent[layer].Narrow(0, b, 1).Narrow(1, starts[b], s).CopyFrom_(latent.Narrow(0, b, 1));
-            RopeKey[layer].Narrow(0, b, 1).Narrow(1, starts[b], s).CopyFrom_(ropeKey.Narrow(0, b, 1));
+            Latent[layer].Narrow(0, rows[i], 1).Narrow(1, starts[i], s).CopyFrom_(latent.Narrow(0, i, 1));
+            RopeKey[layer].Narrow(0, rows[i], 1).Narrow(1, starts[i], s).CopyFrom_(ropeKey.Narrow(0, i, 1));
         }
     }
 

@@ -112,6 +112,14 @@ public sealed class MultiHeadLatentAttention : Module
     /// o = (P·c_kv)·W_UVᵀ — the same softmax scale as the naive path (deepseek-v3-notes 7), never 1/sqrt(c + r).
     /// </summary>
     public Tensor ForwardAbsorbed(Tensor x, Tensor cos, Tensor sin, MlaCache cache, int layer, ReadOnlySpan<int> starts)
+        => ForwardAbsorbed(x, cos, sin, cache, layer, starts, CacheRows.Identity(x.Shape[0]));
+
+    /// <summary>
+    /// As above, with input sequence b held in cache row rows[b] (a decode step over some of the cache's sequences):
+    /// those rows' latents and RoPE keys are gathered into [B, T, ·] before the products.
+    /// </summary>
+    public Tensor ForwardAbsorbed(Tensor x, Tensor cos, Tensor sin, MlaCache cache, int layer, ReadOnlySpan<int> starts,
+        ReadOnlySpan<int> rows)
     {
         int b = x.Shape[0], s = x.Shape[1];
         var q = Query(x);
@@ -119,7 +127,7 @@ public sealed class MultiHeadLatentAttention : Module
         var qPe = Functional.Rope(q.Narrow(-1, _n, _r).Reshape(b * s, _h, _r), cos, sin, seqDim: 0)
             .View(b, s, _h, _r);                                                               // [B, S, H, r]
         var (latent, kPe) = CompressedKv(x, cos, sin, seqDim: 0);
-        cache.Write(layer, latent, kPe, starts);
+        cache.Write(layer, latent, kPe, starts, rows);
 
         int tMax = 0;
         for (int i = 0; i < b; i++) tMax = Math.Max(tMax, starts[i] + s);
@@ -133,8 +141,8 @@ public sealed class MultiHeadLatentAttention : Module
         var qLat = qNope.Permute(2, 0, 1, 3).Reshape(_h, b * s, _n).MatMul(wUk)                // [H, B·S, c]
             .View(_h, b, s, _rank).Permute(1, 0, 2, 3).Reshape(b, _h * s, _rank);               // [B, H·S, c]
         var qRot = qPe.Permute(0, 2, 1, 3).Reshape(b, _h * s, _r);                              // [B, H·S, r]
-        var cKv = cache.Latent[layer].Narrow(1, 0, tMax);                                       // [B, T, c]
-        var pe = cache.RopeKey[layer].Narrow(1, 0, tMax);                                       // [B, T, r]
+        var cKv = CacheRowsOf(cache.Latent[layer], rows, tMax);                                 // [B, T, c]
+        var pe = CacheRowsOf(cache.RopeKey[layer], rows, tMax);                                 // [B, T, r]
         var scores = qLat.MatMul(cKv.Transpose(-1, -2)) + qRot.MatMul(pe.Transpose(-1, -2));   // [B, H·S, T]
         scores = (scores * _scale).View(b, _h, s, tMax);                                        // [B, H, S, T]
 
@@ -155,5 +163,17 @@ public sealed class MultiHeadLatentAttention : Module
         var o = oLat.MatMul(wUv.Transpose(-1, -2));                                             // [H, B·S, dv]
         var merged = o.View(_h, b, s, _dv).Permute(1, 2, 0, 3).Reshape(b, s, _h * _dv);
         return Tensor.Linear(merged, OProj.Weight);
+    }
+
+    /// <summary>
+    /// Positions 0 … t−1 of the given rows of a cache tensor [capacity rows, ·, ·] → [rows, t, ·]: a view when the
+    /// rows are the whole cache in order, otherwise one copy of those rows.
+    /// </summary>
+    private static Tensor CacheRowsOf(Tensor cached, ReadOnlySpan<int> rows, int t)
+    {
+        if (rows.Length == cached.Shape[0] && CacheRows.IsIdentity(rows)) return cached.Narrow(1, 0, t);
+        var picked = new Tensor[rows.Length];
+        for (int i = 0; i < rows.Length; i++) picked[i] = cached.Narrow(0, rows[i], 1).Narrow(1, 0, t);
+        return Tensor.Cat(picked, 0);
     }
 }

@@ -3,8 +3,9 @@ using System.Collections.Concurrent;
 namespace NativeReasoner.Serving;
 
 /// <summary>
-/// The one thread that runs a chat client's requests, in arrival order: the model, its caches and the tokenizer are
-/// only ever touched from here, so concurrent callers need no locks. <see cref="Dispose"/> lets the queued jobs
+/// The one thread that runs the requests of a chat client over a policy without a model (a scripted one), in
+/// arrival order, one at a time; a model gets the <see cref="BatchScheduler"/> instead. The policy is only ever
+/// touched from here, so concurrent callers need no locks. <see cref="Dispose"/> lets the queued jobs
 /// run (the client cancels them first, so they end at once) and joins the thread.
 /// </summary>
 public sealed class GenerationWorker : IDisposable

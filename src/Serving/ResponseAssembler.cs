@@ -51,8 +51,11 @@ public sealed class ResponseAssembler
         _emitted = text.Length;
     }
 
-    /// <summary>The end of generation: releases held text, then the final update (usage, finish reason).</summary>
-    public void Finish(FinishReason reason, int inputTokens, int outputTokens)
+    /// <summary>
+    /// The end of generation: releases held text, then the final update (usage — with the prompt tokens served from a
+    /// cached prefix — and the finish reason).
+    /// </summary>
+    public void Finish(FinishReason reason, int inputTokens, int outputTokens, int cachedInputTokens = 0)
     {
         var text = _tokenizer.Decode(_generated);
         if (text.Length > _emitted) Emit(_stop.Push(text[_emitted..]));
@@ -73,6 +76,7 @@ public sealed class ResponseAssembler
             OutputTokenCount = outputTokens,
             TotalTokenCount = inputTokens + outputTokens,
             ReasoningTokenCount = reasoningTokens,
+            CachedInputTokenCount = cachedInputTokens,
         }));
         var update = NewUpdate(contents);
         update.FinishReason = contents.OfType<FunctionCallContent>().Any() ? ChatFinishReason.ToolCalls

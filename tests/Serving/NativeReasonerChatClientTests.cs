@@ -109,6 +109,10 @@ public class NativeReasonerChatClientTests
         Assert.Equal("add them: 5", reasoning);
         Assert.Equal("The answer is 5.", answer);
         Assert.Equal(ChatFinishReason.Stop, finish);
+        // The reasoning streams first, then the answer.
+        int lastReasoning = updates.FindLastIndex(u => u.Contents.OfType<TextReasoningContent>().Any());
+        int firstAnswer = updates.FindIndex(u => u.Contents.OfType<TextContent>().Any());
+        Assert.InRange(lastReasoning, 0, firstAnswer - 1);
         // One update per decoded piece: many, not one.
         Assert.True(updates.Count > 10, $"{updates.Count} updates");
         int promptTokens = tokenizer.Encode(policy.Prompts[0]).Length;

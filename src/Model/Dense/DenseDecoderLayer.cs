@@ -38,9 +38,14 @@ public sealed class DenseDecoderLayer : Module
     }
 
     /// <summary>Cached pass (decode). h: [B, S, D] → [B, S, D].</summary>
-    public Tensor ForwardCached(Tensor h, Tensor cos, Tensor sin, GqaKvCache cache, ReadOnlySpan<int> starts)
+    public Tensor ForwardCached(Tensor h, Tensor cos, Tensor sin, GqaKvCache cache, ReadOnlySpan<int> starts) =>
+        ForwardCached(h, cos, sin, cache, starts, CacheRows.Identity(h.Shape[0]));
+
+    /// <summary>Cached pass with input sequence b in cache row rows[b]. h: [B, S, D] → [B, S, D].</summary>
+    public Tensor ForwardCached(Tensor h, Tensor cos, Tensor sin, GqaKvCache cache, ReadOnlySpan<int> starts,
+        ReadOnlySpan<int> rows)
     {
-        h = h + SelfAttn.ForwardCached(InputLayerNorm.Forward(h), cos, sin, cache, Index, starts);
+        h = h + SelfAttn.ForwardCached(InputLayerNorm.Forward(h), cos, sin, cache, Index, starts, rows);
         return h + MlpForward(PostAttentionLayerNorm.Forward(h));
     }
 }

@@ -87,18 +87,31 @@ public sealed class DenseForCausalLM : Module, ICausalLM
     public Tensor ForwardCached(Tensor inputIds, IKvCache cache)
     {
         CheckIds(inputIds, cache, "S");
+        return ForwardCached(inputIds, cache, CacheRows.Identity(inputIds.Shape[0]));
+    }
+
+    /// <summary>
+    /// S new tokens for cache rows rows[i] at positions cache.Lengths[rows[i]] … +S−1: int64 [n, S] → logits
+    /// [n, S, V]; the cache's other rows are untouched. Inference only.
+    /// </summary>
+    public Tensor ForwardCached(Tensor inputIds, IKvCache cache, ReadOnlySpan<int> rows)
+    {
+        if (inputIds.Rank != 2) throw new ArgumentException($"input_ids must be [n, S], got " +
+            $"{Tensor.FormatShape(inputIds.Shape)}");
         var kv = AsGqa(cache);
         int b = inputIds.Shape[0], s = inputIds.Shape[1];
+        CacheRows.Validate(rows, b, kv);
         using var noGrad = Tensor.NoGrad();
-        var starts = (int[])kv.Lengths.Clone();
+        var starts = new int[b];
+        for (int i = 0; i < b; i++) starts[i] = kv.Lengths[rows[i]];
         CausalLMChecks.RequireWithinContext(Config, starts.Max() + s, "the decode step");
         var positions = new int[b * s];
         for (int i = 0; i < b; i++)
             for (int j = 0; j < s; j++) positions[i * s + j] = starts[i] + j;
         var (cos, sin) = Rotary.For(positions);
         var h = Model.EmbedTokens.Forward(inputIds);
-        foreach (var layer in Model.Layers) h = layer.ForwardCached(h, cos, sin, kv, starts);
-        for (int i = 0; i < b; i++) kv.Lengths[i] = starts[i] + s;
+        foreach (var layer in Model.Layers) h = layer.ForwardCached(h, cos, sin, kv, starts, rows);
+        for (int i = 0; i < b; i++) kv.Lengths[rows[i]] = starts[i] + s;
         return Tensor.Linear(Model.Norm.Forward(h), HeadWeight);
     }
 

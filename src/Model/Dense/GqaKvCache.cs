@@ -48,27 +48,32 @@ public sealed class GqaKvCache : IKvCache
     /// Stores S new entries of layer l for every sequence b at positions starts[b] … starts[b]+S−1.
     /// keys, values: [B, Hkv, S, head_dim].
     /// </summary>
-    public void Write(int layer, Tensor keys, Tensor values, ReadOnlySpan<int> starts)
+    public void Write(int layer, Tensor keys, Tensor values, ReadOnlySpan<int> starts) =>
+        Write(layer, keys, values, starts, CacheRows.Identity(keys.Shape[0]));
+
+    /// <summary>
+    /// Stores S new entries of layer l: input row i goes to cache row rows[i] at positions starts[i] … starts[i]+S−1
+    /// (a decode step over some of the cache's sequences). keys, values: [n, Hkv, S, head_dim].
+    /// </summary>
+    public void Write(int layer, Tensor keys, Tensor values, ReadOnlySpan<int> starts, ReadOnlySpan<int> rows)
     {
-        int s = keys.Shape[2];
+        int n = keys.Shape[0], s = keys.Shape[2];
         using var noGrad = Tensor.NoGrad();
         using var scope = new TensorScope();   // frees the views made here
-        for (int b = 0; b < Batch; b++)
-            if (starts[b] + s > Capacity)
-                throw new InvalidOperationException($"KV cache overflow: sequence {b} needs {starts[b] + s} " +
+        for (int i = 0; i < n; i++)
+            if (starts[i] + s > Capacity)
+                throw new InvalidOperationException($"KV cache overflow: sequence {rows[i]} needs {starts[i] + s} " +
                     $"positions, capacity is {Capacity}");
-        bool same = true;
-        for (int b = 1; b < Batch; b++) same &= starts[b] == starts[0];
-        if (same)
+        if (n == Batch && CacheRows.IsIdentity(rows) && CacheRows.AllEqual(starts))
         {
             Keys[layer].Narrow(2, starts[0], s).CopyFrom_(keys);
             Values[layer].Narrow(2, starts[0], s).CopyFrom_(values);
             return;
         }
-        for (int b = 0; b < Batch; b++)
+        for (int i = 0; i < n; i++)
         {
-            Keys[layer].Narrow(0, b, 1).Narrow(2, starts[b], s).CopyFrom_(keys.Narrow(0, b, 1));
-            Values[layer].Narrow(0, b, 1).Narrow(2, starts[b], s).CopyFrom_(values.Narrow(0, b, 1));
+            Keys[layer].Narrow(0, rows[i], 1).Narrow(2, starts[i], s).CopyFrom_(keys.Narrow(0, i, 1));
+            Values[layer].Narrow(0, rows[i], 1).Narrow(2, starts[i], s).CopyFrom_(values.Narrow(0, i, 1));
         }
     }
 

@@ -76,6 +76,13 @@ public sealed class GroupedQueryAttention : Module
     /// values, then each query attends to its sequence's positions 0 … starts[b]+s.
     /// </summary>
     public Tensor ForwardCached(Tensor x, Tensor cos, Tensor sin, GqaKvCache cache, int layer, ReadOnlySpan<int> starts)
+        => ForwardCached(x, cos, sin, cache, layer, starts, CacheRows.Identity(x.Shape[0]));
+
+    /// <summary>
+    /// As above, with input sequence b held in cache row rows[b] (a decode step over some of the cache's sequences).
+    /// </summary>
+    public Tensor ForwardCached(Tensor x, Tensor cos, Tensor sin, GqaKvCache cache, int layer, ReadOnlySpan<int> starts,
+        ReadOnlySpan<int> rows)
     {
         int b = x.Shape[0], s = x.Shape[1];
         var (q, k, v) = Project(x);
@@ -83,11 +90,9 @@ public sealed class GroupedQueryAttention : Module
         q = RotateHalfRope.Apply(q.Reshape(b * s, _hq, _hd), cos, sin, seqDim: 0).View(b, s, _hq, _hd).Transpose(1, 2);
         k = RotateHalfRope.Apply(k.Reshape(b * s, _hkv, _hd), cos, sin, seqDim: 0)
             .View(b, s, _hkv, _hd).Transpose(1, 2);
-        cache.Write(layer, k, v.Transpose(1, 2), starts);
+        cache.Write(layer, k, v.Transpose(1, 2), starts, rows);
 
-        bool same = true;
-        for (int i = 1; i < b; i++) same &= starts[i] == starts[0];
-        if (same)
+        if (b == cache.Batch && CacheRows.IsIdentity(rows) && CacheRows.AllEqual(starts))
         {
             // Bottom-right causal alignment: query j sits at starts + j and sees keys 0 … starts + j.
             int len = starts[0] + s;
@@ -95,15 +100,16 @@ public sealed class GroupedQueryAttention : Module
                 cache.Values[layer].Narrow(2, 0, len), causal: true, scale: _scale);
             return Output(o, b, s);
         }
-        var rows = new Tensor[b];
+        var outputs = new Tensor[b];
         for (int i = 0; i < b; i++)
         {
             int len = starts[i] + s;
-            var keys = cache.Keys[layer].Narrow(0, i, 1).Narrow(2, 0, len);
-            var values = cache.Values[layer].Narrow(0, i, 1).Narrow(2, 0, len);
+            var keys = cache.Keys[layer].Narrow(0, rows[i], 1).Narrow(2, 0, len);
+            var values = cache.Values[layer].Narrow(0, rows[i], 1).Narrow(2, 0, len);
             // [1, Hq, S, hd]
-            rows[i] = Functional.ScaledDotProductAttention(q.Narrow(0, i, 1), keys, values, causal: true, scale: _scale);
+            outputs[i] = Functional.ScaledDotProductAttention(q.Narrow(0, i, 1), keys, values, causal: true,
+                scale: _scale);
         }
-        return Output(Tensor.Cat(rows, 0), b, s);
+        return Output(Tensor.Cat(outputs, 0), b, s);
     }
 }
