@@ -71,6 +71,15 @@ public static class ProcessGroupExtensions
         return t.ToInt64Array()[0];
     }
 
+    /// <summary>The largest over the ranks of one count (a flag, a stop reason).</summary>
+    public static long MaxCount(this IProcessGroup g, long value)
+    {
+        if (g.Size == 1) return value;
+        using var t = Tensor.FromArray([value], [1], Device.Cpu);
+        g.AllReduce(t, ReduceOperation.Max);
+        return t.ToInt64Array()[0];
+    }
+
     /// <summary>The sum over the ranks of one float32 value (a loss).</summary>
     public static float SumValue(this IProcessGroup g, float value)
     {
