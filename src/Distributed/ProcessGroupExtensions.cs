@@ -26,14 +26,16 @@ public static class ProcessGroupExtensions
 
     /// <summary>
     /// What every rank will send to this one: recvCounts[r] = sendCounts[Rank] of rank r (the first half of an
-    /// uneven all-to-all, when the receiver cannot know the counts in advance).
+    /// uneven all-to-all, when the receiver cannot know the counts in advance). The counts travel as a tensor on
+    /// <paramref name="device"/> (NCCL moves device memory only; host by default).
     /// </summary>
-    public static int[] ExchangeCounts(this IProcessGroup g, ReadOnlySpan<int> sendCounts)
+    public static int[] ExchangeCounts(this IProcessGroup g, ReadOnlySpan<int> sendCounts, Device? device = null)
     {
         if (sendCounts.Length != g.Size)
             throw new ProcessGroupException($"ExchangeCounts: {sendCounts.Length} counts for a group of {g.Size} ranks");
-        using var send = Tensor.FromArray(sendCounts, [g.Size], Device.Cpu);
-        using var recv = Tensor.Zeros([g.Size], DType.Int32, Device.Cpu);
+        device ??= Device.Cpu;
+        using var send = Tensor.FromArray(sendCounts, [g.Size], device);
+        using var recv = Tensor.Zeros([g.Size], DType.Int32, device);
         var ones = Enumerable.Repeat(1, g.Size).ToArray();
         g.AllToAllV(send, ones, recv, ones);
         return recv.ToInt64Array().Select(v => (int)v).ToArray();
@@ -45,7 +47,7 @@ public static class ProcessGroupExtensions
     /// </summary>
     public static (Tensor Output, int[] RecvCounts) AllToAllV(this IProcessGroup g, Tensor input, ReadOnlySpan<int> sendCounts)
     {
-        var recvCounts = g.ExchangeCounts(sendCounts);
+        var recvCounts = g.ExchangeCounts(sendCounts, input.Device);
         var shape = input.Shape.ToArray();
         if (shape.Length == 0) throw new ProcessGroupException("AllToAllV: the input needs a row dimension (it is a scalar)");
         shape[0] = recvCounts.Sum();
