@@ -108,9 +108,11 @@ public static class TrainCommand
                 return 1;
             }
             catch (Exception e) when (e is ModelConfigException or CheckpointMismatchException or SafetensorsException or ArgumentException
-                                      or IOException or NotSupportedException or InvalidOperationException or ProcessGroupException)
+                                      or IOException or NotSupportedException or InvalidOperationException
+                                      or ProcessGroupException)
             {
-                Console.Error.WriteLine(group is { Size: > 1 } ? $"nr train (rank {group.Rank} of {group.Size}): {e.Message}" : $"nr train: {e.Message}");
+                Console.Error.WriteLine(group is { Size: > 1 }
+                    ? $"nr train (rank {group.Rank} of {group.Size}): {e.Message}" : $"nr train: {e.Message}");
                 return 1;
             }
             finally

@@ -28,7 +28,8 @@ public sealed unsafe class GradientAllReducer : IDisposable
 
     public int BucketCount => _buckets.Length;
 
-    public GradientAllReducer(IProcessGroup group, IEnumerable<Parameter> parameters, long bucketBytes = DefaultBucketBytes)
+    public GradientAllReducer(IProcessGroup group, IEnumerable<Parameter> parameters,
+        long bucketBytes = DefaultBucketBytes)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(bucketBytes, 4L);
         _group = group;
@@ -52,8 +53,10 @@ public sealed unsafe class GradientAllReducer : IDisposable
         }
         if (current.Count > 0) buckets.Add(current.ToArray());
         _buckets = buckets.ToArray();
-        _flat = _buckets.Select(b => Tensor.Zeros([checked((int)(b.Sum(p => p.Numel) + b.Length))], DType.Float32, Device.Cpu)
-            .DetachFromScopes()).ToArray();
+        _flat = _buckets
+            .Select(b => Tensor.Zeros([checked((int)(b.Sum(p => p.Numel) + b.Length))], DType.Float32, Device.Cpu)
+                .DetachFromScopes())
+            .ToArray();
         _pending = new IWork[_buckets.Length];
         BytesPerStep = _flat.Sum(f => f.Numel * 4);
     }

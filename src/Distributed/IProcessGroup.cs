@@ -30,10 +30,12 @@ public interface IProcessGroup : IDisposable
     /// <summary>How long <see cref="IWork.Wait"/> waits for one operation before it declares the job broken.</summary>
     TimeSpan Timeout { get; set; }
 
-    /// <summary>Reduces <paramref name="tensor"/> elementwise over the ranks, in place (float32, int32, int64).</summary>
+    /// <summary>Reduces <paramref name="tensor"/> elementwise over the ranks, in place (float32, int32,
+    /// int64).</summary>
     IWork AllReduceAsync(Tensor tensor, ReduceOperation op = ReduceOperation.Sum);
 
-    /// <summary>Overwrites <paramref name="tensor"/> on every rank with the one of <paramref name="root"/> (any dtype).</summary>
+    /// <summary>Overwrites <paramref name="tensor"/> on every rank with the one of <paramref name="root"/> (any
+    /// dtype).</summary>
     IWork BroadcastAsync(Tensor tensor, int root);
 
     /// <summary>
@@ -42,7 +44,8 @@ public interface IProcessGroup : IDisposable
     IWork AllGatherAsync(Tensor input, Tensor output);
 
     /// <summary>
-    /// input: [Size · n, …] on every rank; output: [n, …] = block Rank of the elementwise reduction over the ranks.
+    /// input: [Size · n, …] on every rank; output: [n, …] = block Rank of the elementwise reduction over the
+    /// ranks.
     /// </summary>
     IWork ReduceScatterAsync(Tensor input, Tensor output, ReduceOperation op = ReduceOperation.Sum);
 
@@ -58,7 +61,8 @@ public interface IProcessGroup : IDisposable
     /// <summary>Sends the whole of <paramref name="tensor"/> to rank <paramref name="destination"/>.</summary>
     IWork SendAsync(Tensor tensor, int destination, int tag = 0);
 
-    /// <summary>Receives into the whole of <paramref name="tensor"/> a message of the same size from <paramref name="source"/>.</summary>
+    /// <summary>Receives into the whole of <paramref name="tensor"/> a message of the same size from <paramref
+    /// name="source"/>.</summary>
     IWork ReceiveAsync(Tensor tensor, int source, int tag = 0);
 
     IWork BarrierAsync();

@@ -97,7 +97,9 @@ public sealed class LocalProcessGroup : IProcessGroup
     {
         long expected = target.Numel * target.DType.SizeOf();
         if (message.Length != expected)
-            throw new ProcessGroupException($"Receive: the message holds {message.Length} bytes, the tensor {Tensor.FormatShape(target.Shape)} {target.DType} {expected}");
+            throw new ProcessGroupException(
+                $"Receive: the message holds {message.Length} bytes, the tensor {Tensor.FormatShape(target.Shape)} " +
+                    $"{target.DType} {expected}");
         target.CopyFromHost(message);
     }
 
@@ -116,7 +118,9 @@ public sealed class LocalProcessGroup : IProcessGroup
             while (!_done)
             {
                 if (clock.Elapsed > group.Timeout)
-                    throw new CollectiveTimeoutException($"rank 0 of 1: Receive (tag {tag}) found no matching Send within {group.Timeout.TotalSeconds:0.#} s");
+                    throw new CollectiveTimeoutException(
+                        $"rank 0 of 1: Receive (tag {tag}) found no matching Send within " +
+                            $"{group.Timeout.TotalSeconds:0.#} s");
                 Thread.Sleep(1);
             }
         }

@@ -37,14 +37,16 @@ internal sealed unsafe class MpiLibrary
     public readonly delegate* unmanaged<IntPtr, int, IntPtr, int, IntPtr, IntPtr*, int> Ibcast;
     public readonly delegate* unmanaged<IntPtr, int, IntPtr, IntPtr, int, IntPtr, IntPtr, IntPtr*, int> Iallgather;
     public readonly delegate* unmanaged<IntPtr, IntPtr, int, IntPtr, IntPtr, IntPtr, IntPtr*, int> IreduceScatterBlock;
-    public readonly delegate* unmanaged<IntPtr, int*, int*, IntPtr, IntPtr, int*, int*, IntPtr, IntPtr, IntPtr*, int> Ialltoallv;
+    public readonly delegate* unmanaged<IntPtr, int*, int*, IntPtr, IntPtr, int*, int*, IntPtr, IntPtr, IntPtr*,
+        int> Ialltoallv;
     public readonly delegate* unmanaged<IntPtr, int, IntPtr, int, int, IntPtr, IntPtr*, int> Isend, Irecv;
     public readonly delegate* unmanaged<IntPtr, IntPtr*, int> Ibarrier;
     public readonly delegate* unmanaged<IntPtr*, int*, IntPtr, int> Test;
 
     private static readonly Lazy<MpiLibrary> s_instance = new(() => new MpiLibrary());
 
-    /// <summary>The loaded library; throws <see cref="MpiUnavailableException"/> saying why when there is none.</summary>
+    /// <summary>The loaded library; throws <see cref="MpiUnavailableException"/> saying why when there is
+    /// none.</summary>
     public static MpiLibrary Instance => s_instance.Value;
 
     private MpiLibrary()
@@ -53,14 +55,16 @@ internal sealed unsafe class MpiLibrary
         Path = path;
         IntPtr Sym(string name) => NativeLibrary.TryGetExport(handle, name, out var p)
             ? p
-            : throw new MpiUnavailableException($"{path} has no symbol {name}: it is not the MPI 3 library NativeReasoner binds");
+            : throw new MpiUnavailableException(
+                $"{path} has no symbol {name}: it is not the MPI 3 library NativeReasoner binds");
         if (!NativeLibrary.TryGetExport(handle, "ompi_mpi_comm_world", out CommWorld))
         {
-            string kind = NativeLibrary.TryGetExport(handle, "MPIR_Err_return_comm", out _) ? "MPICH (or Intel MPI/MVAPICH)" : "not Open MPI";
+            string kind = NativeLibrary.TryGetExport(handle, "MPIR_Err_return_comm", out _)
+                ? "MPICH (or Intel MPI/MVAPICH)" : "not Open MPI";
             throw new MpiUnavailableException(
-                $"{path} is {kind}, whose handles are integers with another ABI; NativeReasoner supports Open MPI 4.x/5.x " +
-                $"(Debian: apt-get install openmpi-bin libopenmpi-dev; or set {PathVariable} to Open MPI's libmpi.so.40) and " +
-                "must be started with Open MPI's mpirun");
+                $"{path} is {kind}, whose handles are integers with another ABI; NativeReasoner supports " +
+                "Open MPI 4.x/5.x (Debian: apt-get install openmpi-bin libopenmpi-dev; or set " +
+                $"{PathVariable} to Open MPI's libmpi.so.40) and must be started with Open MPI's mpirun");
         }
         ErrorsReturn = Sym("ompi_mpi_errors_return");
         Float = Sym("ompi_mpi_float");
@@ -82,11 +86,15 @@ internal sealed unsafe class MpiLibrary
         Abort = (delegate* unmanaged<IntPtr, int, int>)Sym("MPI_Abort");
         ErrorString = (delegate* unmanaged<int, byte*, int*, int>)Sym("MPI_Error_string");
         GetLibraryVersion = (delegate* unmanaged<byte*, int*, int>)Sym("MPI_Get_library_version");
-        Iallreduce = (delegate* unmanaged<IntPtr, IntPtr, int, IntPtr, IntPtr, IntPtr, IntPtr*, int>)Sym("MPI_Iallreduce");
+        Iallreduce = (delegate* unmanaged<IntPtr, IntPtr, int, IntPtr, IntPtr, IntPtr, IntPtr*,
+            int>)Sym("MPI_Iallreduce");
         Ibcast = (delegate* unmanaged<IntPtr, int, IntPtr, int, IntPtr, IntPtr*, int>)Sym("MPI_Ibcast");
-        Iallgather = (delegate* unmanaged<IntPtr, int, IntPtr, IntPtr, int, IntPtr, IntPtr, IntPtr*, int>)Sym("MPI_Iallgather");
-        IreduceScatterBlock = (delegate* unmanaged<IntPtr, IntPtr, int, IntPtr, IntPtr, IntPtr, IntPtr*, int>)Sym("MPI_Ireduce_scatter_block");
-        Ialltoallv = (delegate* unmanaged<IntPtr, int*, int*, IntPtr, IntPtr, int*, int*, IntPtr, IntPtr, IntPtr*, int>)Sym("MPI_Ialltoallv");
+        Iallgather = (delegate* unmanaged<IntPtr, int, IntPtr, IntPtr, int, IntPtr, IntPtr, IntPtr*,
+            int>)Sym("MPI_Iallgather");
+        IreduceScatterBlock = (delegate* unmanaged<IntPtr, IntPtr, int, IntPtr, IntPtr, IntPtr, IntPtr*,
+            int>)Sym("MPI_Ireduce_scatter_block");
+        Ialltoallv = (delegate* unmanaged<IntPtr, int*, int*, IntPtr, IntPtr, int*, int*, IntPtr, IntPtr, IntPtr*,
+            int>)Sym("MPI_Ialltoallv");
         Isend = (delegate* unmanaged<IntPtr, int, IntPtr, int, int, IntPtr, IntPtr*, int>)Sym("MPI_Isend");
         Irecv = (delegate* unmanaged<IntPtr, int, IntPtr, int, int, IntPtr, IntPtr*, int>)Sym("MPI_Irecv");
         Ibarrier = (delegate* unmanaged<IntPtr, IntPtr*, int>)Sym("MPI_Ibarrier");
@@ -108,7 +116,8 @@ internal sealed unsafe class MpiLibrary
         if (code == Success) return;
         var buffer = stackalloc byte[1024];
         int length = 0;
-        string text = ErrorString(code, buffer, &length) == Success ? Marshal.PtrToStringUTF8((IntPtr)buffer, length) : "";
+        string text = ErrorString(code, buffer, &length) == Success ? Marshal.PtrToStringUTF8((IntPtr)buffer, length)
+            : "";
         throw new ProcessGroupException($"{call} failed with MPI error {code}: {text}");
     }
 
@@ -120,7 +129,8 @@ internal sealed unsafe class MpiLibrary
     private static (IntPtr Handle, string Path) Open()
     {
         if (!OperatingSystem.IsLinux())
-            throw new MpiUnavailableException("the MPI process group binds Open MPI on Linux; this is another operating system");
+            throw new MpiUnavailableException(
+                "the MPI process group binds Open MPI on Linux; this is another operating system");
         var names = Environment.GetEnvironmentVariable(PathVariable) is { Length: > 0 } named
             ? [named]
             : new[] { "libmpi.so.40", "libmpi.so", "libmpi.so.12" };

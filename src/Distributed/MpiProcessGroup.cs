@@ -55,14 +55,16 @@ public sealed unsafe class MpiProcessGroup : IProcessGroup
             var mpi = MpiLibrary.Instance;
             int flag = 0;
             mpi.Check(mpi.Finalized(&flag), "MPI_Finalized");
-            if (flag != 0) throw new MpiUnavailableException("MPI was already finalized in this process; it cannot start again");
+            if (flag != 0)
+                throw new MpiUnavailableException("MPI was already finalized in this process; it cannot start again");
             mpi.Check(mpi.Initialized(&flag), "MPI_Initialized");
             if (flag == 0)
             {
                 int provided;
                 mpi.Check(mpi.InitThread(null, IntPtr.Zero, MpiLibrary.ThreadSerialized, &provided), "MPI_Init_thread");
                 if (provided < MpiLibrary.ThreadSerialized)
-                    throw new MpiUnavailableException($"MPI provides thread level {provided}; NativeReasoner needs MPI_THREAD_SERIALIZED (2)");
+                    throw new MpiUnavailableException(
+                        $"MPI provides thread level {provided}; NativeReasoner needs MPI_THREAD_SERIALIZED (2)");
             }
             mpi.Check(mpi.CommSetErrhandler(mpi.CommWorld, mpi.ErrorsReturn), "MPI_Comm_set_errhandler");
             return s_world = new MpiProcessGroup(mpi, mpi.CommWorld, isWorld: true);
@@ -70,7 +72,8 @@ public sealed unsafe class MpiProcessGroup : IProcessGroup
     }
 
     private static TimeSpan DefaultTimeout() =>
-        double.TryParse(Environment.GetEnvironmentVariable(TimeoutVariable), System.Globalization.CultureInfo.InvariantCulture,
+        double.TryParse(Environment.GetEnvironmentVariable(TimeoutVariable),
+            System.Globalization.CultureInfo.InvariantCulture,
             out var s) && s > 0 ? TimeSpan.FromSeconds(s) : TimeSpan.FromMinutes(10);
 
     public IWork AllReduceAsync(Tensor tensor, ReduceOperation op = ReduceOperation.Sum)
@@ -82,7 +85,8 @@ public sealed unsafe class MpiProcessGroup : IProcessGroup
         int count = Count(tensor.Numel, name);
         var dtype = DataType(tensor.DType);
         var mpiOp = Op(op);
-        return Start(name, r => _mpi.Iallreduce(MpiLibrary.InPlace, buffer.Pointer, count, dtype, mpiOp, _comm, r), buffer);
+        return Start(name, r => _mpi.Iallreduce(MpiLibrary.InPlace, buffer.Pointer, count, dtype, mpiOp, _comm, r),
+            buffer);
     }
 
     public IWork BroadcastAsync(Tensor tensor, int root)
@@ -102,7 +106,8 @@ public sealed unsafe class MpiProcessGroup : IProcessGroup
         var send = HostView.Of(input, copyIn: true, copyOut: false);
         var recv = HostView.Of(output, copyIn: false, copyOut: true);
         int count = Count(Bytes(input), name);
-        return Start(name, r => _mpi.Iallgather(send.Pointer, count, _mpi.Byte, recv.Pointer, count, _mpi.Byte, _comm, r),
+        return Start(name, r => _mpi.Iallgather(send.Pointer, count, _mpi.Byte, recv.Pointer, count, _mpi.Byte, _comm,
+            r),
             send, recv);
     }
 
@@ -139,7 +144,8 @@ public sealed unsafe class MpiProcessGroup : IProcessGroup
         }
         var send = HostView.Of(input, copyIn: true, copyOut: false);
         var recv = HostView.Of(output, copyIn: false, copyOut: true);
-        return Start(name, r => _mpi.Ialltoallv(send.Pointer, sc, sd, _mpi.Byte, recv.Pointer, rc, rd, _mpi.Byte, _comm, r),
+        return Start(name, r => _mpi.Ialltoallv(send.Pointer, sc, sd, _mpi.Byte, recv.Pointer, rc, rd, _mpi.Byte,
+            _comm, r),
             send, recv, arrays);
     }
 
@@ -170,7 +176,8 @@ public sealed unsafe class MpiProcessGroup : IProcessGroup
     public IProcessGroup? Split(int color, int key)
     {
         IntPtr comm;
-        lock (s_lock) _mpi.Check(_mpi.CommSplit(_comm, color < 0 ? MpiLibrary.Undefined : color, key, &comm), "MPI_Comm_split");
+        lock (s_lock) _mpi.Check(_mpi.CommSplit(_comm, color < 0 ? MpiLibrary.Undefined : color, key, &comm),
+            "MPI_Comm_split");
         // A rank that joined no group got MPI_COMM_NULL (a non-zero address in Open MPI): nothing to wrap.
         if (comm == IntPtr.Zero || color < 0) return null;
         lock (s_lock) _mpi.Check(_mpi.CommSetErrhandler(comm, _mpi.ErrorsReturn), "MPI_Comm_set_errhandler");
@@ -180,7 +187,9 @@ public sealed unsafe class MpiProcessGroup : IProcessGroup
     public void Abort(string reason, int exitCode = 1)
     {
         string who = $"rank {Rank} of {Size}: ";
-        Console.Error.WriteLine($"{who}aborting the job: {(reason.StartsWith(who, StringComparison.Ordinal) ? reason[who.Length..] : reason)}");
+        Console.Error.WriteLine(
+            $"{who}aborting the job: {(reason.StartsWith(who, StringComparison.Ordinal) ? reason[who.Length..]
+                : reason)}");
         Console.Error.Flush();
         _mpi.Abort(_mpi.CommWorld, exitCode);
         Environment.Exit(exitCode);
@@ -212,7 +221,8 @@ public sealed unsafe class MpiProcessGroup : IProcessGroup
 
     private MpiWork Start(string name, StartCall call, params IDisposable[] resources)
     {
-        if (_comm == IntPtr.Zero) throw new ObjectDisposedException(nameof(MpiProcessGroup), $"{name}: the process group was disposed");
+        if (_comm == IntPtr.Zero)
+            throw new ObjectDisposedException(nameof(MpiProcessGroup), $"{name}: the process group was disposed");
         IntPtr request;
         int code;
         lock (s_lock) code = call(&request);
@@ -226,7 +236,8 @@ public sealed unsafe class MpiProcessGroup : IProcessGroup
 
     private static int Count(long n, string op) => n <= int.MaxValue
         ? (int)n
-        : throw new ProcessGroupException($"{op}: {n} elements or bytes in one call exceed MPI's int count; split the tensor");
+        : throw new ProcessGroupException(
+            $"{op}: {n} elements or bytes in one call exceed MPI's int count; split the tensor");
 
     private static long Bytes(Tensor t) => t.Numel * t.DType.SizeOf();
 
@@ -246,7 +257,8 @@ public sealed unsafe class MpiProcessGroup : IProcessGroup
         _ => throw new ProcessGroupException($"unknown reduction {op}"),
     };
 
-    /// <summary>One started MPI request: polled with MPI_Test under the lock, then the staged outputs copied back.</summary>
+    /// <summary>One started MPI request: polled with MPI_Test under the lock, then the staged outputs copied
+    /// back.</summary>
     private sealed class MpiWork(MpiProcessGroup group, string name, IntPtr request, IDisposable[] resources) : IWork
     {
         private IntPtr _request = request;
@@ -282,8 +294,9 @@ public sealed unsafe class MpiProcessGroup : IProcessGroup
                     // The request stays posted (MPI may still write the buffers), so they are not freed: the caller
                     // is expected to abort the job.
                     throw new CollectiveTimeoutException(
-                        $"rank {group.Rank} of {group.Size}: {name} did not complete within {group.Timeout.TotalSeconds:0.#} s " +
-                        $"(set by {TimeoutVariable}): another rank died, hangs, or called a different operation");
+                        $"rank {group.Rank} of {group.Size}: {name} did not complete within " +
+                        $"{group.Timeout.TotalSeconds:0.#} s (set by {TimeoutVariable}): another rank died, hangs, " +
+                        "or called a different operation");
                 }
                 // Spin briefly for short collectives, then give the core away (ranks often outnumber cores).
                 if (spin < 64) Thread.SpinWait(32);
@@ -296,7 +309,8 @@ public sealed unsafe class MpiProcessGroup : IProcessGroup
     /// <summary>Native ints that live until the request using them completes.</summary>
     private sealed class NativeInts(int count) : IDisposable
     {
-        public int* Pointer { get; private set; } = (int*)NativeMemory.AllocZeroed((nuint)Math.Max(1, count), sizeof(int));
+        public int* Pointer { get; private set; } = (int*)NativeMemory.AllocZeroed((nuint)Math.Max(1, count),
+            sizeof(int));
 
         public void Dispose()
         {

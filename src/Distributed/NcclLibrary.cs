@@ -41,7 +41,8 @@ internal sealed unsafe class NcclLibrary
         Path = path;
         IntPtr Sym(string name) => NativeLibrary.TryGetExport(handle, name, out var p)
             ? p
-            : throw new NcclUnavailableException($"{path} has no symbol {name}: NCCL 2.18 or newer is needed (ncclCommSplit)");
+            : throw new NcclUnavailableException(
+                $"{path} has no symbol {name}: NCCL 2.18 or newer is needed (ncclCommSplit)");
         GetVersion = (delegate* unmanaged<int*, int>)Sym("ncclGetVersion");
         GetUniqueId = (delegate* unmanaged<NcclUniqueId*, int>)Sym("ncclGetUniqueId");
         CommInitRank = (delegate* unmanaged<IntPtr*, int, NcclUniqueId, int, int>)Sym("ncclCommInitRank");
@@ -54,7 +55,8 @@ internal sealed unsafe class NcclLibrary
         AllReduce = (delegate* unmanaged<IntPtr, IntPtr, nuint, int, int, IntPtr, IntPtr, int>)Sym("ncclAllReduce");
         Broadcast = (delegate* unmanaged<IntPtr, IntPtr, nuint, int, int, IntPtr, IntPtr, int>)Sym("ncclBroadcast");
         AllGather = (delegate* unmanaged<IntPtr, IntPtr, nuint, int, IntPtr, IntPtr, int>)Sym("ncclAllGather");
-        ReduceScatter = (delegate* unmanaged<IntPtr, IntPtr, nuint, int, int, IntPtr, IntPtr, int>)Sym("ncclReduceScatter");
+        ReduceScatter = (delegate* unmanaged<IntPtr, IntPtr, nuint, int, int, IntPtr, IntPtr,
+            int>)Sym("ncclReduceScatter");
         Send = (delegate* unmanaged<IntPtr, nuint, int, int, IntPtr, IntPtr, int>)Sym("ncclSend");
         Recv = (delegate* unmanaged<IntPtr, nuint, int, int, IntPtr, IntPtr, int>)Sym("ncclRecv");
         GroupStart = (delegate* unmanaged<int>)Sym("ncclGroupStart");

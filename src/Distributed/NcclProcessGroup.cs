@@ -54,7 +54,8 @@ public sealed unsafe class NcclProcessGroup : IProcessGroup
         if (!NcclLibrary.TryLoad(out var nccl, out var reason)) throw new NcclUnavailableException(reason);
         var id = ExchangeUniqueId(bootstrap, nccl!);
         IntPtr comm;
-        nccl!.Check(nccl.CommInitRank(&comm, bootstrap.Size, id, bootstrap.Rank), $"ncclCommInitRank (rank {bootstrap.Rank} of {bootstrap.Size})");
+        nccl!.Check(nccl.CommInitRank(&comm, bootstrap.Size, id, bootstrap.Rank),
+            $"ncclCommInitRank (rank {bootstrap.Rank} of {bootstrap.Size})");
         return new NcclProcessGroup(nccl, cuda, bootstrap, comm);
     }
 
@@ -78,7 +79,8 @@ public sealed unsafe class NcclProcessGroup : IProcessGroup
         DType.Float16 => NcclFloat16,
         DType.Int32 => NcclInt32,
         DType.Int64 => NcclInt64,
-        _ => throw new ProcessGroupException($"NCCL reductions take float32, bfloat16, float16, int32 or int64 tensors, got {t}"),
+        _ => throw new ProcessGroupException(
+            $"NCCL reductions take float32, bfloat16, float16, int32 or int64 tensors, got {t}"),
     };
 
     internal static int Op(ReduceOperation op) => op switch
@@ -94,7 +96,8 @@ public sealed unsafe class NcclProcessGroup : IProcessGroup
         const string name = "AllReduce";
         OnDevice(tensor, name);
         var p = (IntPtr)tensor.RawPointer;
-        _nccl.Check(_nccl.AllReduce(p, p, (nuint)tensor.Numel, DataType(tensor.DType), Op(op), _comm, _cuda.Stream), "ncclAllReduce");
+        _nccl.Check(_nccl.AllReduce(p, p, (nuint)tensor.Numel, DataType(tensor.DType), Op(op), _comm, _cuda.Stream),
+            "ncclAllReduce");
         return new NcclWork(this, name);
     }
 
@@ -114,7 +117,8 @@ public sealed unsafe class NcclProcessGroup : IProcessGroup
         CollectiveArguments.Stacked(input, output, Size, name, "input", "output");
         OnDevice(input, name);
         OnDevice(output, name);
-        _nccl.Check(_nccl.AllGather((IntPtr)input.RawPointer, (IntPtr)output.RawPointer, (nuint)Bytes(input), NcclInt8, _comm,
+        _nccl.Check(_nccl.AllGather((IntPtr)input.RawPointer, (IntPtr)output.RawPointer, (nuint)Bytes(input), NcclInt8,
+            _comm,
             _cuda.Stream), "ncclAllGather");
         return new NcclWork(this, name);
     }
@@ -130,7 +134,8 @@ public sealed unsafe class NcclProcessGroup : IProcessGroup
         return new NcclWork(this, name);
     }
 
-    /// <summary>All-to-all as one NCCL group of sends and receives (empty ones left out), as NCCL's guide does it.</summary>
+    /// <summary>All-to-all as one NCCL group of sends and receives (empty ones left out), as NCCL's guide does
+    /// it.</summary>
     public IWork AllToAllVAsync(Tensor input, ReadOnlySpan<int> sendCounts, Tensor output, ReadOnlySpan<int> recvCounts)
     {
         const string name = "AllToAllV";
@@ -144,8 +149,10 @@ public sealed unsafe class NcclProcessGroup : IProcessGroup
         for (int q = 0; q < Size && code == NcclLibrary.Success; q++)
         {
             long sendBytes = sendCounts[q] * row, recvBytes = recvCounts[q] * row;
-            if (sendBytes > 0 && (code = _nccl.Send((IntPtr)send, (nuint)sendBytes, NcclInt8, q, _comm, _cuda.Stream)) != 0) failed = $"ncclSend to {q}";
-            if (code == 0 && recvBytes > 0 && (code = _nccl.Recv((IntPtr)recv, (nuint)recvBytes, NcclInt8, q, _comm, _cuda.Stream)) != 0) failed = $"ncclRecv from {q}";
+            if (sendBytes > 0 && (code = _nccl.Send((IntPtr)send, (nuint)sendBytes, NcclInt8, q, _comm,
+                _cuda.Stream)) != 0) failed = $"ncclSend to {q}";
+            if (code == 0 && recvBytes > 0 && (code = _nccl.Recv((IntPtr)recv, (nuint)recvBytes, NcclInt8, q, _comm,
+                _cuda.Stream)) != 0) failed = $"ncclRecv from {q}";
             send += sendBytes;
             recv += recvBytes;
         }
@@ -161,7 +168,8 @@ public sealed unsafe class NcclProcessGroup : IProcessGroup
         const string name = "Send";
         OnDevice(tensor, name);
         CollectiveArguments.Rank(destination, Size, name, "destination");
-        _nccl.Check(_nccl.Send((IntPtr)tensor.RawPointer, (nuint)Bytes(tensor), NcclInt8, destination, _comm, _cuda.Stream), "ncclSend");
+        _nccl.Check(_nccl.Send((IntPtr)tensor.RawPointer, (nuint)Bytes(tensor), NcclInt8, destination, _comm,
+            _cuda.Stream), "ncclSend");
         return new NcclWork(this, $"{name} to rank {destination}");
     }
 
@@ -170,14 +178,16 @@ public sealed unsafe class NcclProcessGroup : IProcessGroup
         const string name = "Receive";
         OnDevice(tensor, name);
         CollectiveArguments.Rank(source, Size, name, "source");
-        _nccl.Check(_nccl.Recv((IntPtr)tensor.RawPointer, (nuint)Bytes(tensor), NcclInt8, source, _comm, _cuda.Stream), "ncclRecv");
+        _nccl.Check(_nccl.Recv((IntPtr)tensor.RawPointer, (nuint)Bytes(tensor), NcclInt8, source, _comm, _cuda.Stream),
+            "ncclRecv");
         return new NcclWork(this, $"{name} from rank {source}");
     }
 
     /// <summary>NCCL has no barrier: a one-element all-reduce stands in for it.</summary>
     public IWork BarrierAsync()
     {
-        var device = _cuda.Kind == Kernels.Cuda.Native.CudaRuntimeKind.Emulator ? CudaDevice.GetEmulator() : CudaDevice.Get();
+        var device = _cuda.Kind == Kernels.Cuda.Native.CudaRuntimeKind.Emulator ? CudaDevice.GetEmulator()
+            : CudaDevice.Get();
         using var one = Tensor.Zeros([1], DType.Float32, device);
         var work = AllReduceAsync(one);
         work.Wait();
@@ -187,7 +197,8 @@ public sealed unsafe class NcclProcessGroup : IProcessGroup
     public IProcessGroup? Split(int color, int key)
     {
         IntPtr comm;
-        _nccl.Check(_nccl.CommSplit(_comm, color < 0 ? NcclLibrary.SplitNoColor : color, key, &comm, IntPtr.Zero), "ncclCommSplit");
+        _nccl.Check(_nccl.CommSplit(_comm, color < 0 ? NcclLibrary.SplitNoColor : color, key, &comm, IntPtr.Zero),
+            "ncclCommSplit");
         if (color < 0 || comm == IntPtr.Zero) return null;
         return new NcclProcessGroup(_nccl, _cuda, _bootstrap, comm) { Timeout = Timeout };
     }
@@ -210,8 +221,12 @@ public sealed unsafe class NcclProcessGroup : IProcessGroup
     {
         CollectiveArguments.Contiguous(t, op);
         if (t.Device.Type != DeviceType.Cuda)
-            throw new ProcessGroupException($"{op}: NCCL moves tensors on the CUDA device; this one is on {t.Device} (use the MPI group for host tensors)");
-        if (_comm == IntPtr.Zero) throw new ObjectDisposedException(nameof(NcclProcessGroup), $"{op}: the communicator was destroyed or aborted");
+            throw new ProcessGroupException(
+                $"{op}: NCCL moves tensors on the CUDA device; this one is on {t.Device} " +
+                "(use the MPI group for host tensors)");
+        if (_comm == IntPtr.Zero)
+            throw new ObjectDisposedException(nameof(NcclProcessGroup),
+                $"{op}: the communicator was destroyed or aborted");
     }
 
     private static long Bytes(Tensor t) => t.Numel * t.DType.SizeOf();
@@ -234,8 +249,9 @@ public sealed unsafe class NcclProcessGroup : IProcessGroup
             if (group._comm != IntPtr.Zero) group._nccl.CommAbort(group._comm);
             group._comm = IntPtr.Zero;
             throw new CollectiveTimeoutException(
-                $"rank {group.Rank} of {group.Size}: NCCL {name} did not complete within {group.Timeout.TotalSeconds:0.#} s " +
-                "(the communicator is aborted): another rank died, hangs, or called a different operation");
+                $"rank {group.Rank} of {group.Size}: NCCL {name} did not complete within " +
+                $"{group.Timeout.TotalSeconds:0.#} s (the communicator is aborted): another rank died, hangs, " +
+                "or called a different operation");
         }
     }
 }

@@ -6,11 +6,14 @@ public static class ProcessGroupExtensions
     public static void AllReduce(this IProcessGroup g, Tensor tensor, ReduceOperation op = ReduceOperation.Sum) =>
         g.AllReduceAsync(tensor, op).Wait();
 
-    public static void Broadcast(this IProcessGroup g, Tensor tensor, int root) => g.BroadcastAsync(tensor, root).Wait();
+    public static void Broadcast(this IProcessGroup g, Tensor tensor, int root) =>
+        g.BroadcastAsync(tensor, root).Wait();
 
-    public static void AllGather(this IProcessGroup g, Tensor input, Tensor output) => g.AllGatherAsync(input, output).Wait();
+    public static void AllGather(this IProcessGroup g, Tensor input, Tensor output) =>
+        g.AllGatherAsync(input, output).Wait();
 
-    public static void ReduceScatter(this IProcessGroup g, Tensor input, Tensor output, ReduceOperation op = ReduceOperation.Sum) =>
+    public static void ReduceScatter(this IProcessGroup g, Tensor input, Tensor output,
+        ReduceOperation op = ReduceOperation.Sum) =>
         g.ReduceScatterAsync(input, output, op).Wait();
 
     public static void AllToAllV(this IProcessGroup g, Tensor input, ReadOnlySpan<int> sendCounts, Tensor output,
@@ -32,7 +35,8 @@ public static class ProcessGroupExtensions
     public static int[] ExchangeCounts(this IProcessGroup g, ReadOnlySpan<int> sendCounts, Device? device = null)
     {
         if (sendCounts.Length != g.Size)
-            throw new ProcessGroupException($"ExchangeCounts: {sendCounts.Length} counts for a group of {g.Size} ranks");
+            throw new ProcessGroupException(
+                $"ExchangeCounts: {sendCounts.Length} counts for a group of {g.Size} ranks");
         device ??= Device.Cpu;
         using var send = Tensor.FromArray(sendCounts, [g.Size], device);
         using var recv = Tensor.Zeros([g.Size], DType.Int32, device);
@@ -45,11 +49,13 @@ public static class ProcessGroupExtensions
     /// Uneven all-to-all that finds the receive counts itself: returns the received rows [Σ recvCounts, …] (a new
     /// tensor on the input's device) and the counts, which the backward exchange sends back with.
     /// </summary>
-    public static (Tensor Output, int[] RecvCounts) AllToAllV(this IProcessGroup g, Tensor input, ReadOnlySpan<int> sendCounts)
+    public static (Tensor Output, int[] RecvCounts) AllToAllV(this IProcessGroup g, Tensor input,
+        ReadOnlySpan<int> sendCounts)
     {
         var recvCounts = g.ExchangeCounts(sendCounts, input.Device);
         var shape = input.Shape.ToArray();
-        if (shape.Length == 0) throw new ProcessGroupException("AllToAllV: the input needs a row dimension (it is a scalar)");
+        if (shape.Length == 0)
+            throw new ProcessGroupException("AllToAllV: the input needs a row dimension (it is a scalar)");
         shape[0] = recvCounts.Sum();
         var output = Tensor.Empty(shape, input.DType, input.Device);
         try

@@ -103,8 +103,9 @@ public static class TrainPipeline
         if (!(s.CheckpointEveryMinutes >= 0))
             throw new ArgumentException($"checkpoint interval must be ≥ 0 minutes, got {s.CheckpointEveryMinutes}");
         if (s.PretrainBatch % group.Size != 0)
-            throw new ArgumentException($"the pre-training batch of {s.PretrainBatch} does not divide over {group.Size} ranks: " +
-                                        $"give --pretrain-batch a multiple of {group.Size}");
+            throw new ArgumentException(
+                $"the pre-training batch of {s.PretrainBatch} does not divide over {group.Size} ranks: " +
+                $"give --pretrain-batch a multiple of {group.Size}");
         var runDir = Path.Combine(s.RunsDirectory, s.Name);
         // Rank 0 claims (or refuses) the directory; the others follow its verdict.
         string? refused = null;
@@ -241,7 +242,8 @@ public static class TrainPipeline
             if (done == 0) Checkpoint(1, 0, null, () => RlState(null), announce: false);
         }
         if (root)
-            progress($"after pre-training: held-out accuracy {afterPretrain!.Accuracy:P1}, format {afterPretrain.FormatRate:P0}, think {afterPretrain.ThinkRate:P0}\n");
+            progress($"after pre-training: held-out accuracy {afterPretrain!.Accuracy:P1}, format " +
+                $"{afterPretrain.FormatRate:P0}, think {afterPretrain.ThinkRate:P0}\n");
 
         // The state of a GRPO checkpoint: what the summary needs from pre-training, and the sampler.
         JsonObject RlState(GrpoTrainer? trainer)
@@ -299,7 +301,8 @@ public static class TrainPipeline
                 float lr = StepBudget.WarmupCosine(t.LearningRate, t.WarmupSteps, done, grpo.Steps);
                 var m = trainer.Step(lr).ToDictionary(kv => kv.Key, kv => kv.Value);
                 // Replicated GRPO: the ranks took the same step; rank 0's weights settle any rounding apart.
-                GradientAllReducer.Broadcast(group, model.Parameters().Concat(model.NamedBuffers().Select(b => b.Buffer)));
+                GradientAllReducer.Broadcast(group, model.Parameters().Concat(model.NamedBuffers().Select(b
+                    => b.Buffer)));
                 m["step"] = done + 1;
                 log?.Log([new("phase", 1), .. m]);
                 progress($"\rGRPO {Bar(done, grpo.Steps)} step {done + 1}  reward {m["reward"]:F2}  acc {m["rewards/accuracy/mean"]:F2}  fmt {m.GetValueOrDefault("rewards/format/mean", double.NaN):F2}  " +

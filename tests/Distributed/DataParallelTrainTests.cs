@@ -22,10 +22,12 @@ public class DataParallelTrainTests
 
     private static string CliDll => MpiRun.CliDll;
 
-    private static string NewRunsDirectory() => Path.Combine(Path.GetTempPath(), "nr-dp-" + Guid.NewGuid().ToString("N"));
+    private static string NewRunsDirectory() => Path.Combine(Path.GetTempPath(), "nr-dp-"
+        + Guid.NewGuid().ToString("N"));
 
     private static List<JsonObject> Metrics(string runs) =>
-        File.ReadAllLines(Path.Combine(runs, "dp", "metrics.jsonl")).Select(l => JsonNode.Parse(l)!.AsObject()).ToList();
+        File.ReadAllLines(Path.Combine(runs, "dp", "metrics.jsonl")).Select(l
+            => JsonNode.Parse(l)!.AsObject()).ToList();
 
     [MpiFact]
     public void Two_ranks_train_end_to_end_with_the_losses_of_one_process()
@@ -42,12 +44,15 @@ public class DataParallelTrainTests
             Assert.Single(Directory.GetDirectories(parallel));
             var metrics = Metrics(parallel);
             Assert.Equal(8 + 4, metrics.Count);
-            Assert.Equal(metrics.Count, metrics.Select(m => (m["phase"]!.GetValue<double>(), m["step"]!.GetValue<double>())).Distinct().Count());
+            Assert.Equal(metrics.Count, metrics.Select(m => (m["phase"]!.GetValue<double>(),
+                m["step"]!.GetValue<double>())).Distinct().Count());
 
             var one = RunAlone(TinyRun(single));
             Assert.True(one.ExitCode == 0, one.Output);
-            var alone = Metrics(single).Where(m => m["phase"]!.GetValue<double>() == 0).Select(m => m["loss"]!.GetValue<double>()).ToArray();
-            var split = metrics.Where(m => m["phase"]!.GetValue<double>() == 0).Select(m => m["loss"]!.GetValue<double>()).ToArray();
+            var alone = Metrics(single).Where(m => m["phase"]!.GetValue<double>() == 0).Select(m
+                => m["loss"]!.GetValue<double>()).ToArray();
+            var split = metrics.Where(m => m["phase"]!.GetValue<double>() == 0).Select(m
+                => m["loss"]!.GetValue<double>()).ToArray();
             Assert.Equal(alone.Length, split.Length);
             for (int i = 0; i < alone.Length; i++)
                 Assert.True(Math.Abs(alone[i] - split[i]) <= 1e-4 * Math.Abs(alone[i]),
@@ -66,7 +71,8 @@ public class DataParallelTrainTests
         string runs = NewRunsDirectory();
         try
         {
-            var r = MpiRun.Start(2, TinyRun(runs, pretrainSteps: 60), TimeSpan.FromMinutes(5), started: p => KillRankAfterACheckpoint(p, runs, "KILL"));
+            var r = MpiRun.Start(2, TinyRun(runs, pretrainSteps: 60), TimeSpan.FromMinutes(5), started: p
+                => KillRankAfterACheckpoint(p, runs, "KILL"));
             Assert.False(r.TimedOut, r.Output);
             Assert.NotEqual(0, r.ExitCode);
             Assert.Contains("rank 1", r.Output); // mpirun: "process rank 1 … exited on signal 9"
@@ -85,12 +91,13 @@ public class DataParallelTrainTests
         try
         {
             var r = MpiRun.Start(2, TinyRun(runs, pretrainSteps: 60), TimeSpan.FromMinutes(5),
-                new Dictionary<string, string> { ["NR_COLLECTIVE_TIMEOUT_S"] = "5" },
+                // Long enough that a loaded machine never trips it before the stop, short enough for a test.
+                new Dictionary<string, string> { ["NR_COLLECTIVE_TIMEOUT_S"] = "15" },
                 started: p => KillRankAfterACheckpoint(p, runs, "STOP"));
             Assert.False(r.TimedOut, r.Output);
             Assert.NotEqual(0, r.ExitCode);
             Assert.Contains("nr train: rank 0 of 2:", r.Output);
-            Assert.Contains("did not complete within 5 s", r.Output);
+            Assert.Contains("did not complete within 15 s", r.Output);
             Assert.Contains("run the same command again to resume", r.Output);
             AssertResumes(runs);
         }
@@ -118,6 +125,26 @@ public class DataParallelTrainTests
         {
             Delete(runs);
         }
+    }
+
+    [Fact]
+    public void The_pipeline_refuses_to_run_as_several_ranks()
+    {
+        var info = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true,
+            UseShellExecute = false
+        };
+        foreach (var a in new[] { CliDll, "pipeline", "r1-zero", "--model", "nowhere", "--run-dir", "nowhere" })
+            info.ArgumentList.Add(a);
+        info.Environment["OMPI_COMM_WORLD_SIZE"] = "2";
+        using var p = Process.Start(info)!;
+        // Both outputs are a line or two: reading one after the other cannot fill a pipe.
+        string stdout = p.StandardOutput.ReadToEnd();
+        string stderr = p.StandardError.ReadToEnd();
+        Assert.True(p.WaitForExit(TimeSpan.FromMinutes(2)));
+        Assert.Equal(1, p.ExitCode);
+        Assert.Contains("started as one of 2 MPI ranks, but the pipeline runs in one process", stderr + stdout);
     }
 
     /// <summary>Once a pre-training checkpoint is on disk, sends rank 1 SIGKILL or SIGSTOP.</summary>
@@ -151,7 +178,11 @@ public class DataParallelTrainTests
 
     private static MpiRun.Result RunAlone(IEnumerable<string> arguments)
     {
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var info = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true,
+            UseShellExecute = false
+        };
         foreach (var a in arguments) info.ArgumentList.Add(a);
         var clock = Stopwatch.StartNew();
         using var p = Process.Start(info)!;

@@ -32,7 +32,11 @@ public class MpiCollectiveTests
     [Fact]
     public void A_library_that_is_not_open_mpi_is_refused_with_the_reason()
     {
-        var (code, output) = RunWorker("collectives", new() { ["OMPI_COMM_WORLD_SIZE"] = "1", ["NR_MPI_LIBRARY"] = "libc.so.6" });
+        var (code, output) = RunWorker("collectives", new()
+        {
+            ["OMPI_COMM_WORLD_SIZE"] = "1",
+            ["NR_MPI_LIBRARY"] = "libc.so.6"
+        });
         Assert.NotEqual(0, code);
         Assert.Contains("libc.so.6 is not Open MPI", output);
         Assert.Contains("openmpi-bin", output);

@@ -12,7 +12,8 @@ public static class MpiRun
     /// <summary>mpirun's path, or null (with the reason) when Open MPI's launcher is not on PATH.</summary>
     public static string? Launcher(out string reason)
     {
-        foreach (var dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries))
+        foreach (var dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':',
+            StringSplitOptions.RemoveEmptyEntries))
         {
             var path = Path.Combine(dir, "mpirun");
             if (File.Exists(path))

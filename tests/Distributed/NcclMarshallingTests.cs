@@ -26,7 +26,8 @@ public sealed class NcclMarshallingTests : IDisposable
         if (Directory.Exists(_dir)) Directory.Delete(_dir, true);
     }
 
-    /// <summary>Builds the stand-in with cc; null when there is no C compiler (the test then returns early, saying so).</summary>
+    /// <summary>Builds the stand-in with cc; null when there is no C compiler (the test then returns early, saying
+    /// so).</summary>
     private string? BuildStub()
     {
         Directory.CreateDirectory(_dir);
@@ -49,7 +50,8 @@ public sealed class NcclMarshallingTests : IDisposable
         return library;
     }
 
-    private static unsafe T Read<T>(IntPtr library, string name) where T : unmanaged => *(T*)NativeLibrary.GetExport(library, name);
+    private static unsafe T Read<T>(IntPtr library, string name) where T : unmanaged
+        => *(T*)NativeLibrary.GetExport(library, name);
 
     [CudaFact(CudaRuntimeKind.Emulator)]
     public unsafe void Arguments_reach_nccl_as_nccl_h_declares_them()
@@ -86,7 +88,8 @@ public sealed class NcclMarshallingTests : IDisposable
 
         using var h = Tensor.Zeros([3], DType.BFloat16, device);
         g.AllReduceAsync(h).Wait();
-        Assert.Equal((9, 0, 3L), (Read<int>(stub, "stub_dtype"), Read<int>(stub, "stub_op"), Read<long>(stub, "stub_count")));
+        Assert.Equal((9, 0, 3L), (Read<int>(stub, "stub_dtype"), Read<int>(stub, "stub_op"), Read<long>(stub,
+            "stub_count")));
         using var l = Tensor.Zeros([2], DType.Int64, device);
         g.AllReduceAsync(l, ReduceOperation.Min).Wait();
         Assert.Equal((4, 3), (Read<int>(stub, "stub_dtype"), Read<int>(stub, "stub_op")));
@@ -94,7 +97,8 @@ public sealed class NcclMarshallingTests : IDisposable
         // data movement counts bytes as ncclInt8
         using var b = Tensor.Zeros([5], DType.Int64, device);
         g.BroadcastAsync(b, 0).Wait();
-        Assert.Equal((0, 40L, 0), (Read<int>(stub, "stub_dtype"), Read<long>(stub, "stub_count"), Read<int>(stub, "stub_root")));
+        Assert.Equal((0, 40L, 0), (Read<int>(stub, "stub_dtype"), Read<long>(stub, "stub_count"), Read<int>(stub,
+            "stub_root")));
         using var gathered = Tensor.Zeros([2, 3], DType.Float32, device);
         using var part = Tensor.Zeros([2, 3], DType.Float32, device);
         g.AllGatherAsync(part, gathered).Wait();
@@ -107,7 +111,8 @@ public sealed class NcclMarshallingTests : IDisposable
         g.AllToAllVAsync(rows, [3], into, [3]).Wait();
         Assert.Equal((1, 1, 1, 1), (Read<int>(stub, "stub_group_starts"), Read<int>(stub, "stub_group_ends"),
             Read<int>(stub, "stub_sends"), Read<int>(stub, "stub_recvs")));
-        Assert.Equal((24L, 24L, 0), (Read<long>(stub, "stub_send_bytes"), Read<long>(stub, "stub_recv_bytes"), Read<int>(stub, "stub_peer")));
+        Assert.Equal((24L, 24L, 0), (Read<long>(stub, "stub_send_bytes"), Read<long>(stub, "stub_recv_bytes"),
+            Read<int>(stub, "stub_peer")));
         Assert.Equal((IntPtr)into.RawPointer, Read<IntPtr>(stub, "stub_recvbuff"));
         using var empty = Tensor.Zeros([0, 2], DType.Float32, device);
         g.AllToAllVAsync(empty, [0], empty, [0]).Wait();
@@ -137,7 +142,8 @@ public sealed class NcclMarshallingTests : IDisposable
         Assert.Contains("/nonexistent/libnccl.so.2 could not be loaded", e.Message);
     }
 
-    /// <summary>On a GPU with NCCL: one rank's all-reduce leaves the tensor as the local group does (one GPU cannot host two ranks).</summary>
+    /// <summary>On a GPU with NCCL: one rank's all-reduce leaves the tensor as the local group does (one GPU cannot
+    /// host two ranks).</summary>
     [CudaFact(CudaRuntimeKind.Gpu)]
     public void One_rank_on_a_gpu_matches_the_local_group()
     {

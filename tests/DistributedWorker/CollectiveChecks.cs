@@ -25,7 +25,8 @@ internal static class CollectiveChecks
         // all-reduce: rank r holds (r + 1)·(i + 1)
         var x = Tensor.FromArray(Enumerable.Range(0, 5).Select(i => (float)((me + 1) * (i + 1))).ToArray(), 5);
         g.AllReduce(x);
-        Expect("AllReduce sum", x.ToArray(), Enumerable.Range(0, 5).Select(i => (float)((i + 1) * n * (n + 1) / 2)).ToArray());
+        Expect("AllReduce sum", x.ToArray(), Enumerable.Range(0, 5).Select(i => (float)((i + 1) * n * (n
+            + 1) / 2)).ToArray());
         var mx = Tensor.FromArray([(float)me, -me], 2);
         g.AllReduce(mx, ReduceOperation.Max);
         Expect("AllReduce max", mx.ToArray(), [n - 1, 0]);
@@ -52,24 +53,29 @@ internal static class CollectiveChecks
         var part = Tensor.FromArray(Enumerable.Range(0, 6).Select(i => (float)(me * 100 + i)).ToArray(), 2, 3);
         var all = Tensor.Zeros(2 * n, 3);
         g.AllGather(part, all);
-        Expect("AllGather", all.ToArray(), Enumerable.Range(0, n).SelectMany(r => Enumerable.Range(0, 6).Select(i => (float)(r * 100 + i))).ToArray());
+        Expect("AllGather", all.ToArray(), Enumerable.Range(0, n).SelectMany(r => Enumerable.Range(0, 6).Select(i
+            => (float)(r * 100 + i))).ToArray());
 
         // reduce-scatter: rank r holds [n·2] of (r + 1)·j; block q of the sum is Σ_r (r + 1)·j for j in block q
         var rsIn = Tensor.FromArray(Enumerable.Range(0, 2 * n).Select(j => (float)((me + 1) * j)).ToArray(), 2 * n);
         var rsOut = Tensor.Zeros(2);
         g.ReduceScatter(rsIn, rsOut);
-        Expect("ReduceScatter", rsOut.ToArray(), Enumerable.Range(2 * me, 2).Select(j => (float)(j * n * (n + 1) / 2)).ToArray());
+        Expect("ReduceScatter", rsOut.ToArray(), Enumerable.Range(2 * me, 2).Select(j => (float)(j * n * (n
+            + 1) / 2)).ToArray());
 
         // uneven all-to-all: rank r sends (r + q) mod 3 rows to rank q (some 0), each row (r, q, k, 1)
         int Rows(int from, int to) => (from + to) % 3;
         var sendCounts = Enumerable.Range(0, n).Select(q => Rows(me, q)).ToArray();
-        var sendRows = Enumerable.Range(0, n).SelectMany(q => Enumerable.Range(0, Rows(me, q)).SelectMany(k => new float[] { me, q, k, 1 })).ToArray();
+        var sendRows = Enumerable.Range(0, n).SelectMany(q => Enumerable.Range(0, Rows(me, q)).SelectMany(k
+            => new float[] { me, q, k, 1 })).ToArray();
         var send = Tensor.FromArray(sendRows, sendCounts.Sum(), 4);
         var recvCounts = g.ExchangeCounts(sendCounts);
-        Expect("ExchangeCounts", recvCounts.Select(c => (float)c).ToArray(), Enumerable.Range(0, n).Select(r => (float)Rows(r, me)).ToArray());
+        Expect("ExchangeCounts", recvCounts.Select(c => (float)c).ToArray(), Enumerable.Range(0, n).Select(r
+            => (float)Rows(r, me)).ToArray());
         var recv = Tensor.Zeros(recvCounts.Sum(), 4);
         g.AllToAllV(send, sendCounts, recv, recvCounts);
-        var expectedRows = Enumerable.Range(0, n).SelectMany(r => Enumerable.Range(0, Rows(r, me)).SelectMany(k => new float[] { r, me, k, 1 })).ToArray();
+        var expectedRows = Enumerable.Range(0, n).SelectMany(r => Enumerable.Range(0, Rows(r, me)).SelectMany(k
+            => new float[] { r, me, k, 1 })).ToArray();
         Expect("AllToAllV uneven", recv.ToArray(), expectedRows);
         // the reverse exchange (a dispatch's backward) brings every row home
         var back = Tensor.Zeros(sendCounts.Sum(), 4);
@@ -101,7 +107,8 @@ internal static class CollectiveChecks
         int color = n == 3 && me == 2 ? -1 : me % 2;
         using (var sub = g.Split(color, key: -me))
         {
-            var members = Enumerable.Range(0, n).Where(r => (n == 3 && r == 2 ? -1 : r % 2) == color).OrderByDescending(r => r).ToArray();
+            var members = Enumerable.Range(0, n).Where(r => (n == 3 && r == 2 ? -1
+                : r % 2) == color).OrderByDescending(r => r).ToArray();
             if (color < 0)
             {
                 if (sub != null) failures.Add("Split: a rank with a negative color got a group");

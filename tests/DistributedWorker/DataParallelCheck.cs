@@ -26,14 +26,17 @@ internal static class DataParallelCheck
         {
             g.Broadcast(root, 0);
             var r = root.ToArray();
-            int differing = Enumerable.Range(0, r.Length).Count(i => BitConverter.SingleToInt32Bits(r[i]) != BitConverter.SingleToInt32Bits(parallel[i]));
-            if (differing > 0) failures.Add($"{differing} parameters differ from rank 0's after {Steps} data-parallel steps");
+            int differing = Enumerable.Range(0, r.Length).Count(i
+                => BitConverter.SingleToInt32Bits(r[i]) != BitConverter.SingleToInt32Bits(parallel[i]));
+            if (differing > 0) failures.Add($"{differing} parameters differ from rank 0's after {Steps} " +
+                $"data-parallel steps");
         }
         if (g.Rank != 0) return failures;
         var (single, singleLosses) = Train(new LocalProcessGroup());
         for (int s = 0; s < Steps; s++)
             if (!(Math.Abs(parallelLosses[s] - singleLosses[s]) <= 1e-5 * Math.Abs(singleLosses[s])))
-                failures.Add($"step {s + 1}: loss {parallelLosses[s]} over {g.Size} ranks, {singleLosses[s]} in one process");
+                failures.Add($"step {s
+                    + 1}: loss {parallelLosses[s]} over {g.Size} ranks, {singleLosses[s]} in one process");
         double worst = 0;
         string worstName = "";
         foreach (var (name, offset, length) in Layout())
@@ -57,7 +60,8 @@ internal static class DataParallelCheck
     private static readonly PromptTemplate Template = new("<|bos|>{question}\n");
 
     private static ICausalLM Build() =>
-        DeepseekV3Config.Preset("tiny").ForTokenizer(Tokenizer.VocabSize, Tokenizer.EosId, Tokenizer.BosId, Tokenizer.PadId)
+        DeepseekV3Config.Preset("tiny").ForTokenizer(Tokenizer.VocabSize, Tokenizer.EosId, Tokenizer.BosId,
+            Tokenizer.PadId)
             .Build(new Generator(7));
 
     private static List<(string Name, int Offset, int Length)> Layout()
@@ -73,12 +77,14 @@ internal static class DataParallelCheck
         return layout;
     }
 
-    /// <summary>SFT for <see cref="Steps"/> steps on this rank's share of each batch; all parameters, flattened.</summary>
+    /// <summary>SFT for <see cref="Steps"/> steps on this rank's share of each batch; all parameters,
+    /// flattened.</summary>
     private static (float[] Parameters, float[] Losses) Train(IProcessGroup g)
     {
         using var model = Build();
         var policy = new CausalLMPolicy(model);
-        using var trainer = new SftTrainer(policy, Tokenizer, Template, LearningRate, Steps, weightDecay: 0.01f, group: g);
+        using var trainer = new SftTrainer(policy, Tokenizer, Template, LearningRate, Steps, weightDecay: 0.01f,
+            group: g);
         model.Train();
         var losses = new float[Steps];
         int share = Batch / g.Size;

@@ -5,7 +5,8 @@ namespace NativeReasoner.DistributedWorker;
 /// <summary>A rank that stops answering: the others must end the job with a clear error, not wait forever.</summary>
 internal static class FaultScenarios
 {
-    /// <summary>The last rank sleeps instead of joining the all-reduce; the others time out (NR_COLLECTIVE_TIMEOUT_S).</summary>
+    /// <summary>The last rank sleeps instead of joining the all-reduce; the others time out
+    /// (NR_COLLECTIVE_TIMEOUT_S).</summary>
     public static List<string> Hang(IProcessGroup g)
     {
         using var t = Tensor.Ones(4);
