@@ -21,6 +21,26 @@ public class MpiCollectiveTests
         for (int rank = 0; rank < ranks; rank++) Assert.Contains($"rank {rank} of {ranks}: collectives ok", r.Output);
     }
 
+    [MpiTheory]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void The_differentiable_all_to_all_sends_gradients_home(int ranks)
+    {
+        var r = MpiRun.Start(ranks, [MpiRun.WorkerDll, "all-to-all-autograd"], TimeSpan.FromMinutes(3));
+        Assert.False(r.TimedOut, r.Output);
+        Assert.True(r.ExitCode == 0, r.Output);
+        for (int rank = 0; rank < ranks; rank++)
+            Assert.Contains($"rank {rank} of {ranks}: all-to-all-autograd ok", r.Output);
+    }
+
+    [Fact]
+    public void The_differentiable_all_to_all_runs_on_the_local_group()
+    {
+        var (code, output) = RunWorker("all-to-all-autograd");
+        Assert.True(code == 0, output);
+        Assert.Contains("rank 0 of 1: all-to-all-autograd ok", output);
+    }
+
     [Fact]
     public void Collectives_run_on_the_local_group_without_mpirun()
     {

@@ -7,6 +7,7 @@ internal static class Scenarios
     {
         ["collectives"] = CollectiveChecks.Run,
         ["data-parallel"] = DataParallelCheck.Run,
+        ["all-to-all-autograd"] = AllToAllAutogradCheck.Run,
         ["hang"] = FaultScenarios.Hang,
         ["die"] = FaultScenarios.Die,
     };
