@@ -64,7 +64,8 @@ done
 engine=NativeReasoner.$version.nupkg
 expect "$engine" README.md runtimes/linux-x64/native/libnrcudaemu.so \
   lib/net10.0/NativeReasoner.Kernels.dll lib/net10.0/NativeReasoner.Tensor.dll \
-  lib/net10.0/NativeReasoner.Model.dll lib/net10.0/NativeReasoner.RL.dll
+  lib/net10.0/NativeReasoner.Model.dll lib/net10.0/NativeReasoner.RL.dll \
+  lib/net10.0/NativeReasoner.Distributed.dll
 expect "NativeReasoner.$version.snupkg" lib/net10.0/NativeReasoner.Kernels.pdb lib/net10.0/NativeReasoner.RL.pdb
 expect "NativeReasoner.Extensions.AI.$version.nupkg" README.md lib/net10.0/NativeReasoner.Serving.dll
 expect "NativeReasoner.Extensions.AI.$version.snupkg" lib/net10.0/NativeReasoner.Serving.pdb

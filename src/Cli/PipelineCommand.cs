@@ -87,6 +87,15 @@ public static class PipelineCommand
     {
         try
         {
+            // N ranks would each run the whole pipeline into the same directory: refused until its stages are
+            // data-parallel (nr train is).
+            if (Distributed.ProcessGroups.LaunchedByMpi &&
+                int.TryParse(Environment.GetEnvironmentVariable("OMPI_COMM_WORLD_SIZE")
+                    ?? Environment.GetEnvironmentVariable("PMI_SIZE"), out int ranks) &&
+                ranks > 1)
+                throw new NotSupportedException(
+                    $"started as one of {ranks} MPI ranks, but the pipeline runs in one process " +
+                    "(under mpirun only nr train is data-parallel); run it without mpirun");
             run();
             return 0;
         }

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using NativeReasoner.Distributed;
 using NativeReasoner.IO;
 using NativeReasoner.Model;
 using NativeReasoner.RL;
@@ -7,7 +8,8 @@ namespace NativeReasoner.Cli;
 
 /// <summary>
 /// `nr train`: the default reasoning run (see <see cref="TrainPipeline"/>); checkpoints are periodic and crash-safe,
-/// Ctrl-C saves one too, and running again resumes from the newest valid one.
+/// Ctrl-C saves one too, and running again resumes from the newest valid one. Under <c>mpirun -np N</c> it trains
+/// data-parallel over the N ranks (only rank 0 prints and writes).
 /// </summary>
 public static class TrainCommand
 {
@@ -69,8 +71,10 @@ public static class TrainCommand
                 cts.Cancel();
             };
             Console.CancelKeyPress += onCancel;
+            IProcessGroup? group = null;
             try
             {
+                group = ProcessGroups.FromEnvironment();
                 using var onDevice = DeviceOption.Use(parse.GetValue(device)!);
                 var grpo = d.Grpo;
                 foreach (var (key, o) in settingOptions)
@@ -93,19 +97,28 @@ public static class TrainCommand
                     Overwrite = parse.GetValue(overwrite),
                     Model = ModelPresets.Get(parse.GetValue(preset)!).WithMaxPositionEmbeddings(d.Model.MaxPositionEmbeddings),
                 };
-                var summary = TrainPipeline.Run(s, Console.Write, cts.Token);
-                Console.WriteLine(summary.ToJsonString(TrainPipeline.SummaryJson));
+                var summary = TrainPipeline.Run(s, Console.Write, cts.Token, group: group);
+                if (group.Rank == 0) Console.WriteLine(summary.ToJsonString(TrainPipeline.SummaryJson));
                 return cts.IsCancellationRequested ? 130 : 0;
             }
-            catch (Exception e) when (e is ModelConfigException or CheckpointMismatchException or SafetensorsException or ArgumentException
-                                      or IOException or NotSupportedException or InvalidOperationException)
+            catch (CollectiveTimeoutException e)
             {
-                Console.Error.WriteLine($"nr train: {e.Message}");
+                // A rank died or hangs: end every rank now (the last checkpoint on disk stays whole).
+                group!.Abort($"nr train: {e.Message}; run the same command again to resume from the last checkpoint");
+                return 1;
+            }
+            catch (Exception e) when (e is ModelConfigException or CheckpointMismatchException or SafetensorsException or ArgumentException
+                                      or IOException or NotSupportedException or InvalidOperationException
+                                      or ProcessGroupException)
+            {
+                Console.Error.WriteLine(group is { Size: > 1 }
+                    ? $"nr train (rank {group.Rank} of {group.Size}): {e.Message}" : $"nr train: {e.Message}");
                 return 1;
             }
             finally
             {
                 Console.CancelKeyPress -= onCancel;
+                group?.Dispose();
             }
         });
         return command;

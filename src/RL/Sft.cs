@@ -1,4 +1,5 @@
 // Source: TRL trainer/sft_trainer.py with completion-only loss.
+using NativeReasoner.Distributed;
 using NativeReasoner.Optim;
 
 namespace NativeReasoner.RL;
@@ -36,7 +37,12 @@ public static class SftLoss
     }
 }
 
-/// <summary>A plain SFT loop: shuffled mini-batches, AdamW, gradient clipping, warmup + cosine LR.</summary>
+/// <summary>
+/// A plain SFT loop: shuffled mini-batches, AdamW, gradient clipping, warmup + cosine LR. Given a process group of
+/// several ranks it trains data-parallel: each rank passes its share of the batch to <see cref="Step"/>, its loss is
+/// weighted by its share of the batch's completion tokens, the gradients are summed over the ranks
+/// (<see cref="GradientAllReducer"/>), and every rank takes the step one process would take on the whole batch.
+/// </summary>
 public sealed class SftTrainer : IDisposable
 {
     private readonly IPolicy _policy;
@@ -45,10 +51,13 @@ public sealed class SftTrainer : IDisposable
     private readonly AdamW _optimizer;
     private readonly ILrSchedule _schedule;
     private readonly float _maxGradNorm;
+    private readonly IProcessGroup? _group;
+    private readonly GradientAllReducer? _gradients;
     private int _steps;
 
+    /// <param name="group">Data parallelism over this group's ranks (null or one rank: a single process).</param>
     public SftTrainer(IPolicy policy, ITokenizer tokenizer, PromptTemplate template, float learningRate, int totalSteps,
-        int warmupSteps = 0, float weightDecay = 0f, float maxGradNorm = 1f)
+        int warmupSteps = 0, float weightDecay = 0f, float maxGradNorm = 1f, IProcessGroup? group = null)
     {
         _policy = policy;
         _tokenizer = tokenizer;
@@ -56,6 +65,13 @@ public sealed class SftTrainer : IDisposable
         _optimizer = new AdamW(policy.Parameters(), learningRate, weightDecay: weightDecay);
         _schedule = new CosineDecay(learningRate, warmupSteps, Math.Max(1, totalSteps), 0.1f);
         _maxGradNorm = maxGradNorm;
+        if (group is { Size: > 1 })
+        {
+            _group = group;
+            // Every rank starts from rank 0's weights, whatever each built or loaded.
+            GradientAllReducer.Broadcast(group, policy.Parameters());
+            _gradients = new GradientAllReducer(group, policy.Parameters());
+        }
     }
 
     /// <summary>Prompt ids (template applied) and completion ids (the completion text, then EOS).</summary>
@@ -64,20 +80,30 @@ public sealed class SftTrainer : IDisposable
          _tokenizer.Encode(e.Completion).Append(_tokenizer.EosId).Select(i => (long)i).ToArray());
 
     /// <summary>
-    /// One optimizer step on <paramref name="batch"/>; returns the loss before the step. A given
-    /// <paramref name="learningRate"/> replaces the step schedule (for runs scheduled by wall time).
+    /// One optimizer step on <paramref name="batch"/> (data-parallel: this rank's share of it); returns the loss
+    /// (of the whole batch) before the step. A given <paramref name="learningRate"/> replaces the step schedule.
     /// </summary>
     public float Step(IReadOnlyList<SftExample> batch, float? learningRate = null)
     {
         using var scope = new TensorScope();
-        var loss = SftLoss.Compute(_policy, batch.Select(Encode).ToArray());
+        var encoded = batch.Select(Encode).ToArray();
+        var loss = SftLoss.Compute(_policy, encoded);
+        if (_group != null)
+        {
+            // The whole batch's loss is the mean over all ranks' completion tokens: this rank's mean, weighted by its
+            // share of them, summed over the ranks (the gradients by the all-reduce, the value here).
+            long local = encoded.Sum(e => (long)e.Completion.Length);
+            long global = _group.SumCount(local);
+            loss = loss * (float)((double)local / global);
+        }
         loss.Backward();
+        _gradients?.AllReduceGradients();
         float norm = GradClip.ClipGradNorm(_policy.Parameters(), _maxGradNorm);
         _optimizer.LearningRate = learningRate ?? _schedule.LearningRate(_steps);
         _steps++;
         if (float.IsFinite(norm)) _optimizer.Step();
         _optimizer.ZeroGrad();
-        return loss.Item();
+        return _group == null ? loss.Item() : _group.SumValue(loss.Item());
     }
 
     /// <summary>The optimizer, for saving and restoring its state beside a checkpoint.</summary>
@@ -104,5 +130,9 @@ public sealed class SftTrainer : IDisposable
         return n == 0 ? float.NaN : (float)(sum / n);
     }
 
-    public void Dispose() => _optimizer.Dispose();
+    public void Dispose()
+    {
+        _optimizer.Dispose();
+        _gradients?.Dispose();
+    }
 }

@@ -2,6 +2,7 @@
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using NativeReasoner.Distributed;
 using NativeReasoner.Model;
 
 namespace NativeReasoner.RL;
@@ -79,20 +80,42 @@ public sealed record TrainSettings
 /// A directory of another configuration is refused (<see cref="RunIdentity"/>).
 /// Both phases are budgeted in steps (<see cref="StepBudget"/>); wall time is only an outer limit, whose hit is
 /// reported in the output and in summary.json (<c>budget_hit</c>).
+/// Under <c>mpirun -np N</c> (a process group of N ranks) pre-training is data-parallel: every rank builds the
+/// same batch, trains on its N-th of it and the gradients are summed (<see cref="SftTrainer"/>); GRPO is
+/// replicated — every rank takes the same step and rank 0's weights are broadcast after each — until rollouts
+/// are spread over the ranks. Only rank 0 writes: run.json, checkpoints, metrics, evaluations, samples, plots and
+/// the summary; the others read the checkpoint it resumes from. Stops (Ctrl-C, wall limits) are agreed on by
+/// all ranks at each step, so none is left waiting in a collective.
 /// </summary>
 public static class TrainPipeline
 {
     /// <param name="time">The clock of the wall-time limits and timings (tests pass a slow or fast one).</param>
+    /// <param name="group">The ranks of a data-parallel run (null: this process alone).</param>
     public static JsonObject Run(TrainSettings s, Action<string> progress, CancellationToken cancel = default,
-        TimeProvider? time = null)
+        TimeProvider? time = null, IProcessGroup? group = null)
     {
         time ??= TimeProvider.System;
+        group ??= new LocalProcessGroup();
+        bool root = group.Rank == 0;
+        if (!root) progress = _ => { };
         var pretrainBudget = new StepBudget(s.PretrainSteps, s.PretrainMaxMinutes).Validate("pre-training");
         var rlBudget = new StepBudget(s.Grpo.Steps, s.RlMaxMinutes).Validate("GRPO");
         if (!(s.CheckpointEveryMinutes >= 0))
             throw new ArgumentException($"checkpoint interval must be ≥ 0 minutes, got {s.CheckpointEveryMinutes}");
+        if (s.PretrainBatch % group.Size != 0)
+            throw new ArgumentException(
+                $"the pre-training batch of {s.PretrainBatch} does not divide over {group.Size} ranks: " +
+                $"give --pretrain-batch a multiple of {group.Size}");
         var runDir = Path.Combine(s.RunsDirectory, s.Name);
-        RunIdentity.Claim(runDir, s, progress);
+        // Rank 0 claims (or refuses) the directory; the others follow its verdict.
+        string? refused = null;
+        if (root)
+        {
+            try { RunIdentity.Claim(runDir, s, progress); }
+            catch (ArgumentException e) { refused = e.Message; }
+        }
+        if (group.SumCount(refused == null ? 0 : 1) > 0)
+            throw new ArgumentException(refused ?? $"rank 0 refused the run directory {runDir} (its error says why)");
         var summaryPath = Path.Combine(runDir, "summary.json");
         if (File.Exists(summaryPath))
         {
@@ -101,6 +124,10 @@ public static class TrainPipeline
             return JsonNode.Parse(File.ReadAllText(summaryPath))!.AsObject();
         }
         var checkpoints = new RunCheckpoints(runDir, progress);
+        // Rank 0 tidies the checkpoint folder first (it drops unfinished ones); then the others read the same newest.
+        var resumed = root ? checkpoints.LoadNewest() : null;
+        group.Barrier();
+        if (!root) resumed = checkpoints.LoadNewest();
         var task = TaskRegistry.Create(s.Task);
         if (!ThinkTraces.Supports(task.Name)) throw new ArgumentException($"nr train pre-trains with think traces, which task '{task.Name}' has none of; use arithmetic, linear or word");
         var tokenizer = new CharTokenizer();
@@ -114,7 +141,6 @@ public static class TrainPipeline
         string phase = "pretrain";
         int done = 0;
         ICausalLM model;
-        var resumed = checkpoints.LoadNewest();
         var metricsPath = Path.Combine(runDir, "metrics.jsonl");
         EvalReport? afterPretrain = null;
         double phaseElapsedBefore = 0;
@@ -130,27 +156,28 @@ public static class TrainPipeline
             if (resumed.State["pretrain_s"] is JsonNode ps) timings["pretrain_s"] = ps.DeepClone();
             if (resumed.State["pretrain_steps"] is JsonNode pst) timings["pretrain_steps"] = pst.DeepClone();
             progress($"resuming from {resumed.Path}: {phase} step {done}\n");
-            kept = MetricsLogger.KeepThrough(metricsPath, resumed.Phase, done, progress);
+            kept = root ? MetricsLogger.KeepThrough(metricsPath, resumed.Phase, done, progress) : [];
         }
         else
         {
             model = config.Build(new Generator(s.Seed + 17));
             // No checkpoint: any log lines belong to steps that will be redone.
-            kept = MetricsLogger.KeepThrough(metricsPath, 0, 0, progress);
+            kept = root ? MetricsLogger.KeepThrough(metricsPath, 0, 0, progress) : [];
         }
         using var _ = model;
         var policy = new CausalLMPolicy(model);
         var heldOut = task.Generate(Split.Test, s.EvalProblems, s.Seed);
         var greedy = new GenerationOptions { MaxNewTokens = s.Grpo.Trainer.MaxCompletionLength, Temperature = 0f, EosTokenIds = [tokenizer.EosId] };
-        using var log = new MetricsLogger(metricsPath);
+        using var log = root ? new MetricsLogger(metricsPath) : null;
         long lastCheckpoint = time.GetTimestamp();
         // Not again at the step just resumed from (or just saved).
         (int Phase, int Step) lastSaved = resumed == null ? (-1, -1) : (resumed.Phase, resumed.Step);
 
         // extra: what the phase needs beyond weights and optimizer (elapsed time, sampler, earlier results).
-        void Checkpoint(int phaseIndex, int step, Optim.AdamW? optimizer, JsonObject extra, bool announce)
+        void Checkpoint(int phaseIndex, int step, Optim.AdamW? optimizer, Func<JsonObject> extra, bool announce)
         {
-            var path = checkpoints.Save(phaseIndex, step, extra, dir =>
+            if (!root) return;
+            var path = checkpoints.Save(phaseIndex, step, extra(), dir =>
             {
                 model.Save(dir);
                 if (optimizer != null) OptimizerCheckpoint.Save(optimizer, dir);
@@ -166,30 +193,32 @@ public static class TrainPipeline
         if (phase == "pretrain")
         {
             const int warmup = 30;
-            using var sft = new SftTrainer(policy, tokenizer, template, s.PretrainLearningRate, s.PretrainSteps, warmupSteps: warmup, weightDecay: 0.01f);
+            using var sft = new SftTrainer(policy, tokenizer, template, s.PretrainLearningRate, s.PretrainSteps,
+                warmupSteps: warmup, weightDecay: 0.01f, group: group);
+            int share = s.PretrainBatch / group.Size;
             if (resumed != null) OptimizerCheckpoint.TryLoad(sft.Optimizer, resumed.Path, progress);
             long start = time.GetTimestamp();
             TimeSpan Elapsed() => time.GetElapsedTime(start) + TimeSpan.FromSeconds(phaseElapsedBefore);
             JsonObject PretrainState() => new() { ["phase_elapsed_s"] = Elapsed().TotalSeconds };
             model.Train();
             PhaseStop stop;
-            for (; (stop = pretrainBudget.Check(done, Elapsed())) == PhaseStop.Continue; done++)
+            for (; (stop = Agree(group, pretrainBudget.Check(done, Elapsed()))) == PhaseStop.Continue; done++)
             {
-                if (cancel.IsCancellationRequested)
+                if (Agree(group, cancel.IsCancellationRequested))
                 {
-                    Checkpoint(0, done, sft.Optimizer, PretrainState(), announce: true);
+                    Checkpoint(0, done, sft.Optimizer, PretrainState, announce: true);
                     return new JsonObject { ["interrupted"] = true };
                 }
                 if (done > 0 && CheckpointDue(0, done))
-                    Checkpoint(0, done, sft.Optimizer, PretrainState(), announce: false);
+                    Checkpoint(0, done, sft.Optimizer, PretrainState, announce: false);
                 // Everything a step draws is seeded by its index: a resumed run sees the data of an uninterrupted one.
                 var thinkChoice = new Generator(s.Seed + 99 + (ulong)done * 7919UL);
                 var batch = task.Generate(Split.Train, s.PretrainBatch, s.Seed + 1000 + (ulong)done)
                     .Select(p => ThinkTraces.Example(p, thinkChoice.NextDouble() < s.ThinkFraction)).ToArray();
                 float lr = StepBudget.WarmupCosine(s.PretrainLearningRate, warmup, done, s.PretrainSteps);
-                float loss = sft.Step(batch, lr);
+                float loss = sft.Step(batch[(group.Rank * share)..((group.Rank + 1) * share)], lr);
                 var elapsed = Elapsed();
-                log.Log([new("phase", 0), new("step", done + 1), new("loss", loss), new("learning_rate", lr),
+                log?.Log([new("phase", 0), new("step", done + 1), new("loss", loss), new("learning_rate", lr),
                          new("elapsed_s", elapsed.TotalSeconds)]);
                 if (done % 10 == 0)
                     progress($"\rpre-train {Bar(done, s.PretrainSteps)} step {done + 1}  loss {loss:F3}  " +
@@ -204,15 +233,17 @@ public static class TrainPipeline
             phaseElapsedBefore = 0;
         }
 
-        if (afterPretrain == null)
+        if (afterPretrain == null && root)
         {
             long evalStart0 = time.GetTimestamp();
             afterPretrain = Evaluation.Run(policy, tokenizer, template, task, heldOut, greedy);
             timings["eval_after_pretrain_s"] = time.GetElapsedTime(evalStart0).TotalSeconds;
             // The phase-end checkpoint: a stop during GRPO resumes with the pre-trained evaluation kept.
-            if (done == 0) Checkpoint(1, 0, null, RlState(null), announce: false);
+            if (done == 0) Checkpoint(1, 0, null, () => RlState(null), announce: false);
         }
-        progress($"after pre-training: held-out accuracy {afterPretrain.Accuracy:P1}, format {afterPretrain.FormatRate:P0}, think {afterPretrain.ThinkRate:P0}\n");
+        if (root)
+            progress($"after pre-training: held-out accuracy {afterPretrain!.Accuracy:P1}, format " +
+                $"{afterPretrain.FormatRate:P0}, think {afterPretrain.ThinkRate:P0}\n");
 
         // The state of a GRPO checkpoint: what the summary needs from pre-training, and the sampler.
         JsonObject RlState(GrpoTrainer? trainer)
@@ -257,28 +288,34 @@ public static class TrainPipeline
                 phaseElapsedBefore = RlElapsed().TotalSeconds;
                 return RlState(trainer);
             }
-            for (; (rlStop = rlBudget.Check(done, RlElapsed())) == PhaseStop.Continue; done++)
+            for (; (rlStop = Agree(group, rlBudget.Check(done, RlElapsed()))) == PhaseStop.Continue; done++)
             {
-                if (cancel.IsCancellationRequested)
+                if (Agree(group, cancel.IsCancellationRequested))
                 {
-                    Checkpoint(1, done, trainer.Optimizer, State(), announce: true);
+                    Checkpoint(1, done, trainer.Optimizer, State, announce: true);
                     return new JsonObject { ["interrupted"] = true };
                 }
                 if (done > 0 && CheckpointDue(1, done))
-                    Checkpoint(1, done, trainer.Optimizer, State(), announce: false);
+                    Checkpoint(1, done, trainer.Optimizer, State, announce: false);
                 var t = grpo.Trainer;
                 float lr = StepBudget.WarmupCosine(t.LearningRate, t.WarmupSteps, done, grpo.Steps);
                 var m = trainer.Step(lr).ToDictionary(kv => kv.Key, kv => kv.Value);
+                // Replicated GRPO: the ranks took the same step; rank 0's weights settle any rounding apart.
+                GradientAllReducer.Broadcast(group, model.Parameters().Concat(model.NamedBuffers().Select(b
+                    => b.Buffer)));
                 m["step"] = done + 1;
-                log.Log([new("phase", 1), .. m]);
+                log?.Log([new("phase", 1), .. m]);
                 progress($"\rGRPO {Bar(done, grpo.Steps)} step {done + 1}  reward {m["reward"]:F2}  acc {m["rewards/accuracy/mean"]:F2}  fmt {m.GetValueOrDefault("rewards/format/mean", double.NaN):F2}  " +
                          $"len {m["completions/mean_length"]:F0}" + (m.TryGetValue("eval/accuracy", out var ea) ? $"  held-out {ea:P0}" : "") + "   ");
             }
             // The phase-end checkpoint: a stop during the final evaluation or outputs redoes only those.
             if (lastSaved != (1, done))
-                Checkpoint(1, done, trainer.Optimizer, State(), announce: false);
+                Checkpoint(1, done, trainer.Optimizer, State, announce: false);
         }
         progress("\n");
+        // The rest (final evaluation, outputs) is rank 0's alone.
+        if (!root) return new JsonObject { ["rank"] = group.Rank };
+        ArgumentNullException.ThrowIfNull(afterPretrain); // rank 0 evaluated after pre-training or resumed with it
         double rlMinutes = RlElapsed().TotalMinutes;
         timings["rl_s"] = rlMinutes * 60;
         timings["rl_steps"] = done;
@@ -337,6 +374,14 @@ public static class TrainPipeline
         checkpoints.Clear();
         return summary;
     }
+
+    /// <summary>A stop every rank agrees on: the most severe any rank reached (wall clocks differ slightly).</summary>
+    private static PhaseStop Agree(IProcessGroup group, PhaseStop local) =>
+        group.Size == 1 ? local : (PhaseStop)group.MaxCount((long)local);
+
+    /// <summary>True on every rank when it is on any (a Ctrl-C may reach the ranks at different steps).</summary>
+    private static bool Agree(IProcessGroup group, bool local) =>
+        group.Size == 1 ? local : group.MaxCount(local ? 1 : 0) > 0;
 
     /// <summary>An evaluation as a checkpoint keeps it (every field, completions included).</summary>
     private static JsonObject EvalToJson(EvalReport r) => new()

@@ -1,0 +1,99 @@
+namespace NativeReasoner.Distributed;
+
+/// <summary>Blocking forms of the collectives and the helpers built from them.</summary>
+public static class ProcessGroupExtensions
+{
+    public static void AllReduce(this IProcessGroup g, Tensor tensor, ReduceOperation op = ReduceOperation.Sum) =>
+        g.AllReduceAsync(tensor, op).Wait();
+
+    public static void Broadcast(this IProcessGroup g, Tensor tensor, int root) =>
+        g.BroadcastAsync(tensor, root).Wait();
+
+    public static void AllGather(this IProcessGroup g, Tensor input, Tensor output) =>
+        g.AllGatherAsync(input, output).Wait();
+
+    public static void ReduceScatter(this IProcessGroup g, Tensor input, Tensor output,
+        ReduceOperation op = ReduceOperation.Sum) =>
+        g.ReduceScatterAsync(input, output, op).Wait();
+
+    public static void AllToAllV(this IProcessGroup g, Tensor input, ReadOnlySpan<int> sendCounts, Tensor output,
+        ReadOnlySpan<int> recvCounts) => g.AllToAllVAsync(input, sendCounts, output, recvCounts).Wait();
+
+    public static void Send(this IProcessGroup g, Tensor tensor, int destination, int tag = 0) =>
+        g.SendAsync(tensor, destination, tag).Wait();
+
+    public static void Receive(this IProcessGroup g, Tensor tensor, int source, int tag = 0) =>
+        g.ReceiveAsync(tensor, source, tag).Wait();
+
+    public static void Barrier(this IProcessGroup g) => g.BarrierAsync().Wait();
+
+    /// <summary>
+    /// What every rank will send to this one: recvCounts[r] = sendCounts[Rank] of rank r (the first half of an
+    /// uneven all-to-all, when the receiver cannot know the counts in advance). The counts travel as a tensor on
+    /// <paramref name="device"/> (NCCL moves device memory only; host by default).
+    /// </summary>
+    public static int[] ExchangeCounts(this IProcessGroup g, ReadOnlySpan<int> sendCounts, Device? device = null)
+    {
+        if (sendCounts.Length != g.Size)
+            throw new ProcessGroupException(
+                $"ExchangeCounts: {sendCounts.Length} counts for a group of {g.Size} ranks");
+        device ??= Device.Cpu;
+        using var send = Tensor.FromArray(sendCounts, [g.Size], device);
+        using var recv = Tensor.Zeros([g.Size], DType.Int32, device);
+        var ones = Enumerable.Repeat(1, g.Size).ToArray();
+        g.AllToAllV(send, ones, recv, ones);
+        return recv.ToInt64Array().Select(v => (int)v).ToArray();
+    }
+
+    /// <summary>
+    /// Uneven all-to-all that finds the receive counts itself: returns the received rows [Σ recvCounts, …] (a new
+    /// tensor on the input's device) and the counts, which the backward exchange sends back with.
+    /// </summary>
+    public static (Tensor Output, int[] RecvCounts) AllToAllV(this IProcessGroup g, Tensor input,
+        ReadOnlySpan<int> sendCounts)
+    {
+        var recvCounts = g.ExchangeCounts(sendCounts, input.Device);
+        var shape = input.Shape.ToArray();
+        if (shape.Length == 0)
+            throw new ProcessGroupException("AllToAllV: the input needs a row dimension (it is a scalar)");
+        shape[0] = recvCounts.Sum();
+        var output = Tensor.Empty(shape, input.DType, input.Device);
+        try
+        {
+            g.AllToAllV(input, sendCounts, output, recvCounts);
+        }
+        catch
+        {
+            output.Dispose();
+            throw;
+        }
+        return (output, recvCounts);
+    }
+
+    /// <summary>The sum over the ranks of one count (exact, int64).</summary>
+    public static long SumCount(this IProcessGroup g, long value)
+    {
+        if (g.Size == 1) return value;
+        using var t = Tensor.FromArray([value], [1], Device.Cpu);
+        g.AllReduce(t);
+        return t.ToInt64Array()[0];
+    }
+
+    /// <summary>The largest over the ranks of one count (a flag, a stop reason).</summary>
+    public static long MaxCount(this IProcessGroup g, long value)
+    {
+        if (g.Size == 1) return value;
+        using var t = Tensor.FromArray([value], [1], Device.Cpu);
+        g.AllReduce(t, ReduceOperation.Max);
+        return t.ToInt64Array()[0];
+    }
+
+    /// <summary>The sum over the ranks of one float32 value (a loss).</summary>
+    public static float SumValue(this IProcessGroup g, float value)
+    {
+        if (g.Size == 1) return value;
+        using var t = Tensor.FromArray([value], [1], Device.Cpu);
+        g.AllReduce(t);
+        return t.ToArray()[0];
+    }
+}
