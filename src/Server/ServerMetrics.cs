@@ -6,9 +6,9 @@ namespace NativeReasoner.Server;
 
 /// <summary>
 /// What the HTTP layer measures, written as Prometheus text at <c>/metrics</c>: queue depth and running
-/// sequences (the admission gate's), requests by outcome, prompt and generated tokens, generated tokens per second
-/// over the last <see cref="WindowSeconds"/> seconds (counted as requests finish), and a histogram of the time from
-/// a request's arrival to its first generated text.
+/// sequences (the admission gate's), the process's resident memory, requests by outcome, prompt and generated
+/// tokens, generated tokens per second over the last <see cref="WindowSeconds"/> seconds (counted as requests
+/// finish), and a histogram of the time from a request's arrival to its first generated text.
 /// </summary>
 internal sealed class ServerMetrics(AdmissionGate gate)
 {
@@ -86,6 +86,8 @@ internal sealed class ServerMetrics(AdmissionGate gate)
         sb.Append(c, $"nativereasoner_queue_depth {gate.Waiting}\n");
         Metric("nativereasoner_running_sequences", "gauge", "Requests generating now.");
         sb.Append(c, $"nativereasoner_running_sequences {gate.Running}\n");
+        Metric("process_resident_memory_bytes", "gauge", "Resident memory of the server process.");
+        sb.Append(c, $"process_resident_memory_bytes {Environment.WorkingSet}\n");
         double tps = TokensPerSecond();
         lock (_lock)
         {

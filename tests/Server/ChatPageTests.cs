@@ -104,7 +104,8 @@ public class ChatPageTests(ITestOutputHelper output)
                 await Task.Delay(100);
             }
             Assert.Contains("generated", meta);
-            Assert.Equal(ServerHarness.Reasoning, await tools.Evaluate("document.querySelector('.thinking').textContent"));
+            Assert.Equal(ServerHarness.Reasoning,
+                await tools.Evaluate("document.querySelector('.thinking').textContent"));
             Assert.Equal(ServerHarness.Answer, await tools.Evaluate("document.querySelector('.answer').textContent"));
             Assert.Equal("What is 2 + 3?", await tools.Evaluate("document.querySelector('.user').textContent"));
             // The thinking box is drawn apart: its own background and italic text.
