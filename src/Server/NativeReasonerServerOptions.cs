@@ -20,6 +20,9 @@ public sealed class NativeReasonerServerOptions
     /// <summary>The model id served (null = the chat client's default model id, else "nativereasoner").</summary>
     public string? ModelId { get; set; }
 
+    /// <summary>Serve the chat page at <c>/</c> (off when the application has its own root page).</summary>
+    public bool MapChatPage { get; set; } = true;
+
     /// <summary>Seconds a 429 answer tells the client to wait (its Retry-After header).</summary>
     public int RetryAfterSeconds { get; set; } = 1;
 

@@ -22,7 +22,8 @@ public static class OpenAIEndpoints
     /// Maps the endpoints onto <paramref name="endpoints"/>; the chat client is the container's
     /// <see cref="IChatClient"/> (e.g. <c>services.AddNativeReasonerChatClient(dir)</c>), resolved on the first
     /// request. With <see cref="NativeReasonerServerOptions.ApiKey"/> set, the /v1 routes need
-    /// <c>Authorization: Bearer KEY</c>; the page, /health and /metrics stay open.
+    /// <c>Authorization: Bearer KEY</c>; the page, /health and /metrics stay open. The chat page at <c>/</c> can be
+    /// left out (<see cref="NativeReasonerServerOptions.MapChatPage"/>).
     /// </summary>
     public static RouteGroupBuilder MapNativeReasonerOpenAI(this IEndpointRouteBuilder endpoints,
         NativeReasonerServerOptions? options = null)
@@ -37,7 +38,7 @@ public static class OpenAIEndpoints
         group.MapGet("/v1/models", (HttpContext http) => api.Models(http));
         group.MapGet("/health", (HttpContext http) => api.Health(http));
         group.MapGet("/metrics", (HttpContext http) => api.Metrics(http));
-        group.MapGet("/", (HttpContext http) => ChatPage.WriteAsync(http));
+        if (options.MapChatPage) group.MapGet("/", (HttpContext http) => ChatPage.WriteAsync(http));
         return group;
     }
 
