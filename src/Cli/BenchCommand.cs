@@ -23,6 +23,7 @@ public static partial class BenchCommand
         command.Subcommands.Add(BuildPeak());
         command.Subcommands.Add(BuildModel());
         command.Subcommands.Add(BuildGpu());
+        command.Subcommands.Add(BuildServe());
         return command;
     }
 
