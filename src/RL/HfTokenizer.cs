@@ -178,15 +178,8 @@ public sealed class HfTokenizer : ITokenizer
         return (bos, eos, pad < 0 ? eos : pad);
     }
 
-    private static JsonDocument ParseConfig(string configJson, string source)
-    {
-        try { return JsonDocument.Parse(configJson); }
-        catch (JsonException e)
-        {
-            string path = Path.Combine(Path.GetDirectoryName(source) ?? "", "tokenizer_config.json");
-            throw new InvalidDataException($"{path}: not valid JSON ({e.Message})", e);
-        }
-    }
+    private static JsonDocument ParseConfig(string configJson, string source) =>
+        IO.StrictJson.Parse(configJson, Path.Combine(Path.GetDirectoryName(source) ?? "", "tokenizer_config.json"));
 
     private static string? TokenName(JsonElement cfg, string key)
     {
@@ -194,7 +187,8 @@ public sealed class HfTokenizer : ITokenizer
         return v.ValueKind switch
         {
             JsonValueKind.String => v.GetString(),
-            JsonValueKind.Object when v.TryGetProperty("content", out var c) => c.GetString(),
+            JsonValueKind.Object when v.TryGetProperty("content", out var c) && c.ValueKind == JsonValueKind.String =>
+                c.GetString(),
             _ => null,
         };
     }
