@@ -178,8 +178,14 @@ public sealed class HfTokenizer : ITokenizer
         return (bos, eos, pad < 0 ? eos : pad);
     }
 
-    private static JsonDocument ParseConfig(string configJson, string source) =>
-        IO.StrictJson.Parse(configJson, Path.Combine(Path.GetDirectoryName(source) ?? "", "tokenizer_config.json"));
+    private static JsonDocument ParseConfig(string configJson, string source)
+    {
+        var path = Path.Combine(Path.GetDirectoryName(source) ?? "", "tokenizer_config.json");
+        var doc = IO.StrictJson.Parse(configJson, path);
+        if (doc.RootElement.ValueKind == JsonValueKind.Object) return doc;
+        doc.Dispose();
+        throw new InvalidDataException($"{path}: expected a JSON object");
+    }
 
     private static string? TokenName(JsonElement cfg, string key)
     {

@@ -24,6 +24,7 @@ public sealed class ChatTemplate
     private readonly Dictionary<string, object?> _specialTokens;
     // Where each template came from (the file, and the template's name when there are several), for render errors.
     private readonly Dictionary<JinjaTemplate, string> _origins;
+    private readonly string _configPath;
 
     /// <summary>The template source (the "default" one when the config names several).</summary>
     public string Source { get; }
@@ -36,8 +37,10 @@ public sealed class ChatTemplate
     public Func<DateTime> Clock { get; set; } = () => DateTime.Now;
 
     private ChatTemplate(Dictionary<string, JinjaTemplate> templates, string source,
-        Dictionary<string, object?> specialTokens, Dictionary<JinjaTemplate, string>? origins = null)
+        Dictionary<string, object?> specialTokens, Dictionary<JinjaTemplate, string>? origins = null,
+        string configPath = ConfigFileName)
     {
+        _configPath = configPath;
         _templates = templates;
         _origins = origins ?? new(ReferenceEqualityComparer.Instance);
         Source = source;
@@ -115,7 +118,7 @@ public sealed class ChatTemplate
             }
         }
         string main = sources.GetValueOrDefault("default") ?? sources.Values.First();
-        return new ChatTemplate(templates, main, tokens, origins);
+        return new ChatTemplate(templates, main, tokens, origins, path);
     }
 
     private static string? TokenContent(JsonNode? node) => node switch
@@ -188,8 +191,8 @@ public sealed class ChatTemplate
                     $"no chat template named '{name}'; available: {string.Join(", ", _templates.Keys)}");
         if (hasTools && _templates.TryGetValue("tool_use", out var toolUse)) return toolUse;
         if (_templates.TryGetValue("default", out var main)) return main;
-        throw new ArgumentException(
-            "this tokenizer has several chat templates and none named 'default'; pick one of: " +
+        throw new InvalidDataException(
+            $"{_configPath}: this tokenizer has several chat templates and none named 'default'; pick one of: " +
             string.Join(", ", _templates.Keys));
     }
 }
