@@ -109,6 +109,11 @@ public sealed class CliErrorTests : IDisposable
     }
 
     [Fact]
+    public void Generate_ZeroSamples_IsAUsageError() =>
+        AssertError(2, "generate", "--num-samples must be ≥ 1", "generate", "--model", BadModelDir(), "--prompt", "hi",
+            "--num-samples", "0");
+
+    [Fact]
     public void Eval_MissingModel_IsADocumentedError() =>
         AssertError(1, "eval", "does not exist", "eval", "--model", Path.Combine(_dir, "absent"), "--task",
             "arithmetic");
