@@ -35,35 +35,35 @@ public readonly record struct FuzzMutation(int Kind, uint A, uint B, uint C)
         switch (Kind)
         {
             case 0 when n > 0: // flip one bit
-            {
-                var r = (byte[])input.Clone();
-                r[A % n] ^= (byte)(1 << (int)(B % 8));
-                return r;
-            }
+                {
+                    var r = (byte[])input.Clone();
+                    r[A % n] ^= (byte)(1 << (int)(B % 8));
+                    return r;
+                }
             case 1 when n > 0: // set one byte to an interesting value
-            {
-                var r = (byte[])input.Clone();
-                r[A % n] = InterestingBytes[B % InterestingBytes.Length];
-                return r;
-            }
+                {
+                    var r = (byte[])input.Clone();
+                    r[A % n] = InterestingBytes[B % InterestingBytes.Length];
+                    return r;
+                }
             case 2 when n > 0: // erase a range (up to 64 bytes)
-            {
-                int at = (int)(A % n), len = Math.Min(n - at, 1 + (int)(B % 64));
-                return [.. input.AsSpan(0, at), .. input.AsSpan(at + len)];
-            }
+                {
+                    int at = (int)(A % n), len = Math.Min(n - at, 1 + (int)(B % 64));
+                    return [.. input.AsSpan(0, at), .. input.AsSpan(at + len)];
+                }
             case 3 when n > 0: // copy a range of the input to another place
-            {
-                int from = (int)(A % n), len = Math.Min(n - from, 1 + (int)(B % 64)), to = (int)(C % (n + 1));
-                return [.. input.AsSpan(0, to), .. input.AsSpan(from, len), .. input.AsSpan(to)];
-            }
+                {
+                    int from = (int)(A % n), len = Math.Min(n - from, 1 + (int)(B % 64)), to = (int)(C % (n + 1));
+                    return [.. input.AsSpan(0, to), .. input.AsSpan(from, len), .. input.AsSpan(to)];
+                }
             case 4: // truncate
                 return n == 0 ? input : input[..(int)(A % n)];
             case 5: // insert an interesting value as text
-            {
-                int at = (int)(A % (n + 1));
-                return [.. input.AsSpan(0, at), .. Encoding.UTF8.GetBytes(InterestingValues[B % InterestingValues.Length]),
+                {
+                    int at = (int)(A % (n + 1));
+                    return [.. input.AsSpan(0, at), .. Encoding.UTF8.GetBytes(InterestingValues[B % InterestingValues.Length]),
                     .. input.AsSpan(at)];
-            }
+                }
             case 6: // replace a JSON number with an interesting value
                 return ReplaceToken(input, A, strings: false, InterestingValues[B % InterestingValues.Length]);
             case 7: // replace a JSON string (key or value) with an interesting value
@@ -71,20 +71,20 @@ public readonly record struct FuzzMutation(int Kind, uint A, uint B, uint C)
             case 8: // replace the value after a colon (any kind, nested ones whole) with an interesting value
                 return ReplaceValueAfterColon(input, A, InterestingValues[B % InterestingValues.Length]);
             case 9 when other.Length > 0: // cross-over: a range of the other seed in place of a range of this one
-            {
-                int at = (int)(A % (n + 1)), cut = Math.Min(n - at, (int)(C % 64));
-                int from = (int)(B % other.Length), len = Math.Min(other.Length - from, 1 + (int)(C % 256));
-                return [.. input.AsSpan(0, at), .. other.AsSpan(from, len), .. input.AsSpan(at + cut)];
-            }
+                {
+                    int at = (int)(A % (n + 1)), cut = Math.Min(n - at, (int)(C % 64));
+                    int from = (int)(B % other.Length), len = Math.Min(other.Length - from, 1 + (int)(C % 256));
+                    return [.. input.AsSpan(0, at), .. other.AsSpan(from, len), .. input.AsSpan(at + cut)];
+                }
             case 10 when n > 0: // repeat a range many times (absurd sizes, deep nesting)
-            {
-                int from = (int)(A % n), len = Math.Min(n - from, 1 + (int)(B % 8)), times = 2 + (int)(C % 200);
-                var repeated = new List<byte>(input.Length + len * times);
-                repeated.AddRange(input.AsSpan(0, from + len).ToArray());
-                for (int i = 0; i < times; i++) repeated.AddRange(input.AsSpan(from, len).ToArray());
-                repeated.AddRange(input.AsSpan(from + len).ToArray());
-                return repeated.ToArray();
-            }
+                {
+                    int from = (int)(A % n), len = Math.Min(n - from, 1 + (int)(B % 8)), times = 2 + (int)(C % 200);
+                    var repeated = new List<byte>(input.Length + len * times);
+                    repeated.AddRange(input.AsSpan(0, from + len).ToArray());
+                    for (int i = 0; i < times; i++) repeated.AddRange(input.AsSpan(from, len).ToArray());
+                    repeated.AddRange(input.AsSpan(from + len).ToArray());
+                    return repeated.ToArray();
+                }
             default:
                 return input;
         }
