@@ -31,7 +31,8 @@ public static class CommandErrors
     public const int UsageExitCode = 2;
     public const int UnexpectedErrorExitCode = 3;
 
-    /// <summary>The exceptions the engine documents for bad input; their message says what is wrong and where.</summary>
+    /// <summary>The exceptions the engine documents for bad input; their message says what is wrong and where.
+    /// </summary>
     public static bool IsDocumented(Exception e) =>
         e is ModelConfigException or CheckpointMismatchException or SafetensorsException or TemplateException
             or InvalidDataException or IOException or UnauthorizedAccessException or NotSupportedException

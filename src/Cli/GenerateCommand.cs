@@ -49,7 +49,8 @@ public static class GenerateCommand
         command.SetAction(parse => Guard("generate", () =>
         {
             string? one = parse.GetValue(prompt), file = parse.GetValue(prompts);
-            if ((one == null) == (file == null)) throw new UsageException("give exactly one of --prompt TEXT or --prompts FILE.jsonl");
+            if ((one == null) == (file == null))
+                throw new UsageException("give exactly one of --prompt TEXT or --prompts FILE.jsonl");
             var questions = one != null ? [one] : PromptFile.Read(file!);
             int k = parse.GetValue(samples);
             if (k < 1) throw new UsageException($"--num-samples must be ≥ 1, got {k}");

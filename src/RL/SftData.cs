@@ -34,7 +34,8 @@ public static class SftData
                 if (!o.TryGetProperty(key, out var v) || v.ValueKind == JsonValueKind.Null)
                     return required ? throw new InvalidDataException($"{path}:{lineNo}: missing \"{key}\"") : null!;
                 if (v.ValueKind != JsonValueKind.String)
-                    throw new InvalidDataException($"{path}:{lineNo}: \"{key}\" must be a string, got {v.GetRawText()}");
+                    throw new InvalidDataException(
+                        $"{path}:{lineNo}: \"{key}\" must be a string, got {v.GetRawText()}");
                 return v.GetString()!;
             }
             int? difficulty = null;

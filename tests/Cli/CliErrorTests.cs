@@ -110,8 +110,8 @@ public sealed class CliErrorTests : IDisposable
 
     [Fact]
     public void Generate_ZeroSamples_IsAUsageError() =>
-        AssertError(2, "generate", "--num-samples must be ≥ 1", "generate", "--model", BadModelDir(), "--prompt", "hi",
-            "--num-samples", "0");
+        AssertError(2, "generate", "--num-samples must be ≥ 1", "generate", "--model", BadModelDir(),
+            "--prompt", "hi", "--num-samples", "0");
 
     [Fact]
     public void Eval_MissingModel_IsADocumentedError() =>
@@ -208,7 +208,8 @@ public sealed class CliErrorTests : IDisposable
     public void UsageException_IsOneLine_ExitCodeTwo()
     {
         var error = new StringWriter();
-        int code = CommandErrors.Run(Throwing(new UsageException("--steps must be ≥ 1, got 0"), error), ["fail"], error);
+        var usage = new UsageException("--steps must be ≥ 1, got 0");
+        int code = CommandErrors.Run(Throwing(usage, error), ["fail"], error);
         Assert.Equal(2, code);
         Assert.Equal("nr fail: --steps must be ≥ 1, got 0", error.ToString().TrimEnd());
     }

@@ -61,7 +61,8 @@ public readonly record struct FuzzMutation(int Kind, uint A, uint B, uint C)
             case 5: // insert an interesting value as text
                 {
                     int at = (int)(A % (n + 1));
-                    return [.. input.AsSpan(0, at), .. Encoding.UTF8.GetBytes(InterestingValues[B % InterestingValues.Length]),
+                    var value = Encoding.UTF8.GetBytes(InterestingValues[B % InterestingValues.Length]);
+                    return [.. input.AsSpan(0, at), .. value,
                     .. input.AsSpan(at)];
                 }
             case 6: // replace a JSON number with an interesting value

@@ -61,7 +61,8 @@ public static class ReaderFuzzTargets
         {
             var entry = checkpoint.GetEntry(name);
             _ = checkpoint.GetBytes(name).Length;
-            if (entry.DType is DType.Float32 or DType.BFloat16 or DType.Float16 or DType.Float8E4M3) _ = checkpoint.ReadFloat32(name);
+            if (entry.DType is DType.Float32 or DType.BFloat16 or DType.Float16 or DType.Float8E4M3)
+                _ = checkpoint.ReadFloat32(name);
             else if (entry.DType == DType.Int64) _ = checkpoint.ReadInt64(name);
             checkpoint.ReleasePages(name);
         }

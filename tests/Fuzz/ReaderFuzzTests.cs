@@ -71,7 +71,8 @@ public sealed class ReaderFuzzTests(ITestOutputHelper output)
                     $"{string.Join("<br>", outcome.Crashes.Values.Select(c => c.Message.Replace("|", "\\|")))} |\n"));
         Assert.True(outcome.Crashes.Count == 0, new StringBuilder()
             .AppendLine($"{name}: {outcome.Crashes.Count} crash(es) in {outcome.Inputs} inputs")
-            .AppendJoin('\n', outcome.Crashes.Select(kv => $"{kv.Value.Message}\n  input {ReaderFuzzer.Describe(kv.Value.Input)}"))
+            .AppendJoin('\n', outcome.Crashes.Values.Select(c =>
+                $"{c.Message}\n  input {ReaderFuzzer.Describe(c.Input)}"))
             .AppendLine().Append(saved.Count > 0 ? $"saved: {string.Join(", ", saved)}" : "")
             .ToString());
         Assert.True(outcome.Inputs > 0, $"{name}: no input was tried");

@@ -21,8 +21,8 @@ public sealed class FuzzCrash(string signature, string example, byte[] input, Ex
 }
 
 /// <summary>What one fuzzing run of a target saw.</summary>
-public sealed record FuzzOutcome(string Target, long Inputs, long Accepted, IReadOnlyDictionary<string, long> Documented,
-    IReadOnlyDictionary<string, FuzzCrash> Crashes, double Seconds);
+public sealed record FuzzOutcome(string Target, long Inputs, long Accepted,
+    IReadOnlyDictionary<string, long> Documented, IReadOnlyDictionary<string, FuzzCrash> Crashes, double Seconds);
 
 public static class ReaderFuzzer
 {

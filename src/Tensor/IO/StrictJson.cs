@@ -77,7 +77,10 @@ public static class StrictJson
                 {
                     string name;
                     try { name = p.Name; }
-                    catch (InvalidOperationException) { return $"(a key of {(at.Length == 0 ? "the top level" : at)})"; }
+                    catch (InvalidOperationException)
+                    {
+                        return $"(a key of {(at.Length == 0 ? "the top level" : at)})";
+                    }
                     if (Find(p.Value, at.Length == 0 ? name : $"{at}.{name}") is { } bad) return bad;
                 }
                 return null;
