@@ -43,12 +43,12 @@ public static partial class BenchCommand
     {
         if (B <= 0 || H <= 0 || Hkv <= 0 || T <= 0 || D <= 0 || Dv <= 0)
         {
-            Console.Error.WriteLine("bench attention: sizes must be positive");
+            Console.Error.WriteLine("nr bench attention: sizes must be positive");
             return 2;
         }
         if (H % Hkv != 0)
         {
-            Console.Error.WriteLine($"bench attention: --heads {H} must be a multiple of --kv-heads {Hkv}");
+            Console.Error.WriteLine($"nr bench attention: --heads {H} must be a multiple of --kv-heads {Hkv}");
             return 2;
         }
         int threads = common.ApplyThreads(parse);

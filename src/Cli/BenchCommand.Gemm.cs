@@ -29,7 +29,7 @@ public static partial class BenchCommand
     {
         if (M <= 0 || N <= 0 || K <= 0 || batch <= 0)
         {
-            Console.Error.WriteLine("bench gemm: --m, --n, --k and --batch must be positive");
+            Console.Error.WriteLine("nr bench gemm: --m, --n, --k and --batch must be positive");
             return 2;
         }
         int threads = common.ApplyThreads(parse);

@@ -38,7 +38,7 @@ public static partial class BenchCommand
             string? part = parse.GetValue(only);
             if (part is not null and not "train" and not "decode")
             {
-                Console.Error.WriteLine($"bench model: --only must be 'train' or 'decode' (got '{part}')");
+                Console.Error.WriteLine($"nr bench model: --only must be 'train' or 'decode' (got '{part}')");
                 return 2;
             }
             if (parse.GetValue(threads) > 0) CpuParallel.SetThreadCount(parse.GetValue(threads));
@@ -47,7 +47,7 @@ public static partial class BenchCommand
             try { c = DeepseekV3Config.Preset(parse.GetValue(preset)!); }
             catch (ModelConfigException e)
             {
-                Console.Error.WriteLine($"bench model: {e.Message}");
+                Console.Error.WriteLine($"nr bench model: {e.Message}");
                 return 2;
             }
             int B = parse.GetValue(batch), T = parse.GetValue(seq), P = parse.GetValue(prompt), N = parse.GetValue(newTokens);
@@ -79,7 +79,7 @@ public static partial class BenchCommand
             }
             catch (ArgumentOutOfRangeException e)
             {
-                Console.Error.WriteLine($"bench model: {e.Message}");
+                Console.Error.WriteLine($"nr bench model: {e.Message}");
                 return 2;
             }
             return 0;

@@ -37,7 +37,7 @@ public static class ChatCommand
         {
             try
             {
-                if (parse.GetValue(maxNew) < 1) throw new ArgumentException(
+                if (parse.GetValue(maxNew) < 1) throw new UsageException(
                     $"--max-new-tokens must be ≥ 1, got {parse.GetValue(maxNew)}");
                 using var onDevice = DeviceOption.Use(parse.GetValue(device)!);
                 using var bundle = ModelBundle.Load(parse.GetValue(model)!, onDevice.Device);

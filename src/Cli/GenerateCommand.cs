@@ -49,10 +49,11 @@ public static class GenerateCommand
         command.SetAction(parse => Guard("generate", () =>
         {
             string? one = parse.GetValue(prompt), file = parse.GetValue(prompts);
-            if ((one == null) == (file == null)) throw new ArgumentException("give exactly one of --prompt TEXT or --prompts FILE.jsonl");
+            if ((one == null) == (file == null))
+                throw new UsageException("give exactly one of --prompt TEXT or --prompts FILE.jsonl");
             var questions = one != null ? [one] : PromptFile.Read(file!);
             int k = parse.GetValue(samples);
-            if (k < 1) throw new ArgumentException($"--num-samples must be ≥ 1, got {k}");
+            if (k < 1) throw new UsageException($"--num-samples must be ≥ 1, got {k}");
             using var onDevice = DeviceOption.Use(parse.GetValue(device)!);
             using var bundle = ModelBundle.Load(parse.GetValue(model)!, onDevice.Device,
                 CheckpointLoadOptions.Inference);
@@ -158,17 +159,17 @@ public static class GenerateCommand
         {
             int k = parse.GetValue(samples);
             float temp = parse.GetValue(temperature), p = parse.GetValue(topP);
-            if (k < 1) throw new ArgumentException($"--samples must be ≥ 1, got {k}");
+            if (k < 1) throw new UsageException($"--samples must be ≥ 1, got {k}");
             if (k > 1 && !(temp > 0))
-                throw new ArgumentException($"--temperature must be > 0 with --samples {k}, got {temp}");
-            if (k > 1 && !(p > 0 && p <= 1)) throw new ArgumentException($"--top-p must be in (0, 1], got {p}");
+                throw new UsageException($"--temperature must be > 0 with --samples {k}, got {temp}");
+            if (k > 1 && !(p > 0 && p <= 1)) throw new UsageException($"--top-p must be in (0, 1], got {p}");
             var budgets = ThinkingBudgetTable.ParseBudgets(parse.GetValue(thinkingBudget));
             int extensions = parse.GetValue(maxExtensions);
-            if (extensions < 0) throw new ArgumentException($"--max-extensions must be ≥ 0, got {extensions}");
+            if (extensions < 0) throw new UsageException($"--max-extensions must be ≥ 0, got {extensions}");
             if (extensions > 0 && budgets == null)
-                throw new ArgumentException("--max-extensions needs --thinking-budget (the budgets to extend within)");
+                throw new UsageException("--max-extensions needs --thinking-budget (the budgets to extend within)");
             if (parse.GetValue(plot) != null && budgets == null)
-                throw new ArgumentException("--plot needs --thinking-budget (it plots accuracy against the budget)");
+                throw new UsageException("--plot needs --thinking-budget (it plots accuracy against the budget)");
             var t = TaskRegistry.Create(parse.GetValue(task)!);
             var problems = t.Generate(Split.Test, parse.GetValue(n), parse.GetValue(seed));
             using var onDevice = DeviceOption.Use(parse.GetValue(device)!);

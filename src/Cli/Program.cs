@@ -5,7 +5,9 @@ namespace NativeReasoner.Cli;
 /// <summary>The `nr` command: one subcommand per job.</summary>
 public static class Program
 {
-    public static int Main(string[] args) => BuildRoot().Parse(args).Invoke();
+    /// <summary>Exit codes: 0 done, 1 a documented error (bad input), 2 a usage error, 3 a bug (see
+    /// <see cref="CommandErrors"/>).</summary>
+    public static int Main(string[] args) => CommandErrors.Run(CommandErrors.Guard(BuildRoot()), args);
 
     public static RootCommand BuildRoot()
     {

@@ -25,7 +25,7 @@ public static class ReportCommand
             catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)
             {
                 Console.Error.WriteLine("nr report: " + e.Message);
-                return 2;
+                return CommandErrors.DocumentedErrorExitCode;
             }
         });
         return command;

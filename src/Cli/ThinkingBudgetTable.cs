@@ -14,7 +14,7 @@ internal static class ThinkingBudgetTable
         foreach (var part in text.Split(',', StringSplitOptions.TrimEntries))
         {
             if (!int.TryParse(part, out int b) || b < 0)
-                throw new ArgumentException(
+                throw new UsageException(
                     $"--thinking-budget expects comma-separated token counts ≥ 0 (e.g. 0,4,8,16), got \"{part}\"");
             budgets.Add(b);
         }

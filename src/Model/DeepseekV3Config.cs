@@ -185,19 +185,10 @@ public sealed partial record DeepseekV3Config : ICausalLMConfig
     /// <summary>Parses an HF config.json text; absent fields take HF's defaults. Validates.</summary>
     public static DeepseekV3Config FromJson(string json)
     {
-        JsonDocument doc;
-        try
-        {
-            doc = JsonDocument.Parse(json, new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
-        }
-        catch (JsonException e)
-        {
-            throw new ModelConfigException($"config: not valid JSON ({e.Message})", e);
-        }
+        var doc = Dense.ConfigFields.Parse(json);
         using (doc)
         {
             var root = doc.RootElement;
-            if (root.ValueKind != JsonValueKind.Object) throw new ModelConfigException("config: the top level must be a JSON object");
             // deepseek_v2 configs share the field names; absent router fields take the V2 remote code's defaults.
             bool v2 = Present(root, "model_type", out var mt) && mt.ValueKind == JsonValueKind.String &&
                 mt.GetString() == V2ModelTypeName;

@@ -27,8 +27,7 @@ public sealed record QuantizationConfig(int BlockRows, int BlockCols)
         if (!File.Exists(path)) return null;
         try
         {
-            using var doc = JsonDocument.Parse(File.ReadAllText(path),
-                new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+            using var doc = Dense.ConfigFields.Parse(File.ReadAllText(path));
             var root = doc.RootElement;
             if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("quantization_config", out var q)
                 || q.ValueKind == JsonValueKind.Null)

@@ -180,12 +180,11 @@ public sealed class HfTokenizer : ITokenizer
 
     private static JsonDocument ParseConfig(string configJson, string source)
     {
-        try { return JsonDocument.Parse(configJson); }
-        catch (JsonException e)
-        {
-            string path = Path.Combine(Path.GetDirectoryName(source) ?? "", "tokenizer_config.json");
-            throw new InvalidDataException($"{path}: not valid JSON ({e.Message})", e);
-        }
+        var path = Path.Combine(Path.GetDirectoryName(source) ?? "", "tokenizer_config.json");
+        var doc = IO.StrictJson.Parse(configJson, path);
+        if (doc.RootElement.ValueKind == JsonValueKind.Object) return doc;
+        doc.Dispose();
+        throw new InvalidDataException($"{path}: expected a JSON object");
     }
 
     private static string? TokenName(JsonElement cfg, string key)
@@ -194,7 +193,8 @@ public sealed class HfTokenizer : ITokenizer
         return v.ValueKind switch
         {
             JsonValueKind.String => v.GetString(),
-            JsonValueKind.Object when v.TryGetProperty("content", out var c) => c.GetString(),
+            JsonValueKind.Object when v.TryGetProperty("content", out var c) && c.ValueKind == JsonValueKind.String =>
+                c.GetString(),
             _ => null,
         };
     }

@@ -1,6 +1,7 @@
 // Source: HF's from_pretrained of a model directory: config + weights + tokenizer + template.
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using NativeReasoner.IO;
 using NativeReasoner.Model;
 
 namespace NativeReasoner.RL;
@@ -79,11 +80,13 @@ public static class PromptFile
         {
             lineNo++;
             if (string.IsNullOrWhiteSpace(line)) continue;
-            JsonNode? node;
-            try { node = JsonNode.Parse(line); }
-            catch (JsonException e) { throw new InvalidDataException($"{path}:{lineNo}: malformed JSON: {e.Message}", e); }
-            if (node is not JsonObject o || o["prompt"] is not JsonValue v || !v.TryGetValue<string>(out var prompt))
-                throw new InvalidDataException($"{path}:{lineNo}: expected an object with a string \"prompt\", got {line.Trim()}");
+            using var doc = StrictJson.Parse(line, $"{path}:{lineNo}");
+            var root = doc.RootElement;
+            if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("prompt", out var p)
+                || p.ValueKind != JsonValueKind.String)
+                throw new InvalidDataException($"{path}:{lineNo}: expected an object with a string \"prompt\", got " +
+                                               (line.Length <= 200 ? line.Trim() : line[..200] + "…"));
+            var prompt = p.GetString()!;
             prompts.Add(prompt);
         }
         return prompts;

@@ -2,6 +2,7 @@
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text.Json.Nodes;
+using NativeReasoner.IO;
 
 namespace NativeReasoner.RL;
 
@@ -99,6 +100,17 @@ public sealed class RunCheckpoints(string runDirectory, Action<string> progress)
             .Where(d => TryParseName(Path.GetFileName(d), out _, out _))
             .OrderByDescending(d => Path.GetFileName(d), StringComparer.Ordinal).ToArray();
 
+    /// <summary>
+    /// A JSON file under <see cref="StrictJson"/>'s rules (a key given twice or a lone surrogate makes the checkpoint
+    /// unreadable: an InvalidDataException) rather than failing in whoever reads the state later.
+    /// </summary>
+    private static JsonNode? ReadStrict(string path)
+    {
+        var text = File.ReadAllText(path);
+        using (StrictJson.Parse(text, Path.GetFileName(path))) { }
+        return JsonNode.Parse(text, documentOptions: StrictJson.DocumentOptions);
+    }
+
     private static string Name(int phase, int step) => $"ckpt-{phase}-{step:D7}";
 
     private static bool TryParseName(string name, out int phase, out int step)
@@ -120,7 +132,7 @@ public sealed class RunCheckpoints(string runDirectory, Action<string> progress)
         JsonObject state;
         try
         {
-            files = JsonNode.Parse(File.ReadAllText(manifestPath))!["files"]!.AsObject();
+            files = ReadStrict(manifestPath)!["files"]!.AsObject();
             foreach (var (file, entry) in files)
             {
                 var path = Path.Combine(dir, file);
@@ -132,14 +144,16 @@ public sealed class RunCheckpoints(string runDirectory, Action<string> progress)
                     return $"{file} does not match its SHA-256 in {ManifestName}";
             }
             if (!files.ContainsKey(StateName)) return $"{StateName} is not listed in {ManifestName}";
-            state = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, StateName)))!.AsObject();
+            state = ReadStrict(Path.Combine(dir, StateName))!.AsObject();
         }
         catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException
-                                      or NullReferenceException or FormatException or IOException)
+                                      or NullReferenceException or FormatException or IOException
+                                      or InvalidDataException)
         {
             return $"unreadable {ManifestName} or {StateName} ({e.Message})";
         }
-        if (state["phase_index"]?.GetValue<int>() != phase || state["steps_done"]?.GetValue<int>() != step)
+        if (state["phase_index"] is not JsonValue p || !p.TryGetValue(out int statePhase) || statePhase != phase
+            || state["steps_done"] is not JsonValue s || !s.TryGetValue(out int stateStep) || stateStep != step)
             return $"{StateName} does not name phase {phase} step {step} as the directory does";
         found = new Found(dir, phase, step, state);
         return null;

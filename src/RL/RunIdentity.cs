@@ -1,6 +1,7 @@
 // Source: refusing to resume a run directory written with other settings (as Lightning/TRL output_dir checks).
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using NativeReasoner.IO;
 
 namespace NativeReasoner.RL;
 
@@ -58,14 +59,21 @@ public static class RunIdentity
             if (!File.Exists(path)) conflict = $"it holds a run without {FileName} (from an older nr or another tool)";
             else
             {
-                JsonNode? theirs;
-                try { theirs = JsonNode.Parse(File.ReadAllText(path))?["settings"]; }
-                catch (JsonException e) { theirs = null; conflict = $"its {FileName} is unreadable ({e.Message})"; }
+                JsonNode? theirs = null;
+                try
+                {
+                    var text = File.ReadAllText(path);
+                    using (var doc = StrictJson.Parse(text, FileName))
+                        if (doc.RootElement.ValueKind != JsonValueKind.Object)
+                            throw new InvalidDataException($"{FileName}: expected a JSON object");
+                    theirs = JsonNode.Parse(text, documentOptions: StrictJson.DocumentOptions)!["settings"];
+                }
+                catch (InvalidDataException e) { conflict = $"its {FileName} is unreadable ({e.Message})"; }
                 if (conflict == null)
                 {
                     var differences = Differences(theirs, mine, "").ToList();
                     if (differences.Count > 0)
-                        conflict = "it holds a run of another configuration (differs in " +
+                        conflict = $"its {FileName} is of another configuration (differs in " +
                                    string.Join(", ", differences.Take(6)) + (differences.Count > 6 ? ", …" : "") + ")";
                 }
             }

@@ -3,6 +3,7 @@ using System.Net;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using NativeReasoner.IO;
 
 namespace NativeReasoner.RL;
 
@@ -21,8 +22,7 @@ public static class RunReport
         if (!File.Exists(summaryPath))
             throw new FileNotFoundException(
                 $"'{runDir}' is not a finished run: expected {summaryPath} (written by nr train)");
-        var summary = JsonNode.Parse(File.ReadAllText(summaryPath)) as JsonObject
-            ?? throw new InvalidDataException($"{summaryPath}: expected a JSON object");
+        var summary = ReadSummary(summaryPath);
         var rl = ReadGrpoRows(Path.Combine(runDir, "metrics.jsonl"));
         var charts = Plots.WriteRunPlots(runDir, rl, summary);
         var samplesPath = Path.Combine(runDir, "samples.md");
@@ -31,6 +31,45 @@ public static class RunReport
         var name = Path.GetFileName(Path.GetFullPath(runDir).TrimEnd('/'));
         File.WriteAllText(page, Html(name, summary, charts, samples));
         return page;
+    }
+
+    /// <summary>
+    /// summary.json as nr train writes it: a JSON object whose blocks the report looks into (the evaluations, their
+    /// levels, the budget's phases) are objects. Anything else is an <see cref="InvalidDataException"/> naming the
+    /// file and the field.
+    /// </summary>
+    public static JsonObject ReadSummary(string path)
+    {
+        var text = File.ReadAllText(path);
+        using (var doc = StrictJson.Parse(text, path))
+            if (doc.RootElement.ValueKind != JsonValueKind.Object)
+                throw new InvalidDataException($"{path}: expected a JSON object, got " +
+                                               doc.RootElement.ValueKind.ToString().ToLowerInvariant());
+        var summary = JsonNode.Parse(text, documentOptions: StrictJson.DocumentOptions)!.AsObject();
+        void Object(JsonNode? n, string field)
+        {
+            if (n != null && n is not JsonObject)
+            {
+                var got = n.ToJsonString();
+                throw new InvalidDataException(
+                    $"{path}: {field} must be an object, got {(got.Length <= 80 ? got : got[..80] + "…")}");
+            }
+        }
+        void ObjectOfObjects(JsonNode? n, string field)
+        {
+            Object(n, field);
+            if (n is JsonObject o)
+                foreach (var (key, value) in o) Object(value, $"{field}.{key}");
+        }
+        foreach (var phase in new[] { "after_pretraining", "after_rl" })
+        {
+            Object(summary[phase], phase);
+            if (summary[phase] is not JsonObject eval) continue;
+            ObjectOfObjects(eval["by_difficulty"], phase + ".by_difficulty");
+            Object(eval["thinking_tokens_by_difficulty"], phase + ".thinking_tokens_by_difficulty");
+        }
+        ObjectOfObjects(summary["budget"], "budget");
+        return summary;
     }
 
     /// <summary>
@@ -47,9 +86,11 @@ public static class RunReport
             lineNo++;
             if (string.IsNullOrWhiteSpace(line)) continue;
             var row = new Dictionary<string, double>();
-            try
+            using (var doc = StrictJson.Parse(line, $"{path} line {lineNo}"))
             {
-                using var doc = JsonDocument.Parse(line);
+                if (doc.RootElement.ValueKind != JsonValueKind.Object)
+                    throw new InvalidDataException($"{path} line {lineNo}: expected a JSON object, got " +
+                                                   doc.RootElement.ValueKind.ToString().ToLowerInvariant());
                 foreach (var p in doc.RootElement.EnumerateObject())
                 {
                     // NaN and infinities are logged as strings.
@@ -58,10 +99,6 @@ public static class RunReport
                              double.TryParse(p.Value.GetString(), CultureInfo.InvariantCulture, out var v))
                         row[p.Name] = v;
                 }
-            }
-            catch (JsonException e)
-            {
-                throw new InvalidDataException($"{path} line {lineNo}: not a JSON object ({e.Message})");
             }
             rows.Add(row);
         }

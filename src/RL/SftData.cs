@@ -2,6 +2,7 @@
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using NativeReasoner.IO;
 
 namespace NativeReasoner.RL;
 
@@ -24,22 +25,26 @@ public static class SftData
         {
             lineNo++;
             if (string.IsNullOrWhiteSpace(line)) continue;
-            JsonNode? node;
-            try { node = JsonNode.Parse(line); }
-            catch (JsonException e) { throw new InvalidDataException($"{path}:{lineNo}: malformed JSON: {e.Message}", e); }
-            if (node is not JsonObject o) throw new InvalidDataException($"{path}:{lineNo}: expected a JSON object per line");
+            using var doc = StrictJson.Parse(line, $"{path}:{lineNo}");
+            var o = doc.RootElement;
+            if (o.ValueKind != JsonValueKind.Object)
+                throw new InvalidDataException($"{path}:{lineNo}: expected a JSON object per line");
             string Str(string key, bool required)
             {
-                var v = o[key];
-                if (v == null) return required ? throw new InvalidDataException($"{path}:{lineNo}: missing \"{key}\"") : null!;
-                try { return v.GetValue<string>(); }
-                catch (InvalidOperationException) { throw new InvalidDataException($"{path}:{lineNo}: \"{key}\" must be a string"); }
+                if (!o.TryGetProperty(key, out var v) || v.ValueKind == JsonValueKind.Null)
+                    return required ? throw new InvalidDataException($"{path}:{lineNo}: missing \"{key}\"") : null!;
+                if (v.ValueKind != JsonValueKind.String)
+                    throw new InvalidDataException(
+                        $"{path}:{lineNo}: \"{key}\" must be a string, got {v.GetRawText()}");
+                return v.GetString()!;
             }
             int? difficulty = null;
-            if (o["difficulty"] is JsonValue dv)
+            if (o.TryGetProperty("difficulty", out var dv) && dv.ValueKind != JsonValueKind.Null)
             {
-                try { difficulty = dv.GetValue<int>(); }
-                catch (Exception e) when (e is InvalidOperationException or FormatException) { throw new InvalidDataException($"{path}:{lineNo}: \"difficulty\" must be an integer"); }
+                if (dv.ValueKind != JsonValueKind.Number || !dv.TryGetInt32(out int d))
+                    throw new InvalidDataException(
+                        $"{path}:{lineNo}: \"difficulty\" must be an integer, got {dv.GetRawText()}");
+                difficulty = d;
             }
             result.Add(new SftExample(Str("prompt", true), Str("completion", true), Str("answer", false), difficulty));
         }

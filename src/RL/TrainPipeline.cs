@@ -121,7 +121,7 @@ public static class TrainPipeline
         {
             progress($"{runDir} is a finished run of this configuration; its summary.json is shown " +
                      "(--overwrite runs it again)\n");
-            return JsonNode.Parse(File.ReadAllText(summaryPath))!.AsObject();
+            return RunReport.ReadSummary(summaryPath);
         }
         var checkpoints = new RunCheckpoints(runDir, progress);
         // Rank 0 tidies the checkpoint folder first (it drops unfinished ones); then the others read the same newest.

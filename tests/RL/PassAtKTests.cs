@@ -170,9 +170,10 @@ public class PassAtKTests
             Assert.Equal(4, o["sampled_completions"]!.AsArray().Count);
             // Greedy stays as it was.
             Assert.InRange(o["accuracy"]!.GetValue<double>(), 0, 1);
-            Assert.Equal(1, NativeReasoner.Cli.Program.Main([.. eval, "--samples", "0"]));
-            Assert.Equal(1, NativeReasoner.Cli.Program.Main([.. eval, "--samples", "2", "--temperature", "0"]));
-            Assert.Equal(1, NativeReasoner.Cli.Program.Main([.. eval, "--samples", "2", "--top-p", "1.5"]));
+            // Option values out of range are usage errors (exit 2).
+            Assert.Equal(2, NativeReasoner.Cli.Program.Main([.. eval, "--samples", "0"]));
+            Assert.Equal(2, NativeReasoner.Cli.Program.Main([.. eval, "--samples", "2", "--temperature", "0"]));
+            Assert.Equal(2, NativeReasoner.Cli.Program.Main([.. eval, "--samples", "2", "--top-p", "1.5"]));
         }
         finally { Directory.Delete(dir, true); }
     }

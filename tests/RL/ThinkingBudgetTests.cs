@@ -211,9 +211,10 @@ public sealed class ThinkingBudgetTests
                 Assert.Equal(2, b.GetProperty("sampled").GetProperty("samples").GetInt32());
             }
             Assert.Equal([0x89, (byte)'P', (byte)'N', (byte)'G'], File.ReadAllBytes(plot)[..4]);
-            Assert.Equal(1, Program.Main(["eval", "--model", dir, "--task", "arithmetic", "--thinking-budget", "4,x"]));
-            Assert.Equal(1, Program.Main(["eval", "--model", dir, "--task", "arithmetic", "--max-extensions", "1"]));
-            Assert.Equal(1, Program.Main(["eval", "--model", dir, "--task", "arithmetic", "--thinking-budget", "-3"]));
+            // Option values out of range or unparsable are usage errors (exit 2).
+            Assert.Equal(2, Program.Main(["eval", "--model", dir, "--task", "arithmetic", "--thinking-budget", "4,x"]));
+            Assert.Equal(2, Program.Main(["eval", "--model", dir, "--task", "arithmetic", "--max-extensions", "1"]));
+            Assert.Equal(2, Program.Main(["eval", "--model", dir, "--task", "arithmetic", "--thinking-budget", "-3"]));
         }
         finally { Directory.Delete(dir, true); }
     }

@@ -8,27 +8,39 @@ namespace NativeReasoner.Model.Dense;
 /// </summary>
 internal static class ConfigFields
 {
+    /// <summary>
+    /// Parses config.json text: comments and trailing commas allowed, every string checked to be text (see
+    /// <see cref="IO.StrictJson"/>). A key given twice is allowed and the last one counts, as with Python's json
+    /// module, which is what transformers reads config.json with.
+    /// </summary>
     public static JsonDocument Parse(string json)
     {
+        JsonDocument doc;
         try
         {
-            var options = new JsonDocumentOptions
-            {
-                CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true,
-            };
-            var doc = JsonDocument.Parse(json, options);
-            if (doc.RootElement.ValueKind != JsonValueKind.Object)
-            {
-                doc.Dispose();
-                throw new ModelConfigException("config: the top level must be a JSON object");
-            }
-            return doc;
+            doc = JsonDocument.Parse(json, Options);
         }
         catch (JsonException e)
         {
             throw new ModelConfigException($"config: not valid JSON ({e.Message})", e);
         }
+        if (doc.RootElement.ValueKind != JsonValueKind.Object)
+        {
+            doc.Dispose();
+            throw new ModelConfigException("config: the top level must be a JSON object");
+        }
+        if (IO.StrictJson.FindInvalidText(doc.RootElement) is { } bad)
+        {
+            doc.Dispose();
+            throw new ModelConfigException($"config: {bad} is not text (an unpaired surrogate escape)");
+        }
+        return doc;
     }
+
+    private static readonly JsonDocumentOptions Options = new()
+    {
+        CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true, MaxDepth = 64,
+    };
 
     public static bool Present(JsonElement o, string name, out JsonElement e) =>
         o.TryGetProperty(name, out e) && e.ValueKind != JsonValueKind.Null;

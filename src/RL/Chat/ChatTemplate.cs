@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using NativeReasoner.IO;
 
 namespace NativeReasoner.RL.Chat;
 
@@ -21,6 +22,9 @@ public sealed class ChatTemplate
 
     private readonly Dictionary<string, JinjaTemplate> _templates;
     private readonly Dictionary<string, object?> _specialTokens;
+    // Where each template came from (the file, and the template's name when there are several), for render errors.
+    private readonly Dictionary<JinjaTemplate, string> _origins;
+    private readonly string _configPath;
 
     /// <summary>The template source (the "default" one when the config names several).</summary>
     public string Source { get; }
@@ -33,9 +37,12 @@ public sealed class ChatTemplate
     public Func<DateTime> Clock { get; set; } = () => DateTime.Now;
 
     private ChatTemplate(Dictionary<string, JinjaTemplate> templates, string source,
-        Dictionary<string, object?> specialTokens)
+        Dictionary<string, object?> specialTokens, Dictionary<JinjaTemplate, string>? origins = null,
+        string configPath = ConfigFileName)
     {
+        _configPath = configPath;
         _templates = templates;
+        _origins = origins ?? new(ReferenceEqualityComparer.Instance);
         Source = source;
         _specialTokens = specialTokens;
     }
@@ -50,20 +57,15 @@ public sealed class ChatTemplate
     }
 
     /// <summary>Reads <c>chat_template</c> and the special tokens from the text of a
-    /// <c>tokenizer_config.json</c>.</summary>
+    /// <c>tokenizer_config.json</c>; <paramref name="templateOverride"/> (read from
+    /// <paramref name="overridePath"/>) replaces its <c>chat_template</c>.</summary>
     public static ChatTemplate FromTokenizerConfig(string json, string path = ConfigFileName,
-        string? templateOverride = null)
+        string? templateOverride = null, string overridePath = JinjaFileName)
     {
-        JsonObject root;
-        try
-        {
-            root = JsonNode.Parse(json) as JsonObject
-                ?? throw new InvalidDataException($"{path}: expected a JSON object");
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"{path}: not valid JSON ({e.Message})", e);
-        }
+        using (var doc = StrictJson.Parse(json, path))
+            if (doc.RootElement.ValueKind != JsonValueKind.Object)
+                throw new InvalidDataException($"{path}: expected a JSON object");
+        var root = JsonNode.Parse(json, documentOptions: StrictJson.DocumentOptions)!.AsObject();
         var tokens = new Dictionary<string, object?>(StringComparer.Ordinal);
         foreach (var key in SpecialTokenKeys)
             if (TokenContent(root[key]) is { } content) tokens[key] = content;
@@ -100,20 +102,23 @@ public sealed class ChatTemplate
             }
         }
         var templates = new Dictionary<string, JinjaTemplate>(StringComparer.Ordinal);
+        var origins = new Dictionary<JinjaTemplate, string>(ReferenceEqualityComparer.Instance);
         foreach (var (name, source) in sources)
         {
+            var where = templateOverride != null ? overridePath
+                : sources.Count > 1 ? $"{path} (chat_template '{name}')" : path;
             try
             {
                 templates[name] = JinjaTemplate.Parse(source);
+                origins[templates[name]] = where;
             }
             catch (TemplateException e)
             {
-                var where = sources.Count > 1 ? $"{path} (chat_template '{name}')" : path;
                 throw new TemplateException(e.Line, e.Reason, where);
             }
         }
         string main = sources.GetValueOrDefault("default") ?? sources.Values.First();
-        return new ChatTemplate(templates, main, tokens);
+        return new ChatTemplate(templates, main, tokens, origins, path);
     }
 
     private static string? TokenContent(JsonNode? node) => node switch
@@ -134,18 +139,13 @@ public sealed class ChatTemplate
         var jinjaPath = Path.Combine(modelDirectory, JinjaFileName);
         string? config = File.Exists(configPath) ? File.ReadAllText(configPath) : null;
         string? jinja = File.Exists(jinjaPath) ? File.ReadAllText(jinjaPath) : null;
-        if (jinja != null) return FromTokenizerConfig(config ?? "{}", configPath, jinja);
+        if (jinja != null) return FromTokenizerConfig(config ?? "{}", configPath, jinja, jinjaPath);
         if (config == null) return null;
-        JsonObject? root;
-        try
-        {
-            root = JsonNode.Parse(config) as JsonObject;
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"{configPath}: not valid JSON ({e.Message})", e);
-        }
-        return root?["chat_template"] == null ? null : FromTokenizerConfig(config, configPath);
+        using (var doc = StrictJson.Parse(config, configPath))
+            if (doc.RootElement.ValueKind != JsonValueKind.Object
+                || !doc.RootElement.TryGetProperty("chat_template", out var t) || t.ValueKind == JsonValueKind.Null)
+                return null;
+        return FromTokenizerConfig(config, configPath);
     }
 
     /// <summary>Renders plain messages.</summary>
@@ -171,7 +171,16 @@ public sealed class ChatTemplate
         foreach (var (k, v) in _specialTokens) variables[k] = v;
         if (extra != null)
             foreach (var (k, v) in extra) variables[k] = v;
-        return template.Render(variables, Clock);
+        try
+        {
+            return template.Render(variables, Clock);
+        }
+        catch (TemplateException e) when (e.TemplateSource == null && _origins.TryGetValue(template, out var origin))
+        {
+            throw e is TemplateRaisedException raised
+                ? new TemplateRaisedException(raised.Line, raised.Raised, origin)
+                : new TemplateException(e.Line, e.Reason, origin);
+        }
     }
 
     private JinjaTemplate Select(string? name, bool hasTools)
@@ -182,8 +191,8 @@ public sealed class ChatTemplate
                     $"no chat template named '{name}'; available: {string.Join(", ", _templates.Keys)}");
         if (hasTools && _templates.TryGetValue("tool_use", out var toolUse)) return toolUse;
         if (_templates.TryGetValue("default", out var main)) return main;
-        throw new ArgumentException(
-            "this tokenizer has several chat templates and none named 'default'; pick one of: " +
+        throw new InvalidDataException(
+            $"{_configPath}: this tokenizer has several chat templates and none named 'default'; pick one of: " +
             string.Join(", ", _templates.Keys));
     }
 }

@@ -264,13 +264,19 @@ internal static class JinjaLexer
             }
         }
         string text = s[start..pos].Replace("_", "", StringComparison.Ordinal);
-        tokens.Add(isFloat
-            ? new JinjaToken(TokenKind.Float, text, line) { Literal = double.Parse(text, CultureInfo.InvariantCulture) }
-            : new JinjaToken(TokenKind.Integer, text, line)
+        if (isFloat)
+        {
+            tokens.Add(new JinjaToken(TokenKind.Float, text, line)
             {
-                Literal = long.Parse(text,
-                CultureInfo.InvariantCulture)
+                Literal = double.Parse(text, CultureInfo.InvariantCulture),
             });
+            return pos;
+        }
+        // Python's integers are unbounded; the template values here are 64-bit.
+        if (!long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out long value))
+            throw new TemplateException(line, $"integer literal {(text.Length <= 40 ? text : text[..40] + "…")} " +
+                                              $"does not fit in 64 bits (at most {long.MaxValue})");
+        tokens.Add(new JinjaToken(TokenKind.Integer, text, line) { Literal = value });
         return pos;
     }
 

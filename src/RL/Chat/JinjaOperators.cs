@@ -125,8 +125,16 @@ internal static class JinjaOperators
             $"unsupported operand type(s) for {op}: '{JinjaValue.TypeName(l)}' and '{JinjaValue.TypeName(r)}'");
     }
 
+    /// <summary>The most characters or items a repetition (<c>'x' * n</c>) may make: a template that asks for more
+    /// is refused instead of exhausting memory.</summary>
+    public const long MaxRepeatLength = 1 << 24;
+
     private static object Repeat(object? seq, long times)
     {
+        long unit = seq is string str ? str.Length : ((IList<object?>)seq!).Count;
+        if (times > 0 && unit > 0 && times > MaxRepeatLength / unit)
+            throw new JinjaError($"repetition too big: {unit} × {times} is more than {MaxRepeatLength} " +
+                                 $"{(seq is string ? "characters" : "items")} (sandbox limit)");
         if (seq is string s) return times <= 0 ? "" : string.Concat(Enumerable.Repeat(s, (int)times));
         var list = (IList<object?>)seq!;
         var result = new List<object?>();
@@ -140,23 +148,40 @@ internal static class JinjaOperators
         if (ints)
         {
             long a = JinjaValue.ToLong(l), b = JinjaValue.ToLong(r);
-            switch (op)
+            // Python's integers are unbounded; here they are 64-bit, and a result beyond that is an error rather
+            // than a wrapped-around number.
+            try
             {
-                case "+": return a + b;
-                case "-": return a - b;
-                case "*": return a * b;
-                case "/": if (b == 0) throw new JinjaError("division by zero"); return (double)a / b;
-                case "//":
-                    if (b == 0) throw new JinjaError("integer division or modulo by zero");
-                    return FloorDiv(a, b);
-                case "%":
-                    if (b == 0) throw new JinjaError("integer division or modulo by zero");
-                    return a - b * FloorDiv(a, b);
-                case "**":
-                    if (b < 0) return Math.Pow(a, b);
-                    long p = 1;
-                    for (long i = 0; i < b; i++) p *= a;
-                    return p;
+                checked
+                {
+                    switch (op)
+                    {
+                        case "+": return a + b;
+                        case "-": return a - b;
+                        case "*": return a * b;
+                        case "/": if (b == 0) throw new JinjaError("division by zero"); return (double)a / b;
+                        case "//":
+                            if (b == 0) throw new JinjaError("integer division or modulo by zero");
+                            return FloorDiv(a, b);
+                        case "%":
+                            if (b == 0) throw new JinjaError("integer division or modulo by zero");
+                            return a - b * FloorDiv(a, b);
+                        case "**":
+                            if (b < 0) return Math.Pow(a, b);
+                            // Squaring: at most 63 steps, where a loop of b multiplications could run for ever.
+                            long p = 1, factor = a;
+                            for (long e = b; e > 0; e >>= 1)
+                            {
+                                if ((e & 1) != 0) p *= factor;
+                                if (e > 1) factor *= factor;
+                            }
+                            return p;
+                    }
+                }
+            }
+            catch (OverflowException)
+            {
+                throw new JinjaError($"integer overflow: {a} {op} {b} does not fit in 64 bits");
             }
         }
         double x = JinjaValue.ToDouble(l), y = JinjaValue.ToDouble(r);

@@ -27,8 +27,8 @@ public class TemplateException : Exception
 
 /// <summary>The template called <c>raise_exception(message)</c> (HF templates reject unsupported conversations
 /// so).</summary>
-public sealed class TemplateRaisedException(int line, string raised)
-    : TemplateException(line, $"the template raised an error: {raised}")
+public sealed class TemplateRaisedException(int line, string raised, string? source = null)
+    : TemplateException(line, $"the template raised an error: {raised}", source)
 {
     /// <summary>The template's own message, unchanged.</summary>
     public string Raised { get; } = raised;

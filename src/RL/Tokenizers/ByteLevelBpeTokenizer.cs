@@ -44,9 +44,16 @@ public sealed class ByteLevelBpeTokenizer
         // Without a normalizer, "normalized" tokens would be looked for in the same text: one pass finds both.
         _rawAdded = new AddedTokenMatcher(Normalizer == null ? addedTokens : addedTokens.Where(t => !t.Normalized));
         _normalizedAdded = new AddedTokenMatcher(Normalizer == null ? [] : addedTokens.Where(t => t.Normalized));
+        // Ids index the lookup tables below, so a negative or absurd id (a damaged file) must not size them. Real
+        // tokenizers number their tokens densely; gaps up to a few times the token count are allowed.
+        long limit = 4L * (model.Vocabulary.Count + addedTokens.Count) + 65536;
         int size = 0;
-        foreach (var id in model.Vocabulary.Values) size = Math.Max(size, id + 1);
-        foreach (var t in addedTokens) size = Math.Max(size, t.Id + 1);
+        foreach (var (token, id) in model.Vocabulary) size = Math.Max(size, CheckedId(id, token, "model.vocab") + 1);
+        foreach (var t in addedTokens) size = Math.Max(size, CheckedId(t.Id, t.Content, "added_tokens") + 1);
+        int CheckedId(int id, string token, string where) => id >= 0 && id < limit ? id
+            : throw new InvalidDataException($"{where}: token '{(token.Length <= 40 ? token : token[..40] + "…")}' " +
+                                             $"has id {id}; ids must be in [0, {limit}) for " +
+                                             $"{model.Vocabulary.Count + addedTokens.Count} tokens");
         _idToToken = new string?[size];
         _addedById = new AddedToken?[size];
         foreach (var (token, id) in model.Vocabulary) _idToToken[id] = token;

@@ -273,7 +273,8 @@ public static class TokenizerJson
         return v.ValueKind switch
         {
             JsonValueKind.String => v.GetString(),
-            JsonValueKind.Object when v.TryGetProperty("content", out var c) => c.GetString(),
+            JsonValueKind.Object when v.TryGetProperty("content", out var c) && c.ValueKind == JsonValueKind.String =>
+                c.GetString(),
             _ => null,
         };
     }
