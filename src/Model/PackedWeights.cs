@@ -66,6 +66,18 @@ public static class PackedWeights
     }
 
     /// <summary>
+    /// The format a weight is packed in when <paramref name="format"/> is asked for, or null when it stays unpacked:
+    /// Q4_K falls back to Q4_0 for a K that is a multiple of 32 but not of 256 (llama.cpp also falls back for such
+    /// rows; Qwen2.5-0.5B's hidden size 896 is one).
+    /// </summary>
+    public static QuantFormat? FormatFor(string name, Tensor weight, QuantFormat format)
+    {
+        if (IsPackable(name, weight, format)) return format;
+        if (format == QuantFormat.Q4_K && IsPackable(name, weight, QuantFormat.Q4_0)) return QuantFormat.Q4_0;
+        return null;
+    }
+
+    /// <summary>
     /// Packs every packable weight of <paramref name="model"/> in <paramref name="format"/> (quantised from its
     /// current values) and returns the names packed and the matrices left unpacked, with the reason; those become
     /// bf16 (routers stay float32). A tensor shared by two names (a tied lm_head) is not packed.
@@ -82,10 +94,10 @@ public static class PackedWeights
         foreach (var (name, t) in state)
         {
             if (t.Rank != 2) continue;
-            if (!shared.Contains(name) && IsPackable(name, t, format))
+            if (!shared.Contains(name) && FormatFor(name, t, format) is { } use)
             {
-                ((Parameter)t).StoreAsPacked(format);
-                packed.Add(name);
+                ((Parameter)t).StoreAsPacked(use);
+                packed.Add(use == format ? name : $"{name} as {use.Name()} (K = {t.Shape[1]} is not a multiple of 256)");
             }
             else
             {
