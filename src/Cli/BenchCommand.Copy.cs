@@ -15,9 +15,12 @@ public static partial class BenchCommand
     private static Command BuildCopy()
     {
         var json = new Option<bool>("--json") { Description = "One JSON object per line on stdout." };
-        var mib = new Option<int>("--mib") { Description = "Buffer size in MiB (source and destination each).", DefaultValueFactory = _ => 512 };
-        var trials = new Option<int>("--trials") { Description = "Copies timed (the best is reported).", DefaultValueFactory = _ => 5 };
-        var command = new Command("copy", "Host memory copy bandwidth over the worker threads (best of several copies).")
+        var mib = new Option<int>("--mib") { Description = "Buffer size in MiB (source and destination each).",
+            DefaultValueFactory = _ => 512 };
+        var trials = new Option<int>("--trials") { Description = "Copies timed (the best is reported).",
+            DefaultValueFactory = _ => 5 };
+        var command = new Command("copy",
+            "Host memory copy bandwidth over the worker threads (best of several copies).")
         {
             json, mib, trials,
         };
@@ -26,10 +29,12 @@ public static partial class BenchCommand
             long bytes = Math.Max(1, parse.GetValue(mib)) * 1048576L;
             var (readGBs, copyGBs) = CopyBandwidth(bytes, Math.Max(1, parse.GetValue(trials)));
             if (parse.GetValue(json))
-                Console.WriteLine(Json(("op", "copy"), ("shape", new[] { (int)(bytes >> 20) }), ("read_gb_per_s", readGBs),
+                Console.WriteLine(Json(("op", "copy"), ("shape", new[] { (int)(bytes >> 20) }), ("read_gb_per_s",
+                    readGBs),
                     ("copy_gb_per_s", copyGBs), ("threads", CpuParallel.Threads)));
             else
-                Console.WriteLine($"copy: {bytes >> 20} MiB, {CpuParallel.Threads} threads: {F(readGBs, "F1")} GB/s read " +
+                Console.WriteLine($"copy: {bytes >> 20} MiB, {CpuParallel.Threads} threads: " +
+                    $"{F(readGBs, "F1")} GB/s read " +
                     $"({F(copyGBs, "F1")} GB/s read + written)");
             return 0;
         });
@@ -39,7 +44,8 @@ public static partial class BenchCommand
     /// <summary>(GB/s of source read, GB/s read + written) of the best of <paramref name="trials"/> copies.</summary>
     internal static unsafe (double Read, double Copy) CopyBandwidth(long bytes, int trials)
     {
-        byte* src = (byte*)NativeMemory.AlignedAlloc((nuint)bytes, 64), dst = (byte*)NativeMemory.AlignedAlloc((nuint)bytes, 64);
+        byte* src = (byte*)NativeMemory.AlignedAlloc((nuint)bytes, 64),
+            dst = (byte*)NativeMemory.AlignedAlloc((nuint)bytes, 64);
         try
         {
             new Span<byte>(src, (int)Math.Min(bytes, int.MaxValue)).Fill(1);

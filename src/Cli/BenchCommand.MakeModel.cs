@@ -17,11 +17,13 @@ public static partial class BenchCommand
     /// </summary>
     private static Command BuildMakeModel()
     {
-        var config = new Option<string>("--config") { Description = "config.json (or a directory holding one).", Required = true };
+        var config = new Option<string>("--config") { Description = "config.json (or a directory holding one).",
+            Required = true };
         var dtype = new Option<string>("--dtype") { Description = "bf16, q8_0, q4_0 or q4_k.", Required = true };
         var output = new Option<string>("--out") { Description = "Directory to write.", Required = true };
         var seed = new Option<int>("--seed") { Description = "Random seed.", DefaultValueFactory = _ => 1 };
-        var command = new Command("make-model", "Write a random model directory with packed weights of a given config (for benchmarks).")
+        var command = new Command("make-model",
+            "Write a random model directory with packed weights of a given config (for benchmarks).")
         {
             config, dtype, output, seed,
         };
@@ -29,12 +31,14 @@ public static partial class BenchCommand
         {
             try
             {
-                long bytes = MakeRandomPackedModel(parse.GetValue(config)!, QuantFormatInfo.Parse(parse.GetValue(dtype)!),
+                long bytes = MakeRandomPackedModel(parse.GetValue(config)!,
+                    QuantFormatInfo.Parse(parse.GetValue(dtype)!),
                     parse.GetValue(output)!, parse.GetValue(seed));
                 Console.WriteLine($"wrote {parse.GetValue(output)}: {bytes / 1048576.0:F1} MiB of weights");
                 return 0;
             }
-            catch (Exception e) when (e is ModelConfigException or ArgumentException or IOException or NotSupportedException)
+            catch (Exception e) when (e is ModelConfigException or ArgumentException or IOException
+                                          or NotSupportedException)
             {
                 Console.Error.WriteLine($"bench make-model: {e.Message}");
                 return 2;
@@ -63,7 +67,8 @@ public static partial class BenchCommand
                     p.StoreAsPackedUninitialized(use);
                     t.CopyFromHost(RandomPackedRows(rng, use, t.Shape[0], t.Shape[1]));
                 }
-                else if (t.Rank == 2 && t is Parameter q && !name.EndsWith(".mlp.gate.weight", StringComparison.Ordinal))
+                else if (t.Rank == 2 && t is Parameter q && !name.EndsWith(".mlp.gate.weight",
+                    StringComparison.Ordinal))
                 {
                     q.StoreAsUninitialized(DType.BFloat16);
                     t.CopyFromHost(RandomPackedRows(rng, QuantFormat.BF16, t.Shape[0], t.Shape[1]));
@@ -74,7 +79,8 @@ public static partial class BenchCommand
                     bool norm = name.EndsWith("norm.weight", StringComparison.Ordinal);
                     var values = new float[t.Numel];
                     if (norm) Array.Fill(values, 1f);
-                    else if (t.Rank == 2) for (int i = 0; i < values.Length; i++) values[i] = (float)(rng.NextDouble() - 0.5) * 0.04f;
+                    else if (t.Rank == 2)
+                        for (int i = 0; i < values.Length; i++) values[i] = (float)(rng.NextDouble() - 0.5) * 0.04f;
                     t.CopyFromHost(System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()));
                 }
             }
@@ -99,7 +105,8 @@ public static partial class BenchCommand
             switch (format)
             {
                 case QuantFormat.BF16:
-                    ushort bits = (ushort)(BitConverter.SingleToUInt32Bits((float)(rng.NextDouble() - 0.5) * 0.06f) >> 16);
+                    float w = (float)(rng.NextDouble() - 0.5) * 0.06f;
+                    ushort bits = (ushort)(BitConverter.SingleToUInt32Bits(w) >> 16);
                     bytes[at] = (byte)bits;
                     bytes[at + 1] = (byte)(bits >> 8);
                     break;

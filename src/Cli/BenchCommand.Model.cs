@@ -94,7 +94,9 @@ public static partial class BenchCommand
         });
         return command;
     }
-    /// <summary>`bench model --model DIR`: decode throughput of a model directory, with its weight bytes per token.</summary>
+
+    /// <summary>`bench model --model DIR`: decode throughput of a model directory, with its weight bytes per
+    /// token.</summary>
     private static int DecodeDirectory(string dir, int batch, int prompt, int newTokens, int rounds, double warmup,
         bool asJson, int nThreads)
     {
@@ -106,16 +108,17 @@ public static partial class BenchCommand
             var r = ModelBenchmark.MeasureDecode(model, batch, prompt, newTokens, rounds, warmup, 0);
             long peak = NativeReasoner.IO.ResidentMemory.PeakBytes();
             if (asJson)
-                Console.WriteLine(Json(("op", "model_decode"), ("shape", new[] { batch, prompt, newTokens }), ("ms", r.MsPerStep),
-                    ("tokens_per_s", r.TokensPerSecond), ("decode_steps", r.Steps), ("rounds", r.Rounds),
-                    ("warmup_runs", r.WarmupRuns), ("weight_bytes", loaded.WeightBytes), ("file_bytes", fileBytes),
-                    ("resident_after_load", loaded.ResidentBytes), ("peak_resident", peak), ("threads", nThreads), ("model", dir)));
+                Console.WriteLine(Json(("op", "model_decode"), ("shape", new[] { batch, prompt, newTokens }),
+                    ("ms", r.MsPerStep), ("tokens_per_s", r.TokensPerSecond), ("decode_steps", r.Steps),
+                    ("rounds", r.Rounds), ("warmup_runs", r.WarmupRuns), ("weight_bytes", loaded.WeightBytes),
+                    ("file_bytes", fileBytes), ("resident_after_load", loaded.ResidentBytes), ("peak_resident", peak),
+                    ("threads", nThreads), ("model", dir)));
             else
                 Console.WriteLine($"{dir} decode, batch {batch}, prompt {prompt}, {newTokens} new tokens: " +
-                    $"{F(r.TokensPerSecond, "F1")} tokens/s ({F(r.MsPerStep, "F2")} ms per step, best of {r.Rounds} runs " +
-                    $"after {r.WarmupRuns} warm-up runs; {nThreads} threads)\n" +
-                    $"weights held {loaded.WeightBytes / 1048576.0:F1} MiB, files {fileBytes / 1048576.0:F1} MiB, resident " +
-                    $"{loaded.ResidentBytes / 1048576.0:F1} MiB after load, peak {peak / 1048576.0:F1} MiB " +
+                    $"{F(r.TokensPerSecond, "F1")} tokens/s ({F(r.MsPerStep, "F2")} ms per step, best of " +
+                    $"{r.Rounds} runs after {r.WarmupRuns} warm-up runs; {nThreads} threads)\n" +
+                    $"weights held {loaded.WeightBytes / 1048576.0:F1} MiB, files {fileBytes / 1048576.0:F1} MiB, " +
+                    $"resident {loaded.ResidentBytes / 1048576.0:F1} MiB after load, peak {peak / 1048576.0:F1} MiB " +
                     $"({(double)peak / Math.Max(1, fileBytes):F2}x the files)");
             return 0;
         }

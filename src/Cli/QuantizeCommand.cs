@@ -22,11 +22,15 @@ public static class QuantizeCommand
 
     public static Command Build()
     {
-        var model = new Option<string>("--model") { Description = "Checkpoint directory to quantise.", Required = true };
-        var output = new Option<string>("--out") { Description = "Directory to write the quantised model to.", Required = true };
+        var model = new Option<string>("--model") { Description = "Checkpoint directory to quantise.",
+            Required = true };
+        var output = new Option<string>("--out") { Description = "Directory to write the quantised model to.",
+            Required = true };
         var dtype = new Option<string>("--dtype") { Description = "bf16, q8_0, q4_0 or q4_k.", Required = true };
-        var prompts = new Option<int>("--prompts") { Description = "Prompts in the logit-error set.", DefaultValueFactory = _ => 4 };
-        var length = new Option<int>("--length") { Description = "Tokens per prompt in the logit-error set.", DefaultValueFactory = _ => 32 };
+        var prompts = new Option<int>("--prompts") { Description = "Prompts in the logit-error set.",
+            DefaultValueFactory = _ => 4 };
+        var length = new Option<int>("--length") { Description = "Tokens per prompt in the logit-error set.",
+            DefaultValueFactory = _ => 32 };
         var command = new Command("quantize",
             "Pack a model's linear weights in bf16, q8_0, q4_0 or q4_k and report the logit error against float32.")
             { model, output, dtype, prompts, length };
@@ -57,7 +61,8 @@ public static class QuantizeCommand
         public string Text() =>
             $"quantized to {Format.Name()}: {Packed} weight matrices packed, {Kept.Count} kept as they were\n" +
             string.Concat(Kept.Select(k => $"  kept {k}\n")) +
-            $"weights: {WeightBytes / 1048576.0:F1} MiB held after reloading (float32: {ReferenceWeightBytes / 1048576.0:F1} MiB)\n" +
+            $"weights: {WeightBytes / 1048576.0:F1} MiB held after reloading " +
+            $"(float32: {ReferenceWeightBytes / 1048576.0:F1} MiB)\n" +
             $"logit error vs float32 on {Prompts} prompts x {Length} tokens: relative rms {RelativeRmsError:E3}, " +
             $"max abs {MaxAbsError:E3}, top-1 agreement {100 * Top1Agreement:F1} %";
     }
@@ -65,8 +70,10 @@ public static class QuantizeCommand
     public static Report Run(string modelDir, string outDir, string dtypeName, int prompts = 4, int length = 32)
     {
         var format = QuantFormatInfo.Parse(dtypeName);
-        if (!format.CanQuantize()) throw new ArgumentException($"--dtype {format.Name()} is decode-only; choose bf16, q8_0, q4_0 or q4_k");
-        if (prompts < 1 || length < 1) throw new ArgumentException($"--prompts and --length must be ≥ 1, got {prompts} and {length}");
+        if (!format.CanQuantize())
+            throw new ArgumentException($"--dtype {format.Name()} is decode-only; choose bf16, q8_0, q4_0 or q4_k");
+        if (prompts < 1 || length < 1)
+            throw new ArgumentException($"--prompts and --length must be ≥ 1, got {prompts} and {length}");
         if (Path.GetFullPath(modelDir).TrimEnd('/') == Path.GetFullPath(outDir).TrimEnd('/'))
             throw new ArgumentException("--out must differ from --model (the source checkpoint is read while writing)");
 
@@ -109,8 +116,9 @@ public static class QuantizeCommand
         int v = q.Config.VocabSize, agree = 0, rows = prompts * length;
         for (int r = 0; r < rows; r++)
             if (ArgMax(reference, r * v, v) == ArgMax(actual, r * v, v)) agree++;
-        return new Report(format, packed, kept, report.WeightBytes, referenceBytes, Math.Sqrt(num / Math.Max(den, 1e-300)),
-            maxAbs, (double)agree / rows, prompts, length);
+        double relative = Math.Sqrt(num / Math.Max(den, 1e-300));
+        return new Report(format, packed, kept, report.WeightBytes, referenceBytes, relative, maxAbs,
+            (double)agree / rows, prompts, length);
     }
 
     private static int ArgMax(float[] x, int start, int n)

@@ -197,7 +197,8 @@ public static class HfCheckpoint
         (QuantFormat Format, long Rows, long Cols) packed, CheckpointLoadOptions options)
     {
         string where = $"checkpoint {directory}: tensor '{name}'";
-        if (target is not Parameter || target.Rank != 2 || target.Shape[0] != packed.Rows || target.Shape[1] != packed.Cols)
+        if (target is not Parameter || target.Rank != 2 || target.Shape[0] != packed.Rows
+            || target.Shape[1] != packed.Cols)
             throw new CheckpointMismatchException($"{where} is packed {packed.Format.Name()} [{packed.Rows}, " +
                 $"{packed.Cols}], the model expects {Tensor.FormatShape(target.Shape)}");
         bool bf16 = packed.Format == QuantFormat.BF16;

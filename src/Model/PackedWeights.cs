@@ -25,7 +25,8 @@ public static class PackedWeights
 {
     public const string MetadataPrefix = "nr.packed.";
 
-    /// <summary>The packed tensors a checkpoint's metadata declares: name → (format, N, K); malformed entries throw.</summary>
+    /// <summary>The packed tensors a checkpoint's metadata declares: name → (format, N, K); malformed entries
+    /// throw.</summary>
     public static Dictionary<string, (QuantFormat Format, long Rows, long Cols)> Read(
         IReadOnlyDictionary<string, string> metadata, string where)
     {
@@ -41,10 +42,14 @@ public static class PackedWeights
                     $"{where}: metadata '{key}' is '{value}', expected 'FORMAT N K' (e.g. 'q4_k 1536 8960')");
             QuantFormat format;
             try { format = QuantFormatInfo.Parse(parts[0]); }
-            catch (ArgumentException e) { throw new CheckpointMismatchException($"{where}: metadata '{key}': {e.Message}"); }
+            catch (ArgumentException e)
+            {
+                throw new CheckpointMismatchException($"{where}: metadata '{key}': {e.Message}");
+            }
             if (k % format.BlockSize() != 0)
                 throw new CheckpointMismatchException(
-                    $"{where}: metadata '{key}': K = {k} is not a multiple of the {format.Name()} block {format.BlockSize()}");
+                    $"{where}: metadata '{key}': K = {k} is not a multiple of the {format.Name()} block " +
+                    $"{format.BlockSize()}");
             result[name] = (format, n, k);
         }
         return result;
@@ -97,7 +102,8 @@ public static class PackedWeights
             if (!shared.Contains(name) && FormatFor(name, t, format) is { } use)
             {
                 ((Parameter)t).StoreAsPacked(use);
-                packed.Add(use == format ? name : $"{name} as {use.Name()} (K = {t.Shape[1]} is not a multiple of 256)");
+                packed.Add(use == format ? name
+                    : $"{name} as {use.Name()} (K = {t.Shape[1]} is not a multiple of 256)");
             }
             else
             {

@@ -12,7 +12,8 @@ public unsafe partial class Tensor
     /// <summary>The block format of a packed weight (<see cref="DType.Packed"/>), else null.</summary>
     public QuantFormat? PackedFormat { get; private set; }
 
-    /// <summary>Bytes of this tensor's elements as stored: N packed rows for a packed weight, else Numel × element size.</summary>
+    /// <summary>Bytes of this tensor's elements as stored: N packed rows for a packed weight, else Numel × element
+    /// size.</summary>
     public long StorageBytes => PackedFormat is { } f ? _shape[0] * f.RowBytes(_shape[1]) : Numel * DType.SizeOf();
 
     /// <summary>
@@ -23,9 +24,11 @@ public unsafe partial class Tensor
     private protected void ReplaceStoragePacked(QuantFormat format, bool keepValues)
     {
         if (Rank != 2)
-            throw new ArgumentException($"tensor{NameSuffix}: only a weight matrix [N, K] can be packed, got {FormatShape(Shape)}");
+            throw new ArgumentException(
+                $"tensor{NameSuffix}: only a weight matrix [N, K] can be packed, got {FormatShape(Shape)}");
         if (!DType.IsFloating())
-            throw new ArgumentException($"tensor{NameSuffix}: a {DType} tensor cannot be packed (float32, bf16 or f16 expected)");
+            throw new ArgumentException(
+                $"tensor{NameSuffix}: a {DType} tensor cannot be packed (float32, bf16 or f16 expected)");
         if (!IsLeaf || Grad != null || !IsContiguous || Offset != 0)
             throw new InvalidOperationException(
                 $"tensor{NameSuffix}: only a contiguous leaf at offset 0 without a gradient can be packed");
@@ -52,7 +55,8 @@ public unsafe partial class Tensor
                     fixed (byte* pr = raw) Device.Memory.CopyToHost(RawPointer + (long)r * k * size, pr, raw.Length);
                     Widen(DType, raw, row);
                     BlockQuantizer.QuantizeRow(format, row, packed);
-                    fixed (byte* pp = packed) Device.Memory.CopyFromHost(pp, replacement.Pointer + r * rowBytes, rowBytes);
+                    fixed (byte* pp = packed) Device.Memory.CopyFromHost(pp, replacement.Pointer + r * rowBytes,
+                        rowBytes);
                 }
             }
         }
@@ -74,7 +78,8 @@ public unsafe partial class Tensor
             row[i] = dtype switch
             {
                 DType.Float32 => BitConverter.ToSingle(raw.Slice(4 * i, 4)),
-                DType.BFloat16 => BitConverter.UInt32BitsToSingle((uint)BitConverter.ToUInt16(raw.Slice(2 * i, 2)) << 16),
+                DType.BFloat16 => BitConverter.UInt32BitsToSingle((uint)BitConverter.ToUInt16(raw.Slice(2 * i,
+                    2)) << 16),
                 _ => (float)BitConverter.ToHalf(raw.Slice(2 * i, 2)),
             };
     }
@@ -89,8 +94,8 @@ public unsafe partial class Tensor
         int n = weight._shape[0], k = weight._shape[1];
         if (NeedsGrad(x))
             throw new InvalidOperationException(
-                $"linear: weight{weight.NameSuffix} is packed {format.Name()} for inference: no gradient flows through " +
-                "it (load the float32 weights to train)");
+                $"linear: weight{weight.NameSuffix} is packed {format.Name()} for inference: no gradient flows " +
+                "through it (load the float32 weights to train)");
         if (x.DType != DType.Float32)
             throw new ArgumentException($"linear: input must be float32 with a packed weight, got {x.DType}");
         x.SameDevice(weight, "linear");

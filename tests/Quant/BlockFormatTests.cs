@@ -75,7 +75,8 @@ public sealed class BlockFormatTests
         int[] scales = [1, 2, 3, 4, 5, 6, 7, 8], mins = [0, 1, 2, 3, 4, 5, 6, 7];
         Q4_KBlock.PackScaleMin(scales, mins, block.AsSpan(4, 12));
         for (int i = 16; i < 144; i++) block[i] = 0x21; // low nibble 1, high nibble 2
-        block[16 + 32 * 1 + 5] = 0xF0;                    // weight 69 (sub-block 2) q = 0, weight 101 (sub-block 3) q = 15
+        block[16 + 32 * 1
+            + 5] = 0xF0;                    // weight 69 (sub-block 2) q = 0, weight 101 (sub-block 3) q = 15
         var y = new float[256];
         Q4_KBlock.Dequantize(block, y);
         for (int i = 0; i < 256; i++)
@@ -98,7 +99,7 @@ public sealed class BlockFormatTests
         block[Q6_KBlock.ScalesOffset + 4] = 0xFF; // −1
         block[Q6_KBlock.DOffset + 1] = 0x3C;       // d = 1
         block[0] = 0x21;                            // ql[0]: low nibble 1 (weight 0), high nibble 2 (weight 64)
-        block[Q6_KBlock.QhOffset] = 0xE4;           // qh[0] = 11 10 01 00: high bits 0, 1, 2, 3 of weights 0, 32, 64, 96
+        block[Q6_KBlock.QhOffset] = 0xE4;           // qh[0] = 11 10 01 00: high bits 0–3 of weights 0, 32, 64, 96
         block[64 + 33] = 0x0F;                      // second half, ql[1 + 32]: low nibble of weight 128 + 1 + 32
         var y = new float[256];
         Q6_KBlock.Dequantize(block, y);
@@ -176,7 +177,8 @@ public sealed class BlockFormatTests
         var rng = new Random(11);
         var w = new float[256];
         for (int i = 0; i < w.Length; i++) w[i] = (float)(rng.NextDouble() * rng.NextDouble() - 0.3);
-        float[] back = BlockQuantizer.Dequantize(QuantFormat.Q4_K, BlockQuantizer.Quantize(QuantFormat.Q4_K, w, 1, 256), 1, 256);
+        float[] back = BlockQuantizer.Dequantize(QuantFormat.Q4_K, BlockQuantizer.Quantize(QuantFormat.Q4_K, w, 1,
+            256), 1, 256);
         double err = 0, minMaxErr = 0;
         for (int j = 0; j < 8; j++)
         {
@@ -204,14 +206,16 @@ public sealed class BlockFormatTests
                 v => Assert.Equal(0f, v));
         }
         var negative = Enumerable.Repeat(-0.75f, 256).ToArray();
-        Assert.All(BlockQuantizer.Dequantize(QuantFormat.Q4_K, BlockQuantizer.Quantize(QuantFormat.Q4_K, negative, 1, 256), 1, 256),
+        Assert.All(BlockQuantizer.Dequantize(QuantFormat.Q4_K, BlockQuantizer.Quantize(QuantFormat.Q4_K, negative, 1,
+            256), 1, 256),
             v => Assert.Equal(-0.75f, v, 1e-3f));
     }
 
     [Fact]
     public void Bad_input_is_a_clear_error()
     {
-        var e = Assert.Throws<ArgumentException>(() => BlockQuantizer.Quantize(QuantFormat.Q4_K, new float[100], 1, 100));
+        var e = Assert.Throws<ArgumentException>(() => BlockQuantizer.Quantize(QuantFormat.Q4_K, new float[100], 1,
+            100));
         Assert.Contains("multiple of 256", e.Message);
         var nan = new float[32];
         nan[3] = float.NaN;

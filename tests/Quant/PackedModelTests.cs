@@ -110,8 +110,10 @@ public sealed class PackedModelTests : IDisposable
             den += reference[i] * (double)reference[i];
         }
         double rel = Math.Sqrt(num / den);
-        // bf16 rows are multiplied in fp32 on both; the integer formats quantise activations on the CPU (≈ 1 %).
-        Assert.True(rel < (format == QuantFormat.BF16 ? 1e-4 : 0.03), $"{family} {formatName}: CPU vs reference {rel}");
+        // bf16 rows are multiplied in fp32 on both; the integer formats quantise activations on the CPU (≈ 1 % on
+        // the dense model; in an MoE model that rounding can also flip a token's expert choice, so more).
+        double cpuLimit = format == QuantFormat.BF16 ? 1e-4 : family == "qwen2" ? 0.03 : 0.1;
+        Assert.True(rel < cpuLimit, $"{family} {formatName}: CPU vs reference {rel}");
 
         var e = Assert.Throws<CheckpointMismatchException>(() =>
             CausalLMRegistry.Load(output, Device.Cpu, CheckpointLoadOptions.Training, out _));
@@ -123,14 +125,14 @@ public sealed class PackedModelTests : IDisposable
     {
         string source = MakeModel("qwen2"), output = Path.Combine(_root, "qwen2-q4_0-decode");
         QuantizeCommand.Run(source, output, "q4_0", prompts: 1, length: 4);
-        var ids = new long[20];
+        var ids = new long[40];
         for (int i = 0; i < ids.Length; i++) ids[i] = (i * 11 + 3) % 300;
         using var m = CausalLMRegistry.Load(output, Device.Cpu, CheckpointLoadOptions.Inference, out _);
         m.Eval();
-        // The full forward (20 rows) goes through the dequantised-panel GEMM, the cached decode through the integer
+        // The full forward (40 rows) goes through the dequantised-panel GEMM, the cached decode through the integer
         // dots: the two paths agree to the int8 rounding of the activations.
-        var full = LogitsRunner.Run(m, ids, 1, 20);
-        var decoded = LogitsRunner.Run(m, ids, 1, 20, decodeFrom: 3);
+        var full = LogitsRunner.Run(m, ids, 1, 40);
+        var decoded = LogitsRunner.Run(m, ids, 1, 40, decodeFrom: 3);
         int v = 300;
         double num = 0, den = 0;
         for (int i = 0; i < decoded.Length; i++)

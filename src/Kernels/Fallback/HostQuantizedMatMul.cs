@@ -35,7 +35,8 @@ public sealed unsafe class HostQuantizedMatMul : IQuantizedMatMul
             cpu.QuantizedMatMul(format, M, N, K, x, w, y);
             return;
         }
-        long xBytes = (long)M * K * sizeof(float), wBytes = N * format.RowBytes(K), yBytes = (long)M * N * sizeof(float);
+        long xBytes = (long)M * K * sizeof(float), wBytes = N * format.RowBytes(K),
+            yBytes = (long)M * N * sizeof(float);
         var host = HostMemory.Instance;
         NativeBuffer hx = host.Allocate(Math.Max(1, xBytes)), hw = host.Allocate(Math.Max(1, wBytes)),
             hy = host.Allocate(Math.Max(1, yBytes));

@@ -72,6 +72,7 @@ public enum OptionalOp
     /// <summary><see cref="IGrpoTokenLoss"/>: its fallback is the unfused GRPO loss built from tensor ops.</summary>
     GrpoTokenLoss,
 
-    /// <summary><see cref="IQuantizedMatMul"/>: products with packed (bf16, Q8_0, Q4_0, Q4_K, Q6_K) weights; host fallback.</summary>
+    /// <summary><see cref="IQuantizedMatMul"/>: products with packed (bf16, Q8_0, Q4_0, Q4_K, Q6_K) weights; host
+    /// fallback.</summary>
     QuantizedMatMul,
 }

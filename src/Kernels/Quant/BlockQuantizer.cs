@@ -17,7 +17,8 @@ public static class BlockQuantizer
         if (!format.CanQuantize())
             throw new NotSupportedException($"{format.Name()} is decode-only: weights cannot be quantised to it");
         if (row.Length < bytes)
-            throw new ArgumentException($"a {format.Name()} row of {x.Length} weights needs {bytes} bytes, got {row.Length}");
+            throw new ArgumentException(
+                $"a {format.Name()} row of {x.Length} weights needs {bytes} bytes, got {row.Length}");
         for (int i = 0; i < x.Length; i++)
             if (!float.IsFinite(x[i]))
                 throw new ArgumentException($"weight {i} of the row is {x[i]}: only finite weights can be quantised");
@@ -41,7 +42,8 @@ public static class BlockQuantizer
     {
         long bytes = format.RowBytes(y.Length);
         if (row.Length < bytes)
-            throw new ArgumentException($"a {format.Name()} row of {y.Length} weights needs {bytes} bytes, got {row.Length}");
+            throw new ArgumentException(
+                $"a {format.Name()} row of {y.Length} weights needs {bytes} bytes, got {row.Length}");
         int bs = format.BlockSize(), bb = format.BlockBytes();
         for (int b = 0; b < y.Length / bs; b++)
         {

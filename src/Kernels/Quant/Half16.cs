@@ -3,7 +3,8 @@ using System.Buffers.Binary;
 
 namespace NativeReasoner.Kernels.Quant;
 
-/// <summary>The fp16 scales inside the blocks: little-endian 16-bit fields, converted with round-to-nearest-even.</summary>
+/// <summary>The fp16 scales inside the blocks: little-endian 16-bit fields, converted with
+/// round-to-nearest-even.</summary>
 internal static class Half16
 {
     public static float Read(ReadOnlySpan<byte> at) =>

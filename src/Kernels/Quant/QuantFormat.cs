@@ -15,7 +15,8 @@ public enum QuantFormat
     /// <summary>32 weights: fp16 scale d, then 32 int8 q; weight = q · d.</summary>
     Q8_0,
 
-    /// <summary>32 weights: fp16 scale d, then 16 bytes; byte j holds q[j] (low nibble) and q[j + 16] (high); weight = (q − 8) · d.</summary>
+    /// <summary>32 weights: fp16 scale d, then 16 bytes; byte j holds q[j] (low nibble) and q[j + 16] (high); weight =
+    /// (q − 8) · d.</summary>
     Q4_0,
 
     /// <summary>
@@ -64,7 +65,8 @@ public static class QuantFormatInfo
         _ => throw new ArgumentOutOfRangeException(nameof(format), format, "unknown quantised format"),
     };
 
-    /// <summary>The format called <paramref name="name"/> (case-insensitive), or a clear error listing the names.</summary>
+    /// <summary>The format called <paramref name="name"/> (case-insensitive), or a clear error listing the
+    /// names.</summary>
     public static QuantFormat Parse(string name)
     {
         foreach (QuantFormat f in Enum.GetValues<QuantFormat>())

@@ -16,7 +16,7 @@ public static unsafe partial class KernelChecks
 {
     static partial void AddQuantized(List<KernelCheck> list)
     {
-        (int M, int N)[] shapes = [(1, 1), (1, 67), (3, 7), (15, 129), (16, 33), (37, 70)];
+        (int M, int N)[] shapes = [(1, 1), (1, 67), (3, 7), (16, 33), (31, 129), (37, 70)];
         foreach (QuantFormat format in Enum.GetValues<QuantFormat>())
         {
             int bs = format.BlockSize();
@@ -54,7 +54,8 @@ public static unsafe partial class KernelChecks
         return new HostQuantizedMatMul(ctx.K.Name, ctx.Memory, _ => { });
     }
 
-    private static void CheckQuantized(KernelCheckContext ctx, QuantFormat format, int M, int N, int K, bool randomBytes)
+    private static void CheckQuantized(KernelCheckContext ctx, QuantFormat format, int M, int N, int K,
+        bool randomBytes)
     {
         float[] x = ctx.Rand((long)M * K);
         byte[] packed = randomBytes ? RandomBlocks(ctx.Rng, format, N, K)

@@ -97,7 +97,8 @@ public static unsafe partial class Functional
     }
 
     /// <summary>
-    /// x: [n, d] → [n·k, d] in expert-sorted order: row slotPosition[t·k + j] = x[t] (<see cref="IKernels.MoeDispatch"/>).
+    /// x: [n, d] → [n·k, d] in expert-sorted order: row slotPosition[t·k + j] = x[t] (<see
+    /// cref="IKernels.MoeDispatch"/>).
     /// Differentiable in x: the backward sums each token's k slot gradients (<see cref="IKernels.MoeCombine"/>).
     /// </summary>
     public static Tensor MoeDispatch(Tensor x, Tensor slotPosition, int k)

@@ -19,7 +19,8 @@ public unsafe partial class Tensor
         var b = other;
         if (a.DType == DType.Packed || b.DType == DType.Packed)
             throw new InvalidOperationException(
-                $"matmul: tensor{(a.DType == DType.Packed ? a : b).NameSuffix} is a packed weight; only Tensor.Linear reads it");
+                $"matmul: tensor{(a.DType == DType.Packed ? a : b).NameSuffix} is a packed weight; only " +
+                "Tensor.Linear reads it");
         if (a.DType == DType.Float16 || b.DType == DType.Float16) return MatMulWidened(a, b);
         a.RequireGemmOperand();
         b.RequireGemmOperand();

@@ -11,14 +11,18 @@ namespace NativeReasoner.Kernels.Cpu;
 
 public sealed unsafe partial class CpuKernels : IQuantizedMatMul
 {
-    /// <summary>From this many rows of x on, panels of weights are dequantised into the packed SGEMM.</summary>
-    internal const int PanelFromRows = 16;
+    /// <summary>
+    /// From this many rows of x on, panels of weights are dequantised into the packed SGEMM. Below it (decode, also
+    /// batched decode of up to 31 sequences) each packed row is read once and dotted with every row of x from L1.
+    /// </summary>
+    internal const int PanelFromRows = 32;
 
     /// <summary>
     /// y[M, N] = x[M, K] · Wᵀ with W packed (see <see cref="IQuantizedMatMul"/>). Decode and thin products
-    /// (M &lt; 16) read the packed rows directly: bf16 rows are widened in registers and multiplied in fp32;
-    /// Q8_0 / Q4_0 / Q4_K rows take integer dot products with x quantised per block of 32 (<see cref="Q8Activations"/>).
-    /// Prefill (M ≥ 16) dequantises panels of weight rows into scratch and runs the SGEMM on them; the whole
+    /// (M &lt; 32) read the packed rows directly: bf16 rows are widened in registers and multiplied in fp32;
+    /// Q8_0 / Q4_0 / Q4_K rows take integer dot products with x quantised per block of 32 (<see
+    /// cref="Q8Activations"/>).
+    /// Prefill (M ≥ 32) dequantises panels of weight rows into scratch and runs the SGEMM on them; the whole
     /// weight is never widened at once.
     /// </summary>
     public void QuantizedMatMul(QuantFormat format, int M, int N, int K, float* x, byte* w, float* y) =>
@@ -72,7 +76,8 @@ public sealed unsafe partial class CpuKernels : IQuantizedMatMul
         public Q8Activations A;
     }
 
-    /// <summary>Q8_0, Q4_0 and Q4_K have integer dot kernels; bf16 is read as is; Q6_K (decode-only) is widened per row.</summary>
+    /// <summary>Q8_0, Q4_0 and Q4_K have integer dot kernels; bf16 is read as is; Q6_K (decode-only) is widened per
+    /// row.</summary>
     private static bool HasIntegerDot(QuantFormat format) =>
         format is QuantFormat.Q8_0 or QuantFormat.Q4_0 or QuantFormat.Q4_K;
 
@@ -187,7 +192,8 @@ public sealed unsafe partial class CpuKernels : IQuantizedMatMul
     {
         ref PanelJob job = ref *(PanelJob*)state;
         for (long r = start; r < end; r++)
-            BlockQuantizer.DequantizeRow(job.Format, new ReadOnlySpan<byte>(job.W + r * job.RowBytes, (int)job.RowBytes),
+            BlockQuantizer.DequantizeRow(job.Format, new ReadOnlySpan<byte>(job.W + r * job.RowBytes,
+                (int)job.RowBytes),
                 new Span<float>(job.Panel + r * job.K, job.K));
     }
 }

@@ -196,7 +196,8 @@ internal static unsafe class QuantDots
         int b = 0;
         for (; b + 2 <= nb; b += 2, w += 2 * Q8_0Block.Bytes, q += 64)
         {
-            var wq = Vector512.Create(Vector256.Load((sbyte*)(w + 2)), Vector256.Load((sbyte*)(w + Q8_0Block.Bytes + 2)));
+            var wq = Vector512.Create(Vector256.Load((sbyte*)(w + 2)), Vector256.Load((sbyte*)(w + Q8_0Block.Bytes
+                + 2)));
             var a = Vector512.Load(q);
             // No 512-bit vpsignb: negate the activations where the weight is negative (|w| = 0 makes the rest moot).
             var signed = Vector512.ConditionalSelect(Vector512.LessThan(wq, Vector512<sbyte>.Zero), -a, a);
@@ -242,7 +243,8 @@ internal static unsafe class QuantDots
                 var (sc1, m1) = Q4_KBlock.ScaleMin(scales, 2 * c + 1);
                 var raw = Vector256.Load(w + 16 + 32 * c);
                 // Sub-blocks 2c (low nibbles) and 2c + 1 (high) against activation blocks j0 and j0 + 1, adjacent.
-                var levels = Vector512.Create(raw & mask, Vector256.ShiftRightLogical(raw.AsUInt16(), 4).AsByte() & mask);
+                var levels = Vector512.Create(raw & mask, Vector256.ShiftRightLogical(raw.AsUInt16(),
+                    4).AsByte() & mask);
                 acc = Avx512F.FusedMultiplyAdd(DotU8S8x2(levels, Vector512.Load(q + 32 * j0)),
                     Scales2(d * sc0 * s[j0], d * sc1 * s[j0 + 1]), acc);
                 offsets += dmin * (m0 * s[j0] * sum[j0] + m1 * s[j0 + 1] * sum[j0 + 1]);
