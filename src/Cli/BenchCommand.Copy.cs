@@ -15,10 +15,16 @@ public static partial class BenchCommand
     private static Command BuildCopy()
     {
         var json = new Option<bool>("--json") { Description = "One JSON object per line on stdout." };
-        var mib = new Option<int>("--mib") { Description = "Buffer size in MiB (source and destination each).",
-            DefaultValueFactory = _ => 512 };
-        var trials = new Option<int>("--trials") { Description = "Copies timed (the best is reported).",
-            DefaultValueFactory = _ => 5 };
+        var mib = new Option<int>("--mib")
+        {
+            Description = "Buffer size in MiB (source and destination each).",
+            DefaultValueFactory = _ => 512
+        };
+        var trials = new Option<int>("--trials")
+        {
+            Description = "Copies timed (the best is reported).",
+            DefaultValueFactory = _ => 5
+        };
         var command = new Command("copy",
             "Host memory copy bandwidth over the worker threads (best of several copies).")
         {

@@ -17,8 +17,11 @@ public static partial class BenchCommand
     /// </summary>
     private static Command BuildMakeModel()
     {
-        var config = new Option<string>("--config") { Description = "config.json (or a directory holding one).",
-            Required = true };
+        var config = new Option<string>("--config")
+        {
+            Description = "config.json (or a directory holding one).",
+            Required = true
+        };
         var dtype = new Option<string>("--dtype") { Description = "bf16, q8_0, q4_0 or q4_k.", Required = true };
         var output = new Option<string>("--out") { Description = "Directory to write.", Required = true };
         var seed = new Option<int>("--seed") { Description = "Random seed.", DefaultValueFactory = _ => 1 };

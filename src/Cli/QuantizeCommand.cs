@@ -22,15 +22,27 @@ public static class QuantizeCommand
 
     public static Command Build()
     {
-        var model = new Option<string>("--model") { Description = "Checkpoint directory to quantise.",
-            Required = true };
-        var output = new Option<string>("--out") { Description = "Directory to write the quantised model to.",
-            Required = true };
+        var model = new Option<string>("--model")
+        {
+            Description = "Checkpoint directory to quantise.",
+            Required = true
+        };
+        var output = new Option<string>("--out")
+        {
+            Description = "Directory to write the quantised model to.",
+            Required = true
+        };
         var dtype = new Option<string>("--dtype") { Description = "bf16, q8_0, q4_0 or q4_k.", Required = true };
-        var prompts = new Option<int>("--prompts") { Description = "Prompts in the logit-error set.",
-            DefaultValueFactory = _ => 4 };
-        var length = new Option<int>("--length") { Description = "Tokens per prompt in the logit-error set.",
-            DefaultValueFactory = _ => 32 };
+        var prompts = new Option<int>("--prompts")
+        {
+            Description = "Prompts in the logit-error set.",
+            DefaultValueFactory = _ => 4
+        };
+        var length = new Option<int>("--length")
+        {
+            Description = "Tokens per prompt in the logit-error set.",
+            DefaultValueFactory = _ => 32
+        };
         var command = new Command("quantize",
             "Pack a model's linear weights in bf16, q8_0, q4_0 or q4_k and report the logit error against float32.")
             { model, output, dtype, prompts, length };
