@@ -119,8 +119,8 @@ public static class HfCheckpoint
                 fp8++;
             }
             else if (!entry.DType.IsFloating())
-                throw new CheckpointMismatchException($"checkpoint {directory}: tensor '{name}' is {entry.DType}, a " +
-                    "floating-point weight was expected");
+                throw new CheckpointMismatchException($"checkpoint {directory}: tensor '{name}' is " +
+                    $"{DTypeText(entry.DType)}, a floating-point weight was expected");
         }
 
         bool asStored = options.Precision == WeightPrecision.AsStored;
