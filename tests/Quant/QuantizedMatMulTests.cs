@@ -29,7 +29,7 @@ public sealed unsafe class QuantizedMatMulTests
         var rng = new Random(5);
         int bs = format == QuantFormat.BF16 ? 1 : format.BlockSize();
         // Odd block counts (the AVX-512 two-block loop's tail), one and many rows of x.
-        foreach (var (m, n, blocks) in new[] { (1, 37, 3), (7, 5, 1), (31, 64, 9), (2, 129, 33) })
+        foreach (var (m, n, blocks) in new[] { (1, 37, 3), (7, 5, 1), (15, 64, 9), (2, 129, 33) })
         {
             int k = bs == 1 ? 16 * blocks + 3 : bs * blocks;
             var x = new float[m * k];
@@ -55,7 +55,7 @@ public sealed unsafe class QuantizedMatMulTests
     [Fact]
     public void Decode_path_is_close_to_the_fp32_reference_and_prefill_path_matches_it()
     {
-        // Decode (M < 32) quantises activations: within about 1 % of the reference; prefill (M ≥ 32) dequantises
+        // Decode (M < 16) quantises activations: within about 1 % of the reference; prefill (M ≥ 16) dequantises
         // the weights and runs fp32: 1e-5.
         var rng = new Random(9);
         const int n = 70, k = 512;

@@ -16,7 +16,7 @@ public static unsafe partial class KernelChecks
 {
     static partial void AddQuantized(List<KernelCheck> list)
     {
-        (int M, int N)[] shapes = [(1, 1), (1, 67), (3, 7), (16, 33), (31, 129), (37, 70)];
+        (int M, int N)[] shapes = [(1, 1), (1, 67), (3, 7), (15, 129), (16, 33), (37, 70)];
         foreach (QuantFormat format in Enum.GetValues<QuantFormat>())
         {
             int bs = format.BlockSize();
