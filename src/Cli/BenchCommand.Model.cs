@@ -28,10 +28,15 @@ public static partial class BenchCommand
         var newTokens = new Option<int>("--new-tokens") { Description = "Decode: tokens generated per sequence.", DefaultValueFactory = _ => 96 };
         var rounds = new Option<int>("--rounds") { Description = "Decode: timed runs (the best is reported).", DefaultValueFactory = _ => 3 };
         var only = new Option<string>("--only") { Description = "train or decode (default: both)." };
+        var modelDir = new Option<string>("--model")
+        {
+            Description = "Decode a model directory (any family; packed, bf16 or float32 weights as an inference " +
+                "load holds them) instead of a preset; implies --only decode.",
+        };
         var command = new Command("model",
             "Training-step and decode throughput of a model preset (tokens/s, random weights): warm-up, then the median step / best run.")
         {
-            json, threads, preset, batch, seq, steps, warmup, prompt, newTokens, rounds, only,
+            json, threads, preset, batch, seq, steps, warmup, prompt, newTokens, rounds, only, modelDir,
         };
         command.SetAction(parse =>
         {
@@ -43,6 +48,9 @@ public static partial class BenchCommand
             }
             if (parse.GetValue(threads) > 0) CpuParallel.SetThreadCount(parse.GetValue(threads));
             int nThreads = CpuParallel.Threads;
+            if (parse.GetValue(modelDir) is { } dir)
+                return DecodeDirectory(dir, parse.GetValue(batch), parse.GetValue(prompt), parse.GetValue(newTokens),
+                    parse.GetValue(rounds), parse.GetValue(warmup), parse.GetValue(json), nThreads);
             DeepseekV3Config c;
             try { c = DeepseekV3Config.Preset(parse.GetValue(preset)!); }
             catch (ModelConfigException e)
@@ -85,5 +93,40 @@ public static partial class BenchCommand
             return 0;
         });
         return command;
+    }
+
+    /// <summary>`bench model --model DIR`: decode throughput of a model directory, with its weight bytes per
+    /// token.</summary>
+    private static int DecodeDirectory(string dir, int batch, int prompt, int newTokens, int rounds, double warmup,
+        bool asJson, int nThreads)
+    {
+        try
+        {
+            long fileBytes = Directory.GetFiles(dir, "*.safetensors").Sum(f => new FileInfo(f).Length);
+            using var model = CausalLMRegistry.Load(dir, Device.Cpu, CheckpointLoadOptions.Inference, out var loaded);
+            model.Eval();
+            var r = ModelBenchmark.MeasureDecode(model, batch, prompt, newTokens, rounds, warmup, 0);
+            long peak = NativeReasoner.IO.ResidentMemory.PeakBytes();
+            if (asJson)
+                Console.WriteLine(Json(("op", "model_decode"), ("shape", new[] { batch, prompt, newTokens }),
+                    ("ms", r.MsPerStep), ("tokens_per_s", r.TokensPerSecond), ("decode_steps", r.Steps),
+                    ("rounds", r.Rounds), ("warmup_runs", r.WarmupRuns), ("weight_bytes", loaded.WeightBytes),
+                    ("file_bytes", fileBytes), ("resident_after_load", loaded.ResidentBytes), ("peak_resident", peak),
+                    ("threads", nThreads), ("model", dir)));
+            else
+                Console.WriteLine($"{dir} decode, batch {batch}, prompt {prompt}, {newTokens} new tokens: " +
+                    $"{F(r.TokensPerSecond, "F1")} tokens/s ({F(r.MsPerStep, "F2")} ms per step, best of " +
+                    $"{r.Rounds} runs after {r.WarmupRuns} warm-up runs; {nThreads} threads)\n" +
+                    $"weights held {loaded.WeightBytes / 1048576.0:F1} MiB, files {fileBytes / 1048576.0:F1} MiB, " +
+                    $"resident {loaded.ResidentBytes / 1048576.0:F1} MiB after load, peak {peak / 1048576.0:F1} MiB " +
+                    $"({(double)peak / Math.Max(1, fileBytes):F2}x the files)");
+            return 0;
+        }
+        catch (Exception e) when (e is ModelConfigException or CheckpointMismatchException or ArgumentException
+                                  or IOException or NativeReasoner.IO.SafetensorsException)
+        {
+            Console.Error.WriteLine($"bench model: {e.Message}");
+            return 2;
+        }
     }
 }

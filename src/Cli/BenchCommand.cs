@@ -22,6 +22,8 @@ public static partial class BenchCommand
         command.Subcommands.Add(BuildAttention());
         command.Subcommands.Add(BuildPeak());
         command.Subcommands.Add(BuildModel());
+        command.Subcommands.Add(BuildCopy());
+        command.Subcommands.Add(BuildMakeModel());
         command.Subcommands.Add(BuildGpu());
         command.Subcommands.Add(BuildServe());
         return command;

@@ -25,6 +25,7 @@ public static class Program
         root.Subcommands.Add(ReportCommand.Build());
         root.Subcommands.Add(TokenizeCommand.Build());
         root.Subcommands.Add(ServeCommand.Build());
+        root.Subcommands.Add(QuantizeCommand.Build());
         return root;
     }
 }

@@ -14,6 +14,13 @@ public enum DType
     /// (<c>NativeReasoner.IO.Fp8BlockDequant</c>), never computed with.
     /// </summary>
     Float8E4M3,
+
+    /// <summary>
+    /// Bytes of a packed block format (<c>Tensor.PackedFormat</c>: bf16, Q8_0, Q4_0, Q4_K, Q6_K) holding a weight
+    /// matrix [N, K] as N packed rows. Storage only, read by the quantised products (<c>Tensor.Linear</c>); the
+    /// element size of 1 counts bytes, not weights.
+    /// </summary>
+    Packed,
 }
 
 public static class DTypeInfo
@@ -27,6 +34,7 @@ public static class DTypeInfo
         DType.Int32 => 4,
         DType.Int64 => 8,
         DType.Float8E4M3 => 1,
+        DType.Packed => 1,
         _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "unknown dtype"),
     };
 

@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using NativeReasoner.IO;
 using NativeReasoner.Kernels;
+using NativeReasoner.Kernels.Quant;
 using NativeReasoner.Nn;
 
 namespace NativeReasoner.Model;
@@ -65,6 +66,7 @@ public static class HfCheckpoint
         Func<IReadOnlyList<string>, IEnumerable<string>>? describeIgnored, List<string> notes)
     {
         var quantization = QuantizationConfig.Load(directory);
+        var packedWeights = PackedWeights.Read(ckpt.Metadata, $"checkpoint {directory}");
         var own = model.StateDict();
         var names = new HashSet<string>(ckpt.Names, StringComparer.Ordinal);
         // MoE experts stored fused (transformers ≥ 5) load into the per-expert parameters from slices.
@@ -96,6 +98,11 @@ public static class HfCheckpoint
         {
             if (fused.ContainsKey(name)) continue; // shape and type checked by FusedExpertWeights.Resolve
             var entry = ckpt.GetEntry(name);
+            if (packedWeights.TryGetValue(name, out var packedAs))
+            {
+                CheckPacked(directory, name, entry, target, packedAs, options);
+                continue;
+            }
             bool same = entry.Shape.Length == target.Rank;
             for (int i = 0; same && i < target.Rank; i++) same = entry.Shape[i] == target.Shape[i];
             if (!same)
@@ -112,8 +119,8 @@ public static class HfCheckpoint
                 fp8++;
             }
             else if (!entry.DType.IsFloating())
-                throw new CheckpointMismatchException($"checkpoint {directory}: tensor '{name}' is {entry.DType}, a " +
-                    "floating-point weight was expected");
+                throw new CheckpointMismatchException($"checkpoint {directory}: tensor '{name}' is " +
+                    $"{DTypeText(entry.DType)}, a floating-point weight was expected");
         }
 
         bool asStored = options.Precision == WeightPrecision.AsStored;
@@ -137,6 +144,16 @@ public static class HfCheckpoint
                 continue;
             }
             var entry = ckpt.GetEntry(name);
+            if (packedWeights.TryGetValue(name, out var packing))
+            {
+                // The packed rows go into the weight as they lie in the file.
+                ((Parameter)target).StoreAsPackedUninitialized(packing.Format);
+                string key = "packed " + packing.Format.Name();
+                kept[key] = kept.GetValueOrDefault(key) + 1;
+                CopyReleasingPages(ckpt, name, target, entry.ByteLength);
+                ckpt.ReleasePages(name);
+                continue;
+            }
             var stored = asStored ? StoredPrecision(name, target, entry.DType) : DType.Float32;
             if (stored != DType.Float32)
             {
@@ -170,6 +187,31 @@ public static class HfCheckpoint
                 : $"kept {string.Join(", ", kept.Select(kv => $"{kv.Value} {kv.Key}"))} weight matrices as stored; " +
                   "parameters frozen for inference");
         }
+    }
+
+    /// <summary>
+    /// A packed weight declared by the metadata: a U8 tensor [N, RowBytes(K)] for the model's [N, K] weight, and an
+    /// inference load (no float32 master weights can be made from it).
+    /// </summary>
+    private static void CheckPacked(string directory, string name, SafetensorsEntry entry, Tensor target,
+        (QuantFormat Format, long Rows, long Cols) packed, CheckpointLoadOptions options)
+    {
+        string where = $"checkpoint {directory}: tensor '{name}'";
+        if (target is not Parameter || target.Rank != 2 || target.Shape[0] != packed.Rows
+            || target.Shape[1] != packed.Cols)
+            throw new CheckpointMismatchException($"{where} is packed {packed.Format.Name()} [{packed.Rows}, " +
+                $"{packed.Cols}], the model expects {Tensor.FormatShape(target.Shape)}");
+        bool bf16 = packed.Format == QuantFormat.BF16;
+        long cols = bf16 ? packed.Cols : packed.Format.RowBytes(packed.Cols);
+        var dtype = bf16 ? DType.BFloat16 : DType.Packed;
+        if (entry.DType != dtype || entry.Shape.Length != 2 || entry.Shape[0] != packed.Rows || entry.Shape[1] != cols)
+            throw new CheckpointMismatchException($"{where} is {DTypeText(entry.DType)} " +
+                $"{ShapeText(entry.Shape)}; packed {packed.Format.Name()} [{packed.Rows}, {packed.Cols}] needs " +
+                $"{DTypeText(dtype)} [{packed.Rows}, {cols}]");
+        if (options.Precision != WeightPrecision.AsStored)
+            throw new CheckpointMismatchException($"{where} is packed {packed.Format.Name()}: such a checkpoint is " +
+                "for inference; load it with CheckpointLoadOptions.Inference (nr logits, nr generate) or quantise " +
+                "from the float checkpoint again");
     }
 
     /// <summary>
@@ -264,7 +306,7 @@ public static class HfCheckpoint
     }
 
     /// <summary>Bytes of the model's weights as held in memory (each tensor's elements × its element size).</summary>
-    public static long WeightBytes(Module model) => model.StateDict().Values.Sum(t => t.Numel * t.DType.SizeOf());
+    public static long WeightBytes(Module model) => model.StateDict().Values.Sum(t => t.StorageBytes);
 
     /// <summary>
     /// Writes the weights (F32, or BF16/F16 for weights kept as stored) under the model's names and then
@@ -279,9 +321,10 @@ public static class HfCheckpoint
         ArgumentNullException.ThrowIfNull(configJson);
         Directory.CreateDirectory(directory);
         var tensors = new List<SafetensorsTensor>();
+        var metadata = new Dictionary<string, string> { ["format"] = "pt" };
         foreach (var (name, t) in model.StateDict())
         {
-            var bytes = new byte[t.Numel * t.DType.SizeOf()];
+            var bytes = new byte[t.StorageBytes];
             using (var scope = new TensorScope())
             {
                 var c = t.Detach().Contiguous();
@@ -289,10 +332,19 @@ public static class HfCheckpoint
             }
             var shape = new long[t.Rank];
             for (int i = 0; i < t.Rank; i++) shape[i] = t.Shape[i];
-            tensors.Add(new SafetensorsTensor(name, t.DType, shape, bytes));
+            var dtype = t.DType;
+            if (t.PackedFormat is { } packed)
+            {
+                // Stored as its packed rows (see PackedWeights) plus a metadata entry: U8 [N, RowBytes(K)], or for
+                // bf16 rows (the same bytes as a bf16 matrix) a standard BF16 [N, K] tensor.
+                if (packed == QuantFormat.BF16) dtype = DType.BFloat16;
+                else shape[1] = packed.RowBytes(t.Shape[1]);
+                var entry = PackedWeights.MetadataEntry(name, t);
+                metadata[entry.Key] = entry.Value;
+            }
+            tensors.Add(new SafetensorsTensor(name, dtype, shape, bytes));
         }
-        SafetensorsCheckpoint.Write(directory, tensors, maxShardBytes,
-            new Dictionary<string, string> { ["format"] = "pt" });
+        SafetensorsCheckpoint.Write(directory, tensors, maxShardBytes, metadata);
         WriteAtomically(Path.Combine(directory, CausalLMRegistry.ConfigFileName), configJson);
     }
 
@@ -315,6 +367,8 @@ public static class HfCheckpoint
             if (File.Exists(tmp)) File.Delete(tmp);
         }
     }
+
+    private static string DTypeText(DType dtype) => dtype == DType.Packed ? "U8" : dtype.ToString();
 
     private static string ShapeText(long[] shape) => "[" + string.Join(", ", shape) + "]";
 }

@@ -116,8 +116,22 @@ public static class ModelBenchmark
         if (batch <= 0 || prompt <= 0 || newTokens <= 1 || rounds <= 0)
             throw new ArgumentOutOfRangeException(nameof(newTokens), $"batch, prompt and rounds must be positive and new tokens > 1 (got {batch}, {prompt}, {newTokens}, {rounds})");
         using var model = new DeepseekV3ForCausalLM(c, new Generator(1));
+        return MeasureDecode(model, batch, prompt, newTokens, rounds, warmupSeconds, MlaCache.BytesPerTokenFor(c));
+    }
+
+    /// <summary>
+    /// <see cref="MeasureDecode(DeepseekV3Config, int, int, int, int, double)"/> on a loaded model of any family (a
+    /// model directory: packed, bf16 or float32 weights as loaded); <paramref name="cacheBytesPerToken"/> is reported
+    /// as given.
+    /// </summary>
+    public static DecodeResult MeasureDecode(ICausalLM model, int batch, int prompt, int newTokens, int rounds,
+        double warmupSeconds, long cacheBytesPerToken)
+    {
+        if (batch <= 0 || prompt <= 0 || newTokens <= 1 || rounds <= 0)
+            throw new ArgumentOutOfRangeException(nameof(newTokens), $"batch, prompt and rounds must be positive and new tokens > 1 (got {batch}, {prompt}, {newTokens}, {rounds})");
+        int vocab = model.Config.VocabSize;
         var rng = new Generator(3);
-        var prompts = Enumerable.Range(0, batch).Select(_ => Enumerable.Range(0, prompt).Select(_ => (long)rng.NextInt(c.VocabSize)).ToArray()).ToList();
+        var prompts = Enumerable.Range(0, batch).Select(_ => Enumerable.Range(0, prompt).Select(_ => (long)rng.NextInt(vocab)).ToArray()).ToList();
         var opts = new GenerationOptions { MaxNewTokens = newTokens, Temperature = 0, EosTokenIds = [] };
         int warmRuns = 0;
         var warm = Stopwatch.StartNew();
@@ -140,6 +154,6 @@ public static class ModelBenchmark
                 bestMsPerStep = r.DecodeTime.TotalMilliseconds / r.DecodeSteps;
             }
         }
-        return new DecodeResult(best, bestMsPerStep, steps, rounds, warmRuns, MlaCache.BytesPerTokenFor(c));
+        return new DecodeResult(best, bestMsPerStep, steps, rounds, warmRuns, cacheBytesPerToken);
     }
 }

@@ -239,7 +239,7 @@ public unsafe partial class Tensor : IDisposable
     /// <summary>Copies the raw bytes of this contiguous tensor into host memory (any device, any dtype).</summary>
     public void CopyToHost(Span<byte> destination)
     {
-        long bytes = Numel * DType.SizeOf();
+        long bytes = StorageBytes;
         if (!IsContiguous) throw new InvalidOperationException($"CopyToHost: tensor{NameSuffix} must be contiguous");
         if (destination.Length != bytes)
             throw new ArgumentException($"CopyToHost: destination holds {destination.Length} bytes, tensor{NameSuffix} {FormatShape(Shape)} {DType} has {bytes}");
@@ -250,7 +250,7 @@ public unsafe partial class Tensor : IDisposable
     /// <summary>Overwrites this contiguous tensor with raw bytes from host memory (any device, any dtype).</summary>
     public void CopyFromHost(ReadOnlySpan<byte> source)
     {
-        long bytes = Numel * DType.SizeOf();
+        long bytes = StorageBytes;
         if (!IsContiguous) throw new InvalidOperationException($"CopyFromHost: tensor{NameSuffix} must be contiguous");
         if (source.Length != bytes)
             throw new ArgumentException($"CopyFromHost: source holds {source.Length} bytes, tensor{NameSuffix} {FormatShape(Shape)} {DType} needs {bytes}");

@@ -323,7 +323,7 @@ public sealed class SafetensorsTests : IDisposable
 
     [Theory]
     [InlineData("F64")]
-    [InlineData("U8")]
+    [InlineData("U16")]
     [InlineData("BOOL")]
     [InlineData("I8")]
     [InlineData("F8_E5M2")]

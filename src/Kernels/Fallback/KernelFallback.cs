@@ -1,6 +1,7 @@
 // Source: ggml's supports_op (ggml-backend.c): ops a backend lacks run on the CPU path.
 using System.Runtime.CompilerServices;
 using NativeReasoner.Kernels.Memory;
+using NativeReasoner.Kernels.Quant;
 
 namespace NativeReasoner.Kernels.Fallback;
 
@@ -16,6 +17,7 @@ public static class KernelFallback
 {
     // One fallback per backend instance, so its once-only warning is shown once per backend per process.
     private static readonly ConditionalWeakTable<IKernels, HostGqaDecodeAttention> s_gqaDecode = new();
+    private static readonly ConditionalWeakTable<IKernels, HostQuantizedMatMul> s_quantized = new();
 
     /// <summary>Where the once-per-backend warnings go (standard error unless a host program redirects it).</summary>
     public static Action<string> Warn { get; set; } = message => Console.Error.WriteLine(message);
@@ -26,6 +28,7 @@ public static class KernelFallback
         OptionalOp.GqaDecodeAttention => kernels is IGqaDecodeAttention,
         OptionalOp.MultiTensorAdamW => kernels is IMultiTensorAdamW,
         OptionalOp.GrpoTokenLoss => kernels is IGrpoTokenLoss,
+        OptionalOp.QuantizedMatMul => kernels is IQuantizedMatMul,
         _ => throw new ArgumentOutOfRangeException(nameof(op), op, "not an optional op"),
     };
 
@@ -37,6 +40,16 @@ public static class KernelFallback
     {
         if (kernels is IGqaDecodeAttention own) return own;
         return s_gqaDecode.GetValue(kernels, k => new HostGqaDecodeAttention(k.Name, memory, message => Warn(message)));
+    }
+
+    /// <summary>
+    /// Products with packed weights on <paramref name="kernels"/>: its own kernel when it has one, else the host
+    /// fallback (pointers are the backend's, in <paramref name="memory"/>).
+    /// </summary>
+    public static IQuantizedMatMul QuantizedMatMul(IKernels kernels, IDeviceMemory memory)
+    {
+        if (kernels is IQuantizedMatMul own) return own;
+        return s_quantized.GetValue(kernels, k => new HostQuantizedMatMul(k.Name, memory, message => Warn(message)));
     }
 
     /// <summary>The warning a fallback prints the first time it runs on a backend.</summary>
@@ -58,4 +71,8 @@ public enum OptionalOp
 
     /// <summary><see cref="IGrpoTokenLoss"/>: its fallback is the unfused GRPO loss built from tensor ops.</summary>
     GrpoTokenLoss,
+
+    /// <summary><see cref="IQuantizedMatMul"/>: products with packed (bf16, Q8_0, Q4_0, Q4_K, Q6_K) weights; host
+    /// fallback.</summary>
+    QuantizedMatMul,
 }

@@ -22,6 +22,7 @@ public static unsafe partial class KernelChecks
         AddGqaDecode(list);
         AddMoe(list);
         AddAttentionBf16(list);
+        AddQuantized(list);
         var dup = list.GroupBy(c => c.Name).FirstOrDefault(g => g.Count() > 1);
         if (dup != null) throw new InvalidOperationException($"two kernel checks are named {dup.Key}");
         return list;
@@ -69,6 +70,7 @@ public static unsafe partial class KernelChecks
     static partial void AddGqaDecode(List<KernelCheck> list);
     static partial void AddMoe(List<KernelCheck> list);
     static partial void AddAttentionBf16(List<KernelCheck> list);
+    static partial void AddQuantized(List<KernelCheck> list);
 
     private static void AddMemory(List<KernelCheck> list)
     {

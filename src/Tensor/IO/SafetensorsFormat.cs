@@ -31,6 +31,8 @@ internal static class SafetensorsFormat
             case "I32": dtype = DType.Int32; return true;
             case "I64": dtype = DType.Int64; return true;
             case "F8_E4M3": dtype = DType.Float8E4M3; return true;
+            // Raw bytes: the packed block formats (DType.Packed), described by the file's metadata.
+            case "U8": dtype = DType.Packed; return true;
             default: dtype = default; return false;
         }
     }
@@ -43,6 +45,7 @@ internal static class SafetensorsFormat
         DType.Int32 => "I32",
         DType.Int64 => "I64",
         DType.Float8E4M3 => "F8_E4M3",
+        DType.Packed => "U8",
         _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "dtype has no safetensors name"),
     };
 

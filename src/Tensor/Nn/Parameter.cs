@@ -72,5 +72,16 @@ public sealed class Parameter : Tensor
     /// </summary>
     public void StoreAsUninitialized(DType dtype) => ReplaceStorageNoGrad(dtype, keepValues: false);
 
+    /// <summary>
+    /// Re-stores this weight matrix [N, K] packed in <paramref name="format"/> (quantised from its values, the old
+    /// memory released) and freezes it: inference only, read by <see cref="Tensor.Linear"/>.
+    /// </summary>
+    public void StoreAsPacked(NativeReasoner.Kernels.Quant.QuantFormat format) =>
+        ReplaceStoragePacked(format, keepValues: true);
+
+    /// <summary>As <see cref="StoreAsPacked"/>, the packed bytes left uninitialised for a loader to fill.</summary>
+    public void StoreAsPackedUninitialized(NativeReasoner.Kernels.Quant.QuantFormat format) =>
+        ReplaceStoragePacked(format, keepValues: false);
+
     public override string ToString() => "Parameter" + base.ToString()["Tensor".Length..];
 }

@@ -97,7 +97,8 @@ public static unsafe partial class Functional
     }
 
     /// <summary>
-    /// x: [n, d] → [n·k, d] in expert-sorted order: row slotPosition[t·k + j] = x[t] (<see cref="IKernels.MoeDispatch"/>).
+    /// x: [n, d] → [n·k, d] in expert-sorted order: row slotPosition[t·k + j] = x[t] (<see
+    /// cref="IKernels.MoeDispatch"/>).
     /// Differentiable in x: the backward sums each token's k slot gradients (<see cref="IKernels.MoeCombine"/>).
     /// </summary>
     public static Tensor MoeDispatch(Tensor x, Tensor slotPosition, int k)
@@ -350,6 +351,8 @@ public static unsafe partial class Functional
         if (up.Count != experts || down.Count != experts || offsets.Length != experts + 1)
             throw new ArgumentException(
                 $"{op}: {experts}/{up.Count}/{down.Count} experts and {offsets.Length} offsets do not fit");
+        if (gate.Concat(up).Concat(down).Any(w => w.DType == DType.Packed))
+            return GroupedSwiGluPacked(xs, offsets, gate, up, down);
         var widened = new List<Tensor>();
         try
         {
@@ -383,6 +386,41 @@ public static unsafe partial class Functional
         finally
         {
             foreach (var t in widened) t.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// <see cref="GroupedSwiGlu"/> with packed expert weights (inference): each expert with rows multiplies its
+    /// rows of xs by its packed weights through <see cref="Tensor.Linear"/> (the packed kernels; nothing widened),
+    /// and the outputs are joined in expert order, which is the row order of xs.
+    /// </summary>
+    private static Tensor GroupedSwiGluPacked(Tensor xs, int[] offsets, IReadOnlyList<Tensor> gate,
+        IReadOnlyList<Tensor> up, IReadOnlyList<Tensor> down)
+    {
+        int experts = gate.Count, rows = xs.Shape[0], d = xs.Shape[1];
+        if (xs.Rank != 2 || offsets[0] != 0 || offsets[experts] != rows)
+            throw new ArgumentException(
+                $"grouped_swiglu: xs {Tensor.FormatShape(xs.Shape)} and offsets ending at {offsets[^1]} do not fit");
+        var parts = new List<Tensor>();
+        try
+        {
+            for (int e = 0; e < experts; e++)
+            {
+                int m = offsets[e + 1] - offsets[e];
+                if (m <= 0) continue;
+                using var xe = xs.Narrow(0, offsets[e], m);                  // [m, d]
+                using var g = Tensor.Linear(xe, gate[e]);                     // [m, I]
+                using var u = Tensor.Linear(xe, up[e]);
+                using var sg = g.Silu();
+                using var h = sg * u;
+                parts.Add(Tensor.Linear(h, down[e]));                        // [m, d]
+            }
+            if (parts.Count == 0) return Tensor.Empty([0, d], DType.Float32, xs.Device);
+            return parts.Count == 1 ? parts[0].ContiguousNoGrad() : Tensor.Cat(parts, 0);
+        }
+        finally
+        {
+            foreach (var p in parts) p.Dispose();
         }
     }
 

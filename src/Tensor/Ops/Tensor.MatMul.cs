@@ -17,6 +17,10 @@ public unsafe partial class Tensor
     {
         var a = this;
         var b = other;
+        if (a.DType == DType.Packed || b.DType == DType.Packed)
+            throw new InvalidOperationException(
+                $"matmul: tensor{(a.DType == DType.Packed ? a : b).NameSuffix} is a packed weight; only " +
+                "Tensor.Linear reads it");
         if (a.DType == DType.Float16 || b.DType == DType.Float16) return MatMulWidened(a, b);
         a.RequireGemmOperand();
         b.RequireGemmOperand();
@@ -158,6 +162,7 @@ public unsafe partial class Tensor
         if (weight.Rank != 2) throw new ArgumentException($"linear: weight must be [out, in], got {FormatShape(weight.Shape)}");
         if (x.Rank < 1 || x._shape[^1] != weight._shape[1])
             throw new ArgumentException($"linear: input {FormatShape(x.Shape)} does not end in the weight's in_features {weight._shape[1]} (weight {FormatShape(weight.Shape)})");
+        if (weight.PackedFormat != null) return LinearPacked(x, weight, bias);
         Tensor y;
         using (var wt = weight.T())
         {

@@ -1,4 +1,5 @@
 using NativeReasoner.Kernels;
+using NativeReasoner.Kernels.Quant;
 
 namespace NativeReasoner;
 
@@ -312,6 +313,9 @@ public unsafe partial class Tensor
     /// <summary>Copies to another device (a new tensor; the graph is kept for float32).</summary>
     public Tensor To(Device device)
     {
+        if (PackedFormat is { } packed)
+            throw new InvalidOperationException($"tensor{NameSuffix} is a packed {packed.Name()} weight: load the " +
+                "checkpoint onto the device instead of moving it");
         using var src = ContiguousNoGrad();
         var dst = Empty(Shape, DType, device);
         long bytes = Numel * DType.SizeOf();

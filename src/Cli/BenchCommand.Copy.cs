@@ -1,0 +1,86 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using NativeReasoner.Kernels.Cpu;
+
+namespace NativeReasoner.Cli;
+
+public static partial class BenchCommand
+{
+    /// <summary>
+    /// `nr bench copy`: host memory copy bandwidth (bytes read + bytes written per second) over a buffer far larger
+    /// than the caches, split over the worker threads: the ceiling of a decode step that streams its weights once
+    /// (the bandwidth bound of a decode = weight bytes read per token ÷ this, counting reads only, so ÷ half of it).
+    /// </summary>
+    private static Command BuildCopy()
+    {
+        var json = new Option<bool>("--json") { Description = "One JSON object per line on stdout." };
+        var mib = new Option<int>("--mib")
+        {
+            Description = "Buffer size in MiB (source and destination each).",
+            DefaultValueFactory = _ => 512
+        };
+        var trials = new Option<int>("--trials")
+        {
+            Description = "Copies timed (the best is reported).",
+            DefaultValueFactory = _ => 5
+        };
+        var command = new Command("copy",
+            "Host memory copy bandwidth over the worker threads (best of several copies).")
+        {
+            json, mib, trials,
+        };
+        command.SetAction(parse =>
+        {
+            long bytes = Math.Max(1, parse.GetValue(mib)) * 1048576L;
+            var (readGBs, copyGBs) = CopyBandwidth(bytes, Math.Max(1, parse.GetValue(trials)));
+            if (parse.GetValue(json))
+                Console.WriteLine(Json(("op", "copy"), ("shape", new[] { (int)(bytes >> 20) }), ("read_gb_per_s",
+                    readGBs),
+                    ("copy_gb_per_s", copyGBs), ("threads", CpuParallel.Threads)));
+            else
+                Console.WriteLine($"copy: {bytes >> 20} MiB, {CpuParallel.Threads} threads: " +
+                    $"{F(readGBs, "F1")} GB/s read " +
+                    $"({F(copyGBs, "F1")} GB/s read + written)");
+            return 0;
+        });
+        return command;
+    }
+
+    /// <summary>(GB/s of source read, GB/s read + written) of the best of <paramref name="trials"/> copies.</summary>
+    internal static unsafe (double Read, double Copy) CopyBandwidth(long bytes, int trials)
+    {
+        byte* src = (byte*)NativeMemory.AlignedAlloc((nuint)bytes, 64),
+            dst = (byte*)NativeMemory.AlignedAlloc((nuint)bytes, 64);
+        try
+        {
+            new Span<byte>(src, (int)Math.Min(bytes, int.MaxValue)).Fill(1);
+            new Span<byte>(dst, (int)Math.Min(bytes, int.MaxValue)).Clear();
+            var job = new CopyJob { Src = src, Dst = dst };
+            double best = double.MaxValue;
+            for (int t = 0; t < trials + 1; t++)
+            {
+                var sw = Stopwatch.StartNew();
+                CpuParallel.For(bytes, 1 << 20, &CopyBody, &job);
+                if (t > 0) best = Math.Min(best, sw.Elapsed.TotalSeconds); // the first copy warms the pages
+            }
+            return (bytes / best / 1e9, 2 * bytes / best / 1e9);
+        }
+        finally
+        {
+            NativeMemory.AlignedFree(src);
+            NativeMemory.AlignedFree(dst);
+        }
+    }
+
+    private unsafe struct CopyJob
+    {
+        public byte* Src, Dst;
+    }
+
+    private static unsafe void CopyBody(void* state, long start, long end)
+    {
+        var job = (CopyJob*)state;
+        Buffer.MemoryCopy(job->Src + start, job->Dst + start, end - start, end - start);
+    }
+}

@@ -1,0 +1,255 @@
+// Source: ggml's ggml_vec_dot_q8_0_q8_0, ggml_vec_dot_q4_0_q8_0 and ggml_vec_dot_q4_K_q8_K
+//         (ggml-cpu/arch/x86/quants.c): integer dot products per block, scaled and summed in float.
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using NativeReasoner.Kernels.Quant;
+
+namespace NativeReasoner.Kernels.Cpu.Quant;
+
+/// <summary>
+/// One packed weight row · one row of <see cref="Q8Activations"/>. Per 32-weight block the integer dot Σ q_w·q_a
+/// is exact (int32); it is scaled by the block's two scales and summed in float. The 4-bit formats store
+/// unsigned levels: Σ (q − 8)·a = Σ q·a − 8·Σa and Σ (d·s·q − m)·a = d·s·Σ q·a − m·Σa, so their levels go
+/// straight into the unsigned operand of vpmaddubsw / vpdpbusd and the offsets use the activation block sums.
+/// Q8_0's weights are signed: |w| goes into the unsigned operand and the activations take w's sign (ggml's trick).
+/// </summary>
+internal static unsafe class QuantDots
+{
+    public static float Dot(QuantIsa isa, QuantFormat format, byte* w, in Q8Activations a, int row)
+    {
+        sbyte* q = a.Q + (long)row * a.BlocksPerRow * Q8Activations.Block;
+        float* s = a.Scale + (long)row * a.BlocksPerRow;
+        int* sum = a.Sum + (long)row * a.BlocksPerRow;
+        int nb = a.BlocksPerRow;
+        return format switch
+        {
+            QuantFormat.Q8_0 => isa switch
+            {
+                QuantIsa.Avx512 => Q8_0Avx512(w, q, s, nb),
+                QuantIsa.AvxVnni => Q8_0Avx2(w, q, s, nb, vnni: true),
+                QuantIsa.Avx2 => Q8_0Avx2(w, q, s, nb, vnni: false),
+                _ => Q8_0Scalar(w, q, s, nb),
+            },
+            QuantFormat.Q4_0 => isa switch
+            {
+                QuantIsa.Avx512 => Q4_0Avx512(w, q, s, sum, nb),
+                QuantIsa.AvxVnni => Q4_0Avx2(w, q, s, sum, nb, vnni: true),
+                QuantIsa.Avx2 => Q4_0Avx2(w, q, s, sum, nb, vnni: false),
+                _ => Q4_0Scalar(w, q, s, sum, nb),
+            },
+            QuantFormat.Q4_K => isa switch
+            {
+                QuantIsa.Avx512 => Q4_KAvx512(w, q, s, sum, nb),
+                QuantIsa.AvxVnni => Q4_KAvx2(w, q, s, sum, nb, vnni: true),
+                QuantIsa.Avx2 => Q4_KAvx2(w, q, s, sum, nb, vnni: false),
+                _ => Q4_KScalar(w, q, s, sum, nb),
+            },
+            _ => throw new ArgumentOutOfRangeException(nameof(format), format, "no integer dot for this format"),
+        };
+    }
+
+    // ------------------------------------------------------------------ scalar
+
+    private static int Dot32(byte* levels, sbyte* q)
+    {
+        int acc = 0;
+        for (int j = 0; j < 32; j++) acc += levels[j] * q[j];
+        return acc;
+    }
+
+    private static float Q8_0Scalar(byte* w, sbyte* q, float* s, int nb)
+    {
+        float total = 0f;
+        for (int b = 0; b < nb; b++, w += Q8_0Block.Bytes, q += 32)
+        {
+            sbyte* wq = (sbyte*)(w + 2);
+            int acc = 0;
+            for (int j = 0; j < 32; j++) acc += wq[j] * q[j];
+            total += acc * (HalfTable.Get(w) * s[b]);
+        }
+        return total;
+    }
+
+    private static float Q4_0Scalar(byte* w, sbyte* q, float* s, int* sum, int nb)
+    {
+        float total = 0f;
+        byte* levels = stackalloc byte[32];
+        for (int b = 0; b < nb; b++, w += Q4_0Block.Bytes, q += 32)
+        {
+            for (int j = 0; j < 16; j++)
+            {
+                levels[j] = (byte)(w[2 + j] & 0xF);
+                levels[j + 16] = (byte)(w[2 + j] >> 4);
+            }
+            total += (Dot32(levels, q) - 8 * sum[b]) * (HalfTable.Get(w) * s[b]);
+        }
+        return total;
+    }
+
+    private static float Q4_KScalar(byte* w, sbyte* q, float* s, int* sum, int nb)
+    {
+        float total = 0f;
+        byte* levels = stackalloc byte[32];
+        for (int sb = 0; sb < nb / 8; sb++, w += Q4_KBlock.Bytes)
+        {
+            float d = HalfTable.Get(w), dmin = HalfTable.Get(w + 2);
+            var scales = new ReadOnlySpan<byte>(w + 4, 12);
+            for (int j = 0; j < 8; j++)
+            {
+                var (sc, m) = Q4_KBlock.ScaleMin(scales, j);
+                byte* qs = w + 16 + 32 * (j / 2);
+                int shift = 4 * (j % 2);
+                for (int l = 0; l < 32; l++) levels[l] = (byte)((qs[l] >> shift) & 0xF);
+                int blk = sb * 8 + j;
+                total += d * sc * s[blk] * Dot32(levels, q + 32 * blk) - dmin * m * s[blk] * sum[blk];
+            }
+        }
+        return total;
+    }
+
+    // ------------------------------------------------------------------ AVX2 / AVX-VNNI: one block per vector
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> DotU8S8(Vector256<byte> u, Vector256<sbyte> v, bool vnni)
+    {
+        if (vnni && AvxVnni.IsSupported) return AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, u, v);
+        // |u·v| ≤ 255·127·2 would overflow the 16-bit pair sums, but u is at most 128 here (|q8| or a nibble).
+        return Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(u, v), Vector256.Create((short)1));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<byte> Nibbles(byte* at)
+    {
+        var raw = Vector128.Load(at);
+        var mask = Vector128.Create((byte)0x0F);
+        return Vector256.Create(raw & mask, Vector128.ShiftRightLogical(raw.AsUInt16(), 4).AsByte() & mask);
+    }
+
+    private static float Q8_0Avx2(byte* w, sbyte* q, float* s, int nb, bool vnni)
+    {
+        var acc = Vector256<float>.Zero;
+        for (int b = 0; b < nb; b++, w += Q8_0Block.Bytes, q += 32)
+        {
+            var wq = Vector256.Load((sbyte*)(w + 2));
+            var dot = DotU8S8(Avx2.Abs(wq), Avx2.Sign(Vector256.Load(q), wq), vnni);
+            acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(dot), Vector256.Create(HalfTable.Get(w) * s[b]), acc);
+        }
+        return Vector256.Sum(acc);
+    }
+
+    private static float Q4_0Avx2(byte* w, sbyte* q, float* s, int* sum, int nb, bool vnni)
+    {
+        var acc = Vector256<float>.Zero;
+        float offsets = 0f;
+        for (int b = 0; b < nb; b++, w += Q4_0Block.Bytes, q += 32)
+        {
+            float scale = HalfTable.Get(w) * s[b];
+            var dot = DotU8S8(Nibbles(w + 2), Vector256.Load(q), vnni);
+            acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(dot), Vector256.Create(scale), acc);
+            offsets += 8 * sum[b] * scale;
+        }
+        return Vector256.Sum(acc) - offsets;
+    }
+
+    private static float Q4_KAvx2(byte* w, sbyte* q, float* s, int* sum, int nb, bool vnni)
+    {
+        var acc = Vector256<float>.Zero;
+        float offsets = 0f;
+        var mask = Vector256.Create((byte)0x0F);
+        for (int sb = 0; sb < nb / 8; sb++, w += Q4_KBlock.Bytes)
+        {
+            float d = HalfTable.Get(w), dmin = HalfTable.Get(w + 2);
+            var scales = new ReadOnlySpan<byte>(w + 4, 12);
+            for (int c = 0; c < 4; c++)
+            {
+                int j0 = sb * 8 + 2 * c;
+                var (sc0, m0) = Q4_KBlock.ScaleMin(scales, 2 * c);
+                var (sc1, m1) = Q4_KBlock.ScaleMin(scales, 2 * c + 1);
+                var raw = Vector256.Load(w + 16 + 32 * c);
+                var lo = raw & mask;
+                var hi = Vector256.ShiftRightLogical(raw.AsUInt16(), 4).AsByte() & mask;
+                var dot0 = DotU8S8(lo, Vector256.Load(q + 32 * j0), vnni);
+                var dot1 = DotU8S8(hi, Vector256.Load(q + 32 * (j0 + 1)), vnni);
+                acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(dot0), Vector256.Create(d * sc0 * s[j0]), acc);
+                acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(dot1), Vector256.Create(d * sc1 * s[j0 + 1]), acc);
+                offsets += dmin * (m0 * s[j0] * sum[j0] + m1 * s[j0 + 1] * sum[j0 + 1]);
+            }
+        }
+        return Vector256.Sum(acc) - offsets;
+    }
+
+    // ------------------------------------------------------------------ AVX-512: two blocks per vector
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> DotU8S8x2(Vector512<byte> u, Vector512<sbyte> v) =>
+        Avx512F.ConvertToVector512Single(
+            Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(u, v), Vector512.Create((short)1)));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Scales2(float s0, float s1) =>
+        Vector512.Create(Vector256.Create(s0), Vector256.Create(s1));
+
+    private static float Q8_0Avx512(byte* w, sbyte* q, float* s, int nb)
+    {
+        var acc = Vector512<float>.Zero;
+        int b = 0;
+        for (; b + 2 <= nb; b += 2, w += 2 * Q8_0Block.Bytes, q += 64)
+        {
+            var wq = Vector512.Create(Vector256.Load((sbyte*)(w + 2)), Vector256.Load((sbyte*)(w + Q8_0Block.Bytes
+                + 2)));
+            var a = Vector512.Load(q);
+            // No 512-bit vpsignb: negate the activations where the weight is negative (|w| = 0 makes the rest moot).
+            var signed = Vector512.ConditionalSelect(Vector512.LessThan(wq, Vector512<sbyte>.Zero), -a, a);
+            var dot = DotU8S8x2(Vector512.Abs(wq).AsByte(), signed);
+            acc = Avx512F.FusedMultiplyAdd(dot,
+                Scales2(HalfTable.Get(w) * s[b], HalfTable.Get(w + Q8_0Block.Bytes) * s[b + 1]), acc);
+        }
+        float total = Vector512.Sum(acc);
+        if (b < nb) total += Q8_0Scalar(w, q, s + b, nb - b);
+        return total;
+    }
+
+    private static float Q4_0Avx512(byte* w, sbyte* q, float* s, int* sum, int nb)
+    {
+        var acc = Vector512<float>.Zero;
+        float offsets = 0f;
+        int b = 0;
+        for (; b + 2 <= nb; b += 2, w += 2 * Q4_0Block.Bytes, q += 64)
+        {
+            float s0 = HalfTable.Get(w) * s[b], s1 = HalfTable.Get(w + Q4_0Block.Bytes) * s[b + 1];
+            var levels = Vector512.Create(Nibbles(w + 2), Nibbles(w + Q4_0Block.Bytes + 2));
+            acc = Avx512F.FusedMultiplyAdd(DotU8S8x2(levels, Vector512.Load(q)), Scales2(s0, s1), acc);
+            offsets += 8 * (sum[b] * s0 + sum[b + 1] * s1);
+        }
+        float total = Vector512.Sum(acc) - offsets;
+        if (b < nb) total += Q4_0Scalar(w, q, s + b, sum + b, nb - b);
+        return total;
+    }
+
+    private static float Q4_KAvx512(byte* w, sbyte* q, float* s, int* sum, int nb)
+    {
+        var acc = Vector512<float>.Zero;
+        float offsets = 0f;
+        var mask = Vector256.Create((byte)0x0F);
+        for (int sb = 0; sb < nb / 8; sb++, w += Q4_KBlock.Bytes)
+        {
+            float d = HalfTable.Get(w), dmin = HalfTable.Get(w + 2);
+            var scales = new ReadOnlySpan<byte>(w + 4, 12);
+            for (int c = 0; c < 4; c++)
+            {
+                int j0 = sb * 8 + 2 * c;
+                var (sc0, m0) = Q4_KBlock.ScaleMin(scales, 2 * c);
+                var (sc1, m1) = Q4_KBlock.ScaleMin(scales, 2 * c + 1);
+                var raw = Vector256.Load(w + 16 + 32 * c);
+                // Sub-blocks 2c (low nibbles) and 2c + 1 (high) against activation blocks j0 and j0 + 1, adjacent.
+                var levels = Vector512.Create(raw & mask, Vector256.ShiftRightLogical(raw.AsUInt16(),
+                    4).AsByte() & mask);
+                acc = Avx512F.FusedMultiplyAdd(DotU8S8x2(levels, Vector512.Load(q + 32 * j0)),
+                    Scales2(d * sc0 * s[j0], d * sc1 * s[j0 + 1]), acc);
+                offsets += dmin * (m0 * s[j0] * sum[j0] + m1 * s[j0 + 1] * sum[j0 + 1]);
+            }
+        }
+        return Vector512.Sum(acc) - offsets;
+    }
+}
