@@ -122,6 +122,15 @@ public sealed class CliErrorTests : IDisposable
     public void Chat_BadConfig_NamesTheField() =>
         AssertError(1, "chat", "hidden_size", "chat", "--model", BadModelDir());
 
+    [Fact]
+    public void Serve_BadConfig_NamesTheField() =>
+        AssertError(1, "serve", "no chat template", "serve", "--model", BadModelDir(), "--port", "0");
+
+    [Fact]
+    public void Quantize_BadConfig_NamesTheField() =>
+        AssertError(1, "quantize", "hidden_size", "quantize", "--model", BadModelDir(),
+            "--out", Path.Combine(_dir, "q"), "--dtype", "q8_0");
+
     [Theory]
     [InlineData("r1-zero")]
     [InlineData("r1")]
