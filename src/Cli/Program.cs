@@ -22,6 +22,7 @@ public static class Program
         root.Subcommands.Add(TrainCommand.Build());
         root.Subcommands.Add(ReportCommand.Build());
         root.Subcommands.Add(TokenizeCommand.Build());
+        root.Subcommands.Add(ExportCommand.Build());
         return root;
     }
 }
