@@ -29,9 +29,11 @@ public sealed class LlamaCppRunner : IDisposable
         _model = SafeLlamaModelHandle.LoadFromFile(gguf, modelParams);
         var p = LLamaContextParams.Default();
         p.n_ctx = (uint)contextTokens;
-        p.n_batch = (uint)Math.Max(512, maxSequences);
+        p.n_batch = (uint)contextTokens;
         p.n_ubatch = p.n_batch;
         p.n_seq_max = (uint)maxSequences;
+        // One cache shared by all sequences (else each gets n_ctx / n_seq_max positions).
+        p.kv_unified = true;
         p.n_threads = threads;
         p.n_threads_batch = threads;
         // A float32 KV cache like this engine's (llama.cpp defaults to f16), so the logits compare at F32.
