@@ -166,13 +166,16 @@ public static class CompareLlamaCpp
         if (dir.Length > 0)
         {
             string cfg = Path.Combine(dir, "tokenizer_config.json");
-            return (File.ReadAllText(Path.Combine(dir, "tokenizer.json")), File.Exists(cfg) ? File.ReadAllText(cfg) : null);
+            return (File.ReadAllText(Path.Combine(dir, "tokenizer.json")),
+                File.Exists(cfg) ? File.ReadAllText(cfg) : null);
         }
         string? root = AppContext.BaseDirectory;
-        while (root is not null && !File.Exists(Path.Combine(root, "NativeReasoner.sln"))) root = Path.GetDirectoryName(root);
+        while (root is not null && !File.Exists(Path.Combine(root, "NativeReasoner.sln")))
+            root = Path.GetDirectoryName(root);
         if (root is null) throw new FileNotFoundException("no --tokenizer given and the repository root was not found");
         string fixture = Path.Combine(root, "tests", "fixtures", "tokenizers", "qwen3");
-        return (ReadGz(Path.Combine(fixture, "tokenizer.json.gz")), ReadGz(Path.Combine(fixture, "tokenizer_config.json.gz")));
+        return (ReadGz(Path.Combine(fixture, "tokenizer.json.gz")),
+            ReadGz(Path.Combine(fixture, "tokenizer_config.json.gz")));
     }
 
     private static string ReadGz(string path)

@@ -39,7 +39,8 @@ public sealed class EngineRunner : IDisposable
         return sw.Elapsed.TotalSeconds;
     }
 
-    /// <summary>Prefills every prompt (equal lengths) untimed, then times greedy decode steps. Returns tokens/s.</summary>
+    /// <summary>Prefills every prompt (equal lengths) untimed, then times greedy decode steps. Returns
+    /// tokens/s.</summary>
     public double DecodeTokensPerSecond(int[][] prompts, int steps)
     {
         int b = prompts.Length, p = prompts[0].Length;

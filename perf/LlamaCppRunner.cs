@@ -59,7 +59,8 @@ public sealed class LlamaCppRunner : IDisposable
         for (int t = 0; t < tokens.Length; t++) _batch.Add(tokens[t], t, (LLamaSeqId)0, true);
         Decode();
         var result = new float[tokens.Length * VocabSize];
-        for (int t = 0; t < tokens.Length; t++) _context.GetLogitsIth(t).CopyTo(result.AsSpan(t * VocabSize, VocabSize));
+        for (int t = 0; t < tokens.Length; t++)
+            _context.GetLogitsIth(t).CopyTo(result.AsSpan(t * VocabSize, VocabSize));
         return result;
     }
 

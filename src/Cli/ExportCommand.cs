@@ -4,12 +4,17 @@ using NativeReasoner.Model.Gguf;
 
 namespace NativeReasoner.Cli;
 
-/// <summary>`nr export --gguf`: a model directory (HF layout + tokenizer) as one GGUF file for llama.cpp/Ollama.</summary>
+/// <summary>`nr export --gguf`: a model directory (HF layout + tokenizer) as one GGUF file for
+/// llama.cpp/Ollama.</summary>
 public static class ExportCommand
 {
     public static Command Build()
     {
-        var gguf = new Option<bool>("--gguf") { Description = "Write GGUF (the only export format so far).", Required = true };
+        var gguf = new Option<bool>("--gguf")
+        {
+            Description = "Write GGUF (the only export format so far).",
+            Required = true,
+        };
         var model = new Option<string>("--model")
         {
             Description = "Model directory (config.json, safetensors, tokenizer.json [+ tokenizer_config.json]).",

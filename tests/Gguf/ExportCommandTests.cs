@@ -5,7 +5,8 @@ using Xunit;
 
 namespace NativeReasoner.Tests.Gguf;
 
-/// <summary>`nr export --gguf`: writes a file the loader reads back to the same logits; bad input is one clear line.</summary>
+/// <summary>`nr export --gguf`: writes a file the loader reads back to the same logits; bad input is one clear
+/// line.</summary>
 public sealed class ExportCommandTests : IDisposable
 {
     private readonly string _dir = ModelTestUtil.TempDir();

@@ -5,7 +5,8 @@ using Xunit;
 
 namespace NativeReasoner.Tests.Gguf;
 
-/// <summary>GGUF container: write → read gives the same metadata and tensor bytes; malformed files name the field.</summary>
+/// <summary>GGUF container: write → read gives the same metadata and tensor bytes; malformed files name the
+/// field.</summary>
 public sealed class GgufContainerTests : IDisposable
 {
     private readonly string _dir = Path.Combine(Path.GetTempPath(), "nr-gguf-" + Guid.NewGuid().ToString("N"));
@@ -42,7 +43,8 @@ public sealed class GgufContainerTests : IDisposable
         }
         Assert.Equal(ulong.MaxValue - 3, (ulong)f.Metadata.Entries.Single(e => e.Key == "t.u64").Value.Value);
         Assert.Equal(Math.PI, f.Metadata.GetNumber("t.f64"));
-        Assert.Equal(new[] { "a", "", "Ġthe", "<|im_end|>" }, f.Metadata.GetArray<string>("a.string", GgufValueType.String));
+        Assert.Equal(new[] { "a", "", "Ġthe", "<|im_end|>" },
+            f.Metadata.GetArray<string>("a.string", GgufValueType.String));
         Assert.Equal(tensors.Count, f.Tensors.Count);
         for (int i = 0; i < tensors.Count; i++)
         {
@@ -80,7 +82,8 @@ public sealed class GgufContainerTests : IDisposable
         return p;
     }
 
-    private GgufException Rejected(byte[] b) => Assert.Throws<GgufException>(() => GgufFile.Open(WriteBytes(b)).Dispose());
+    private GgufException Rejected(byte[] b) =>
+        Assert.Throws<GgufException>(() => GgufFile.Open(WriteBytes(b)).Dispose());
 
     /// <summary>A header with the given counts followed by <paramref name="rest"/>.</summary>
     private static byte[] Header(ulong tensors, ulong kvs, byte[] rest, uint version = 3, uint magic = GgufFormat.Magic)

@@ -51,12 +51,12 @@ public sealed class GgufFuzzTests : IDisposable
             case 1: // truncate
                 return b[..at];
             case 2: // set one 64-bit field to an extreme value
-            {
-                ulong[] extremes = [0, 1, ulong.MaxValue, long.MaxValue, 1UL << 32, (ulong)valid.Length, 255];
-                int start = Math.Min(at, b.Length - 8);
-                BitConverter.TryWriteBytes(b.AsSpan(start, 8), extremes[amount % extremes.Length]);
-                return b;
-            }
+                {
+                    ulong[] extremes = [0, 1, ulong.MaxValue, long.MaxValue, 1UL << 32, (ulong)valid.Length, 255];
+                    int start = Math.Min(at, b.Length - 8);
+                    BitConverter.TryWriteBytes(b.AsSpan(start, 8), extremes[amount % extremes.Length]);
+                    return b;
+                }
             case 3: // insert bytes (shifts every later field)
                 return [.. b[..at], .. Enumerable.Repeat(value, 1 + amount % 9), .. b[at..]];
             default: // delete bytes

@@ -32,11 +32,13 @@ public sealed class GgufModelTests : IDisposable
         return CausalLMRegistry.ParseConfig(json.ToJsonString()).Build(new Generator(5));
     }
 
-    /// <summary>config.json without the keys GGUF does not carry (unused sliding-window settings, special ids).</summary>
+    /// <summary>config.json without the keys GGUF does not carry (unused sliding-window settings, special
+    /// ids).</summary>
     private static string ComparableConfig(ICausalLMConfig config)
     {
         var json = System.Text.Json.Nodes.JsonNode.Parse(config.ToJson())!.AsObject();
-        foreach (var key in new[] { "sliding_window", "max_window_layers", "bos_token_id", "eos_token_id", "pad_token_id" })
+        foreach (var key in new[]
+                 { "sliding_window", "max_window_layers", "bos_token_id", "eos_token_id", "pad_token_id" })
             json.Remove(key);
         return json.ToJsonString();
     }
@@ -95,13 +97,15 @@ public sealed class GgufModelTests : IDisposable
             Assert.Equal(expected, state[name].ToArray());
         }
         if (type != GgmlType.Q8_0)
-            Assert.Equal(type == GgmlType.F16 ? NativeReasoner.Kernels.DType.Float16 : NativeReasoner.Kernels.DType.BFloat16,
+            Assert.Equal(type == GgmlType.F16
+                    ? NativeReasoner.Kernels.DType.Float16 : NativeReasoner.Kernels.DType.BFloat16,
                 state["model.layers.0.self_attn.q_proj.weight"].DType);
         Assert.Contains(report.Notes, n => n.Contains(type == GgmlType.Q8_0 ? "decoded" : "kept"));
         Assert.True(ModelTestUtil.RelError(Logits(back), Logits(model)) < 2e-2);
     }
 
-    /// <summary>What a row of float32 becomes in <paramref name="type"/>, computed independently of the exporter.</summary>
+    /// <summary>What a row of float32 becomes in <paramref name="type"/>, computed independently of the
+    /// exporter.</summary>
     private static float[] Encoded(GgmlType type, float[] values, int cols)
     {
         var result = new float[values.Length];
@@ -143,7 +147,8 @@ public sealed class GgufModelTests : IDisposable
         var state = ((NativeReasoner.Nn.Module)model).StateDict();
         var config = (NativeReasoner.Model.Dense.DenseConfig)model.Config;
         using var file = GgufFile.Open(gguf);
-        foreach (var (proj, heads) in new[] { ("q_proj", config.NumAttentionHeads), ("k_proj", config.NumKeyValueHeads) })
+        foreach (var (proj, heads) in
+                 new[] { ("q_proj", config.NumAttentionHeads), ("k_proj", config.NumKeyValueHeads) })
         {
             var hf = state[$"model.layers.1.self_attn.{proj}.weight"];
             float[] w = hf.ToArray();
@@ -154,7 +159,8 @@ public sealed class GgufModelTests : IDisposable
                 for (int half = 0; half < 2; half++)
                     for (int i = 0; i < d / 2; i++)
                         for (int c = 0; c < cols; c++)
-                            expected[((h * (d / 2) + i) * 2 + half) * cols + c] = w[((h * 2 + half) * (d / 2) + i) * cols + c];
+                            expected[((h * (d / 2) + i) * 2 + half) * cols + c] =
+                                w[((h * 2 + half) * (d / 2) + i) * cols + c];
             var stored = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(
                 file.GetBytes($"blk.1.attn_{proj[0]}.weight")).ToArray();
             Assert.Equal(expected, stored);

@@ -52,7 +52,8 @@ public sealed class GgufTokenizerTests
                 Assert.Equal(c.Ids, tokenizer.Encode(c.Text, addSpecialTokens: false));
                 // GGUF's add_bos_token means a BOS before every text, as llama.cpp adds it (HF's DeepSeek tokenizer
                 // adds none to an empty text).
-                Assert.Equal(addsBos ? [reference.BosId, .. c.Ids] : c.Ids, tokenizer.Encode(c.Text, addSpecialTokens: true));
+                Assert.Equal(addsBos ? [reference.BosId, .. c.Ids] : c.Ids,
+                    tokenizer.Encode(c.Text, addSpecialTokens: true));
                 string decoded = tokenizer.Decode(c.Ids);
                 Assert.Equal(c.Decoded, cleanUp ? CleanUp(decoded) : decoded);
             }

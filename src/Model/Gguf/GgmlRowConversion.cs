@@ -32,17 +32,19 @@ public static class GgmlRowConversion
                 MemoryMarshal.Cast<byte, float>(source)[..destination.Length].CopyTo(destination);
                 return;
             case GgmlType.F16:
-            {
-                var h = MemoryMarshal.Cast<byte, ushort>(source);
-                for (int i = 0; i < destination.Length; i++) destination[i] = (float)BitConverter.UInt16BitsToHalf(h[i]);
-                return;
-            }
+                {
+                    var h = MemoryMarshal.Cast<byte, ushort>(source);
+                    for (int i = 0; i < destination.Length; i++)
+                        destination[i] = (float)BitConverter.UInt16BitsToHalf(h[i]);
+                    return;
+                }
             case GgmlType.BF16:
-            {
-                var b = MemoryMarshal.Cast<byte, ushort>(source);
-                for (int i = 0; i < destination.Length; i++) destination[i] = BitConverter.Int32BitsToSingle(b[i] << 16);
-                return;
-            }
+                {
+                    var b = MemoryMarshal.Cast<byte, ushort>(source);
+                    for (int i = 0; i < destination.Length; i++)
+                        destination[i] = BitConverter.Int32BitsToSingle(b[i] << 16);
+                    return;
+                }
         }
         var format = Quantised(type) ?? throw new NotSupportedException(
             $"tensor type {type} cannot be read (supported: {ReadableTypes})");
@@ -61,26 +63,26 @@ public static class GgmlRowConversion
                 MemoryMarshal.AsBytes(source).CopyTo(destination);
                 return;
             case GgmlType.F16:
-            {
-                var h = MemoryMarshal.Cast<byte, ushort>(destination);
-                for (int i = 0; i < source.Length; i++) h[i] = BitConverter.HalfToUInt16Bits((Half)source[i]);
-                return;
-            }
+                {
+                    var h = MemoryMarshal.Cast<byte, ushort>(destination);
+                    for (int i = 0; i < source.Length; i++) h[i] = BitConverter.HalfToUInt16Bits((Half)source[i]);
+                    return;
+                }
             case GgmlType.BF16:
-            {
-                var b = MemoryMarshal.Cast<byte, ushort>(destination);
-                for (int i = 0; i < source.Length; i++) b[i] = ToBFloat16(source[i]);
-                return;
-            }
+                {
+                    var b = MemoryMarshal.Cast<byte, ushort>(destination);
+                    for (int i = 0; i < source.Length; i++) b[i] = ToBFloat16(source[i]);
+                    return;
+                }
             case GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q4_K:
-            {
-                var format = Quantised(type)!.Value;
-                long rowBytes = format.RowBytes(rowElements);
-                for (int r = 0; r < source.Length / rowElements; r++)
-                    BlockQuantizer.QuantizeRow(format, source.Slice(r * rowElements, rowElements),
-                        destination.Slice(checked((int)(r * rowBytes)), (int)rowBytes));
-                return;
-            }
+                {
+                    var format = Quantised(type)!.Value;
+                    long rowBytes = format.RowBytes(rowElements);
+                    for (int r = 0; r < source.Length / rowElements; r++)
+                        BlockQuantizer.QuantizeRow(format, source.Slice(r * rowElements, rowElements),
+                            destination.Slice(checked((int)(r * rowBytes)), (int)rowBytes));
+                    return;
+                }
             default:
                 throw new NotSupportedException($"writing tensor type {type} is not supported (F32, F16, BF16, Q8_0, " +
                     "Q4_0, Q4_K)");

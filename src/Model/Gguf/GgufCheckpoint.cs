@@ -123,7 +123,12 @@ public static class GgufCheckpoint
             }
             var keep = asStored && target is Parameter && target.Rank == 2 &&
                 !name.EndsWith(".mlp.gate.weight", StringComparison.Ordinal)
-                ? info.Type switch { GgmlType.F16 => DType.Float16, GgmlType.BF16 => DType.BFloat16, _ => DType.Float32 }
+                ? info.Type switch
+                {
+                    GgmlType.F16 => DType.Float16,
+                    GgmlType.BF16 => DType.BFloat16,
+                    _ => DType.Float32,
+                }
                 : DType.Float32;
             if (keep != DType.Float32)
             {
@@ -157,7 +162,8 @@ public static class GgufCheckpoint
         }
     }
 
-    private static unsafe void DecodeRows(GgmlType type, byte* source, long rowBytes, long cols, Span<float> destination)
+    private static unsafe void DecodeRows(GgmlType type, byte* source, long rowBytes, long cols,
+        Span<float> destination)
     {
         // A few rows at a time keeps every span far below 2 GiB whatever the tensor's size.
         long rows = destination.Length / cols;
@@ -165,7 +171,8 @@ public static class GgufCheckpoint
         for (long r = 0; r < rows; r += chunk)
         {
             long n = Math.Min(chunk, rows - r);
-            GgmlRowConversion.ToFloat32(type, new ReadOnlySpan<byte>(source + r * rowBytes, checked((int)(n * rowBytes))),
+            GgmlRowConversion.ToFloat32(type,
+                new ReadOnlySpan<byte>(source + r * rowBytes, checked((int)(n * rowBytes))),
                 destination.Slice(checked((int)(r * cols)), checked((int)(n * cols))));
         }
     }

@@ -89,7 +89,8 @@ public static class GgufExporter
                     float[] values = part.ToArray();
                     int rowElements = part.Rank == 1 ? 1 : (int)cols;
                     if (ggmlType != GgmlType.F32 && part.Rank == 1) rowElements = values.Length;
-                    var encoded = new byte[GgmlTypeInfo.RowBytes(ggmlType, rowElements) * (values.Length / rowElements)];
+                    long encodedBytes = GgmlTypeInfo.RowBytes(ggmlType, rowElements) * (values.Length / rowElements);
+                    var encoded = new byte[encodedBytes];
                     GgmlRowConversion.FromFloat32(ggmlType, values, encoded, rowElements);
                     if (permute)
                     {

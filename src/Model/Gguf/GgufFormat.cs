@@ -17,7 +17,8 @@ public static class GgufFormat
     /// <summary>ggml's GGML_MAX_DIMS.</summary>
     public const int MaxDimensions = 4;
 
-    /// <summary>Longest string accepted (a chat template or a token is far shorter; a bigger one is corruption).</summary>
+    /// <summary>Longest string accepted (a chat template or a token is far shorter; a bigger one is
+    /// corruption).</summary>
     public const long MaxStringBytes = 64L << 20;
 
     /// <summary>Arrays inside arrays deeper than this are rejected.</summary>

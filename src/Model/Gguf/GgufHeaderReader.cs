@@ -150,8 +150,8 @@ internal sealed unsafe class GgufHeaderReader
         {
             var (name, dims, type, offset, bytes) = infos[i];
             if (offset > _length - dataStart || bytes > _length - dataStart - offset)
-                throw Error($"tensor '{name}'", $"data [{offset}, {offset + bytes}) of the data section runs past the " +
-                    $"end of the file ({_length - dataStart} data bytes; truncated or a bad offset)");
+                throw Error($"tensor '{name}'", $"data [{offset}, {offset + bytes}) of the data section runs past " +
+                    $"the end of the file ({_length - dataStart} data bytes; truncated or a bad offset)");
             tensors[i] = new GgufTensorInfo(name, dims, type, offset, dataStart + offset, bytes);
         }
         // Tensors must not share bytes: an overlap means a corrupt offset.
@@ -208,44 +208,45 @@ internal sealed unsafe class GgufHeaderReader
         switch (type)
         {
             case GgufValueType.String:
-            {
-                var items = new string[count];
-                for (int i = 0; i < count; i++) items[i] = String($"{field}[{i}]");
-                return new GgufArray(type, items);
-            }
-            case GgufValueType.Array:
-            {
-                var items = new GgufArray[count];
-                for (int i = 0; i < count; i++) items[i] = Array($"{field}[{i}]", depth + 1);
-                return new GgufArray(type, items);
-            }
-            case GgufValueType.Bool:
-            {
-                var items = new bool[count];
-                for (int i = 0; i < count; i++) items[i] = Bool($"{field}[{i}]");
-                return new GgufArray(type, items);
-            }
-            default:
-            {
-                var bytes = Take((long)count * minItem, field);
-                var items = System.Array.CreateInstance(GgufArray.ClrType(type), count);
-                // Little-endian on disk and on every platform .NET runs this on (x64, arm64).
-                if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("GGUF needs little-endian");
-                fixed (byte* p = bytes)
                 {
-                    var handle = System.Runtime.InteropServices.GCHandle.Alloc(items,
-                        System.Runtime.InteropServices.GCHandleType.Pinned);
-                    try
-                    {
-                        Buffer.MemoryCopy(p, (void*)handle.AddrOfPinnedObject(), bytes.Length, bytes.Length);
-                    }
-                    finally
-                    {
-                        handle.Free();
-                    }
+                    var items = new string[count];
+                    for (int i = 0; i < count; i++) items[i] = String($"{field}[{i}]");
+                    return new GgufArray(type, items);
                 }
-                return new GgufArray(type, items);
-            }
+            case GgufValueType.Array:
+                {
+                    var items = new GgufArray[count];
+                    for (int i = 0; i < count; i++) items[i] = Array($"{field}[{i}]", depth + 1);
+                    return new GgufArray(type, items);
+                }
+            case GgufValueType.Bool:
+                {
+                    var items = new bool[count];
+                    for (int i = 0; i < count; i++) items[i] = Bool($"{field}[{i}]");
+                    return new GgufArray(type, items);
+                }
+            default:
+                {
+                    var bytes = Take((long)count * minItem, field);
+                    var items = System.Array.CreateInstance(GgufArray.ClrType(type), count);
+                    // Little-endian on disk and on every platform .NET runs this on (x64, arm64).
+                    if (!BitConverter.IsLittleEndian)
+                        throw new PlatformNotSupportedException("GGUF needs little-endian");
+                    fixed (byte* p = bytes)
+                    {
+                        var handle = System.Runtime.InteropServices.GCHandle.Alloc(items,
+                            System.Runtime.InteropServices.GCHandleType.Pinned);
+                        try
+                        {
+                            Buffer.MemoryCopy(p, (void*)handle.AddrOfPinnedObject(), bytes.Length, bytes.Length);
+                        }
+                        finally
+                        {
+                            handle.Free();
+                        }
+                    }
+                    return new GgufArray(type, items);
+                }
         }
     }
 }

@@ -9,11 +9,13 @@ namespace NativeReasoner.Model.Gguf;
 
 /// <summary>
 /// The model hyper-parameters of a GGUF file ↔ HF config.json. Reading builds config.json text and lets
-/// <see cref="CausalLMRegistry.ParseConfig"/> validate it, so a GGUF model and an HF directory are checked the same way.
+/// <see cref="CausalLMRegistry.ParseConfig"/> validate it, so a GGUF model and an HF directory are checked the same
+/// way.
 /// </summary>
 public static class GgufModelConfig
 {
-    /// <summary>GGUF general.architecture → HF model_type, for the architectures this engine reads and writes.</summary>
+    /// <summary>GGUF general.architecture → HF model_type, for the architectures this engine reads and
+    /// writes.</summary>
     public static readonly IReadOnlyDictionary<string, string> ModelTypes = new Dictionary<string, string>
     {
         ["llama"] = "llama",
@@ -25,7 +27,8 @@ public static class GgufModelConfig
     private static string SupportedArchitectures => string.Join(", ", ModelTypes.Keys);
 
     /// <summary>
-    /// config.json text for the model in <paramref name="file"/>. <paramref name="tied"/>: the file has no output.weight
+    /// config.json text for the model in <paramref name="file"/>. <paramref name="tied"/>: the file has no
+    /// output.weight
     /// (the head reuses token_embd); <paramref name="vocabSize"/> comes from token_embd's shape.
     /// </summary>
     public static string ToConfigJson(GgufFile file)
@@ -65,7 +68,8 @@ public static class GgufModelConfig
             w.WriteBoolean("tie_word_embeddings", !file.Contains("output.weight"));
             w.WriteString("hidden_act", "silu");
             bool qkvBias = file.Contains("blk.0.attn_q.bias");
-            if (modelType != "qwen2") w.WriteBoolean("attention_bias", qkvBias || file.Contains("blk.0.attn_output.bias"));
+            if (modelType != "qwen2")
+                w.WriteBoolean("attention_bias", qkvBias || file.Contains("blk.0.attn_output.bias"));
             if (modelType == "qwen3_moe")
             {
                 int expertFf = m.GetCount($"{arch}.expert_feed_forward_length");
@@ -133,7 +137,8 @@ public static class GgufModelConfig
         w.WriteString("rope_type", type);
         w.WriteNumber("factor", Number(m, $"{arch}.rope.scaling.factor"));
         if (type == "yarn")
-            w.WriteNumber("original_max_position_embeddings", m.GetCount($"{arch}.rope.scaling.original_context_length"));
+            w.WriteNumber("original_max_position_embeddings",
+                m.GetCount($"{arch}.rope.scaling.original_context_length"));
         w.WriteEndObject();
     }
 
@@ -160,7 +165,8 @@ public static class GgufModelConfig
         var expected = Llama3RopeFactors(headDim, theta, factor, low, high, original);
         for (int i = 0; i < expected.Length; i++)
             if (!(Math.Abs(stored[i] - expected[i]) <= 1e-5 * Math.Abs(expected[i])))
-                throw new GgufException(file.FilePath, field, $"divisor {i} is {stored[i]}, but llama3 rope with factor " +
+                throw new GgufException(file.FilePath, field, $"divisor {i} is {stored[i]}, but llama3 rope with " +
+                    $"factor " +
                     $"{factor}, low_freq_factor {low}, high_freq_factor {high} and original context {original} gives " +
                     $"{expected[i]} (other llama3 parameters need the {Llama3Prefix}* keys)");
         w.WriteStartObject("rope_scaling");
@@ -247,7 +253,8 @@ public static class GgufModelConfig
             metadata.Add($"{arch}.rope.scaling.type", c.Rope.Type);
             metadata.Add($"{arch}.rope.scaling.factor", (float)c.Rope.Factor);
             if (c.Rope.Type == "yarn")
-                metadata.Add($"{arch}.rope.scaling.original_context_length", (uint)c.Rope.OriginalMaxPositionEmbeddings);
+                metadata.Add($"{arch}.rope.scaling.original_context_length",
+                    (uint)c.Rope.OriginalMaxPositionEmbeddings);
         }
         if (c.NumExperts > 0)
         {

@@ -10,9 +10,12 @@ public static class GgufPreTokenizers
 {
     public sealed record Entry(string Name, string[] Regexes, string? Normalizer, bool IgnoreMerges);
 
-    private const string Llama3 = @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
-    private const string Qwen2 = @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
-    private const string DeepseekV3Words = @"[!""#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+    private const string Llama3 = @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}" +
+        @"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+    private const string Qwen2 = @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}" +
+        @"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+    private const string DeepseekV3Words = @"[!""#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+" +
+        @"|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
     /// <summary>Known names; the first entry with given regexes is the name written on export.</summary>
     public static readonly IReadOnlyList<Entry> Known =
@@ -27,7 +30,8 @@ public static class GgufPreTokenizers
 
     public static Entry? ByName(string name) => Known.FirstOrDefault(e => e.Name == name);
 
-    /// <summary>The entry whose regexes are <paramref name="regexes"/> (literal CR/LF and their escapes compare equal).</summary>
+    /// <summary>The entry whose regexes are <paramref name="regexes"/> (literal CR/LF and their escapes compare
+    /// equal).</summary>
     public static Entry? ByRegexes(IReadOnlyList<string> regexes)
     {
         var wanted = regexes.Select(Canonical).ToArray();

@@ -50,7 +50,8 @@ public static partial class GgufTensorNames
         ["mlp.gate.weight"] = "ffn_gate_inp.weight",
     };
 
-    /// <summary>The GGUF location of HF parameter <paramref name="hfName"/>; null when the name has no GGUF form.</summary>
+    /// <summary>The GGUF location of HF parameter <paramref name="hfName"/>; null when the name has no GGUF
+    /// form.</summary>
     public static GgufLocation? ToGguf(string hfName)
     {
         if (Global.TryGetValue(hfName, out var g)) return new GgufLocation(g);

@@ -222,7 +222,8 @@ public static class GgufTokenizer
         var merges = new List<string>();
         if (model.TryGetProperty("merges", out var mj))
             foreach (var e in mj.EnumerateArray())
-                merges.Add(e.ValueKind == JsonValueKind.String ? e.GetString()! : $"{e[0].GetString()} {e[1].GetString()}");
+                merges.Add(e.ValueKind == JsonValueKind.String ? e.GetString()!
+                    : $"{e[0].GetString()} {e[1].GetString()}");
 
         long? bos = bosFallback, eos = eosFallback;
         bool addBos = false;
@@ -236,7 +237,8 @@ public static class GgufTokenizer
             {
                 if (!cfg.TryGetProperty(key, out var v)) return null;
                 string? content = v.ValueKind == JsonValueKind.String ? v.GetString()
-                    : v.ValueKind == JsonValueKind.Object && v.TryGetProperty("content", out var c) ? c.GetString() : null;
+                    : v.ValueKind == JsonValueKind.Object && v.TryGetProperty("content", out var c) ? c.GetString()
+                    : null;
                 int idx = content is null ? -1 : Array.IndexOf(tokens, content);
                 return idx >= 0 ? idx : null;
             }
@@ -272,7 +274,8 @@ public static class GgufTokenizer
         switch (t.GetString())
         {
             case "Sequence":
-                foreach (var c in e.GetProperty("pretokenizers").EnumerateArray()) CollectSplits(c, regexes, ref byteLevel);
+                foreach (var c in e.GetProperty("pretokenizers").EnumerateArray())
+                    CollectSplits(c, regexes, ref byteLevel);
                 break;
             case "Split" when e.GetProperty("pattern").TryGetProperty("Regex", out var r):
                 regexes.Add(r.GetString()!);

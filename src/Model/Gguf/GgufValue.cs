@@ -28,9 +28,11 @@ public sealed class GgufValue
     public static GgufValue Of(ulong v) => new(GgufValueType.UInt64, v);
     public static GgufValue Of(long v) => new(GgufValueType.Int64, v);
     public static GgufValue Of(double v) => new(GgufValueType.Float64, v);
-    public static GgufValue Of(GgufArray v) => new(GgufValueType.Array, v ?? throw new ArgumentNullException(nameof(v)));
+    public static GgufValue Of(GgufArray v) =>
+        new(GgufValueType.Array, v ?? throw new ArgumentNullException(nameof(v)));
 
-    /// <summary>The value as a 64-bit integer when it is one of the integer types (unsigned 64-bit only up to 2^63−1).</summary>
+    /// <summary>The value as a 64-bit integer when it is one of the integer types (unsigned 64-bit only up to
+    /// 2^63−1).</summary>
     public bool TryGetInteger(out long value)
     {
         switch (Value)

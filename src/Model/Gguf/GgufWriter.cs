@@ -8,7 +8,8 @@ namespace NativeReasoner.Model.Gguf;
 /// A tensor to write: its name, ggml type, row-major shape (outermost first; written as ggml's ne, innermost first),
 /// the exact number of bytes it takes in that type, and a callback that writes those bytes.
 /// </summary>
-public sealed record GgufTensorSource(string Name, GgmlType Type, long[] Shape, long ByteLength, Action<Stream> WriteData)
+public sealed record GgufTensorSource(string Name, GgmlType Type, long[] Shape, long ByteLength,
+    Action<Stream> WriteData)
 {
     public static GgufTensorSource FromBytes(string name, GgmlType type, long[] shape, byte[] data) =>
         new(name, type, shape, data.Length, s => s.Write(data));

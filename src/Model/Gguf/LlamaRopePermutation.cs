@@ -9,7 +9,8 @@ namespace NativeReasoner.Model.Gguf;
 /// </summary>
 public static class LlamaRopePermutation
 {
-    /// <summary>The HF row stored at GGUF row <paramref name="ggufRow"/> of a projection with heads of headDim rows.</summary>
+    /// <summary>The HF row stored at GGUF row <paramref name="ggufRow"/> of a projection with heads of headDim
+    /// rows.</summary>
     public static long HfRowOf(long ggufRow, int headDim)
     {
         long head = ggufRow / headDim, r = ggufRow % headDim;
@@ -27,7 +28,8 @@ public static class LlamaRopePermutation
         if (headDim % 2 != 0) throw new ArgumentException($"head_dim {headDim} must be even for rope", nameof(headDim));
         long rows = source.Length / rowBytes;
         if (rows * rowBytes != source.Length || rows % headDim != 0 || destination.Length != source.Length)
-            throw new ArgumentException($"{source.Length} bytes are not whole heads of {headDim} rows of {rowBytes} bytes");
+            throw new ArgumentException(
+                $"{source.Length} bytes are not whole heads of {headDim} rows of {rowBytes} bytes");
         int rb = checked((int)rowBytes);
         for (long g = 0; g < rows; g++)
         {
