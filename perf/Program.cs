@@ -35,6 +35,11 @@ public static class Program
             TokenizerThroughput.Run(args.Length > 1 ? double.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 3);
             return;
         }
+        if (args.Length > 0 && args[0] == "compare-llamacpp")
+        {
+            CompareLlamaCpp.Run(args[1..]);
+            return;
+        }
         if (args.Length > 0 && args[0] == "profile-grouped")
         {
             GroupedProfile.Run(args.Length > 1 ? int.Parse(args[1]) : 50);

@@ -26,6 +26,7 @@ public static class Program
         root.Subcommands.Add(TokenizeCommand.Build());
         root.Subcommands.Add(ServeCommand.Build());
         root.Subcommands.Add(QuantizeCommand.Build());
+        root.Subcommands.Add(ExportCommand.Build());
         return root;
     }
 }

@@ -55,6 +55,7 @@ public static class CausalLMRegistry
     /// </summary>
     public static ICausalLMConfig LoadConfig(string pathOrDirectory)
     {
+        if (Gguf.GgufCheckpoint.IsGgufPath(pathOrDirectory)) return Gguf.GgufCheckpoint.LoadConfig(pathOrDirectory);
         string path = Directory.Exists(pathOrDirectory)
             ? Path.Combine(pathOrDirectory, ConfigFileName)
             : pathOrDirectory;
@@ -85,6 +86,9 @@ public static class CausalLMRegistry
         out CheckpointLoadReport report)
     {
         ArgumentNullException.ThrowIfNull(options);
+        // A .gguf file holds config and weights in one file.
+        if (Gguf.GgufCheckpoint.IsGgufPath(directory))
+            return Gguf.GgufCheckpoint.Load(directory, device, options, out report);
         var config = LoadConfig(directory);
         if (config is DeepseekV3Config) return DeepseekV3Checkpoint.Load(directory, device, options, out report);
         var dense = (DenseConfig)config;

@@ -1,0 +1,193 @@
+using System.Globalization;
+using System.IO.Compression;
+using System.Text;
+using NativeReasoner.Model;
+using NativeReasoner.Model.Dense;
+using NativeReasoner.Model.Gguf;
+
+namespace NativeReasoner.Perf;
+
+/// <summary>
+/// `dotnet run -c Release --project perf -- compare-llamacpp [options]`: random-weight models of real shapes, exported
+/// once per type to GGUF, then run from that same file by this engine and by llama.cpp (LLamaSharp's libllama.so)
+/// with the same threads, back to back in alternating order: prefill tokens/s (one prompt), decode tokens/s at batch 1
+/// and 16, and the logits of both on one prompt (max |ours − llama.cpp| / max |llama.cpp|).
+/// Options: --shapes a,b  --dtypes f32,f16,bf16,q8_0,q4_k  --threads N  --prompt N  --decode N  --rounds N
+/// --tokenizer DIR (tokenizer.json + tokenizer_config.json; default the qwen3 fixture)  --work DIR  --out FILE.md
+/// </summary>
+public static class CompareLlamaCpp
+{
+    private static DenseConfig Shape(string name) => name switch
+    {
+        // Qwen2 blocks at a size that runs in seconds on two cores, with the real vocabulary.
+        "qwen2-small" => Qwen2(hidden: 256, layers: 4, heads: 4, kvHeads: 2, ff: 704, tied: false),
+        // Qwen2.5-0.5B's config.json.
+        "qwen2.5-0.5b" => Qwen2(hidden: 896, layers: 24, heads: 14, kvHeads: 2, ff: 4864, tied: true),
+        // DeepSeek-R1-Distill-Qwen-1.5B's config.json.
+        "r1-distill-qwen-1.5b" => Qwen2(hidden: 1536, layers: 28, heads: 12, kvHeads: 2, ff: 8960, tied: false),
+        _ => throw new ArgumentException($"unknown shape '{name}': qwen2-small, qwen2.5-0.5b, r1-distill-qwen-1.5b"),
+    };
+
+    private static DenseConfig Qwen2(int hidden, int layers, int heads, int kvHeads, int ff, bool tied) =>
+        NativeReasoner.Model.Qwen2.Qwen2Family.Defaults with
+        {
+            VocabSize = 151936,
+            HiddenSize = hidden,
+            NumHiddenLayers = layers,
+            NumAttentionHeads = heads,
+            NumKeyValueHeads = kvHeads,
+            HeadDim = hidden / heads,
+            IntermediateSize = ff,
+            TieWordEmbeddings = tied,
+            MaxPositionEmbeddings = 4096,
+            RmsNormEps = 1e-6,
+            Rope = new RopeParameters { Theta = 1000000.0 },
+            BosTokenId = null,
+            EosTokenIds = [151643],
+        };
+
+    public static void Run(string[] args)
+    {
+        string Opt(string key, string fallback)
+        {
+            int i = Array.IndexOf(args, key);
+            return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
+        }
+        var shapes = Opt("--shapes", "qwen2-small").Split(',');
+        var dtypes = Opt("--dtypes", "f32,f16,bf16,q8_0,q4_k").Split(',');
+        int threads = int.Parse(Opt("--threads", "2"), CultureInfo.InvariantCulture);
+        int prompt = int.Parse(Opt("--prompt", "512"), CultureInfo.InvariantCulture);
+        int decode = int.Parse(Opt("--decode", "16"), CultureInfo.InvariantCulture);
+        int rounds = int.Parse(Opt("--rounds", "2"), CultureInfo.InvariantCulture);
+        string work = Opt("--work", Path.Combine(Path.GetTempPath(), "nr-compare-llamacpp"));
+        string? outFile = Opt("--out", "") is { Length: > 0 } o ? o : null;
+        string tokenizerDir = Opt("--tokenizer", "");
+        Environment.SetEnvironmentVariable("NR_NUM_THREADS", threads.ToString(CultureInfo.InvariantCulture));
+        Directory.CreateDirectory(work);
+        var (tokenizerJson, tokenizerConfig) = LoadTokenizer(tokenizerDir);
+
+        var report = new StringBuilder();
+        report.AppendLine($"threads {threads}, prompt {prompt} tokens, {decode} decode steps, {rounds} rounds " +
+            "(alternating order, median); load average at start: " + LoadAverage());
+        report.AppendLine();
+        report.AppendLine("| shape | type | file MiB | prefill ours | prefill llama.cpp | × | decode b1 ours | " +
+            "decode b1 llama.cpp | × | decode b16 ours | decode b16 llama.cpp | × | logits max rel diff |");
+        report.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        Console.WriteLine(report.ToString());
+        foreach (string shapeName in shapes)
+        {
+            var config = Shape(shapeName);
+            foreach (string dtype in dtypes)
+            {
+                string gguf = Path.Combine(work, $"{shapeName}-{dtype}.gguf");
+                if (!File.Exists(gguf))
+                {
+                    using var model = new DenseForCausalLM(config, new Generator(1234));
+                    GgufExporter.Export(model, gguf, GgufExporter.ParseType(dtype), shapeName, tokenizerJson,
+                        tokenizerConfig);
+                }
+                string row = MeasureRow(shapeName, dtype, gguf, config, threads, prompt, decode, rounds);
+                Console.WriteLine(row);
+                report.AppendLine(row);
+            }
+        }
+        report.AppendLine();
+        report.AppendLine("load average at end: " + LoadAverage());
+        if (outFile is not null) File.WriteAllText(outFile, report.ToString());
+    }
+
+    private static string MeasureRow(string shape, string dtype, string gguf, DenseConfig config, int threads,
+        int prompt, int decode, int rounds)
+    {
+        var rng = new Random(7);
+        int[] Tokens(int n) => Enumerable.Range(0, n).Select(_ => rng.Next(0, 151643)).ToArray();
+        var prefillTokens = Tokens(prompt);
+        var single = new[] { Tokens(16) };
+        var sixteen = Enumerable.Range(0, 16).Select(_ => Tokens(16)).ToArray();
+        var checkTokens = Tokens(24);
+        var ours = new List<double>[3];
+        var theirs = new List<double>[3];
+        for (int k = 0; k < 3; k++)
+        {
+            ours[k] = [];
+            theirs[k] = [];
+        }
+        double maxRel;
+        using var engine = new EngineRunner(gguf);
+        using (var exact = new LlamaCppRunner(gguf, threads, contextTokens: 64, maxSequences: 1, exactAttention: true))
+        {
+            var a = engine.Logits(checkTokens);
+            var b = exact.Logits(checkTokens);
+            double maxDiff = 0, maxRef = 0;
+            for (int i = 0; i < b.Length; i++)
+            {
+                double d = Math.Abs(a[i] - b[i]);
+                if (double.IsNaN(d)) d = double.PositiveInfinity;
+                maxDiff = Math.Max(maxDiff, d);
+                maxRef = Math.Max(maxRef, Math.Abs(b[i]));
+            }
+            maxRel = maxDiff / maxRef;
+        }
+        using var llama = new LlamaCppRunner(gguf, threads, contextTokens: Math.Max(prompt + 8, 16 * (16 + decode + 2)),
+            maxSequences: 16, exactAttention: false);
+        for (int r = 0; r < rounds; r++)
+        {
+            void Ours()
+            {
+                ours[0].Add(prompt / engine.Prefill(prefillTokens));
+                ours[1].Add(engine.DecodeTokensPerSecond(single, decode));
+                ours[2].Add(engine.DecodeTokensPerSecond(sixteen, decode));
+            }
+            void Theirs()
+            {
+                theirs[0].Add(prompt / llama.Prefill(prefillTokens));
+                theirs[1].Add(llama.DecodeTokensPerSecond(single, decode));
+                theirs[2].Add(llama.DecodeTokensPerSecond(sixteen, decode));
+            }
+            if (r % 2 == 0) { Ours(); Theirs(); } else { Theirs(); Ours(); }
+        }
+        string Cell(int k)
+        {
+            double o = Median(ours[k]), t = Median(theirs[k]);
+            return $"{o:F1} | {t:F1} | {o / t:F2}";
+        }
+        double mib = new FileInfo(gguf).Length / 1048576.0;
+        return $"| {shape} | {dtype} | {mib:F1} | {Cell(0)} | {Cell(1)} | {Cell(2)} | {maxRel:E1} |";
+    }
+
+    private static double Median(List<double> xs)
+    {
+        var s = xs.OrderBy(x => x).ToArray();
+        return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
+    }
+
+    private static (string Json, string? Config) LoadTokenizer(string dir)
+    {
+        if (dir.Length > 0)
+        {
+            string cfg = Path.Combine(dir, "tokenizer_config.json");
+            return (File.ReadAllText(Path.Combine(dir, "tokenizer.json")),
+                File.Exists(cfg) ? File.ReadAllText(cfg) : null);
+        }
+        string? root = AppContext.BaseDirectory;
+        while (root is not null && !File.Exists(Path.Combine(root, "NativeReasoner.sln")))
+            root = Path.GetDirectoryName(root);
+        if (root is null) throw new FileNotFoundException("no --tokenizer given and the repository root was not found");
+        string fixture = Path.Combine(root, "tests", "fixtures", "tokenizers", "qwen3");
+        return (ReadGz(Path.Combine(fixture, "tokenizer.json.gz")),
+            ReadGz(Path.Combine(fixture, "tokenizer_config.json.gz")));
+    }
+
+    private static string ReadGz(string path)
+    {
+        using var gz = new GZipStream(File.OpenRead(path), CompressionMode.Decompress);
+        using var reader = new StreamReader(gz);
+        return reader.ReadToEnd();
+    }
+
+    private static string LoadAverage()
+    {
+        try { return string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)); }
+        catch (IOException) { return "n/a"; }
+    }
+}

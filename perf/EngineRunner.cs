@@ -1,0 +1,79 @@
+using System.Diagnostics;
+using NativeReasoner.Model;
+
+namespace NativeReasoner.Perf;
+
+/// <summary>This engine on one GGUF file, with the same measurements as <see cref="LlamaCppRunner"/>.</summary>
+public sealed class EngineRunner : IDisposable
+{
+    private readonly ICausalLM _model;
+    public int VocabSize => _model.Config.VocabSize;
+    public long WeightBytes { get; }
+
+    public EngineRunner(string gguf)
+    {
+        _model = CausalLMRegistry.Load(gguf, Device.Cpu, CheckpointLoadOptions.Inference, out var report);
+        _model.Eval();
+        WeightBytes = report.WeightBytes;
+    }
+
+    /// <summary>Logits of every position of one sequence: [T, V] row-major.</summary>
+    public float[] Logits(int[] tokens)
+    {
+        using var scope = new TensorScope();
+        using var noGrad = Tensor.NoGrad();
+        var ids = Tensor.FromArray(tokens.Select(t => (long)t).ToArray(), 1, tokens.Length);
+        return _model.Forward(ids).ToArray();
+    }
+
+    public double Prefill(int[] tokens)
+    {
+        using var cache = _model.CreateCache(1, tokens.Length + 1);
+        using var scope = new TensorScope();
+        using var noGrad = Tensor.NoGrad();
+        var ids = Tensor.FromArray(tokens.Select(t => (long)t).ToArray(), 1, tokens.Length);
+        var sw = Stopwatch.StartNew();
+        var logits = _model.Forward(ids, cache);
+        // The last position's logits, as llama.cpp returns them.
+        _ = logits.Narrow(1, tokens.Length - 1, 1).ToArray();
+        return sw.Elapsed.TotalSeconds;
+    }
+
+    /// <summary>Prefills every prompt (equal lengths) untimed, then times greedy decode steps. Returns
+    /// tokens/s.</summary>
+    public double DecodeTokensPerSecond(int[][] prompts, int steps)
+    {
+        int b = prompts.Length, p = prompts[0].Length;
+        using var cache = _model.CreateCache(b, p + steps + 1);
+        using var noGrad = Tensor.NoGrad();
+        long[] next;
+        using (var scope = new TensorScope())
+        {
+            var ids = Tensor.FromArray(prompts.SelectMany(x => x.Select(t => (long)t)).ToArray(), b, p);
+            next = ArgMaxLast(_model.Forward(ids, cache), b);
+        }
+        var sw = Stopwatch.StartNew();
+        for (int step = 0; step < steps; step++)
+        {
+            using var scope = new TensorScope();
+            next = ArgMaxLast(_model.ForwardCached(Tensor.FromArray(next, b, 1), cache), b);
+        }
+        return b * steps / sw.Elapsed.TotalSeconds;
+    }
+
+    private long[] ArgMaxLast(Tensor logits, int b)
+    {
+        int t = logits.Shape[1], v = logits.Shape[2];
+        var last = logits.Narrow(1, t - 1, 1).ToArray();
+        var result = new long[b];
+        for (int s = 0; s < b; s++)
+        {
+            int best = 0;
+            for (int i = 1; i < v; i++) if (last[s * v + i] > last[s * v + best]) best = i;
+            result[s] = best;
+        }
+        return result;
+    }
+
+    public void Dispose() => _model.Dispose();
+}
