@@ -18,7 +18,9 @@ namespace NativeReasoner.Tests.Reliability;
 [Collection(nameof(LiveBytesCollection))]
 public class LeakTests(ITestOutputHelper output)
 {
-    private const int Iterations = 1000;
+    /// <summary>1,000; <c>NR_LEAK_ITERATIONS</c> runs longer for a recorded curve.</summary>
+    private static readonly int Iterations =
+        int.TryParse(Environment.GetEnvironmentVariable("NR_LEAK_ITERATIONS"), out var n) && n > 1000 ? n : 1000;
     /// <summary>
     /// Iterations before the counters are taken: the pool caches one block per size class it has seen, and batches of
     /// varying lengths keep showing it new ones for a while (the inputs are seeded, so the point is fixed).
