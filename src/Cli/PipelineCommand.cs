@@ -29,7 +29,8 @@ public static class PipelineCommand
 
         var r1 = new Command("r1", "Cold-start SFT on worked solutions → GRPO → rejection sampling + SFT → GRPO (DeepSeek-R1).");
         var r1Model = ModelOption("--model", "Base model directory (checkpoint + tokenizer.json [+ prompt_template.json]).", r1);
-        var r1Run = RunDirOption("one directory per stage (model/, metrics.jsonl, data, checkpoints/), model/, summary.json; a rerun skips finished stages and resumes the one under way", r1);
+        var r1Run = RunDirOption("one directory per stage (model/, metrics.jsonl, data, checkpoints/), model/, " +
+                                 "summary.json; a rerun skips finished stages and resumes the one under way", r1);
         var r1Settings = AddSettings(r1, PipelineSettings.Names, new PipelineSettings(), (s, k, v) => s.With(k, v));
         var r1Device = DeviceOption.Create();
         r1.Options.Add(r1Device);
@@ -37,7 +38,8 @@ public static class PipelineCommand
         r1.SetAction(parse => Guard("r1", () =>
         {
             using var onDevice = DeviceOption.Use(parse.GetValue(r1Device)!);
-            R1Run.Run(parse.GetValue(r1Model)!, parse.GetValue(r1Run)!, r1Settings(parse), Console.WriteLine, r1Safety(parse));
+            R1Run.Run(parse.GetValue(r1Model)!, parse.GetValue(r1Run)!, r1Settings(parse), Console.WriteLine,
+                r1Safety(parse));
         }));
 
         var distill = new Command("distill", "A teacher's verified-correct traces train a smaller student (any family: a preset or a config.json) by SFT.");
@@ -56,8 +58,8 @@ public static class PipelineCommand
         distill.SetAction(parse => Guard("distill", () =>
         {
             using var onDevice = DeviceOption.Use(parse.GetValue(distillDevice)!);
-            DistillRun.Run(parse.GetValue(teacher)!, parse.GetValue(student)!, parse.GetValue(distillRun)!, distillSettings(parse),
-                Console.WriteLine, distillSafety(parse));
+            DistillRun.Run(parse.GetValue(teacher)!, parse.GetValue(student)!, parse.GetValue(distillRun)!,
+                distillSettings(parse), Console.WriteLine, distillSafety(parse));
         }));
 
         return new Command("pipeline", "Reasoning-RL pipelines.") { r1Zero, r1, distill };

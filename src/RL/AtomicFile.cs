@@ -30,8 +30,9 @@ public static class AtomicFile
             // The directory may refuse even that (read-only); the next write uses another temp name.
             try { File.Delete(temp); }
             catch (Exception cleanup) when (cleanup is IOException or UnauthorizedAccessException) { }
+            var previous = File.Exists(path) ? "the previous file is intact" : "nothing was written";
             throw new IOException($"could not write {path}: {e.Message} (is the disk full or the directory " +
-                                  $"read-only?); {(File.Exists(path) ? "the previous file is intact" : "nothing was written")}", e);
+                                  $"read-only?); {previous}", e);
         }
     }
 }

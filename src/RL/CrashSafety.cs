@@ -14,7 +14,8 @@ public sealed record CrashSafety
     public CrashSafety Validate()
     {
         if (!(CheckpointEveryMinutes >= 0) || double.IsInfinity(CheckpointEveryMinutes))
-            throw new ArgumentException($"checkpoint interval must be a finite number ≥ 0 of minutes, got {CheckpointEveryMinutes}");
+            throw new ArgumentException(
+                $"checkpoint interval must be a finite number ≥ 0 of minutes, got {CheckpointEveryMinutes}");
         return this;
     }
 }

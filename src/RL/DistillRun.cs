@@ -17,15 +17,15 @@ namespace NativeReasoner.RL;
 /// </summary>
 public static class DistillRun
 {
-    public static JsonObject Run(string teacherDir, string studentConfig, string runDir, PipelineSettings settings, Action<string>? progress = null,
-        CrashSafety? safety = null)
+    public static JsonObject Run(string teacherDir, string studentConfig, string runDir, PipelineSettings settings,
+        Action<string>? progress = null, CrashSafety? safety = null)
     {
         var task = TaskRegistry.Create(settings.Grpo.Task);
         var config = ResolveStudentConfig(studentConfig);
         using var teacher = ModelBundle.Load(teacherDir);
         var teacherJson = new JsonObject { ["model"] = Path.GetFullPath(teacherDir), ["parameters"] = teacher.Policy.Parameters().Sum(p => (long)p.Numel) };
-        return Run(teacher.Policy, teacher.Tokenizer, teacher.Template, teacherJson, config, runDir, settings, progress, task,
-            safety);
+        return Run(teacher.Policy, teacher.Tokenizer, teacher.Template, teacherJson, config, runDir, settings, progress,
+            task, safety);
     }
 
     /// <summary>The run with the teacher given as a policy (any <see cref="IPolicy"/>: tests use scripted ones).</summary>

@@ -10,7 +10,8 @@ namespace NativeReasoner.RL;
 /// The steps the pipelines (<see cref="R1ZeroRun"/>, <see cref="R1Run"/>, <see cref="DistillRun"/>) are built
 /// from, so each is written once: held-out evaluation, a GRPO stage, an SFT stage, rejection sampling, and
 /// the stage bookkeeping (a directory per stage with its model and metrics, a <c>stage.json</c> written last
-/// so a rerun skips finished stages, and crash-safe checkpoints inside each training loop, <see cref="LoopCheckpoints"/>).
+/// so a rerun skips finished stages, and crash-safe checkpoints inside each training loop,
+/// <see cref="LoopCheckpoints"/>).
 /// </summary>
 public static class PipelineStages
 {
@@ -44,11 +45,13 @@ public static class PipelineStages
         var found = checkpoints?.Find();
         int done = found?.Step ?? 0;
         // Lines after the checkpoint (or all, without one) belong to steps that are run again.
-        if (File.Exists(metricsPath)) MetricsLogger.KeepThrough(metricsPath, 0, done, m => progress?.Invoke(m.TrimEnd('\n')));
+        if (File.Exists(metricsPath))
+            MetricsLogger.KeepThrough(metricsPath, 0, done, m => progress?.Invoke(m.TrimEnd('\n')));
         var rewards = settings.Rewards(task, b.Template.ThinkPrefilled);
         var config = settings.Trainer with { TotalSteps = steps };
         double lastReward = found?.State["last_reward"]?.GetValue<double>() ?? double.NaN;
-        using var trainer = new GrpoTrainer(b.Policy, reference?.Policy, b.Tokenizer, task, rewards, b.Template, config, metricsPath);
+        using var trainer = new GrpoTrainer(b.Policy, reference?.Policy, b.Tokenizer, task, rewards, b.Template, config,
+            metricsPath);
         if (found != null)
         {
             checkpoints!.Restore(found, b.Policy.Model, trainer.Optimizer);
@@ -71,7 +74,8 @@ public static class PipelineStages
         {
             var m = trainer.Step().ToDictionary(kv => kv.Key, kv => kv.Value);
             lastReward = m["reward"];
-            progress?.Invoke($"step {step + 1}/{steps}  reward {m["reward"]:F3}  len {m["completions/mean_length"]:F1}  " +
+            progress?.Invoke($"step {step + 1}/{steps}  reward {m["reward"]:F3}  " +
+                             $"len {m["completions/mean_length"]:F1}  " +
                              $"zero-std {m["frac_reward_zero_std"]:F2}  {m["step_time"]:F1}s" +
                              (m.TryGetValue("eval/accuracy", out var acc) ? $"  held-out {acc:P1}" : ""));
             checkpoints?.SaveIfDue(step + 1, b.Policy.Model, trainer.Optimizer, State, final: step + 1 == steps);
@@ -85,8 +89,8 @@ public static class PipelineStages
     /// the loop resumes from the newest valid one (weights, AdamW, step, the epoch's shuffle and loss sum) with
     /// the metrics cut back to its step, and saves periodically and at its end.
     /// </summary>
-    public static JsonObject Sft(ModelBundle b, IReadOnlyList<SftExample> data, PipelineSettings s, string metricsPath, ulong seed,
-        Action<string>? progress, LoopCheckpoints? checkpoints = null)
+    public static JsonObject Sft(ModelBundle b, IReadOnlyList<SftExample> data, PipelineSettings s, string metricsPath,
+        ulong seed, Action<string>? progress, LoopCheckpoints? checkpoints = null)
     {
         if (data.Count == 0)
         {
@@ -101,7 +105,8 @@ public static class PipelineStages
             weightDecay: t.WeightDecay, maxGradNorm: t.MaxGradNorm);
         var found = checkpoints?.Find();
         int done = found?.Step ?? 0;
-        if (File.Exists(metricsPath)) MetricsLogger.KeepThrough(metricsPath, 0, done, m => progress?.Invoke(m.TrimEnd('\n')));
+        if (File.Exists(metricsPath))
+            MetricsLogger.KeepThrough(metricsPath, 0, done, m => progress?.Invoke(m.TrimEnd('\n')));
         // epochStart: the generator state the current epoch's shuffle was drawn from (a resume redraws it).
         var rng = new Generator(seed);
         ulong[] epochStart = rng.GetState();
@@ -113,8 +118,9 @@ public static class PipelineStages
             checkpoints!.Restore(found, b.Policy.Model, trainer.Optimizer);
             trainer.ResumeAt(done);
             var st = found.State;
-            rng = Generator.FromState(st["epoch_rng"]?.AsArray().Select(w => ulong.Parse(w!.GetValue<string>())).ToArray()
-                ?? throw new InvalidDataException($"{found.Path}: {RunCheckpoints.StateName} has no epoch_rng"));
+            var words = st["epoch_rng"]?.AsArray().Select(w => ulong.Parse(w!.GetValue<string>())).ToArray()
+                ?? throw new InvalidDataException($"{found.Path}: {RunCheckpoints.StateName} has no epoch_rng");
+            rng = Generator.FromState(words);
             epochSum = st["epoch_loss_sum"]?.GetValue<double>() ?? 0;
             epochSteps = st["epoch_steps"]?.GetValue<int>() ?? 0;
             last = (float)(st["last_epoch_loss"]?.GetValue<double>() ?? double.NaN);
@@ -125,7 +131,8 @@ public static class PipelineStages
             bool boundary = stepsDone % perEpoch == 0;
             return new JsonObject
             {
-                ["epoch_rng"] = new JsonArray((boundary ? rng.GetState() : epochStart).Select(w => (JsonNode)w.ToString()).ToArray()),
+                ["epoch_rng"] = new JsonArray((boundary ? rng.GetState() : epochStart)
+                    .Select(w => (JsonNode)w.ToString()).ToArray()),
                 ["epoch_loss_sum"] = boundary ? 0 : epochSum,
                 ["epoch_steps"] = boundary ? 0 : epochSteps,
                 ["last_epoch_loss"] = float.IsFinite(last) ? last : null,
@@ -142,7 +149,8 @@ public static class PipelineStages
                 var order = SftTrainer.ShuffledOrder(data.Count, rng);
                 for (int batch = step - epoch * perEpoch; batch < perEpoch; batch++)
                 {
-                    float loss = trainer.Step(order.Skip(batch * s.SftBatchSize).Take(s.SftBatchSize).Select(i => data[i]).ToArray());
+                    var examples = order.Skip(batch * s.SftBatchSize).Take(s.SftBatchSize).Select(i => data[i]).ToArray();
+                    float loss = trainer.Step(examples);
                     epochSum += loss;
                     epochSteps++;
                     step++;
@@ -156,7 +164,8 @@ public static class PipelineStages
                         progress?.Invoke($"SFT epoch {epoch + 1}/{s.SftEpochs}  loss {last:F3}");
                     }
                     int stepsDone = step;
-                    checkpoints?.SaveIfDue(step, b.Policy.Model, trainer.Optimizer, () => State(stepsDone), final: step == total);
+                    checkpoints?.SaveIfDue(step, b.Policy.Model, trainer.Optimizer, () => State(stepsDone),
+                        final: step == total);
                 }
             }
         }
@@ -233,7 +242,8 @@ public static class PipelineStages
         RunIdentity.Claim(runDir, identity, safety.Overwrite, "--run-dir", m => progress?.Invoke(m.TrimEnd('\n')));
         var summary = Path.Combine(runDir, SummaryFile);
         if (!File.Exists(summary)) return null;
-        progress?.Invoke($"{runDir} is a finished run of this configuration; its summary.json is shown (--overwrite runs it again)");
+        progress?.Invoke($"{runDir} is a finished run of this configuration; its summary.json is shown " +
+                         "(--overwrite runs it again)");
         return JsonNode.Parse(File.ReadAllText(summary)) as JsonObject
                ?? throw new InvalidDataException($"{summary}: expected a JSON object");
     }

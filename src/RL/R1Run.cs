@@ -22,8 +22,8 @@ public static class R1Run
 {
     public static readonly string[] StageNames = ["1_cold_start_sft", "2_grpo", "3_rejection_sft", "4_grpo"];
 
-    public static JsonObject Run(string modelDir, string runDir, PipelineSettings settings, Action<string>? progress = null,
-        CrashSafety? safety = null)
+    public static JsonObject Run(string modelDir, string runDir, PipelineSettings settings,
+        Action<string>? progress = null, CrashSafety? safety = null)
     {
         safety ??= new CrashSafety();
         var g = settings.Grpo;

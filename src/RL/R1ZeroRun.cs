@@ -29,8 +29,8 @@ public static class R1ZeroRun
         var heldOut = task.Generate(Split.Test, settings.EvalProblems, settings.Trainer.Seed);
         var before = PipelineStages.Evaluate(bundle, task, heldOut, settings);
         progress?.Invoke($"before: held-out accuracy {before.Accuracy:P1}, format {before.FormatRate:P0}");
-        PipelineStages.Grpo(bundle, modelDir, task, settings, settings.Steps, Path.Combine(runDir, "metrics.jsonl"), progress,
-            checkpoints);
+        PipelineStages.Grpo(bundle, modelDir, task, settings, settings.Steps, Path.Combine(runDir, "metrics.jsonl"),
+            progress, checkpoints);
         var after = PipelineStages.Evaluate(bundle, task, heldOut, settings);
         progress?.Invoke($"after: held-out accuracy {after.Accuracy:P1}, format {after.FormatRate:P0}");
         bundle.Save(Path.Combine(runDir, "model"));

@@ -53,7 +53,8 @@ public sealed class RunCheckpoints(string runDirectory, Action<string> progress)
             throw new IOException(
                 $"could not write checkpoint {name} in {Directory}: {e.Message} (is the disk full or the run " +
                 "directory read-only?); " +
-                (previous == null ? "there is no earlier checkpoint" : $"the previous checkpoint {previous} is intact") +
+                (previous == null ? "there is no earlier checkpoint"
+                                  : $"the previous checkpoint {previous} is intact") +
                 (removed ? "" : $"; the partial {temp} could not be removed and is ignored by the next start"), e);
         }
     }

@@ -54,7 +54,8 @@ public static class RunIdentity
     /// The same for any run described by <paramref name="settings"/> (the result-deciding settings as JSON);
     /// <paramref name="elsewhere"/> names the option that picks another directory (for the error).
     /// </summary>
-    public static void Claim(string runDir, JsonObject settings, bool overwrite, string elsewhere, Action<string> progress)
+    public static void Claim(string runDir, JsonObject settings, bool overwrite, string elsewhere,
+        Action<string> progress)
     {
         // Through text once, so numbers compare as they will when read back from run.json.
         var mine = JsonNode.Parse(settings.ToJsonString())!.AsObject();

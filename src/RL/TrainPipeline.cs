@@ -361,7 +361,8 @@ public static class TrainPipeline
         var thinkChoice = new Generator(s.Seed + 99);
         double tokens = task.Generate(Split.Train, 8, s.Seed + 1000)
             .Select(p => ThinkTraces.Example(p, thinkChoice.NextDouble() < s.ThinkFraction))
-            .Average(e => tokenizer.Encode(s.Template.Format(e.Prompt)).Length + tokenizer.Encode(e.Completion).Length + 1.0);
+            .Average(e =>
+                tokenizer.Encode(s.Template.Format(e.Prompt)).Length + tokenizer.Encode(e.Completion).Length + 1.0);
         TrainingMemory.CheckBatchFits("--pretrain-batch", s.PretrainBatch, config, tokens);
     }
 

@@ -13,16 +13,20 @@ namespace NativeReasoner.RL;
 /// </summary>
 public static class TrainingMemory
 {
-    /// <summary>Bytes one training step of <paramref name="rows"/> × <paramref name="tokensPerRow"/> needs at least.</summary>
+    /// <summary>
+    /// Bytes one training step of <paramref name="rows"/> × <paramref name="tokensPerRow"/> tokens needs at least.
+    /// </summary>
     public static double StepLowerBoundBytes(ICausalLMConfig config, long rows, double tokensPerRow) =>
-        rows * tokensPerRow * (3.0 * config.VocabSize + 4.0 * config.NumHiddenLayers * config.HiddenSize) * sizeof(float);
+        rows * tokensPerRow * (3.0 * config.VocabSize + 4.0 * config.NumHiddenLayers * config.HiddenSize)
+        * sizeof(float);
 
     /// <summary>The memory this process may use: physical memory, or the container's limit when lower.</summary>
     public static long AvailableBytes => GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
 
     /// <summary>
     /// Throws an <see cref="ArgumentException"/> naming <paramref name="setting"/> when a step of
-    /// <paramref name="rows"/> rows cannot fit in <paramref name="availableBytes"/> (default: <see cref="AvailableBytes"/>).
+    /// <paramref name="rows"/> rows cannot fit in <paramref name="availableBytes"/>
+    /// (default: <see cref="AvailableBytes"/>).
     /// </summary>
     public static void CheckBatchFits(string setting, int rows, ICausalLMConfig config, double tokensPerRow,
         long? availableBytes = null)

@@ -25,8 +25,9 @@ public class KillTests(ITestOutputHelper output)
     /// </summary>
     internal sealed record Outcome(int ExitCode, string Output, bool Killed, TimeSpan Elapsed, TimeSpan FirstOutput);
 
-    /// <summary>Runs `nr train` on the tiny configuration (see <see cref="RunNr(IEnumerable{string}, TimeSpan?)"/>).</summary>
-    private static Outcome RunNr(string runs, TimeSpan? killAfter) => RunNr([.. TinyRun, "--runs-dir", runs], killAfter);
+    /// <summary>Runs `nr train` on the tiny configuration.</summary>
+    private static Outcome RunNr(string runs, TimeSpan? killAfter) =>
+        RunNr([.. TinyRun, "--runs-dir", runs], killAfter);
 
     /// <summary>
     /// Runs `nr` with <paramref name="args"/>; kills it with SIGKILL <paramref name="killAfter"/> after its first
@@ -60,7 +61,8 @@ public class KillTests(ITestOutputHelper output)
                 {
                     var line = text.ToString(lineStart, text.Length - lineStart);
                     lineStart = text.Length;
-                    if (startMarkers.Any(m => line.StartsWith(m, StringComparison.Ordinal)) && ++markersSeen == markerCount)
+                    bool marker = startMarkers.Any(m => line.StartsWith(m, StringComparison.Ordinal));
+                    if (marker && ++markersSeen == markerCount)
                     {
                         firstOutput = clock.Elapsed;
                         started.Set();

@@ -35,9 +35,13 @@ public class CrashSafePipelineTests
     internal static string TinyModelDir(string root)
     {
         var tok = new CharTokenizer();
-        var config = DeepseekV3Config.Preset("tiny") with { VocabSize = Math.Max(64, tok.VocabSize), MaxPositionEmbeddings = 256 };
+        var config = DeepseekV3Config.Preset("tiny") with
+        {
+            VocabSize = Math.Max(64, tok.VocabSize), MaxPositionEmbeddings = 256,
+        };
         var dir = Path.Combine(root, "base");
-        using var b = ModelBundle.Create(new DeepseekV3ForCausalLM(config, new Generator(3)), tok, PromptTemplate.Default);
+        using var b = ModelBundle.Create(new DeepseekV3ForCausalLM(config, new Generator(3)), tok,
+            PromptTemplate.Default);
         b.Save(dir);
         return dir;
     }
@@ -49,7 +53,8 @@ public class CrashSafePipelineTests
     /// sampling keeps nothing and stage 3's SFT, skipped, logs nothing).
     /// </summary>
     internal static Dictionary<string, List<string>> StageMetrics(string run) =>
-        R1Run.StageNames.Where(s => File.Exists(Path.Combine(run, s, "metrics.jsonl"))).ToDictionary(s => s, s => File.ReadAllLines(Path.Combine(run, s, "metrics.jsonl")).Select(line =>
+        R1Run.StageNames.Where(s => File.Exists(Path.Combine(run, s, "metrics.jsonl"))).ToDictionary(s => s, s =>
+            File.ReadAllLines(Path.Combine(run, s, "metrics.jsonl")).Select(line =>
         {
             var o = JsonNode.Parse(line)!.AsObject();
             foreach (var f in ClockFields) o.Remove(f);
@@ -142,7 +147,8 @@ public class CrashSafePipelineTests
             var log = new List<string>();
             var again = R1ZeroRun.Run(model, run, settings, log.Add, EveryStep);
             Assert.Contains(log, m => m.Contains("finished run of this configuration"));
-            Assert.Equal(first["after"]!["accuracy"]!.GetValue<double>(), again["after"]!["accuracy"]!.GetValue<double>());
+            Assert.Equal(first["after"]!["accuracy"]!.GetValue<double>(),
+                         again["after"]!["accuracy"]!.GetValue<double>());
 
             var other = settings.With("learning_rate", "0.5");
             var e = Assert.Throws<ArgumentException>(() => R1ZeroRun.Run(model, run, other, null, EveryStep));
@@ -150,7 +156,8 @@ public class CrashSafePipelineTests
             Assert.Contains("learning_rate", e.Message);
             Assert.Contains("--overwrite", e.Message);
             // The refused run touched nothing.
-            Assert.Equal(again.ToJsonString(), JsonNode.Parse(File.ReadAllText(Path.Combine(run, "summary.json")))!.ToJsonString());
+            var kept = JsonNode.Parse(File.ReadAllText(Path.Combine(run, "summary.json")))!;
+            Assert.Equal(again.ToJsonString(), kept.ToJsonString());
 
             var replaced = R1ZeroRun.Run(model, run, other, null, EveryStep with { Overwrite = true });
             Assert.Equal(0.5, replaced["settings"]!["learning_rate"]!.GetValue<float>(), 6);

@@ -20,7 +20,8 @@ public class HugeBatchTests
         Assert.Equal(100.0 * (3 * 64 + 4 * config.NumHiddenLayers * config.HiddenSize) * 4, perRow);
         long available = (long)(perRow * 1000);
         TrainingMemory.CheckBatchFits("--pretrain-batch", 1000, config, 100, available);
-        var e = Assert.Throws<ArgumentException>(() => TrainingMemory.CheckBatchFits("--pretrain-batch", 1001, config, 100, available));
+        var e = Assert.Throws<ArgumentException>(() =>
+            TrainingMemory.CheckBatchFits("--pretrain-batch", 1001, config, 100, available));
         Assert.StartsWith("--pretrain-batch 1001 does not fit in memory", e.Message);
         Assert.Contains("lower --pretrain-batch to at most 1000", e.Message);
     }

@@ -48,7 +48,10 @@ public class LeakTests(ITestOutputHelper output)
     private static ModelBundle TinyBundle()
     {
         var tok = new CharTokenizer();
-        var config = DeepseekV3Config.Preset("tiny") with { VocabSize = Math.Max(64, tok.VocabSize), MaxPositionEmbeddings = 128 };
+        var config = DeepseekV3Config.Preset("tiny") with
+        {
+            VocabSize = Math.Max(64, tok.VocabSize), MaxPositionEmbeddings = 128,
+        };
         return ModelBundle.Create(new DeepseekV3ForCausalLM(config, new Generator(5)), tok, PromptTemplate.Default);
     }
 
@@ -65,7 +68,8 @@ public class LeakTests(ITestOutputHelper output)
         }
         foreach (var s in curve)
             output.WriteLine($"{what} {s.Iteration,5}: pool live {s.Live,10:N0} B, cached {s.Cached,10:N0} B, " +
-                             $"unpooled {s.Unpooled,8:N0} B, managed {s.Managed,12:N0} B, GC committed {s.Committed / 1048576.0,6:F1} MiB, " +
+                             $"unpooled {s.Unpooled,8:N0} B, managed {s.Managed,12:N0} B, " +
+                             $"GC committed {s.Committed / 1048576.0,6:F1} MiB, " +
                              $"resident {s.Resident / 1048576.0,7:F1} MiB");
         if (Environment.GetEnvironmentVariable("NR_LEAK_CURVE") is { Length: > 0 } path)
         {
@@ -78,9 +82,11 @@ public class LeakTests(ITestOutputHelper output)
         }
         foreach (var s in curve)
         {
-            Assert.True(s.Live == start.Live, $"{what}: pool live bytes {s.Live:N0} at {s.Iteration}, {start.Live:N0} after warm-up");
-            Assert.True(s.Cached == start.Cached, $"{what}: pool cached bytes {s.Cached:N0} at {s.Iteration}, {start.Cached:N0} after warm-up");
-            Assert.True(s.Unpooled == start.Unpooled, $"{what}: unpooled bytes {s.Unpooled:N0} at {s.Iteration}, {start.Unpooled:N0} after warm-up");
+            string At(string counter, long now, long then) =>
+                $"{what}: {counter} {now:N0} at {s.Iteration}, {then:N0} after warm-up";
+            Assert.True(s.Live == start.Live, At("pool live bytes", s.Live, start.Live));
+            Assert.True(s.Cached == start.Cached, At("pool cached bytes", s.Cached, start.Cached));
+            Assert.True(s.Unpooled == start.Unpooled, At("unpooled bytes", s.Unpooled, start.Unpooled));
         }
         long managedGrowth = curve[^1].Managed - start.Managed;
         Assert.True(managedGrowth < ManagedSlackBytes, $"{what}: the managed heap grew by {managedGrowth:N0} bytes");

@@ -62,8 +62,8 @@ public class PipelineKillTests(ITestOutputHelper output)
                 }
                 landed++;
                 delays.Add(after + delay.TotalSeconds);
-                if (R1Run.StageNames.Any(s => Directory.Exists(Path.Combine(runB, s, RunCheckpoints.FolderName)) &&
-                        Directory.GetDirectories(Path.Combine(runB, s, RunCheckpoints.FolderName), ".tmp-*").Length > 0))
+                var stores = R1Run.StageNames.Select(s => Path.Combine(runB, s, RunCheckpoints.FolderName));
+                if (stores.Any(d => Directory.Exists(d) && Directory.GetDirectories(d, ".tmp-*").Length > 0))
                     duringWrite++;
             }
             Assert.True(landed >= Math.Min(kills, 2), $"only {landed} of {kills} kills landed before the run finished");
@@ -85,7 +85,8 @@ public class PipelineKillTests(ITestOutputHelper output)
             int resumes = ResumesIn(outputs);
             int skipped = outputs.Sum(o => o.Split('\n').Count(l => l.Contains("already done")));
             var at = string.Join(", ", delays.Select(d => d.ToString("F2")));
-            output.WriteLine($"pipeline kill test: {landed} SIGKILLs (at N.s = s seconds after the N-th progress line: " +
+            output.WriteLine($"pipeline kill test: {landed} SIGKILLs (at N.s = s seconds after the N-th progress " +
+                             "line: " +
                              $"{at}; uninterrupted run {whole.Elapsed.TotalSeconds:F1} s), {duringWrite} during a " +
                              "checkpoint write, " +
                              $"{runsNeeded} runs, {resumes} loop resumes, {skipped} finished stages skipped, " +

@@ -30,7 +30,7 @@ public class ResourceFaultTests(ITestOutputHelper output)
         Assert.Equal(1, found.State["marker"]!.GetValue<int>());
     }
 
-    /// <summary>The error of a failed checkpoint write: which checkpoint, why, and that the previous one stands.</summary>
+    /// <summary>The error of a failed checkpoint write: which checkpoint, why, that the previous one stands.</summary>
     private static void AssertClearError(IOException e, string previous, params string[] why)
     {
         Assert.Contains("could not write checkpoint ckpt-0-0000002", e.Message);

@@ -17,14 +17,15 @@ internal sealed class SmallTmpfs : IDisposable
         if (!OperatingSystem.IsLinux()) return null;
         var path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "nr-tmpfs-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(path);
-        if (Run("mount", "-t", "tmpfs", "-o", $"size={Math.Max(1, bytes / 1024)}k", "tmpfs", path)) return new SmallTmpfs(path);
+        if (Run("mount", "-t", "tmpfs", "-o", $"size={Math.Max(1, bytes / 1024)}k", "tmpfs", path))
+            return new SmallTmpfs(path);
         Directory.Delete(path);
         return null;
     }
 
     public bool RemountReadOnly() => Run("mount", "-o", "remount,ro", Path);
 
-    /// <summary>Writes a filler file until the disk is full, then frees <paramref name="leaveFree"/> bytes of it.</summary>
+    /// <summary>Writes a filler until the disk is full, then frees <paramref name="leaveFree"/> bytes of it.</summary>
     public void Fill(long leaveFree)
     {
         var filler = System.IO.Path.Combine(Path, "filler");
