@@ -37,7 +37,8 @@ public class CrashSafePipelineTests
         var tok = new CharTokenizer();
         var config = DeepseekV3Config.Preset("tiny") with
         {
-            VocabSize = Math.Max(64, tok.VocabSize), MaxPositionEmbeddings = 256,
+            VocabSize = Math.Max(64, tok.VocabSize),
+            MaxPositionEmbeddings = 256,
         };
         var dir = Path.Combine(root, "base");
         using var b = ModelBundle.Create(new DeepseekV3ForCausalLM(config, new Generator(3)), tok,

@@ -50,7 +50,8 @@ public class LeakTests(ITestOutputHelper output)
         var tok = new CharTokenizer();
         var config = DeepseekV3Config.Preset("tiny") with
         {
-            VocabSize = Math.Max(64, tok.VocabSize), MaxPositionEmbeddings = 128,
+            VocabSize = Math.Max(64, tok.VocabSize),
+            MaxPositionEmbeddings = 128,
         };
         return ModelBundle.Create(new DeepseekV3ForCausalLM(config, new Generator(5)), tok, PromptTemplate.Default);
     }
