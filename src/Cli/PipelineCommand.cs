@@ -19,22 +19,27 @@ public static class PipelineCommand
         var zeroSettings = AddSettings(r1Zero, GrpoSettings.Names, new GrpoSettings(), (s, k, v) => s.With(k, v));
         var zeroDevice = DeviceOption.Create();
         r1Zero.Options.Add(zeroDevice);
+        var zeroSafety = AddCrashSafety(r1Zero);
         r1Zero.SetAction(parse => Guard("r1-zero", () =>
         {
             using var onDevice = DeviceOption.Use(parse.GetValue(zeroDevice)!);
-            R1ZeroRun.Run(parse.GetValue(zeroModel)!, parse.GetValue(zeroRun)!, zeroSettings(parse), Console.WriteLine);
+            R1ZeroRun.Run(parse.GetValue(zeroModel)!, parse.GetValue(zeroRun)!, zeroSettings(parse), Console.WriteLine,
+                zeroSafety(parse));
         }));
 
         var r1 = new Command("r1", "Cold-start SFT on worked solutions → GRPO → rejection sampling + SFT → GRPO (DeepSeek-R1).");
         var r1Model = ModelOption("--model", "Base model directory (checkpoint + tokenizer.json [+ prompt_template.json]).", r1);
-        var r1Run = RunDirOption("one directory per stage (model/, metrics.jsonl, data), model/, summary.json; a rerun skips finished stages", r1);
+        var r1Run = RunDirOption("one directory per stage (model/, metrics.jsonl, data, checkpoints/), model/, " +
+                                 "summary.json; a rerun skips finished stages and resumes the one under way", r1);
         var r1Settings = AddSettings(r1, PipelineSettings.Names, new PipelineSettings(), (s, k, v) => s.With(k, v));
         var r1Device = DeviceOption.Create();
         r1.Options.Add(r1Device);
+        var r1Safety = AddCrashSafety(r1);
         r1.SetAction(parse => Guard("r1", () =>
         {
             using var onDevice = DeviceOption.Use(parse.GetValue(r1Device)!);
-            R1Run.Run(parse.GetValue(r1Model)!, parse.GetValue(r1Run)!, r1Settings(parse), Console.WriteLine);
+            R1Run.Run(parse.GetValue(r1Model)!, parse.GetValue(r1Run)!, r1Settings(parse), Console.WriteLine,
+                r1Safety(parse));
         }));
 
         var distill = new Command("distill", "A teacher's verified-correct traces train a smaller student (any family: a preset or a config.json) by SFT.");
@@ -49,10 +54,12 @@ public static class PipelineCommand
         var distillSettings = AddSettings(distill, PipelineSettings.Names, new PipelineSettings(), (s, k, v) => s.With(k, v));
         var distillDevice = DeviceOption.Create();
         distill.Options.Add(distillDevice);
+        var distillSafety = AddCrashSafety(distill);
         distill.SetAction(parse => Guard("distill", () =>
         {
             using var onDevice = DeviceOption.Use(parse.GetValue(distillDevice)!);
-            DistillRun.Run(parse.GetValue(teacher)!, parse.GetValue(student)!, parse.GetValue(distillRun)!, distillSettings(parse), Console.WriteLine);
+            DistillRun.Run(parse.GetValue(teacher)!, parse.GetValue(student)!, parse.GetValue(distillRun)!,
+                distillSettings(parse), Console.WriteLine, distillSafety(parse));
         }));
 
         return new Command("pipeline", "Reasoning-RL pipelines.") { r1Zero, r1, distill };
@@ -66,6 +73,29 @@ public static class PipelineCommand
     }
 
     private static Option<string> RunDirOption(string contents, Command c) => ModelOption("--run-dir", $"Output directory ({contents}).", c);
+
+    /// <summary>Adds --checkpoint-every-minutes and --overwrite; returns how to read them from a parse.</summary>
+    private static Func<ParseResult, CrashSafety> AddCrashSafety(Command c)
+    {
+        var d = new CrashSafety();
+        var every = new Option<double>("--checkpoint-every-minutes")
+        {
+            Description = "Wall time between crash-safe checkpoints of each training loop (its end is one too; " +
+                          "0 = every step). A rerun resumes from the newest valid one.",
+            DefaultValueFactory = _ => d.CheckpointEveryMinutes,
+        };
+        var overwrite = new Option<bool>("--overwrite")
+        {
+            Description = "Replace the run directory when it holds another configuration or a finished run " +
+                          "(instead of refusing or showing its summary).",
+        };
+        c.Options.Add(every);
+        c.Options.Add(overwrite);
+        return parse => new CrashSafety
+        {
+            CheckpointEveryMinutes = parse.GetValue(every), Overwrite = parse.GetValue(overwrite),
+        }.Validate();
+    }
 
     /// <summary>Adds --config and one option per setting; returns how to read the settings from a parse (defaults → config → options).</summary>
     private static Func<ParseResult, T> AddSettings<T>(Command c, IEnumerable<(string Name, string Help)> names, T defaults, Func<T, string, string, T> with)

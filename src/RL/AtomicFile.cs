@@ -7,16 +7,32 @@ namespace NativeReasoner.RL;
 /// </summary>
 public static class AtomicFile
 {
+    /// <summary>
+    /// Replaces <paramref name="path"/> with <paramref name="text"/>; when the write fails (a full disk, a read-only
+    /// directory) the temp file is removed, the old file is untouched, and the <see cref="IOException"/> names both.
+    /// </summary>
     public static void WriteAllText(string path, string text)
     {
         var temp = path + ".tmp-" + Guid.NewGuid().ToString("N")[..8];
-        using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write))
-        using (var writer = new StreamWriter(stream, new System.Text.UTF8Encoding(false)))
+        try
         {
-            writer.Write(text);
-            writer.Flush();
-            stream.Flush(flushToDisk: true);
+            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write))
+            using (var writer = new StreamWriter(stream, new System.Text.UTF8Encoding(false)))
+            {
+                writer.Write(text);
+                writer.Flush();
+                stream.Flush(flushToDisk: true);
+            }
+            File.Move(temp, path, overwrite: true);
         }
-        File.Move(temp, path, overwrite: true);
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // The directory may refuse even that (read-only); the next write uses another temp name.
+            try { File.Delete(temp); }
+            catch (Exception cleanup) when (cleanup is IOException or UnauthorizedAccessException) { }
+            var previous = File.Exists(path) ? "the previous file is intact" : "nothing was written";
+            throw new IOException($"could not write {path}: {e.Message} (is the disk full or the directory " +
+                                  $"read-only?); {previous}", e);
+        }
     }
 }

@@ -1,4 +1,5 @@
 // Source: DeepSeek-R1 (arXiv:2501.12948) §2.4 distillation: SFT of a smaller model on the teacher's verified traces.
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using NativeReasoner.Model;
 
@@ -10,26 +11,38 @@ namespace NativeReasoner.RL;
 /// student — a fresh model of any family from a preset or a config.json, with the teacher's tokenizer and prompt
 /// template — is trained on them by SFT. Writes <c>RUN/student/</c> (HF layout + tokenizer + prompt
 /// template), <c>RUN/metrics.jsonl</c> (SFT loss) and <c>RUN/summary.json</c> (held-out results of the
-/// teacher, and of the student before and after).
+/// teacher, and of the student before and after). Crash-safe: the student's SFT checkpoints go to
+/// <c>RUN/checkpoints/</c> (<see cref="LoopCheckpoints"/>; the teacher's traces are sampled again, from the same seed,
+/// on a resume); a finished run shows its summary; another configuration's directory is refused unless told to.
 /// </summary>
 public static class DistillRun
 {
-    public static JsonObject Run(string teacherDir, string studentConfig, string runDir, PipelineSettings settings, Action<string>? progress = null)
+    public static JsonObject Run(string teacherDir, string studentConfig, string runDir, PipelineSettings settings,
+        Action<string>? progress = null, CrashSafety? safety = null)
     {
         var task = TaskRegistry.Create(settings.Grpo.Task);
         var config = ResolveStudentConfig(studentConfig);
         using var teacher = ModelBundle.Load(teacherDir);
         var teacherJson = new JsonObject { ["model"] = Path.GetFullPath(teacherDir), ["parameters"] = teacher.Policy.Parameters().Sum(p => (long)p.Numel) };
-        return Run(teacher.Policy, teacher.Tokenizer, teacher.Template, teacherJson, config, runDir, settings, progress, task);
+        return Run(teacher.Policy, teacher.Tokenizer, teacher.Template, teacherJson, config, runDir, settings, progress,
+            task, safety);
     }
 
     /// <summary>The run with the teacher given as a policy (any <see cref="IPolicy"/>: tests use scripted ones).</summary>
     public static JsonObject Run(IPolicy teacher, ITokenizer tokenizer, PromptTemplate template, JsonObject teacherInfo, ICausalLMConfig studentConfig,
-        string runDir, PipelineSettings settings, Action<string>? progress = null, VerifiableTask? task = null)
+        string runDir, PipelineSettings settings, Action<string>? progress = null, VerifiableTask? task = null,
+        CrashSafety? safety = null)
     {
+        safety ??= new CrashSafety();
         var g = settings.Grpo;
         task ??= TaskRegistry.Create(g.Task);
-        Directory.CreateDirectory(runDir);
+        var identity = new JsonObject
+        {
+            ["pipeline"] = "distill", ["teacher"] = teacherInfo["model"]?.DeepClone(),
+            ["student"] = JsonSerializer.SerializeToNode(studentConfig, studentConfig.GetType(), IdentityJson),
+            ["settings"] = settings.ToJson(),
+        };
+        if (PipelineStages.Claim(runDir, identity, safety, progress) is { } finished) return finished;
         ulong seed = g.Trainer.Seed;
         var heldOut = task.Generate(Split.Test, g.EvalProblems, seed);
 
@@ -46,7 +59,9 @@ public static class DistillRun
         student.Policy.Model.Eval();
         var before = PipelineStages.Evaluate(student, task, heldOut, g);
         progress?.Invoke($"student before: held-out accuracy {before.Accuracy:P1}");
-        var sft = PipelineStages.Sft(student, kept, settings, Path.Combine(runDir, "metrics.jsonl"), seed + 5, progress);
+        var checkpoints = new LoopCheckpoints(runDir, safety, progress);
+        var sft = PipelineStages.Sft(student, kept, settings, Path.Combine(runDir, "metrics.jsonl"), seed + 5, progress,
+            checkpoints);
         var after = PipelineStages.Evaluate(student, task, heldOut, g);
         progress?.Invoke($"student after: held-out accuracy {after.Accuracy:P1}");
         student.Save(Path.Combine(runDir, "student"));
@@ -66,8 +81,14 @@ public static class DistillRun
             ["settings"] = settings.ToJson(),
         };
         PipelineStages.WriteSummary(runDir, summary);
+        checkpoints.Clear();
         return summary;
     }
+
+    private static readonly JsonSerializerOptions IdentityJson = new()
+    {
+        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
 
     /// <summary>The seed of the teacher's training problems (tests use it to know which problems the teacher sees).</summary>
     public static ulong TraceSeed(PipelineSettings s) => s.Grpo.Trainer.Seed + 0xD157;

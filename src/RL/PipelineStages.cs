@@ -10,7 +10,8 @@ namespace NativeReasoner.RL;
 /// The steps the pipelines (<see cref="R1ZeroRun"/>, <see cref="R1Run"/>, <see cref="DistillRun"/>) are built
 /// from, so each is written once: held-out evaluation, a GRPO stage, an SFT stage, rejection sampling, and
 /// the stage bookkeeping (a directory per stage with its model and metrics, a <c>stage.json</c> written last
-/// so a rerun skips finished stages).
+/// so a rerun skips finished stages, and crash-safe checkpoints inside each training loop,
+/// <see cref="LoopCheckpoints"/>).
 /// </summary>
 public static class PipelineStages
 {
@@ -34,55 +35,138 @@ public static class PipelineStages
     /// <summary>
     /// GRPO on <paramref name="b"/> in place for <paramref name="steps"/> generation batches; metrics to
     /// <paramref name="metricsPath"/>. <paramref name="referenceDir"/> is the frozen reference (loaded only when β ≠ 0).
+    /// With <paramref name="checkpoints"/>, the loop resumes from the newest valid one (weights, AdamW, step, sampler)
+    /// with the metrics cut back to its step, and saves periodically and at its end; without, it starts afresh.
     /// </summary>
     public static JsonObject Grpo(ModelBundle b, string referenceDir, VerifiableTask task, GrpoSettings settings, int steps,
-        string metricsPath, Action<string>? progress)
+        string metricsPath, Action<string>? progress, LoopCheckpoints? checkpoints = null)
     {
         using var reference = settings.Trainer.Beta != 0 ? ModelBundle.Load(referenceDir) : null;
-        if (File.Exists(metricsPath)) File.Delete(metricsPath);
+        var found = checkpoints?.Find();
+        int done = found?.Step ?? 0;
+        // Lines after the checkpoint (or all, without one) belong to steps that are run again.
+        if (File.Exists(metricsPath))
+            MetricsLogger.KeepThrough(metricsPath, 0, done, m => progress?.Invoke(m.TrimEnd('\n')));
         var rewards = settings.Rewards(task, b.Template.ThinkPrefilled);
         var config = settings.Trainer with { TotalSteps = steps };
-        double lastReward = double.NaN;
-        using (var trainer = new GrpoTrainer(b.Policy, reference?.Policy, b.Tokenizer, task, rewards, b.Template, config, metricsPath))
-            for (int step = 0; step < steps; step++)
+        double lastReward = found?.State["last_reward"]?.GetValue<double>() ?? double.NaN;
+        using var trainer = new GrpoTrainer(b.Policy, reference?.Policy, b.Tokenizer, task, rewards, b.Template, config,
+            metricsPath);
+        if (found != null)
+        {
+            checkpoints!.Restore(found, b.Policy.Model, trainer.Optimizer);
+            trainer.ResumeAt(done);
+            var sampler = found.State["sampler"]?.AsArray().Select(w => ulong.Parse(w!.GetValue<string>())).ToArray()
+                ?? throw new InvalidDataException($"{found.Path}: {RunCheckpoints.StateName} has no sampler state");
+            trainer.RestoreSamplingState(sampler, found.State["tokens_seen"]?.GetValue<long>() ?? 0);
+        }
+        JsonObject State()
+        {
+            var (sampler, tokens) = trainer.ExportSamplingState();
+            return new JsonObject
             {
-                var m = trainer.Step().ToDictionary(kv => kv.Key, kv => kv.Value);
-                lastReward = m["reward"];
-                progress?.Invoke($"step {step + 1}/{steps}  reward {m["reward"]:F3}  len {m["completions/mean_length"]:F1}  " +
-                                 $"zero-std {m["frac_reward_zero_std"]:F2}  {m["step_time"]:F1}s" +
-                                 (m.TryGetValue("eval/accuracy", out var acc) ? $"  held-out {acc:P1}" : ""));
-            }
-        return new JsonObject { ["steps"] = steps, ["last_reward"] = lastReward };
+                ["sampler"] = new JsonArray(sampler.Select(w => (JsonNode)w.ToString()).ToArray()),
+                ["tokens_seen"] = tokens,
+                ["last_reward"] = double.IsFinite(lastReward) ? lastReward : null,
+            };
+        }
+        for (int step = done; step < steps; step++)
+        {
+            var m = trainer.Step().ToDictionary(kv => kv.Key, kv => kv.Value);
+            lastReward = m["reward"];
+            progress?.Invoke($"step {step + 1}/{steps}  reward {m["reward"]:F3}  " +
+                             $"len {m["completions/mean_length"]:F1}  " +
+                             $"zero-std {m["frac_reward_zero_std"]:F2}  {m["step_time"]:F1}s" +
+                             (m.TryGetValue("eval/accuracy", out var acc) ? $"  held-out {acc:P1}" : ""));
+            checkpoints?.SaveIfDue(step + 1, b.Policy.Model, trainer.Optimizer, State, final: step + 1 == steps);
+        }
+        return new JsonObject { ["steps"] = steps, ["last_reward"] = double.IsFinite(lastReward) ? lastReward : null };
     }
 
     /// <summary>
     /// SFT on <paramref name="data"/> (completion tokens only) for the configured epochs; loss per step to
-    /// <paramref name="metricsPath"/>. An empty set trains nothing and says so.
+    /// <paramref name="metricsPath"/>. An empty set trains nothing and says so. With <paramref name="checkpoints"/>,
+    /// the loop resumes from the newest valid one (weights, AdamW, step, the epoch's shuffle and loss sum) with
+    /// the metrics cut back to its step, and saves periodically and at its end.
     /// </summary>
-    public static JsonObject Sft(ModelBundle b, IReadOnlyList<SftExample> data, PipelineSettings s, string metricsPath, ulong seed, Action<string>? progress)
+    public static JsonObject Sft(ModelBundle b, IReadOnlyList<SftExample> data, PipelineSettings s, string metricsPath,
+        ulong seed, Action<string>? progress, LoopCheckpoints? checkpoints = null)
     {
-        if (File.Exists(metricsPath)) File.Delete(metricsPath);
         if (data.Count == 0)
         {
+            if (File.Exists(metricsPath)) File.Delete(metricsPath);
             progress?.Invoke("SFT skipped: no examples");
             return new JsonObject { ["examples"] = 0, ["steps"] = 0, ["skipped"] = true };
         }
         int perEpoch = (data.Count + s.SftBatchSize - 1) / s.SftBatchSize;
+        int total = perEpoch * s.SftEpochs;
         var t = s.Grpo.Trainer;
-        using var trainer = new SftTrainer(b.Policy, b.Tokenizer, b.Template, s.SftLearningRate, perEpoch * s.SftEpochs,
+        using var trainer = new SftTrainer(b.Policy, b.Tokenizer, b.Template, s.SftLearningRate, total,
             weightDecay: t.WeightDecay, maxGradNorm: t.MaxGradNorm);
-        using var log = new MetricsLogger(metricsPath);
+        var found = checkpoints?.Find();
+        int done = found?.Step ?? 0;
+        if (File.Exists(metricsPath))
+            MetricsLogger.KeepThrough(metricsPath, 0, done, m => progress?.Invoke(m.TrimEnd('\n')));
+        // epochStart: the generator state the current epoch's shuffle was drawn from (a resume redraws it).
         var rng = new Generator(seed);
-        int step = 0;
+        ulong[] epochStart = rng.GetState();
+        double epochSum = 0;
+        int epochSteps = 0;
         float last = float.NaN;
+        if (found != null)
+        {
+            checkpoints!.Restore(found, b.Policy.Model, trainer.Optimizer);
+            trainer.ResumeAt(done);
+            var st = found.State;
+            var words = st["epoch_rng"]?.AsArray().Select(w => ulong.Parse(w!.GetValue<string>())).ToArray()
+                ?? throw new InvalidDataException($"{found.Path}: {RunCheckpoints.StateName} has no epoch_rng");
+            rng = Generator.FromState(words);
+            epochSum = st["epoch_loss_sum"]?.GetValue<double>() ?? 0;
+            epochSteps = st["epoch_steps"]?.GetValue<int>() ?? 0;
+            last = (float)(st["last_epoch_loss"]?.GetValue<double>() ?? double.NaN);
+        }
+        JsonObject State(int stepsDone)
+        {
+            // At an epoch boundary the next epoch has not shuffled yet: its shuffle comes from the generator as it is.
+            bool boundary = stepsDone % perEpoch == 0;
+            return new JsonObject
+            {
+                ["epoch_rng"] = new JsonArray((boundary ? rng.GetState() : epochStart)
+                    .Select(w => (JsonNode)w.ToString()).ToArray()),
+                ["epoch_loss_sum"] = boundary ? 0 : epochSum,
+                ["epoch_steps"] = boundary ? 0 : epochSteps,
+                ["last_epoch_loss"] = float.IsFinite(last) ? last : null,
+            };
+        }
+        using var log = new MetricsLogger(metricsPath);
+        int step = done;
         b.Policy.Model.Train();
         try
         {
-            for (int epoch = 0; epoch < s.SftEpochs; epoch++)
+            for (int epoch = done / perEpoch; epoch < s.SftEpochs; epoch++)
             {
-                last = trainer.Epoch(data, s.SftBatchSize, rng, loss =>
-                    log.Log([new("step", ++step), new("epoch", epoch + 1), new("loss", loss), new("learning_rate", trainer.Optimizer.LearningRate)]));
-                progress?.Invoke($"SFT epoch {epoch + 1}/{s.SftEpochs}  loss {last:F3}");
+                epochStart = rng.GetState();
+                var order = SftTrainer.ShuffledOrder(data.Count, rng);
+                for (int batch = step - epoch * perEpoch; batch < perEpoch; batch++)
+                {
+                    var examples = order.Skip(batch * s.SftBatchSize).Take(s.SftBatchSize).Select(i => data[i]).ToArray();
+                    float loss = trainer.Step(examples);
+                    epochSum += loss;
+                    epochSteps++;
+                    step++;
+                    log.Log([new("step", step), new("epoch", epoch + 1), new("loss", loss),
+                             new("learning_rate", trainer.Optimizer.LearningRate)]);
+                    if (batch == perEpoch - 1)
+                    {
+                        last = (float)(epochSum / epochSteps);
+                        epochSum = 0;
+                        epochSteps = 0;
+                        progress?.Invoke($"SFT epoch {epoch + 1}/{s.SftEpochs}  loss {last:F3}");
+                    }
+                    int stepsDone = step;
+                    checkpoints?.SaveIfDue(step, b.Policy.Model, trainer.Optimizer, () => State(stepsDone),
+                        final: step == total);
+                }
             }
         }
         finally { b.Policy.Model.Eval(); }
@@ -135,10 +219,32 @@ public static class PipelineStages
         record["model"] = Path.Combine(name, "model");
         record["seconds"] = clock.Elapsed.TotalSeconds;
         record["held_out_after"] = after.ToJson();
-        File.WriteAllText(marker, record.ToJsonString(Indented));
+        // stage.json marks the stage finished, so it is written whole; the loop's checkpoints are then spent.
+        AtomicFile.WriteAllText(marker, record.ToJsonString(Indented));
+        new RunCheckpoints(dir, _ => { }).Clear();
         return record;
     }
 
+    public const string SummaryFile = "summary.json";
+
+    /// <summary>Writes <c>summary.json</c> whole (its presence marks the run finished).</summary>
     public static void WriteSummary(string runDir, JsonObject summary) =>
-        File.WriteAllText(Path.Combine(runDir, "summary.json"), summary.ToJsonString(Indented));
+        AtomicFile.WriteAllText(Path.Combine(runDir, SummaryFile), summary.ToJsonString(Indented));
+
+    /// <summary>
+    /// Prepares <paramref name="runDir"/> for a pipeline run: refuses (or, with <see cref="CrashSafety.Overwrite"/>,
+    /// empties) a directory of another configuration (<see cref="RunIdentity"/>). Returns the summary of a finished
+    /// run of the same configuration (shown instead of running again), or null to run (or resume).
+    /// </summary>
+    public static JsonObject? Claim(string runDir, JsonObject identity, CrashSafety safety, Action<string>? progress)
+    {
+        safety.Validate();
+        RunIdentity.Claim(runDir, identity, safety.Overwrite, "--run-dir", m => progress?.Invoke(m.TrimEnd('\n')));
+        var summary = Path.Combine(runDir, SummaryFile);
+        if (!File.Exists(summary)) return null;
+        progress?.Invoke($"{runDir} is a finished run of this configuration; its summary.json is shown " +
+                         "(--overwrite runs it again)");
+        return JsonNode.Parse(File.ReadAllText(summary)) as JsonObject
+               ?? throw new InvalidDataException($"{summary}: expected a JSON object");
+    }
 }

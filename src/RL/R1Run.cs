@@ -14,20 +14,29 @@ namespace NativeReasoner.RL;
 /// <item><c>4_grpo</c>: GRPO again.</item>
 /// </list>
 /// The final model is also saved to <c>RUN/model/</c>; <c>RUN/summary.json</c> holds the held-out results
-/// before and after each stage. A rerun skips the stages whose <c>stage.json</c> exists.
+/// before and after each stage. A rerun skips the stages whose <c>stage.json</c> exists and resumes the stage under
+/// way from its newest checkpoint (<see cref="LoopCheckpoints"/>); a finished run shows its summary; a run directory
+/// of another configuration is refused unless <see cref="CrashSafety.Overwrite"/>.
 /// </summary>
 public static class R1Run
 {
     public static readonly string[] StageNames = ["1_cold_start_sft", "2_grpo", "3_rejection_sft", "4_grpo"];
 
-    public static JsonObject Run(string modelDir, string runDir, PipelineSettings settings, Action<string>? progress = null)
+    public static JsonObject Run(string modelDir, string runDir, PipelineSettings settings,
+        Action<string>? progress = null, CrashSafety? safety = null)
     {
+        safety ??= new CrashSafety();
         var g = settings.Grpo;
         var task = TaskRegistry.Create(g.Task);
         // Checked before any work: the cold start needs worked solutions for the task.
         if (!ThinkTraces.Supports(task.Name))
             throw new ArgumentException($"the r1 pipeline's cold start needs worked solutions, which task '{task.Name}' has none of; use arithmetic, ladder, linear or word");
-        Directory.CreateDirectory(runDir);
+        var identity = new JsonObject
+        {
+            ["pipeline"] = "r1", ["model"] = Path.GetFullPath(modelDir), ["settings"] = settings.ToJson(),
+        };
+        if (PipelineStages.Claim(runDir, identity, safety, progress) is { } finished) return finished;
+        LoopCheckpoints Checkpoints(string dir) => new(dir, safety, progress);
         var b = ModelBundle.Load(modelDir);
         try
         {
@@ -44,23 +53,27 @@ public static class R1Run
                 var data = task.Generate(Split.Train, settings.ColdStartExamples, seed + 0xC01D)
                     .Select(p => ThinkTraces.Example(p, think: true)).ToArray();
                 SftData.WriteJsonl(Path.Combine(dir, "cold_start.jsonl"), data);
-                var r = PipelineStages.Sft(b, data, settings, Path.Combine(dir, "metrics.jsonl"), seed + 1, progress);
+                var r = PipelineStages.Sft(b, data, settings, Path.Combine(dir, "metrics.jsonl"), seed + 1, progress,
+                    Checkpoints(dir));
                 r["data"] = "cold_start.jsonl";
                 return r;
             }, progress));
             stages.Add(PipelineStages.Stage(runDir, StageNames[1], ref b, task, heldOut, g, dir =>
-                PipelineStages.Grpo(b, Input(1), task, g, g.Steps, Path.Combine(dir, "metrics.jsonl"), progress), progress));
+                PipelineStages.Grpo(b, Input(1), task, g, g.Steps, Path.Combine(dir, "metrics.jsonl"), progress,
+                    Checkpoints(dir)), progress));
             stages.Add(PipelineStages.Stage(runDir, StageNames[2], ref b, task, heldOut, g, dir =>
             {
                 var (kept, stats) = PipelineStages.Rejection(b.Policy, b.Tokenizer, b.Template, task, settings, seed + 0x5A3,
                     Path.Combine(dir, "rejection_samples.jsonl"), progress);
-                stats["sft"] = PipelineStages.Sft(b, kept, settings, Path.Combine(dir, "metrics.jsonl"), seed + 3, progress);
+                stats["sft"] = PipelineStages.Sft(b, kept, settings, Path.Combine(dir, "metrics.jsonl"), seed + 3,
+                    progress, Checkpoints(dir));
                 return stats;
             }, progress));
             // A different seed from stage 2, so the second RL stage sees new problems.
             var g2 = g with { Trainer = g.Trainer with { Seed = seed + 1_000_003 } };
             stages.Add(PipelineStages.Stage(runDir, StageNames[3], ref b, task, heldOut, g, dir =>
-                PipelineStages.Grpo(b, Input(3), task, g2, settings.SecondRlSteps, Path.Combine(dir, "metrics.jsonl"), progress), progress));
+                PipelineStages.Grpo(b, Input(3), task, g2, settings.SecondRlSteps, Path.Combine(dir, "metrics.jsonl"),
+                    progress, Checkpoints(dir)), progress));
 
             b.Save(Path.Combine(runDir, "model"));
             var summary = new JsonObject

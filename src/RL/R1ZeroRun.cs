@@ -8,19 +8,29 @@ namespace NativeReasoner.RL;
 /// The r1-zero pipeline on an existing model directory: GRPO straight from the model with rule-based
 /// rewards. Writes <c>RUN/metrics.jsonl</c>, <c>RUN/model/</c> (checkpoint + tokenizer + prompt template),
 /// <c>RUN/summary.json</c> (held-out results before and after, by difficulty, and the settings) and
-/// <c>RUN/samples.md</c> (greedy completions of the same held-out problems before and after).
+/// <c>RUN/samples.md</c> (greedy completions of the same held-out problems before and after). Crash-safe: GRPO
+/// checkpoints go to <c>RUN/checkpoints/</c> (<see cref="LoopCheckpoints"/>) and a rerun resumes from the newest valid
+/// one; a finished run shows its summary; another configuration's directory is refused unless told to overwrite.
 /// </summary>
 public static class R1ZeroRun
 {
-    public static JsonObject Run(string modelDir, string runDir, GrpoSettings settings, Action<string>? progress = null)
+    public static JsonObject Run(string modelDir, string runDir, GrpoSettings settings, Action<string>? progress = null,
+        CrashSafety? safety = null)
     {
+        safety ??= new CrashSafety();
         var task = TaskRegistry.Create(settings.Task);
-        Directory.CreateDirectory(runDir);
+        var identity = new JsonObject
+        {
+            ["pipeline"] = "r1-zero", ["model"] = Path.GetFullPath(modelDir), ["settings"] = settings.ToJson(),
+        };
+        if (PipelineStages.Claim(runDir, identity, safety, progress) is { } finished) return finished;
+        var checkpoints = new LoopCheckpoints(runDir, safety, progress);
         using var bundle = ModelBundle.Load(modelDir);
         var heldOut = task.Generate(Split.Test, settings.EvalProblems, settings.Trainer.Seed);
         var before = PipelineStages.Evaluate(bundle, task, heldOut, settings);
         progress?.Invoke($"before: held-out accuracy {before.Accuracy:P1}, format {before.FormatRate:P0}");
-        PipelineStages.Grpo(bundle, modelDir, task, settings, settings.Steps, Path.Combine(runDir, "metrics.jsonl"), progress);
+        PipelineStages.Grpo(bundle, modelDir, task, settings, settings.Steps, Path.Combine(runDir, "metrics.jsonl"),
+            progress, checkpoints);
         var after = PipelineStages.Evaluate(bundle, task, heldOut, settings);
         progress?.Invoke($"after: held-out accuracy {after.Accuracy:P1}, format {after.FormatRate:P0}");
         bundle.Save(Path.Combine(runDir, "model"));
@@ -30,8 +40,9 @@ public static class R1ZeroRun
             ["pipeline"] = "r1-zero", ["task"] = task.Name, ["steps"] = settings.Steps, ["held_out_problems"] = heldOut.Count,
             ["before"] = before.ToJson(), ["after"] = after.ToJson(), ["settings"] = settings.ToJson(),
         };
-        PipelineStages.WriteSummary(runDir, summary);
         File.WriteAllText(Path.Combine(runDir, "samples.md"), Samples(heldOut, before, after));
+        PipelineStages.WriteSummary(runDir, summary);
+        checkpoints.Clear();
         return summary;
     }
 

@@ -12,7 +12,8 @@ namespace NativeReasoner.RL;
 /// killed mid-write leaves only a temp directory that the next start ignores (with a message) and removes. The last
 /// file written is <c>manifest.json</c>, holding each other file's size and SHA-256: a checkpoint is valid only
 /// when all of them match, so a torn or edited one is skipped in favour of the one before. The newest
-/// <see cref="Keep"/> are kept.
+/// <see cref="Keep"/> are kept. A write that fails (a full disk, a read-only directory) removes its temp directory and
+/// throws an <see cref="IOException"/> that says so and names the previous checkpoint, which stays intact.
 /// </summary>
 public sealed class RunCheckpoints(string runDirectory, Action<string> progress)
 {
@@ -36,10 +37,31 @@ public sealed class RunCheckpoints(string runDirectory, Action<string> progress)
     /// </summary>
     public string Save(int phase, int step, JsonObject state, Action<string> write)
     {
-        System.IO.Directory.CreateDirectory(Directory);
         var name = Name(phase, step);
-        var temp = Path.Combine(Directory, TempPrefix + name + "-" + Guid.NewGuid().ToString("N")[..8]);
-        System.IO.Directory.CreateDirectory(temp);
+        string? temp = null;
+        try
+        {
+            System.IO.Directory.CreateDirectory(Directory);
+            temp = Path.Combine(Directory, TempPrefix + name + "-" + Guid.NewGuid().ToString("N")[..8]);
+            System.IO.Directory.CreateDirectory(temp);
+            return Commit(temp, name, phase, step, state, write);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // A full disk or a read-only directory: the half-written checkpoint goes, the previous one stays.
+            bool removed = temp == null || !System.IO.Directory.Exists(temp) || TryDelete(temp);
+            var previous = System.IO.Directory.Exists(Directory) ? Completed().FirstOrDefault() : null;
+            throw new IOException(
+                $"could not write checkpoint {name} in {Directory}: {e.Message} (is the disk full or the run " +
+                "directory read-only?); " +
+                (previous == null ? "there is no earlier checkpoint"
+                                  : $"the previous checkpoint {previous} is intact") +
+                (removed ? "" : $"; the partial {temp} could not be removed and is ignored by the next start"), e);
+        }
+    }
+
+    private string Commit(string temp, string name, int phase, int step, JsonObject state, Action<string> write)
+    {
         write(temp);
         state["phase_index"] = phase;
         state["steps_done"] = step;
@@ -64,6 +86,16 @@ public sealed class RunCheckpoints(string runDirectory, Action<string> progress)
         FsyncDirectory(Directory);
         foreach (var old in Completed().Skip(Keep)) System.IO.Directory.Delete(old, true);
         return final;
+    }
+
+    private static bool TryDelete(string directory)
+    {
+        try
+        {
+            System.IO.Directory.Delete(directory, true);
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return false; }
     }
 
     /// <summary>

@@ -48,9 +48,18 @@ public static class RunIdentity
     /// <c>run.json</c>; one of the same configuration is kept (to resume); one of another configuration, or an
     /// older run without <c>run.json</c>, is refused unless <see cref="TrainSettings.Overwrite"/>, which empties it.
     /// </summary>
-    public static void Claim(string runDir, TrainSettings s, Action<string> progress)
+    public static void Claim(string runDir, TrainSettings s, Action<string> progress) =>
+        Claim(runDir, Describe(s), s.Overwrite, "--name", progress);
+
+    /// <summary>
+    /// The same for any run described by <paramref name="settings"/> (the result-deciding settings as JSON);
+    /// <paramref name="elsewhere"/> names the option that picks another directory (for the error).
+    /// </summary>
+    public static void Claim(string runDir, JsonObject settings, bool overwrite, string elsewhere,
+        Action<string> progress)
     {
-        var mine = Describe(s);
+        // Through text once, so numbers compare as they will when read back from run.json.
+        var mine = JsonNode.Parse(settings.ToJsonString())!.AsObject();
         var path = Path.Combine(runDir, FileName);
         bool hasContent = Directory.Exists(runDir) && Directory.EnumerateFileSystemEntries(runDir).Any();
         if (hasContent)
@@ -79,13 +88,13 @@ public static class RunIdentity
             }
             if (conflict != null)
             {
-                if (!s.Overwrite)
+                if (!overwrite)
                     throw new ArgumentException($"run directory {runDir}: {conflict}; pass --overwrite to replace it " +
-                                                "or choose another --name");
+                                                $"or choose another {elsewhere}");
                 progress($"--overwrite: emptying {runDir} ({conflict})\n");
                 Directory.Delete(runDir, true);
             }
-            else if (s.Overwrite)
+            else if (overwrite)
             {
                 progress($"--overwrite: emptying {runDir}\n");
                 Directory.Delete(runDir, true);

@@ -109,15 +109,35 @@ public sealed class SftTrainer : IDisposable
     /// <summary>The optimizer, for saving and restoring its state beside a checkpoint.</summary>
     public AdamW Optimizer => _optimizer;
 
-    /// <summary>One pass over the data in shuffled batches; returns the mean loss. <paramref name="afterStep"/> sees each step's loss (for logging).</summary>
-    public float Epoch(IReadOnlyList<SftExample> data, int batchSize, Generator rng, Action<float>? afterStep = null)
+    /// <summary>Optimizer steps taken (the schedule's position).</summary>
+    public int Steps => _steps;
+
+    /// <summary>Continues a run interrupted after <paramref name="steps"/> steps: the schedule goes on from there.</summary>
+    public void ResumeAt(int steps)
     {
-        var order = Enumerable.Range(0, data.Count).ToArray();
+        if (steps < 0) throw new ArgumentException($"resume step must be ≥ 0, got {steps}");
+        _steps = steps;
+    }
+
+    /// <summary>
+    /// The order in which one epoch visits <paramref name="count"/> examples (Fisher–Yates from
+    /// <paramref name="rng"/>): a resumed run redraws it from the epoch's saved generator state.
+    /// </summary>
+    public static int[] ShuffledOrder(int count, Generator rng)
+    {
+        var order = Enumerable.Range(0, count).ToArray();
         for (int i = order.Length - 1; i > 0; i--)
         {
             int j = rng.NextInt(i + 1);
             (order[i], order[j]) = (order[j], order[i]);
         }
+        return order;
+    }
+
+    /// <summary>One pass over the data in shuffled batches; returns the mean loss. <paramref name="afterStep"/> sees each step's loss (for logging).</summary>
+    public float Epoch(IReadOnlyList<SftExample> data, int batchSize, Generator rng, Action<float>? afterStep = null)
+    {
+        var order = ShuffledOrder(data.Count, rng);
         double sum = 0;
         int n = 0;
         for (int s = 0; s < order.Length; s += batchSize)

@@ -102,11 +102,14 @@ public static class TrainPipeline
         var rlBudget = new StepBudget(s.Grpo.Steps, s.RlMaxMinutes).Validate("GRPO");
         if (!(s.CheckpointEveryMinutes >= 0))
             throw new ArgumentException($"checkpoint interval must be ≥ 0 minutes, got {s.CheckpointEveryMinutes}");
+        if (s.PretrainBatch < 1) throw new ArgumentException($"--pretrain-batch must be ≥ 1, got {s.PretrainBatch}");
         if (s.PretrainBatch % group.Size != 0)
             throw new ArgumentException(
                 $"the pre-training batch of {s.PretrainBatch} does not divide over {group.Size} ranks: " +
                 $"give --pretrain-batch a multiple of {group.Size}");
         var runDir = Path.Combine(s.RunsDirectory, s.Name);
+        // Before the run directory is claimed: a refused batch leaves nothing that a corrected rerun would trip over.
+        CheckPretrainBatchFits(s);
         // Rank 0 claims (or refuses) the directory; the others follow its verdict.
         string? refused = null;
         if (root)
@@ -216,7 +219,14 @@ public static class TrainPipeline
                 var batch = task.Generate(Split.Train, s.PretrainBatch, s.Seed + 1000 + (ulong)done)
                     .Select(p => ThinkTraces.Example(p, thinkChoice.NextDouble() < s.ThinkFraction)).ToArray();
                 float lr = StepBudget.WarmupCosine(s.PretrainLearningRate, warmup, done, s.PretrainSteps);
-                float loss = sft.Step(batch[(group.Rank * share)..((group.Rank + 1) * share)], lr);
+                float loss;
+                try { loss = sft.Step(batch[(group.Rank * share)..((group.Rank + 1) * share)], lr); }
+                catch (OutOfMemoryException e)
+                {
+                    throw new InvalidOperationException($"out of memory in pre-training step {done + 1} with " +
+                        $"--pretrain-batch {s.PretrainBatch} ({e.Message}); lower --pretrain-batch and run again " +
+                        "(the run resumes from its last checkpoint)", e);
+                }
                 var elapsed = Elapsed();
                 log?.Log([new("phase", 0), new("step", done + 1), new("loss", loss), new("learning_rate", lr),
                          new("elapsed_s", elapsed.TotalSeconds)]);
@@ -382,6 +392,24 @@ public static class TrainPipeline
     /// <summary>True on every rank when it is on any (a Ctrl-C may reach the ranks at different steps).</summary>
     private static bool Agree(IProcessGroup group, bool local) =>
         group.Size == 1 ? local : group.MaxCount(local ? 1 : 0) > 0;
+
+    /// <summary>
+    /// Refuses a <see cref="TrainSettings.PretrainBatch"/> whose step cannot fit in memory
+    /// (<see cref="TrainingMemory"/>), measuring the row length on a few of the first batch's examples.
+    /// </summary>
+    private static void CheckPretrainBatchFits(TrainSettings s)
+    {
+        var tokenizer = new CharTokenizer();
+        var config = s.Model.ForTokenizer(tokenizer.VocabSize, tokenizer.EosId, tokenizer.BosId, tokenizer.PadId);
+        var task = TaskRegistry.Create(s.Task);
+        if (!ThinkTraces.Supports(task.Name)) return;
+        var thinkChoice = new Generator(s.Seed + 99);
+        double tokens = task.Generate(Split.Train, 8, s.Seed + 1000)
+            .Select(p => ThinkTraces.Example(p, thinkChoice.NextDouble() < s.ThinkFraction))
+            .Average(e =>
+                tokenizer.Encode(s.Template.Format(e.Prompt)).Length + tokenizer.Encode(e.Completion).Length + 1.0);
+        TrainingMemory.CheckBatchFits("--pretrain-batch", s.PretrainBatch, config, tokens);
+    }
 
     /// <summary>An evaluation as a checkpoint keeps it (every field, completions included).</summary>
     private static JsonObject EvalToJson(EvalReport r) => new()

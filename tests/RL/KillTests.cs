@@ -19,14 +19,23 @@ public class KillTests(ITestOutputHelper output)
         "--max-completion-length", "6", "--eval-steps", "2", "--eval-problems", "3", "--checkpoint-every-minutes", "0",
     ];
 
-    /// <summary>FirstOutput: when the run printed its first character (startup done, training under way).</summary>
-    private sealed record Outcome(int ExitCode, string Output, bool Killed, TimeSpan Elapsed, TimeSpan FirstOutput);
+    /// <summary>
+    /// FirstOutput: when the run printed its first character (startup done, training under way), or its first line
+    /// that starts with a marker given to <see cref="RunNr(IEnumerable{string}, TimeSpan?, string[]?, int)"/>.
+    /// </summary>
+    internal sealed record Outcome(int ExitCode, string Output, bool Killed, TimeSpan Elapsed, TimeSpan FirstOutput);
+
+    /// <summary>Runs `nr train` on the tiny configuration.</summary>
+    private static Outcome RunNr(string runs, TimeSpan? killAfter) =>
+        RunNr([.. TinyRun, "--runs-dir", runs], killAfter);
 
     /// <summary>
-    /// Runs `nr` on the tiny configuration; kills it with SIGKILL <paramref name="killAfter"/> after its first output
-    /// (so the kill lands in the run's work, not in the runtime's startup) if given.
+    /// Runs `nr` with <paramref name="args"/>; kills it with SIGKILL <paramref name="killAfter"/> after its first
+    /// output (so the kill lands in the run's work, not in the runtime's startup) if given — or, with
+    /// <paramref name="startMarkers"/>, after its <paramref name="markerCount"/>-th line that starts with one of them.
     /// </summary>
-    private static Outcome RunNr(string runs, TimeSpan? killAfter)
+    internal static Outcome RunNr(IEnumerable<string> args, TimeSpan? killAfter, string[]? startMarkers = null,
+        int markerCount = 1)
     {
         var nr = Path.Combine(AppContext.BaseDirectory, "nr.dll");
         var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
@@ -34,9 +43,7 @@ public class KillTests(ITestOutputHelper output)
             RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
         };
         start.ArgumentList.Add(nr);
-        foreach (var a in TinyRun) start.ArgumentList.Add(a);
-        start.ArgumentList.Add("--runs-dir");
-        start.ArgumentList.Add(runs);
+        foreach (var a in args) start.ArgumentList.Add(a);
         var clock = Stopwatch.StartNew();
         using var process = Process.Start(start)!;
         var started = new ManualResetEventSlim();
@@ -44,11 +51,23 @@ public class KillTests(ITestOutputHelper output)
         var stdout = Task.Run(() =>
         {
             var text = new System.Text.StringBuilder();
-            int c;
+            int c, lineStart = 0, markersSeen = 0;
             while ((c = process.StandardOutput.Read()) >= 0)
             {
-                if (!started.IsSet) { firstOutput = clock.Elapsed; started.Set(); }
                 text.Append((char)c);
+                if (started.IsSet) continue;
+                if (startMarkers == null) { firstOutput = clock.Elapsed; started.Set(); }
+                else if (c == '\n')
+                {
+                    var line = text.ToString(lineStart, text.Length - lineStart);
+                    lineStart = text.Length;
+                    bool marker = startMarkers.Any(m => line.StartsWith(m, StringComparison.Ordinal));
+                    if (marker && ++markersSeen == markerCount)
+                    {
+                        firstOutput = clock.Elapsed;
+                        started.Set();
+                    }
+                }
             }
             started.Set();
             return text.ToString();
@@ -64,7 +83,7 @@ public class KillTests(ITestOutputHelper output)
         if (!process.WaitForExit(TimeSpan.FromMinutes(5)))
         {
             process.Kill();
-            throw new TimeoutException("nr train hung");
+            throw new TimeoutException("nr " + string.Join(" ", args) + " hung");
         }
         process.WaitForExit();
         return new Outcome(process.ExitCode, stdout.Result + stderr.Result, killed, clock.Elapsed, firstOutput);

@@ -58,7 +58,12 @@ public class R1DistillPipelineTests
             Assert.True(s.GetProperty("after").TryGetProperty("accuracy", out _));
             Assert.Equal(4, summary["stages"]!.AsArray().Count);
 
+            // A finished run shows its summary; one stopped before its summary skips the finished stages.
             var log = new List<string>();
+            R1Run.Run(model, run, settings, log.Add);
+            Assert.Contains(log, l => l.Contains("finished run of this configuration"));
+            File.Delete(Path.Combine(run, "summary.json"));
+            log.Clear();
             R1Run.Run(model, run, settings, log.Add);
             Assert.Equal(4, log.Count(l => l.Contains("already done")));
         }

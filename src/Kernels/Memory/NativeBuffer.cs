@@ -20,6 +20,14 @@ public sealed unsafe class NativeBuffer
 
     private int _refCount;
     private readonly IBufferOwner? _owner;
+    private bool _countedUnpooled;
+    private static long s_unpooledLiveBytes;
+
+    /// <summary>
+    /// Bytes of <see cref="AllocateUnpooled"/> blocks not yet released (with <see cref="BufferPool.LiveBytes"/>,
+    /// the native allocation counters the leak tests hold flat).
+    /// </summary>
+    public static long UnpooledLiveBytes => Interlocked.Read(ref s_unpooledLiveBytes);
 
     /// <summary>Start of the block; null after the block has been returned.</summary>
     public byte* Pointer { get; private set; }
@@ -48,7 +56,9 @@ public sealed unsafe class NativeBuffer
     {
         ArgumentOutOfRangeException.ThrowIfNegative(bytes);
         var p = (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(bytes, 1), Alignment);
-        return new NativeBuffer(p, bytes, null);
+        if (p == null) throw new OutOfMemoryException($"could not allocate {bytes} bytes of native memory");
+        Interlocked.Add(ref s_unpooledLiveBytes, bytes);
+        return new NativeBuffer(p, bytes, null) { _countedUnpooled = true };
     }
 
     public int RefCount => Volatile.Read(ref _refCount);
@@ -79,6 +89,7 @@ public sealed unsafe class NativeBuffer
         Pointer = null;
         if (_owner != null) _owner.Free(this, p, Capacity);
         else NativeMemory.AlignedFree(p);
+        if (_countedUnpooled) Interlocked.Add(ref s_unpooledLiveBytes, -Capacity);
     }
 
     /// <summary>The block as bytes (host memory only).</summary>
