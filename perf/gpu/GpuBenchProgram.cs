@@ -9,7 +9,7 @@ public static class GpuBenchProgram
 {
     public static int Main(string[] args) => Run(args, Console.Out, Console.Error);
 
-    /// <summary>Parses <paramref name="args"/> and runs; 2 with a message naming the option when they are wrong.</summary>
+    /// <summary>Parses <paramref name="args"/> and runs; exit code 2 with a message naming a wrong option.</summary>
     public static int Run(IReadOnlyList<string> args, TextWriter output, TextWriter error)
     {
         string device = "cuda";
@@ -25,8 +25,8 @@ public static class GpuBenchProgram
                 case "--device" or "--only":
                     if (i + 1 >= args.Count || args[i + 1].StartsWith("--", StringComparison.Ordinal))
                     {
-                        error.WriteLine($"nr-gpubench: {args[i]} needs a value (a device name such as cuda, cuda:emu, " +
-                                        "cpu; or a benchmark name)");
+                        error.WriteLine($"nr-gpubench: {args[i]} needs a value (a device name such as cuda, " +
+                                        "cuda:emu, cpu; or a benchmark name)");
                         return 2;
                     }
                     if (args[i] == "--device") device = args[++i];
