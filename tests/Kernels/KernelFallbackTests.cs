@@ -1,10 +1,13 @@
 using NativeReasoner.Kernels;
 using NativeReasoner.Kernels.Cpu;
+using NativeReasoner.Kernels.Cuda;
+using NativeReasoner.Kernels.Cuda.Native;
 using NativeReasoner.Kernels.Fallback;
 using NativeReasoner.Kernels.Ilgpu;
 using NativeReasoner.Kernels.Memory;
 using NativeReasoner.Kernels.Reference;
 using NativeReasoner.Kernels.Verification;
+using NativeReasoner.Tests.Cuda;
 using Xunit;
 
 namespace NativeReasoner.Tests.Kernels;
@@ -94,5 +97,20 @@ public sealed unsafe class KernelFallbackTests
         Assert.Null(onIlgpu.Fallback); // ILGPU's own kernel (IlgpuKernels.GqaDecode.cs)
         var onCpu = KernelChecks.Run(check, CpuKernels.Instance, HostMemory.Instance);
         Assert.Null(onCpu.Fallback);
+    }
+
+    [CudaFact(CudaRuntimeKind.Emulator)]
+    public void TheCudaBackendRunsItsOwnGqaDecodeKernel()
+    {
+        var backend = CudaBackend.Emulator;
+        Assert.True(KernelFallback.Supports(backend.Kernels, OptionalOp.GqaDecodeAttention));
+        Assert.Same(backend.Kernels, KernelFallback.GqaDecode(backend.Kernels, backend.Memory));
+        var checks = KernelChecks.All.Where(c => c.Name.StartsWith("attention/gqa-decode/", StringComparison.Ordinal));
+        foreach (var check in checks)
+        {
+            var result = KernelChecks.Run(check, backend.Kernels, backend.Memory);
+            Assert.True(result.Passed, check.Name + ": " + string.Join("\n", result.Failures));
+            Assert.Null(result.Fallback);
+        }
     }
 }
