@@ -38,7 +38,7 @@ pack() {
   command -v dotnet >/dev/null || { echo "pack: dotnet not found (pack runs where .NET is, not on the GPU machine)" >&2; exit 1; }
   rm -rf "$PUBLISH" "$ROOT/$CARRY_DIR"
   mkdir -p "$PUBLISH" "$ROOT/$CARRY_DIR"
-  echo "pack: dotnet publish src/Cli -c Release -r linux-x64 --self-contained (invariant globalization)" >&2
+  echo "pack: dotnet publish src/Cli and perf/gpu -c Release -r linux-x64 --self-contained (invariant globalization)" >&2
   # nr and the benchmark program (perf/gpu) share one folder: both are self-contained on the same runtime and
   # engine assemblies, so the second publish adds little beyond its own dll.
   local project
