@@ -3,16 +3,16 @@
 # PyTorch and Python but no .NET, and must not build anything).
 #
 #   scripts/gpu-check.sh pack
-#       dotnet publish src/Cli (Release, linux-x64, self-contained, invariant globalization: no ICU needed there)
-#       into artifacts/gpu-publish/, compressed into artifacts/gpu-carry/nr-linux-x64.tar.gz (fails above 60 MiB),
-#       then prints the device tool's carry list and command line.
+#       dotnet publish src/Cli and perf/gpu (nr-gpubench) (Release, linux-x64, self-contained, invariant
+#       globalization: no ICU needed there) into artifacts/gpu-publish/, compressed into
+#       artifacts/gpu-carry/nr-linux-x64.tar.gz (fails above 60 MiB), then prints the device tool's carry list and command line.
 #
 #   scripts/gpu-check.sh run [--device NAME] [--smoke] [--out DIR] [--archive FILE] [--no-torch]
 #       Unpacks the archive to a temporary folder and runs, each stage under its own time limit and going on after
 #       a stage fails:
 #         info   nr info (+ nvidia-smi)                               -> info.txt
 #         check  nr check --device D --json                           -> check.jsonl
-#         bench  nr bench gpu --device D --json                        -> ours.jsonl
+#         bench  nr-gpubench --device D --json                         -> ours.jsonl
 #         torch  python3 perf/gpu/torch_anchors.py                     -> torch.jsonl
 #         table  python3 perf/gpu/compare_table.py                     -> gpu-<card>-<date>.md
 #       Everything goes to $OUT (the device tool's result folder; --out or ./artifacts/gpu-out elsewhere), stderr of
@@ -38,11 +38,17 @@ pack() {
   command -v dotnet >/dev/null || { echo "pack: dotnet not found (pack runs where .NET is, not on the GPU machine)" >&2; exit 1; }
   rm -rf "$PUBLISH" "$ROOT/$CARRY_DIR"
   mkdir -p "$PUBLISH" "$ROOT/$CARRY_DIR"
-  echo "pack: dotnet publish src/Cli -c Release -r linux-x64 --self-contained (invariant globalization)" >&2
-  dotnet publish "$ROOT/src/Cli/NativeReasoner.Cli.csproj" -c Release -r linux-x64 --self-contained true \
-    -p:InvariantGlobalization=true -p:DebugType=none -p:GenerateDocumentationFile=false \
-    -o "$PUBLISH/nr" -nologo -v q >&2
+  echo "pack: dotnet publish src/Cli and perf/gpu -c Release -r linux-x64 --self-contained (invariant globalization)" >&2
+  # nr and the benchmark program (perf/gpu) share one folder: both are self-contained on the same runtime and
+  # engine assemblies, so the second publish adds little beyond its own dll.
+  local project
+  for project in src/Cli/NativeReasoner.Cli.csproj perf/gpu/NativeReasoner.GpuBench.csproj; do
+    dotnet publish "$ROOT/$project" -c Release -r linux-x64 --self-contained true \
+      -p:InvariantGlobalization=true -p:DebugType=none -p:GenerateDocumentationFile=false \
+      -o "$PUBLISH/nr" -nologo -v q >&2
+  done
   [ -x "$PUBLISH/nr/nr" ] || { echo "pack: $PUBLISH/nr/nr was not produced" >&2; exit 1; }
+  [ -x "$PUBLISH/nr/nr-gpubench" ] || { echo "pack: $PUBLISH/nr/nr-gpubench was not produced" >&2; exit 1; }
   # Which source this is, for the report (the machine has no git history of it).
   {
     echo "commit: $(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' (+ uncommitted changes)')"
@@ -51,6 +57,8 @@ pack() {
   } > "$PUBLISH/nr/BUILD_INFO"
   # The published binary must start without ICU and without an installed .NET.
   DOTNET_ROOT=/nonexistent "$PUBLISH/nr/nr" --help >/dev/null || { echo "pack: the published nr does not start" >&2; exit 1; }
+  DOTNET_ROOT=/nonexistent "$PUBLISH/nr/nr-gpubench" --list >/dev/null ||
+    { echo "pack: the published nr-gpubench does not start" >&2; exit 1; }
   tar -C "$PUBLISH" -czf "$ROOT/$CARRY_DIR/$ARCHIVE_NAME" nr
   local bytes mib
   bytes=$(stat -c %s "$ROOT/$CARRY_DIR/$ARCHIVE_NAME")
@@ -166,7 +174,8 @@ run() {
     '$nr' logits --model '$fx' --input '$fx/golden.safetensors' --out '$work/full16.safetensors' --device '$device' --bf16 &&
     '$nr' logits --model '$fx' --input '$fx/golden.safetensors' --out '$work/decode16.safetensors' --decode-from 33 --device '$device' --bf16 &&
     '$PY' '$ROOT/perf/gpu/compare_logits.py' '$fx/golden.safetensors' '$work/full16.safetensors' '$work/decode16.safetensors' --label 'bf16 matmuls' --limit 0.1"
-  stage bench 180 "$out/ours.jsonl" env DOTNET_TieredCompilation=0 "$nr" bench gpu --device "$device" --json "${smokeflag[@]}"
+  stage bench 180 "$out/ours.jsonl" env DOTNET_TieredCompilation=0 "$work/nr/nr-gpubench" --device "$device" --json \
+    "${smokeflag[@]}"
 
   local tdev=""
   if [ $torch = 0 ]; then skip torch "--no-torch"

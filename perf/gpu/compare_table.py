@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Merges `nr bench gpu --json` (ours) and perf/gpu/torch_anchors.py (torch) JSON lines into one markdown table.
+"""Merges `nr-gpubench --json` (ours) and perf/gpu/torch_anchors.py (torch) JSON lines into one markdown table.
 
     python3 perf/gpu/compare_table.py OURS.jsonl [TORCH.jsonl] [--check CHECK.jsonl] [--title TEXT]
 
@@ -160,7 +160,7 @@ def main():
     date = (ours_dev or {}).get("date") or (torch_dev or {}).get("date") or ""
     print(f"# {a.title or f'GPU benchmarks: {card}, {date}'}\n")
     if ours_dev:
-        print(f"- ours: `nr bench gpu` on {ours_dev.get('device')} ({ours_dev.get('kernels')})")
+        print(f"- ours: `nr-gpubench` on {ours_dev.get('device')} ({ours_dev.get('kernels')})")
         pk = ours_dev.get("peak_bf16_tflops")
         print(f"- peaks (datasheet): " + (f"bf16 dense {pk}, fp32 {ours_dev.get('peak_fp32_tflops')} TFLOP/s" if pk else "unknown card"))
     if torch_dev:

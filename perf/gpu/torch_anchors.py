@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""PyTorch anchors for `nr bench gpu`: the same ops at the same sizes on the same card, in one run.
+"""PyTorch anchors for `nr-gpubench`: the same ops at the same sizes on the same card, in one run.
 
     python3 perf/gpu/torch_anchors.py [--device cuda|cpu] [--smoke] [--only NAME ...] > torch.jsonl
 
-One JSON object per line on stdout, in `nr bench gpu --json`'s format with "impl": "torch":
+One JSON object per line on stdout, in `nr-gpubench --json`'s format with "impl": "torch":
   {"op": "device", ...}                                        the card, torch and CUDA versions
   {"op": OP, "shape": [...], "dtype": ..., "status": "ok", "ms": median, "tflops" | "gbps": ..., "variant": ...}
 Protocol (as ours): warm-up (>= 2 calls and >= 100 ms), then >= 10 timed calls until 1 s has passed (at most 200),

@@ -17,14 +17,13 @@ public static partial class BenchCommand
 {
     public static Command Build()
     {
-        var command = new Command("bench", "Time kernels (median of repeated runs after warm-up): CPU kernels, or `bench gpu` on a device.");
+        var command = new Command("bench", "Time CPU kernels (median of repeated runs after warm-up); device benchmarks are nr-gpubench (perf/gpu).");
         command.Subcommands.Add(BuildGemm());
         command.Subcommands.Add(BuildAttention());
         command.Subcommands.Add(BuildPeak());
         command.Subcommands.Add(BuildModel());
         command.Subcommands.Add(BuildCopy());
         command.Subcommands.Add(BuildMakeModel());
-        command.Subcommands.Add(BuildGpu());
         command.Subcommands.Add(BuildServe());
         return command;
     }

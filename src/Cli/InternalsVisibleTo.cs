@@ -1,4 +1,4 @@
 using System.Runtime.CompilerServices;
 
-// The tests reach the GPU benchmark harness (GpuBenchPeaks, GpuBenchTraining.CountParameters, ...) directly.
+// The tests reach the CLI's internals (JsonLine, the command helpers) directly.
 [assembly: InternalsVisibleTo("NativeReasoner.Tests")]

@@ -5,7 +5,7 @@ namespace NativeReasoner.Cli;
 
 /// <summary>
 /// One flat JSON object on one line, fields in the given order (the JSON-lines output of `nr check` and
-/// `nr bench gpu`, read by perf/gpu/compare_table.py). Non-finite doubles become null, which JSON can carry.
+/// `nr-gpubench` (perf/gpu), read by perf/gpu/compare_table.py). Non-finite doubles become null, which JSON can carry.
 /// </summary>
 internal static class JsonLine
 {

@@ -2,7 +2,7 @@ namespace NativeReasoner.Kernels;
 
 /// <summary>
 /// One decode step of grouped-query attention (arXiv:2305.13245) for a batch of sequences against their K/V
-/// caches, each sequence with its own length. A backend that has it (the reference and CPU backends) says so by
+/// caches, each sequence with its own length. A backend that has it (all four backends now) says so by
 /// implementing this interface; callers ask for the capability (<c>kernels is IGqaDecodeAttention</c>).
 /// </summary>
 public unsafe interface IGqaDecodeAttention

@@ -83,10 +83,6 @@ public sealed class CliErrorTests : IDisposable
         AssertError(2, "bench model", "--only", "bench", "model", "--only", "sideways");
 
     [Fact]
-    public void BenchGpu_UnknownBenchmark_IsAUsageError() =>
-        AssertError(2, "bench gpu", "no benchmark named", "bench", "gpu", "--device", "cpu", "--only", "nosuch");
-
-    [Fact]
     public void Check_UnknownDevice_IsAUsageError() =>
         AssertError(2, "check", "unknown device 'nosuch'", "check", "--device", "nosuch");
 

@@ -1,17 +1,21 @@
 using NativeReasoner.Kernels;
 using NativeReasoner.Kernels.Cpu;
+using NativeReasoner.Kernels.Cuda;
+using NativeReasoner.Kernels.Cuda.Native;
 using NativeReasoner.Kernels.Fallback;
 using NativeReasoner.Kernels.Ilgpu;
 using NativeReasoner.Kernels.Memory;
 using NativeReasoner.Kernels.Reference;
 using NativeReasoner.Kernels.Verification;
+using NativeReasoner.Tests.Cuda;
 using Xunit;
 
 namespace NativeReasoner.Tests.Kernels;
 
 /// <summary>
-/// The supports-op fallback: ILGPU has no batched GQA decode kernel, so <see cref="KernelFallback"/> runs it on
-/// the CPU backend through host memory, gives the reference result and warns once per backend.
+/// The supports-op fallback: a backend without the batched GQA decode kernel gets <see cref="HostGqaDecodeAttention"/>,
+/// which runs it on the CPU backend through host memory, gives the reference result and warns once per backend
+/// (driven here on ILGPU's memory directly, since every backend now has its own kernel).
 /// </summary>
 public sealed unsafe class KernelFallbackTests
 {
@@ -20,7 +24,7 @@ public sealed unsafe class KernelFallbackTests
     {
         Assert.True(KernelFallback.Supports(CpuKernels.Instance, OptionalOp.GqaDecodeAttention));
         Assert.True(KernelFallback.Supports(ReferenceKernels.Instance, OptionalOp.GqaDecodeAttention));
-        Assert.False(KernelFallback.Supports(IlgpuBackend.Shared.Kernels, OptionalOp.GqaDecodeAttention));
+        Assert.True(KernelFallback.Supports(IlgpuBackend.Shared.Kernels, OptionalOp.GqaDecodeAttention));
         Assert.False(KernelFallback.Supports(IlgpuBackend.Shared.Kernels, OptionalOp.MultiTensorAdamW));
         Assert.Same(CpuKernels.Instance, KernelFallback.GqaDecode(CpuKernels.Instance, HostMemory.Instance));
     }
@@ -75,25 +79,38 @@ public sealed unsafe class KernelFallbackTests
     }
 
     [Fact]
-    public void TheDispatcherHandsOutOneFallbackPerBackend()
+    public void TheDispatcherHandsOutTheBackendsOwnKernel()
     {
         var kernels = IlgpuBackend.Shared.Kernels;
-        var first = KernelFallback.GqaDecode(kernels, IlgpuBackend.Shared.Memory);
-        Assert.IsType<HostGqaDecodeAttention>(first);
-        Assert.Same(first, KernelFallback.GqaDecode(kernels, IlgpuBackend.Shared.Memory));
+        Assert.Same(kernels, KernelFallback.GqaDecode(kernels, IlgpuBackend.Shared.Memory));
         Assert.Same(CpuKernels.Instance, Device.Cpu.GqaDecode);
         Assert.Same(ReferenceKernels.Instance, Device.Reference.GqaDecode);
     }
 
     [Fact]
-    public void TheConformanceSuiteSaysWhenACheckRanThroughTheFallback()
+    public void TheConformanceSuiteSaysWhichBackendsRanTheirOwnKernel()
     {
         var backend = IlgpuBackend.Shared;
         var check = KernelChecks.All.First(c => c.Name.StartsWith("attention/gqa-decode/b", StringComparison.Ordinal));
         var onIlgpu = KernelChecks.Run(check, backend.Kernels, backend.Memory);
         Assert.True(onIlgpu.Passed, string.Join("\n", onIlgpu.Failures));
-        Assert.Equal(nameof(OptionalOp.GqaDecodeAttention), onIlgpu.Fallback);
+        Assert.Null(onIlgpu.Fallback); // ILGPU's own kernel (IlgpuKernels.GqaDecode.cs)
         var onCpu = KernelChecks.Run(check, CpuKernels.Instance, HostMemory.Instance);
         Assert.Null(onCpu.Fallback);
+    }
+
+    [CudaFact(CudaRuntimeKind.Emulator)]
+    public void TheCudaBackendRunsItsOwnGqaDecodeKernel()
+    {
+        var backend = CudaBackend.Emulator;
+        Assert.True(KernelFallback.Supports(backend.Kernels, OptionalOp.GqaDecodeAttention));
+        Assert.Same(backend.Kernels, KernelFallback.GqaDecode(backend.Kernels, backend.Memory));
+        var checks = KernelChecks.All.Where(c => c.Name.StartsWith("attention/gqa-decode/", StringComparison.Ordinal));
+        foreach (var check in checks)
+        {
+            var result = KernelChecks.Run(check, backend.Kernels, backend.Memory);
+            Assert.True(result.Passed, check.Name + ": " + string.Join("\n", result.Failures));
+            Assert.Null(result.Fallback);
+        }
     }
 }

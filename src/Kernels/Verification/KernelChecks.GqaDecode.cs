@@ -4,8 +4,8 @@ namespace NativeReasoner.Kernels.Verification;
 /// <summary>
 /// <see cref="IGqaDecodeAttention"/> (batched decode against per-sequence K/V caches) against the reference
 /// attention run per sequence on the cache rows in use (Tq = 1 per query head, kvGroup = Hq / Hkv). Cache rows
-/// past a sequence's length hold NaN, so reading one fails the check. A backend without the capability (only the
-/// reference and CPU backends have it) runs the checks through the host fallback and its results say so.
+/// past a sequence's length hold NaN, so reading one fails the check. A backend without the capability (every
+/// backend has its own kernel today) runs the checks through the host fallback and its results say so.
 /// </summary>
 public static unsafe partial class KernelChecks
 {

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using NativeReasoner.Kernels.Cuda;
 
-namespace NativeReasoner.Cli;
+namespace NativeReasoner.Perf.Gpu;
 
 /// <summary>Median and best of the measured calls, how many, and which clock ("cuda_event" or "stopwatch").</summary>
 internal readonly record struct GpuBenchTiming(double MedianMs, double MinMs, int Reps, string Timer);

@@ -1,6 +1,7 @@
 using System.Globalization;
+using NativeReasoner.Cli;
 
-namespace NativeReasoner.Cli;
+namespace NativeReasoner.Perf.Gpu;
 
 /// <summary>
 /// What one measured op is: its name, shape and dtype (the key perf/gpu/compare_table.py matches with the PyTorch

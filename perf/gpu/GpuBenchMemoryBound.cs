@@ -1,4 +1,4 @@
-namespace NativeReasoner.Cli;
+namespace NativeReasoner.Perf.Gpu;
 
 /// <summary>
 /// The bandwidth ceiling and the memory-bound kernels. GB/s counts the fewest bytes each op must move (every input

@@ -1,4 +1,4 @@
-namespace NativeReasoner.Cli;
+namespace NativeReasoner.Perf.Gpu;
 
 /// <summary>
 /// Datasheet peaks of the cards the benchmarks are run on, keyed by the name the driver reports, for MFU.

@@ -1,4 +1,4 @@
-namespace NativeReasoner.Cli;
+namespace NativeReasoner.Perf.Gpu;
 
 /// <summary>
 /// One GPU benchmark: a name for --only, a line saying what it measures, and the code that sets up its inputs

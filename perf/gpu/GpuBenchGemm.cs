@@ -1,4 +1,4 @@
-namespace NativeReasoner.Cli;
+namespace NativeReasoner.Perf.Gpu;
 
 /// <summary>
 /// Square GEMMs at 4096³ (C = A·B, row-major, no transposes, beta = 0): fp32 through <c>IKernels.Gemm</c> (the SIMT

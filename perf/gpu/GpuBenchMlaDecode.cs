@@ -1,4 +1,4 @@
-namespace NativeReasoner.Cli;
+namespace NativeReasoner.Perf.Gpu;
 
 /// <summary>
 /// MLA decode on the compressed cache (<c>CudaKernels.MlaDecode</c>, CUDA only): batch 128 sequences of 4096 cached

@@ -1,18 +1,20 @@
+extern alias gpubench;
+
 using System.Text.Json;
-using NativeReasoner.Cli;
+using gpubench::NativeReasoner.Perf.Gpu;
 using NativeReasoner.Kernels.Cuda.Native;
 using NativeReasoner.Model;
 using NativeReasoner.Tests.Cuda;
 using Xunit;
 
-namespace NativeReasoner.Tests.Cli;
+namespace NativeReasoner.Tests.Perf;
 
 /// <summary>
-/// `nr bench gpu --smoke --json`: every line parses, every op of the catalogue has a row, the rows that ran carry
+/// `nr-gpubench --smoke --json`: every line parses, every op of the catalogue has a row, the rows that ran carry
 /// a positive median, at least 10 runs and their rate, and the rows that cannot run say why instead of ending the
 /// run. The numbers themselves are not checked (a smoke run on a shared CPU times nothing meaningful).
 /// </summary>
-public sealed class GpuBenchCommandTests
+public sealed class GpuBenchTests
 {
     private static readonly string[] AllOps =
     [
@@ -25,7 +27,9 @@ public sealed class GpuBenchCommandTests
     {
         var o = new StringWriter();
         var e = new StringWriter();
-        int rc = BenchCommand.RunGpu(device, smoke: true, json: true, only, o, e);
+        var args = new List<string> { "--device", device, "--smoke", "--json" };
+        foreach (var name in only) args.AddRange(["--only", name]);
+        int rc = GpuBenchProgram.Run(args, o, e);
         var lines = o.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToList();
         return (rc, lines, e.ToString());
@@ -96,6 +100,25 @@ public sealed class GpuBenchCommandTests
         Assert.Empty(lines);
         Assert.Contains("no_such_bench", err);
         Assert.Contains("mla_decode", err); // lists the known names
+    }
+
+    [Fact]
+    public void BadArgumentsAreNamedAndTheListNamesEveryBenchmark()
+    {
+        var o = new StringWriter();
+        var e = new StringWriter();
+        Assert.Equal(2, GpuBenchProgram.Run(["--devcie", "cpu"], o, e));
+        Assert.Contains("'--devcie'", e.ToString());
+        Assert.Equal(2, GpuBenchProgram.Run(["--device"], o, e));
+        Assert.Contains("--device needs a value", e.ToString());
+        Assert.Equal(2, GpuBenchProgram.Run(["--device", "nosuchdevice", "--smoke"], o, e));
+
+        o = new StringWriter();
+        Assert.Equal(0, GpuBenchProgram.Run(["--list"], o, e));
+        var listed = o.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(l => l.Split(' ', 2)[0]).ToHashSet();
+        foreach (var op in new[] { "copy", "gemm", "mla_decode", "train" })
+            Assert.Contains(listed, name => op.StartsWith(name, StringComparison.Ordinal) || name.StartsWith(op, StringComparison.Ordinal));
     }
 
     [CudaFact(CudaRuntimeKind.Emulator)]

@@ -1,4 +1,4 @@
-namespace NativeReasoner.Cli;
+namespace NativeReasoner.Perf.Gpu;
 
 /// <summary>
 /// Causal self-attention, q, k, v: [B·H, T, D] (PyTorch's [B, H, T, D] contiguous), scale 1/√D. Flops count the

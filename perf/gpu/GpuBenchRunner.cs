@@ -1,12 +1,13 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
+using NativeReasoner.Cli;
 using NativeReasoner.Kernels.Cuda;
 using NativeReasoner.Kernels.Cuda.Native;
 
-namespace NativeReasoner.Cli;
+namespace NativeReasoner.Perf.Gpu;
 
 /// <summary>
-/// `nr bench gpu`: runs the selected <see cref="GpuBenchCatalog"/> benchmarks on one device and prints one row per
+/// `nr-gpubench`: runs the selected <see cref="GpuBenchCatalog"/> benchmarks on one device and prints one row per
 /// op (a JSON object per line with --json: first a "device" line with the card and its peaks, then the ops). An op
 /// whose kernel is not written yet, or that the device lacks, is a row with status "not_implemented" /
 /// "unsupported"; the run goes on. Exit code: 0 when every row is ok, not_implemented or unsupported (the table
@@ -20,7 +21,7 @@ internal static class GpuBenchRunner
         var (picked, unknown) = GpuBenchCatalog.Select(only);
         if (unknown.Count > 0)
         {
-            error.WriteLine($"nr bench gpu: no benchmark named {string.Join(", ", unknown.Select(u => $"'{u}'"))}; " +
+            error.WriteLine($"nr-gpubench: no benchmark named {string.Join(", ", unknown.Select(u => $"'{u}'"))}; " +
                             $"known: {string.Join(", ", GpuBenchCatalog.All.Select(b => b.Name))}");
             return 2;
         }
@@ -31,7 +32,7 @@ internal static class GpuBenchRunner
         }
         catch (Exception e) when (e is ArgumentException or NotSupportedException or CudaException)
         {
-            error.WriteLine($"nr bench gpu: {e.Message}");
+            error.WriteLine($"nr-gpubench: {e.Message}");
             return 2;
         }
 
@@ -43,7 +44,7 @@ internal static class GpuBenchRunner
                 ("kernels", device.Kernels.Name), ("peak_bf16_tflops", peaks?.Bf16), ("peak_fp32_tflops", peaks?.Fp32),
                 ("smoke", smoke), ("date", DateTime.UtcNow.ToString("yyyy-MM-dd")), ("benchmarks", picked.Select(b => b.Name).ToArray())));
         else
-            output.WriteLine($"nr bench gpu on {device.Name} ({card}; {device.Kernels.Name}){(smoke ? ", smoke sizes" : "")}; " +
+            output.WriteLine($"nr-gpubench on {device.Name} ({card}; {device.Kernels.Name}){(smoke ? ", smoke sizes" : "")}; " +
                              $"peaks: {(peaks is { } p ? $"bf16 {p.Bf16}, fp32 {p.Fp32} TFLOP/s ({p.Card})" : "unknown")}");
 
         var counts = new Dictionary<string, int>();
@@ -89,7 +90,7 @@ internal static class GpuBenchRunner
             }
         }
         string summary = string.Join(", ", counts.OrderBy(kv => kv.Key).Select(kv => $"{kv.Value} {kv.Key}"));
-        error.WriteLine($"nr bench gpu: {summary} in {total.Elapsed.TotalSeconds:F1} s");
+        error.WriteLine($"nr-gpubench: {summary} in {total.Elapsed.TotalSeconds:F1} s");
         return counts.ContainsKey(GpuBenchRow.Failed) ? 1 : 0;
     }
 

@@ -1,6 +1,6 @@
 using NativeReasoner.Model;
 
-namespace NativeReasoner.Cli;
+namespace NativeReasoner.Perf.Gpu;
 
 /// <summary>[B, H, T, D] of an attention benchmark (one head per batch item: BH = B·H).</summary>
 internal readonly record struct AttentionShape(int B, int H, int T, int D)

@@ -3,7 +3,7 @@ using NativeReasoner.Kernels.Cuda;
 using NativeReasoner.Kernels.Memory;
 using NativeReasoner.Kernels.Reference;
 
-namespace NativeReasoner.Cli;
+namespace NativeReasoner.Perf.Gpu;
 
 /// <summary>
 /// What a GPU benchmark gets: the device (kernels + memory), the sizes, the timer, device buffers filled with

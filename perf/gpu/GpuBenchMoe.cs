@@ -1,6 +1,6 @@
 using NativeReasoner.Model;
 
-namespace NativeReasoner.Cli;
+namespace NativeReasoner.Perf.Gpu;
 
 /// <summary>
 /// The engine's own MoE block (<see cref="MoeLayer"/>: router GEMM, sigmoid, MoeRoute, MoePermute, dispatch,

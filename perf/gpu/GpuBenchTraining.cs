@@ -1,7 +1,7 @@
 using NativeReasoner.Model;
 using NativeReasoner.Optim;
 
-namespace NativeReasoner.Cli;
+namespace NativeReasoner.Perf.Gpu;
 
 /// <summary>
 /// One training step of a ~100M-parameter DeepSeek-V3-architecture model on the device: forward, cross-entropy,
