@@ -316,6 +316,11 @@ public static class TrainPipeline
         afterPretrainJson["thinking_tokens_by_difficulty"] = ByLevel(thinkBefore);
         var afterRlJson = afterRl.ToJson();
         afterRlJson["thinking_tokens_by_difficulty"] = ByLevel(thinkAfter);
+        // Behaviour of the held-out completions: thinking length correct vs incorrect, verification, self-correction.
+        afterPretrainJson["behaviour"] = BehaviourAnalytics.ToJson(BehaviourAnalytics.Measure(heldOut,
+            afterPretrain.Completions, task, tokenizer, template.ThinkPrefilled));
+        afterRlJson["behaviour"] = BehaviourAnalytics.ToJson(BehaviourAnalytics.Measure(heldOut,
+            afterRl.Completions, task, tokenizer, template.ThinkPrefilled));
         timings["total_s"] = time.GetElapsedTime(totalStart).TotalSeconds;
         // A resumed run that finished pre-training before the interruption reports only its GRPO budget.
         bool budgetHit = budget.Any(kv => kv.Value!["wall_limit_hit"]!.GetValue<bool>());
