@@ -127,7 +127,10 @@ public static partial class BehaviourAnalytics
         IEnumerable<(int Difficulty, TraceBehaviour Behaviour, bool Correct)> rows)
     {
         var all = rows.ToArray();
-        var result = new SortedDictionary<int, BehaviourStats> { [0] = Stats(all.Select(r => (r.Behaviour, r.Correct))) };
+        var result = new SortedDictionary<int, BehaviourStats>
+        {
+            [0] = Stats(all.Select(r => (r.Behaviour, r.Correct))),
+        };
         foreach (var g in all.GroupBy(r => r.Difficulty))
             result[g.Key] = Stats(g.Select(r => (r.Behaviour, r.Correct)));
         return result;

@@ -121,7 +121,8 @@ public static class RunReport
 
         h.Append("<h2>Held-out results after pre-training and after GRPO</h2>\n");
         LevelTable(h, s["after_pretraining"] as JsonObject, s["after_rl"] as JsonObject);
-        BehaviourTable(h, s["after_pretraining"]?["behaviour"] as JsonObject, s["after_rl"]?["behaviour"] as JsonObject);
+        BehaviourTable(h, s["after_pretraining"]?["behaviour"] as JsonObject,
+            s["after_rl"]?["behaviour"] as JsonObject);
 
         if (s["budget"] is JsonObject budget)
         {

@@ -154,7 +154,8 @@ public static class TrainPipeline
         using var _ = model;
         var policy = new CausalLMPolicy(model);
         var heldOut = task.Generate(Split.Test, s.EvalProblems, s.Seed);
-        if (s.UnseenProblems < 0) throw new ArgumentException($"unseen-level problems must be ≥ 0, got {s.UnseenProblems}");
+        if (s.UnseenProblems < 0)
+            throw new ArgumentException($"unseen-level problems must be ≥ 0, got {s.UnseenProblems}");
         IReadOnlyList<Problem> unseen = task is LadderTask ladder && s.UnseenProblems > 0
             ? ladder.GenerateUnseen(Split.Test, s.UnseenProblems, s.Seed) : [];
         var greedy = new GenerationOptions { MaxNewTokens = s.Grpo.Trainer.MaxCompletionLength, Temperature = 0f, EosTokenIds = [tokenizer.EosId] };

@@ -148,7 +148,8 @@ public class BehaviourAnalyticsTests
             var m = new StringBuilder();
             for (int s = 1; s <= 8; s++)
             {
-                m.Append($"{{\"phase\": 1, \"step\": {s}, \"reward\": 0.5, \"behaviour/think_length_correct\": {10 + s}, " +
+                m.Append($"{{\"phase\": 1, \"step\": {s}, \"reward\": 0.5, " +
+                         $"\"behaviour/think_length_correct\": {10 + s}, " +
                          $"\"behaviour/think_length_incorrect\": {20 + s}, \"behaviour/verification_rate\": 0.25");
                 if (s % 2 == 0)
                     m.Append($", \"eval/behaviour/think_length_correct\": {12 + s}, " +
