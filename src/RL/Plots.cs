@@ -111,14 +111,23 @@ public static class Plots
                 .Where(k => k != "all").OrderBy(k => int.TryParse(k, out var l) ? l : int.MaxValue).ToArray();
             double[] Values(JsonObject by, string field) =>
                 levels.Select(l => by[l]?[field] is JsonNode v ? ReadNumber(v) : double.NaN).ToArray();
-            var png = BarChart("Thinking length of correct vs incorrect completions by level", "difficulty level",
-                "tokens inside <think> (mean)", levels.Select(l => "level " + l).ToArray(),
-                [("correct, after pre-training", Values(behaviourBefore, "think_length_correct")),
-                 ("incorrect, after pre-training", Values(behaviourBefore, "think_length_incorrect")),
-                 ("correct, after GRPO", Values(behaviourAfter, "think_length_correct")),
-                 ("incorrect, after GRPO", Values(behaviourAfter, "think_length_incorrect"))]);
-            File.WriteAllBytes(Path.Combine(runDir, "behaviour_by_difficulty.png"), png);
-            charts.Add(new Chart("behaviour_by_difficulty.png", "Thinking length of correct vs incorrect by level"));
+            (string Legend, double[] Values)[] series =
+            [
+                ("correct, after pre-training", Values(behaviourBefore, "think_length_correct")),
+                ("incorrect, after pre-training", Values(behaviourBefore, "think_length_incorrect")),
+                ("correct, after GRPO", Values(behaviourAfter, "think_length_correct")),
+                ("incorrect, after GRPO", Values(behaviourAfter, "think_length_incorrect")),
+            ];
+            // A run where no completion thinks has no bar to draw: no chart rather than an empty one.
+            if (series.SelectMany(x => x.Values).Any(double.IsFinite))
+            {
+                var png = BarChart("Thinking length of correct vs incorrect completions by level",
+                    "difficulty level", "tokens inside <think> (mean)", levels.Select(l => "level " + l).ToArray(),
+                    series);
+                File.WriteAllBytes(Path.Combine(runDir, "behaviour_by_difficulty.png"), png);
+                charts.Add(new Chart("behaviour_by_difficulty.png",
+                    "Thinking length of correct vs incorrect by level"));
+            }
         }
         return charts;
     }
