@@ -31,6 +31,17 @@ public static class TrainCommand
         var pretrainBatch = new Option<int>("--pretrain-batch") { DefaultValueFactory = _ => d.PretrainBatch };
         var pretrainLr = new Option<float>("--pretrain-learning-rate") { DefaultValueFactory = _ => d.PretrainLearningRate };
         var thinkFraction = new Option<double>("--think-fraction") { Description = "Share of pre-training answers with a <think> trace.", DefaultValueFactory = _ => d.ThinkFraction };
+        var r1Zero = new Option<bool>("--r1-zero")
+        {
+            Description = "R1-Zero variant: pre-training holds no <think> answers; worked steps appear only as " +
+                          "plain documents (--think-fraction of the batch).",
+        };
+        var unseenProblems = new Option<int>("--unseen-problems")
+        {
+            Description = "Held-out problems of the ladder's unseen level 6 (two-digit × two-digit), evaluated " +
+                          "before and after RL; 0 skips it.",
+            DefaultValueFactory = _ => d.UnseenProblems,
+        };
         var rlMinutes = new Option<double>("--rl-max-minutes")
         {
             Description = "Outer wall-time limit of GRPO (a hit is reported as budget_hit).",
@@ -58,7 +69,7 @@ public static class TrainCommand
             .ToArray();
         var command = new Command("train", "Pre-train a small model (DeepSeek-V3 by default) on synthetic problems with think traces, then GRPO it; writes runs/NAME/.")
             { name, runs, pretrainSteps, pretrainMinutes, pretrainBatch, pretrainLr, thinkFraction, rlMinutes, evalProblems, preset, device, checkpointEvery,
-              overwrite };
+              overwrite, r1Zero, unseenProblems };
         foreach (var (_, o) in settingOptions) command.Options.Add(o);
         command.SetAction(parse =>
         {
@@ -89,6 +100,8 @@ public static class TrainCommand
                     PretrainBatch = parse.GetValue(pretrainBatch),
                     PretrainLearningRate = parse.GetValue(pretrainLr),
                     ThinkFraction = parse.GetValue(thinkFraction),
+                    R1Zero = parse.GetValue(r1Zero),
+                    UnseenProblems = parse.GetValue(unseenProblems),
                     RlMaxMinutes = parse.GetValue(rlMinutes),
                     EvalProblems = parse.GetValue(evalProblems),
                     Grpo = grpo,

@@ -345,6 +345,11 @@ public sealed class GrpoTrainer : IDisposable
         m.Add(new("completions/min_length", lengths.Min()));
         m.Add(new("completions/max_length", lengths.Max()));
         m.Add(new("completions/clipped_ratio", samples.Count(s => s.Truncated) / (double)samples.Length));
+        // Behaviour of the rollouts (thinking length correct vs incorrect, verification, self-correction) per level.
+        var verdict = new AccuracyReward(_task);
+        m.AddRange(BehaviourAnalytics.Metrics("behaviour", BehaviourAnalytics.ByDifficulty(inputs.Select(x =>
+            (x.Problem.Difficulty, BehaviourAnalytics.Analyse(x.Completion, _tokenizer, _template.ThinkPrefilled),
+             verdict.Score(x) == 1f))), perLevel: true));
         m.Add(new("loss", loss));
         if (Config.Beta != 0) m.Add(new("kl", kl));
         m.Add(new("entropy", entropy));
@@ -367,6 +372,8 @@ public sealed class GrpoTrainer : IDisposable
             m.Add(new("eval/think_rate", e.ThinkRate));
             m.Add(new("eval/mean_length", e.MeanLength));
             foreach (var (level, r) in e.ByDifficulty.OrderBy(kv => kv.Key)) m.Add(new($"eval/accuracy/level_{level}", r.Accuracy));
+            m.AddRange(BehaviourAnalytics.Metrics("eval/behaviour", BehaviourAnalytics.Measure(_heldOut,
+                e.Completions, _task, _tokenizer, _template.ThinkPrefilled), perLevel: true));
         }
         _logger?.Log(m);
         return m;

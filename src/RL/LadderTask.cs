@@ -25,11 +25,40 @@ public sealed class LadderTask : NumericTask
             case 2: a = Uniform(rng, 2, 9); b = Uniform(rng, 2, 9); op = '*'; break;
             case 3: a = Uniform(rng, 10, 99); b = Uniform(rng, 2, 9); op = '+'; break;
             case 4: a = Uniform(rng, 10, 99); b = Uniform(rng, 10, 99); op = '+'; break;
+            // Two-digit × two-digit: the unseen level, drawn only by GenerateUnseen.
+            case UnseenLevel:
+                do a = Uniform(rng, 11, 99); while (a % 10 == 0);
+                do b = Uniform(rng, 11, 99); while (b % 10 == 0);
+                op = '*';
+                break;
             // A round a (40 * 6) would need a trace of its own shape; its ones digit is never 0.
             default: do a = Uniform(rng, 11, 99); while (a % 10 == 0); b = Uniform(rng, 3, 9); op = '*'; break;
         }
         long answer = op == '+' ? a + b : a * b;
         return new Problem(Name, $"What is {a} {op} {b}?", answer.ToString(), difficulty, $"{a}{op}{b}");
+    }
+
+    /// <summary>
+    /// Level 6, two-digit × two-digit (<c>What is 47 * 36?</c>): above <see cref="MaxDifficulty"/>, so neither
+    /// pre-training nor GRPO ever draws it; the held-out check of whether RL's thinking transfers to a harder rung.
+    /// </summary>
+    public const int UnseenLevel = 6;
+
+    /// <summary>
+    /// <paramref name="count"/> level-6 problems of <paramref name="split"/>, deterministic in
+    /// <paramref name="seed"/> (a stream of their own: the other levels' problems do not move).
+    /// </summary>
+    public IReadOnlyList<Problem> GenerateUnseen(Split split, int count, ulong seed)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        var rng = new Generator(seed * 0x9E3779B97F4A7C15UL + 0xC0FFEEUL + (split == Split.Test ? 1UL : 0UL));
+        var result = new List<Problem>(count);
+        while (result.Count < count)
+        {
+            var p = Sample(rng, UnseenLevel);
+            if (IsHeldOut(p.Key) == (split == Split.Test)) result.Add(p);
+        }
+        return result;
     }
 
     /// <summary>

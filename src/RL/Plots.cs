@@ -57,6 +57,30 @@ public static class Plots
         Line("think_rate.png", "Thinking and format on held-out problems", "fraction of completions",
             [("eval/think_rate", "with <think> block"), ("eval/format", "well-formatted")], 1.05);
 
+        Line("behaviour_think_length.png", "Thinking length of correct vs incorrect completions",
+            "tokens inside <think> (mean)",
+            [("eval/behaviour/think_length_correct", "held-out, correct"),
+             ("eval/behaviour/think_length_incorrect", "held-out, incorrect"),
+             ("behaviour/think_length_correct", "rollouts, correct"),
+             ("behaviour/think_length_incorrect", "rollouts, incorrect")]);
+        Line("behaviour_rates.png", "Verification and self-correction inside the trace",
+            "fraction of thinking completions",
+            [("eval/behaviour/verification_rate", "held-out, verifies a step"),
+             ("eval/behaviour/self_correction_rate", "held-out, corrects itself"),
+             ("behaviour/verification_rate", "rollouts, verifies a step"),
+             ("behaviour/self_correction_rate", "rollouts, corrects itself")], 1.05);
+        var evalLevels = rl.SelectMany(r => r.Keys)
+            .Where(k => k.StartsWith("eval/behaviour/think_length_", StringComparison.Ordinal) && k.Contains("/level_"))
+            .Select(k => int.Parse(k[(k.LastIndexOf('_') + 1)..], System.Globalization.CultureInfo.InvariantCulture))
+            .Distinct().Order().ToArray();
+        Line("behaviour_think_length_by_level.png", "Thinking length by level during GRPO (held-out, greedy)",
+            "tokens inside <think> (mean)",
+            evalLevels.SelectMany(l => new[]
+            {
+                ($"eval/behaviour/think_length_correct/level_{l}", $"level {l}, correct"),
+                ($"eval/behaviour/think_length_incorrect/level_{l}", $"level {l}, incorrect"),
+            }).ToArray());
+
         var before = summary["after_pretraining"]?["by_difficulty"] as JsonObject;
         var after = summary["after_rl"]?["by_difficulty"] as JsonObject;
         if (before != null && after != null)
@@ -78,6 +102,32 @@ public static class Plots
                 "mean_completion_length");
             Bars("think_rate_by_difficulty.png", "Thinking by difficulty", "fraction with <think> block",
                 "think_rate", 1.3);
+        }
+        var behaviourBefore = summary["after_pretraining"]?["behaviour"] as JsonObject;
+        var behaviourAfter = summary["after_rl"]?["behaviour"] as JsonObject;
+        if (behaviourBefore != null && behaviourAfter != null)
+        {
+            var levels = behaviourBefore.Select(kv => kv.Key).Union(behaviourAfter.Select(kv => kv.Key))
+                .Where(k => k != "all").OrderBy(k => int.TryParse(k, out var l) ? l : int.MaxValue).ToArray();
+            double[] Values(JsonObject by, string field) =>
+                levels.Select(l => by[l]?[field] is JsonNode v ? ReadNumber(v) : double.NaN).ToArray();
+            (string Legend, double[] Values)[] series =
+            [
+                ("correct, after pre-training", Values(behaviourBefore, "think_length_correct")),
+                ("incorrect, after pre-training", Values(behaviourBefore, "think_length_incorrect")),
+                ("correct, after GRPO", Values(behaviourAfter, "think_length_correct")),
+                ("incorrect, after GRPO", Values(behaviourAfter, "think_length_incorrect")),
+            ];
+            // A run where no completion thinks has no bar to draw: no chart rather than an empty one.
+            if (series.SelectMany(x => x.Values).Any(double.IsFinite))
+            {
+                var png = BarChart("Thinking length of correct vs incorrect completions by level",
+                    "difficulty level", "tokens inside <think> (mean)", levels.Select(l => "level " + l).ToArray(),
+                    series);
+                File.WriteAllBytes(Path.Combine(runDir, "behaviour_by_difficulty.png"), png);
+                charts.Add(new Chart("behaviour_by_difficulty.png",
+                    "Thinking length of correct vs incorrect by level"));
+            }
         }
         return charts;
     }

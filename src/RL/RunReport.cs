@@ -158,6 +158,8 @@ public static class RunReport
 
         h.Append("<h2>Held-out results after pre-training and after GRPO</h2>\n");
         LevelTable(h, s["after_pretraining"] as JsonObject, s["after_rl"] as JsonObject);
+        BehaviourTable(h, s["after_pretraining"]?["behaviour"] as JsonObject,
+            s["after_rl"]?["behaviour"] as JsonObject);
 
         if (s["budget"] is JsonObject budget)
         {
@@ -236,6 +238,34 @@ public static class RunReport
         h.Append("<tr><th class=l>all</th><td></td>");
         foreach (var (field, _) in cols) h.Append($"<th>{Text(before?[field])}</th><th>{Text(after?[field])}</th>");
         h.Append("<td></td><td></td></tr></table>\n");
+    }
+
+    /// <summary>
+    /// Behaviour of the held-out completions per level (and all together): thinking length of correct and
+    /// incorrect completions, and the shares of traces that verify a step or correct themselves, before → after.
+    /// </summary>
+    private static void BehaviourTable(StringBuilder h, JsonObject? before, JsonObject? after)
+    {
+        if (before == null && after == null) return;
+        (string Field, string Header)[] cols =
+        [
+            ("thinking", "thinking completions"), ("think_length_correct", "thinking tokens, correct"),
+            ("think_length_incorrect", "thinking tokens, incorrect"), ("verification_rate", "verification rate"),
+            ("self_correction_rate", "self-correction rate"),
+        ];
+        h.Append("<h2>Behaviour inside the traces (held-out, greedy)</h2>\n<table><tr><th class=l>level</th>");
+        foreach (var (_, header) in cols) h.Append($"<th>{E(header)}<br>before</th><th>{E(header)}<br>after</th>");
+        h.Append("</tr>");
+        var levels = (before?.Select(kv => kv.Key) ?? []).Union(after?.Select(kv => kv.Key) ?? [])
+            .OrderBy(k => k == "all" ? int.MaxValue : int.TryParse(k, out var l) ? l : int.MaxValue - 1);
+        foreach (var level in levels)
+        {
+            h.Append($"<tr><td class=l>{E(level)}</td>");
+            foreach (var (field, _) in cols)
+                h.Append($"<td>{Text(before?[level]?[field])}</td><td>{Text(after?[level]?[field])}</td>");
+            h.Append("</tr>");
+        }
+        h.Append("</table>\n");
     }
 
     private static void Row(StringBuilder h, string key, string value) =>

@@ -57,6 +57,16 @@ public sealed record TrainSettings
     public int EvalProblems { get; init; } = 250;
     public ulong Seed { get; init; }
     /// <summary>
+    /// The R1-Zero variant (<see cref="PretrainCorpus"/>): pre-training holds no &lt;think&gt; answer at all; worked
+    /// steps appear only as plain documents of their own (<see cref="ThinkFraction"/> of the batch).
+    /// </summary>
+    public bool R1Zero { get; init; }
+    /// <summary>
+    /// Held-out problems of the ladder's unseen level 6 (two-digit × two-digit), which neither pre-training nor
+    /// GRPO draws, evaluated before and after RL; 0 skips it.
+    /// </summary>
+    public int UnseenProblems { get; init; } = 50;
+    /// <summary>
     /// Wall time between periodic crash-safe checkpoints (<see cref="RunCheckpoints"/>); each phase end is one too.
     /// 0 checkpoints after every step (the kill tests use it).
     /// </summary>
@@ -146,6 +156,8 @@ public static class TrainPipeline
         ICausalLM model;
         var metricsPath = Path.Combine(runDir, "metrics.jsonl");
         EvalReport? afterPretrain = null;
+        // The unseen level 6 after pre-training (ladder only), kept in checkpoints like afterPretrain.
+        EvalReport? unseenBefore = null;
         double phaseElapsedBefore = 0;
         List<Dictionary<string, double>> kept;
         if (resumed != null)
@@ -155,6 +167,7 @@ public static class TrainPipeline
             model = CausalLMRegistry.Load(resumed.Path);
             phaseElapsedBefore = resumed.State["phase_elapsed_s"]?.GetValue<double>() ?? 0;
             if (resumed.State["after_pretraining"] is JsonObject ap) afterPretrain = EvalFromJson(ap);
+            if (resumed.State["unseen_after_pretraining"] is JsonObject up) unseenBefore = EvalFromJson(up);
             if (resumed.State["pretrain_budget"] is JsonObject pb) budget["pretrain"] = pb.DeepClone();
             if (resumed.State["pretrain_s"] is JsonNode ps) timings["pretrain_s"] = ps.DeepClone();
             if (resumed.State["pretrain_steps"] is JsonNode pst) timings["pretrain_steps"] = pst.DeepClone();
@@ -170,6 +183,10 @@ public static class TrainPipeline
         using var _ = model;
         var policy = new CausalLMPolicy(model);
         var heldOut = task.Generate(Split.Test, s.EvalProblems, s.Seed);
+        if (s.UnseenProblems < 0)
+            throw new ArgumentException($"unseen-level problems must be ≥ 0, got {s.UnseenProblems}");
+        IReadOnlyList<Problem> unseen = task is LadderTask ladder && s.UnseenProblems > 0
+            ? ladder.GenerateUnseen(Split.Test, s.UnseenProblems, s.Seed) : [];
         var greedy = new GenerationOptions { MaxNewTokens = s.Grpo.Trainer.MaxCompletionLength, Temperature = 0f, EosTokenIds = [tokenizer.EosId] };
         using var log = root ? new MetricsLogger(metricsPath) : null;
         long lastCheckpoint = time.GetTimestamp();
@@ -214,10 +231,7 @@ public static class TrainPipeline
                 }
                 if (done > 0 && CheckpointDue(0, done))
                     Checkpoint(0, done, sft.Optimizer, PretrainState, announce: false);
-                // Everything a step draws is seeded by its index: a resumed run sees the data of an uninterrupted one.
-                var thinkChoice = new Generator(s.Seed + 99 + (ulong)done * 7919UL);
-                var batch = task.Generate(Split.Train, s.PretrainBatch, s.Seed + 1000 + (ulong)done)
-                    .Select(p => ThinkTraces.Example(p, thinkChoice.NextDouble() < s.ThinkFraction)).ToArray();
+                var batch = PretrainCorpus.Batch(task, s, done);
                 float lr = StepBudget.WarmupCosine(s.PretrainLearningRate, warmup, done, s.PretrainSteps);
                 float loss;
                 try { loss = sft.Step(batch[(group.Rank * share)..((group.Rank + 1) * share)], lr); }
@@ -247,6 +261,7 @@ public static class TrainPipeline
         {
             long evalStart0 = time.GetTimestamp();
             afterPretrain = Evaluation.Run(policy, tokenizer, template, task, heldOut, greedy);
+            if (unseen.Count > 0) unseenBefore = Evaluation.Run(policy, tokenizer, template, task, unseen, greedy);
             timings["eval_after_pretrain_s"] = time.GetElapsedTime(evalStart0).TotalSeconds;
             // The phase-end checkpoint: a stop during GRPO resumes with the pre-trained evaluation kept.
             if (done == 0) Checkpoint(1, 0, null, () => RlState(null), announce: false);
@@ -262,6 +277,7 @@ public static class TrainPipeline
             {
                 ["phase_elapsed_s"] = phaseElapsedBefore, ["after_pretraining"] = EvalToJson(afterPretrain!),
             };
+            if (unseenBefore != null) state["unseen_after_pretraining"] = EvalToJson(unseenBefore);
             if (budget["pretrain"] is JsonNode pb) state["pretrain_budget"] = pb.DeepClone();
             if (timings["pretrain_s"] is JsonNode ps) state["pretrain_s"] = ps.DeepClone();
             if (timings["pretrain_steps"] is JsonNode pst) state["pretrain_steps"] = pst.DeepClone();
@@ -332,6 +348,7 @@ public static class TrainPipeline
         budget["rl"] = ReportBudget("GRPO", rlBudget, done, rlStop, progress);
         long evalStart = time.GetTimestamp();
         var afterRl = Evaluation.Run(policy, tokenizer, template, task, heldOut, greedy);
+        var unseenAfter = unseen.Count > 0 ? Evaluation.Run(policy, tokenizer, template, task, unseen, greedy) : null;
         timings["eval_after_rl_s"] = time.GetElapsedTime(evalStart).TotalSeconds;
         progress($"after GRPO: held-out accuracy {afterRl.Accuracy:P1}, format {afterRl.FormatRate:P0}, think {afterRl.ThinkRate:P0}\n");
 
@@ -363,16 +380,30 @@ public static class TrainPipeline
         afterPretrainJson["thinking_tokens_by_difficulty"] = ByLevel(thinkBefore);
         var afterRlJson = afterRl.ToJson();
         afterRlJson["thinking_tokens_by_difficulty"] = ByLevel(thinkAfter);
+        // Behaviour of the held-out completions: thinking length correct vs incorrect, verification, self-correction.
+        afterPretrainJson["behaviour"] = BehaviourAnalytics.ToJson(BehaviourAnalytics.Measure(heldOut,
+            afterPretrain.Completions, task, tokenizer, template.ThinkPrefilled));
+        afterRlJson["behaviour"] = BehaviourAnalytics.ToJson(BehaviourAnalytics.Measure(heldOut,
+            afterRl.Completions, task, tokenizer, template.ThinkPrefilled));
         timings["total_s"] = time.GetElapsedTime(totalStart).TotalSeconds;
         // A resumed run that finished pre-training before the interruption reports only its GRPO budget.
         bool budgetHit = budget.Any(kv => kv.Value!["wall_limit_hit"]!.GetValue<bool>());
         var summary = new JsonObject
         {
-            ["task"] = task.Name, ["model"] = ModelSummary(config),
+            ["task"] = task.Name, ["variant"] = s.R1Zero ? "r1-zero" : "default", ["model"] = ModelSummary(config),
             ["pretrain_steps"] = s.PretrainSteps, ["rl_steps"] = done, ["rl_minutes"] = rlMinutes,
             ["budget_hit"] = budgetHit, ["budget"] = budget,
             ["after_pretraining"] = afterPretrainJson, ["after_rl"] = afterRlJson, ["checks"] = checks, ["timings"] = timings,
         };
+        if (unseenAfter != null)
+        {
+            summary["unseen_level"] = UnseenLevelJson(unseen, unseenBefore, unseenAfter, task, tokenizer, template);
+            if (unseenBefore != null)
+                checks["unseen_level_gain_points"] = 100 * (unseenAfter.Accuracy - unseenBefore.Accuracy);
+            progress($"unseen level {LadderTask.UnseenLevel} (two-digit × two-digit): " +
+                     $"{(unseenBefore == null ? "–" : unseenBefore.Accuracy.ToString("P1"))} → " +
+                     $"{unseenAfter.Accuracy:P1}\n");
+        }
         var samples = new StringBuilder("# The same held-out problems after pre-training and after GRPO (greedy)\n");
         for (int i = 0; i < Math.Min(heldOut.Count, 15); i++)
             samples.Append($"\n## {heldOut[i].Prompt} (level {heldOut[i].Difficulty}, answer {heldOut[i].Answer})\n\nafter pre-training:\n\n```\n{afterPretrain.Completions[i]}\n```\n\nafter GRPO:\n\n```\n{afterRl.Completions[i]}\n```\n");
@@ -409,6 +440,38 @@ public static class TrainPipeline
             .Average(e =>
                 tokenizer.Encode(s.Template.Format(e.Prompt)).Length + tokenizer.Encode(e.Completion).Length + 1.0);
         TrainingMemory.CheckBatchFits("--pretrain-batch", s.PretrainBatch, config, tokens);
+    }
+
+    /// <summary>
+    /// The unseen level's results for summary.json: accuracy, format and think rates and behaviour before and after
+    /// GRPO, and a few completions (the before side is absent in a run resumed from a checkpoint that lacked it).
+    /// </summary>
+    private static JsonObject UnseenLevelJson(IReadOnlyList<Problem> unseen, EvalReport? before, EvalReport after,
+        VerifiableTask task, ITokenizer tokenizer, PromptTemplate template)
+    {
+        JsonObject Side(EvalReport r)
+        {
+            var o = r.ToJson();
+            o.Remove("by_difficulty");
+            o["behaviour"] = BehaviourAnalytics.ToJson(BehaviourAnalytics.Measure(unseen, r.Completions, task,
+                tokenizer, template.ThinkPrefilled));
+            return o;
+        }
+        var result = new JsonObject
+        {
+            ["level"] = LadderTask.UnseenLevel,
+            ["description"] = "two-digit × two-digit, never drawn by pre-training or GRPO",
+            ["n"] = unseen.Count,
+        };
+        if (before != null) result["after_pretraining"] = Side(before);
+        result["after_rl"] = Side(after);
+        if (before != null) result["accuracy_gain_points"] = 100 * (after.Accuracy - before.Accuracy);
+        result["examples"] = new JsonArray(unseen.Take(5).Select((p, i) => (JsonNode)new JsonObject
+        {
+            ["problem"] = p.Prompt, ["answer"] = p.Answer,
+            ["after_pretraining"] = before?.Completions[i], ["after_rl"] = after.Completions[i],
+        }).ToArray());
+        return result;
     }
 
     /// <summary>An evaluation as a checkpoint keeps it (every field, completions included).</summary>
