@@ -87,7 +87,8 @@ internal static class ExpertParallelCheck
         if (p == 1) return failures;
         try
         {
-            using var refused = new ExpertParallelMoeLayer(p == 3 ? Config(4) : Config(3, groups: 1), g, new Generator(1));
+            var undivided = p == 3 ? Config(4) : Config(3, groups: 1);
+            using var refused = new ExpertParallelMoeLayer(undivided, g, new Generator(1));
             failures.Add("an expert count the group does not divide was accepted");
         }
         catch (ModelConfigException e) when (e.Message.Contains("does not split over"))

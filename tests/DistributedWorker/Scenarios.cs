@@ -9,6 +9,7 @@ internal static class Scenarios
         ["data-parallel"] = DataParallelCheck.Run,
         ["all-to-all-autograd"] = AllToAllAutogradCheck.Run,
         ["expert-parallel"] = ExpertParallelCheck.Run,
+        ["expert-parallel-volume"] = ExpertParallelVolume.Run,
         ["hang"] = FaultScenarios.Hang,
         ["die"] = FaultScenarios.Die,
     };
