@@ -8,6 +8,8 @@ internal static class Scenarios
         ["collectives"] = CollectiveChecks.Run,
         ["data-parallel"] = DataParallelCheck.Run,
         ["all-to-all-autograd"] = AllToAllAutogradCheck.Run,
+        ["expert-parallel"] = ExpertParallelCheck.Run,
+        ["expert-parallel-volume"] = ExpertParallelVolume.Run,
         ["hang"] = FaultScenarios.Hang,
         ["die"] = FaultScenarios.Die,
     };
