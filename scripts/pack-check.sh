@@ -69,6 +69,8 @@ expect "$engine" README.md runtimes/linux-x64/native/libnrcudaemu.so \
 expect "NativeReasoner.$version.snupkg" lib/net10.0/NativeReasoner.Kernels.pdb lib/net10.0/NativeReasoner.RL.pdb
 expect "NativeReasoner.Extensions.AI.$version.nupkg" README.md lib/net10.0/NativeReasoner.Serving.dll
 expect "NativeReasoner.Extensions.AI.$version.snupkg" lib/net10.0/NativeReasoner.Serving.pdb
+expect "NativeReasoner.Server.$version.nupkg" README.md lib/net10.0/NativeReasoner.Server.dll
+expect "NativeReasoner.Server.$version.snupkg" lib/net10.0/NativeReasoner.Server.pdb
 expect "NativeReasoner.Cli.$version.nupkg" README.md tools/net10.0/any/nr.dll tools/net10.0/any/DotnetToolSettings.xml \
   tools/net10.0/any/NativeReasoner.Kernels.dll tools/net10.0/any/libnrcudaemu.so
 
@@ -86,6 +88,11 @@ grep -q "id=\"NativeReasoner\" version=\"$version\"" <<<"$ai_spec" \
   || fail "NativeReasoner.Extensions.AI does not depend on NativeReasoner $version"
 grep -q 'id="Microsoft.Extensions.AI.Abstractions"' <<<"$ai_spec" \
   || fail "NativeReasoner.Extensions.AI does not depend on Microsoft.Extensions.AI.Abstractions"
+server_spec=$(nuspec "NativeReasoner.Server.$version.nupkg" NativeReasoner.Server)
+grep -q "id=\"NativeReasoner.Extensions.AI\" version=\"$version\"" <<<"$server_spec" \
+  || fail "NativeReasoner.Server does not depend on NativeReasoner.Extensions.AI $version"
+grep -q 'frameworkReference name="Microsoft.AspNetCore.App"' <<<"$server_spec" \
+  || fail "NativeReasoner.Server does not name the ASP.NET Core shared framework"
 # A package of ours may only depend on packages of ours that the feed has (a project reference to an engine
 # project other than NativeReasoner.RL would name a package that does not exist).
 for pkg in "$feed"/*.nupkg; do

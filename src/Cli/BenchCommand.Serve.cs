@@ -49,7 +49,8 @@ public static partial class BenchCommand
         };
         var maxConcurrent = new Option<int>("--max-concurrent")
         {
-            Description = "The server's --max-concurrent.", DefaultValueFactory = _ => 32,
+            Description = "The server's --max-concurrent (its admission limit and the scheduler's sequence slots).",
+            DefaultValueFactory = _ => 32,
         };
         var output = new Option<string?>("--out") { Description = "Also write the Markdown report here." };
         var command = new Command("serve",
@@ -72,7 +73,8 @@ public static partial class BenchCommand
                 settings.Validate();
                 string dir = parse.GetValue(model) ?? (temp = ServeLoad.WriteRandomModel(parse.GetValue(preset)!));
                 string label = parse.GetValue(model) ?? $"{parse.GetValue(preset)} (random weights)";
-                using var client = NativeReasonerChatClient.Load(dir);
+                using var client = NativeReasonerChatClient.Load(dir,
+                    new NativeReasonerChatClientOptions { MaxConcurrentSequences = parse.GetValue(maxConcurrent) });
                 var options = new NativeReasonerServerOptions
                 {
                     MaxConcurrentSequences = parse.GetValue(maxConcurrent),

@@ -39,7 +39,9 @@ public static class ServeCommand
         };
         var maxConcurrent = new Option<int>("--max-concurrent")
         {
-            Description = "Requests generating at once.", DefaultValueFactory = _ => 8,
+            Description = "Requests generating at once: the server's admission limit and the scheduler's sequence " +
+                          "slots (its largest decode batch).",
+            DefaultValueFactory = _ => 8,
         };
         var maxQueue = new Option<int>("--max-queue")
         {
@@ -67,7 +69,12 @@ public static class ServeCommand
                 };
                 using var onDevice = DeviceOption.Use(parse.GetValue(device)!);
                 using var client = NativeReasonerChatClient.Load(parse.GetValue(model)!,
-                    new NativeReasonerChatClientOptions { Device = onDevice.Device });
+                    new NativeReasonerChatClientOptions
+                    {
+                        Device = onDevice.Device,
+                        // One limit: every admitted request gets a slot at once, none waits behind the gate twice.
+                        MaxConcurrentSequences = options.MaxConcurrentSequences,
+                    });
                 var app = NativeReasonerServer.Create(client, options, parse.GetValue(host)!, parse.GetValue(port));
                 app.Start();
                 var url = NativeReasonerServer.BoundUrl(app);

@@ -8,6 +8,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.DependencyInjection;
+using NativeReasoner.Serving;
 
 namespace NativeReasoner.Server;
 
@@ -158,7 +159,8 @@ public static class OpenAIEndpoints
         public async Task Metrics(HttpContext http)
         {
             http.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
-            await http.Response.WriteAsync(_metrics.Render(), http.RequestAborted);
+            var scheduler = _served.Value.Client.GetService<ChatSchedulerStats>();
+            await http.Response.WriteAsync(_metrics.Render(scheduler), http.RequestAborted);
         }
 
         private void Authorize(HttpContext http)

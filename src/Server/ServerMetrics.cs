@@ -1,14 +1,19 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
+using NativeReasoner.Serving;
 
 namespace NativeReasoner.Server;
 
 /// <summary>
-/// What the HTTP layer measures, written as Prometheus text at <c>/metrics</c>: queue depth and running
-/// sequences (the admission gate's), the process's resident memory, requests by outcome, prompt and generated
-/// tokens, generated tokens per second over the last <see cref="WindowSeconds"/> seconds (counted as requests
-/// finish), and a histogram of the time from a request's arrival to its first generated text.
+/// What the server measures, written as Prometheus text at <c>/metrics</c>: queue depth and running sequences, the
+/// process's resident memory, requests by outcome, prompt and generated tokens, generated tokens per second over the
+/// last <see cref="WindowSeconds"/> seconds (counted as requests finish), and a histogram of the time from a
+/// request's arrival to its first generated text. When the chat client offers its scheduler's
+/// <see cref="ChatSchedulerStats"/>, the gauges are the scheduler's (a request admitted by the gate is running only
+/// once it holds a sequence slot, and waits in the scheduler's queue before), and the cached prompt tokens, slots and
+/// the scheduler's own time to first token (queue wait + prefill, as p50/p99) are added; otherwise the gauges are
+/// the admission gate's.
 /// </summary>
 internal sealed class ServerMetrics(AdmissionGate gate)
 {
@@ -73,7 +78,8 @@ internal sealed class ServerMetrics(AdmissionGate gate)
         return (double)sum / WindowSeconds;
     }
 
-    public string Render()
+    /// <param name="scheduler">The chat client's scheduler counters, or null when it offers none.</param>
+    public string Render(ChatSchedulerStats? scheduler)
     {
         var sb = new StringBuilder();
         var c = CultureInfo.InvariantCulture;
@@ -82,10 +88,14 @@ internal sealed class ServerMetrics(AdmissionGate gate)
             sb.Append("# HELP ").Append(name).Append(' ').Append(help).Append('\n');
             sb.Append("# TYPE ").Append(name).Append(' ').Append(type).Append('\n');
         }
+        // Waiting = at the gate + in the scheduler's queue (admitted, no slot yet).
+        int waiting = gate.Waiting + (scheduler?.QueueDepth ?? 0);
+        int running = scheduler?.RunningSequences ?? gate.Running;
         Metric("nativereasoner_queue_depth", "gauge", "Requests waiting for a free sequence.");
-        sb.Append(c, $"nativereasoner_queue_depth {gate.Waiting}\n");
-        Metric("nativereasoner_running_sequences", "gauge", "Requests generating now.");
-        sb.Append(c, $"nativereasoner_running_sequences {gate.Running}\n");
+        sb.Append(c, $"nativereasoner_queue_depth {waiting}\n");
+        Metric("nativereasoner_running_sequences", "gauge", "Sequences generating now.");
+        sb.Append(c, $"nativereasoner_running_sequences {running}\n");
+        if (scheduler != null) RenderScheduler(sb, Metric, scheduler);
         Metric("process_resident_memory_bytes", "gauge", "Resident memory of the server process.");
         sb.Append(c, $"process_resident_memory_bytes {Environment.WorkingSet}\n");
         double tps = TokensPerSecond();
@@ -116,5 +126,31 @@ internal sealed class ServerMetrics(AdmissionGate gate)
             sb.Append(c, $"nativereasoner_time_to_first_token_seconds_count {cumulative}\n");
         }
         return sb.ToString();
+    }
+
+    private static void RenderScheduler(StringBuilder sb, Action<string, string, string> metric,
+        ChatSchedulerStats scheduler)
+    {
+        var c = CultureInfo.InvariantCulture;
+        metric("nativereasoner_sequence_slots", "gauge", "Sequence slots of the scheduler (its largest batch).");
+        sb.Append(c, $"nativereasoner_sequence_slots {scheduler.SlotCount}\n");
+        metric("nativereasoner_cached_prompt_tokens_total", "counter",
+            "Prompt tokens served from a cached prefix instead of being recomputed.");
+        sb.Append(c, $"nativereasoner_cached_prompt_tokens_total {scheduler.CachedPromptTokens}\n");
+        metric("nativereasoner_decode_steps_total", "counter", "Batched decode steps (one forward for the batch).");
+        sb.Append(c, $"nativereasoner_decode_steps_total {scheduler.DecodeSteps}\n");
+        metric("nativereasoner_scheduler_time_to_first_token_seconds", "summary",
+            "From a request entering the scheduler's queue to its first token (last 1024 requests).");
+        // Before any request the quantiles are NaN, which Prometheus text writes as NaN.
+        foreach (double q in (double[])[0.5, 0.99])
+        {
+            double v = scheduler.TimeToFirstTokenQuantile(q);
+            string value = double.IsNaN(v) ? "NaN" : v.ToString("0.######", c);
+            sb.Append(c, $"nativereasoner_scheduler_time_to_first_token_seconds{{quantile=\"{q}\"}} {value}\n");
+        }
+        sb.Append(c, $"nativereasoner_scheduler_time_to_first_token_seconds_sum " +
+                     $"{scheduler.TimeToFirstTokenSumSeconds:0.######}\n");
+        sb.Append(c, $"nativereasoner_scheduler_time_to_first_token_seconds_count " +
+                     $"{scheduler.TimeToFirstTokenCount}\n");
     }
 }
