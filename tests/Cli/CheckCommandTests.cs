@@ -50,19 +50,19 @@ public sealed unsafe class CheckCommandTests
     [Fact]
     public void ABackendWithoutAnOptionalOpReportsUnsupportedFallbackNotASilentPass()
     {
-        // ILGPU has no batched GQA decode kernel: the checks run the host fallback and say so.
-        var (rc, output, err) = Run("ilgpu", ["attention/gqa-decode/b1-"], json: false);
+        // ILGPU has no quantised matmul kernel: the checks run the host fallback and say so.
+        var (rc, output, err) = Run("ilgpu", ["quantized-matmul/q6_k/37x70x256"], json: false);
         Assert.True(rc == 0, err + output);
         Assert.Contains("unsupported (fallback)", output);
-        Assert.Contains("GqaDecodeAttention runs on the CPU fallback", output);
+        Assert.Contains("QuantizedMatMul runs on the CPU fallback", output);
         Assert.Contains("(1 of them through a fallback)", output);
-        var (rcJson, json, errJson) = Run("ilgpu", ["attention/gqa-decode/b1-"]);
+        var (rcJson, json, errJson) = Run("ilgpu", ["quantized-matmul/q6_k/37x70x256"]);
         Assert.True(rcJson == 0, errJson + json);
         var line = Lines(json).First(l => l.TryGetProperty("check", out _));
         Assert.Equal("unsupported_fallback", line.GetProperty("status").GetString());
-        Assert.Equal("GqaDecodeAttention", line.GetProperty("fallback").GetString());
+        Assert.Equal("QuantizedMatMul", line.GetProperty("fallback").GetString());
         // The CPU backend has the op: a plain pass.
-        var (_, cpu, _) = Run("cpu", ["attention/gqa-decode/b1-"], json: false);
+        var (_, cpu, _) = Run("cpu", ["quantized-matmul/q6_k/37x70x256"], json: false);
         Assert.DoesNotContain("fallback]", cpu);
     }
 

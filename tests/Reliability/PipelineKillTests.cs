@@ -48,9 +48,12 @@ public class PipelineKillTests(ITestOutputHelper output)
             var delays = new List<double>();
             while (landed < kills)
             {
-                // After 1 or 2 progress lines, within the next 0.6 s.
+                // After 1 or 2 progress lines, within the next 5 % of an uninterrupted run's time (at most 0.6 s):
+                // scaled to the machine's speed, so a fast machine, where the toy run takes about 2 s, still gets
+                // its kills in before the run ends.
                 int after = random.Next(1, 3);
-                var delay = TimeSpan.FromSeconds(random.NextDouble() * 0.6);
+                var window = Math.Min(0.6, 0.05 * whole.Elapsed.TotalSeconds);
+                var delay = TimeSpan.FromSeconds(random.NextDouble() * window);
                 var r = KillTests.RunNr(R1Args(model, runB, config), delay, Progress, after);
                 runsNeeded++;
                 outputs.Add(r.Output);

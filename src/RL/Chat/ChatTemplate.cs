@@ -117,6 +117,9 @@ public sealed class ChatTemplate
                 throw new TemplateException(e.Line, e.Reason, where);
             }
         }
+        if (sources.Count == 0)
+            throw new InvalidDataException($"{path}: \"chat_template\" is an empty list; expected at least one " +
+                                           "{name, template}");
         string main = sources.GetValueOrDefault("default") ?? sources.Values.First();
         return new ChatTemplate(templates, main, tokens, origins, path);
     }

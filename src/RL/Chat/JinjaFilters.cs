@@ -109,11 +109,19 @@ internal static class JinjaFilters
     {
         a.Check(name, 3, "width", "first", "blank");
         var width = a.Get(0, "width", 4L);
-        string indention = width as string ?? new string(' ', (int)Math.Max(0, JinjaValue.ToLong(width)));
+        // A negative width indents by nothing (Python's ' ' * -1 is ''); a width past the repeat cap is refused
+        // rather than allocated (a long cast to int would otherwise wrap).
+        long spaces = width is string ? 0 : Math.Max(0, JinjaValue.ToLong(width));
+        if (spaces > JinjaOperators.MaxRepeatLength)
+            throw new JinjaError($"indent filter: width {spaces} is over the limit of {JinjaOperators.MaxRepeatLength}");
+        string indention = width as string ?? new string(' ', (int)spaces);
         bool first = JinjaValue.IsTrue(a.Get(1, "first", false)), blank = JinjaValue.IsTrue(a.Get(2, "blank", false));
         var text = JinjaValue.ToStr(v) + "\n";
         var lines = text.ReplaceLineEndings("\n").Split('\n').ToList();
         lines.RemoveAt(lines.Count - 1);
+        if ((long)indention.Length * lines.Count > JinjaOperators.MaxRepeatLength)
+            throw new JinjaError($"indent filter: {lines.Count} lines × width {indention.Length} is over the limit " +
+                                 $"of {JinjaOperators.MaxRepeatLength} characters");
         string result;
         if (blank) result = string.Join("\n" + indention, lines);
         else

@@ -196,6 +196,9 @@ public static class TokenizerJson
                         : pattern.TryGetProperty("String", out var s)
                             ? System.Text.RegularExpressions.Regex.Escape(s.GetString()!)
                         : throw new InvalidDataException("Split pattern: expected {\"Regex\": …} or {\"String\": …}");
+                    // An empty pattern matches nowhere and everywhere: splitting on it never advances.
+                    if (regex.Length == 0)
+                        throw new InvalidDataException("Split pattern: expected a non-empty regex or string, got \"\"");
                     string behaviorName = e.TryGetProperty("behavior", out var b) ? b.GetString()! : "Isolated";
                     if (!Enum.TryParse<SplitBehavior>(behaviorName, out var behavior))
                         throw new InvalidDataException($"Split behavior '{behaviorName}' is unknown; expected one of " +
