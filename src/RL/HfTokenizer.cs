@@ -117,6 +117,11 @@ public sealed class HfTokenizer : ITokenizer
             }
         }
         if (root.TryGetProperty("pre_tokenizer", out var pre)) Walk(pre);
+        // A pattern that matches the empty string never advances Microsoft.ML.Tokenizers' splitter (it loops).
+        foreach (var p in patterns)
+            if (Regex.IsMatch(string.Empty, p))
+                throw new InvalidDataException($"{source}: pre-tokenizer pattern '{p}' matches the empty string; " +
+                                               "expected a pattern that matches at least one character");
         if (root.TryGetProperty("decoder", out var dec) && dec.ValueKind == JsonValueKind.Object && dec.TryGetProperty("type", out var dt) && dt.GetString() == "ByteLevel")
             byteLevel = true;
 
