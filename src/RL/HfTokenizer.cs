@@ -57,7 +57,8 @@ public sealed class HfTokenizer : ITokenizer
         {
             return FromJsonCore(json, directory, source);
         }
-        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or ArgumentException or FormatException)
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or
+                                  ArgumentException or FormatException or IndexOutOfRangeException)
         {
             throw new InvalidDataException($"{source}: cannot read this Hugging Face tokenizer: {e.Message}", e);
         }
@@ -204,8 +205,22 @@ public sealed class HfTokenizer : ITokenizer
         };
     }
 
-    public int[] Encode(string text) =>
-        _byteLevel != null ? _byteLevel.Encode(text) : _bpe!.EncodeToIds(text).ToArray();
+    public int[] Encode(string text) => _byteLevel != null ? _byteLevel.Encode(text) : EncodeWithLibrary(text);
+
+    /// <summary>Microsoft.ML.Tokenizers' encoder; it fails with an index error on some pre-tokenizer sequences
+    /// (a Split whose pieces overlap the next pre-tokenizer's), which is the file's fault, so it is named.</summary>
+    private int[] EncodeWithLibrary(string text)
+    {
+        try
+        {
+            return _bpe!.EncodeToIds(text).ToArray();
+        }
+        catch (ArgumentOutOfRangeException e)
+        {
+            throw new InvalidDataException("tokenizer.json: Microsoft.ML.Tokenizers cannot split text with this " +
+                                           $"file's pre-tokenizers ({e.Message})", e);
+        }
+    }
 
     public int[] Encode(string text, bool addSpecialTokens, bool parseSpecialTokens = true)
     {

@@ -192,9 +192,12 @@ public static class TokenizerJson
             case "Split":
                 {
                     var pattern = Required(e, "pattern", "Split pattern");
-                    string regex = pattern.TryGetProperty("Regex", out var r) ? r.GetString()!
+                    string regex = pattern.TryGetProperty("Regex", out var r)
+                            ? r.GetString() ?? throw new InvalidDataException("Split pattern: \"Regex\" is null; " +
+                                                                              "expected a string")
                         : pattern.TryGetProperty("String", out var s)
-                            ? System.Text.RegularExpressions.Regex.Escape(s.GetString()!)
+                            ? System.Text.RegularExpressions.Regex.Escape(s.GetString() ??
+                                throw new InvalidDataException("Split pattern: \"String\" is null; expected a string"))
                         : throw new InvalidDataException("Split pattern: expected {\"Regex\": …} or {\"String\": …}");
                     // An empty pattern matches nowhere and everywhere: splitting on it never advances.
                     if (regex.Length == 0)
