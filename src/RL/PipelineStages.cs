@@ -56,17 +56,14 @@ public static class PipelineStages
         {
             checkpoints!.Restore(found, b.Policy.Model, trainer.Optimizer);
             trainer.ResumeAt(done);
-            var sampler = found.State["sampler"]?.AsArray().Select(w => ulong.Parse(w!.GetValue<string>())).ToArray()
-                ?? throw new InvalidDataException($"{found.Path}: {RunCheckpoints.StateName} has no sampler state");
-            trainer.RestoreSamplingState(sampler, found.State["tokens_seen"]?.GetValue<long>() ?? 0);
+            trainer.TokensSeen = found.State["tokens_seen"]?.GetValue<long>()
+                ?? throw new InvalidDataException($"{found.Path}: {RunCheckpoints.StateName} has no tokens_seen");
         }
         JsonObject State()
         {
-            var (sampler, tokens) = trainer.ExportSamplingState();
             return new JsonObject
             {
-                ["sampler"] = new JsonArray(sampler.Select(w => (JsonNode)w.ToString()).ToArray()),
-                ["tokens_seen"] = tokens,
+                ["tokens_seen"] = trainer.TokensSeen,
                 ["last_reward"] = double.IsFinite(lastReward) ? lastReward : null,
             };
         }
