@@ -79,6 +79,16 @@ public sealed record GrpoConfig
     }
 }
 
+/// <summary>
+/// Bytes one rank handed to the collectives in a distributed GRPO step: the gradient all-reduce (every optimizer
+/// iteration), its completions in the rollout gather (padded to the longest rank's), and the small bookkeeping
+/// (dynamic-sampling verdicts, token counts, metric sums).
+/// </summary>
+public sealed record GrpoTraffic(long GradientBytes, long RolloutBytes, long ControlBytes)
+{
+    public long TotalBytes => GradientBytes + RolloutBytes + ControlBytes;
+}
+
 /// <summary>Held-out results: overall and by difficulty level.</summary>
 public sealed record EvalReport(double Accuracy, double FormatRate, double ThinkRate, double MeanLength,
     IReadOnlyDictionary<int, (double Accuracy, double FormatRate, double ThinkRate, double MeanLength, int Count)> ByDifficulty)
@@ -183,6 +193,11 @@ public sealed class GrpoTrainer : IDisposable
     /// <summary>Bytes this rank hands to the gradient all-reduce per optimizer step (0 in one process).</summary>
     public long GradientBytesPerStep => _gradients?.BytesPerStep ?? 0;
 
+    /// <summary>What this rank handed to the collectives in the last <see cref="Step"/> (all 0 in one process).</summary>
+    public GrpoTraffic LastStepTraffic { get; private set; } = new(0, 0, 0);
+
+    private long _rolloutBytes, _controlBytes;
+
     /// <summary>
     /// Continues a run interrupted after <paramref name="step"/> generation batches: prompts, the evaluation cadence
     /// and the step schedule go on from there. Every completion is sampled from a generator seeded by its step and
@@ -250,6 +265,7 @@ public sealed class GrpoTrainer : IDisposable
     {
         var clock = Stopwatch.StartNew();
         int G = Config.NumGenerations;
+        _rolloutBytes = _controlBytes = 0;
         // This rank's sampling (all rounds); summed over the ranks below.
         long generated = 0, promptTokens = 0;
         IReadOnlyList<DrawnGroup> SampleRound(int round)
@@ -284,6 +300,7 @@ public sealed class GrpoTrainer : IDisposable
                 using var shared = Tensor.FromArray(verdicts, [verdicts.Length], Device.Cpu);
                 _group!.AllReduce(shared);
                 verdicts = shared.ToInt64Array();
+                _controlBytes += 8L * verdicts.Length;
             }
             foreach (var d in drawn) d.ZeroStd = verdicts[d.Index] != 0;
             return drawn;
@@ -295,6 +312,7 @@ public sealed class GrpoTrainer : IDisposable
         {
             generated = _group!.SumCount(generated);
             promptTokens = _group!.SumCount(promptTokens);
+            _controlBytes += 16;
         }
         var groups = sampling.Groups.Select(d => d.Rollout!).ToArray();
         var problems = groups.Select(g => g.Problem).ToArray();
@@ -428,6 +446,7 @@ public sealed class GrpoTrainer : IDisposable
             }
         }
 
+        LastStepTraffic = new GrpoTraffic(GradientBytesPerStep * Config.NumIterations, _rolloutBytes, _controlBytes);
         var lengths = samples.Select(s => s.Tokens.Length).ToArray();
         _tokensSeen += generated + promptTokens;
         double seconds = clock.Elapsed.TotalSeconds;
@@ -536,9 +555,11 @@ public sealed class GrpoTrainer : IDisposable
             _group!.AllGather(mine, all);
             sizes = all.ToInt64Array();
         }
+        _controlBytes += 8;
         int width = checked((int)sizes.Max());
         if (width == 0) return;
         stream.AddRange(Enumerable.Repeat(0L, width - stream.Count));
+        _rolloutBytes += 8L * width;
         long[] gathered;
         using (var mine = Tensor.FromArray(stream.ToArray(), [width], Device.Cpu))
         using (var all = Tensor.Zeros([Size * width], DType.Int64, Device.Cpu))
@@ -598,6 +619,7 @@ public sealed class GrpoTrainer : IDisposable
             _group!.AllReduce(t);
             v = t.ToArray();
         }
+        _controlBytes += 4L * v.Length;
         double allTokens = Math.Max(1.0, v[3]), allClip = Math.Max(1.0, v[7]);
         var whole = new IterationMetrics
         {
