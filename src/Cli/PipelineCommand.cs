@@ -1,4 +1,5 @@
 using System.CommandLine;
+using NativeReasoner.Distributed;
 using NativeReasoner.IO;
 using NativeReasoner.Model;
 using NativeReasoner.RL;
@@ -7,7 +8,8 @@ namespace NativeReasoner.Cli;
 
 /// <summary>
 /// `nr pipeline r1-zero | r1 | distill` (see <see cref="R1ZeroRun"/>, <see cref="R1Run"/>, <see cref="DistillRun"/>).
-/// Settings come from defaults, then a JSON config (--config), then one command-line option per setting.
+/// Settings come from defaults, then a JSON config (--config), then one command-line option per setting. Under
+/// <c>mpirun -np N</c> the stages run distributed over the N ranks and rank 0 alone writes the run directory.
 /// </summary>
 public static class PipelineCommand
 {
@@ -20,11 +22,11 @@ public static class PipelineCommand
         var zeroDevice = DeviceOption.Create();
         r1Zero.Options.Add(zeroDevice);
         var zeroSafety = AddCrashSafety(r1Zero);
-        r1Zero.SetAction(parse => Guard("r1-zero", () =>
+        r1Zero.SetAction(parse => Guard("r1-zero", group =>
         {
             using var onDevice = DeviceOption.Use(parse.GetValue(zeroDevice)!);
             R1ZeroRun.Run(parse.GetValue(zeroModel)!, parse.GetValue(zeroRun)!, zeroSettings(parse), Console.WriteLine,
-                zeroSafety(parse));
+                zeroSafety(parse), group);
         }));
 
         var r1 = new Command("r1", "Cold-start SFT on worked solutions → GRPO → rejection sampling + SFT → GRPO (DeepSeek-R1).");
@@ -35,11 +37,11 @@ public static class PipelineCommand
         var r1Device = DeviceOption.Create();
         r1.Options.Add(r1Device);
         var r1Safety = AddCrashSafety(r1);
-        r1.SetAction(parse => Guard("r1", () =>
+        r1.SetAction(parse => Guard("r1", group =>
         {
             using var onDevice = DeviceOption.Use(parse.GetValue(r1Device)!);
             R1Run.Run(parse.GetValue(r1Model)!, parse.GetValue(r1Run)!, r1Settings(parse), Console.WriteLine,
-                r1Safety(parse));
+                r1Safety(parse), group);
         }));
 
         var distill = new Command("distill", "A teacher's verified-correct traces train a smaller student (any family: a preset or a config.json) by SFT.");
@@ -55,11 +57,11 @@ public static class PipelineCommand
         var distillDevice = DeviceOption.Create();
         distill.Options.Add(distillDevice);
         var distillSafety = AddCrashSafety(distill);
-        distill.SetAction(parse => Guard("distill", () =>
+        distill.SetAction(parse => Guard("distill", group =>
         {
             using var onDevice = DeviceOption.Use(parse.GetValue(distillDevice)!);
             DistillRun.Run(parse.GetValue(teacher)!, parse.GetValue(student)!, parse.GetValue(distillRun)!,
-                distillSettings(parse), Console.WriteLine, distillSafety(parse));
+                distillSettings(parse), Console.WriteLine, distillSafety(parse), group);
         }));
 
         return new Command("pipeline", "Reasoning-RL pipelines.") { r1Zero, r1, distill };
@@ -113,27 +115,37 @@ public static class PipelineCommand
         };
     }
 
-    private static int Guard(string name, Action run)
+    /// <summary>
+    /// Runs a pipeline in its process group (the MPI world under mpirun, else this process alone). An error on one
+    /// rank of several ends every rank at once (the others would wait in their next collective), the last checkpoint
+    /// whole: running the same command again resumes.
+    /// </summary>
+    private static int Guard(string name, Action<IProcessGroup> run)
     {
+        IProcessGroup? group = null;
         try
         {
-            // N ranks would each run the whole pipeline into the same directory: refused until its stages are
-            // data-parallel (nr train is).
-            if (Distributed.ProcessGroups.LaunchedByMpi &&
-                int.TryParse(Environment.GetEnvironmentVariable("OMPI_COMM_WORLD_SIZE")
-                    ?? Environment.GetEnvironmentVariable("PMI_SIZE"), out int ranks) &&
-                ranks > 1)
-                throw new NotSupportedException(
-                    $"started as one of {ranks} MPI ranks, but the pipeline runs in one process " +
-                    "(under mpirun only nr train is data-parallel); run it without mpirun");
-            run();
+            group = ProcessGroups.FromEnvironment();
+            run(group);
             return 0;
         }
-        catch (Exception e) when (e is ModelConfigException or CheckpointMismatchException or SafetensorsException or ArgumentException
-                                  or IOException or NotSupportedException or InvalidOperationException)
+        catch (CollectiveTimeoutException e)
         {
+            group!.Abort($"nr pipeline {name}: {e.Message}; run the same command again to resume from the last " +
+                         "checkpoint");
+            return 1;
+        }
+        catch (Exception e) when (e is ModelConfigException or CheckpointMismatchException or SafetensorsException or ArgumentException
+                                  or IOException or NotSupportedException or InvalidOperationException
+                                  or ProcessGroupException)
+        {
+            if (group is { Size: > 1 }) group.Abort($"nr pipeline {name}: {e.Message}");
             Console.Error.WriteLine($"nr pipeline {name}: {e.Message}");
             return 1;
+        }
+        finally
+        {
+            group?.Dispose();
         }
     }
 }

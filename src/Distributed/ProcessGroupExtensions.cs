@@ -70,6 +70,42 @@ public static class ProcessGroupExtensions
         return (output, recvCounts);
     }
 
+    /// <summary>
+    /// Every rank's bytes (any length, 0 included), in rank order, on every rank: the lengths are gathered first,
+    /// then the payloads padded to the longest. For small messages (results, texts), not bulk tensors.
+    /// </summary>
+    public static byte[][] AllGatherBytes(this IProcessGroup g, byte[] mine)
+    {
+        ArgumentNullException.ThrowIfNull(mine);
+        if (g.Size == 1) return [mine];
+        long[] lengths;
+        using (var length = Tensor.FromArray([(long)mine.Length], [1], Device.Cpu))
+        using (var all = Tensor.Zeros([g.Size], DType.Int64, Device.Cpu))
+        {
+            g.AllGather(length, all);
+            lengths = all.ToInt64Array();
+        }
+        // Four bytes to an int32 element (the collectives move whole elements).
+        int width = checked((int)((lengths.Max() + 3) / 4));
+        if (width == 0) return lengths.Select(_ => Array.Empty<byte>()).ToArray();
+        var words = new int[width];
+        Buffer.BlockCopy(mine, 0, words, 0, mine.Length);
+        int[] gathered;
+        using (var send = Tensor.FromArray(words, [width], Device.Cpu))
+        using (var all = Tensor.Zeros([g.Size * width], DType.Int32, Device.Cpu))
+        {
+            g.AllGather(send, all);
+            gathered = all.ToInt64Array().Select(v => (int)v).ToArray();
+        }
+        var result = new byte[g.Size][];
+        for (int r = 0; r < g.Size; r++)
+        {
+            result[r] = new byte[lengths[r]];
+            Buffer.BlockCopy(gathered, r * width * 4, result[r], 0, result[r].Length);
+        }
+        return result;
+    }
+
     /// <summary>The sum over the ranks of one count (exact, int64).</summary>
     public static long SumCount(this IProcessGroup g, long value)
     {

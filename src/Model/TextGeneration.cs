@@ -62,6 +62,28 @@ public static class TextGeneration
 {
     public static GenerationResult Generate(ICausalLM model, IReadOnlyList<long[]> prompts, GenerationOptions options, Generator rng)
     {
+        ArgumentNullException.ThrowIfNull(rng);
+        return Generate(model, prompts, options, _ => rng);
+    }
+
+    /// <summary>
+    /// As <see cref="Generate(ICausalLM, IReadOnlyList{long[]}, GenerationOptions, Generator)"/>, but row i draws its
+    /// tokens from <paramref name="rowGenerators"/>[i] alone, so what a row samples does not depend on which other
+    /// rows share the batch (distributed GRPO hands each rank a different set of prompts).
+    /// </summary>
+    public static GenerationResult Generate(ICausalLM model, IReadOnlyList<long[]> prompts, GenerationOptions options,
+        IReadOnlyList<Generator> rowGenerators)
+    {
+        ArgumentNullException.ThrowIfNull(prompts);
+        ArgumentNullException.ThrowIfNull(rowGenerators);
+        if (rowGenerators.Count != prompts.Count)
+            throw new ArgumentException($"{rowGenerators.Count} row generators for {prompts.Count} prompts (one per row)");
+        return Generate(model, prompts, options, i => rowGenerators[i]);
+    }
+
+    private static GenerationResult Generate(ICausalLM model, IReadOnlyList<long[]> prompts, GenerationOptions options,
+        Func<int, Generator> rngOf)
+    {
         ArgumentNullException.ThrowIfNull(prompts);
         if (prompts.Count == 0) throw new ArgumentException("no prompts");
         if (options.MaxNewTokens < 0) throw new ArgumentException($"max new tokens must be ≥ 0, got {options.MaxNewTokens}");
@@ -100,7 +122,7 @@ public static class TextGeneration
             {
                 cache.Lengths[i] = prompts[i].Length;
                 int row = checked((i * maxPrompt + prompts[i].Length - 1) * v);
-                next[i] = Sample(logits.AsSpan(row, v), options, rng);
+                next[i] = Sample(logits.AsSpan(row, v), options, rngOf(i));
                 if (budget != null && options.MaxNewTokens > 0) next[i] = budget.Choose(i, next[i]);
             }
         }
@@ -135,7 +157,7 @@ public static class TextGeneration
             for (int i = 0; i < b; i++)
             {
                 if (done[i]) continue;
-                next[i] = Sample(logits.AsSpan(i * v, v), options, rng);
+                next[i] = Sample(logits.AsSpan(i * v, v), options, rngOf(i));
                 // The budget may replace the pick; the replacement is what the next step feeds back.
                 if (budget != null && outputs[i].Count < options.MaxNewTokens) next[i] = budget.Choose(i, next[i]);
             }

@@ -1,6 +1,7 @@
 // Source: DeepSeek-R1 (arXiv:2501.12948) §2.4 distillation: SFT of a smaller model on the teacher's verified traces.
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using NativeReasoner.Distributed;
 using NativeReasoner.Model;
 
 namespace NativeReasoner.RL;
@@ -14,26 +15,29 @@ namespace NativeReasoner.RL;
 /// teacher, and of the student before and after). Crash-safe: the student's SFT checkpoints go to
 /// <c>RUN/checkpoints/</c> (<see cref="LoopCheckpoints"/>; the teacher's traces are sampled again, from the same seed,
 /// on a resume); a finished run shows its summary; another configuration's directory is refused unless told to.
+/// Given a process group of several ranks, the teacher's sampling is split over them and the SFT is data-parallel;
+/// rank 0 alone writes and reports.
 /// </summary>
 public static class DistillRun
 {
     public static JsonObject Run(string teacherDir, string studentConfig, string runDir, PipelineSettings settings,
-        Action<string>? progress = null, CrashSafety? safety = null)
+        Action<string>? progress = null, CrashSafety? safety = null, IProcessGroup? group = null)
     {
         var task = TaskRegistry.Create(settings.Grpo.Task);
         var config = ResolveStudentConfig(studentConfig);
         using var teacher = ModelBundle.Load(teacherDir);
         var teacherJson = new JsonObject { ["model"] = Path.GetFullPath(teacherDir), ["parameters"] = teacher.Policy.Parameters().Sum(p => (long)p.Numel) };
         return Run(teacher.Policy, teacher.Tokenizer, teacher.Template, teacherJson, config, runDir, settings, progress,
-            task, safety);
+            task, safety, group);
     }
 
     /// <summary>The run with the teacher given as a policy (any <see cref="IPolicy"/>: tests use scripted ones).</summary>
     public static JsonObject Run(IPolicy teacher, ITokenizer tokenizer, PromptTemplate template, JsonObject teacherInfo, ICausalLMConfig studentConfig,
         string runDir, PipelineSettings settings, Action<string>? progress = null, VerifiableTask? task = null,
-        CrashSafety? safety = null)
+        CrashSafety? safety = null, IProcessGroup? group = null)
     {
         safety ??= new CrashSafety();
+        if (!PipelineStages.IsRoot(group)) progress = null;
         var g = settings.Grpo;
         task ??= TaskRegistry.Create(g.Task);
         var identity = new JsonObject
@@ -42,12 +46,12 @@ public static class DistillRun
             ["student"] = JsonSerializer.SerializeToNode(studentConfig, studentConfig.GetType(), IdentityJson),
             ["settings"] = settings.ToJson(),
         };
-        if (PipelineStages.Claim(runDir, identity, safety, progress) is { } finished) return finished;
+        if (PipelineStages.Claim(runDir, identity, safety, progress, group) is { } finished) return finished;
         ulong seed = g.Trainer.Seed;
         var heldOut = task.Generate(Split.Test, g.EvalProblems, seed);
 
         var (kept, traces) = PipelineStages.Rejection(teacher, tokenizer, template, task, settings, TraceSeed(settings),
-            Path.Combine(runDir, "teacher_traces.jsonl"), progress);
+            Path.Combine(runDir, "teacher_traces.jsonl"), progress, group);
         if (kept.Count == 0)
             progress?.Invoke("warning: the teacher solved none of the training problems; the student is saved untrained (raise rejection_samples or use a stronger teacher)");
         var teacherEval = Evaluation.Run(teacher, tokenizer, template, task, heldOut, PipelineStages.Greedy(tokenizer, g));
@@ -59,12 +63,12 @@ public static class DistillRun
         student.Policy.Model.Eval();
         var before = PipelineStages.Evaluate(student, task, heldOut, g);
         progress?.Invoke($"student before: held-out accuracy {before.Accuracy:P1}");
-        var checkpoints = new LoopCheckpoints(runDir, safety, progress);
+        var checkpoints = new LoopCheckpoints(runDir, safety, progress, group: group);
         var sft = PipelineStages.Sft(student, kept, settings, Path.Combine(runDir, "metrics.jsonl"), seed + 5, progress,
-            checkpoints);
+            checkpoints, group);
         var after = PipelineStages.Evaluate(student, task, heldOut, g);
         progress?.Invoke($"student after: held-out accuracy {after.Accuracy:P1}");
-        student.Save(Path.Combine(runDir, "student"));
+        if (PipelineStages.IsRoot(group)) student.Save(Path.Combine(runDir, "student"));
 
         teacherInfo["held_out"] = teacherEval.ToJson();
         var summary = new JsonObject
@@ -80,7 +84,7 @@ public static class DistillRun
             },
             ["settings"] = settings.ToJson(),
         };
-        PipelineStages.WriteSummary(runDir, summary);
+        PipelineStages.WriteSummary(runDir, summary, group);
         checkpoints.Clear();
         return summary;
     }

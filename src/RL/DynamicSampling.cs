@@ -46,8 +46,21 @@ public static class DynamicSampling
     public static DynamicSamplingResult<TGroup> Fill<TGroup>(int groupsWanted, int maxRounds, bool filter,
         Func<int, IReadOnlyList<TGroup>> drawRound, Func<TGroup, float[]> rewardsOf)
     {
-        ArgumentNullException.ThrowIfNull(drawRound);
         ArgumentNullException.ThrowIfNull(rewardsOf);
+        return Fill(groupsWanted, maxRounds, filter, drawRound, g => HasZeroStd(rewardsOf(g)));
+    }
+
+    /// <summary>
+    /// As above, with each group's zero-variance verdict given rather than computed from its rewards: distributed
+    /// GRPO draws every group on every rank but scores it on one, and shares the verdicts so that all ranks keep the
+    /// same groups.
+    /// </summary>
+    /// <param name="hasZeroStd">Whether a group's rewards all equal (<see cref="HasZeroStd"/>).</param>
+    public static DynamicSamplingResult<TGroup> Fill<TGroup>(int groupsWanted, int maxRounds, bool filter,
+        Func<int, IReadOnlyList<TGroup>> drawRound, Func<TGroup, bool> hasZeroStd)
+    {
+        ArgumentNullException.ThrowIfNull(drawRound);
+        ArgumentNullException.ThrowIfNull(hasZeroStd);
         if (groupsWanted < 1)
             throw new ArgumentOutOfRangeException(nameof(groupsWanted),
                 $"dynamic sampling: groups wanted must be ≥ 1, got {groupsWanted}");
@@ -63,7 +76,7 @@ public static class DynamicSampling
             foreach (var g in groups)
             {
                 sampled++;
-                bool flat = HasZeroStd(rewardsOf(g));
+                bool flat = hasZeroStd(g);
                 if (flat) zeroStd++;
                 if (flat && filter) dropped.Add(g);
                 else if (kept.Count < groupsWanted) kept.Add(g);
@@ -71,7 +84,7 @@ public static class DynamicSampling
         }
         int topUp = Math.Min(groupsWanted - kept.Count, dropped.Count);
         kept.AddRange(dropped.Take(topUp));
-        int zeroKept = filter ? topUp : kept.Count(g => HasZeroStd(rewardsOf(g)));
+        int zeroKept = filter ? topUp : kept.Count(hasZeroStd);
         return new DynamicSamplingResult<TGroup>(kept, rounds, sampled, zeroStd, zeroKept);
     }
 }

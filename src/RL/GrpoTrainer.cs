@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using NativeReasoner.Distributed;
+using NativeReasoner.Kernels;
 using NativeReasoner.Model;
 using NativeReasoner.Optim;
 
@@ -77,6 +79,16 @@ public sealed record GrpoConfig
     }
 }
 
+/// <summary>
+/// Bytes one rank handed to the collectives in a distributed GRPO step: the gradient all-reduce (every optimizer
+/// iteration), its completions in the rollout gather (padded to the longest rank's), and the small bookkeeping
+/// (dynamic-sampling verdicts, token counts, metric sums).
+/// </summary>
+public sealed record GrpoTraffic(long GradientBytes, long RolloutBytes, long ControlBytes)
+{
+    public long TotalBytes => GradientBytes + RolloutBytes + ControlBytes;
+}
+
 /// <summary>Held-out results: overall and by difficulty level.</summary>
 public sealed record EvalReport(double Accuracy, double FormatRate, double ThinkRate, double MeanLength,
     IReadOnlyDictionary<int, (double Accuracy, double FormatRate, double ThinkRate, double MeanLength, int Count)> ByDifficulty)
@@ -118,7 +130,8 @@ public sealed class GrpoTrainer : IDisposable
     private readonly AdamW _optimizer;
     private readonly ILrSchedule _schedule;
     private readonly MetricsLogger? _logger;
-    private Generator _rng;
+    private readonly IProcessGroup? _group;
+    private readonly GradientAllReducer? _gradients;
     private readonly IReadOnlyList<Problem> _heldOut;
     private long _tokensSeen;
     private int _optimizerSteps;
@@ -128,10 +141,27 @@ public sealed class GrpoTrainer : IDisposable
     public AdamW Optimizer => _optimizer;
     public int StepIndex { get; private set; }
 
+    /// <summary>
+    /// The completions of the last <see cref="Step"/>'s batch, every rank's, in batch order (prompt-major, G per
+    /// prompt): what one process would have sampled.
+    /// </summary>
+    public IReadOnlyList<SampledSequence> LastRollouts { get; private set; } = [];
+
+    /// <param name="group">
+    /// The ranks of a distributed run (null or one rank: this process alone). Every rank draws the whole batch of
+    /// prompts, samples and scores the prompts i with i mod size = rank (each completion from a generator seeded by
+    /// the step and its place in the batch, so the rollouts do not depend on the rank count), and the completions
+    /// are gathered; the loss of kept group k is computed on rank k mod size with the whole batch's normaliser, the
+    /// gradients are summed over the ranks and every rank takes the same optimizer step. Only rank 0 logs and
+    /// evaluates.
+    /// </param>
     public GrpoTrainer(IPolicy policy, IPolicy? reference, ITokenizer tokenizer, VerifiableTask task, RewardSet rewards,
-        PromptTemplate template, GrpoConfig config, string? metricsPath = null)
+        PromptTemplate template, GrpoConfig config, string? metricsPath = null, IProcessGroup? group = null)
     {
         Config = config.Validate();
+        if (group is { Size: > 1 } && config.PromptsPerStep % group.Size != 0)
+            throw new ArgumentException($"prompts per step ({config.PromptsPerStep}) do not divide over {group.Size} " +
+                $"ranks: give a multiple of {group.Size}");
         if (config.Beta != 0 && reference == null) throw new ArgumentException("beta ≠ 0 needs a frozen reference policy");
         if (config.RoutingReplay && RoutingReplay.MoeModel(policy) == null)
             throw new ArgumentException("routing_replay needs a DeepSeek-V3/R1 policy with MoE layers (the other " +
@@ -144,39 +174,61 @@ public sealed class GrpoTrainer : IDisposable
         _template = template;
         _optimizer = new AdamW(policy.Parameters(), config.LearningRate, weightDecay: config.WeightDecay);
         _schedule = new CosineDecay(config.LearningRate, config.WarmupSteps, Math.Max(1, config.TotalSteps * config.NumIterations), 0.1f);
-        _logger = metricsPath == null ? null : new MetricsLogger(metricsPath);
-        _rng = new Generator(config.Seed + 0x5EED);
-        _heldOut = config.EvalEvery > 0 ? task.Generate(Split.Test, config.EvalProblems, config.Seed) : [];
+        bool root = group == null || group.Rank == 0;
+        _logger = metricsPath == null || !root ? null : new MetricsLogger(metricsPath);
+        _heldOut = config.EvalEvery > 0 && root ? task.Generate(Split.Test, config.EvalProblems, config.Seed) : [];
+        if (group is { Size: > 1 })
+        {
+            _group = group;
+            // Every rank starts from rank 0's weights, whatever each built or loaded.
+            GradientAllReducer.Broadcast(group, policy.Parameters());
+            _gradients = new GradientAllReducer(group, policy.Parameters());
+        }
     }
+
+    private int Rank => _group?.Rank ?? 0;
+
+    private int Size => _group?.Size ?? 1;
+
+    /// <summary>Bytes this rank hands to the gradient all-reduce per optimizer step (0 in one process).</summary>
+    public long GradientBytesPerStep => _gradients?.BytesPerStep ?? 0;
+
+    /// <summary>What this rank handed to the collectives in the last <see cref="Step"/> (all 0 in one process).</summary>
+    public GrpoTraffic LastStepTraffic { get; private set; } = new(0, 0, 0);
+
+    private long _rolloutBytes, _controlBytes;
 
     /// <summary>
     /// Continues a run interrupted after <paramref name="step"/> generation batches: prompts, the evaluation cadence
-    /// and the step schedule go on from there, and sampling draws from a stream seeded by the step (so a resume
-    /// from the same checkpoint is reproducible).
+    /// and the step schedule go on from there. Every completion is sampled from a generator seeded by its step and
+    /// place in the batch (<see cref="RolloutSeed"/>), so a resume from the same checkpoint samples what an
+    /// uninterrupted run would.
     /// </summary>
     public void ResumeAt(int step)
     {
         if (step < 0) throw new ArgumentException($"resume step must be ≥ 0, got {step}");
         StepIndex = step;
         _optimizerSteps = step * Config.NumIterations;
-        _rng = new Generator(Config.Seed + 0x5EED + (ulong)step * 0x9E3779B9UL);
     }
 
     /// <summary>
-    /// What a checkpoint needs beyond <see cref="ResumeAt"/> for a resumed run to equal an uninterrupted one: the
-    /// sampler's exact stream position and the token count reported as <c>num_tokens</c>.
+    /// The prompt and completion tokens sampled so far (<c>num_tokens</c>): what a checkpoint keeps beyond
+    /// <see cref="ResumeAt"/> for a resumed run to log what an uninterrupted one would.
     /// </summary>
-    public (ulong[] Sampler, long TokensSeen) ExportSamplingState() => (_rng.GetState(), _tokensSeen);
-
-    /// <summary>
-    /// Restores <see cref="ExportSamplingState"/> (after <see cref="ResumeAt"/>, which reseeds the sampler).
-    /// </summary>
-    public void RestoreSamplingState(IReadOnlyList<ulong> sampler, long tokensSeen)
+    public long TokensSeen
     {
-        if (tokensSeen < 0) throw new ArgumentException($"tokens seen must be ≥ 0, got {tokensSeen}");
-        _rng = Generator.FromState(sampler);
-        _tokensSeen = tokensSeen;
+        get => _tokensSeen;
+        set => _tokensSeen = value >= 0 ? value : throw new ArgumentException($"tokens seen must be ≥ 0, got {value}");
     }
+
+    /// <summary>
+    /// The seed of completion <paramref name="completion"/> of prompt <paramref name="prompt"/> (its index in the
+    /// whole batch of sampling round <paramref name="round"/>) at the current step: the same on any rank and for any
+    /// rank count. The generator's SplitMix64 seeding spreads these nearby values into unrelated streams.
+    /// </summary>
+    private ulong RolloutSeed(int round, int prompt, int completion) =>
+        Config.Seed + 0x5EED + (ulong)StepIndex * 0x9E3779B97F4A7C15UL + (ulong)round * 0xD1B54A32D192ED03UL
+        + (ulong)prompt * 0x8CB92BA72F3D8DD7UL + (ulong)completion * 0xF1357AEA2E62A9C5UL;
 
     /// <summary>
     /// Whether <see cref="Step"/> computes the loss with the fused token-loss kernel: <see cref="GrpoConfig.FusedLoss"/>
@@ -213,32 +265,84 @@ public sealed class GrpoTrainer : IDisposable
     {
         var clock = Stopwatch.StartNew();
         int G = Config.NumGenerations;
+        _rolloutBytes = _controlBytes = 0;
+        // This rank's sampling (all rounds); summed over the ranks below.
         long generated = 0, promptTokens = 0;
-        IReadOnlyList<RolloutGroup> SampleRound(int round)
+        IReadOnlyList<DrawnGroup> SampleRound(int round)
         {
             // Round 0 draws this step's prompts as plain GRPO does; later rounds (dynamic sampling) draw fresh ones.
+            // Every rank draws them all and samples its share: prompt i on rank i mod size.
             ulong seed = Config.Seed + 1 + (ulong)StepIndex * 7919UL + (ulong)round * 0x9E3779B97F4A7C15UL;
-            var drawn = DrawProblems(seed);
-            var encoded = drawn.Select(p => EncodePrompt(p.Prompt)).ToArray();
-            var repeated = encoded.SelectMany(p => Enumerable.Repeat(p, G)).ToArray();
-            var all = _policy.Generate(repeated, SamplingOptions, _rng);
-            var total = _rewards.Score(all.Select((s, i) => Input(drawn[i / G], s)).ToArray()).Total;
-            generated += all.Sum(s => (long)s.Tokens.Length);
-            promptTokens += encoded.Sum(p => (long)p.Length) * G;
-            return drawn.Select((p, g) =>
-                new RolloutGroup(p, encoded[g], all.Skip(g * G).Take(G).ToArray(), total[(g * G)..((g + 1) * G)]))
-                .ToArray();
+            var drawn = DrawProblems(seed).Select((p, i) => new DrawnGroup(i, p, EncodePrompt(p.Prompt))).ToArray();
+            var mine = drawn.Where(d => d.Index % Size == Rank).ToArray();
+            var verdicts = new long[drawn.Length];
+            if (mine.Length > 0)
+            {
+                var repeated = mine.SelectMany(d => Enumerable.Repeat(d.Prompt, G)).ToArray();
+                var generators = mine.SelectMany(d => Enumerable.Range(0, G)
+                    .Select(j => new Generator(RolloutSeed(round, d.Index, j)))).ToArray();
+                var all = _policy.Generate(repeated, SamplingOptions, generators);
+                var total = _rewards.Score(all.Select((s, i) => Input(mine[i / G].Problem, s)).ToArray()).Total;
+                generated += all.Sum(s => (long)s.Tokens.Length);
+                promptTokens += mine.Sum(d => (long)d.Prompt.Length) * G;
+                for (int k = 0; k < mine.Length; k++)
+                {
+                    var d = mine[k];
+                    d.Rollout = new RolloutGroup(d.Problem, d.Prompt, all.Skip(k * G).Take(G).ToArray(),
+                        total[(k * G)..((k + 1) * G)]);
+                    verdicts[d.Index] = DynamicSampling.HasZeroStd(d.Rollout.Rewards) ? 1 : 0;
+                }
+            }
+            // Each group's verdict comes from the one rank that scored it; summed, every rank holds all of them,
+            // so every rank keeps the same groups and asks for the same further rounds.
+            if (Size > 1)
+            {
+                using var shared = Tensor.FromArray(verdicts, [verdicts.Length], Device.Cpu);
+                _group!.AllReduce(shared);
+                verdicts = shared.ToInt64Array();
+                _controlBytes += 8L * verdicts.Length;
+            }
+            foreach (var d in drawn) d.ZeroStd = verdicts[d.Index] != 0;
+            return drawn;
         }
         var sampling = DynamicSampling.Fill(Config.PromptsPerStep, Config.DynamicSamplingMaxRounds,
-            Config.DynamicSampling, SampleRound, g => g.Rewards);
-        var problems = sampling.Groups.Select(g => g.Problem).ToArray();
-        var prompts = sampling.Groups.Select(g => g.Prompt).ToArray();
-        var samples = sampling.Groups.SelectMany(g => g.Samples).ToArray();
-        // Scored again as one batch for the per-reward statistics (rewards are deterministic: same totals).
+            Config.DynamicSampling, SampleRound, d => d.ZeroStd);
+        GatherRollouts(sampling.Groups);
+        if (Size > 1)
+        {
+            generated = _group!.SumCount(generated);
+            promptTokens = _group!.SumCount(promptTokens);
+            _controlBytes += 16;
+        }
+        var groups = sampling.Groups.Select(d => d.Rollout!).ToArray();
+        var problems = groups.Select(g => g.Problem).ToArray();
+        var samples = groups.SelectMany(g => g.Samples).ToArray();
+        LastRollouts = samples;
+        // The whole batch scored again for the per-reward statistics (rewards are deterministic: same totals), and
+        // its advantages computed on every rank (batch-level scalings see the whole batch).
         var inputs = samples.Select((s, i) => Input(problems[i / G], s)).ToArray();
         var scores = _rewards.Score(inputs);
         var adv = AdvantageEstimators.Compute(scores.Total, G, Config.AdvantageEstimator, Config.ScaleRewards);
-        var batch = new RolloutBatch(prompts, samples, G);
+        // The update: kept group k on rank k mod size (all of them in one process).
+        var local = Enumerable.Range(0, groups.Length).Where(k => k % Size == Rank).ToArray();
+        var batch = local.Length == 0 ? null
+            : new RolloutBatch(local.Select(k => groups[k].Prompt).ToArray(),
+                local.SelectMany(k => groups[k].Samples).ToArray(), G);
+        var localAdv = local.SelectMany(k => adv.Values[(k * G)..((k + 1) * G)]).ToArray();
+        bool maskTruncated = Config.MaskTruncatedCompletions;
+        long TokensOf(IEnumerable<SampledSequence> s) =>
+            s.Where(x => !(maskTruncated && x.Truncated)).Sum(x => (long)x.Tokens.Length);
+        long globalTokens = TokensOf(samples), localTokens = batch == null ? 0 : TokensOf(batch.Samples);
+        // This rank's share of the loss's normaliser, so that the ranks' losses (and gradients) add up to the whole
+        // batch's: dapo divides by the batch's tokens directly (num_items_in_batch); bnpo by its tokens, grpo and
+        // dr_grpo by its completions.
+        int localCount = batch?.Count ?? 0, globalCount = samples.Length;
+        float share = Size == 1 ? 1f : Config.LossType switch
+        {
+            LossType.Dapo => 1f,
+            LossType.Bnpo => (float)(Math.Max(1.0, localTokens) / Math.Max(1.0, globalTokens)),
+            _ => (float)((double)localCount / globalCount),
+        };
 
         var options = new GrpoLossOptions
         {
@@ -248,78 +352,101 @@ public sealed class GrpoTrainer : IDisposable
             EpsilonHigh = Config.EpsilonHigh,
             MaxCompletionLength = Config.MaxCompletionLength,
             ImportanceSamplingLevel = Config.ImportanceSamplingLevel,
+            // dapo normalises by the active tokens of the whole generation batch (every rank's).
+            NumItemsInBatch = globalTokens,
         };
         double loss = 0, kl = 0, low = 0, high = 0, region = 0, gradNorm = 0;
         float entropy = float.NaN;
-        RoutingTape? tape = null;
-        int topK = 0;
         var shift = new Dictionary<string, double>();
+        var moe = RoutingReplay.MoeModel(_policy);
         using (var outer = new TensorScope())
         {
-            var mask = batch.MaskTensor(Config.MaskTruncatedCompletions);
-            var maskArr = mask.ToArray();
-            // dapo normalises by the active tokens of the whole generation batch.
-            options = options with { NumItemsInBatch = maskArr.Sum() };
-            var advT = Tensor.FromArray(adv.Values, adv.Values.Length);
-            Tensor? old = null, reference = null;
-            bool fused = UsesFusedLoss;
-            // Routing replay: the recording pass is the old-policy pass (run for it when μ = 1 too).
-            var moe = RoutingReplay.MoeModel(_policy);
             // Detached when this block ends, however it ends: sampling and evaluation route freely.
             using var detach = RoutingReplay.DetachOnDispose(moe);
-            // (The fused loss lays its forwards out differently, so it gets no tape; replay turns it off.)
-            bool record = moe != null && !fused && (Config.RoutingReplay || Config.NumIterations > 1);
-            tape = record ? new RoutingTape() : null;
-            topK = moe?.Config.NumExpertsPerTok ?? 0;
-            moe?.AttachRoutingTape(tape);
-            using (Tensor.NoGrad())
+            bool fused = UsesFusedLoss;
+            int topK = moe?.Config.NumExpertsPerTok ?? 0;
+            Tensor? mask = null, advT = null, old = null, reference = null;
+            float[] maskArr = [];
+            float[]? oldHost = null, refHost = null;
+            RoutingTape? tape = null;
+            if (batch != null)
             {
-                if (Config.NumIterations > 1 || tape != null)
+                mask = batch.MaskTensor(maskTruncated);
+                maskArr = mask.ToArray();
+                advT = Tensor.FromArray(localAdv, localAdv.Length);
+                // Routing replay: the recording pass is the old-policy pass (run for it when μ = 1 too).
+                // (The fused loss lays its forwards out differently, so it gets no tape; replay turns it off.)
+                bool record = moe != null && !fused && (Config.RoutingReplay || Config.NumIterations > 1);
+                tape = record ? new RoutingTape() : null;
+                moe?.AttachRoutingTape(tape);
+                using (Tensor.NoGrad())
                 {
-                    var recorded = batch.LogProbs(_policy, Config.Temperature);
-                    if (Config.NumIterations > 1) old = recorded;
+                    if (Config.NumIterations > 1 || tape != null)
+                    {
+                        var recorded = batch.LogProbs(_policy, Config.Temperature);
+                        if (Config.NumIterations > 1) old = recorded;
+                    }
+                    if (tape != null) tape.Mode = Config.RoutingReplay ? RoutingTapeMode.Replay : RoutingTapeMode.Observe;
+                    if (Config.Beta != 0)
+                    {
+                        var refMoe = Config.RoutingReplay ? RoutingReplay.MoeModel(_reference) : null;
+                        tape?.Rewind();
+                        refMoe?.AttachRoutingTape(tape);
+                        try { reference = batch.LogProbs(_reference!, Config.Temperature); }
+                        finally { refMoe?.AttachRoutingTape(null); }
+                    }
                 }
-                if (tape != null) tape.Mode = Config.RoutingReplay ? RoutingTapeMode.Replay : RoutingTapeMode.Observe;
-                if (Config.Beta != 0)
-                {
-                    var refMoe = Config.RoutingReplay ? RoutingReplay.MoeModel(_reference) : null;
-                    tape?.Rewind();
-                    refMoe?.AttachRoutingTape(tape);
-                    try { reference = batch.LogProbs(_reference!, Config.Temperature); }
-                    finally { refMoe?.AttachRoutingTape(null); }
-                }
+                // The fused kernel takes the old and reference log-probs as plain per-token data: one download each.
+                oldHost = fused ? old?.ToArray() : null;
+                refHost = fused ? reference?.ToArray() : null;
             }
-            // The fused kernel takes the old and reference log-probs as plain per-token data: one download each per batch.
-            var oldHost = fused ? old?.ToArray() : null;
-            var refHost = fused ? reference?.ToArray() : null;
             for (int it = 0; it < Config.NumIterations; it++)
             {
-                using var scope = new TensorScope();
-                tape?.Rewind();
-                var ent = it == 0 ? new float[batch.Count * batch.MaxCompletion] : null;
-                using var result = fused
-                    ? batch.FusedLoss(_policy, Config.Temperature, oldHost, refHost, adv.Values, maskArr, options, ent)
-                    : GrpoLoss.Compute(batch.LogProbs(_policy, Config.Temperature, ent), old, reference, advT, mask, options);
-                if (ent != null) entropy = GrpoLoss.MaskedMean(ent, maskArr);
-                if (tape != null)
-                    foreach (var (name, value) in RoutingReplay.ShiftMetrics(tape, topK, batch))
-                        shift[name] = shift.GetValueOrDefault(name) + value / Config.NumIterations;
-                result.Loss.Backward();
+                // This rank's part of the iteration; with no kept group here (fewer than ranks) it adds nothing
+                // but still joins the gradient all-reduce.
+                var part = new IterationMetrics();
+                if (batch != null)
+                {
+                    using var scope = new TensorScope();
+                    tape?.Rewind();
+                    var ent = it == 0 ? new float[batch.Count * batch.MaxCompletion] : null;
+                    using var result = fused
+                        ? batch.FusedLoss(_policy, Config.Temperature, oldHost, refHost, localAdv, maskArr, options, ent)
+                        : GrpoLoss.Compute(batch.LogProbs(_policy, Config.Temperature, ent), old, reference, advT!,
+                            mask!, options);
+                    if (ent != null) part.Entropy = GrpoLoss.MaskedMean(ent, maskArr);
+                    if (tape != null)
+                        foreach (var (name, value) in RoutingReplay.ShiftMetrics(tape, topK, batch))
+                            part.Shift[name] = value;
+                    var scaled = share == 1f ? result.Loss : result.Loss * share;
+                    scaled.Backward();
+                    part.Loss = scaled.Item();
+                    part.Kl = result.Kl;
+                    part.Low = result.ClipRatioLow;
+                    part.High = result.ClipRatioHigh;
+                    part.Region = result.ClipRatioRegion;
+                }
+                _gradients?.AllReduceGradients();
                 float norm = GradClip.ClipGradNorm(_policy.Parameters(), Config.MaxGradNorm);
                 _optimizer.LearningRate = learningRate ?? _schedule.LearningRate(_optimizerSteps);
                 // A non-finite gradient would poison the weights: skip that update, keep the log.
                 if (float.IsFinite(norm)) _optimizer.Step();
                 _optimizer.ZeroGrad();
                 _optimizerSteps++;
-                loss += result.Loss.Item() / Config.NumIterations;
-                kl += result.Kl / Config.NumIterations;
-                low += result.ClipRatioLow / Config.NumIterations;
-                high += result.ClipRatioHigh / Config.NumIterations;
-                region += result.ClipRatioRegion / Config.NumIterations;
+                var whole = ReduceMetrics(part, batch, localTokens, moe);
+                loss += whole.Loss / Config.NumIterations;
+                kl += whole.Kl / Config.NumIterations;
+                low += whole.Low / Config.NumIterations;
+                high += whole.High / Config.NumIterations;
+                region += whole.Region / Config.NumIterations;
                 gradNorm += norm / Config.NumIterations;
+                if (it == 0) entropy = (float)whole.Entropy;
+                foreach (var (name, value) in whole.Shift)
+                    shift[name] = shift.GetValueOrDefault(name) + value / Config.NumIterations;
             }
         }
 
+        LastStepTraffic = new GrpoTraffic(GradientBytesPerStep * Config.NumIterations, _rolloutBytes, _controlBytes);
         var lengths = samples.Select(s => s.Tokens.Length).ToArray();
         _tokensSeen += generated + promptTokens;
         double seconds = clock.Elapsed.TotalSeconds;
@@ -364,7 +491,8 @@ public sealed class GrpoTrainer : IDisposable
         m.Add(new("step_time", seconds));
         m.Add(new("tokens_per_second", generated / Math.Max(seconds, 1e-9)));
         StepIndex++;
-        if (Config.EvalEvery > 0 && StepIndex % Config.EvalEvery == 0)
+        // Rank 0 alone evaluates (it alone logs).
+        if (Config.EvalEvery > 0 && StepIndex % Config.EvalEvery == 0 && Rank == 0)
         {
             var e = Evaluate(_heldOut);
             m.Add(new("eval/accuracy", e.Accuracy));
@@ -377,6 +505,141 @@ public sealed class GrpoTrainer : IDisposable
         }
         _logger?.Log(m);
         return m;
+    }
+
+    /// <summary>
+    /// A prompt of a sampling round as every rank knows it (its index in the round's whole batch, the problem, its
+    /// tokens); its rollout is held by the rank that sampled it until <see cref="GatherRollouts"/>.
+    /// </summary>
+    private sealed class DrawnGroup(int index, Problem problem, long[] prompt)
+    {
+        public int Index { get; } = index;
+        public Problem Problem { get; } = problem;
+        public long[] Prompt { get; } = prompt;
+        public RolloutGroup? Rollout { get; set; }
+        /// <summary>Its rewards all equal (dynamic sampling's verdict), known to every rank.</summary>
+        public bool ZeroStd { get; set; }
+    }
+
+    /// <summary>One optimizer iteration's loss and metrics over this rank's groups (or, reduced, the batch's).</summary>
+    private sealed class IterationMetrics
+    {
+        public double Loss, Kl = double.NaN, Low, High, Region, Entropy = double.NaN;
+        public Dictionary<string, double> Shift { get; } = [];
+    }
+
+    /// <summary>
+    /// Every rank's completions of the kept groups on every rank, so that each can score the whole batch, compute
+    /// its advantages and take its share of the update. Rank r sends, for its kept groups in batch order, each
+    /// completion as [length, finish reason, reward bits, tokens…]; two all-gathers (sizes, then the padded
+    /// streams).
+    /// </summary>
+    private void GatherRollouts(IReadOnlyList<DrawnGroup> kept)
+    {
+        if (Size == 1) return;
+        int G = Config.NumGenerations;
+        var stream = new List<long>();
+        foreach (var d in kept.Where(d => d.Index % Size == Rank))
+            for (int j = 0; j < G; j++)
+            {
+                var s = d.Rollout!.Samples[j];
+                stream.Add(s.Tokens.Length);
+                stream.Add((long)s.FinishReason);
+                stream.Add(BitConverter.SingleToInt32Bits(d.Rollout.Rewards[j]));
+                stream.AddRange(s.Tokens);
+            }
+        long[] sizes;
+        using (var mine = Tensor.FromArray([(long)stream.Count], [1], Device.Cpu))
+        using (var all = Tensor.Zeros([Size], DType.Int64, Device.Cpu))
+        {
+            _group!.AllGather(mine, all);
+            sizes = all.ToInt64Array();
+        }
+        _controlBytes += 8;
+        int width = checked((int)sizes.Max());
+        if (width == 0) return;
+        stream.AddRange(Enumerable.Repeat(0L, width - stream.Count));
+        _rolloutBytes += 8L * width;
+        long[] gathered;
+        using (var mine = Tensor.FromArray(stream.ToArray(), [width], Device.Cpu))
+        using (var all = Tensor.Zeros([Size * width], DType.Int64, Device.Cpu))
+        {
+            _group!.AllGather(mine, all);
+            gathered = all.ToInt64Array();
+        }
+        var cursor = Enumerable.Range(0, Size).Select(r => r * width).ToArray();
+        foreach (var d in kept)
+        {
+            int owner = d.Index % Size;
+            var samples = new SampledSequence[G];
+            var rewards = new float[G];
+            for (int j = 0; j < G; j++)
+            {
+                int at = cursor[owner], length = checked((int)gathered[at]);
+                samples[j] = new SampledSequence(gathered.AsSpan(at + 3, length).ToArray(), (FinishReason)gathered[at + 1]);
+                rewards[j] = BitConverter.Int32BitsToSingle((int)gathered[at + 2]);
+                cursor[owner] = at + 3 + length;
+            }
+            // The owner keeps what it sampled; the others take the gathered copy (equal to it).
+            d.Rollout ??= new RolloutGroup(d.Problem, d.Prompt, samples, rewards);
+        }
+    }
+
+    /// <summary>
+    /// The batch's loss and metrics from every rank's part: the loss is the sum of the (already shared) parts; KL,
+    /// entropy and the clip ratios are token means, so each part is weighted by its tokens (clip ratios at sequence
+    /// level by its completions); a router-shift share by its completion tokens. In one process: the part itself.
+    /// </summary>
+    private IterationMetrics ReduceMetrics(IterationMetrics part, RolloutBatch? batch, long tokens,
+        DeepseekV3ForCausalLM? moe)
+    {
+        if (Size == 1) return part;
+        int layers = moe?.MoeLayers.Count() ?? 0;
+        bool perSequence = Config.ImportanceSamplingLevel == ImportanceSamplingLevel.Sequence;
+        double clipWeight = perSequence ? batch?.Count ?? 0 : tokens;
+        double shiftWeight = batch?.Samples.Sum(x => (double)x.Tokens.Length) ?? 0;
+        double Weighted(double v, double w) => w == 0 || double.IsNaN(v) ? 0 : v * w;
+        var v = new float[8 + 2 * layers];
+        v[0] = (float)part.Loss;
+        v[1] = (float)Weighted(part.Kl, tokens);
+        v[2] = (float)Weighted(part.Entropy, tokens);
+        v[3] = tokens;
+        v[4] = (float)Weighted(part.Low, clipWeight);
+        v[5] = (float)Weighted(part.High, clipWeight);
+        v[6] = (float)Weighted(part.Region, clipWeight);
+        v[7] = (float)clipWeight;
+        for (int l = 0; l < layers; l++)
+            if (part.Shift.TryGetValue($"router_shift/moe_layer_{l}", out var s))
+            {
+                v[8 + 2 * l] = (float)(s * shiftWeight);
+                v[9 + 2 * l] = (float)shiftWeight;
+            }
+        using (var t = Tensor.FromArray(v, v.Length))
+        {
+            _group!.AllReduce(t);
+            v = t.ToArray();
+        }
+        _controlBytes += 4L * v.Length;
+        double allTokens = Math.Max(1.0, v[3]), allClip = Math.Max(1.0, v[7]);
+        var whole = new IterationMetrics
+        {
+            Loss = v[0],
+            Kl = Config.Beta != 0 ? v[1] / allTokens : double.NaN,
+            Entropy = double.IsNaN(part.Entropy) && batch != null ? double.NaN : v[2] / allTokens,
+            Low = v[4] / allClip,
+            High = v[5] / allClip,
+            Region = v[6] / allClip,
+        };
+        var shares = new List<double>();
+        for (int l = 0; l < layers; l++)
+            if (v[9 + 2 * l] > 0)
+            {
+                double share = v[8 + 2 * l] / v[9 + 2 * l];
+                whole.Shift[$"router_shift/moe_layer_{l}"] = share;
+                shares.Add(share);
+            }
+        if (shares.Count > 0) whole.Shift["router_shift/mean"] = shares.Average();
+        return whole;
     }
 
     private RewardInput Input(Problem problem, SampledSequence s) =>

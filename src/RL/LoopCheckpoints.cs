@@ -1,5 +1,6 @@
 // Source: PyTorch Lightning's periodic checkpoints and resume from the last valid one (weights, optimizer, loop state).
 using System.Text.Json.Nodes;
+using NativeReasoner.Distributed;
 using NativeReasoner.Model;
 using NativeReasoner.Optim;
 
@@ -10,7 +11,8 @@ namespace NativeReasoner.RL;
 /// the loop's own state (step, sampler, data position) in <c>DIR/checkpoints/</c>, written atomically by
 /// <see cref="RunCheckpoints"/> every <see cref="CrashSafety.CheckpointEveryMinutes"/> and at the loop's end. A loop
 /// asks <see cref="Find"/> before it starts, cuts its metrics back to the step found, restores with
-/// <see cref="Restore"/> and goes on from there.
+/// <see cref="Restore"/> and goes on from there. Given a process group, rank 0 alone writes and tidies them; the
+/// others read the checkpoint it found, and every rank resumes from the same step (or all stop with an error).
 /// </summary>
 public sealed class LoopCheckpoints
 {
@@ -20,9 +22,14 @@ public sealed class LoopCheckpoints
     private readonly TimeProvider _time;
     private long _lastSaveTime;
     private int _lastSavedStep = -1;
+    private readonly IProcessGroup? _group;
 
-    public LoopCheckpoints(string directory, CrashSafety safety, Action<string>? progress, TimeProvider? time = null)
+    private bool Root => _group == null || _group.Rank == 0;
+
+    public LoopCheckpoints(string directory, CrashSafety safety, Action<string>? progress, TimeProvider? time = null,
+        IProcessGroup? group = null)
     {
+        _group = group is { Size: > 1 } ? group : null;
         _progress = progress ?? (_ => { });
         // RunCheckpoints' messages end in a newline; the pipelines print line by line.
         _store = new RunCheckpoints(directory, m => _progress(m.TrimEnd('\n')));
@@ -37,7 +44,20 @@ public sealed class LoopCheckpoints
     /// <summary>The newest valid checkpoint (reported), or null for a fresh start.</summary>
     public RunCheckpoints.Found? Find()
     {
-        var found = _store.LoadNewest();
+        // Rank 0 first: it removes unfinished writes; then the others read the same newest checkpoint.
+        var found = Root ? _store.LoadNewest() : null;
+        if (_group != null)
+        {
+            _group.Barrier();
+            if (!Root) found = _store.LoadNewest();
+            long mine = found?.Step ?? -1;
+            using var rootStep = Tensor.FromArray([mine], [1], Device.Cpu);
+            _group.Broadcast(rootStep, 0);
+            long expected = rootStep.ToInt64Array()[0];
+            if (_group.MaxCount(mine != expected ? 1 : 0) > 0)
+                throw new InvalidOperationException($"the ranks found different checkpoints in {Directory} (rank " +
+                    $"{_group.Rank}: step {mine}, rank 0: step {expected}); they must share one directory");
+        }
         if (found != null)
         {
             _progress($"resuming from {found.Path}: step {found.Step}");
@@ -60,7 +80,7 @@ public sealed class LoopCheckpoints
     /// </summary>
     public void SaveIfDue(int step, ICausalLM model, AdamW optimizer, Func<JsonObject> state, bool final)
     {
-        if (step == _lastSavedStep) return;
+        if (step == _lastSavedStep || !Root) return;
         if (!final && _time.GetElapsedTime(_lastSaveTime).TotalMinutes < _safety.CheckpointEveryMinutes) return;
         _store.Save(0, step, state(), dir =>
         {
@@ -72,7 +92,10 @@ public sealed class LoopCheckpoints
     }
 
     /// <summary>Removes the checkpoints once the loop's outputs are written.</summary>
-    public void Clear() => _store.Clear();
+    public void Clear()
+    {
+        if (Root) _store.Clear();
+    }
 
     /// <summary>Parameters and buffers (the router's e_score_correction_bias moves in training) by name.</summary>
     internal static void CopyWeights(ICausalLM from, ICausalLM to)

@@ -30,6 +30,19 @@ public interface IPolicy
     /// <see cref="GenerationOptions.MaxNewTokens"/>. Deterministic in <paramref name="rng"/>.
     /// </summary>
     IReadOnlyList<SampledSequence> Generate(IReadOnlyList<long[]> prompts, GenerationOptions options, Generator rng);
+
+    /// <summary>
+    /// Samples as <see cref="Generate(IReadOnlyList{long[]}, GenerationOptions, Generator)"/>, but row i draws from
+    /// <paramref name="rowGenerators"/>[i] alone: a row's completion does not depend on the rest of the batch (a
+    /// distributed GRPO step samples each rank's prompts apart). By default one row at a time.
+    /// </summary>
+    IReadOnlyList<SampledSequence> Generate(IReadOnlyList<long[]> prompts, GenerationOptions options,
+        IReadOnlyList<Generator> rowGenerators)
+    {
+        if (rowGenerators.Count != prompts.Count)
+            throw new ArgumentException($"{rowGenerators.Count} row generators for {prompts.Count} prompts (one per row)");
+        return prompts.Select((p, i) => Generate([p], options, rowGenerators[i])[0]).ToArray();
+    }
 }
 
 /// <summary>Sampling for policies without a KV cache.</summary>
@@ -100,6 +113,13 @@ public sealed class CausalLMPolicy(ICausalLM model) : IPolicy
     public IReadOnlyList<SampledSequence> Generate(IReadOnlyList<long[]> prompts, GenerationOptions options, Generator rng)
     {
         var r = TextGeneration.Generate(Model, prompts, options, rng);
+        return r.Tokens.Select((t, i) => new SampledSequence(t, r.FinishReasons[i])).ToArray();
+    }
+
+    public IReadOnlyList<SampledSequence> Generate(IReadOnlyList<long[]> prompts, GenerationOptions options,
+        IReadOnlyList<Generator> rowGenerators)
+    {
+        var r = TextGeneration.Generate(Model, prompts, options, rowGenerators);
         return r.Tokens.Select((t, i) => new SampledSequence(t, r.FinishReasons[i])).ToArray();
     }
 }

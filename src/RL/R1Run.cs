@@ -1,5 +1,6 @@
 // Source: DeepSeek-R1 (arXiv:2501.12948) §2.3 (cold start → RL → rejection sampling + SFT → RL).
 using System.Text.Json.Nodes;
+using NativeReasoner.Distributed;
 
 namespace NativeReasoner.RL;
 
@@ -16,16 +17,19 @@ namespace NativeReasoner.RL;
 /// The final model is also saved to <c>RUN/model/</c>; <c>RUN/summary.json</c> holds the held-out results
 /// before and after each stage. A rerun skips the stages whose <c>stage.json</c> exists and resumes the stage under
 /// way from its newest checkpoint (<see cref="LoopCheckpoints"/>); a finished run shows its summary; a run directory
-/// of another configuration is refused unless <see cref="CrashSafety.Overwrite"/>.
+/// of another configuration is refused unless <see cref="CrashSafety.Overwrite"/>. Given a process group of several
+/// ranks, every stage is distributed (<see cref="PipelineStages"/>) and rank 0 alone writes and reports.
 /// </summary>
 public static class R1Run
 {
     public static readonly string[] StageNames = ["1_cold_start_sft", "2_grpo", "3_rejection_sft", "4_grpo"];
 
     public static JsonObject Run(string modelDir, string runDir, PipelineSettings settings,
-        Action<string>? progress = null, CrashSafety? safety = null)
+        Action<string>? progress = null, CrashSafety? safety = null, IProcessGroup? group = null)
     {
         safety ??= new CrashSafety();
+        bool root = PipelineStages.IsRoot(group);
+        if (!root) progress = null;
         var g = settings.Grpo;
         var task = TaskRegistry.Create(g.Task);
         // Checked before any work: the cold start needs worked solutions for the task.
@@ -35,8 +39,8 @@ public static class R1Run
         {
             ["pipeline"] = "r1", ["model"] = Path.GetFullPath(modelDir), ["settings"] = settings.ToJson(),
         };
-        if (PipelineStages.Claim(runDir, identity, safety, progress) is { } finished) return finished;
-        LoopCheckpoints Checkpoints(string dir) => new(dir, safety, progress);
+        if (PipelineStages.Claim(runDir, identity, safety, progress, group) is { } finished) return finished;
+        LoopCheckpoints Checkpoints(string dir) => new(dir, safety, progress, group: group);
         var b = ModelBundle.Load(modelDir);
         try
         {
@@ -52,37 +56,37 @@ public static class R1Run
             {
                 var data = task.Generate(Split.Train, settings.ColdStartExamples, seed + 0xC01D)
                     .Select(p => ThinkTraces.Example(p, think: true)).ToArray();
-                SftData.WriteJsonl(Path.Combine(dir, "cold_start.jsonl"), data);
+                if (root) SftData.WriteJsonl(Path.Combine(dir, "cold_start.jsonl"), data);
                 var r = PipelineStages.Sft(b, data, settings, Path.Combine(dir, "metrics.jsonl"), seed + 1, progress,
-                    Checkpoints(dir));
+                    Checkpoints(dir), group);
                 r["data"] = "cold_start.jsonl";
                 return r;
-            }, progress));
+            }, progress, group));
             stages.Add(PipelineStages.Stage(runDir, StageNames[1], ref b, task, heldOut, g, dir =>
                 PipelineStages.Grpo(b, Input(1), task, g, g.Steps, Path.Combine(dir, "metrics.jsonl"), progress,
-                    Checkpoints(dir)), progress));
+                    Checkpoints(dir), group), progress, group));
             stages.Add(PipelineStages.Stage(runDir, StageNames[2], ref b, task, heldOut, g, dir =>
             {
                 var (kept, stats) = PipelineStages.Rejection(b.Policy, b.Tokenizer, b.Template, task, settings, seed + 0x5A3,
-                    Path.Combine(dir, "rejection_samples.jsonl"), progress);
+                    Path.Combine(dir, "rejection_samples.jsonl"), progress, group);
                 stats["sft"] = PipelineStages.Sft(b, kept, settings, Path.Combine(dir, "metrics.jsonl"), seed + 3,
-                    progress, Checkpoints(dir));
+                    progress, Checkpoints(dir), group);
                 return stats;
-            }, progress));
+            }, progress, group));
             // A different seed from stage 2, so the second RL stage sees new problems.
             var g2 = g with { Trainer = g.Trainer with { Seed = seed + 1_000_003 } };
             stages.Add(PipelineStages.Stage(runDir, StageNames[3], ref b, task, heldOut, g, dir =>
                 PipelineStages.Grpo(b, Input(3), task, g2, settings.SecondRlSteps, Path.Combine(dir, "metrics.jsonl"),
-                    progress, Checkpoints(dir)), progress));
+                    progress, Checkpoints(dir), group), progress, group));
 
-            b.Save(Path.Combine(runDir, "model"));
+            if (root) b.Save(Path.Combine(runDir, "model"));
             var summary = new JsonObject
             {
                 ["pipeline"] = "r1", ["task"] = task.Name, ["base_model"] = Path.GetFullPath(modelDir), ["held_out_problems"] = heldOut.Count,
                 ["before"] = before.ToJson(), ["stages"] = stages,
                 ["after"] = stages[^1]!["held_out_after"]!.DeepClone(), ["settings"] = settings.ToJson(),
             };
-            PipelineStages.WriteSummary(runDir, summary);
+            PipelineStages.WriteSummary(runDir, summary, group);
             return summary;
         }
         finally { b.Dispose(); }

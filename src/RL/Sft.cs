@@ -87,23 +87,25 @@ public sealed class SftTrainer : IDisposable
     {
         using var scope = new TensorScope();
         var encoded = batch.Select(Encode).ToArray();
-        var loss = SftLoss.Compute(_policy, encoded);
+        // Data-parallel, a rank may hold none of a short batch (the end of an epoch): it adds nothing to the loss but
+        // still joins the collectives. Alone, an empty batch is an error (SftLoss says so).
+        var loss = encoded.Length > 0 || _group == null ? SftLoss.Compute(_policy, encoded) : null;
         if (_group != null)
         {
             // The whole batch's loss is the mean over all ranks' completion tokens: this rank's mean, weighted by its
             // share of them, summed over the ranks (the gradients by the all-reduce, the value here).
             long local = encoded.Sum(e => (long)e.Completion.Length);
             long global = _group.SumCount(local);
-            loss = loss * (float)((double)local / global);
+            if (loss != null) loss = loss * (float)((double)local / global);
         }
-        loss.Backward();
+        loss?.Backward();
         _gradients?.AllReduceGradients();
         float norm = GradClip.ClipGradNorm(_policy.Parameters(), _maxGradNorm);
         _optimizer.LearningRate = learningRate ?? _schedule.LearningRate(_steps);
         _steps++;
         if (float.IsFinite(norm)) _optimizer.Step();
         _optimizer.ZeroGrad();
-        return _group == null ? loss.Item() : _group.SumValue(loss.Item());
+        return _group == null ? loss!.Item() : _group.SumValue(loss?.Item() ?? 0f);
     }
 
     /// <summary>The optimizer, for saving and restoring its state beside a checkpoint.</summary>

@@ -91,9 +91,8 @@ public sealed record TrainSettings
 /// Both phases are budgeted in steps (<see cref="StepBudget"/>); wall time is only an outer limit, whose hit is
 /// reported in the output and in summary.json (<c>budget_hit</c>).
 /// Under <c>mpirun -np N</c> (a process group of N ranks) pre-training is data-parallel: every rank builds the
-/// same batch, trains on its N-th of it and the gradients are summed (<see cref="SftTrainer"/>); GRPO is
-/// replicated — every rank takes the same step and rank 0's weights are broadcast after each — until rollouts
-/// are spread over the ranks. Only rank 0 writes: run.json, checkpoints, metrics, evaluations, samples, plots and
+/// same batch, trains on its N-th of it and the gradients are summed (<see cref="SftTrainer"/>); GRPO spreads the
+/// rollouts over the ranks and sums the policy gradient (<see cref="GrpoTrainer"/>'s group). Only rank 0 writes: run.json, checkpoints, metrics, evaluations, samples, plots and
 /// the summary; the others read the checkpoint it resumes from. Stops (Ctrl-C, wall limits) are agreed on by
 /// all ranks at each step, so none is left waiting in a collective.
 /// </summary>
@@ -117,6 +116,10 @@ public static class TrainPipeline
             throw new ArgumentException(
                 $"the pre-training batch of {s.PretrainBatch} does not divide over {group.Size} ranks: " +
                 $"give --pretrain-batch a multiple of {group.Size}");
+        if (s.Grpo.Trainer.PromptsPerStep % group.Size != 0)
+            throw new ArgumentException(
+                $"the GRPO batch of {s.Grpo.Trainer.PromptsPerStep} prompts does not divide over {group.Size} ranks: " +
+                $"give --prompts-per-step a multiple of {group.Size}");
         var runDir = Path.Combine(s.RunsDirectory, s.Name);
         // Before the run directory is claimed: a refused batch leaves nothing that a corrected rerun would trip over.
         CheckPretrainBatchFits(s);
@@ -283,9 +286,7 @@ public static class TrainPipeline
             if (timings["pretrain_steps"] is JsonNode pst) state["pretrain_steps"] = pst.DeepClone();
             if (trainer != null)
             {
-                var (sampler, tokens) = trainer.ExportSamplingState();
-                state["sampler"] = new JsonArray(sampler.Select(w => (JsonNode)w.ToString()).ToArray());
-                state["tokens_seen"] = tokens;
+                state["tokens_seen"] = trainer.TokensSeen;
             }
             return state;
         }
@@ -300,15 +301,14 @@ public static class TrainPipeline
         {
             if (reference != null) CopyWeights(model, reference);
             using var trainer = new GrpoTrainer(policy, reference == null ? null : new CausalLMPolicy(reference), tokenizer, task,
-                grpo.Rewards(task, template.ThinkPrefilled), template, grpo.Trainer);
+                grpo.Rewards(task, template.ThinkPrefilled), template, grpo.Trainer, group: group);
             if (done > 0)
             {
                 OptimizerCheckpoint.TryLoad(trainer.Optimizer, resumed!.Path, progress);
                 trainer.ResumeAt(done);
             }
-            if (resumed?.State["sampler"] is JsonArray sampler && resumed.Phase == 1 && resumed.Step == done)
-                trainer.RestoreSamplingState(sampler.Select(w => ulong.Parse(w!.GetValue<string>())).ToArray(),
-                    resumed.State["tokens_seen"]?.GetValue<long>() ?? 0);
+            if (resumed?.State["tokens_seen"] is JsonNode seen && resumed.Phase == 1 && resumed.Step == done)
+                trainer.TokensSeen = seen.GetValue<long>();
             JsonObject State()
             {
                 phaseElapsedBefore = RlElapsed().TotalSeconds;
@@ -326,9 +326,6 @@ public static class TrainPipeline
                 var t = grpo.Trainer;
                 float lr = StepBudget.WarmupCosine(t.LearningRate, t.WarmupSteps, done, grpo.Steps);
                 var m = trainer.Step(lr).ToDictionary(kv => kv.Key, kv => kv.Value);
-                // Replicated GRPO: the ranks took the same step; rank 0's weights settle any rounding apart.
-                GradientAllReducer.Broadcast(group, model.Parameters().Concat(model.NamedBuffers().Select(b
-                    => b.Buffer)));
                 m["step"] = done + 1;
                 log?.Log([new("phase", 1), .. m]);
                 progress($"\rGRPO {Bar(done, grpo.Steps)} step {done + 1}  reward {m["reward"]:F2}  acc {m["rewards/accuracy/mean"]:F2}  fmt {m.GetValueOrDefault("rewards/format/mean", double.NaN):F2}  " +

@@ -7,6 +7,8 @@ internal static class Scenarios
     {
         ["collectives"] = CollectiveChecks.Run,
         ["data-parallel"] = DataParallelCheck.Run,
+        ["distributed-grpo"] = DistributedGrpoCheck.Run,
+        ["grpo-volume"] = GrpoVolume.Run,
         ["all-to-all-autograd"] = AllToAllAutogradCheck.Run,
         ["expert-parallel"] = ExpertParallelCheck.Run,
         ["expert-parallel-volume"] = ExpertParallelVolume.Run,
