@@ -44,8 +44,9 @@ public static class GenerateCommand
                           "else prompt_template.json) to each question as one user turn.",
         };
         var device = DeviceOption.Create();
+        var bf16 = Bf16Option.Create(training: false);
         var command = new Command("generate", "Sample completions for questions from a model directory.")
-            { model, prompt, prompts, output, samples, temperature, topP, maxNew, seed, chat, device };
+            { model, prompt, prompts, output, samples, temperature, topP, maxNew, seed, chat, device, bf16 };
         command.SetAction(parse => Guard("generate", () =>
         {
             string? one = parse.GetValue(prompt), file = parse.GetValue(prompts);
@@ -55,6 +56,7 @@ public static class GenerateCommand
             int k = parse.GetValue(samples);
             if (k < 1) throw new UsageException($"--num-samples must be ≥ 1, got {k}");
             using var onDevice = DeviceOption.Use(parse.GetValue(device)!);
+            using var fastPath = Bf16Option.Use(parse.GetValue(bf16), onDevice.Device, "generate", training: false);
             using var bundle = ModelBundle.Load(parse.GetValue(model)!, onDevice.Device,
                 CheckpointLoadOptions.Inference);
             LoadReportText.Print("generate", bundle.LoadReport!);

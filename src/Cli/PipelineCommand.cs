@@ -21,10 +21,14 @@ public static class PipelineCommand
         var zeroSettings = AddSettings(r1Zero, GrpoSettings.Names, new GrpoSettings(), (s, k, v) => s.With(k, v));
         var zeroDevice = DeviceOption.Create();
         r1Zero.Options.Add(zeroDevice);
+        var zeroBf16 = Bf16Option.Create(training: true);
+        r1Zero.Options.Add(zeroBf16);
         var zeroSafety = AddCrashSafety(r1Zero);
         r1Zero.SetAction(parse => Guard("r1-zero", group =>
         {
             using var onDevice = DeviceOption.Use(parse.GetValue(zeroDevice)!);
+            using var fastPath = Bf16Option.Use(parse.GetValue(zeroBf16), onDevice.Device, "pipeline r1-zero",
+                training: true);
             R1ZeroRun.Run(parse.GetValue(zeroModel)!, parse.GetValue(zeroRun)!, zeroSettings(parse), Console.WriteLine,
                 zeroSafety(parse), group);
         }));
@@ -36,10 +40,14 @@ public static class PipelineCommand
         var r1Settings = AddSettings(r1, PipelineSettings.Names, new PipelineSettings(), (s, k, v) => s.With(k, v));
         var r1Device = DeviceOption.Create();
         r1.Options.Add(r1Device);
+        var r1Bf16 = Bf16Option.Create(training: true);
+        r1.Options.Add(r1Bf16);
         var r1Safety = AddCrashSafety(r1);
         r1.SetAction(parse => Guard("r1", group =>
         {
             using var onDevice = DeviceOption.Use(parse.GetValue(r1Device)!);
+            using var fastPath = Bf16Option.Use(parse.GetValue(r1Bf16), onDevice.Device, "pipeline r1",
+                training: true);
             R1Run.Run(parse.GetValue(r1Model)!, parse.GetValue(r1Run)!, r1Settings(parse), Console.WriteLine,
                 r1Safety(parse), group);
         }));
@@ -56,10 +64,14 @@ public static class PipelineCommand
         var distillSettings = AddSettings(distill, PipelineSettings.Names, new PipelineSettings(), (s, k, v) => s.With(k, v));
         var distillDevice = DeviceOption.Create();
         distill.Options.Add(distillDevice);
+        var distillBf16 = Bf16Option.Create(training: true);
+        distill.Options.Add(distillBf16);
         var distillSafety = AddCrashSafety(distill);
         distill.SetAction(parse => Guard("distill", group =>
         {
             using var onDevice = DeviceOption.Use(parse.GetValue(distillDevice)!);
+            using var fastPath = Bf16Option.Use(parse.GetValue(distillBf16), onDevice.Device, "pipeline distill",
+                training: true);
             DistillRun.Run(parse.GetValue(teacher)!, parse.GetValue(student)!, parse.GetValue(distillRun)!,
                 distillSettings(parse), Console.WriteLine, distillSafety(parse), group);
         }));

@@ -52,10 +52,11 @@ public static class ServeCommand
             Description = "Largest max_tokens a request may ask (and the default).", DefaultValueFactory = _ => 1024,
         };
         var device = DeviceOption.Create();
+        var bf16 = Bf16Option.Create(training: false);
         var command = new Command("serve",
             "Serve a model over the OpenAI HTTP API (/v1/chat/completions, /v1/completions, /v1/models, /health, " +
             "/metrics) with a chat page at /.")
-            { model, host, port, apiKey, maxConcurrent, maxQueue, maxTokens, device };
+            { model, host, port, apiKey, maxConcurrent, maxQueue, maxTokens, device, bf16 };
         command.SetAction(parse =>
         {
             try
@@ -68,6 +69,8 @@ public static class ServeCommand
                     ApiKey = parse.GetValue(apiKey) ?? NullIfEmpty(Environment.GetEnvironmentVariable(ApiKeyVariable)),
                 };
                 using var onDevice = DeviceOption.Use(parse.GetValue(device)!);
+                // Opened before the client starts its scheduler, so the decode loop inherits the autocast scope.
+                using var fastPath = Bf16Option.Use(parse.GetValue(bf16), onDevice.Device, "serve", training: false);
                 using var client = NativeReasonerChatClient.Load(parse.GetValue(model)!,
                     new NativeReasonerChatClientOptions
                     {

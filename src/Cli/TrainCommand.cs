@@ -48,6 +48,7 @@ public static class TrainCommand
             DefaultValueFactory = _ => d.RlMaxMinutes,
         };
         var device = DeviceOption.Create();
+        var bf16 = Bf16Option.Create(training: true);
         var preset = new Option<string>("--model-preset")
         {
             Description = "Model: " + string.Join(", ", ModelPresets.Names) + " (DeepSeek-V3 presets, dense qwen2/llama/qwen3 ones and qwen3-moe-tiny; vocab from the tokenizer; a resumed run keeps its checkpoint's).",
@@ -69,7 +70,7 @@ public static class TrainCommand
             .ToArray();
         var command = new Command("train", "Pre-train a small model (DeepSeek-V3 by default) on synthetic problems with think traces, then GRPO it; writes runs/NAME/.")
             { name, runs, pretrainSteps, pretrainMinutes, pretrainBatch, pretrainLr, thinkFraction, rlMinutes, evalProblems, preset, device, checkpointEvery,
-              overwrite, r1Zero, unseenProblems };
+              overwrite, r1Zero, unseenProblems, bf16 };
         foreach (var (_, o) in settingOptions) command.Options.Add(o);
         command.SetAction(parse =>
         {
@@ -87,6 +88,7 @@ public static class TrainCommand
             {
                 group = ProcessGroups.FromEnvironment();
                 using var onDevice = DeviceOption.Use(parse.GetValue(device)!);
+                using var fastPath = Bf16Option.Use(parse.GetValue(bf16), onDevice.Device, "train", training: true);
                 var grpo = d.Grpo;
                 foreach (var (key, o) in settingOptions)
                     if (parse.GetValue(o) is { } v) grpo = grpo.With(key, v);

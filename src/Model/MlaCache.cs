@@ -7,14 +7,20 @@ namespace NativeReasoner.Model;
 /// c_kv (kv_lora_rank values) followed, in a second tensor, by the already-rotated shared RoPE key k_pe
 /// (qk_rope_head_dim values) — kv_lora_rank + qk_rope_head_dim floats per token per layer (deepseek-v3-notes 10:
 /// normalised latent, rotated k_pe). Each sequence has its own length, so a batch can hold prompts of
-/// different lengths. The tensors belong to no scope; dispose the cache.
+/// different lengths. Both live in one tensor per layer, [B, capacity, kv_lora_rank + qk_rope_head_dim] (the layout
+/// FlashMLA's decode kernel reads, so <c>Functional.MlaDecodeAttention</c> takes it as is); <see cref="Latent"/> and
+/// <see cref="RopeKey"/> are views of it. The tensors belong to no scope; dispose the cache.
 /// </summary>
 public sealed class MlaCache : IKvCache
 {
-    /// <summary>Per layer [B, capacity, kv_lora_rank].</summary>
+    /// <summary>Per layer [B, capacity, kv_lora_rank + qk_rope_head_dim]: the latent, then the rotated RoPE
+    /// key.</summary>
+    public Tensor[] Entries { get; }
+
+    /// <summary>Per layer [B, capacity, kv_lora_rank] (a view of <see cref="Entries"/>).</summary>
     public Tensor[] Latent { get; }
 
-    /// <summary>Per layer [B, capacity, qk_rope_head_dim].</summary>
+    /// <summary>Per layer [B, capacity, qk_rope_head_dim] (a view of <see cref="Entries"/>).</summary>
     public Tensor[] RopeKey { get; }
 
     /// <summary>Filled positions of each sequence.</summary>
@@ -35,13 +41,16 @@ public sealed class MlaCache : IKvCache
         KvLoraRank = c.KvLoraRank;
         RopeDim = c.QkRopeHeadDim;
         Lengths = new int[batch];
+        Entries = new Tensor[c.NumHiddenLayers];
         Latent = new Tensor[c.NumHiddenLayers];
         RopeKey = new Tensor[c.NumHiddenLayers];
         using (TensorScope.Suspend())
             for (int l = 0; l < c.NumHiddenLayers; l++)
             {
-                Latent[l] = Tensor.Zeros([batch, capacity, c.KvLoraRank], Kernels.DType.Float32, device);
-                RopeKey[l] = Tensor.Zeros([batch, capacity, c.QkRopeHeadDim], Kernels.DType.Float32, device);
+                Entries[l] = Tensor.Zeros([batch, capacity, c.KvLoraRank + c.QkRopeHeadDim], Kernels.DType.Float32,
+                    device);
+                Latent[l] = Entries[l].Narrow(2, 0, c.KvLoraRank);
+                RopeKey[l] = Entries[l].Narrow(2, c.KvLoraRank, c.QkRopeHeadDim);
             }
     }
 
@@ -92,5 +101,6 @@ public sealed class MlaCache : IKvCache
     {
         foreach (var t in Latent) t.Dispose();
         foreach (var t in RopeKey) t.Dispose();
+        foreach (var t in Entries) t.Dispose();
     }
 }

@@ -13,7 +13,8 @@ namespace NativeReasoner.Model;
 /// (rows grouped by head, deepseek-v3-notes 9).
 /// Two equivalent paths: <see cref="Forward(Tensor, Tensor, Tensor, MlaCache?, int)"/> decompresses K and V per
 /// head (training, prefill); <see cref="ForwardAbsorbed"/> attends in the latent space with kv_b_proj
-/// absorbed into the query and the output, reading the compressed cache (decode).
+/// absorbed into the query and the output, reading the compressed cache (decode); a one-token step on a device with
+/// an MLA decode kernel (CUDA) runs the attention there.
 /// </summary>
 public sealed class MultiHeadLatentAttention : Module
 {
@@ -132,6 +133,8 @@ public sealed class MultiHeadLatentAttention : Module
         int tMax = 0;
         for (int i = 0; i < b; i++) tMax = Math.Max(tMax, starts[i] + s);
         var w = KvBProj.Weight.View(_h, _n + _dv, _rank);
+        if (s == 1 && Functional.HasMlaDecodeKernel(x.Device, _rank, _r))
+            return DecodeOnKernel(qNope, qPe, w, cache, layer, starts, rows);
         var wUk = w.Narrow(1, 0, _n);                                                           // [H, n, c]
         var wUv = w.Narrow(1, _n, _dv);                                                         // [H, dv, c]
         // Every product below has one batch axis that GEMM can stride over: the heads are folded into the
@@ -162,6 +165,27 @@ public sealed class MultiHeadLatentAttention : Module
             .View(b, _h, s, _rank).Permute(1, 0, 2, 3).Reshape(_h, b * s, _rank);               // [H, B·S, c]
         var o = oLat.MatMul(wUv.Transpose(-1, -2));                                             // [H, B·S, dv]
         var merged = o.View(_h, b, s, _dv).Permute(1, 2, 0, 3).Reshape(b, s, _h * _dv);
+        return Tensor.Linear(merged, OProj.Weight);
+    }
+
+    /// <summary>
+    /// One new token per sequence on the device's MLA decode kernel (FlashMLA's layout: the kernel reads the cache
+    /// slots in place, each to its own length). qNope: [B, 1, H, n], qPe: [B, 1, H, r] (rotated), w: kv_b_proj viewed
+    /// [H, n + dv, c] → [B, 1, D]. The same absorbed products as the general path around it.
+    /// </summary>
+    private Tensor DecodeOnKernel(Tensor qNope, Tensor qPe, Tensor w, MlaCache cache, int layer,
+        ReadOnlySpan<int> starts, ReadOnlySpan<int> rows)
+    {
+        int b = qNope.Shape[0];
+        var wUk = w.Narrow(1, 0, _n);                                                           // [H, n, c]
+        var wUv = w.Narrow(1, _n, _dv);                                                         // [H, dv, c]
+        var qLat = qNope.Permute(2, 0, 1, 3).Reshape(_h, b, _n).MatMul(wUk);                   // [H, B, c]
+        var q = Tensor.Cat([qLat.Permute(1, 0, 2), qPe.Reshape(b, _h, _r)], -1);               // [B, H, c + r]
+        var lengths = new int[b];
+        for (int i = 0; i < b; i++) lengths[i] = starts[i] + 1;
+        var oLat = Functional.MlaDecodeAttention(q, cache.Entries[layer], rows, lengths, _rank, _scale); // [B, H, c]
+        var o = oLat.Permute(1, 0, 2).MatMul(wUv.Transpose(-1, -2));                           // [H, B, dv]
+        var merged = o.Permute(1, 0, 2).Reshape(b, 1, _h * _dv);
         return Tensor.Linear(merged, OProj.Weight);
     }
 

@@ -50,6 +50,7 @@ public sealed unsafe partial class CudaKernels : IKernels, IMultiTensorAdamW, IG
         int sharedBytes, void** args)
     {
         t_launches++;
+        KernelDispatchCounters.Count(kernel);
         _backend.MakeCurrent();
         IntPtr fn = _backend.Modules.Function(file, kernel);
         if (sharedBytes > 48 * 1024) RaiseSharedLimit(fn, kernel, sharedBytes);

@@ -30,6 +30,7 @@ public sealed unsafe partial class IlgpuKernels : IGqaDecodeAttention
             throw new NotSupportedException($"ILGPU GqaDecodeAttention takes Dv up to {MaxHeadDim}, got {Dv}");
         long rows = (long)batch * Hq;
         if (rows == 0) return;
+        KernelDispatchCounters.Count("ilgpu_gqa_decode");
         var a = new GqaDecodeArgs
         {
             Batch = batch, Hq = Hq, Hkv = Hkv, Capacity = capacity, Dk = Dk, Dv = Dv, Scale = scale,

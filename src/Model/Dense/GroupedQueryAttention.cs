@@ -80,6 +80,7 @@ public sealed class GroupedQueryAttention : Module
 
     /// <summary>
     /// As above, with input sequence b held in cache row rows[b] (a decode step over some of the cache's sequences).
+    /// A one-token step on CUDA or ILGPU runs the batched grouped-query decode kernel (per-sequence lengths).
     /// </summary>
     public Tensor ForwardCached(Tensor x, Tensor cos, Tensor sin, GqaKvCache cache, int layer, ReadOnlySpan<int> starts,
         ReadOnlySpan<int> rows)
@@ -92,6 +93,16 @@ public sealed class GroupedQueryAttention : Module
             .View(b, s, _hkv, _hd).Transpose(1, 2);
         cache.Write(layer, k, v.Transpose(1, 2), starts, rows);
 
+        if (s == 1 && Functional.HasGqaDecodeKernel(x.Device))
+        {
+            // One new token per sequence on the device's decode kernel: every sequence to its own length, the cache
+            // slots read in place.
+            var lengths = new int[b];
+            for (int i = 0; i < b; i++) lengths[i] = starts[i] + 1;
+            var step = Functional.GqaDecodeAttention(q.Reshape(b, _hq, _hd), cache.Keys[layer], cache.Values[layer],
+                rows, lengths, _scale);                                                       // [B, Hq, hd]
+            return Output(step.Unsqueeze(2), b, s);
+        }
         if (b == cache.Batch && CacheRows.IsIdentity(rows) && CacheRows.AllEqual(starts))
         {
             // Bottom-right causal alignment: query j sits at starts + j and sees keys 0 … starts + j.

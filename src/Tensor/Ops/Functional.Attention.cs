@@ -12,7 +12,8 @@ public static unsafe partial class Functional
     /// h / (Hq / Hkv), the order of HF's repeat_kv, without the repeated K/V ever being materialised.
     /// scale defaults to 1/sqrt(Dk). With causal, query i sits at absolute position Tk − Tq + i and sees keys
     /// 0..Tk − Tq + i (bottom-right aligned: a decode step with Tq = 1 sees the whole cache). Differentiable
-    /// in q, k and v (dk, dv sum over the query heads of each group).
+    /// in q, k and v (dk, dv sum over the query heads of each group). Inside <see cref="Autocast.Bf16"/> on a device
+    /// with bf16 flash kernels (CUDA) it runs those (see <see cref="ScaledDotProductAttentionBf16"/>).
     /// </summary>
     public static Tensor ScaledDotProductAttention(Tensor q, Tensor k, Tensor v, bool causal, float? scale = null)
     {
@@ -38,6 +39,8 @@ public static unsafe partial class Functional
         int Tq = q.Shape[^2], Dk = q.Shape[^1], Tk = k.Shape[^2], Dv = v.Shape[^1];
         int BH = Product(q.Shape, 0, q.Rank - 2);
         float s = scale ?? (Dk > 0 ? 1f / MathF.Sqrt(Dk) : 1f);
+        if (UsesBf16FlashAttention(q.Device, Tq, Tk, Dk, Dv, out var flash))
+            return ScaledDotProductAttentionBf16(q, k, v, causal, s, flash, BH, Tq, Tk, Dk, Dv, kvGroup);
 
         // qc: [BH, Tq, Dk]; kc: [BH / kvGroup, Tk, Dk]; vc: [BH / kvGroup, Tk, Dv]; o: [BH, Tq, Dv] laid out as
         // [..., Hq, Tq, Dv];

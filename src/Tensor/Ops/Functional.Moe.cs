@@ -219,7 +219,7 @@ public static unsafe partial class Functional
         var sg = Tensor.Empty([rows, inter], DType.Float32, xs.Device);
         var h = Tensor.Empty([rows, inter], DType.Float32, xs.Device);
         var y = Tensor.Empty([rows, d], DType.Float32, xs.Device);
-        var launch = new GroupedLaunch(2 * active.Count);
+        var launch = new GroupedLaunch(2 * active.Count, xs.Device);
         // g_e = xs_e·gate_eᵀ and u_e = xs_e·up_eᵀ: [m, I], both in one call.
         foreach (int e in active)
         {
@@ -426,12 +426,15 @@ public static unsafe partial class Functional
 
     /// <summary>
     /// The host-side description of one <see cref="IKernels.GemmGrouped"/> call, filled item by item and
-    /// reused for the next call (one set of arrays per layer forward, kept by its backward).
+    /// reused for the next call (one set of arrays per layer forward, kept by its backward). Made inside
+    /// <see cref="Autocast.Bf16"/>, it runs every item in bf16 with fp32 accumulation, in the forward and in the
+    /// backward that keeps it (wherever that backward is called), as autocast runs the expert products.
     /// </summary>
-    private sealed class GroupedLaunch(int capacity)
+    private sealed class GroupedLaunch(int capacity, Device device)
     {
         private readonly int[] _m = new int[capacity], _k = new int[capacity];
         private readonly nint[] _a = new nint[capacity], _b = new nint[capacity], _c = new nint[capacity];
+        private readonly bool _bf16 = Autocast.IsBf16;
         private int _count;
 
         /// <summary>One item: op(A) is m × k, C = op(A)·op(B) at c.</summary>
@@ -449,10 +452,49 @@ public static unsafe partial class Functional
         public void Run(IKernels kernels, bool transA, bool transB, int n, int lda, int ldb, float beta, int ldc)
         {
             if (_count == 0) return;
-            fixed (int* m = _m, k = _k)
-            fixed (nint* a = _a, b = _b, c = _c)
-                kernels.GemmGrouped(_count, transA, transB, m, n, k, 1f, (float**)a, lda, (float**)b, ldb, beta, (float**)c, ldc);
+            if (_bf16) RunBf16(kernels, transA, transB, n, lda, ldb, beta, ldc);
+            else
+                fixed (int* m = _m, k = _k)
+                fixed (nint* a = _a, b = _b, c = _c)
+                    kernels.GemmGrouped(_count, transA, transB, m, n, k, 1f, (float**)a, lda, (float**)b, ldb, beta,
+                        (float**)c, ldc);
             _count = 0;
+        }
+
+        // Item by item: each operand's memory footprint rounded to bf16 in scratch, then one GemmBf16. No backend has
+        // a grouped bf16 GEMM yet, so this is a launch or three per expert instead of one for the layer.
+        private void RunBf16(IKernels kernels, bool transA, bool transB, int n, int lda, int ldb, float beta, int ldc)
+        {
+            for (int i = 0; i < _count; i++)
+            {
+                int m = _m[i], k = _k[i];
+                if (m <= 0) continue;
+                if (k <= 0 || n <= 0)
+                {
+                    // Nothing to multiply: C = beta · C, which the fp32 call does without reading A or B.
+                    fixed (int* pm = &_m[i], pk = &_k[i])
+                    fixed (nint* pa = &_a[i], pb = &_b[i], pc = &_c[i])
+                        kernels.GemmGrouped(1, transA, transB, pm, n, pk, 1f, (float**)pa, lda, (float**)pb, ldb, beta,
+                            (float**)pc, ldc);
+                    continue;
+                }
+                long na = transA ? (long)(k - 1) * lda + m : (long)(m - 1) * lda + k;
+                long nb = transB ? (long)(n - 1) * ldb + k : (long)(k - 1) * ldb + n;
+                var a16 = device.Allocate(na * sizeof(ushort));
+                var b16 = device.Allocate(nb * sizeof(ushort));
+                try
+                {
+                    kernels.FloatToBFloat16((float*)_a[i], (ushort*)a16.Pointer, na);
+                    kernels.FloatToBFloat16((float*)_b[i], (ushort*)b16.Pointer, nb);
+                    kernels.GemmBf16(1, transA, transB, m, n, k, 1f, (ushort*)a16.Pointer, lda, 0,
+                        (ushort*)b16.Pointer, ldb, 0, beta, (float*)_c[i], ldc, 0);
+                }
+                finally
+                {
+                    b16.Release();
+                    a16.Release();
+                }
+            }
         }
     }
 

@@ -11,7 +11,8 @@ public unsafe partial class Tensor
     /// Matrix product with batch broadcasting: [..., M, K] @ [..., K, N] → [..., M, N]. A 1-D operand is
     /// not accepted (use Unsqueeze). Batch axes broadcast like NumPy. An operand may be a bfloat16 weight kept as
     /// stored (no gradient of its own): the product then runs in <c>GemmBf16</c> with the float32 operand rounded
-    /// to bfloat16 and fp32 accumulation; a float16 one is widened to float32 for the call.
+    /// to bfloat16 and fp32 accumulation; a float16 one is widened to float32 for the call. Inside
+    /// <see cref="Autocast.Bf16"/> every product, and both gradient products of its backward, runs in <c>GemmBf16</c>.
     /// </summary>
     public Tensor MatMul(Tensor other)
     {
@@ -56,7 +57,7 @@ public unsafe partial class Tensor
             var (ta, lda, sa) = pa.Layout;
             var (tb, ldb, sb) = pb.Layout;
             bool stored = a.DType == DType.BFloat16 || b.DType == DType.BFloat16;
-            if (stored || Autocast.IsBf16 && !NeedsGrad(a) && !NeedsGrad(b))
+            if (stored || Autocast.IsBf16)
                 GemmBf16Autocast(a.Device, batchCount, ta, tb, M, N, K, pa.Tensor, lda, sa, pb.Tensor, ldb, sb, c.Data);
             else
                 a.Device.Kernels.Gemm(batchCount, ta, tb, M, N, K, 1f, pa.Tensor.Data, lda, sa, pb.Tensor.Data, ldb, sb,
@@ -65,8 +66,12 @@ public unsafe partial class Tensor
         if (!NeedsGrad(a) && !NeedsGrad(b)) return c;
         var aShape = a._shape.ToArray();
         var bShape = b._shape.ToArray();
+        // The gradient products of an autocast product run in bf16 too (as PyTorch's autocast records the cast
+        // operands), even when backward is called after the scope has closed.
+        bool bf16 = Autocast.IsBf16;
         return Record(c, "matmul", [a, b], g =>
         {
+            using var autocast = bf16 && !Autocast.IsBf16 ? Autocast.Bf16() : null;
             Tensor? ga = null, gb = null;
             if (a.RequiresGrad)
             {
