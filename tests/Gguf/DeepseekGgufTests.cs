@@ -70,7 +70,9 @@ public sealed class DeepseekGgufTests(ITestOutputHelper output) : IDisposable
         // GGUF carries special ids only with a tokenizer (none here); every other field reads back.
         Assert.Equal(config.ToJson(), (read with
         {
-            BosTokenId = config.BosTokenId, EosTokenIds = config.EosTokenIds, PadTokenId = config.PadTokenId,
+            BosTokenId = config.BosTokenId,
+            EosTokenIds = config.EosTokenIds,
+            PadTokenId = config.PadTokenId,
             InitializerRange = config.InitializerRange,
         }).ToJson());
         var a = ((Module)model).StateDict();
@@ -184,7 +186,9 @@ public sealed class DeepseekGgufTests(ITestOutputHelper output) : IDisposable
         // The preset's shape with the real Qwen3 vocabulary (llama.cpp needs a tokenizer to load the file).
         var config = DeepseekV3Config.Preset(preset) with
         {
-            VocabSize = 151669, BosTokenId = null, EosTokenIds = [151645],
+            VocabSize = 151669,
+            BosTokenId = null,
+            EosTokenIds = [151645],
         };
         string source = RealTokenizers.Unpack(RealTokenizers.Qwen3);
         string gguf = Path.Combine(_dir, preset + "-llamacpp.gguf");

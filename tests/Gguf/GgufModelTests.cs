@@ -100,11 +100,11 @@ public sealed class GgufModelTests : IDisposable
             Assert.Equal(expected, PackedValues.Of(state[name]));
         }
         Assert.Equal(type switch
-            {
-                GgmlType.F16 => NativeReasoner.Kernels.DType.Float16,
-                GgmlType.BF16 => NativeReasoner.Kernels.DType.BFloat16,
-                _ => NativeReasoner.Kernels.DType.Packed,
-            },
+        {
+            GgmlType.F16 => NativeReasoner.Kernels.DType.Float16,
+            GgmlType.BF16 => NativeReasoner.Kernels.DType.BFloat16,
+            _ => NativeReasoner.Kernels.DType.Packed,
+        },
             state["model.layers.0.self_attn.q_proj.weight"].DType);
         Assert.Contains(report.Notes, n => n.Contains("kept"));
         Assert.True(ModelTestUtil.RelError(Logits(back), Logits(model)) < 2e-2);
