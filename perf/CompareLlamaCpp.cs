@@ -17,15 +17,32 @@ namespace NativeReasoner.Perf;
 /// </summary>
 public static class CompareLlamaCpp
 {
-    private static DenseConfig Shape(string name) => name switch
+    private static ICausalLMConfig Shape(string name) => name switch
     {
+        // DeepSeek-V3 (deepseek2 in GGUF): the shared CPU benchmark config, and the ≈ 0.75 B MoE of the
+        // low-precision issue (hidden 1024, 8 layers, 64 routed experts of 512 + 1 shared, top-6).
+        "bench-tiny" => DeepseekV3Config.Preset("bench-tiny") with
+        {
+            VocabSize = 151936,
+            BosTokenId = null,
+            EosTokenIds = [151643],
+        },
+        "deepseek-moe-0.75b" => new DeepseekV3Config
+        {
+            VocabSize = 151936, HiddenSize = 1024, IntermediateSize = 2816, MoeIntermediateSize = 512,
+            NumHiddenLayers = 8, FirstKDenseReplace = 1, NumAttentionHeads = 8, NumKeyValueHeads = 8,
+            NRoutedExperts = 64, NSharedExperts = 1, NumExpertsPerTok = 6, NGroup = 8, TopkGroup = 4,
+            RoutedScalingFactor = 2.5, QLoraRank = 384, KvLoraRank = 256, QkNopeHeadDim = 64, QkRopeHeadDim = 32,
+            VHeadDim = 64, MaxPositionEmbeddings = 4096, BosTokenId = null, EosTokenIds = [151643],
+        }.Validate(),
         // Qwen2 blocks at a size that runs in seconds on two cores, with the real vocabulary.
         "qwen2-small" => Qwen2(hidden: 256, layers: 4, heads: 4, kvHeads: 2, ff: 704, tied: false),
         // Qwen2.5-0.5B's config.json.
         "qwen2.5-0.5b" => Qwen2(hidden: 896, layers: 24, heads: 14, kvHeads: 2, ff: 4864, tied: true),
         // DeepSeek-R1-Distill-Qwen-1.5B's config.json.
         "r1-distill-qwen-1.5b" => Qwen2(hidden: 1536, layers: 28, heads: 12, kvHeads: 2, ff: 8960, tied: false),
-        _ => throw new ArgumentException($"unknown shape '{name}': qwen2-small, qwen2.5-0.5b, r1-distill-qwen-1.5b"),
+        _ => throw new ArgumentException($"unknown shape '{name}': qwen2-small, qwen2.5-0.5b, r1-distill-qwen-1.5b, " +
+            "bench-tiny, deepseek-moe-0.75b"),
     };
 
     private static DenseConfig Qwen2(int hidden, int layers, int heads, int kvHeads, int ff, bool tied) =>
@@ -82,7 +99,7 @@ public static class CompareLlamaCpp
                 string gguf = Path.Combine(work, $"{shapeName}-{dtype}.gguf");
                 if (!File.Exists(gguf))
                 {
-                    using var model = new DenseForCausalLM(config, new Generator(1234));
+                    using var model = config.Build(new Generator(1234));
                     GgufExporter.Export(model, gguf, GgufExporter.ParseType(dtype), shapeName, tokenizerJson,
                         tokenizerConfig);
                 }
@@ -96,7 +113,7 @@ public static class CompareLlamaCpp
         if (outFile is not null) File.WriteAllText(outFile, report.ToString());
     }
 
-    private static string MeasureRow(string shape, string dtype, string gguf, DenseConfig config, int threads,
+    private static string MeasureRow(string shape, string dtype, string gguf, ICausalLMConfig config, int threads,
         int prompt, int decode, int rounds)
     {
         var rng = new Random(7);

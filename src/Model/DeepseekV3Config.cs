@@ -96,6 +96,22 @@ public sealed partial record DeepseekV3Config : ICausalLMConfig
         Positive("rms_norm_eps", RmsNormEps);
         Positive("rope_theta", RopeTheta);
         Positive("max_position_embeddings", MaxPositionEmbeddings);
+        const string where = "config";
+        ConfigLimits.AtMost(where, "vocab_size", VocabSize, ConfigLimits.MaxVocabSize);
+        ConfigLimits.AtMost(where, "hidden_size", HiddenSize, ConfigLimits.MaxHiddenSize);
+        ConfigLimits.AtMost(where, "intermediate_size", IntermediateSize, ConfigLimits.MaxIntermediateSize);
+        ConfigLimits.AtMost(where, "moe_intermediate_size", MoeIntermediateSize, ConfigLimits.MaxIntermediateSize);
+        ConfigLimits.AtMost(where, "num_hidden_layers", NumHiddenLayers, ConfigLimits.MaxLayers);
+        ConfigLimits.AtMost(where, "first_k_dense_replace", FirstKDenseReplace, ConfigLimits.MaxLayers);
+        ConfigLimits.AtMost(where, "num_attention_heads", NumAttentionHeads, ConfigLimits.MaxHeads);
+        ConfigLimits.AtMost(where, "kv_lora_rank", KvLoraRank, ConfigLimits.MaxHeadDim);
+        ConfigLimits.AtMost(where, "q_lora_rank", QLoraRank ?? 0, ConfigLimits.MaxHeadDim);
+        ConfigLimits.AtMost(where, "qk_nope_head_dim", QkNopeHeadDim, ConfigLimits.MaxHeadDim);
+        ConfigLimits.AtMost(where, "qk_rope_head_dim", QkRopeHeadDim, ConfigLimits.MaxHeadDim);
+        ConfigLimits.AtMost(where, "v_head_dim", VHeadDim, ConfigLimits.MaxHeadDim);
+        ConfigLimits.AtMost(where, "max_position_embeddings", MaxPositionEmbeddings, ConfigLimits.MaxPositions);
+        ConfigLimits.AtMost(where, "n_routed_experts", NRoutedExperts, ConfigLimits.MaxExperts);
+        ConfigLimits.AtMost(where, "n_shared_experts", NSharedExperts, ConfigLimits.MaxExperts);
         if (QkNopeHeadDim < 0) throw new ModelConfigException($"config: qk_nope_head_dim must be ≥ 0, got {QkNopeHeadDim}");
         if (QkRopeHeadDim % 2 != 0)
             throw new ModelConfigException($"config: qk_rope_head_dim must be even (RoPE rotates pairs), got {QkRopeHeadDim}");

@@ -83,10 +83,40 @@ public static class ReaderFuzzer
     }
 
     /// <summary>
-    /// Fuzzes <paramref name="t"/> for <paramref name="seconds"/>: mutation chains of one to six mutations over its
-    /// seeds. Crashes are returned (the smallest input of each signature), not thrown, so a long run records all.
+    /// Fuzzes <paramref name="t"/> for <paramref name="seconds"/> with fresh random inputs (CsCheck): the long form, for
+    /// perf/ and scripts. Mutation chains of one to six mutations over its seeds. Crashes are returned (the smallest
+    /// input of each signature), not thrown, so a long run records all.
     /// </summary>
-    public static FuzzOutcome Fuzz(ReaderFuzzTarget t, int seconds)
+    public static FuzzOutcome Fuzz(ReaderFuzzTarget t, int seconds) => Run(t, (seeds, attempt) =>
+    {
+        var mutation = Gen.Select(Gen.Int[0, FuzzMutation.KindCount - 1], Gen.UInt, Gen.UInt, Gen.UInt)
+            .Select(m => new FuzzMutation(m.Item1, m.Item2, m.Item3, m.Item4));
+        var cases = Gen.Select(Gen.Int[0, seeds.Length - 1], Gen.Int[0, seeds.Length - 1], mutation.Array[1, 6]);
+        cases.Sample((seed, other, mutations) => attempt(seed, other, mutations), time: seconds, threads: 1,
+            print: c => Describe(Mutate(seeds[c.Item1], seeds[c.Item2], c.Item3)));
+    });
+
+    /// <summary>
+    /// The same mutation chains drawn from <see cref="Random"/>(<paramref name="seed"/>): <paramref name="iterations"/>
+    /// inputs, identical on every run, so a test that uses it cannot fail by chance.
+    /// </summary>
+    public static FuzzOutcome Fuzz(ReaderFuzzTarget t, int seed, int iterations) => Run(t, (seeds, attempt) =>
+    {
+        var rng = new Random(seed);
+        uint Next() => (uint)rng.NextInt64(0, 1L << 32);
+        for (int i = 0; i < iterations; i++)
+        {
+            int first = rng.Next(seeds.Length), other = rng.Next(seeds.Length);
+            var mutations = new FuzzMutation[rng.Next(1, 7)];
+            for (int m = 0; m < mutations.Length; m++)
+                mutations[m] = new FuzzMutation(rng.Next(FuzzMutation.KindCount), Next(), Next(), Next());
+            try { attempt(first, other, mutations); }
+            catch (FuzzCrash) { } // recorded in the outcome; the run goes on to find the others
+        }
+    });
+
+    private static FuzzOutcome Run(ReaderFuzzTarget t,
+        Action<byte[][], Action<int, int, FuzzMutation[]>> drive)
     {
         var seeds = Seeds(t).Select(s => s.Bytes).ToArray();
         if (seeds.Length == 0) throw new InvalidOperationException($"fuzz target {t.Name} has no seeds");
@@ -94,13 +124,10 @@ public static class ReaderFuzzer
         long inputs = 0, accepted = 0;
         var documented = new ConcurrentDictionary<string, long>();
         var crashes = new ConcurrentDictionary<string, FuzzCrash>();
-        var mutation = Gen.Select(Gen.Int[0, FuzzMutation.KindCount - 1], Gen.UInt, Gen.UInt, Gen.UInt)
-            .Select(m => new FuzzMutation(m.Item1, m.Item2, m.Item3, m.Item4));
-        var cases = Gen.Select(Gen.Int[0, seeds.Length - 1], Gen.Int[0, seeds.Length - 1], mutation.Array[1, 6]);
         var started = DateTime.UtcNow;
         try
         {
-            cases.Sample((seed, other, mutations) =>
+            drive(seeds, (seed, other, mutations) =>
             {
                 byte[] input = Mutate(seeds[seed], seeds[other], mutations);
                 Interlocked.Increment(ref inputs);
@@ -115,7 +142,7 @@ public static class ReaderFuzzer
                     crashes.AddOrUpdate(c.Signature, c, (_, old) => c.Input.Length < old.Input.Length ? c : old);
                     throw;
                 }
-            }, time: seconds, threads: 1, print: c => Describe(Mutate(seeds[c.Item1], seeds[c.Item2], c.Item3)));
+            });
         }
         catch (CsCheckException) when (!crashes.IsEmpty)
         {

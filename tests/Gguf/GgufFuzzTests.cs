@@ -1,17 +1,18 @@
-using CsCheck;
 using NativeReasoner.Model.Gguf;
 using Xunit;
 
 namespace NativeReasoner.Tests.Gguf;
 
 /// <summary>
-/// CsCheck-driven corruptions of a valid GGUF file (bounded: a fixed seed and iteration count). Every outcome must be
+/// Seeded corruptions of a valid GGUF file (bounded: a fixed seed and iteration count, the same every run). Every outcome must be
 /// either a clean open whose every tensor reads back within the file, or a <see cref="GgufException"/>; any other
-/// exception (index out of range, overflow, out of memory, access violation) fails and is shrunk to a small case.
+/// exception (index out of range, overflow, out of memory, access violation) fails the test.
 /// </summary>
 public sealed class GgufFuzzTests : IDisposable
 {
     private readonly string _dir = Path.Combine(Path.GetTempPath(), "nr-ggfuzz-" + Guid.NewGuid().ToString("N"));
+
+    private const int FixedSeed = 16;
 
     public GgufFuzzTests() => Directory.CreateDirectory(_dir);
 
@@ -70,12 +71,16 @@ public sealed class GgufFuzzTests : IDisposable
         byte[] valid = GgufTestFiles.ValidFileBytes(_dir);
         string path = Path.Combine(_dir, "fuzz.gguf");
         int opened = 0, rejected = 0;
-        Gen.Select(Gen.Int[0, 4], Gen.Int[0, int.MaxValue], Gen.Int[0, 1000], Gen.Byte)
-            .Sample((kind, position, amount, value) =>
-            {
-                File.WriteAllBytes(path, Mutate(valid, kind, position, amount, value));
-                if (OpenAndReadAll(path)) opened++; else rejected++;
-            }, seed: "0N0XIzNsQ0O2", iter: 1500, threads: 1);
+        // System.Random with a fixed seed: the same 1500 corruptions on every run (CsCheck's seed only fixes the
+        // first sample). The open-ended form is the reader fuzzer's NR_FUZZ_SECONDS run.
+        var rng = new Random(FixedSeed);
+        for (int i = 0; i < 1500; i++)
+        {
+            int kind = rng.Next(0, 5), position = rng.Next(), amount = rng.Next(0, 1001);
+            byte value = (byte)rng.Next(0, 256);
+            File.WriteAllBytes(path, Mutate(valid, kind, position, amount, value));
+            if (OpenAndReadAll(path)) opened++; else rejected++;
+        }
         Assert.True(rejected > 300, $"only {rejected} corruptions were rejected");
         Assert.True(opened > 50, $"only {opened} corrupted files opened");
     }

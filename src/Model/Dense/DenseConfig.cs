@@ -76,6 +76,17 @@ public sealed record DenseConfig : ICausalLMConfig
         Positive("head_dim", HeadDim);
         Positive("rms_norm_eps", RmsNormEps);
         Positive("max_position_embeddings", MaxPositionEmbeddings);
+        string where = $"config ({ModelType})";
+        ConfigLimits.AtMost(where, "vocab_size", VocabSize, ConfigLimits.MaxVocabSize);
+        ConfigLimits.AtMost(where, "hidden_size", HiddenSize, ConfigLimits.MaxHiddenSize);
+        ConfigLimits.AtMost(where, "intermediate_size", IntermediateSize, ConfigLimits.MaxIntermediateSize);
+        ConfigLimits.AtMost(where, "num_hidden_layers", NumHiddenLayers, ConfigLimits.MaxLayers);
+        ConfigLimits.AtMost(where, "num_attention_heads", NumAttentionHeads, ConfigLimits.MaxHeads);
+        ConfigLimits.AtMost(where, "num_key_value_heads", NumKeyValueHeads, ConfigLimits.MaxHeads);
+        ConfigLimits.AtMost(where, "head_dim", HeadDim, ConfigLimits.MaxHeadDim);
+        ConfigLimits.AtMost(where, "max_position_embeddings", MaxPositionEmbeddings, ConfigLimits.MaxPositions);
+        ConfigLimits.AtMost(where, "num_experts", NumExperts, ConfigLimits.MaxExperts);
+        ConfigLimits.AtMost(where, "moe_intermediate_size", MoeIntermediateSize, ConfigLimits.MaxIntermediateSize);
         if (NumAttentionHeads % NumKeyValueHeads != 0)
             throw new ModelConfigException(
                 $"config ({ModelType}): num_attention_heads ({NumAttentionHeads}) must be a multiple of " +

@@ -1,6 +1,7 @@
 // Source: llama.cpp's convert_hf_to_gguf.py conventions: 1-D tensors, norms and MoE routers (ffn_gate_inp) stay F32,
 // matrices take the requested type (falling back to F16 when a row is not a whole number of Q8_0 blocks), experts are
-// stacked per layer, llama q/k rows are permuted for ggml's rope, general.file_type names the matrices' type.
+// stacked per layer, llama q/k rows are permuted for ggml's rope, general.file_type names the matrices' type; DeepSeek's
+// kv_b_proj is split into attn_k_b / attn_v_b (DeepseekV2Model.modify_tensors).
 using NativeReasoner.Kernels;
 
 namespace NativeReasoner.Model.Gguf;
@@ -33,7 +34,14 @@ public static class GgufExporter
         var notes = new List<string>();
         // general.* first, as llama.cpp's writer orders them: the architecture keys go to a side list first.
         var keys = new GgufMetadata(path);
-        string arch = GgufModelConfig.AddModelKeys(model.Config, keys);
+        var config = model.Config;
+        string arch;
+        if (config is DeepseekV3Config deepseek)
+        {
+            notes.AddRange(DeepseekGgufConfig.AddModelKeys(deepseek, keys));
+            arch = DeepseekGgufConfig.Architecture;
+        }
+        else arch = GgufModelConfig.AddModelKeys(config, keys);
         var metadata = new GgufMetadata(path);
         metadata.Add(GgufFormat.ArchitectureKey, arch);
         metadata.Add("general.name", name);
@@ -42,8 +50,12 @@ public static class GgufExporter
             metadata.Add("general.quantization_version", 2u);
         foreach (var (k, v) in keys.Entries)
             if (k != GgufFormat.ArchitectureKey) metadata.Add(k, v);
-        var config = model.Config;
-        long? bos = config is Dense.DenseConfig dc ? dc.BosTokenId : null;
+        long? bos = config switch
+        {
+            Dense.DenseConfig dc => dc.BosTokenId,
+            DeepseekV3Config dsc => dsc.BosTokenId,
+            _ => null,
+        };
         long? eos = config.EosTokenIds.Count > 0 ? config.EosTokenIds[0] : null;
         if (tokenizerJson is not null)
             GgufTokenizer.AddTokenizerKeys(tokenizerJson, tokenizerConfigJson, metadata, tokenizerSource, bos, eos,
@@ -53,55 +65,70 @@ public static class GgufExporter
         var headDim = config is Dense.DenseConfig d ? d.HeadDim : 0;
         var state = ((Nn.Module)model).StateDict();
         var tensors = new List<GgufTensorSource>();
-        var stacked = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var (hfName, tensor) in state)
+
+        // One GGUF tensor: its numpy-order shape, whether it is a matrix (takes the requested type), and its values
+        // as one or more float arrays of whole rows, produced when the writer reaches it.
+        void Add(string ggufName, long[] shape, bool matrix, Func<IEnumerable<float[]>> values, bool permute)
         {
-            var at = GgufTensorNames.ToGguf(hfName) ?? throw new ModelConfigException(
-                $"parameter '{hfName}' has no GGUF tensor name");
-            if (at.IsExpertSlice && !stacked.Add(at.Tensor)) continue;
-            var parts = at.IsExpertSlice
-                ? state.Where(kv => GgufTensorNames.ToGguf(kv.Key) is { } l && l.Tensor == at.Tensor)
-                    .OrderBy(kv => GgufTensorNames.ToGguf(kv.Key)!.Value.Expert).Select(kv => kv.Value).ToList()
-                : [tensor];
-            long cols = tensor.Shape[^1];
-            var shape = at.IsExpertSlice
-                ? new long[] { parts.Count, tensor.Shape[0], tensor.Shape[1] }
-                : tensor.Shape.ToArray().Select(x => (long)x).ToArray();
-            bool matrix = tensor.Rank == 2 && !at.Tensor.EndsWith("ffn_gate_inp.weight", StringComparison.Ordinal);
+            long cols = shape[^1];
             var tensorType = matrix ? type : GgmlType.F32;
             // Rows that are not whole blocks take the next type whose blocks fit, as llama.cpp's tools do.
             if (GgmlTypeInfo.TryGetBlock(tensorType, out int block, out _) && cols % block != 0)
             {
                 var fallback = cols % 32 == 0 && tensorType == GgmlType.Q4_K ? GgmlType.Q8_0 : GgmlType.F16;
-                notes.Add($"{at.Tensor}: rows of {cols} are not whole {tensorType} blocks of {block}; written as " +
+                notes.Add($"{ggufName}: rows of {cols} are not whole {tensorType} blocks of {block}; written as " +
                     $"{fallback}");
                 tensorType = fallback;
             }
             long elements = shape.Aggregate(1L, (p, x) => p * x);
-            long bytes = GgmlTypeInfo.RowBytes(tensorType, cols) * (elements / cols);
-            bool permute = GgufCheckpoint.IsRopePermuted(config.ModelType, hfName);
-            var sources = parts;
-            var ggmlType = tensorType;
-            tensors.Add(new GgufTensorSource(at.Tensor, ggmlType, shape, bytes, stream =>
+            long rowBytes = GgmlTypeInfo.RowBytes(tensorType, cols);
+            tensors.Add(new GgufTensorSource(ggufName, tensorType, shape, rowBytes * (elements / cols), stream =>
             {
-                foreach (var part in sources)
+                foreach (var part in values())
                 {
-                    float[] values = part.ToArray();
-                    int rowElements = part.Rank == 1 ? 1 : (int)cols;
-                    if (ggmlType != GgmlType.F32 && part.Rank == 1) rowElements = values.Length;
-                    long encodedBytes = GgmlTypeInfo.RowBytes(ggmlType, rowElements) * (values.Length / rowElements);
-                    var encoded = new byte[encodedBytes];
-                    GgmlRowConversion.FromFloat32(ggmlType, values, encoded, rowElements);
+                    var encoded = new byte[rowBytes * (part.Length / cols)];
+                    GgmlRowConversion.FromFloat32(tensorType, part, encoded, (int)cols);
                     if (permute)
                     {
+                        // A 1-D bias permutes element by element, a matrix row by row.
                         var reordered = new byte[encoded.Length];
-                        long rb = part.Rank == 1 ? GgmlTypeInfo.RowBytes(ggmlType, 1) : encoded.Length / part.Shape[0];
+                        long rb = shape.Length == 1 ? encoded.Length / part.Length : rowBytes;
                         LlamaRopePermutation.PermuteRows(encoded, reordered, rb, headDim, toGguf: true);
                         encoded = reordered;
                     }
                     stream.Write(encoded);
                 }
             }));
+        }
+
+        var stacked = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var (hfName, tensor) in state)
+        {
+            var at = GgufTensorNames.ToGguf(hfName) ?? throw new ModelConfigException(
+                $"parameter '{hfName}' has no GGUF tensor name");
+            if (at.IsExpertSlice && !stacked.Add(at.Tensor)) continue;
+            if (config is DeepseekV3Config ds && at.Tensor.EndsWith(MlaKvB.JoinedSuffix, StringComparison.Ordinal))
+            {
+                // Split as llama.cpp's MLA files hold it; both halves come from one read of kv_b.
+                string blockName = MlaKvB.BlockOf(at.Tensor);
+                int h = ds.NumAttentionHeads, n = ds.QkNopeHeadDim, v = ds.VHeadDim, r = ds.KvLoraRank;
+                var kvB = tensor;
+                Add(blockName + MlaKvB.KeySuffix, [h, r, n], true,
+                    () => [MlaKvB.Split(kvB.ToArray(), h, n, v, r).KeyB], false);
+                Add(blockName + MlaKvB.ValueSuffix, [h, v, r], true,
+                    () => [MlaKvB.Split(kvB.ToArray(), h, n, v, r).ValueB], false);
+                continue;
+            }
+            var parts = at.IsExpertSlice
+                ? state.Where(kv => GgufTensorNames.ToGguf(kv.Key) is { } l && l.Tensor == at.Tensor)
+                    .OrderBy(kv => GgufTensorNames.ToGguf(kv.Key)!.Value.Expert).Select(kv => kv.Value).ToList()
+                : [tensor];
+            var shape = at.IsExpertSlice
+                ? new long[] { parts.Count, tensor.Shape[0], tensor.Shape[1] }
+                : tensor.Shape.ToArray().Select(x => (long)x).ToArray();
+            bool matrix = tensor.Rank == 2 && !at.Tensor.EndsWith("ffn_gate_inp.weight", StringComparison.Ordinal);
+            Add(at.Tensor, shape, matrix, () => parts.Select(p => p.ToArray()),
+                GgufCheckpoint.IsRopePermuted(config.ModelType, hfName));
         }
         if (config is Dense.DenseConfig { Rope.Type: "llama3" } l3)
         {

@@ -24,7 +24,8 @@ public static class GgufModelConfig
         ["qwen3moe"] = "qwen3_moe",
     };
 
-    private static string SupportedArchitectures => string.Join(", ", ModelTypes.Keys);
+    private static string SupportedArchitectures =>
+        string.Join(", ", ModelTypes.Keys.Append(DeepseekGgufConfig.Architecture));
 
     /// <summary>
     /// config.json text for the model in <paramref name="file"/>. <paramref name="tied"/>: the file has no
@@ -35,6 +36,7 @@ public static class GgufModelConfig
     {
         var m = file.Metadata;
         string arch = m.GetString(GgufFormat.ArchitectureKey);
+        if (arch == DeepseekGgufConfig.Architecture) return DeepseekGgufConfig.ToConfigJson(file);
         if (!ModelTypes.TryGetValue(arch, out var modelType))
             throw new GgufException(file.FilePath, $"metadata key '{GgufFormat.ArchitectureKey}'",
                 $"is '{arch}', expected one of {SupportedArchitectures}");
@@ -182,7 +184,7 @@ public static class GgufModelConfig
     /// A number as HF wrote it: GGUF keeps floats as float32, so the shortest decimal that rounds to that float32 is
     /// taken (1e-6 reads back as 1e-6, not 9.99999997e-07).
     /// </summary>
-    private static double Number(GgufMetadata m, string key)
+    internal static double Number(GgufMetadata m, string key)
     {
         if (m.TryGet(key, out var v) && v.Value is float f && float.IsFinite(f))
             return double.Parse(f.ToString("R", CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);

@@ -1,5 +1,6 @@
 // Source: llama.cpp's tensor name table (gguf-py/gguf/constants.py, TENSOR_NAMES / MODEL_TENSORS) and the HF names
-// convert_hf_to_gguf.py maps onto it (gguf-py/gguf/tensor_mapping.py) for llama, qwen2, qwen3 and qwen3moe.
+// convert_hf_to_gguf.py maps onto it (gguf-py/gguf/tensor_mapping.py) for llama, qwen2, qwen3, qwen3moe and deepseek2
+// (DeepSeek-V2/V3: MLA projections, the router's correction bias exp_probs_b, shared experts *_shexp).
 using System.Text.RegularExpressions;
 
 namespace NativeReasoner.Model.Gguf;
@@ -13,7 +14,7 @@ public readonly record struct GgufLocation(string Tensor, int Expert = -1)
     public bool IsExpertSlice => Expert >= 0;
 }
 
-/// <summary>The HF → GGUF tensor names of the supported architectures.</summary>
+/// <summary>The HF → GGUF tensor names of the supported architectures (the names do not collide between them).</summary>
 public static partial class GgufTensorNames
 {
     [GeneratedRegex(@"^model\.layers\.(\d+)\.(.+)$")]
@@ -48,6 +49,18 @@ public static partial class GgufTensorNames
         ["mlp.up_proj.weight"] = "ffn_up.weight",
         ["mlp.down_proj.weight"] = "ffn_down.weight",
         ["mlp.gate.weight"] = "ffn_gate_inp.weight",
+        // deepseek2 (MLA attention, shared experts, the sigmoid router's correction bias).
+        ["self_attn.q_a_proj.weight"] = "attn_q_a.weight",
+        ["self_attn.q_a_layernorm.weight"] = "attn_q_a_norm.weight",
+        ["self_attn.q_b_proj.weight"] = "attn_q_b.weight",
+        ["self_attn.kv_a_proj_with_mqa.weight"] = "attn_kv_a_mqa.weight",
+        ["self_attn.kv_a_layernorm.weight"] = "attn_kv_a_norm.weight",
+        // One tensor in older files; llama.cpp's MLA files hold it split (MlaKvB: attn_k_b + attn_v_b).
+        ["self_attn.kv_b_proj.weight"] = MlaKvB.JoinedSuffix,
+        ["mlp.gate.e_score_correction_bias"] = "exp_probs_b.bias",
+        ["mlp.shared_experts.gate_proj.weight"] = "ffn_gate_shexp.weight",
+        ["mlp.shared_experts.up_proj.weight"] = "ffn_up_shexp.weight",
+        ["mlp.shared_experts.down_proj.weight"] = "ffn_down_shexp.weight",
     };
 
     /// <summary>The GGUF location of HF parameter <paramref name="hfName"/>; null when the name has no GGUF
