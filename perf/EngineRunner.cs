@@ -33,9 +33,8 @@ public sealed class EngineRunner : IDisposable
         using var noGrad = Tensor.NoGrad();
         var ids = Tensor.FromArray(tokens.Select(t => (long)t).ToArray(), 1, tokens.Length);
         var sw = Stopwatch.StartNew();
-        var logits = _model.Forward(ids, cache);
-        // The last position's logits, as llama.cpp returns them.
-        _ = logits.Narrow(1, tokens.Length - 1, 1).ToArray();
+        // The last position's logits only, as llama.cpp returns them.
+        _ = _model.ForwardLast(ids, cache, default).ToArray();
         return sw.Elapsed.TotalSeconds;
     }
 
@@ -50,7 +49,7 @@ public sealed class EngineRunner : IDisposable
         using (var scope = new TensorScope())
         {
             var ids = Tensor.FromArray(prompts.SelectMany(x => x.Select(t => (long)t)).ToArray(), b, p);
-            next = ArgMaxLast(_model.Forward(ids, cache), b);
+            next = ArgMaxLast(_model.ForwardLast(ids, cache, default), b);
         }
         var sw = Stopwatch.StartNew();
         for (int step = 0; step < steps; step++)

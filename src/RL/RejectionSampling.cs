@@ -23,7 +23,7 @@ public static class RejectionSampling
         int solved = 0;
         foreach (var p in problems)
         {
-            var prompt = tokenizer.Encode(template.Format(p.Prompt)).Select(i => (long)i).ToArray();
+            var prompt = tokenizer.EncodePrompt(template.Format(p.Prompt));
             var samples = policy.Generate(Enumerable.Repeat(prompt, samplesPerProblem).ToArray(), options, rng);
             var seen = new HashSet<string>(StringComparer.Ordinal);
             int keptHere = 0;
