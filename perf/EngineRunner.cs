@@ -1,5 +1,7 @@
 using System.Diagnostics;
+using NativeReasoner.Kernels.Quant;
 using NativeReasoner.Model;
+using NativeReasoner.Nn;
 
 namespace NativeReasoner.Perf;
 
@@ -10,11 +12,24 @@ public sealed class EngineRunner : IDisposable
     public int VocabSize => _model.Config.VocabSize;
     public long WeightBytes { get; }
 
-    public EngineRunner(string gguf)
+    /// <summary>The format the weights were packed in after the load (<paramref name="pack"/>), else null.</summary>
+    public QuantFormat? PackedAs { get; }
+
+    /// <param name="pack">
+    /// Packs the loaded weights in this format (from the values the GGUF reader decoded) so the packed kernels run:
+    /// the GGUF reader of this branch widens Q8_0 / Q4_K tensors at load. Q8_0 re-packs its own values exactly;
+    /// Q4_K's scales are fitted again (this engine's quantiser), so its logits move a little from the file's.
+    /// </param>
+    public EngineRunner(string gguf, QuantFormat? pack = null)
     {
         _model = CausalLMRegistry.Load(gguf, Device.Cpu, CheckpointLoadOptions.Inference, out var report);
         _model.Eval();
         WeightBytes = report.WeightBytes;
+        if (pack is { } format)
+        {
+            PackedWeights.Pack((Module)_model, format);
+            PackedAs = format;
+        }
     }
 
     /// <summary>Logits of every position of one sequence: [T, V] row-major.</summary>
