@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.IO.Compression;
 using System.Text;
+using NativeReasoner.Kernels.Quant;
 using NativeReasoner.Model;
 using NativeReasoner.Model.Dense;
 using NativeReasoner.Model.Gguf;
@@ -14,6 +15,9 @@ namespace NativeReasoner.Perf;
 /// and 16, and the logits of both on one prompt (max |ours − llama.cpp| / max |llama.cpp|).
 /// Options: --shapes a,b  --dtypes f32,f16,bf16,q8_0,q4_k  --threads N  --prompt N  --decode N  --rounds N
 /// --tokenizer DIR (tokenizer.json + tokenizer_config.json; default the qwen3 fixture)  --work DIR  --out FILE.md
+/// --rows shape:type,shape:type (only these rows, instead of every shape × type)  --ours-as-loaded (bf16, q8_0,
+/// q4_0, q4_k files: run this engine on the weights as the GGUF reader holds them, not packed in the file's type).
+/// Each row prints its wall time, and the run its total.
 /// </summary>
 public static class CompareLlamaCpp
 {
@@ -72,6 +76,11 @@ public static class CompareLlamaCpp
         }
         var shapes = Opt("--shapes", "qwen2-small").Split(',');
         var dtypes = Opt("--dtypes", "f32,f16,bf16,q8_0,q4_k").Split(',');
+        var rows = Opt("--rows", "") is { Length: > 0 } r
+            ? r.Split(',').Select(ParseRow).ToList()
+            : shapes.SelectMany(sh => dtypes.Select(dt => (Shape: sh, Type: dt))).ToList();
+        bool asLoaded = args.Contains("--ours-as-loaded");
+        var total = System.Diagnostics.Stopwatch.StartNew();
         int threads = int.Parse(Opt("--threads", "2"), CultureInfo.InvariantCulture);
         int prompt = int.Parse(Opt("--prompt", "512"), CultureInfo.InvariantCulture);
         int decode = int.Parse(Opt("--decode", "16"), CultureInfo.InvariantCulture);
@@ -91,30 +100,57 @@ public static class CompareLlamaCpp
             "decode b1 llama.cpp | × | decode b16 ours | decode b16 llama.cpp | × | logits max rel diff |");
         report.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         Console.WriteLine(report.ToString());
-        foreach (string shapeName in shapes)
+        var rowTimes = new List<string>();
+        foreach (var (shapeName, dtype) in rows)
         {
             var config = Shape(shapeName);
-            foreach (string dtype in dtypes)
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            string gguf = Path.Combine(work, $"{shapeName}-{dtype}.gguf");
+            if (!File.Exists(gguf))
             {
-                string gguf = Path.Combine(work, $"{shapeName}-{dtype}.gguf");
-                if (!File.Exists(gguf))
-                {
-                    using var model = config.Build(new Generator(1234));
-                    GgufExporter.Export(model, gguf, GgufExporter.ParseType(dtype), shapeName, tokenizerJson,
-                        tokenizerConfig);
-                }
-                string row = MeasureRow(shapeName, dtype, gguf, config, threads, prompt, decode, rounds);
-                Console.WriteLine(row);
-                report.AppendLine(row);
+                using var model = config.Build(new Generator(1234));
+                GgufExporter.Export(model, gguf, GgufExporter.ParseType(dtype), shapeName, tokenizerJson,
+                    tokenizerConfig);
             }
+            var pack = asLoaded ? null : PackFormat(dtype);
+            string row = MeasureRow(shapeName, dtype, gguf, config, threads, prompt, decode, rounds, pack);
+            Console.WriteLine(row);
+            report.AppendLine(row);
+            string time = $"{shapeName} {dtype}: {clock.Elapsed.TotalSeconds:F0} s (load average " +
+                $"{LoadAverage()}{(pack is { } f ? $"; ours packed {f.Name()} after the load" : "")})";
+            Console.Error.WriteLine("row " + time);
+            rowTimes.Add(time);
         }
         report.AppendLine();
-        report.AppendLine("load average at end: " + LoadAverage());
+        foreach (var t in rowTimes) report.AppendLine("- " + t);
+        report.AppendLine();
+        report.AppendLine($"load average at end: {LoadAverage()}; total {total.Elapsed.TotalMinutes:F1} min");
+        Console.Error.WriteLine($"compare-llamacpp: {rows.Count} rows in {total.Elapsed.TotalMinutes:F1} min");
         if (outFile is not null) File.WriteAllText(outFile, report.ToString());
     }
 
+    private static (string Shape, string Type) ParseRow(string text)
+    {
+        var parts = text.Split(':');
+        if (parts.Length != 2)
+            throw new ArgumentException($"--rows: '{text}' is not shape:type (e.g. qwen2.5-0.5b:q8_0)");
+        _ = Shape(parts[0]);
+        _ = GgufExporter.ParseType(parts[1]);
+        return (parts[0], parts[1]);
+    }
+
+    /// <summary>The packed format that runs a GGUF type's weights in this engine (null: f32 / f16 as loaded).</summary>
+    private static QuantFormat? PackFormat(string dtype) => dtype switch
+    {
+        "bf16" => QuantFormat.BF16,
+        "q8_0" => QuantFormat.Q8_0,
+        "q4_0" => QuantFormat.Q4_0,
+        "q4_k" => QuantFormat.Q4_K,
+        _ => null,
+    };
+
     private static string MeasureRow(string shape, string dtype, string gguf, ICausalLMConfig config, int threads,
-        int prompt, int decode, int rounds)
+        int prompt, int decode, int rounds, QuantFormat? pack)
     {
         var rng = new Random(7);
         int[] Tokens(int n) => Enumerable.Range(0, n).Select(_ => rng.Next(0, 151643)).ToArray();
@@ -130,7 +166,7 @@ public static class CompareLlamaCpp
             theirs[k] = [];
         }
         double maxRel;
-        using var engine = new EngineRunner(gguf);
+        using var engine = new EngineRunner(gguf, pack);
         using (var exact = new LlamaCppRunner(gguf, threads, contextTokens: 64, maxSequences: 1, exactAttention: true))
         {
             var a = engine.Logits(checkTokens);

@@ -1,5 +1,7 @@
 using System.Diagnostics;
+using NativeReasoner.Kernels.Quant;
 using NativeReasoner.Model;
+using NativeReasoner.Nn;
 
 namespace NativeReasoner.Perf;
 
@@ -10,11 +12,24 @@ public sealed class EngineRunner : IDisposable
     public int VocabSize => _model.Config.VocabSize;
     public long WeightBytes { get; }
 
-    public EngineRunner(string gguf)
+    /// <summary>The format the weights were packed in after the load (<paramref name="pack"/>), else null.</summary>
+    public QuantFormat? PackedAs { get; }
+
+    /// <param name="pack">
+    /// Packs the loaded weights in this format (from the values the GGUF reader decoded) so the packed kernels run:
+    /// the GGUF reader of this branch widens Q8_0 / Q4_K tensors at load. Q8_0 re-packs its own values exactly;
+    /// Q4_K's scales are fitted again (this engine's quantiser), so its logits move a little from the file's.
+    /// </param>
+    public EngineRunner(string gguf, QuantFormat? pack = null)
     {
         _model = CausalLMRegistry.Load(gguf, Device.Cpu, CheckpointLoadOptions.Inference, out var report);
         _model.Eval();
         WeightBytes = report.WeightBytes;
+        if (pack is { } format)
+        {
+            PackedWeights.Pack((Module)_model, format);
+            PackedAs = format;
+        }
     }
 
     /// <summary>Logits of every position of one sequence: [T, V] row-major.</summary>
@@ -33,9 +48,8 @@ public sealed class EngineRunner : IDisposable
         using var noGrad = Tensor.NoGrad();
         var ids = Tensor.FromArray(tokens.Select(t => (long)t).ToArray(), 1, tokens.Length);
         var sw = Stopwatch.StartNew();
-        var logits = _model.Forward(ids, cache);
-        // The last position's logits, as llama.cpp returns them.
-        _ = logits.Narrow(1, tokens.Length - 1, 1).ToArray();
+        // The last position's logits only, as llama.cpp returns them.
+        _ = _model.ForwardLast(ids, cache, default).ToArray();
         return sw.Elapsed.TotalSeconds;
     }
 
@@ -50,7 +64,7 @@ public sealed class EngineRunner : IDisposable
         using (var scope = new TensorScope())
         {
             var ids = Tensor.FromArray(prompts.SelectMany(x => x.Select(t => (long)t)).ToArray(), b, p);
-            next = ArgMaxLast(_model.Forward(ids, cache), b);
+            next = ArgMaxLast(_model.ForwardLast(ids, cache, default), b);
         }
         var sw = Stopwatch.StartNew();
         for (int step = 0; step < steps; step++)

@@ -153,13 +153,13 @@ public class BenchTinyModelBenchmarks
         _next = new long[Batch];
         _sampled = new long[Batch];
         // The prefill, as TextGeneration.Generate does it: all prompt positions in one causal forward that
-        // fills the cache, then the first decoded token of each sequence from its last position's logits.
+        // fills the cache, the head on each sequence's last position only, whose logits give the first token.
         using (Tensor.NoGrad())
         using (var scope = new TensorScope())
         {
-            var logits = _model.Forward(Tensor.FromArray(ids, [Batch, Prompt]), _cache).ToArray();
+            var logits = _model.ForwardLast(Tensor.FromArray(ids, [Batch, Prompt]), _cache, default).ToArray();
             for (int i = 0; i < Batch; i++)
-                _next[i] = TextGeneration.Sample(logits.AsSpan((i * Prompt + Prompt - 1) * _c.VocabSize, _c.VocabSize), _greedy, _sampleRng);
+                _next[i] = TextGeneration.Sample(logits.AsSpan(i * _c.VocabSize, _c.VocabSize), _greedy, _sampleRng);
         }
         JitWarmup.Run(DecodeStep, seconds: 3, minCalls: 30);
     }

@@ -158,7 +158,7 @@ public sealed class ChatSession
     private bool Answer()
     {
         var promptText = _prompt.Render(_conversation);
-        var ids = _bundle.Tokenizer.Encode(promptText).Select(i => (long)i).ToArray();
+        var ids = _bundle.Tokenizer.EncodePrompt(promptText);
         // A turn may use what the context has left: the answer ends as "max new tokens reached" when it is full.
         int positions = _bundle.Policy.Model.Config.MaxPositionEmbeddings;
         int room = positions - ids.Length;

@@ -74,7 +74,7 @@ public static class GenerateCommand
                 var promptText = chatPrompt != null
                     ? chatPrompt.Render([new ChatMessage("user", q)])
                     : bundle.Template.Format(q);
-                var ids = bundle.Tokenizer.Encode(promptText).Select(i => (long)i).ToArray();
+                var ids = bundle.Tokenizer.EncodePrompt(promptText);
                 var run = TextGeneration.Generate(bundle.Policy.Model, Enumerable.Repeat(ids, k).ToArray(), options,
                     rng);
                 Console.Error.WriteLine($"nr generate: {ThroughputText(k, ids.Length, run)}");

@@ -45,15 +45,26 @@ public sealed class DeepseekV3ForCausalLM : Module, ICausalLM
     /// Causal forward of every position. inputIds: int64 [B, T] → logits [B, T, V]. With a cache (a
     /// prefill), also stores the compressed entries of positions 0..T−1 and sets each sequence's length to T.
     /// </summary>
-    public Tensor Forward(Tensor inputIds, MlaCache? cache)
+    public Tensor Forward(Tensor inputIds, MlaCache? cache) => Prefill(inputIds, cache, allPositions: true, default);
+
+    /// <summary>
+    /// A generation prefill: <see cref="Forward(Tensor, MlaCache?)"/> with the head on one position per sequence
+    /// (lastPositions[b], or T−1 for all when empty). int64 [B, T] → logits [B, 1, V].
+    /// </summary>
+    public Tensor ForwardLast(Tensor inputIds, MlaCache? cache, ReadOnlySpan<int> lastPositions) =>
+        Prefill(inputIds, cache, allPositions: false, lastPositions);
+
+    private Tensor Prefill(Tensor inputIds, MlaCache? cache, bool allPositions, ReadOnlySpan<int> lastPositions)
     {
         if (inputIds.Rank != 2) throw new ArgumentException($"input_ids must be [B, T], got {Tensor.FormatShape(inputIds.Shape)}");
         int b = inputIds.Shape[0], t = inputIds.Shape[1];
         if (cache != null && cache.Batch != b) throw new ArgumentException($"cache holds {cache.Batch} sequences, input has {b}");
+        LastPositions.Validate(lastPositions, b, t);
         var (cos, sin) = Rotary.Range(0, t);
         var h = Model.EmbedTokens.Forward(inputIds);
         foreach (var layer in Model.Layers) h = layer.Forward(h, cos, sin, cache);
         if (cache != null) Array.Fill(cache.Lengths, t);
+        if (!allPositions) h = LastPositions.Select(h, lastPositions);                       // [B, 1, C]
         return Tensor.Linear(Model.Norm.Forward(h), HeadWeight);
     }
 
@@ -78,7 +89,17 @@ public sealed class DeepseekV3ForCausalLM : Module, ICausalLM
     /// S new tokens for cache rows rows[i] at positions cache.Lengths[rows[i]] … +S−1 (which then grows by S):
     /// int64 [n, S] → logits [n, S, V]; the cache's other rows are untouched. Inference only.
     /// </summary>
-    public Tensor ForwardCached(Tensor inputIds, MlaCache cache, ReadOnlySpan<int> rows)
+    public Tensor ForwardCached(Tensor inputIds, MlaCache cache, ReadOnlySpan<int> rows) =>
+        Cached(inputIds, cache, rows, allPositions: true);
+
+    /// <summary>
+    /// <see cref="ForwardCached(Tensor, MlaCache, ReadOnlySpan{int})"/> with the head on each sequence's last new
+    /// position only: int64 [n, S] → logits [n, 1, V]. Inference only.
+    /// </summary>
+    public Tensor ForwardCachedLast(Tensor inputIds, MlaCache cache, ReadOnlySpan<int> rows) =>
+        Cached(inputIds, cache, rows, allPositions: false);
+
+    private Tensor Cached(Tensor inputIds, MlaCache cache, ReadOnlySpan<int> rows, bool allPositions)
     {
         if (inputIds.Rank != 2)
             throw new ArgumentException($"input_ids must be [n, S], got {Tensor.FormatShape(inputIds.Shape)}");
@@ -94,6 +115,7 @@ public sealed class DeepseekV3ForCausalLM : Module, ICausalLM
         var h = Model.EmbedTokens.Forward(inputIds);
         foreach (var layer in Model.Layers) h = layer.ForwardCached(h, cos, sin, cache, starts, rows);
         for (int i = 0; i < b; i++) cache.Lengths[rows[i]] = starts[i] + s;
+        if (!allPositions) h = LastPositions.Select(h, default);                             // [n, 1, C]
         return Tensor.Linear(Model.Norm.Forward(h), HeadWeight);
     }
 
@@ -106,6 +128,12 @@ public sealed class DeepseekV3ForCausalLM : Module, ICausalLM
         Forward(inputIds, cache == null ? null : AsMla(cache));
 
     Tensor ICausalLM.ForwardCached(Tensor inputIds, IKvCache cache) => ForwardCached(inputIds, AsMla(cache));
+
+    Tensor ICausalLM.ForwardLast(Tensor inputIds, IKvCache? cache, ReadOnlySpan<int> lastPositions) =>
+        ForwardLast(inputIds, cache == null ? null : AsMla(cache), lastPositions);
+
+    Tensor ICausalLM.ForwardCachedLast(Tensor inputIds, IKvCache cache, ReadOnlySpan<int> rows) =>
+        ForwardCachedLast(inputIds, AsMla(cache), rows);
 
     Tensor ICausalLM.ForwardCached(Tensor inputIds, IKvCache cache, ReadOnlySpan<int> rows) =>
         ForwardCached(inputIds, AsMla(cache), rows);

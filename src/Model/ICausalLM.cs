@@ -76,6 +76,19 @@ public interface ICausalLM : IDisposable
     Tensor Forward(Tensor inputIds, IKvCache? cache);
 
     /// <summary>
+    /// A generation prefill: <see cref="Forward(Tensor, IKvCache?)"/> (the cache, when given, filled the same way)
+    /// but with the vocabulary head run on one position per sequence — lastPositions[b], or T−1 for every sequence
+    /// when the span is empty. ids [B, T] → logits [B, 1, V], equal to those rows of the full forward.
+    /// </summary>
+    Tensor ForwardLast(Tensor inputIds, IKvCache? cache, ReadOnlySpan<int> lastPositions);
+
+    /// <summary>
+    /// <see cref="ForwardCached(Tensor, IKvCache, ReadOnlySpan{int})"/> returning only each sequence's last new
+    /// position's logits: ids [n, S] → logits [n, 1, V]. A serving prefill of S prompt tokens runs the head once.
+    /// </summary>
+    Tensor ForwardCachedLast(Tensor inputIds, IKvCache cache, ReadOnlySpan<int> rows);
+
+    /// <summary>
     /// S new tokens per sequence after what the cache holds: sequence b's tokens go to positions
     /// cache.Lengths[b] … +S−1, which then grows by S. ids [B, S] → logits [B, S, V]. Inference only (no grad).
     /// </summary>

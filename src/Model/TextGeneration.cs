@@ -117,11 +117,15 @@ public static class TextGeneration
         {
             var ids = new long[b * maxPrompt];
             for (int i = 0; i < b; i++) Array.Copy(prompts[i], 0, ids, i * maxPrompt, prompts[i].Length);
-            var logits = model.Forward(Tensor.FromArray(ids, [b, maxPrompt]).To(device), cache).ToArray();
+            var last = new int[b];
+            for (int i = 0; i < b; i++) last[i] = prompts[i].Length - 1;
+            // Only each prompt's last position goes through the vocabulary head.
+            var logits = model.ForwardLast(Tensor.FromArray(ids, [b, maxPrompt]).To(device), cache, last)
+                .ToArray();                                                                     // [B, 1, V]
             for (int i = 0; i < b; i++)
             {
                 cache.Lengths[i] = prompts[i].Length;
-                int row = checked((i * maxPrompt + prompts[i].Length - 1) * v);
+                int row = checked(i * v);
                 next[i] = Sample(logits.AsSpan(row, v), options, rngOf(i));
                 if (budget != null && options.MaxNewTokens > 0) next[i] = budget.Choose(i, next[i]);
             }

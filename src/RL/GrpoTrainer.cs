@@ -248,7 +248,7 @@ public sealed class GrpoTrainer : IDisposable
         EosTokenIds = [_tokenizer.EosId],
     };
 
-    public long[] EncodePrompt(string question) => _tokenizer.Encode(_template.Format(question)).Select(i => (long)i).ToArray();
+    public long[] EncodePrompt(string question) => _tokenizer.EncodePrompt(_template.Format(question));
 
     /// <summary>Completion text: the sampled tokens without the final EOS (other special tokens kept).</summary>
     public string DecodeCompletion(long[] tokens)
@@ -682,7 +682,7 @@ public static class Evaluation
         IReadOnlyList<Problem> problems, GenerationOptions options, ulong seed = 0)
     {
         if (problems.Count == 0) return new EvalReport(double.NaN, double.NaN, double.NaN, double.NaN, new Dictionary<int, (double, double, double, double, int)>());
-        var prompts = problems.Select(p => tokenizer.Encode(template.Format(p.Prompt)).Select(i => (long)i).ToArray()).ToArray();
+        var prompts = problems.Select(p => tokenizer.EncodePrompt(template.Format(p.Prompt))).ToArray();
         var samples = policy.Generate(prompts, options, new Generator(seed));
         var acc = new AccuracyReward(task);
         var rows = problems.Select((p, i) =>

@@ -63,7 +63,7 @@ public sealed class ModelBundle : IDisposable
         Template.Save(directory);
     }
 
-    public long[] EncodePrompt(string question) => Tokenizer.Encode(Template.Format(question)).Select(i => (long)i).ToArray();
+    public long[] EncodePrompt(string question) => Tokenizer.EncodePrompt(Template.Format(question));
 
     public void Dispose() => Policy.Model.Dispose();
 }

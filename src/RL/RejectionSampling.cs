@@ -33,7 +33,7 @@ public static class RejectionSampling
         {
             var p = problems[index];
             var kept = keptBy[index] = [];
-            var prompt = tokenizer.Encode(template.Format(p.Prompt)).Select(i => (long)i).ToArray();
+            var prompt = tokenizer.EncodePrompt(template.Format(p.Prompt));
             var problemRng = new Generator(baseSeed + (ulong)index * 0x9E3779B97F4A7C15UL);
             var samples = policy.Generate(Enumerable.Repeat(prompt, samplesPerProblem).ToArray(), options, problemRng);
             var seen = new HashSet<string>(StringComparer.Ordinal);

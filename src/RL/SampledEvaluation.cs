@@ -78,7 +78,7 @@ public static class SampledEvaluation
             var chunk = problems.Skip(start).Take(perCall).ToArray();
             // prompts: [chunk × K], each problem's K copies next to each other.
             var prompts = chunk
-                .Select(p => tokenizer.Encode(template.Format(p.Prompt)).Select(i => (long)i).ToArray())
+                .Select(p => tokenizer.EncodePrompt(template.Format(p.Prompt)))
                 .SelectMany(ids => Enumerable.Repeat(ids, samples))
                 .ToArray();
             var generated = policy.Generate(prompts, options, rng);

@@ -76,7 +76,7 @@ public sealed class SftTrainer : IDisposable
 
     /// <summary>Prompt ids (template applied) and completion ids (the completion text, then EOS).</summary>
     public (long[] Prompt, long[] Completion) Encode(SftExample e) =>
-        (_tokenizer.Encode(_template.Format(e.Prompt)).Select(i => (long)i).ToArray(),
+        (_tokenizer.EncodePrompt(_template.Format(e.Prompt)),
          _tokenizer.Encode(e.Completion).Append(_tokenizer.EosId).Select(i => (long)i).ToArray());
 
     /// <summary>

@@ -160,9 +160,9 @@ public sealed class BatchScheduler : IDisposable
         using var noGrad = Tensor.NoGrad();
         using var scope = new TensorScope();
         var ids = Tensor.FromArray(prompt[seq.CachedTokens..], [1, s]).To(_model.Device);
-        var logits = _model.ForwardCached(ids, _pool.Cache, [seq.Row]);                       // [1, S, V]
+        var logits = _model.ForwardCachedLast(ids, _pool.Cache, [seq.Row]);                   // [1, 1, V]
         _pool.Record(seq.Row, prompt.AsSpan(seq.CachedTokens));
-        var last = logits.Narrow(1, s - 1, 1).ToArray();                                         // [V]
+        var last = logits.ToArray();                                                             // [V]
         return Sample(seq, last);
     }
 

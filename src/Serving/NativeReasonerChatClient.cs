@@ -156,7 +156,7 @@ public sealed class NativeReasonerChatClient : IChatClient
     private PreparedRequest Prepare(List<AiChatMessage> conversation, ChatOptions? options)
     {
         string promptText = ChatRequestRenderer.Render(_prompt, conversation, options);
-        long[] ids = _tokenizer.Encode(promptText).Select(i => (long)i).ToArray();
+        long[] ids = _tokenizer.EncodePrompt(promptText);
         int room = _sequenceLength - ids.Length;
         if (room <= 0)
             throw new ArgumentException(_sequenceLength == _contextLength

@@ -30,6 +30,33 @@ public static unsafe partial class KernelChecks
             list.Add(new KernelCheck($"quantized-matmul/{format.Name()}/random-blocks-5x41x{(bs == 1 ? 33 : 2 * bs)}",
                 ctx => CheckQuantized(ctx, format, 5, 41, bs == 1 ? 33 : 2 * bs, randomBytes: true)));
         }
+        // Grouped (the routed experts): empty experts, one-row experts, and one at the panel threshold's far side.
+        foreach (QuantFormat format in Enum.GetValues<QuantFormat>())
+        {
+            int k = format == QuantFormat.BF16 ? 33 : format.BlockSize() == 32 ? 96 : 256;
+            list.Add(new KernelCheck($"quantized-matmul/grouped/{format.Name()}/2x[0,1,3,0,17,2]x37x{k}",
+                ctx => CheckGrouped(ctx, format, sets: 2, [0, 1, 3, 0, 17, 2], 37, k)));
+            list.Add(new KernelCheck($"quantized-matmul/grouped/{format.Name()}/1x[2,0,5]x9x{k}",
+                ctx => CheckGrouped(ctx, format, sets: 1, [2, 0, 5], 9, k)));
+        }
+        list.Add(new KernelCheck("quantized-matmul/grouped/bad-offsets", ctx =>
+        {
+            var op = QuantizedOp(ctx);
+            float* x = ctx.Up(ctx.Rand(64)), y = ctx.Garbage<float>(64);
+            byte* w = ctx.Up(new byte[64]);
+            int* offsets = stackalloc int[] { 0, 2, 1 };
+            byte** ws = stackalloc byte*[] { w, w };
+            float** ys = stackalloc float*[] { y };
+            try
+            {
+                op.GroupedQuantizedMatMul(QuantFormat.Q8_0, 1, 2, offsets, 1, 32, x, ws, ys);
+                ctx.Require(false, "descending offsets did not throw");
+            }
+            catch (ArgumentException e)
+            {
+                ctx.Require(e.Message.Contains("ascend"), $"unclear error: {e.Message}");
+            }
+        }));
         list.Add(new KernelCheck("quantized-matmul/bad-arguments", ctx =>
         {
             var op = QuantizedOp(ctx);
@@ -111,6 +138,45 @@ public static unsafe partial class KernelChecks
             }
         double rel = Math.Sqrt(errSq / Math.Max(magSq, 1e-300));
         ctx.Require(rel <= 0.01, $"{what}: rms error {rel:E3} of Σ|x·w|, more than 1 %");
+    }
+
+    /// <summary>
+    /// The grouped product against the reference's one product per expert and set. The int8 activations of the
+    /// CPU kernel move each output as in <see cref="CheckQuantized"/>; 2 % rms over the output catches a wrong
+    /// expert, row or set (each gives an error of the order of the output itself).
+    /// </summary>
+    private static void CheckGrouped(KernelCheckContext ctx, QuantFormat format, int sets, int[] rowsPerGroup,
+        int N, int K)
+    {
+        int groups = rowsPerGroup.Length;
+        var offsets = new int[groups + 1];
+        for (int g = 0; g < groups; g++) offsets[g + 1] = offsets[g] + rowsPerGroup[g];
+        int M = offsets[groups];
+        float[] x = ctx.Rand((long)M * K);
+        var packed = new byte[sets * groups][];
+        for (int i = 0; i < packed.Length; i++)
+            packed[i] = format == QuantFormat.Q6_K ? RandomBlocks(ctx.Rng, format, N, K)
+                : BlockQuantizer.Quantize(format, ctx.Rand((long)N * K, -0.1f, 0.1f), N, K);
+        var expected = new float[sets][];
+        for (int s = 0; s < sets; s++)
+        {
+            expected[s] = new float[(long)M * N];
+            for (int g = 0; g < groups; g++)
+                fixed (float* px = x, pe = expected[s])
+                fixed (byte* pw = packed[s * groups + g])
+                    ctx.Ref.QuantizedMatMul(format, rowsPerGroup[g], N, K, px + (long)offsets[g] * K, pw,
+                        pe + (long)offsets[g] * N);
+        }
+        float* dx = ctx.Up(x);
+        byte** dw = stackalloc byte*[sets * groups];
+        for (int i = 0; i < packed.Length; i++) dw[i] = ctx.Up(packed[i]);
+        float** dy = stackalloc float*[sets];
+        for (int s = 0; s < sets; s++) dy[s] = ctx.Garbage<float>((long)M * N);
+        fixed (int* off = offsets)
+            QuantizedOp(ctx).GroupedQuantizedMatMul(format, sets, groups, off, N, K, dx, dw, dy);
+        for (int s = 0; s < sets; s++)
+            ctx.Close(ctx.Down(dy[s], (long)M * N), expected[s], format == QuantFormat.BF16 ? 1e-5 : 0.02,
+                $"grouped {format.Name()} set {s}, groups [{string.Join(",", rowsPerGroup)}] x {N} x {K}");
     }
 
     /// <summary>Rows of random bytes with every block's fp16 scales replaced by sane values (±[2⁻¹⁰, 2⁻⁶)).</summary>

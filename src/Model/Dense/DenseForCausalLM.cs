@@ -67,16 +67,27 @@ public sealed class DenseForCausalLM : Module, ICausalLM
     /// Causal forward of positions 0..T−1: int64 [B, T] → logits [B, T, V]. With a cache (a prefill), also stores
     /// every layer's keys and values and sets each sequence's length to T.
     /// </summary>
-    public Tensor Forward(Tensor inputIds, IKvCache? cache)
+    public Tensor Forward(Tensor inputIds, IKvCache? cache) => Prefill(inputIds, cache, allPositions: true, default);
+
+    /// <summary>
+    /// A generation prefill: <see cref="Forward(Tensor, IKvCache?)"/> with the head on one position per sequence
+    /// (lastPositions[b], or T−1 for all when empty). int64 [B, T] → logits [B, 1, V].
+    /// </summary>
+    public Tensor ForwardLast(Tensor inputIds, IKvCache? cache, ReadOnlySpan<int> lastPositions) =>
+        Prefill(inputIds, cache, allPositions: false, lastPositions);
+
+    private Tensor Prefill(Tensor inputIds, IKvCache? cache, bool allPositions, ReadOnlySpan<int> lastPositions)
     {
         CheckIds(inputIds, cache, "T");
         int t = inputIds.Shape[1];
+        LastPositions.Validate(lastPositions, inputIds.Shape[0], t);
         CausalLMChecks.RequireWithinContext(Config, t, "the forward");
         var kv = cache == null ? null : AsGqa(cache);
         var (cos, sin) = Rotary.Range(0, t);
         var h = Model.EmbedTokens.Forward(inputIds);
         foreach (var layer in Model.Layers) h = layer.Forward(h, cos, sin, kv);
         if (kv != null) Array.Fill(kv.Lengths, t);
+        if (!allPositions) h = LastPositions.Select(h, lastPositions);                       // [B, 1, C]
         return Tensor.Linear(Model.Norm.Forward(h), HeadWeight);
     }
 
@@ -94,7 +105,17 @@ public sealed class DenseForCausalLM : Module, ICausalLM
     /// S new tokens for cache rows rows[i] at positions cache.Lengths[rows[i]] … +S−1: int64 [n, S] → logits
     /// [n, S, V]; the cache's other rows are untouched. Inference only.
     /// </summary>
-    public Tensor ForwardCached(Tensor inputIds, IKvCache cache, ReadOnlySpan<int> rows)
+    public Tensor ForwardCached(Tensor inputIds, IKvCache cache, ReadOnlySpan<int> rows) =>
+        Cached(inputIds, cache, rows, allPositions: true);
+
+    /// <summary>
+    /// <see cref="ForwardCached(Tensor, IKvCache, ReadOnlySpan{int})"/> with the head on each sequence's last new
+    /// position only: int64 [n, S] → logits [n, 1, V]. Inference only.
+    /// </summary>
+    public Tensor ForwardCachedLast(Tensor inputIds, IKvCache cache, ReadOnlySpan<int> rows) =>
+        Cached(inputIds, cache, rows, allPositions: false);
+
+    private Tensor Cached(Tensor inputIds, IKvCache cache, ReadOnlySpan<int> rows, bool allPositions)
     {
         if (inputIds.Rank != 2) throw new ArgumentException($"input_ids must be [n, S], got " +
             $"{Tensor.FormatShape(inputIds.Shape)}");
@@ -112,6 +133,7 @@ public sealed class DenseForCausalLM : Module, ICausalLM
         var h = Model.EmbedTokens.Forward(inputIds);
         foreach (var layer in Model.Layers) h = layer.ForwardCached(h, cos, sin, kv, starts, rows);
         for (int i = 0; i < b; i++) kv.Lengths[rows[i]] = starts[i] + s;
+        if (!allPositions) h = LastPositions.Select(h, default);                             // [n, 1, C]
         return Tensor.Linear(Model.Norm.Forward(h), HeadWeight);
     }
 

@@ -1,4 +1,5 @@
 using NativeReasoner.Kernels;
+using NativeReasoner.Kernels.Fallback;
 
 namespace NativeReasoner;
 
@@ -390,9 +391,11 @@ public static unsafe partial class Functional
     }
 
     /// <summary>
-    /// <see cref="GroupedSwiGlu"/> with packed expert weights (inference): each expert with rows multiplies its
-    /// rows of xs by its packed weights through <see cref="Tensor.Linear"/> (the packed kernels; nothing widened),
-    /// and the outputs are joined in expert order, which is the row order of xs.
+    /// <see cref="GroupedSwiGlu"/> with packed expert weights (inference). When every expert's gate and up share one
+    /// format and every down one format (a model quantised as a whole), the three projections are three grouped
+    /// calls (<see cref="Kernels.Quant.IQuantizedMatMul.GroupedQuantizedMatMul"/>): gate and up in one over xs, then
+    /// down over h — each quantises its input rows once and shares all experts' rows out over the threads. Mixed
+    /// formats go expert by expert through <see cref="Tensor.Linear"/>. Nothing is widened either way.
     /// </summary>
     private static Tensor GroupedSwiGluPacked(Tensor xs, int[] offsets, IReadOnlyList<Tensor> gate,
         IReadOnlyList<Tensor> up, IReadOnlyList<Tensor> down)
@@ -401,6 +404,8 @@ public static unsafe partial class Functional
         if (xs.Rank != 2 || offsets[0] != 0 || offsets[experts] != rows)
             throw new ArgumentException(
                 $"grouped_swiglu: xs {Tensor.FormatShape(xs.Shape)} and offsets ending at {offsets[^1]} do not fit");
+        if (experts > 0 && UniformlyPacked(gate.Concat(up), gate[0]) && UniformlyPacked(down, down[0]))
+            return GroupedSwiGluUniform(xs, offsets, gate, up, down);
         var parts = new List<Tensor>();
         try
         {
@@ -421,6 +426,58 @@ public static unsafe partial class Functional
         finally
         {
             foreach (var p in parts) p.Dispose();
+        }
+    }
+
+    /// <summary>True when every weight is packed in <paramref name="first"/>'s format with its shape.</summary>
+    private static bool UniformlyPacked(IEnumerable<Tensor> weights, Tensor first) =>
+        first.PackedFormat != null && weights.All(w => w.PackedFormat == first.PackedFormat
+            && w.Shape[0] == first.Shape[0] && w.Shape[1] == first.Shape[1] && w.Device == first.Device);
+
+    private static Tensor GroupedSwiGluUniform(Tensor xs, int[] offsets, IReadOnlyList<Tensor> gate,
+        IReadOnlyList<Tensor> up, IReadOnlyList<Tensor> down)
+    {
+        int experts = gate.Count, rows = xs.Shape[0], d = xs.Shape[1], inter = gate[0].Shape[0];
+        if (gate[0].Shape[1] != d || down[0].Shape[0] != d || down[0].Shape[1] != inter)
+            throw new ArgumentException($"grouped_swiglu: packed gate/up must be [{inter}, {d}] and down " +
+                $"[{d}, {inter}], got {Tensor.FormatShape(gate[0].Shape)} and {Tensor.FormatShape(down[0].Shape)}");
+        xs.SameDevice(gate[0], "grouped_swiglu");
+        var op = KernelFallback.QuantizedMatMul(xs.Device.Kernels, xs.Device.Memory);
+        // g, u: [rows, I] pre-activations; h = silu(g) ⊙ u; y: [rows, d].
+        using var xc = xs.ContiguousNoGrad();
+        using var g = Tensor.Empty([rows, inter], DType.Float32, xs.Device);
+        using var u = Tensor.Empty([rows, inter], DType.Float32, xs.Device);
+        var y = Tensor.Empty([rows, d], DType.Float32, xs.Device);
+        if (rows == 0) return y;
+        // w: gate of every expert, then up of every expert (set 0, set 1); the unused experts' are never read.
+        var w = new nint[2 * experts];
+        for (int e = 0; e < experts; e++)
+        {
+            w[e] = (nint)gate[e].RawPointer;
+            w[experts + e] = (nint)up[e].RawPointer;
+        }
+        try
+        {
+            fixed (int* off = offsets)
+            fixed (nint* pw = w)
+            {
+                float** gu = stackalloc float*[2] { g.Data, u.Data };
+                op.GroupedQuantizedMatMul(gate[0].PackedFormat!.Value, 2, experts, off, inter, d, xc.Data,
+                    (byte**)pw, gu);
+                using var sg = g.Silu();
+                using var h = sg * u;
+                using var hc = h.ContiguousNoGrad();
+                for (int e = 0; e < experts; e++) pw[e] = (nint)down[e].RawPointer;
+                float** yp = stackalloc float*[1] { y.Data };
+                op.GroupedQuantizedMatMul(down[0].PackedFormat!.Value, 1, experts, off, d, inter, hc.Data,
+                    (byte**)pw, yp);
+            }
+            return y;
+        }
+        catch
+        {
+            y.Dispose();
+            throw;
         }
     }
 

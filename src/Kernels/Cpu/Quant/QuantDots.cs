@@ -27,15 +27,15 @@ internal static unsafe class QuantDots
             QuantFormat.Q8_0 => isa switch
             {
                 QuantIsa.Avx512 => Q8_0Avx512(w, q, s, nb),
-                QuantIsa.AvxVnni => Q8_0Avx2(w, q, s, nb, vnni: true),
-                QuantIsa.Avx2 => Q8_0Avx2(w, q, s, nb, vnni: false),
+                QuantIsa.AvxVnni => BlockAvx2<Q8_0Avx2Block>(w, q, s, sum, nb, vnni: true),
+                QuantIsa.Avx2 => BlockAvx2<Q8_0Avx2Block>(w, q, s, sum, nb, vnni: false),
                 _ => Q8_0Scalar(w, q, s, nb),
             },
             QuantFormat.Q4_0 => isa switch
             {
                 QuantIsa.Avx512 => Q4_0Avx512(w, q, s, sum, nb),
-                QuantIsa.AvxVnni => Q4_0Avx2(w, q, s, sum, nb, vnni: true),
-                QuantIsa.Avx2 => Q4_0Avx2(w, q, s, sum, nb, vnni: false),
+                QuantIsa.AvxVnni => BlockAvx2<Q4_0Avx2Block>(w, q, s, sum, nb, vnni: true),
+                QuantIsa.Avx2 => BlockAvx2<Q4_0Avx2Block>(w, q, s, sum, nb, vnni: false),
                 _ => Q4_0Scalar(w, q, s, sum, nb),
             },
             QuantFormat.Q4_K => isa switch
@@ -126,28 +126,60 @@ internal static unsafe class QuantDots
         return Vector256.Create(raw & mask, Vector128.ShiftRightLogical(raw.AsUInt16(), 4).AsByte() & mask);
     }
 
-    private static float Q8_0Avx2(byte* w, sbyte* q, float* s, int nb, bool vnni)
+    /// <summary>
+    /// What differs between the Q8_0 and Q4_0 blocks in <see cref="BlockAvx2{T}"/>: the block size, how a block's
+    /// 32 weights become the unsigned and signed operands of the integer dot, and the level offset to take back
+    /// (Q4_0 stores q + 8).
+    /// </summary>
+    private interface IAvx2Block
     {
-        var acc = Vector256<float>.Zero;
-        for (int b = 0; b < nb; b++, w += Q8_0Block.Bytes, q += 32)
-        {
-            var wq = Vector256.Load((sbyte*)(w + 2));
-            var dot = DotU8S8(Avx2.Abs(wq), Avx2.Sign(Vector256.Load(q), wq), vnni);
-            acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(dot), Vector256.Create(HalfTable.Get(w) * s[b]), acc);
-        }
-        return Vector256.Sum(acc);
+        static abstract int Bytes { get; }
+        static abstract int LevelOffset { get; }
+        static abstract (Vector256<byte> Unsigned, Vector256<sbyte> Signed) Operands(byte* block, Vector256<sbyte> a);
     }
 
-    private static float Q4_0Avx2(byte* w, sbyte* q, float* s, int* sum, int nb, bool vnni)
+    /// <summary>Q8_0's signed weights: |w| unsigned, the activations carrying w's sign.</summary>
+    private struct Q8_0Avx2Block : IAvx2Block
+    {
+        public static int Bytes => Q8_0Block.Bytes;
+        public static int LevelOffset => 0;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static (Vector256<byte>, Vector256<sbyte>) Operands(byte* block, Vector256<sbyte> a)
+        {
+            var wq = Vector256.Load((sbyte*)(block + 2));
+            return (Avx2.Abs(wq), Avx2.Sign(a, wq));
+        }
+    }
+
+    /// <summary>Q4_0's nibbles as they are (unsigned levels 0…15), the activations as they are.</summary>
+    private struct Q4_0Avx2Block : IAvx2Block
+    {
+        public static int Bytes => Q4_0Block.Bytes;
+        public static int LevelOffset => 8;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static (Vector256<byte>, Vector256<sbyte>) Operands(byte* block, Vector256<sbyte> a) =>
+            (Nibbles(block + 2), a);
+    }
+
+    /// <summary>
+    /// The block loop Q8_0 and Q4_0 share (an fp16 scale, then 32 levels): per block the integer dot of its
+    /// operands, scaled by both scales into a float accumulator; the level offset comes off once at the end
+    /// through the activation block sums.
+    /// </summary>
+    private static float BlockAvx2<T>(byte* w, sbyte* q, float* s, int* sum, int nb, bool vnni)
+        where T : struct, IAvx2Block
     {
         var acc = Vector256<float>.Zero;
         float offsets = 0f;
-        for (int b = 0; b < nb; b++, w += Q4_0Block.Bytes, q += 32)
+        for (int b = 0; b < nb; b++, w += T.Bytes, q += 32)
         {
             float scale = HalfTable.Get(w) * s[b];
-            var dot = DotU8S8(Nibbles(w + 2), Vector256.Load(q), vnni);
-            acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(dot), Vector256.Create(scale), acc);
-            offsets += 8 * sum[b] * scale;
+            var (unsigned, signed) = T.Operands(w, Vector256.Load(q));
+            acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(DotU8S8(unsigned, signed, vnni)),
+                Vector256.Create(scale), acc);
+            if (T.LevelOffset != 0) offsets += T.LevelOffset * sum[b] * scale;
         }
         return Vector256.Sum(acc) - offsets;
     }
