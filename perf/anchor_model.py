@@ -268,7 +268,7 @@ class Transformer(nn.Module):
         mask = None
         if seqlen > 1:
             # Causal within the new tokens; with start_pos > 0 (not used here) the official code has the same shape.
-            mask = torch.full((seqlen, seqlen), float("-inf")).triu_(1)
+            mask = torch.full((seqlen, seqlen), float("-inf"), device=tokens.device).triu_(1)
         for layer in self.layers:
             h = layer(h, start_pos, freqs_cis, mask)
         h = self.norm(h)

@@ -7,7 +7,8 @@ namespace NativeReasoner.Perf.Gpu;
 /// </summary>
 internal sealed record GpuBench(string Name, string What, Action<GpuBenchContext> Run);
 
-/// <summary>Every GPU benchmark, in the order they run: the copy ceiling first, the whole training step last.</summary>
+/// <summary>Every GPU benchmark, in the order they run: the copy ceiling first, the model benchmarks
+/// (training steps, decode) last.</summary>
 internal static class GpuBenchCatalog
 {
     public static IReadOnlyList<GpuBench> All { get; } =
@@ -24,6 +25,8 @@ internal static class GpuBenchCatalog
         GpuBenchMlaDecode.Bench,
         GpuBenchMoe.Bench,
         GpuBenchTraining.Bench,
+        GpuBenchDense.Bench,
+        GpuBenchDecode.Bench,
     ];
 
     /// <summary>

@@ -38,6 +38,18 @@ internal sealed unsafe class GpuBenchContext : IDisposable
     /// <summary>The card's name as the driver reports it ("NVIDIA H100 80GB HBM3"), or a description of a non-GPU device.</summary>
     public string CardName { get; init; } = "";
 
+    /// <summary>
+    /// --bf16: the model benchmarks (training step, decode) run inside <see cref="Autocast.Bf16"/> and their rows say
+    /// "bf16-autocast" (the kernel rows have their own bf16 variants).
+    /// </summary>
+    public bool Bf16Autocast { get; init; }
+
+    /// <summary>The dtype label of a model benchmark's rows.</summary>
+    public string ModelDType => Bf16Autocast ? "bf16-autocast" : "fp32";
+
+    /// <summary>An autocast scope when --bf16 is on, else nothing to dispose.</summary>
+    public IDisposable? ModelPrecision() => Bf16Autocast ? Autocast.Bf16() : null;
+
     /// <summary>Records the copy bandwidth measured by the copy benchmark itself (so it is not measured twice).</summary>
     public void SetCopyGbps(double gbps)
     {
@@ -100,6 +112,13 @@ internal sealed unsafe class GpuBenchContext : IDisposable
         Emit(row);
         return row;
     }
+
+    /// <summary>
+    /// Emits the row of an op timed by its own loop (the decode benchmark times whole generation runs and reports the
+    /// time per step); the rates come from <paramref name="timing"/> as in <see cref="Measure"/>.
+    /// </summary>
+    public void EmitTimed(GpuBenchOp op, GpuBenchTiming timing) =>
+        Emit(new GpuBenchRow(op, GpuBenchRow.Ok, timing, null, Metrics(op, timing)));
 
     /// <summary>A row for an op that cannot run here, with the reason.</summary>
     public void Skip(GpuBenchOp op, string status, string reason) => Emit(new GpuBenchRow(op, status, null, reason, []));

@@ -16,7 +16,8 @@ namespace NativeReasoner.Perf.Gpu;
 /// </summary>
 internal static class GpuBenchRunner
 {
-    public static int Run(string deviceName, bool smoke, bool json, IReadOnlyList<string> only, TextWriter output, TextWriter error)
+    public static int Run(string deviceName, bool smoke, bool json, IReadOnlyList<string> only, TextWriter output, TextWriter error,
+        bool bf16 = false)
     {
         var (picked, unknown) = GpuBenchCatalog.Select(only);
         if (unknown.Count > 0)
@@ -42,7 +43,7 @@ internal static class GpuBenchRunner
         if (json)
             output.WriteLine(JsonLine.Object(("op", "device"), ("impl", "ours"), ("device", device.Name), ("card", card),
                 ("kernels", device.Kernels.Name), ("peak_bf16_tflops", peaks?.Bf16), ("peak_fp32_tflops", peaks?.Fp32),
-                ("smoke", smoke), ("date", DateTime.UtcNow.ToString("yyyy-MM-dd")), ("benchmarks", picked.Select(b => b.Name).ToArray())));
+                ("smoke", smoke), ("bf16_autocast", bf16), ("date", DateTime.UtcNow.ToString("yyyy-MM-dd")), ("benchmarks", picked.Select(b => b.Name).ToArray())));
         else
             output.WriteLine($"nr-gpubench on {device.Name} ({card}; {device.Kernels.Name}){(smoke ? ", smoke sizes" : "")}; " +
                              $"peaks: {(peaks is { } p ? $"bf16 {p.Bf16}, fp32 {p.Fp32} TFLOP/s ({p.Card})" : "unknown")}");
@@ -56,7 +57,7 @@ internal static class GpuBenchRunner
         }
 
         var total = Stopwatch.StartNew();
-        using (var ctx = new GpuBenchContext(device, sizes, Emit) { CardName = card })
+        using (var ctx = new GpuBenchContext(device, sizes, Emit) { CardName = card, Bf16Autocast = bf16 })
         {
             foreach (var bench in picked)
             {

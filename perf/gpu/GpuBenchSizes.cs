@@ -1,4 +1,5 @@
 using NativeReasoner.Model;
+using NativeReasoner.Model.Dense;
 
 namespace NativeReasoner.Perf.Gpu;
 
@@ -72,6 +73,16 @@ internal sealed record GpuBenchSizes
     public required int TrainBatch { get; init; }
     public required int TrainSeq { get; init; }
 
+    /// <summary>The Qwen2.5-0.5B-shaped dense model of the dense training-step benchmark, and its [batch, seq].</summary>
+    public required DenseConfig DenseConfig { get; init; }
+    public required int DenseBatch { get; init; }
+    public required int DenseSeq { get; init; }
+
+    /// <summary>Decode: the batch sizes, the prompt length (prefill, untimed) and the new tokens of each run.</summary>
+    public required int[] DecodeBatches { get; init; }
+    public required int DecodePrompt { get; init; }
+    public required int DecodeNewTokens { get; init; }
+
     /// <summary>Timing: at least this many measured calls (the median of them is reported).</summary>
     public int MinReps { get; init; } = 10;
     /// <summary>Warm-up calls before measuring (module load, NVRTC, allocator growth stay out of the numbers), and at least this long.</summary>
@@ -94,6 +105,9 @@ internal sealed record GpuBenchSizes
         Moe = new MoeShape(8192, 1024, 256, 256, 8, 8, 4),
         TrainConfig = GpuBenchTraining.Config100M,
         TrainBatch = 8, TrainSeq = 1024,
+        DenseConfig = GpuBenchDense.Qwen25HalfB,
+        DenseBatch = 4, DenseSeq = 1024,
+        DecodeBatches = [1, 16, 64], DecodePrompt = 128, DecodeNewTokens = 64,
         WarmupCalls = 2, WarmupMs = 100, BudgetMs = 1000,
     };
 
@@ -110,6 +124,9 @@ internal sealed record GpuBenchSizes
         Moe = new MoeShape(64, 32, 16, 16, 4, 8, 4),
         TrainConfig = GpuBenchTraining.ConfigSmoke,
         TrainBatch = 2, TrainSeq = 8,
+        DenseConfig = GpuBenchDense.ConfigSmoke,
+        DenseBatch = 2, DenseSeq = 8,
+        DecodeBatches = [1, 3], DecodePrompt = 4, DecodeNewTokens = 3,
         WarmupCalls = 1, WarmupMs = 0, BudgetMs = 0,
     };
 }

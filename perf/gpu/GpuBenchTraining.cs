@@ -9,8 +9,9 @@ namespace NativeReasoner.Perf.Gpu;
 /// and MFU = 6·N_active·tokens/s ÷ the card's peak (<see cref="GpuBenchPeaks"/>; "unknown" for other cards), where
 /// N_active counts the parameters a token passes through: everything except the embedding table (a lookup, no
 /// flops) and the routed experts a token does not use. The 6·N rule leaves out attention's T² term (about 4% here at
-/// T = 1024). The engine trains in fp32, so MFU is given against both the bf16 tensor-core peak ("mfu", the usual
-/// definition) and the fp32 peak ("mfu_fp32").
+/// T = 1024). MFU is given against both the bf16 tensor-core peak ("mfu", the usual definition) and the fp32 peak
+/// ("mfu_fp32"). With --bf16 the step runs inside <see cref="Autocast.Bf16"/> (dtype "bf16-autocast"): the products
+/// autocast covers run in bf16 with fp32 accumulation, master weights and optimizer state stay fp32.
 /// </summary>
 internal static class GpuBenchTraining
 {
@@ -54,7 +55,7 @@ internal static class GpuBenchTraining
         {
             var c = ctx.Sizes.TrainConfig;
             int batch = ctx.Sizes.TrainBatch, seq = ctx.Sizes.TrainSeq;
-            ctx.Plan(new GpuBenchOp("train_step", [batch, seq], "fp32"));
+            ctx.Plan(new GpuBenchOp("train_step", [batch, seq], ctx.ModelDType));
             using var model = new DeepseekV3ForCausalLM(c, new Generator(1), ctx.Device);
             using var opt = new AdamW(model.Parameters(), lr: 1e-4f);
             var (total, active) = CountParameters(model);
@@ -66,6 +67,7 @@ internal static class GpuBenchTraining
             float Step(bool readLoss)
             {
                 float l = float.NaN;
+                using (ctx.ModelPrecision())
                 using (var scope = new TensorScope())
                 {
                     var logits = model.Forward(inputT);
@@ -93,7 +95,7 @@ internal static class GpuBenchTraining
                 ];
             }
 
-            ctx.Measure(new GpuBenchOp("train_step", [batch, seq], "fp32")
+            ctx.Measure(new GpuBenchOp("train_step", [batch, seq], ctx.ModelDType)
             {
                 Tokens = tokens,
                 Derived = Mfu,

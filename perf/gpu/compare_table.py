@@ -13,6 +13,8 @@ issues' (CUDA backend, #6/#7):
   attention_bf16_fwd   >= 0.6x SDPA;   attention_bf16_bwd >= 0.5x SDPA (backward alone on both sides)
   mla_decode           >= 60% of the copy bandwidth (GB/s over the cache bytes)
   moe_fwd_bwd          >= 1x the PyTorch layer
+  train_step, train_step_dense
+                       >= 1x a PyTorch AMP training step (paired when ours ran with --bf16: dtype bf16-autocast)
 An op with no number on our side (kernel not implemented, unsupported, error) does not meet its target.
 Lines that are not JSON objects are ignored, so a log with other output can be passed as is.
 """
@@ -31,6 +33,8 @@ TARGETS = {
     "attention_bf16_bwd": ("ratio", 0.5, "≥ 0.5× SDPA"),
     "mla_decode": ("copy", 0.6, "≥ 60% of copy"),
     "moe_fwd_bwd": ("ratio", 1.0, "≥ 1× PyTorch"),
+    "train_step": ("ratio", 1.0, "≥ 1× PyTorch AMP"),
+    "train_step_dense": ("ratio", 1.0, "≥ 1× PyTorch AMP"),
 }
 
 STATUS_WORDS = {"not_implemented": "not implemented", "unsupported": "unsupported", "error": "error"}
@@ -97,7 +101,7 @@ def cell(r, ceiling):
         parts.append(f"{100 * r['gbps'] / ceiling:.0f}% of copy")
     if r.get("variant") and r.get("impl") == "torch" and r["variant"] not in ("per-expert loop",):
         parts.append(f"({r['variant']})")
-    if r.get("op") == "train_step":
+    if str(r.get("op", "")).startswith("train_step") and r.get("impl") != "torch":
         mfu = r.get("mfu")
         parts.append(f"MFU {100 * mfu:.1f}%" if isinstance(mfu, (int, float)) else "MFU unknown")
     return " · ".join(p for p in parts if p)

@@ -24,6 +24,10 @@ Ops (names match ours so perf/gpu/compare_table.py can pair them):
   attention_bf16_*   F.scaled_dot_product_attention bf16, causal: fwd (no grad), bwd (backward of a saved forward),
                      fwd_bwd
   attention_fp32_*   the same in fp32 (fwd, bwd)
+  train_step         a PyTorch AMP (bf16 autocast, fp32 master weights) training step of the ~110M DeepSeek-V3 config of
+                     nr-gpubench's train (perf/anchor_model.py's model: forward, cross-entropy, backward, AdamW, router
+                     bias update); dtype "bf16-autocast", paired with `nr-gpubench --bf16`
+  train_step_dense   the same for the Qwen2.5-0.5B-shaped dense model of train_dense (perf/gpu/torch_models.py)
   moe_fwd, moe_fwd_bwd
                      a straightforward PyTorch MoE layer at DeepSeek-V3 routing: sigmoid scores + bias, group-limited
                      top-k (group score = sum of its top-2), weights = unbiased scores normalised x 2.5; token-slots
@@ -40,14 +44,16 @@ import traceback
 import torch
 import torch.nn.functional as F
 
+import torch_models  # perf/gpu/torch_models.py (this script's folder is on sys.path)
+
 # The sizes of src/Cli/GpuBenchSizes.cs (keep them in step: rows are paired by op, shape and dtype).
 FULL = dict(copy_bytes=1 << 30, gemm=4096, rows=16384, cols=4096, elements=1 << 26,
             flash_bf16=(8, 16, 4096, 128), attention_fp32=(8, 16, 2048, 128),
-            moe=(8192, 1024, 256, 256, 8, 8, 4),
+            moe=(8192, 1024, 256, 256, 8, 8, 4), train=(8, 1024), train_dense=(4, 1024),
             warmup_calls=2, warmup_ms=100.0, budget_ms=1000.0, min_reps=10, max_reps=200)
 SMOKE = dict(copy_bytes=1 << 20, gemm=64, rows=64, cols=256, elements=1 << 14,
              flash_bf16=(1, 2, 64, 32), attention_fp32=(1, 2, 48, 32),
-             moe=(64, 32, 16, 16, 4, 8, 4),
+             moe=(64, 32, 16, 16, 4, 8, 4), train=(2, 8), train_dense=(2, 8),
              warmup_calls=1, warmup_ms=0.0, budget_ms=0.0, min_reps=10, max_reps=200)
 
 
@@ -295,6 +301,43 @@ def bench_moe(b):
         torch.backends.cuda.matmul.allow_tf32 = old
 
 
+def bench_train_amp(b, name, model, vocab, batch, seq, moe):
+    """One AMP step: bf16 autocast forward and loss, fp32 backward into fp32 master weights, AdamW."""
+    model = model.to(b.device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    g = torch.Generator().manual_seed(2)
+    tok = torch.randint(0, vocab, (batch, seq + 1), generator=g).to(b.device)
+    inp, tgt = tok[:, :-1], tok[:, 1:].reshape(-1)
+    active = torch_models.active_parameters(model)
+
+    def step():
+        with torch.autocast(device_type=b.device.type, dtype=torch.bfloat16):
+            logits = model(inp, 0, all_logits=True) if moe else model(inp)
+            loss = F.cross_entropy(logits.reshape(-1, vocab).float(), tgt)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if moe:
+            model.update_gate_biases(1e-3)
+
+    tokens = float(batch * seq)
+    b.row(name, [batch, seq], "bf16-autocast", step, flops=6.0 * active * tokens, tokens=tokens,
+          variant="torch.autocast bf16, AdamW", params_active=active)
+
+
+def bench_train(b):
+    batch, seq = b.s["train"]
+    smoke = b.s is SMOKE
+    bench_train_amp(b, "train_step", torch_models.deepseek_v3(smoke, batch, seq), 128 if smoke else 32768, batch, seq, True)
+
+
+def bench_train_dense(b):
+    batch, seq = b.s["train_dense"]
+    smoke = b.s is SMOKE
+    c = torch_models.DENSE_SMOKE if smoke else torch_models.QWEN25_HALF_B
+    bench_train_amp(b, "train_step_dense", torch_models.dense(smoke), c["vocab"], batch, seq, False)
+
+
 BENCHES = [
     ("copy", bench_copy),
     ("gemm", bench_gemm),
@@ -305,6 +348,8 @@ BENCHES = [
     ("attention_bf16", lambda b: bench_attention(b, "attention_bf16", b.s["flash_bf16"], torch.bfloat16, True)),
     ("attention_fp32", lambda b: bench_attention(b, "attention_fp32", b.s["attention_fp32"], torch.float32, False)),
     ("moe", bench_moe),
+    ("train", bench_train),
+    ("train_dense", bench_train_dense),
 ]
 
 

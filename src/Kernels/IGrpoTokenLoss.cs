@@ -4,7 +4,8 @@ namespace NativeReasoner.Kernels;
 
 /// <summary>
 /// A backend that computes GRPO's per-token loss and its logits gradient in one fused pass straight from the
-/// policy logits (CudaKernels: kernels/cuda/grpo.cu). Not part of <see cref="IKernels"/>: the other backends get
+/// policy logits (CudaKernels: kernels/cuda/grpo.cu; CpuKernels and IlgpuKernels share
+/// <see cref="GrpoTokenObjective"/>). Not part of <see cref="IKernels"/>: a backend without it (the reference) gets
 /// the same numbers from the composition log_softmax_gather → elementwise GRPO objective → autograd, and the
 /// layers above ask for this capability (<c>kernels is IGrpoTokenLoss</c>) instead of naming a backend type.
 /// </summary>

@@ -25,7 +25,12 @@ public sealed unsafe class KernelFallbackTests
         Assert.True(KernelFallback.Supports(CpuKernels.Instance, OptionalOp.GqaDecodeAttention));
         Assert.True(KernelFallback.Supports(ReferenceKernels.Instance, OptionalOp.GqaDecodeAttention));
         Assert.True(KernelFallback.Supports(IlgpuBackend.Shared.Kernels, OptionalOp.GqaDecodeAttention));
-        Assert.False(KernelFallback.Supports(IlgpuBackend.Shared.Kernels, OptionalOp.MultiTensorAdamW));
+        // The fused AdamW and GRPO loss have ILGPU kernels now, and the CPU backend fuses the GRPO loss too; the
+        // reference (the oracle) stays on the plain compositions.
+        Assert.True(KernelFallback.Supports(IlgpuBackend.Shared.Kernels, OptionalOp.MultiTensorAdamW));
+        Assert.True(KernelFallback.Supports(IlgpuBackend.Shared.Kernels, OptionalOp.GrpoTokenLoss));
+        Assert.True(KernelFallback.Supports(CpuKernels.Instance, OptionalOp.GrpoTokenLoss));
+        Assert.False(KernelFallback.Supports(ReferenceKernels.Instance, OptionalOp.GrpoTokenLoss));
         Assert.Same(CpuKernels.Instance, KernelFallback.GqaDecode(CpuKernels.Instance, HostMemory.Instance));
     }
 

@@ -20,7 +20,7 @@ public sealed class GpuBenchTests
     [
         "copy", "gemm_fp32", "gemm_bf16", "softmax", "rmsnorm", "silu_mul", "adamw",
         "attention_bf16_fwd", "attention_bf16_bwd", "attention_bf16_fwd_bwd", "attention_fp32_fwd", "attention_fp32_bwd",
-        "mla_decode", "moe_fwd", "moe_fwd_bwd", "train_step",
+        "mla_decode", "moe_fwd", "moe_fwd_bwd", "train_step", "train_step_dense", "decode_deepseek_v3", "decode_dense",
     ];
 
     private static (int Rc, List<JsonElement> Lines, string Err) Run(string device, params string[] only)
@@ -39,7 +39,8 @@ public sealed class GpuBenchTests
     {
         string op = r.GetProperty("op").GetString()!;
         Assert.True(r.GetProperty("ms").GetDouble() > 0, op);
-        Assert.True(r.GetProperty("reps").GetInt32() >= 10, op);
+        // The decode rows time whole generation runs (one per round; smoke sizes run one round).
+        Assert.True(r.GetProperty("reps").GetInt32() >= (op.StartsWith("decode_") ? 1 : 10), op);
         Assert.True(r.GetProperty("min_ms").GetDouble() <= r.GetProperty("ms").GetDouble(), op);
         bool hasRate = false;
         foreach (var name in new[] { "tflops", "gbps", "tokens_per_s" })
@@ -61,10 +62,16 @@ public sealed class GpuBenchTests
         Assert.True(device.GetProperty("smoke").GetBoolean());
         Assert.Equal(JsonValueKind.Null, device.GetProperty("peak_bf16_tflops").ValueKind); // a CPU is not in the peak table
 
-        var rows = lines.Skip(1).ToDictionary(l => l.GetProperty("op").GetString()!);
+        // One row per op, except decode: one per batch size (smoke: 1 and 3).
+        var all = lines.Skip(1).ToList();
+        var rows = all.GroupBy(l => l.GetProperty("op").GetString()!).ToDictionary(g => g.Key, g => g.First());
         Assert.Equal(AllOps.Order(), rows.Keys.Order());
-        foreach (var (op, r) in rows)
+        foreach (var family in new[] { "decode_deepseek_v3", "decode_dense" })
+            Assert.Equal([1, 3], all.Where(l => l.GetProperty("op").GetString() == family)
+                .Select(l => l.GetProperty("shape")[0].GetInt32()).ToArray());
+        foreach (var r in all)
         {
+            string op = r.GetProperty("op").GetString()!;
             Assert.Equal("ours", r.GetProperty("impl").GetString());
             Assert.Equal("cpu", r.GetProperty("device").GetString());
             Assert.True(r.GetProperty("shape").GetArrayLength() > 0, op);
@@ -86,6 +93,58 @@ public sealed class GpuBenchTests
         Assert.Equal("unknown", train.GetProperty("mfu").GetString());
         Assert.True(train.GetProperty("params_active").GetInt64() < train.GetProperty("params_total").GetInt64());
         Assert.True(float.IsFinite((float)train.GetProperty("first_loss").GetDouble()));
+        var dense = rows["train_step_dense"];
+        Assert.Equal(dense.GetProperty("params_total").GetInt64(), dense.GetProperty("params_active").GetInt64()); // tied head
+        Assert.True(float.IsFinite((float)dense.GetProperty("first_loss").GetDouble()));
+        Assert.Equal("fp32", dense.GetProperty("dtype").GetString());
+    }
+
+    [Fact]
+    public void Bf16RunsTheModelBenchmarksUnderAutocastAndSaysSo()
+    {
+        var o = new StringWriter();
+        var e = new StringWriter();
+        int rc = GpuBenchProgram.Run(["--device", "cpu", "--smoke", "--json", "--bf16", "--only", "train_dense"], o, e);
+        Assert.True(rc == 0, e.ToString());
+        var lines = o.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToList();
+        Assert.True(lines[0].GetProperty("bf16_autocast").GetBoolean());
+        var row = Assert.Single(lines.Skip(1));
+        Assert.Equal("train_step_dense", row.GetProperty("op").GetString());
+        Assert.Equal("bf16-autocast", row.GetProperty("dtype").GetString());
+        AssertMeasured(row);
+    }
+
+    [Fact]
+    public void CompileRefusesADeviceThatIsNotCuda()
+    {
+        var o = new StringWriter();
+        var e = new StringWriter();
+        Assert.Equal(2, GpuBenchProgram.Run(["--device", "cpu", "--compile"], o, e));
+        Assert.Contains("not a CUDA device", e.ToString());
+    }
+
+    [CudaFact(CudaRuntimeKind.Emulator)]
+    public void CompileReportsEveryKernelFile()
+    {
+        var o = new StringWriter();
+        var e = new StringWriter();
+        int rc = GpuBenchProgram.Run(["--device", "cuda:emu", "--compile", "--json"], o, e);
+        Assert.True(rc == 0, e.ToString());
+        var rows = o.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToList();
+        var files = rows.Select(r => r.GetProperty("file").GetString()!).ToHashSet();
+        // Every .cu of kernels/cuda is embedded and compiled (the .cuh headers are included by them).
+        string root = AppContext.BaseDirectory;
+        while (!File.Exists(Path.Combine(root, "NativeReasoner.sln"))) root = Path.GetDirectoryName(root)!;
+        var sources = Directory.GetFiles(Path.Combine(root, "kernels", "cuda"), "*.cu").Select(Path.GetFileName).ToHashSet();
+        Assert.Equal(sources.Order(), files.Order());
+        foreach (var r in rows)
+        {
+            Assert.Equal("nvrtc_compile", r.GetProperty("op").GetString());
+            Assert.Equal("ok", r.GetProperty("status").GetString());
+            Assert.True(r.GetProperty("ms").GetDouble() >= 0);
+        }
     }
 
     [Fact]

@@ -156,6 +156,12 @@ public sealed unsafe class CudaBackend : IDisposable
         Api.nr_emu_set_schedule((int)schedule, seed);
     }
 
+    /// <summary>
+    /// Compiles (NVRTC, for this device's arch) and loads every kernel file now, each timed, going on after a
+    /// failure: the GPU check's first stage, so a compile error is reported per file before anything runs.
+    /// </summary>
+    public IReadOnlyList<KernelCompileResult> CompileAllKernels() => Modules.CompileAllTimed();
+
     /// <summary>Waits for everything queued on <see cref="Stream"/>.</summary>
     public void Synchronize()
     {

@@ -495,7 +495,7 @@ public static unsafe partial class KernelChecks
             LogSoftmaxGatherCase(ctx, ctx.Rand(5L * 64, -4f, 4f), 5, 64, 1f, "5x64 misaligned", misaligned: true)));
     }
 
-    // ---------------------------------------------------------------- GRPO token loss (CUDA-specific)
+    // ---------------------------------------------------------------- GRPO token loss (fused where a backend has it)
     /// <summary>One GRPO token-loss problem: inputs on the host, and the reference logp / lse of its logits.</summary>
     private sealed class GrpoCase
     {
@@ -616,9 +616,9 @@ public static unsafe partial class KernelChecks
     }
 
     /// <summary>
-    /// Runs the case on the backend under test: the fused CudaKernels.GrpoTokenLoss on CUDA; elsewhere the unfused
-    /// path the fusion replaces (the backend's LogSoftmaxGather → per-token terms → LogSoftmaxGatherBackward), so
-    /// the check and its tolerances are validated on the CPU backend too. logp / dlogits are null when not wanted.
+    /// Runs the case on the backend under test: its fused <see cref="IGrpoTokenLoss"/> (CUDA, CPU, ILGPU); elsewhere
+    /// (the reference) the unfused path the fusion replaces (the backend's LogSoftmaxGather → per-token terms →
+    /// LogSoftmaxGatherBackward). logp / dlogits are null when not wanted.
     /// </summary>
     private static (float[] Loss, float[]? Logp, float[]? DLogits) GrpoRun(KernelCheckContext ctx, GrpoCase g, float[]? logitsOverride = null,
         bool misaligned = false)
@@ -629,12 +629,12 @@ public static unsafe partial class KernelChecks
         float* dl = misaligned ? UpMisaligned(ctx, logits) : ctx.Up(logits);
         long* di = ctx.Up(g.Ids);
         float* Opt(float[]? a) => a == null ? null : ctx.Up(a);
-        if (ctx.K is NativeReasoner.Kernels.Cuda.CudaKernels cuda)
+        if (ctx.K is IGrpoTokenLoss fused)
         {
             float* loss = ctx.Garbage<float>(rows);
             float* logp = g.WantLogp ? ctx.Garbage<float>(rows) : null;
             float* dd = !g.WantGrad ? null : misaligned ? GarbageMisaligned(ctx, n) : ctx.Garbage<float>(n);
-            cuda.GrpoTokenLoss(dl, di, Opt(g.Old), Opt(g.Ref), ctx.Up(g.Advantages), Opt(g.Mask), Opt(g.Weight), loss, logp, dd, rows, V, g.Options);
+            fused.GrpoTokenLoss(dl, di, Opt(g.Old), Opt(g.Ref), ctx.Up(g.Advantages), Opt(g.Mask), Opt(g.Weight), loss, logp, dd, rows, V, g.Options);
             return (ctx.Down(loss, rows), g.WantLogp ? ctx.Down(logp, rows) : null, g.WantGrad ? ctx.Down(dd, n) : null);
         }
         float* lp = ctx.Garbage<float>(rows), lse = ctx.Garbage<float>(rows);

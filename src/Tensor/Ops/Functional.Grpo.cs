@@ -6,7 +6,7 @@ public static unsafe partial class Functional
 {
     /// <summary>
     /// True when <paramref name="device"/>'s kernels compute the GRPO token loss fused
-    /// (<see cref="IGrpoTokenLoss"/>: the CUDA backend), so <see cref="GrpoTokenLoss"/> can run there.
+    /// (<see cref="IGrpoTokenLoss"/>: the CUDA, CPU and ILGPU backends), so <see cref="GrpoTokenLoss"/> can run there.
     /// </summary>
     public static bool HasFusedGrpoTokenLoss(Device device) => device.Kernels is IGrpoTokenLoss;
 
