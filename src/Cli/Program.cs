@@ -22,6 +22,7 @@ public static class Program
         root.Subcommands.Add(ChatCommand.Build());
         root.Subcommands.Add(PipelineCommand.Build());
         root.Subcommands.Add(TrainCommand.Build());
+        root.Subcommands.Add(ExperimentCommand.Build());
         root.Subcommands.Add(ReportCommand.Build());
         root.Subcommands.Add(TokenizeCommand.Build());
         root.Subcommands.Add(ServeCommand.Build());

@@ -272,7 +272,7 @@ public sealed class GrpoTrainer : IDisposable
         {
             // Round 0 draws this step's prompts as plain GRPO does; later rounds (dynamic sampling) draw fresh ones.
             // Every rank draws them all and samples its share: prompt i on rank i mod size.
-            ulong seed = Config.Seed + 1 + (ulong)StepIndex * 7919UL + (ulong)round * 0x9E3779B97F4A7C15UL;
+            ulong seed = PromptSeed(Config, StepIndex) + (ulong)round * 0x9E3779B97F4A7C15UL;
             var drawn = DrawProblems(seed).Select((p, i) => new DrawnGroup(i, p, EncodePrompt(p.Prompt))).ToArray();
             var mine = drawn.Where(d => d.Index % Size == Rank).ToArray();
             var verdicts = new long[drawn.Length];
@@ -645,21 +645,29 @@ public sealed class GrpoTrainer : IDisposable
     private RewardInput Input(Problem problem, SampledSequence s) =>
         new(problem, DecodeCompletion(s.Tokens), s.Tokens.Length, s.Truncated);
 
-    /// <summary>This step's training prompts: levels cycled evenly, or drawn by <see cref="GrpoConfig.DifficultyWeights"/>.</summary>
-    private IReadOnlyList<Problem> DrawProblems(ulong seed)
+    private IReadOnlyList<Problem> DrawProblems(ulong seed) => DrawProblems(_task, Config, seed);
+
+    /// <summary>
+    /// The first sampling round's seed of step <paramref name="step"/> (0-based), so other training loops (SFT on
+    /// verified samples) can train on exactly the prompts GRPO would.
+    /// </summary>
+    public static ulong PromptSeed(GrpoConfig config, int step) => config.Seed + 1 + (ulong)step * 7919UL;
+
+    /// <summary>A step's training prompts: levels cycled evenly, or drawn by <see cref="GrpoConfig.DifficultyWeights"/>.</summary>
+    public static IReadOnlyList<Problem> DrawProblems(VerifiableTask task, GrpoConfig config, ulong seed)
     {
-        var w = Config.DifficultyWeights;
-        if (w == null) return _task.Generate(Split.Train, Config.PromptsPerStep, seed);
-        if (w.Count != _task.MaxDifficulty || w.Any(x => !(x >= 0)) || w.Sum() <= 0)
-            throw new ArgumentException($"difficulty weights need {_task.MaxDifficulty} non-negative values (task '{_task.Name}'), not all 0");
+        var w = config.DifficultyWeights;
+        if (w == null) return task.Generate(Split.Train, config.PromptsPerStep, seed);
+        if (w.Count != task.MaxDifficulty || w.Any(x => !(x >= 0)) || w.Sum() <= 0)
+            throw new ArgumentException($"difficulty weights need {task.MaxDifficulty} non-negative values (task '{task.Name}'), not all 0");
         var pick = new Generator(seed ^ 0xD1FF1C01UL);
-        var result = new List<Problem>(Config.PromptsPerStep);
-        for (int i = 0; i < Config.PromptsPerStep; i++)
+        var result = new List<Problem>(config.PromptsPerStep);
+        for (int i = 0; i < config.PromptsPerStep; i++)
         {
             double u = pick.NextDouble() * w.Sum();
             int level = 1;
             for (; level < w.Count && u >= w[level - 1]; level++) u -= w[level - 1];
-            result.Add(_task.Generate(Split.Train, 1, seed + (ulong)i * 104729UL, level)[0]);
+            result.Add(task.Generate(Split.Train, 1, seed + (ulong)i * 104729UL, level)[0]);
         }
         return result;
     }

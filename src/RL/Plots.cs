@@ -198,7 +198,7 @@ public static class Plots
         return Render(plot);
     }
 
-    private static Plot NewPlot(string title, string xLabel, string yLabel)
+    internal static Plot NewPlot(string title, string xLabel, string yLabel)
     {
         EnsureFont();
         var plot = new Plot();
@@ -210,7 +210,7 @@ public static class Plots
         return plot;
     }
 
-    private static byte[] Render(Plot plot)
+    internal static byte[] Render(Plot plot)
     {
         using var image = plot.GetImage(Width, Height);
         return image.GetImageBytes(ImageFormat.Png);
