@@ -440,6 +440,8 @@ public static class TrainPipeline
         afterPretrainJson["thinking_tokens_by_difficulty"] = ByLevel(thinkBefore);
         var afterRlJson = afterRl.ToJson();
         afterRlJson["thinking_tokens_by_difficulty"] = ByLevel(thinkAfter);
+        afterPretrainJson["mistakes"] = Mistakes(heldOut, afterPretrain, task);
+        afterRlJson["mistakes"] = Mistakes(heldOut, afterRl, task);
         if (sampledBefore != null) afterPretrainJson["sampled"] = sampledBefore.DeepClone();
         if (sampledAfter != null)
         {
@@ -493,6 +495,27 @@ public static class TrainPipeline
         RunReport.Write(runDir);
         checkpoints.Clear();
         return summary;
+    }
+
+    /// <summary>
+    /// The held-out problems a greedy evaluation got wrong, with their completions (where the recipe's errors come
+    /// from: which level, which step of the trace).
+    /// </summary>
+    private static JsonArray Mistakes(IReadOnlyList<Problem> problems, EvalReport report, VerifiableTask task)
+    {
+        var accuracy = new AccuracyReward(task);
+        var wrong = new JsonArray();
+        for (int i = 0; i < problems.Count; i++)
+        {
+            var completion = report.Completions[i];
+            if (accuracy.Score(new RewardInput(problems[i], completion, completion.Length, false)) == 1f) continue;
+            wrong.Add(new JsonObject
+            {
+                ["level"] = problems[i].Difficulty, ["problem"] = problems[i].Prompt, ["answer"] = problems[i].Answer,
+                ["completion"] = completion,
+            });
+        }
+        return wrong;
     }
 
     /// <summary>The recipe's own settings (level 6 in GRPO, sampled evaluation, a model to start from).</summary>

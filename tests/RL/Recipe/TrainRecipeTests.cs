@@ -82,6 +82,14 @@ public class TrainRecipeTests
                 Assert.Equal(3, unseen.GetProperty("n").GetInt32());
                 Assert.InRange(unseen.GetProperty("pass@1").GetDouble(), 0, 1);
             }
+            // Every wrong greedy answer is listed with its completion.
+            foreach (var side in new[] { "after_pretraining", "after_rl" })
+            {
+                var r = s.GetProperty(side);
+                int n = r.GetProperty("by_difficulty").EnumerateObject().Sum(l => l.Value.GetProperty("n").GetInt32());
+                Assert.Equal((int)Math.Round((1 - r.GetProperty("accuracy").GetDouble()) * n),
+                    r.GetProperty("mistakes").GetArrayLength());
+            }
             var checks = s.GetProperty("checks");
             Assert.InRange(checks.GetProperty("min_level_pass_at_1_after_rl").GetDouble(), 0, 1);
             Assert.True(checks.TryGetProperty("every_level_pass_at_1_ge_95", out _));
