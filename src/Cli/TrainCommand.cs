@@ -42,6 +42,22 @@ public static class TrainCommand
                           "before and after RL; 0 skips it.",
             DefaultValueFactory = _ => d.UnseenProblems,
         };
+        var rlUnseenWeight = new Option<double>("--rl-unseen-weight")
+        {
+            Description = "Weight of level 6 (two-digit × two-digit, its training split) among GRPO's prompts, " +
+                          "beside the weights of levels 1–5; pre-training never shows it (0: GRPO never draws it).",
+            DefaultValueFactory = _ => d.RlUnseenWeight,
+        };
+        var evalSamples = new Option<int>("--eval-samples")
+        {
+            Description = "Samples per held-out problem of the sampled evaluation before and after GRPO " +
+                          "(T 0.6, top-p 0.95: pass@1 averaged over them, pass@k, maj@k per level); 0 skips it.",
+            DefaultValueFactory = _ => d.EvalSamples,
+        };
+        var initFrom = new Option<string?>("--init-from")
+        {
+            Description = "Start GRPO from this saved model (a run's model/ folder) instead of pre-training.",
+        };
         var rlMinutes = new Option<double>("--rl-max-minutes")
         {
             Description = "Outer wall-time limit of GRPO (a hit is reported as budget_hit).",
@@ -70,7 +86,7 @@ public static class TrainCommand
             .ToArray();
         var command = new Command("train", "Pre-train a small model (DeepSeek-V3 by default) on synthetic problems with think traces, then GRPO it; writes runs/NAME/.")
             { name, runs, pretrainSteps, pretrainMinutes, pretrainBatch, pretrainLr, thinkFraction, rlMinutes, evalProblems, preset, device, checkpointEvery,
-              overwrite, r1Zero, unseenProblems, bf16 };
+              overwrite, r1Zero, unseenProblems, rlUnseenWeight, evalSamples, initFrom, bf16 };
         foreach (var (_, o) in settingOptions) command.Options.Add(o);
         command.SetAction(parse =>
         {
@@ -104,6 +120,9 @@ public static class TrainCommand
                     ThinkFraction = parse.GetValue(thinkFraction),
                     R1Zero = parse.GetValue(r1Zero),
                     UnseenProblems = parse.GetValue(unseenProblems),
+                    RlUnseenWeight = parse.GetValue(rlUnseenWeight),
+                    EvalSamples = parse.GetValue(evalSamples),
+                    InitFrom = parse.GetValue(initFrom),
                     RlMaxMinutes = parse.GetValue(rlMinutes),
                     EvalProblems = parse.GetValue(evalProblems),
                     Grpo = grpo,

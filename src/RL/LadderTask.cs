@@ -12,8 +12,14 @@ namespace NativeReasoner.RL;
 /// </summary>
 public sealed class LadderTask : NumericTask
 {
+    /// <param name="drawsUnseenLevel">
+    /// True: level 6 (<see cref="UnseenLevel"/>) is a level like the others, so GRPO can draw its training-split
+    /// prompts; pre-training always uses the five-level ladder, so it never shows one.
+    /// </param>
+    public LadderTask(bool drawsUnseenLevel = false) => MaxDifficulty = drawsUnseenLevel ? UnseenLevel : 5;
+
     public override string Name => "ladder";
-    public override int MaxDifficulty => 5;
+    public override int MaxDifficulty { get; }
 
     protected override Problem Sample(Generator rng, int difficulty)
     {
@@ -25,7 +31,7 @@ public sealed class LadderTask : NumericTask
             case 2: a = Uniform(rng, 2, 9); b = Uniform(rng, 2, 9); op = '*'; break;
             case 3: a = Uniform(rng, 10, 99); b = Uniform(rng, 2, 9); op = '+'; break;
             case 4: a = Uniform(rng, 10, 99); b = Uniform(rng, 10, 99); op = '+'; break;
-            // Two-digit × two-digit: the unseen level, drawn only by GenerateUnseen.
+            // Two-digit × two-digit: the unseen level, drawn by GenerateUnseen and by a ladder that draws it.
             case UnseenLevel:
                 do a = Uniform(rng, 11, 99); while (a % 10 == 0);
                 do b = Uniform(rng, 11, 99); while (b % 10 == 0);
@@ -39,8 +45,9 @@ public sealed class LadderTask : NumericTask
     }
 
     /// <summary>
-    /// Level 6, two-digit × two-digit (<c>What is 47 * 36?</c>): above <see cref="MaxDifficulty"/>, so neither
-    /// pre-training nor GRPO ever draws it; the held-out check of whether RL's thinking transfers to a harder rung.
+    /// Level 6, two-digit × two-digit (<c>What is 47 * 36?</c>): above the five levels of pre-training, which never
+    /// draws it; GRPO may train on its training split (a ladder built with <c>drawsUnseenLevel</c>), and its held-out
+    /// split checks whether RL's thinking reaches a rung that pre-training never showed.
     /// </summary>
     public const int UnseenLevel = 6;
 

@@ -43,11 +43,16 @@ public sealed record TrainSettings
         Steps = 400,
         Trainer = new GrpoConfig
         {
-            NumGenerations = 8, PromptsPerStep = 8, MaxCompletionLength = 64, LossType = LossType.Dapo, EpsilonHigh = 0.28f,
+            // 80 tokens: a level-6 trace with its tags and boxed answer runs to about 62.
+            NumGenerations = 8, PromptsPerStep = 8, MaxCompletionLength = 80, LossType = LossType.Dapo, EpsilonHigh = 0.28f,
             LearningRate = 2e-4f, WarmupSteps = 3, TotalSteps = 400, EvalEvery = 15, EvalProblems = 50,
             Temperature = 1f,
-            // More prompts from the levels where direct answers fail and samples disagree.
+            // More prompts from the levels where direct answers fail and samples disagree (level 6's weight is
+            // RlUnseenWeight).
             DifficultyWeights = [0.5, 0.5, 1, 3, 4],
+            // After ~100 steps most groups answered all alike (zero reward spread, no gradient): DAPO's dynamic
+            // sampling keeps only groups that disagree, drawing up to two more rounds of prompts to fill the step.
+            DynamicSampling = true, DynamicSamplingMaxRounds = 3,
         },
         AccuracyWeight = 1f, FormatWeight = 0.5f,
     };
@@ -66,6 +71,24 @@ public sealed record TrainSettings
     /// GRPO draws, evaluated before and after RL; 0 skips it.
     /// </summary>
     public int UnseenProblems { get; init; } = 50;
+    /// <summary>
+    /// Weight of level 6 among GRPO's prompts, beside <see cref="GrpoConfig.DifficultyWeights"/> of levels 1–5
+    /// (ladder only; 0: GRPO never draws it). Its training split only: the unseen held-out problems stay unseen.
+    /// </summary>
+    public double RlUnseenWeight { get; init; } = 1;
+    /// <summary>
+    /// Samples per held-out problem of the R1-style sampled evaluation before and after GRPO
+    /// (<see cref="SampledEvaluation"/>: pass@1 averaged over them, pass@k, maj@k, by level, at temperature
+    /// <see cref="SampledTemperature"/> and top-p <see cref="SampledTopP"/>); 0 skips it.
+    /// </summary>
+    public int EvalSamples { get; init; } = 8;
+    public float SampledTemperature { get; init; } = 0.6f;
+    public float SampledTopP { get; init; } = 0.95f;
+    /// <summary>
+    /// A saved model directory (a run's <c>model/</c>) to start GRPO from instead of pre-training: the
+    /// pre-training phase is skipped, so recipes of GRPO can be compared on one pre-trained model.
+    /// </summary>
+    public string? InitFrom { get; init; }
     /// <summary>
     /// Wall time between periodic crash-safe checkpoints (<see cref="RunCheckpoints"/>); each phase end is one too.
     /// 0 checkpoints after every step (the kill tests use it).
@@ -123,6 +146,7 @@ public static class TrainPipeline
         var runDir = Path.Combine(s.RunsDirectory, s.Name);
         // Before the run directory is claimed: a refused batch leaves nothing that a corrected rerun would trip over.
         CheckPretrainBatchFits(s);
+        CheckRecipe(s);
         // Rank 0 claims (or refuses) the directory; the others follow its verdict.
         string? refused = null;
         if (root)
@@ -146,6 +170,7 @@ public static class TrainPipeline
         if (!root) resumed = checkpoints.LoadNewest();
         var task = TaskRegistry.Create(s.Task);
         if (!ThinkTraces.Supports(task.Name)) throw new ArgumentException($"nr train pre-trains with think traces, which task '{task.Name}' has none of; use arithmetic, linear or word");
+        var rlTask = RlTask(task, s);
         var tokenizer = new CharTokenizer();
         var template = s.Template;
         long totalStart = time.GetTimestamp();
@@ -161,6 +186,8 @@ public static class TrainPipeline
         EvalReport? afterPretrain = null;
         // The unseen level 6 after pre-training (ladder only), kept in checkpoints like afterPretrain.
         EvalReport? unseenBefore = null;
+        // The sampled evaluations after pre-training (their JSON is all the summary needs), kept in checkpoints too.
+        JsonObject? sampledBefore = null, unseenSampledBefore = null;
         double phaseElapsedBefore = 0;
         List<Dictionary<string, double>> kept;
         if (resumed != null)
@@ -171,6 +198,9 @@ public static class TrainPipeline
             phaseElapsedBefore = resumed.State["phase_elapsed_s"]?.GetValue<double>() ?? 0;
             if (resumed.State["after_pretraining"] is JsonObject ap) afterPretrain = EvalFromJson(ap);
             if (resumed.State["unseen_after_pretraining"] is JsonObject up) unseenBefore = EvalFromJson(up);
+            if (resumed.State["sampled_after_pretraining"] is JsonObject sp) sampledBefore = (JsonObject)sp.DeepClone();
+            if (resumed.State["unseen_sampled_after_pretraining"] is JsonObject usp)
+                unseenSampledBefore = (JsonObject)usp.DeepClone();
             if (resumed.State["pretrain_budget"] is JsonObject pb) budget["pretrain"] = pb.DeepClone();
             if (resumed.State["pretrain_s"] is JsonNode ps) timings["pretrain_s"] = ps.DeepClone();
             if (resumed.State["pretrain_steps"] is JsonNode pst) timings["pretrain_steps"] = pst.DeepClone();
@@ -179,7 +209,19 @@ public static class TrainPipeline
         }
         else
         {
-            model = config.Build(new Generator(s.Seed + 17));
+            model = s.InitFrom == null ? config.Build(new Generator(s.Seed + 17)) : LoadInit(s.InitFrom, config);
+            if (s.InitFrom != null)
+            {
+                // No pre-training: GRPO starts from the given model, evaluated as "after pre-training".
+                phase = "rl";
+                budget["pretrain"] = new JsonObject
+                {
+                    ["planned_steps"] = 0, ["steps"] = 0, ["max_minutes"] = s.PretrainMaxMinutes,
+                    ["wall_limit_hit"] = false, ["init_from"] = s.InitFrom,
+                };
+                timings["pretrain_s"] = 0.0;
+                timings["pretrain_steps"] = 0;
+            }
             // No checkpoint: any log lines belong to steps that will be redone.
             kept = root ? MetricsLogger.KeepThrough(metricsPath, 0, 0, progress) : [];
         }
@@ -191,6 +233,10 @@ public static class TrainPipeline
         IReadOnlyList<Problem> unseen = task is LadderTask ladder && s.UnseenProblems > 0
             ? ladder.GenerateUnseen(Split.Test, s.UnseenProblems, s.Seed) : [];
         var greedy = new GenerationOptions { MaxNewTokens = s.Grpo.Trainer.MaxCompletionLength, Temperature = 0f, EosTokenIds = [tokenizer.EosId] };
+        // R1's evaluation (K samples at T 0.6, top-p 0.95) of a problem set; null when switched off.
+        JsonObject? Sampled(IReadOnlyList<Problem> problems) => s.EvalSamples == 0 || problems.Count == 0 ? null
+            : SampledEvaluation.Run(policy, tokenizer, template, task, problems,
+                greedy with { Temperature = s.SampledTemperature, TopP = s.SampledTopP }, s.EvalSamples, s.Seed).ToJson();
         using var log = root ? new MetricsLogger(metricsPath) : null;
         long lastCheckpoint = time.GetTimestamp();
         // Not again at the step just resumed from (or just saved).
@@ -265,13 +311,18 @@ public static class TrainPipeline
             long evalStart0 = time.GetTimestamp();
             afterPretrain = Evaluation.Run(policy, tokenizer, template, task, heldOut, greedy);
             if (unseen.Count > 0) unseenBefore = Evaluation.Run(policy, tokenizer, template, task, unseen, greedy);
+            sampledBefore = Sampled(heldOut);
+            unseenSampledBefore = Sampled(unseen);
             timings["eval_after_pretrain_s"] = time.GetElapsedTime(evalStart0).TotalSeconds;
             // The phase-end checkpoint: a stop during GRPO resumes with the pre-trained evaluation kept.
             if (done == 0) Checkpoint(1, 0, null, () => RlState(null), announce: false);
         }
         if (root)
+        {
             progress($"after pre-training: held-out accuracy {afterPretrain!.Accuracy:P1}, format " +
                 $"{afterPretrain.FormatRate:P0}, think {afterPretrain.ThinkRate:P0}\n");
+            progress(SampledLine(sampledBefore, unseenSampledBefore));
+        }
 
         // The state of a GRPO checkpoint: what the summary needs from pre-training, and the sampler.
         JsonObject RlState(GrpoTrainer? trainer)
@@ -281,6 +332,8 @@ public static class TrainPipeline
                 ["phase_elapsed_s"] = phaseElapsedBefore, ["after_pretraining"] = EvalToJson(afterPretrain!),
             };
             if (unseenBefore != null) state["unseen_after_pretraining"] = EvalToJson(unseenBefore);
+            if (sampledBefore != null) state["sampled_after_pretraining"] = sampledBefore.DeepClone();
+            if (unseenSampledBefore != null) state["unseen_sampled_after_pretraining"] = unseenSampledBefore.DeepClone();
             if (budget["pretrain"] is JsonNode pb) state["pretrain_budget"] = pb.DeepClone();
             if (timings["pretrain_s"] is JsonNode ps) state["pretrain_s"] = ps.DeepClone();
             if (timings["pretrain_steps"] is JsonNode pst) state["pretrain_steps"] = pst.DeepClone();
@@ -292,7 +345,11 @@ public static class TrainPipeline
         }
 
         // ---- GRPO
-        var grpo = s.Grpo with { Task = task.Name, Trainer = s.Grpo.Trainer with { Seed = s.Seed } };
+        var grpo = s.Grpo with
+        {
+            Task = task.Name,
+            Trainer = s.Grpo.Trainer with { Seed = s.Seed, DifficultyWeights = RlDifficultyWeights(task, rlTask, s) },
+        };
         long rlStart = time.GetTimestamp();
         double rlElapsedBefore = phaseElapsedBefore;
         TimeSpan RlElapsed() => time.GetElapsedTime(rlStart) + TimeSpan.FromSeconds(rlElapsedBefore);
@@ -300,8 +357,8 @@ public static class TrainPipeline
         using (var reference = grpo.Trainer.Beta != 0 ? config.Build(new Generator(0)) : null)
         {
             if (reference != null) CopyWeights(model, reference);
-            using var trainer = new GrpoTrainer(policy, reference == null ? null : new CausalLMPolicy(reference), tokenizer, task,
-                grpo.Rewards(task, template.ThinkPrefilled), template, grpo.Trainer, group: group);
+            using var trainer = new GrpoTrainer(policy, reference == null ? null : new CausalLMPolicy(reference), tokenizer,
+                rlTask, grpo.Rewards(rlTask, template.ThinkPrefilled), template, grpo.Trainer, group: group);
             if (done > 0)
             {
                 OptimizerCheckpoint.TryLoad(trainer.Optimizer, resumed!.Path, progress);
@@ -346,8 +403,11 @@ public static class TrainPipeline
         long evalStart = time.GetTimestamp();
         var afterRl = Evaluation.Run(policy, tokenizer, template, task, heldOut, greedy);
         var unseenAfter = unseen.Count > 0 ? Evaluation.Run(policy, tokenizer, template, task, unseen, greedy) : null;
+        var sampledAfter = Sampled(heldOut);
+        var unseenSampledAfter = Sampled(unseen);
         timings["eval_after_rl_s"] = time.GetElapsedTime(evalStart).TotalSeconds;
         progress($"after GRPO: held-out accuracy {afterRl.Accuracy:P1}, format {afterRl.FormatRate:P0}, think {afterRl.ThinkRate:P0}\n");
+        progress(SampledLine(sampledAfter, unseenSampledAfter));
 
         // ---- outputs
         var bundleDir = Path.Combine(runDir, "model");
@@ -377,6 +437,19 @@ public static class TrainPipeline
         afterPretrainJson["thinking_tokens_by_difficulty"] = ByLevel(thinkBefore);
         var afterRlJson = afterRl.ToJson();
         afterRlJson["thinking_tokens_by_difficulty"] = ByLevel(thinkAfter);
+        afterPretrainJson["mistakes"] = Mistakes(heldOut, afterPretrain, task);
+        afterRlJson["mistakes"] = Mistakes(heldOut, afterRl, task);
+        if (sampledBefore != null) afterPretrainJson["sampled"] = sampledBefore.DeepClone();
+        if (sampledAfter != null)
+        {
+            afterRlJson["sampled"] = sampledAfter.DeepClone();
+            // The targets of the default recipe: every level's sampled pass@1 and the greedy accuracy.
+            var pass1 = sampledAfter["by_difficulty"]!.AsObject()
+                .Select(kv => kv.Value!["pass@1"]!.GetValue<double>()).ToArray();
+            checks["min_level_pass_at_1_after_rl"] = pass1.Min();
+            checks["every_level_pass_at_1_ge_95"] = pass1.All(p => p >= 0.95);
+        }
+        checks["greedy_accuracy_ge_97"] = afterRl.Accuracy >= 0.97;
         // Behaviour of the held-out completions: thinking length correct vs incorrect, verification, self-correction.
         afterPretrainJson["behaviour"] = BehaviourAnalytics.ToJson(BehaviourAnalytics.Measure(heldOut,
             afterPretrain.Completions, task, tokenizer, template.ThinkPrefilled));
@@ -394,9 +467,17 @@ public static class TrainPipeline
         };
         if (unseenAfter != null)
         {
-            summary["unseen_level"] = UnseenLevelJson(unseen, unseenBefore, unseenAfter, task, tokenizer, template);
+            summary["unseen_level"] = UnseenLevelJson(unseen, unseenBefore, unseenAfter, task, tokenizer, template,
+                unseenSampledBefore, unseenSampledAfter);
             if (unseenBefore != null)
-                checks["unseen_level_gain_points"] = 100 * (unseenAfter.Accuracy - unseenBefore.Accuracy);
+            {
+                double gain = 100 * (unseenAfter.Accuracy - unseenBefore.Accuracy);
+                checks["unseen_level_gain_points"] = gain;
+                checks["unseen_level_gain_ge_15"] = gain >= 15;
+            }
+            if (unseenSampledBefore != null && unseenSampledAfter != null)
+                checks["unseen_level_pass_at_1_gain_points"] = 100 *
+                    (unseenSampledAfter["pass@1"]!.GetValue<double>() - unseenSampledBefore["pass@1"]!.GetValue<double>());
             progress($"unseen level {LadderTask.UnseenLevel} (two-digit × two-digit): " +
                      $"{(unseenBefore == null ? "–" : unseenBefore.Accuracy.ToString("P1"))} → " +
                      $"{unseenAfter.Accuracy:P1}\n");
@@ -411,6 +492,94 @@ public static class TrainPipeline
         RunReport.Write(runDir);
         checkpoints.Clear();
         return summary;
+    }
+
+    /// <summary>
+    /// The held-out problems a greedy evaluation got wrong, with their completions (where the recipe's errors come
+    /// from: which level, which step of the trace).
+    /// </summary>
+    private static JsonArray Mistakes(IReadOnlyList<Problem> problems, EvalReport report, VerifiableTask task)
+    {
+        var accuracy = new AccuracyReward(task);
+        var wrong = new JsonArray();
+        for (int i = 0; i < problems.Count; i++)
+        {
+            var completion = report.Completions[i];
+            if (accuracy.Score(new RewardInput(problems[i], completion, completion.Length, false)) == 1f) continue;
+            wrong.Add(new JsonObject
+            {
+                ["level"] = problems[i].Difficulty, ["problem"] = problems[i].Prompt, ["answer"] = problems[i].Answer,
+                ["completion"] = completion,
+            });
+        }
+        return wrong;
+    }
+
+    /// <summary>The recipe's own settings (level 6 in GRPO, sampled evaluation, a model to start from).</summary>
+    private static void CheckRecipe(TrainSettings s)
+    {
+        if (s.EvalSamples < 0) throw new ArgumentException($"--eval-samples must be ≥ 0, got {s.EvalSamples}");
+        if (s.InitFrom != null && !Directory.Exists(s.InitFrom))
+            throw new ArgumentException($"--init-from: no model directory at {s.InitFrom} (give a run's model/ folder)");
+        var task = TaskRegistry.Create(s.Task);
+        RlDifficultyWeights(task, RlTask(task, s), s);
+    }
+
+    /// <summary>
+    /// GRPO's task: the pre-training one, or for <see cref="TrainSettings.RlUnseenWeight"/> &gt; 0 the ladder that
+    /// also draws level 6 (errors name the option).
+    /// </summary>
+    private static VerifiableTask RlTask(VerifiableTask task, TrainSettings s)
+    {
+        if (!(s.RlUnseenWeight >= 0) || double.IsInfinity(s.RlUnseenWeight))
+            throw new ArgumentException($"--rl-unseen-weight must be a finite number ≥ 0, got {s.RlUnseenWeight}");
+        if (s.RlUnseenWeight == 0) return task;
+        if (task is not LadderTask)
+            throw new ArgumentException($"--rl-unseen-weight needs the ladder task (its level 6), not '{task.Name}'");
+        return new LadderTask(drawsUnseenLevel: true);
+    }
+
+    /// <summary>GRPO's level weights: the configured ones, plus level 6's when GRPO draws it.</summary>
+    private static IReadOnlyList<double>? RlDifficultyWeights(VerifiableTask task, VerifiableTask rlTask,
+        TrainSettings s)
+    {
+        var w = s.Grpo.Trainer.DifficultyWeights;
+        if (ReferenceEquals(task, rlTask)) return w;
+        if (w != null && w.Count != task.MaxDifficulty)
+            throw new ArgumentException($"difficulty weights need {task.MaxDifficulty} values (levels 1–" +
+                                        $"{task.MaxDifficulty}; level 6's is --rl-unseen-weight), got {w.Count}");
+        return [.. w ?? Enumerable.Repeat(1.0, task.MaxDifficulty), s.RlUnseenWeight];
+    }
+
+    /// <summary>The model to start GRPO from (<see cref="TrainSettings.InitFrom"/>); it must fit the tokenizer.</summary>
+    private static ICausalLM LoadInit(string directory, ICausalLMConfig config)
+    {
+        if (!Directory.Exists(directory))
+            throw new ArgumentException($"--init-from: no model directory at {directory} (give a run's model/ folder)");
+        var model = CausalLMRegistry.Load(directory);
+        if (model.Config.VocabSize != config.VocabSize)
+        {
+            model.Dispose();
+            throw new ArgumentException($"--init-from {directory}: its vocabulary has {model.Config.VocabSize} " +
+                                        $"tokens, the character tokenizer of nr train {config.VocabSize}");
+        }
+        return model;
+    }
+
+    /// <summary>One printed line of the sampled evaluation: pass@1 by level, pass@K, and level 6's pass@1.</summary>
+    private static string SampledLine(JsonObject? sampled, JsonObject? unseen)
+    {
+        if (sampled == null) return "";
+        int k = sampled["samples"]!.GetValue<int>();
+        var levels = string.Join(" ", sampled["by_difficulty"]!.AsObject()
+            .Select(kv => $"{kv.Key}:{kv.Value!["pass@1"]!.GetValue<double>():P0}"));
+        var line = $"  sampled ({k} per problem, T {sampled["temperature"]}, top-p {sampled["top_p"]}): pass@1 " +
+                   $"{sampled["pass@1"]!.GetValue<double>():P1} (by level {levels}), " +
+                   $"pass@{k} {sampled[$"pass@{k}"]!.GetValue<double>():P1}";
+        if (unseen != null)
+            line += $"; level {LadderTask.UnseenLevel} pass@1 {unseen["pass@1"]!.GetValue<double>():P1}, " +
+                    $"pass@{k} {unseen[$"pass@{k}"]!.GetValue<double>():P1}";
+        return line + "\n";
     }
 
     /// <summary>A stop every rank agrees on: the most severe any rank reached (wall clocks differ slightly).</summary>
@@ -444,12 +613,20 @@ public static class TrainPipeline
     /// GRPO, and a few completions (the before side is absent in a run resumed from a checkpoint that lacked it).
     /// </summary>
     private static JsonObject UnseenLevelJson(IReadOnlyList<Problem> unseen, EvalReport? before, EvalReport after,
-        VerifiableTask task, ITokenizer tokenizer, PromptTemplate template)
+        VerifiableTask task, ITokenizer tokenizer, PromptTemplate template, JsonObject? sampledBefore,
+        JsonObject? sampledAfter)
     {
         JsonObject Side(EvalReport r)
         {
             var o = r.ToJson();
             o.Remove("by_difficulty");
+            var sampled = ReferenceEquals(r, before) ? sampledBefore : sampledAfter;
+            if (sampled != null)
+            {
+                var copy = (JsonObject)sampled.DeepClone();
+                copy.Remove("by_difficulty"); // one level: the overall scores are its
+                o["sampled"] = copy;
+            }
             o["behaviour"] = BehaviourAnalytics.ToJson(BehaviourAnalytics.Measure(unseen, r.Completions, task,
                 tokenizer, template.ThinkPrefilled));
             return o;
