@@ -77,7 +77,8 @@ public static class TextGeneration
         ArgumentNullException.ThrowIfNull(prompts);
         ArgumentNullException.ThrowIfNull(rowGenerators);
         if (rowGenerators.Count != prompts.Count)
-            throw new ArgumentException($"{rowGenerators.Count} row generators for {prompts.Count} prompts (one per row)");
+            throw new ArgumentException(
+                $"{rowGenerators.Count} row generators for {prompts.Count} prompts (one per row)");
         return Generate(model, prompts, options, i => rowGenerators[i]);
     }
 

@@ -193,7 +193,7 @@ public sealed class GrpoTrainer : IDisposable
     /// <summary>Bytes this rank hands to the gradient all-reduce per optimizer step (0 in one process).</summary>
     public long GradientBytesPerStep => _gradients?.BytesPerStep ?? 0;
 
-    /// <summary>What this rank handed to the collectives in the last <see cref="Step"/> (all 0 in one process).</summary>
+    /// <summary>What this rank handed to the collectives in the last <see cref="Step"/> (0 in one process).</summary>
     public GrpoTraffic LastStepTraffic { get; private set; } = new(0, 0, 0);
 
     private long _rolloutBytes, _controlBytes;
@@ -386,7 +386,8 @@ public sealed class GrpoTrainer : IDisposable
                         var recorded = batch.LogProbs(_policy, Config.Temperature);
                         if (Config.NumIterations > 1) old = recorded;
                     }
-                    if (tape != null) tape.Mode = Config.RoutingReplay ? RoutingTapeMode.Replay : RoutingTapeMode.Observe;
+                    if (tape != null)
+                        tape.Mode = Config.RoutingReplay ? RoutingTapeMode.Replay : RoutingTapeMode.Observe;
                     if (Config.Beta != 0)
                     {
                         var refMoe = Config.RoutingReplay ? RoutingReplay.MoeModel(_reference) : null;
@@ -411,7 +412,8 @@ public sealed class GrpoTrainer : IDisposable
                     tape?.Rewind();
                     var ent = it == 0 ? new float[batch.Count * batch.MaxCompletion] : null;
                     using var result = fused
-                        ? batch.FusedLoss(_policy, Config.Temperature, oldHost, refHost, localAdv, maskArr, options, ent)
+                        ? batch.FusedLoss(_policy, Config.Temperature, oldHost, refHost, localAdv, maskArr, options,
+                            ent)
                         : GrpoLoss.Compute(batch.LogProbs(_policy, Config.Temperature, ent), old, reference, advT!,
                             mask!, options);
                     if (ent != null) part.Entropy = GrpoLoss.MaskedMean(ent, maskArr);
@@ -521,7 +523,7 @@ public sealed class GrpoTrainer : IDisposable
         public bool ZeroStd { get; set; }
     }
 
-    /// <summary>One optimizer iteration's loss and metrics over this rank's groups (or, reduced, the batch's).</summary>
+    /// <summary>One optimizer iteration's loss and metrics over this rank's groups (or, reduced, the batch).</summary>
     private sealed class IterationMetrics
     {
         public double Loss, Kl = double.NaN, Low, High, Region, Entropy = double.NaN;
@@ -576,7 +578,8 @@ public sealed class GrpoTrainer : IDisposable
             for (int j = 0; j < G; j++)
             {
                 int at = cursor[owner], length = checked((int)gathered[at]);
-                samples[j] = new SampledSequence(gathered.AsSpan(at + 3, length).ToArray(), (FinishReason)gathered[at + 1]);
+                var tokens = gathered.AsSpan(at + 3, length).ToArray();
+                samples[j] = new SampledSequence(tokens, (FinishReason)gathered[at + 1]);
                 rewards[j] = BitConverter.Int32BitsToSingle((int)gathered[at + 2]);
                 cursor[owner] = at + 3 + length;
             }

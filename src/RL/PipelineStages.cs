@@ -264,7 +264,11 @@ public static class PipelineStages
         string? refused = null;
         if (IsRoot(group))
         {
-            try { RunIdentity.Claim(runDir, identity, safety.Overwrite, "--run-dir", m => progress?.Invoke(m.TrimEnd('\n'))); }
+            try
+            {
+                RunIdentity.Claim(runDir, identity, safety.Overwrite, "--run-dir",
+                    m => progress?.Invoke(m.TrimEnd('\n')));
+            }
             catch (ArgumentException e) when (group is { Size: > 1 }) { refused = e.Message; }
         }
         if (group is { Size: > 1 } && group.SumCount(refused == null ? 0 : 1) > 0)

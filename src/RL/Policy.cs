@@ -40,7 +40,8 @@ public interface IPolicy
         IReadOnlyList<Generator> rowGenerators)
     {
         if (rowGenerators.Count != prompts.Count)
-            throw new ArgumentException($"{rowGenerators.Count} row generators for {prompts.Count} prompts (one per row)");
+            throw new ArgumentException(
+                $"{rowGenerators.Count} row generators for {prompts.Count} prompts (one per row)");
         return prompts.Select((p, i) => Generate([p], options, rowGenerators[i])[0]).ToArray();
     }
 }

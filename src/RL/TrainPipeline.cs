@@ -115,7 +115,8 @@ public sealed record TrainSettings
 /// reported in the output and in summary.json (<c>budget_hit</c>).
 /// Under <c>mpirun -np N</c> (a process group of N ranks) pre-training is data-parallel: every rank builds the
 /// same batch, trains on its N-th of it and the gradients are summed (<see cref="SftTrainer"/>); GRPO spreads the
-/// rollouts over the ranks and sums the policy gradient (<see cref="GrpoTrainer"/>'s group). Only rank 0 writes: run.json, checkpoints, metrics, evaluations, samples, plots and
+/// rollouts over the ranks and sums the policy gradient (<see cref="GrpoTrainer"/>'s group).
+/// Only rank 0 writes: run.json, checkpoints, metrics, evaluations, samples, plots and
 /// the summary; the others read the checkpoint it resumes from. Stops (Ctrl-C, wall limits) are agreed on by
 /// all ranks at each step, so none is left waiting in a collective.
 /// </summary>

@@ -101,7 +101,8 @@ public class DistributedPipelineTests
                  "max_completion_length": 6, "eval_problems": 2, "eval_steps": 2, "beta": 0.04}
                 """);
             var run = Path.Combine(root, "run");
-            string[] args = [MpiRun.CliDll, "pipeline", "r1-zero", "--model", model, "--run-dir", run, "--config", config,
+            string[] args = [MpiRun.CliDll, "pipeline", "r1-zero", "--model", model, "--run-dir", run,
+                "--config", config,
                 "--checkpoint-every-minutes", "0"];
             var folder = Path.Combine(run, RunCheckpoints.FolderName);
             bool killed = false;
@@ -130,7 +131,8 @@ public class DistributedPipelineTests
             Assert.Contains("resuming from", again.Output);
             Assert.True(File.Exists(Path.Combine(run, "summary.json")));
             // Every step logged once, in order, after the resume cut the log back to the checkpoint.
-            var steps = Metrics(Path.Combine(run, "metrics.jsonl")).Select(m => m["step"]!.GetValue<double>()).ToArray();
+            var steps = Metrics(Path.Combine(run, "metrics.jsonl")).Select(m => m["step"]!.GetValue<double>())
+                .ToArray();
             Assert.Equal(Enumerable.Range(1, 40).Select(i => (double)i), steps);
         }
         finally

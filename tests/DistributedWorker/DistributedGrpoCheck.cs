@@ -26,10 +26,11 @@ internal static class DistributedGrpoCheck
         public string Name => "digits";
 
         public float? Score(RewardInput input) =>
-            input.Completion.Length == 0 ? 0f : input.Completion.Count(char.IsAsciiDigit) / (float)input.Completion.Length;
+            input.Completion.Length == 0 ? 0f
+                : input.Completion.Count(char.IsAsciiDigit) / (float)input.Completion.Length;
     }
 
-    /// <summary>1 when the completion holds a 7: mostly 0 for a random model, so many groups have no variance.</summary>
+    /// <summary>1 when the completion holds a 7: mostly 0 for a random model (many groups without variance).</summary>
     private sealed class SevenReward : IRewardFunction
     {
         public string Name => "seven";
@@ -48,8 +49,12 @@ internal static class DistributedGrpoCheck
             t => new RewardSet().Add(new DigitShareReward()).Add(new AccuracyReward(t), 0.5f));
         yield return ("grpo-mu2-kl-replay-dynamic", common with
         {
-            LossType = LossType.Grpo, NumIterations = 2, Beta = 0.04f, RoutingReplay = true,
-            DynamicSampling = true, DynamicSamplingMaxRounds = 3,
+            LossType = LossType.Grpo,
+            NumIterations = 2,
+            Beta = 0.04f,
+            RoutingReplay = true,
+            DynamicSampling = true,
+            DynamicSamplingMaxRounds = 3,
         }, _ => new RewardSet().Add(new SevenReward()));
     }
 
@@ -103,7 +108,8 @@ internal static class DistributedGrpoCheck
         return failures;
     }
 
-    private sealed record Outcome(float[] Parameters, List<List<long[]>> Rollouts, List<Dictionary<string, double>> Metrics,
+    private sealed record Outcome(float[] Parameters, List<List<long[]>> Rollouts,
+        List<Dictionary<string, double>> Metrics,
         long GradientBytes);
 
     private static ICausalLM Build() =>

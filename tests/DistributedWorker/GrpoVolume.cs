@@ -29,7 +29,8 @@ internal static class GrpoVolume
         long tokens = trainer.LastRollouts.Sum(r => (long)r.Tokens.Length);
         Console.WriteLine($"grpo volume, rank {g.Rank} of {g.Size}: gradients {t.GradientBytes:N0} B, rollouts " +
                           $"{t.RolloutBytes:N0} B, control {t.ControlBytes:N0} B, total {t.TotalBytes:N0} B; " +
-                          $"{tokens} completion tokens in the batch; step {m.First(kv => kv.Key == "step_time").Value:F1} s");
+                          $"{tokens} completion tokens in the batch; " +
+                          $"step {m.First(kv => kv.Key == "step_time").Value:F1} s");
         return [];
     }
 }
