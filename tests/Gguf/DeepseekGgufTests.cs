@@ -174,7 +174,7 @@ public sealed class DeepseekGgufTests(ITestOutputHelper output) : IDisposable
         Assert.DoesNotContain(got, float.IsNaN);
         double rel = ModelTestUtil.RelError(got, reference);
         output.WriteLine($"packed Q8_0 vs decoded float32: max rel {rel:E2}");
-        // The packed product quantises the activations per block of 32 to int8 (as llama.cpp does): ~1 % of scale.
+        // The packed product quantises the activations per block of 32 to int8 (as llama.cpp does): 1.8e-2 measured.
         Assert.True(rel <= 3e-2, $"packed vs decoded logits differ by {rel:E2}");
     }
 

@@ -1,6 +1,7 @@
 // Source: ggml's GGUF specification (ggml/docs/gguf.md): gguf_header_t, gguf_metadata_kv_t, gguf_tensor_info_t.
 using System.Buffers.Binary;
 using System.Text;
+using NativeReasoner.IO;
 
 namespace NativeReasoner.Model.Gguf;
 
@@ -149,7 +150,7 @@ internal sealed unsafe class GgufHeaderReader
         for (long i = 0; i < tensorCount; i++)
         {
             var (name, dims, type, offset, bytes) = infos[i];
-            if (offset > _length - dataStart || bytes > _length - dataStart - offset)
+            if (!MappedFile.Fits(offset, bytes, _length - dataStart))
                 throw Error($"tensor '{name}'", $"data [{offset}, {offset + bytes}) of the data section runs past " +
                     $"the end of the file ({_length - dataStart} data bytes; truncated or a bad offset)");
             tensors[i] = new GgufTensorInfo(name, dims, type, offset, dataStart + offset, bytes);

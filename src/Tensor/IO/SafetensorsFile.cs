@@ -1,6 +1,4 @@
 using System.Buffers.Binary;
-using System.IO.MemoryMappedFiles;
-using System.Runtime.InteropServices;
 using NativeReasoner.Kernels;
 
 namespace NativeReasoner.IO;
@@ -14,14 +12,8 @@ namespace NativeReasoner.IO;
 /// </summary>
 public sealed unsafe class SafetensorsFile : IDisposable
 {
-    private readonly MemoryMappedFile _map;
-    private readonly MemoryMappedViewAccessor _view;
+    private readonly MappedFile _file;
     private readonly Dictionary<string, SafetensorsEntry> _byName;
-    private byte* _base;
-    // The mapping's page-aligned bounds, for ReleasePages: madvise takes whole pages.
-    private readonly byte* _mapStart;
-    private readonly byte* _mapEnd;
-    private bool _disposed;
 
     /// <summary>The path the file was opened with.</summary>
     public string FilePath { get; }
@@ -35,16 +27,11 @@ public sealed unsafe class SafetensorsFile : IDisposable
     /// <summary>All tensors, in the order their data appears in the file.</summary>
     public IReadOnlyList<SafetensorsEntry> Entries { get; }
 
-    private SafetensorsFile(string path, long length, MemoryMappedFile map, MemoryMappedViewAccessor view, byte* basePtr,
-        SafetensorsHeader.Parsed parsed)
+    private SafetensorsFile(MappedFile file, SafetensorsHeader.Parsed parsed)
     {
-        FilePath = path;
-        Length = length;
-        _map = map;
-        _view = view;
-        _base = basePtr;
-        _mapStart = (byte*)((nuint)basePtr & ~(nuint)(Environment.SystemPageSize - 1));
-        _mapEnd = (byte*)AlignUp((nuint)(basePtr + length));
+        FilePath = file.FilePath;
+        Length = file.Length;
+        _file = file;
         Metadata = parsed.Metadata;
         Entries = parsed.Entries;
         _byName = new Dictionary<string, SafetensorsEntry>(parsed.Entries.Length, StringComparer.Ordinal);
@@ -56,43 +43,14 @@ public sealed unsafe class SafetensorsFile : IDisposable
     public static SafetensorsFile Open(string path)
     {
         ArgumentNullException.ThrowIfNull(path);
-
-        FileStream fs;
+        // Under 8 bytes cannot hold the length prefix (and an empty file cannot be mapped at all).
+        var file = MappedFile.Open(path, 8,
+            length => new SafetensorsException(path, null, $"file is {length} bytes, too short for the 8-byte header length"),
+            (message, e) => new SafetensorsException(path, null, message, e));
         try
         {
-            // Other readers may map the same checkpoint concurrently; writers opening it in place
-            // are refused (where the OS enforces sharing) because they would change bytes under
-            // the mapping. Delete sharing lets SafetensorsWriter rename a new file over this one:
-            // the mapping keeps the old contents.
-            fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
-        {
-            throw new SafetensorsException(path, null, $"cannot open file: {e.Message}", e);
-        }
-
-        MemoryMappedFile? map = null;
-        MemoryMappedViewAccessor? view = null;
-        byte* basePtr = null;
-        try
-        {
-            long length = fs.Length;
-            // Checked before mapping: a zero-length file cannot be mapped at all, and anything
-            // under 8 bytes cannot hold the length prefix.
-            if (length < 8)
-            {
-                fs.Dispose();
-                throw new SafetensorsException(path, null, $"file is {length} bytes, too short for the 8-byte header length");
-            }
-
-            map = MemoryMappedFile.CreateFromFile(fs, mapName: null, capacity: 0, MemoryMappedFileAccess.Read,
-                HandleInheritability.None, leaveOpen: false);
-            view = map.CreateViewAccessor(0, length, MemoryMappedFileAccess.Read);
-            view.SafeMemoryMappedViewHandle.AcquirePointer(ref basePtr);
-            // The view may start before offset 0 because of page alignment; PointerOffset corrects.
-            byte* filePtr = basePtr + view.PointerOffset;
-
-            ulong headerLen = BinaryPrimitives.ReadUInt64LittleEndian(new ReadOnlySpan<byte>(filePtr, 8));
+            long length = file.Length;
+            ulong headerLen = BinaryPrimitives.ReadUInt64LittleEndian(file.Span(0, 8));
             if (headerLen == 0)
                 throw new SafetensorsException(path, null, "header length is 0");
             // Compare as unsigned first so 2^63 and above cannot turn negative as a long.
@@ -106,19 +64,13 @@ public sealed unsafe class SafetensorsFile : IDisposable
             long dataStart = 8 + (long)headerLen;
             // Copy the header out of the mapping: JsonDocument keeps references into its input and
             // the copy is at most MaxHeaderBytes.
-            byte[] json = new ReadOnlySpan<byte>(filePtr + 8, (int)headerLen).ToArray();
+            byte[] json = file.Span(8, (long)headerLen).ToArray();
             SafetensorsHeader.Parsed parsed = SafetensorsHeader.Parse(path, json, dataStart, length - dataStart);
-
-            return new SafetensorsFile(path, length, map, view, filePtr, parsed);
+            return new SafetensorsFile(file, parsed);
         }
-        catch (Exception e)
+        catch
         {
-            if (basePtr != null) view!.SafeMemoryMappedViewHandle.ReleasePointer();
-            view?.Dispose();
-            if (map is not null) map.Dispose(); else fs.Dispose();
-            if (e is SafetensorsException) throw;
-            if (e is IOException or UnauthorizedAccessException)
-                throw new SafetensorsException(path, null, $"cannot map file: {e.Message}", e);
+            file.Dispose();
             throw;
         }
     }
@@ -145,14 +97,14 @@ public sealed unsafe class SafetensorsFile : IDisposable
         if (e.ByteLength > int.MaxValue)
             throw new SafetensorsException(FilePath, name,
                 $"tensor is {e.ByteLength} bytes, too large for a span; use GetPointer");
-        return new ReadOnlySpan<byte>(Base + e.DataOffset, (int)e.ByteLength);
+        return _file.Span(e.DataOffset, e.ByteLength);
     }
 
     /// <summary>Pointer to the tensor's first byte inside the mapping; valid until Dispose. Read-only memory.</summary>
     public byte* GetPointer(string name)
     {
         SafetensorsEntry e = GetEntry(name);
-        return Base + e.DataOffset;
+        return _file.Pointer(e.DataOffset, e.ByteLength);
     }
 
     /// <summary>Copies the tensor's raw bytes; <paramref name="destination"/> must be exactly ByteLength long.</summary>
@@ -163,7 +115,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
             throw new ArgumentException(
                 $"{FilePath}: tensor '{name}' is {e.ByteLength} bytes but the destination holds {destination.Length}",
                 nameof(destination));
-        new ReadOnlySpan<byte>(Base + e.DataOffset, destination.Length).CopyTo(destination);
+        new ReadOnlySpan<byte>(_file.Pointer(e.DataOffset, e.ByteLength), destination.Length).CopyTo(destination);
     }
 
     /// <summary>
@@ -190,7 +142,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
             throw new ArgumentException(
                 $"{FilePath}: tensor '{name}' has {e.ElementCount} elements but the destination holds {destination.Length}",
                 nameof(destination));
-        SafetensorsFormat.ConvertToFloat32(e.DType, new ReadOnlySpan<byte>(Base + e.DataOffset, checked((int)e.ByteLength)), destination);
+        SafetensorsFormat.ConvertToFloat32(e.DType, _file.Span(e.DataOffset, e.ByteLength), destination);
     }
 
     /// <summary>Reads an I32 or I64 tensor as a new long array.</summary>
@@ -201,7 +153,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
             throw new SafetensorsException(FilePath, name,
                 $"dtype is {SafetensorsFormat.ToDTypeString(e.DType)}; ReadInt64 accepts I32 or I64");
         long[] result = NewArray<long>(e);
-        SafetensorsFormat.ConvertToInt64(e.DType, new ReadOnlySpan<byte>(Base + e.DataOffset, checked((int)e.ByteLength)), result);
+        SafetensorsFormat.ConvertToInt64(e.DType, _file.Span(e.DataOffset, e.ByteLength), result);
         return result;
     }
 
@@ -224,26 +176,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
         if (offset < 0 || length < 0 || offset > e.ByteLength - length)
             throw new ArgumentOutOfRangeException(nameof(offset),
                 $"{FilePath}: bytes [{offset}, {offset + length}) lie outside tensor '{name}' ({e.ByteLength} bytes)");
-        byte* data = Base + e.DataOffset + offset;
-        if (!OperatingSystem.IsLinux() || length == 0) return;
-        nuint page = (nuint)Environment.SystemPageSize;
-        byte* start = (byte*)((nuint)data & ~(page - 1));
-        byte* end = (byte*)AlignUp((nuint)(data + length));
-        if (start < _mapStart) start = _mapStart;
-        if (end > _mapEnd) end = _mapEnd;
-        // A failure only means the pages stay resident (e.g. a kernel without madvise): the data is unaffected.
-        _ = MAdvise(start, (nuint)(end - start), MAdvDontNeed);
-    }
-
-    private const int MAdvDontNeed = 4; // Linux <sys/mman.h>
-
-    [DllImport("libc", EntryPoint = "madvise")]
-    private static extern int MAdvise(byte* address, nuint length, int advice);
-
-    private static nuint AlignUp(nuint address)
-    {
-        nuint page = (nuint)Environment.SystemPageSize;
-        return (address + page - 1) & ~(page - 1);
+        _file.ReleasePages(e.DataOffset + offset, length);
     }
 
     private void RequireFloating(SafetensorsEntry e)
@@ -260,15 +193,6 @@ public sealed unsafe class SafetensorsFile : IDisposable
             throw new SafetensorsException(FilePath, e.Name,
                 $"tensor has {e.ElementCount} elements ({e.ByteLength} bytes), too many for a managed array; use GetPointer");
         return new T[e.ElementCount];
-    }
-
-    private byte* Base
-    {
-        get
-        {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            return _base;
-        }
     }
 
     /// <summary>"available: a, b, c, ... (N tensors)" for missing-tensor messages.</summary>
@@ -290,13 +214,5 @@ public sealed unsafe class SafetensorsFile : IDisposable
     }
 
     /// <summary>Unmaps the file now. Spans and pointers obtained earlier become invalid.</summary>
-    public void Dispose()
-    {
-        if (_disposed) return;
-        _disposed = true;
-        _base = null;
-        _view.SafeMemoryMappedViewHandle.ReleasePointer();
-        _view.Dispose();
-        _map.Dispose();
-    }
+    public void Dispose() => _file.Dispose();
 }

@@ -138,7 +138,7 @@ internal static class SafetensorsHeader
         long end = ReadOffset(file, name, offsetsEl[1], "end");
         if (end < begin)
             throw new SafetensorsException(file, name, $"data_offsets [{begin}, {end}] end is before begin");
-        if (end > dataLength)
+        if (!MappedFile.Fits(begin, end - begin, dataLength))
             throw new SafetensorsException(file, name,
                 $"data_offsets [{begin}, {end}] extend beyond the data section ({dataLength} bytes)");
 
