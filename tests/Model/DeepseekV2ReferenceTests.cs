@@ -36,8 +36,8 @@ public sealed class DeepseekV2ReferenceTests(ITestOutputHelper output)
         Assert.DoesNotContain(model.NamedBuffers(),
             nb => nb.Name.EndsWith("e_score_correction_bias", StringComparison.Ordinal));
         Assert.All(model.MoeLayers, m => Assert.Null(m.Gate.ScoreCorrectionBias));
-        DeepseekReferenceChecks.LogitsLossesGradientsAndLoads(model, Path.Combine(Dir(variant), "expected.safetensors"),
-            variant, output);
+        string expectedPath = Path.Combine(Dir(variant), "expected.safetensors");
+        DeepseekReferenceChecks.LogitsLossesGradientsAndLoads(model, expectedPath, variant, output);
     }
 
     [Theory]
@@ -46,8 +46,8 @@ public sealed class DeepseekV2ReferenceTests(ITestOutputHelper output)
     public void CachedDecodeMatchesPyTorchFullForward(string variant)
     {
         using var model = Load(variant);
-        DeepseekReferenceChecks.CachedDecodeMatchesFullForward(model, Path.Combine(Dir(variant), "expected.safetensors"),
-            7, variant, output);
+        string expectedPath = Path.Combine(Dir(variant), "expected.safetensors");
+        DeepseekReferenceChecks.CachedDecodeMatchesFullForward(model, expectedPath, 7, variant, output);
     }
 
     [Fact]
