@@ -27,7 +27,8 @@ internal static class GpuBenchCompile
         }
         if (device.Kernels is not CudaKernels cuda)
         {
-            error.WriteLine($"nr-gpubench --compile: device '{device.Name}' is not a CUDA device (expected cuda or cuda:emu)");
+            error.WriteLine($"nr-gpubench --compile: device '{device.Name}' is not a CUDA device " +
+                            "(expected cuda or cuda:emu)");
             return 2;
         }
         var total = Stopwatch.StartNew();
@@ -45,7 +46,8 @@ internal static class GpuBenchCompile
                 output.WriteLine($"{r.File,-28} {(r.Ok ? "ok" : "FAILED"),-7} {r.Milliseconds,10:F1} ms  {firstLine}");
             output.Flush();
         }
-        error.WriteLine($"nr-gpubench --compile: {results.Count - failed} of {results.Count} kernel files compiled for " +
+        error.WriteLine($"nr-gpubench --compile: {results.Count - failed} of {results.Count} kernel files " +
+                        "compiled for " +
                         $"{cuda.Backend.Arch} in {total.Elapsed.TotalSeconds:F1} s");
         if (failed > 0)
             foreach (var r in results.Where(r => !r.Ok)) error.WriteLine($"--- {r.File}\n{r.Error}");

@@ -14,7 +14,8 @@ namespace NativeReasoner.Perf.Gpu;
 internal static class GpuBenchDecode
 {
     public static GpuBench Bench { get; } = new("decode",
-        "greedy decode tokens/s at batch 1/16/64: the ~100M DeepSeek-V3 config (MLA cache) and the Qwen2.5-0.5B shape (GQA cache)",
+        "greedy decode tokens/s at batch 1/16/64: the ~100M DeepSeek-V3 config (MLA cache) and the Qwen2.5-0.5B " +
+        "shape (GQA cache)",
         ctx =>
         {
             var s = ctx.Sizes;
@@ -22,13 +23,18 @@ internal static class GpuBenchDecode
             double warmup = s.WarmupMs / 1e3;
             GpuBenchOp Op(string family, int batch) =>
                 new($"decode_{family}", [batch, s.DecodePrompt, s.DecodeNewTokens], ctx.ModelDType) { Tokens = batch };
-            ctx.Plan([.. s.DecodeBatches.Select(b => Op("deepseek_v3", b)), .. s.DecodeBatches.Select(b => Op("dense", b))]);
+            ctx.Plan([.. s.DecodeBatches.Select(b => Op("deepseek_v3", b)),
+                      .. s.DecodeBatches.Select(b => Op("dense", b))]);
 
             using (var mla = new DeepseekV3ForCausalLM(s.TrainConfig, new Generator(1), ctx.Device))
                 Run(ctx, mla, "deepseek_v3", MlaCache.BytesPerTokenFor(s.TrainConfig), Op, rounds, warmup);
             var d = s.DenseConfig;
             using (var dense = new DenseForCausalLM(d, new Generator(1), ctx.Device))
-                Run(ctx, dense, "dense", 2L * d.NumHiddenLayers * d.NumKeyValueHeads * d.HeadDim * sizeof(float), Op, rounds, warmup);
+            {
+                // K and V rows of every layer's K/V heads, fp32.
+                long cacheBytes = 2L * d.NumHiddenLayers * d.NumKeyValueHeads * d.HeadDim * sizeof(float);
+                Run(ctx, dense, "dense", cacheBytes, Op, rounds, warmup);
+            }
         });
 
     private static void Run(GpuBenchContext ctx, ICausalLM model, string family, long cacheBytesPerToken,
@@ -39,14 +45,15 @@ internal static class GpuBenchDecode
         {
             var o = op(family, batch) with
             {
-                Extra = [("cache_bytes_per_token", cacheBytesPerToken), ("prompt", s.DecodePrompt), ("new_tokens", s.DecodeNewTokens)],
+                Extra = [("cache_bytes_per_token", cacheBytesPerToken), ("prompt", s.DecodePrompt),
+                         ("new_tokens", s.DecodeNewTokens)],
             };
             try
             {
                 ModelBenchmark.DecodeResult r;
                 using (ctx.ModelPrecision())
-                    r = ModelBenchmark.MeasureDecode(model, batch, s.DecodePrompt, s.DecodeNewTokens, rounds, warmupSeconds,
-                        cacheBytesPerToken);
+                    r = ModelBenchmark.MeasureDecode(model, batch, s.DecodePrompt, s.DecodeNewTokens, rounds,
+                        warmupSeconds, cacheBytesPerToken);
                 ctx.EmitTimed(o, new GpuBenchTiming(r.MsPerStep, r.MsPerStep, r.Rounds, "stopwatch"));
             }
             catch (Exception e)

@@ -30,7 +30,9 @@ internal static class GpuBenchDense
         QkvBias = true,
     }.Validate();
 
-    /// <summary>All parameters, and those a token's forward multiplies with (all but an untied embedding table).</summary>
+    /// <summary>
+    /// All parameters, and those a token's forward multiplies with (all but an untied embedding table).
+    /// </summary>
     public static (long Total, long Active) CountParameters(DenseForCausalLM model)
     {
         long total = model.ParameterCount;
@@ -39,7 +41,8 @@ internal static class GpuBenchDense
     }
 
     public static GpuBench Bench { get; } = new("train_dense",
-        "training step (fwd, CE, bwd, AdamW) of a Qwen2.5-0.5B-shaped dense GQA model, batch 4 × 1024 tokens: tokens/s, MFU",
+        "training step (fwd, CE, bwd, AdamW) of a Qwen2.5-0.5B-shaped dense GQA model, batch 4 × 1024 tokens: " +
+        "tokens/s, MFU",
         ctx =>
         {
             var c = ctx.Sizes.DenseConfig;

@@ -16,8 +16,8 @@ namespace NativeReasoner.Perf.Gpu;
 /// </summary>
 internal static class GpuBenchRunner
 {
-    public static int Run(string deviceName, bool smoke, bool json, IReadOnlyList<string> only, TextWriter output, TextWriter error,
-        bool bf16 = false)
+    public static int Run(string deviceName, bool smoke, bool json, IReadOnlyList<string> only, TextWriter output,
+        TextWriter error, bool bf16 = false)
     {
         var (picked, unknown) = GpuBenchCatalog.Select(only);
         if (unknown.Count > 0)
@@ -43,7 +43,8 @@ internal static class GpuBenchRunner
         if (json)
             output.WriteLine(JsonLine.Object(("op", "device"), ("impl", "ours"), ("device", device.Name), ("card", card),
                 ("kernels", device.Kernels.Name), ("peak_bf16_tflops", peaks?.Bf16), ("peak_fp32_tflops", peaks?.Fp32),
-                ("smoke", smoke), ("bf16_autocast", bf16), ("date", DateTime.UtcNow.ToString("yyyy-MM-dd")), ("benchmarks", picked.Select(b => b.Name).ToArray())));
+                ("smoke", smoke), ("bf16_autocast", bf16), ("date", DateTime.UtcNow.ToString("yyyy-MM-dd")),
+                ("benchmarks", picked.Select(b => b.Name).ToArray())));
         else
             output.WriteLine($"nr-gpubench on {device.Name} ({card}; {device.Kernels.Name}){(smoke ? ", smoke sizes" : "")}; " +
                              $"peaks: {(peaks is { } p ? $"bf16 {p.Bf16}, fp32 {p.Fp32} TFLOP/s ({p.Card})" : "unknown")}");

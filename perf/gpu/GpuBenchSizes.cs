@@ -73,7 +73,7 @@ internal sealed record GpuBenchSizes
     public required int TrainBatch { get; init; }
     public required int TrainSeq { get; init; }
 
-    /// <summary>The Qwen2.5-0.5B-shaped dense model of the dense training-step benchmark, and its [batch, seq].</summary>
+    /// <summary>The Qwen2.5-0.5B-shaped model of the dense training-step benchmark, and its [batch, seq].</summary>
     public required DenseConfig DenseConfig { get; init; }
     public required int DenseBatch { get; init; }
     public required int DenseSeq { get; init; }

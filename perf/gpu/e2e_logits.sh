@@ -16,8 +16,8 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 fixtures="$root/tests/fixtures"
 compare="$root/perf/gpu/compare_logits.py"
 failed=0
-families="deepseek-v3-tiny-yarn deepseek-v3-ref-qlora deepseek-v2-ref-greedy deepseek-v2-ref-grouped llama-tiny-ref
-          qwen2-tiny-ref qwen3-tiny-ref qwen3-moe-tiny-ref"
+families="deepseek-v3-tiny-yarn deepseek-v3-ref-qlora deepseek-v2-ref-greedy deepseek-v2-ref-grouped
+          llama-tiny-ref qwen2-tiny-ref qwen3-tiny-ref qwen3-moe-tiny-ref"
 # NR_GPU_E2E_FAMILIES (fixture names, space-separated) narrows the list (the smoke test of scripts/gpu-check.sh).
 for fx in ${NR_GPU_E2E_FAMILIES:-$families}; do
   dir="$fixtures/$fx"

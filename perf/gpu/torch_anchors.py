@@ -328,7 +328,8 @@ def bench_train_amp(b, name, model, vocab, batch, seq, moe):
 def bench_train(b):
     batch, seq = b.s["train"]
     smoke = b.s is SMOKE
-    bench_train_amp(b, "train_step", torch_models.deepseek_v3(smoke, batch, seq), 128 if smoke else 32768, batch, seq, True)
+    model = torch_models.deepseek_v3(smoke, batch, seq)
+    bench_train_amp(b, "train_step", model, model.args.vocab_size, batch, seq, True)
 
 
 def bench_train_dense(b):

@@ -26,7 +26,8 @@ def deepseek_v3(smoke: bool, batch: int, seq: int) -> "anchor_model.Transformer"
         a = anchor_model.ModelArgs(max_batch_size=batch, max_seq_len=max(seq, 64), vocab_size=128, dim=32, inter_dim=64,
                                    moe_inter_dim=16, n_layers=2, n_dense_layers=1, n_heads=2, n_routed_experts=16,
                                    n_shared_experts=1, n_activated_experts=4, n_expert_groups=8, n_limited_groups=4,
-                                   q_lora_rank=16, kv_lora_rank=16, qk_nope_head_dim=8, qk_rope_head_dim=4, v_head_dim=8)
+                                   q_lora_rank=16, kv_lora_rank=16, qk_nope_head_dim=8, qk_rope_head_dim=4,
+                                   v_head_dim=8)
     else:
         a = anchor_model.ModelArgs(max_batch_size=batch, max_seq_len=seq, vocab_size=32768, dim=512, inter_dim=1536,
                                    moe_inter_dim=192, n_layers=8, n_dense_layers=1, n_heads=8, n_routed_experts=32,
@@ -136,7 +137,7 @@ def dense(smoke: bool) -> DenseGqa:
 
 
 def active_parameters(model) -> int:
-    """Parameters a token's forward multiplies with, counted as ours (GpuBenchTraining/GpuBenchDense.CountParameters)."""
+    """Parameters a token's forward multiplies with, counted as ours do (GpuBench*.CountParameters)."""
     total = sum(p.numel() for p in model.parameters())
     if isinstance(model, DenseGqa):
         return total  # tied: the table is the head

@@ -29,11 +29,6 @@ public sealed class DeepseekV2ReferenceTests(ITestOutputHelper output)
     [InlineData("grouped")]
     public void LogitsLossesAndGradientsMatchPyTorch(string variant)
     {
-        string expectedPath = Path.Combine(Dir(variant), "expected.safetensors");
-        using var file = SafetensorsFile.Open(expectedPath);
-        float alpha = float.Parse(file.Metadata["alpha"], System.Globalization.CultureInfo.InvariantCulture);
-        var (ids, b, t) = ReadIds(expectedPath, "input_ids");
-        var (targets, _, _) = ReadIds(expectedPath, "targets");
         using var model = Load(variant);
         Assert.True(model.Config.IsV2);
         Assert.Equal("deepseek_v2", model.Config.ModelType);
@@ -41,41 +36,8 @@ public sealed class DeepseekV2ReferenceTests(ITestOutputHelper output)
         Assert.DoesNotContain(model.NamedBuffers(),
             nb => nb.Name.EndsWith("e_score_correction_bias", StringComparison.Ordinal));
         Assert.All(model.MoeLayers, m => Assert.Null(m.Gate.ScoreCorrectionBias));
-        model.Train();
-        model.SetBalanceLossAlpha(alpha);
-        int v = model.Config.VocabSize;
-
-        using (var scope = new TensorScope())
-        {
-            var logits = model.Forward(Tensor.FromArray(ids, [b, t]));
-            double logitErr = RelError(logits.ToArray(), file.ReadFloat32("logits"));
-            var ce = Functional.CrossEntropy(logits.View(b * t, v), Tensor.FromArray(targets, [b * t]));
-            var bal = model.BalanceLoss()!;
-            double ceErr = RelError([ce.Item()], file.ReadFloat32("ce_loss"));
-            double balErr = RelError([bal.Item()], file.ReadFloat32("balance_loss"));
-            (ce + bal).Backward();
-            output.WriteLine($"{variant}: logits {logitErr:E3}, ce {ceErr:E3}, balance {balErr:E3}");
-            Assert.True(logitErr <= 1e-4, $"logits: {logitErr:E3}");
-            Assert.True(ceErr <= 1e-4, $"ce: {ceErr:E3}");
-            Assert.True(balErr <= 1e-4, $"balance loss: {balErr:E3}");
-        }
-
-        double worst = 0;
-        string worstName = "";
-        int count = 0;
-        foreach (var (name, p) in model.NamedParameters())
-        {
-            var expected = file.ReadFloat32("grad." + name);
-            var actual = p.Grad?.ToArray() ?? new float[expected.Length];
-            double err = RelError(actual, expected);
-            Assert.True(err <= 1e-4, $"grad of {name}: relative error {err:E3}");
-            if (err > worst) { worst = err; worstName = name; }
-            count++;
-        }
-        output.WriteLine($"gradients of {count} parameters: worst relative error {worst:E3} ({worstName})");
-        Assert.Equal(file.Entries.Count(e => e.Name.StartsWith("grad.", StringComparison.Ordinal)), count);
-        foreach (var (layer, load) in model.ExpertLoad())
-            Assert.Equal(file.ReadFloat32($"expert_load.{layer}"), load.Select(x => (float)x).ToArray());
+        string expectedPath = Path.Combine(Dir(variant), "expected.safetensors");
+        DeepseekReferenceChecks.LogitsLossesGradientsAndLoads(model, expectedPath, variant, output);
     }
 
     [Theory]
@@ -83,18 +45,9 @@ public sealed class DeepseekV2ReferenceTests(ITestOutputHelper output)
     [InlineData("grouped")]
     public void CachedDecodeMatchesPyTorchFullForward(string variant)
     {
-        string expectedPath = Path.Combine(Dir(variant), "expected.safetensors");
-        var (ids, b, t) = ReadIds(expectedPath, "input_ids");
         using var model = Load(variant);
-        model.Eval();
-        var full = ReadF32(expectedPath, "logits");
-        int p = 7, v = model.Config.VocabSize;
-        var decoded = LogitsRunner.Run(model, ids, b, t, decodeFrom: p);
-        var expected = new float[b * (t - p) * v];
-        for (int i = 0; i < b; i++) Array.Copy(full, (i * t + p) * v, expected, i * (t - p) * v, (t - p) * v);
-        double err = RelError(decoded, expected);
-        output.WriteLine($"{variant}: absorbed decode through the MLA cache vs PyTorch full forward: {err:E3}");
-        Assert.True(err <= 1e-4, $"{err:E3}");
+        string expectedPath = Path.Combine(Dir(variant), "expected.safetensors");
+        DeepseekReferenceChecks.CachedDecodeMatchesFullForward(model, expectedPath, 7, variant, output);
     }
 
     [Fact]

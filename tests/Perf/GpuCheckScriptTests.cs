@@ -31,7 +31,8 @@ public sealed class GpuCheckScriptTests
             string path = Path.Combine(nr, program);
             File.WriteAllText(path, $"#!/bin/sh\nexec '{Path.Combine(AppContext.BaseDirectory, program)}' \"$@\"\n");
         }
-        Run("chmod", ["+x", Path.Combine(nr, "nr"), Path.Combine(nr, "nr-gpubench")], new Dictionary<string, string>(), 60);
+        Run("chmod", ["+x", Path.Combine(nr, "nr"), Path.Combine(nr, "nr-gpubench")],
+            new Dictionary<string, string>(), 60);
         File.WriteAllText(Path.Combine(nr, "BUILD_INFO"), "commit: test build (launchers)\n");
         string archive = Path.Combine(dir, "nr.tar.gz");
         Run("tar", ["-C", dir, "-czf", archive, "nr"], new Dictionary<string, string>(), 60);
@@ -58,8 +59,8 @@ public sealed class GpuCheckScriptTests
     {
         string archive = LauncherArchive(Path.Combine(work, "archive"));
         string outDir = Path.Combine(work, "out");
-        var (rc, output) = Run("bash", [Path.Combine(RepoRoot(), "scripts", "gpu-check.sh"), "run", "--device", "cuda:emu",
-            "--smoke", "--no-torch", "--archive", archive, "--out", outDir], env, 600);
+        string script = Path.Combine(RepoRoot(), "scripts", "gpu-check.sh");
+        var (rc, output) = Run("bash", [script, "run", "--device", "cuda:emu", "--smoke", "--no-torch", "--archive", archive, "--out", outDir], env, 600);
         var report = Directory.GetFiles(outDir, "gpu-*.md").Select(File.ReadAllText).SingleOrDefault() ?? "";
         return (rc, output, report);
     }

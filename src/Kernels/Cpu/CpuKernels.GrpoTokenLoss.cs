@@ -51,7 +51,9 @@ public sealed unsafe partial class CpuKernels : IGrpoTokenLoss
             {
                 // As LogSoftmaxGather: max of z = invT·max(logits) (invT > 0), Σ exp(z − max) in double.
                 float max = TensorPrimitives.Max(new ReadOnlySpan<float>(row, V)) * invT;
-                lse = float.IsNaN(max) || float.IsNegativeInfinity(max) ? max : (float)(max + Math.Log(SumExp(row, V, invT, max)));
+                lse = float.IsNaN(max) || float.IsNegativeInfinity(max)
+                    ? max
+                    : (float)(max + Math.Log(SumExp(row, V, invT, max)));
                 float lp = row[st->Ids[r]] * invT - lse;
                 GrpoTokenObjective.Evaluate(lp, st->Old != null ? st->Old[r] : lp, p.Beta != 0f ? st->Ref[r] : 0f,
                     st->Advantages[r / p.TokensPerSequence], p, out float tokenLoss, out dlp);

@@ -210,7 +210,8 @@ internal sealed unsafe class CudaModules
             string? error = null;
             try { Module(f); }
             catch (Exception e) when (e is CudaException or CudaCompileException) { error = e.Message; }
-            results.Add(new KernelCompileResult(f, System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMilliseconds, error));
+            double ms = System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+            results.Add(new KernelCompileResult(f, ms, error));
         }
         return results;
     }

@@ -82,7 +82,8 @@ public sealed unsafe partial class IlgpuKernels : IGrpoTokenLoss
             float lp = a.Logits[row + a.Ids[r]] * invT - lse;
             float old = (a.Flags & HasOld) != 0 ? a.Old[r] : lp;
             float refLogp = (a.Flags & HasRef) != 0 ? a.Ref[r] : 0f;
-            GrpoTokenObjective.Evaluate(lp, old, refLogp, a.Advantages[r / p.TokensPerSequence], p, out float tokenLoss, out dlp);
+            float advantage = a.Advantages[r / p.TokensPerSequence];
+            GrpoTokenObjective.Evaluate(lp, old, refLogp, advantage, p, out float tokenLoss, out dlp);
             if ((a.Flags & HasLogp) != 0) a.Logp[r] = lp;
             a.Loss[r] = active ? tokenLoss * mk : 0f;
         }

@@ -79,19 +79,20 @@ public sealed unsafe partial class IlgpuKernels : IMultiTensorAdamW
     {
         switch (slot)
         {
-                    case 0: c.P0 = p; c.G0 = g; c.M0 = m; c.V0 = v; c.End0 = end; break;
-                    case 1: c.P1 = p; c.G1 = g; c.M1 = m; c.V1 = v; c.End1 = end; break;
-                    case 2: c.P2 = p; c.G2 = g; c.M2 = m; c.V2 = v; c.End2 = end; break;
-                    case 3: c.P3 = p; c.G3 = g; c.M3 = m; c.V3 = v; c.End3 = end; break;
-                    case 4: c.P4 = p; c.G4 = g; c.M4 = m; c.V4 = v; c.End4 = end; break;
-                    case 5: c.P5 = p; c.G5 = g; c.M5 = m; c.V5 = v; c.End5 = end; break;
-                    case 6: c.P6 = p; c.G6 = g; c.M6 = m; c.V6 = v; c.End6 = end; break;
-                    case 7: c.P7 = p; c.G7 = g; c.M7 = m; c.V7 = v; c.End7 = end; break;
+            case 0: c.P0 = p; c.G0 = g; c.M0 = m; c.V0 = v; c.End0 = end; break;
+            case 1: c.P1 = p; c.G1 = g; c.M1 = m; c.V1 = v; c.End1 = end; break;
+            case 2: c.P2 = p; c.G2 = g; c.M2 = m; c.V2 = v; c.End2 = end; break;
+            case 3: c.P3 = p; c.G3 = g; c.M3 = m; c.V3 = v; c.End3 = end; break;
+            case 4: c.P4 = p; c.G4 = g; c.M4 = m; c.V4 = v; c.End4 = end; break;
+            case 5: c.P5 = p; c.G5 = g; c.M5 = m; c.V5 = v; c.End5 = end; break;
+            case 6: c.P6 = p; c.G6 = g; c.M6 = m; c.V6 = v; c.End6 = end; break;
+            case 7: c.P7 = p; c.G7 = g; c.M7 = m; c.V7 = v; c.End7 = end; break;
             default: throw new ArgumentOutOfRangeException(nameof(slot), slot, $"0..{AdamWSlots - 1}");
         }
     }
 
-    private static (ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>) Slot(AdamWChunk c, int slot) =>
+    private static (ArrayView<float> P, ArrayView<float> G, ArrayView<float> M, ArrayView<float> V) Slot(
+        AdamWChunk c, int slot) =>
         slot switch
         {
             0 => (c.P0, c.G0, c.M0, c.V0),
@@ -119,9 +120,9 @@ public sealed unsafe partial class IlgpuKernels : IMultiTensorAdamW
         else if (i < c.End7) AdamWElement(c.P7, c.G7, c.M7, c.V7, i - c.End6, a);
     }
 
-    /// <summary>Element k of one tensor: the arithmetic of AdamWKernel (PyTorch AdamW), operation for operation.</summary>
-    private static void AdamWElement(ArrayView<float> p, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v, long k,
-        AdamWArgs a)
+    /// <summary>Element k of one tensor: AdamWKernel's arithmetic (PyTorch AdamW), operation for operation.</summary>
+    private static void AdamWElement(ArrayView<float> p, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v,
+        long k, AdamWArgs a)
     {
         float pi = p[k], gi = g[k];
         pi -= a.Lr * a.WeightDecay * pi;

@@ -634,7 +634,8 @@ public static unsafe partial class KernelChecks
             float* loss = ctx.Garbage<float>(rows);
             float* logp = g.WantLogp ? ctx.Garbage<float>(rows) : null;
             float* dd = !g.WantGrad ? null : misaligned ? GarbageMisaligned(ctx, n) : ctx.Garbage<float>(n);
-            fused.GrpoTokenLoss(dl, di, Opt(g.Old), Opt(g.Ref), ctx.Up(g.Advantages), Opt(g.Mask), Opt(g.Weight), loss, logp, dd, rows, V, g.Options);
+            fused.GrpoTokenLoss(dl, di, Opt(g.Old), Opt(g.Ref), ctx.Up(g.Advantages), Opt(g.Mask), Opt(g.Weight), loss,
+                logp, dd, rows, V, g.Options);
             return (ctx.Down(loss, rows), g.WantLogp ? ctx.Down(logp, rows) : null, g.WantGrad ? ctx.Down(dd, n) : null);
         }
         float* lp = ctx.Garbage<float>(rows), lse = ctx.Garbage<float>(rows);
