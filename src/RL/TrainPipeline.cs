@@ -39,8 +39,8 @@ public sealed record TrainSettings
     public GrpoSettings Grpo { get; init; } = new GrpoSettings
     {
         Task = "ladder",
-        // GRPO steps; they set the LR schedule, not the clock. 200 with dynamic sampling: each step trains on
-        // groups that disagree, so half the steps of plain GRPO's 400 cost about as much and fit the 15 minutes.
+        // GRPO steps; they set the LR schedule, not the clock. 200 with dynamic sampling (2.2–2.3 sampling rounds
+        // a step on three seeds): about 4 idle minutes, so the whole run stays within 15 (docs/train/seeds.md).
         Steps = 200,
         Trainer = new GrpoConfig
         {
