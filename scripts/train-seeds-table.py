@@ -72,7 +72,8 @@ def main(args):
         load_text = "–" if r["load"] is None else "/".join(f"{x:.0f}" for x in r["load"])
         print(f"| {r['seed']} | " + " | ".join(pct(p) for p in r["pass1"]) +
               f" | {pct(r['pass1_all'])} | {pct(r['greedy'])} | {pct(r['passk_before'])} → {pct(r['passk_after'])}"
-              f" | {pct(r['l6_before'])} → {pct(r['l6_after'])} | {pct(r['l6_p1_before'])} → {pct(r['l6_p1_after'])}"
+              f" | {pct(r['l6_before'])} → {pct(r['l6_after'])}"
+              f" | {pct(r['l6_p1_before'])} → {pct(r['l6_p1_after'])}"
               f" | {pct(r['l6_pk_before'])} → {pct(r['l6_pk_after'])}"
               f" | {r['minutes'][0]:.1f} + {r['minutes'][1]:.1f} | {load_text} |")
     cols = [mean_std([r["pass1"][i] for r in rows]) for i in range(len(levels))]

@@ -39,13 +39,15 @@ public sealed record TrainSettings
     public GrpoSettings Grpo { get; init; } = new GrpoSettings
     {
         Task = "ladder",
-        // GRPO steps (about 4.5 minutes on 2 cores); they set the LR schedule, not the clock.
-        Steps = 400,
+        // GRPO steps; they set the LR schedule, not the clock. 200 with dynamic sampling (2.2–2.3 sampling rounds
+        // a step on three seeds): about 4 idle minutes, so the whole run stays within 15 (docs/train/seeds.md).
+        Steps = 200,
         Trainer = new GrpoConfig
         {
             // 80 tokens: a level-6 trace with its tags and boxed answer runs to about 62.
-            NumGenerations = 8, PromptsPerStep = 8, MaxCompletionLength = 80, LossType = LossType.Dapo, EpsilonHigh = 0.28f,
-            LearningRate = 2e-4f, WarmupSteps = 3, TotalSteps = 400, EvalEvery = 15, EvalProblems = 50,
+            NumGenerations = 8, PromptsPerStep = 8, MaxCompletionLength = 80, LossType = LossType.Dapo,
+            EpsilonHigh = 0.28f,
+            LearningRate = 2e-4f, WarmupSteps = 3, TotalSteps = 200, EvalEvery = 15, EvalProblems = 50,
             Temperature = 1f,
             // More prompts from the levels where direct answers fail and samples disagree (level 6's weight is
             // RlUnseenWeight).
@@ -237,7 +239,8 @@ public static class TrainPipeline
         // R1's evaluation (K samples at T 0.6, top-p 0.95) of a problem set; null when switched off.
         JsonObject? Sampled(IReadOnlyList<Problem> problems) => s.EvalSamples == 0 || problems.Count == 0 ? null
             : SampledEvaluation.Run(policy, tokenizer, template, task, problems,
-                greedy with { Temperature = s.SampledTemperature, TopP = s.SampledTopP }, s.EvalSamples, s.Seed).ToJson();
+                greedy with { Temperature = s.SampledTemperature, TopP = s.SampledTopP }, s.EvalSamples, s.Seed)
+                .ToJson();
         using var log = root ? new MetricsLogger(metricsPath) : null;
         long lastCheckpoint = time.GetTimestamp();
         // Not again at the step just resumed from (or just saved).
@@ -334,7 +337,8 @@ public static class TrainPipeline
             };
             if (unseenBefore != null) state["unseen_after_pretraining"] = EvalToJson(unseenBefore);
             if (sampledBefore != null) state["sampled_after_pretraining"] = sampledBefore.DeepClone();
-            if (unseenSampledBefore != null) state["unseen_sampled_after_pretraining"] = unseenSampledBefore.DeepClone();
+            if (unseenSampledBefore != null)
+                state["unseen_sampled_after_pretraining"] = unseenSampledBefore.DeepClone();
             if (budget["pretrain"] is JsonNode pb) state["pretrain_budget"] = pb.DeepClone();
             if (timings["pretrain_s"] is JsonNode ps) state["pretrain_s"] = ps.DeepClone();
             if (timings["pretrain_steps"] is JsonNode pst) state["pretrain_steps"] = pst.DeepClone();
@@ -358,8 +362,8 @@ public static class TrainPipeline
         using (var reference = grpo.Trainer.Beta != 0 ? config.Build(new Generator(0)) : null)
         {
             if (reference != null) CopyWeights(model, reference);
-            using var trainer = new GrpoTrainer(policy, reference == null ? null : new CausalLMPolicy(reference), tokenizer,
-                rlTask, grpo.Rewards(rlTask, template.ThinkPrefilled), template, grpo.Trainer, group: group);
+            using var trainer = new GrpoTrainer(policy, reference == null ? null : new CausalLMPolicy(reference),
+                tokenizer, rlTask, grpo.Rewards(rlTask, template.ThinkPrefilled), template, grpo.Trainer, group: group);
             if (done > 0)
             {
                 OptimizerCheckpoint.TryLoad(trainer.Optimizer, resumed!.Path, progress);
@@ -477,8 +481,8 @@ public static class TrainPipeline
                 checks["unseen_level_gain_ge_15"] = gain >= 15;
             }
             if (unseenSampledBefore != null && unseenSampledAfter != null)
-                checks["unseen_level_pass_at_1_gain_points"] = 100 *
-                    (unseenSampledAfter["pass@1"]!.GetValue<double>() - unseenSampledBefore["pass@1"]!.GetValue<double>());
+                checks["unseen_level_pass_at_1_gain_points"] = 100 * (unseenSampledAfter["pass@1"]!.GetValue<double>()
+                    - unseenSampledBefore["pass@1"]!.GetValue<double>());
             progress($"unseen level {LadderTask.UnseenLevel} (two-digit × two-digit): " +
                      $"{(unseenBefore == null ? "–" : unseenBefore.Accuracy.ToString("P1"))} → " +
                      $"{unseenAfter.Accuracy:P1}\n");
@@ -521,7 +525,8 @@ public static class TrainPipeline
     {
         if (s.EvalSamples < 0) throw new ArgumentException($"--eval-samples must be ≥ 0, got {s.EvalSamples}");
         if (s.InitFrom != null && !Directory.Exists(s.InitFrom))
-            throw new ArgumentException($"--init-from: no model directory at {s.InitFrom} (give a run's model/ folder)");
+            throw new ArgumentException(
+                $"--init-from: no model directory at {s.InitFrom} (give a run's model/ folder)");
         var task = TaskRegistry.Create(s.Task);
         RlDifficultyWeights(task, RlTask(task, s), s);
     }
@@ -552,7 +557,9 @@ public static class TrainPipeline
         return [.. w ?? Enumerable.Repeat(1.0, task.MaxDifficulty), s.RlUnseenWeight];
     }
 
-    /// <summary>The model to start GRPO from (<see cref="TrainSettings.InitFrom"/>); it must fit the tokenizer.</summary>
+    /// <summary>
+    /// The model to start GRPO from (<see cref="TrainSettings.InitFrom"/>); it must fit the tokenizer.
+    /// </summary>
     private static ICausalLM LoadInit(string directory, ICausalLMConfig config)
     {
         if (!Directory.Exists(directory))

@@ -72,6 +72,25 @@ public unsafe partial class Tensor
         RequiresGrad = false;
     }
 
+    /// <summary>A packed weight decoded to a new float32 [N, K] tensor on the same device, a row at a time
+    /// (the values the reference backend multiplies with).</summary>
+    private Tensor DequantizePackedNoGrad()
+    {
+        var format = PackedFormat!.Value;
+        int n = _shape[0], k = _shape[1];
+        long rowBytes = format.RowBytes(k);
+        var dst = Empty([n, k], DType.Float32, Device);
+        var packed = new byte[rowBytes];
+        var row = new float[k];
+        for (int r = 0; r < n; r++)
+        {
+            fixed (byte* pp = packed) Device.Memory.CopyToHost(RawPointer + r * rowBytes, pp, rowBytes);
+            BlockQuantizer.DequantizeRow(format, packed, row);
+            fixed (float* py = row) Device.Memory.CopyFromHost((byte*)py, dst.RawPointer + (long)r * k * 4, (long)k * 4);
+        }
+        return dst;
+    }
+
     private static void Widen(DType dtype, ReadOnlySpan<byte> raw, Span<float> row)
     {
         for (int i = 0; i < row.Length; i++)

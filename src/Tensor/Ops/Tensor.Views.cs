@@ -283,6 +283,17 @@ public unsafe partial class Tensor
 
     internal Tensor ToDTypeNoGrad(DType dtype)
     {
+        // Packed rows are not elements: a packed weight widens through its block format's decoder, and nothing
+        // converts into a block format here (Tensor.Pack quantises a weight row by row).
+        if (dtype == DType.Packed)
+            throw new NotSupportedException(
+                $"tensor{NameSuffix}: converting to {DType.Packed} is not an element conversion; pack a weight instead");
+        if (DType == DType.Packed)
+        {
+            var wide = DequantizePackedNoGrad();
+            if (dtype == DType.Float32) return wide;
+            using (wide) return wide.ToDTypeNoGrad(dtype);
+        }
         using var src = ContiguousNoGrad();
         if (dtype == DType) return src.ContiguousCopyNoGrad();
         var k = Device.Kernels;

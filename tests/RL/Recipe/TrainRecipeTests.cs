@@ -50,7 +50,11 @@ public class TrainRecipeTests
             var log = new List<string>();
             var second = TrainPipelineTests.Toy(runs) with
             {
-                Name = "from-init", InitFrom = model, UnseenProblems = 3, EvalSamples = 3, RlUnseenWeight = 1,
+                Name = "from-init",
+                InitFrom = model,
+                UnseenProblems = 3,
+                EvalSamples = 3,
+                RlUnseenWeight = 1,
             };
             TrainPipeline.Run(second, log.Add);
             Assert.DoesNotContain(log, l => l.Contains("pre-train ["));
@@ -120,7 +124,8 @@ public class TrainRecipeTests
             Assert.Contains("ladder", e.Message);
             e = Assert.Throws<ArgumentException>(() => TrainPipeline.Run(toy with
             {
-                Name = "six", RlUnseenWeight = 1,
+                Name = "six",
+                RlUnseenWeight = 1,
                 Grpo = toy.Grpo with { Trainer = toy.Grpo.Trainer with { DifficultyWeights = [1, 1, 1, 1, 1, 1] } },
             }, _ => { }));
             Assert.Contains("--rl-unseen-weight", e.Message);
