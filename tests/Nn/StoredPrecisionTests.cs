@@ -129,7 +129,8 @@ public sealed class StoredPrecisionTests
         // bf16 experts multiply as a bf16 weight does in MatMul (activations rounded to bf16, fp32 accumulation): the
         // widened experts under autocast, bit for bit.
         float[] widened;
-        using (Autocast.Bf16()) widened = Functional.GroupedSwiGlu(xs, offsets, wide(gate), wide(up), wide(down)).ToArray();
+        using (Autocast.Bf16())
+            widened = Functional.GroupedSwiGlu(xs, offsets, wide(gate), wide(up), wide(down)).ToArray();
         Assert.Equal(widened, y);
     }
 }
