@@ -19,7 +19,11 @@ public static class LogitsCommand
         var output = new Option<string>("--out") { Description = "Safetensors file to write logits (F32) to.", Required = true };
         var decodeFrom = new Option<int?>("--decode-from") { Description = "Prefill P tokens, then decode one token at a time through the model's cache (MLA or GQA K/V); writes the logits of positions P..T-1." };
         var device = new Option<string>("--device") { Description = "Backend: cpu (default), reference, ilgpu, cuda, cuda:emu.", DefaultValueFactory = _ => "cpu" };
-        var bf16 = new Option<bool>("--bf16") { Description = "bf16 matrix products with fp32 accumulation (autocast; norms, softmax, attention and expert GEMMs stay fp32)." };
+        var bf16 = new Option<bool>("--bf16")
+        {
+            Description = "bf16 matrix products with fp32 accumulation (autocast; expert GEMMs too, attention on the " +
+                          "bf16 flash kernels on CUDA; norms and softmax stay fp32).",
+        };
         var fp32Weights = new Option<bool>("--fp32-weights")
         {
             Description = "Widen 16-bit and FP8 weights to float32 copies " +

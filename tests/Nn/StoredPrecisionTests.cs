@@ -126,6 +126,11 @@ public sealed class StoredPrecisionTests
         int[] offsets = [0, 3, 3, 7, 7]; // experts 1 and 3 get no rows
         var y = Functional.GroupedSwiGlu(xs, offsets, gate, up, down).ToArray();
         var wide = (Tensor[] ws) => ws.Select(w => w.To(DType.Float32)).ToArray();
-        Assert.Equal(Functional.GroupedSwiGlu(xs, offsets, wide(gate), wide(up), wide(down)).ToArray(), y);
+        // bf16 experts multiply as a bf16 weight does in MatMul (activations rounded to bf16, fp32 accumulation): the
+        // widened experts under autocast, bit for bit.
+        float[] widened;
+        using (Autocast.Bf16())
+            widened = Functional.GroupedSwiGlu(xs, offsets, wide(gate), wide(up), wide(down)).ToArray();
+        Assert.Equal(widened, y);
     }
 }

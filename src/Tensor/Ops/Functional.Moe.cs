@@ -338,7 +338,8 @@ public static unsafe partial class Functional
     /// <summary>
     /// <see cref="GroupedSwiGlu"/> with expert weights kept as stored (bfloat16/float16): only the experts that have
     /// rows are widened to float32, for this call; the others are never read, so they are handed the first widened
-    /// expert's tensors to satisfy the shape checks. Inference only (no gradient through the widened copies).
+    /// expert's tensors to satisfy the shape checks; bfloat16 experts run the bf16 grouped products. Inference only
+    /// (no gradient through the widened copies).
     /// </summary>
     private static Tensor GroupedSwiGluStored(Tensor xs, int[] offsets, IReadOnlyList<Tensor> gate,
         IReadOnlyList<Tensor> up, IReadOnlyList<Tensor> down)
@@ -382,6 +383,10 @@ public static unsafe partial class Functional
             }
             for (int e = 0; e < experts; e++)
                 if (g[e] is null) (g[e], u[e], dn[e]) = (g[first], u[first], dn[first]);
+            // bfloat16 experts multiply as MatMul multiplies a bfloat16 weight: the activations rounded to bf16, fp32
+            // accumulation (so the stored model equals its float32 upcast under autocast, bit for bit).
+            bool bf16 = gate.Concat(up).Concat(down).Any(w => w.DType == DType.BFloat16);
+            using var autocast = bf16 && !Autocast.IsBf16 ? Autocast.Bf16() : null;
             return GroupedSwiGlu(xs, offsets, g, u, dn);
         }
         finally
