@@ -207,13 +207,13 @@ run() {
   # DeepSeek-V3 and the Qwen2.5-0.5B-shaped training steps (tokens/s, MFU), decode at batch 1/16/64.
   stage model 90 "$out/ours-model.jsonl" env DOTNET_TieredCompilation=0 "$bench" --device "$device" --json --bf16 \
     --only train,decode "${smokeflag[@]}"
-  # The server's throughput at concurrency 32 on the device in bf16 (another branch adds these flags to the CLI).
+  # The server's throughput at concurrency 32 on the device in bf16 (a build without these flags skips the stage).
   local serve_args=(--concurrency 32 --requests-per-client 2 --max-tokens 64 --long-requests 0)
-  [ "$smoke" = 1 ] && serve_args=(--concurrency 4 --requests-per-client 1 --max-tokens 4 --long-requests 0)
+  [ "$smoke" = 1 ] && serve_args=(--preset tiny --concurrency 2 --requests-per-client 1 --max-tokens 4 --long-requests 0)
   if has_flags "$nr bench serve" --device --bf16; then
     stage serve 40 "$out/serve.txt" "$nr" bench serve --device "$device" --bf16 "${serve_args[@]}"
   else
-    skip serve "'nr bench serve' has no --device/--bf16 flag in this build (the bf16 CLI branch adds them)"
+    skip serve "'nr bench serve' has no --device/--bf16 flag in this build"
   fi
 
   local tdev=""

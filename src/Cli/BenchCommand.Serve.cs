@@ -53,11 +53,14 @@ public static partial class BenchCommand
             DefaultValueFactory = _ => 32,
         };
         var output = new Option<string?>("--out") { Description = "Also write the Markdown report here." };
+        var device = DeviceOption.Create();
+        var bf16 = Bf16Option.Create(training: false);
         var command = new Command("serve",
             "Throughput (tokens/s at each concurrency, p50/p99 time to first token) and faults (clients hanging up, " +
             "resident memory over a long run) of the OpenAI-compatible server over loopback HTTP.")
         {
-            model, preset, concurrency, perClient, maxTokens, longRequests, longClients, hangUp, maxConcurrent, output,
+            model, preset, concurrency, perClient, maxTokens, longRequests, longClients, hangUp, maxConcurrent, output, device,
+            bf16,
         };
         command.SetAction(parse =>
         {
@@ -73,8 +76,15 @@ public static partial class BenchCommand
                 settings.Validate();
                 string dir = parse.GetValue(model) ?? (temp = ServeLoad.WriteRandomModel(parse.GetValue(preset)!));
                 string label = parse.GetValue(model) ?? $"{parse.GetValue(preset)} (random weights)";
-                using var client = NativeReasonerChatClient.Load(dir,
-                    new NativeReasonerChatClientOptions { MaxConcurrentSequences = parse.GetValue(maxConcurrent) });
+                using var onDevice = DeviceOption.Use(parse.GetValue(device)!);
+                // Opened before the client starts its scheduler, so the decode loop inherits the autocast scope.
+                using var fastPath = Bf16Option.Use(parse.GetValue(bf16), onDevice.Device, "bench serve",
+                    training: false);
+                using var client = NativeReasonerChatClient.Load(dir, new NativeReasonerChatClientOptions
+                {
+                    Device = onDevice.Device,
+                    MaxConcurrentSequences = parse.GetValue(maxConcurrent),
+                });
                 var options = new NativeReasonerServerOptions
                 {
                     MaxConcurrentSequences = parse.GetValue(maxConcurrent),
@@ -88,7 +98,8 @@ public static partial class BenchCommand
                 return 0;
             }
             catch (Exception e) when (e is ModelConfigException or ArgumentException or IOException
-                                      or InvalidDataException or InvalidOperationException or HttpRequestException)
+                                      or InvalidDataException or InvalidOperationException or HttpRequestException
+                                      or NotSupportedException)
             {
                 Console.Error.WriteLine($"bench serve: {e.Message}");
                 return 1;
