@@ -17,6 +17,8 @@ public static class ExperimentCommand
         {
             Description = "The experiment: " + string.Join(", ", ExperimentCatalog.Names) + ".",
         };
+        // Also what makes a mistyped option (taken for the name) a usage error rather than an unknown experiment.
+        name.AcceptOnlyFromAmong([.. ExperimentCatalog.Names]);
         var seeds = new Option<string>("--seeds")
         {
             Description = "Comma-separated seeds; each pre-trains once and runs every arm.",

@@ -132,7 +132,8 @@ public sealed class ExperimentTests : IDisposable
     {
         var s = Tiny("controls", 0);
         Directory.CreateDirectory(s.Directory);
-        File.WriteAllText(Path.Combine(s.Directory, "experiment.json"), """{"experiment":"controls","scale":"small"}""");
+        File.WriteAllText(Path.Combine(s.Directory, "experiment.json"),
+            """{"experiment":"controls","scale":"small"}""");
         var e = Assert.Throws<ArgumentException>(() => ExperimentRunner.Run(s, _ => { }));
         Assert.Contains("--scale small", e.Message);
     }
@@ -172,7 +173,8 @@ public sealed class ExperimentTests : IDisposable
         var formatOnly = ExperimentRunner.Rewards(ArmReward.FormatOnly, task, 11);
         Assert.Equal(0f, random.Items.Single(i => i.Fn.Name == "accuracy").Weight);
         Assert.Equal(0f, formatOnly.Items.Single(i => i.Fn.Name == "accuracy").Weight);
-        var input = new[] { correct[0], correct[0] with { Completion = $"<think>x</think>\\boxed{{{problems[0].Answer}1}}" } };
+        var wrongAnswer = correct[0] with { Completion = $"<think>x</think>\\boxed{{{problems[0].Answer}1}}" };
+        var input = new[] { correct[0], wrongAnswer };
         var scores = formatOnly.Score(input);
         Assert.Equal(scores.Total[0], scores.Total[1]);
         Assert.Equal([1f, 0f], scores.PerFunction[1]);

@@ -123,7 +123,8 @@ public static class ExperimentResults
     private static JsonObject RowJson(Row r)
     {
         var byLevel = new JsonObject();
-        foreach (var (level, stat) in r.Pass1ByLevel) byLevel[level.ToString(CultureInfo.InvariantCulture)] = stat.ToJson();
+        foreach (var (level, stat) in r.Pass1ByLevel)
+            byLevel[level.ToString(CultureInfo.InvariantCulture)] = stat.ToJson();
         return new JsonObject
         {
             ["name"] = r.Name, ["description"] = r.Description,
@@ -230,7 +231,8 @@ public static class ExperimentResults
             Enumerable.Range(0, categories.Count).Select(i => (double)i).ToArray(), categories.ToArray());
         plot.Axes.Bottom.MajorTickStyle.Length = 0;
         plot.Axes.SetLimits(-0.6, categories.Count - 0.4, 0, 1.35);
-        plot.ShowLegend(series.Select((x, i) => new LegendItem { LabelText = x.Legend, FillColor = palette.GetColor(i) }),
+        plot.ShowLegend(
+            series.Select((x, i) => new LegendItem { LabelText = x.Legend, FillColor = palette.GetColor(i) }),
             Alignment.UpperLeft);
         return Plots.Render(plot);
     }
@@ -258,14 +260,16 @@ public static class ExperimentResults
         var levels = rows.SelectMany(r => r.Pass1ByLevel.Keys).Distinct().Order().ToArray();
         var sb = new StringBuilder();
         sb.Append($"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>nr experiment " +
-                  $"{E(s.Experiment.Name)}</title>\n<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}" +
+                  $"{E(s.Experiment.Name)}</title>\n<style>" +
+                  "body{font-family:sans-serif;max-width:1100px;margin:2em auto}" +
                   "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}" +
                   "td:first-child,th:first-child{text-align:left}img{max-width:100%}</style></head><body>\n");
         sb.Append($"<h1>Experiment: {E(s.Experiment.Name)} (scale {E(s.Scale.Name)})</h1>\n");
         sb.Append($"<p>{E(s.Experiment.Question)}</p>\n");
         sb.Append("<p>Percentages: mean ± sample standard deviation over the seeds that finished. pass@1 is the " +
                   $"accuracy averaged over {s.Scale.EvalSamples} samples per problem at temperature " +
-                  $"{ExperimentRunner.EvalTemperature}, top-p {ExperimentRunner.EvalTopP}.</p>\n<table><tr><th>arm</th>" +
+                  $"{ExperimentRunner.EvalTemperature}, top-p {ExperimentRunner.EvalTopP}.</p>\n" +
+                  "<table><tr><th>arm</th>" +
                   "<th>seeds</th><th>greedy %</th><th>pass@1 %</th>" +
                   string.Concat(levels.Select(l => $"<th>L{l} %</th>")) +
                   "<th>level 6 %</th><th>rollout acc. %</th><th>router shift %</th><th>samples</th></tr>\n");

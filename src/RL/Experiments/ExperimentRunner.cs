@@ -173,7 +173,9 @@ public static class ExperimentRunner
         return dir;
     }
 
-    /// <summary>The distill experiment's teacher: the seed's pre-trained policy after GRPO (accuracy + format).</summary>
+    /// <summary>
+    /// The distill experiment's teacher: the seed's pre-trained policy after GRPO (accuracy + format).
+    /// </summary>
     private static string? TrainTeacher(ExperimentSettings s, ulong seed, string pretrained, string dir,
         VerifiableTask task, CharTokenizer tokenizer, PromptTemplate template, Action<string> progress,
         CancellationToken cancel)
@@ -191,10 +193,15 @@ public static class ExperimentRunner
     /// <summary>The trainer settings every arm starts from: <c>nr train</c>'s, at the experiment's scale.</summary>
     public static GrpoConfig BaseTrainer(ExperimentSettings s, ulong seed) => new TrainSettings().Grpo.Trainer with
     {
-        NumGenerations = s.Scale.NumGenerations, PromptsPerStep = s.Scale.PromptsPerStep,
-        MaxCompletionLength = s.Scale.MaxCompletionLength, TotalSteps = s.Scale.ArmSteps,
-        WarmupSteps = Math.Min(3, s.Scale.ArmSteps), EvalEvery = s.Scale.EvalEvery,
-        EvalProblems = s.Scale.CurveProblems, NumIterations = s.Experiment.NumIterations, Seed = seed,
+        NumGenerations = s.Scale.NumGenerations,
+        PromptsPerStep = s.Scale.PromptsPerStep,
+        MaxCompletionLength = s.Scale.MaxCompletionLength,
+        TotalSteps = s.Scale.ArmSteps,
+        WarmupSteps = Math.Min(3, s.Scale.ArmSteps),
+        EvalEvery = s.Scale.EvalEvery,
+        EvalProblems = s.Scale.CurveProblems,
+        NumIterations = s.Experiment.NumIterations,
+        Seed = seed,
     };
 
     private static bool RunArm(ExperimentSettings s, ExperimentArm arm, ulong seed, string startDir,
@@ -284,9 +291,10 @@ public static class ExperimentRunner
     }
 
     /// <summary>
-    /// SFT on verified samples, step for step in GRPO's shape: the step's prompts (<see cref="GrpoTrainer.DrawProblems"/>,
-    /// the same GRPO draws), G samples each at the training temperature from the sampler (the policy itself, or the
-    /// teacher), the correct and well-formed ones kept (each distinct text once per prompt), one SFT step on them.
+    /// SFT on verified samples, step for step in GRPO's shape: the step's prompts
+    /// (<see cref="GrpoTrainer.DrawProblems"/>, the same GRPO draws), G samples each at the training temperature
+    /// from the sampler (the policy itself, or the teacher), the correct and well-formed ones kept (each distinct
+    /// text once per prompt), one SFT step on them.
     /// A step that keeps nothing updates nothing.
     /// </summary>
     private static bool TrainOnVerified(ExperimentSettings s, ExperimentArm arm, GrpoConfig config,

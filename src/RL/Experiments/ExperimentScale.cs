@@ -80,8 +80,14 @@ public sealed record ExperimentScale
     /// </summary>
     private static ICausalLMConfig StudentQwen2() => (Qwen2Family.Defaults with
     {
-        VocabSize = 128, HiddenSize = 192, IntermediateSize = 768, NumHiddenLayers = 4, NumAttentionHeads = 6,
-        NumKeyValueHeads = 2, HeadDim = 32, MaxPositionEmbeddings = 128,
+        VocabSize = 128,
+        HiddenSize = 192,
+        IntermediateSize = 768,
+        NumHiddenLayers = 4,
+        NumAttentionHeads = 6,
+        NumKeyValueHeads = 2,
+        HeadDim = 32,
+        MaxPositionEmbeddings = 128,
         Rope = new RopeParameters { Theta = 1000000 },
     }).Validate();
 }
