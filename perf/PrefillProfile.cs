@@ -20,9 +20,17 @@ public static class PrefillProfile
     {
         var config = NativeReasoner.Model.Qwen2.Qwen2Family.Defaults with
         {
-            VocabSize = 151936, HiddenSize = 896, NumHiddenLayers = 24, NumAttentionHeads = 14, NumKeyValueHeads = 2,
-            HeadDim = 64, IntermediateSize = 4864, TieWordEmbeddings = true, MaxPositionEmbeddings = 4096,
-            RmsNormEps = 1e-6, Rope = new RopeParameters { Theta = 1000000.0 },
+            VocabSize = 151936,
+            HiddenSize = 896,
+            NumHiddenLayers = 24,
+            NumAttentionHeads = 14,
+            NumKeyValueHeads = 2,
+            HeadDim = 64,
+            IntermediateSize = 4864,
+            TieWordEmbeddings = true,
+            MaxPositionEmbeddings = 4096,
+            RmsNormEps = 1e-6,
+            Rope = new RopeParameters { Theta = 1000000.0 },
         };
         using var model = new DenseForCausalLM(config, new Generator(1234));
         model.Eval();
