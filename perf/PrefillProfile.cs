@@ -48,7 +48,8 @@ public static class PrefillProfile
             using (var cache = model.CreateCache(1, tokens + 1))
                 Prefill(model, ids, (GqaKvCache)cache, parts, flops);
             double all = total.Elapsed.TotalMilliseconds;
-            Console.WriteLine($"pass {pass + 1}: {type}, {tokens} tokens: {all:F0} ms ({tokens / all * 1e3:F1} tokens/s); " +
+            Console.WriteLine($"pass {pass + 1}: {type}, {tokens} tokens: {all:F0} ms " +
+                $"({tokens / all * 1e3:F1} tokens/s); " +
                 $"load {File.ReadAllText("/proc/loadavg").Trim()}");
             foreach (var (name, ms) in parts.OrderByDescending(p => p.Value))
                 Console.WriteLine($"  {name,-26} {ms,9:F1} ms {100 * ms / all,5:F1} %" +
