@@ -16,9 +16,9 @@ public sealed class EngineRunner : IDisposable
     public QuantFormat? PackedAs { get; }
 
     /// <param name="pack">
-    /// Packs the loaded weights in this format (from the values the GGUF reader decoded) so the packed kernels run:
-    /// the GGUF reader of this branch widens Q8_0 / Q4_K tensors at load. Q8_0 re-packs its own values exactly;
-    /// Q4_K's scales are fitted again (this engine's quantiser), so its logits move a little from the file's.
+    /// Packs what the load left unpacked in this format so the packed kernels run: quantised GGUF tensors already
+    /// load packed as stored (Pack skips packed weights), while F16/BF16 matrices load 16-bit and become packed bf16
+    /// rows here.
     /// </param>
     public EngineRunner(string gguf, QuantFormat? pack = null)
     {

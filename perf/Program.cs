@@ -40,6 +40,11 @@ public static class Program
             CompareLlamaCpp.Run(args[1..]);
             return;
         }
+        if (args.Length > 0 && args[0] == "profile-prefill")
+        {
+            PrefillProfile.Run(args.Length > 1 ? args[1] : "q8_0", args.Length > 2 ? int.Parse(args[2]) : 512);
+            return;
+        }
         if (args.Length > 0 && args[0] == "profile-grouped")
         {
             GroupedProfile.Run(args.Length > 1 ? int.Parse(args[1]) : 50);

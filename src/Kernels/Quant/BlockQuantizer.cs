@@ -1,4 +1,6 @@
 // Source: ggml's quantize_row_*_ref / dequantize_row_* (ggml-quants.c): rows of blocks, row-major matrices.
+using System.Runtime.CompilerServices;
+
 namespace NativeReasoner.Kernels.Quant;
 
 /// <summary>
@@ -38,6 +40,7 @@ public static class BlockQuantizer
     }
 
     /// <summary>One packed row → y: [k] (k a multiple of the block size).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void DequantizeRow(QuantFormat format, ReadOnlySpan<byte> row, Span<float> y)
     {
         long bytes = format.RowBytes(y.Length);

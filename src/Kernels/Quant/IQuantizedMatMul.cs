@@ -45,7 +45,8 @@ public unsafe interface IQuantizedMatMul
         for (int g = 0; g < groups; g++)
             if (offsets[g + 1] < offsets[g])
                 throw new ArgumentException(
-                    $"GroupedQuantizedMatMul: offsets must ascend, got {offsets[g]} then {offsets[g + 1]} at group {g}");
+                    $"GroupedQuantizedMatMul: offsets must ascend, got {offsets[g]} then {offsets[g + 1]} " +
+                    $"at group {g}");
         Validate(format, offsets[groups], N, K);
     }
 

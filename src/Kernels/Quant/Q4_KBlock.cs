@@ -1,5 +1,7 @@
 // Source: ggml's block_q4_K (ggml-common.h), get_scale_min_k4, quantize_row_q4_K_ref and dequantize_row_q4_K
 //         (ggml-quants.c); the k-quants of llama.cpp (ikawrakow, 2023).
+using System.Runtime.CompilerServices;
+
 namespace NativeReasoner.Kernels.Quant;
 
 /// <summary>
@@ -26,6 +28,7 @@ public static class Q4_KBlock
     private const int QsOffset = 16;
 
     /// <summary>The 6-bit scale and min of sub-block j (0–7) from the 12 packed bytes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static (int Scale, int Min) ScaleMin(ReadOnlySpan<byte> scales, int j)
     {
         if (j < 4) return (scales[j] & 63, scales[j + 4] & 63);
@@ -138,6 +141,7 @@ public static class Q4_KBlock
     }
 
     /// <summary>One block → y: [256].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Dequantize(ReadOnlySpan<byte> block, Span<float> y)
     {
         float d = Half16.Read(block), dmin = Half16.Read(block[2..]);

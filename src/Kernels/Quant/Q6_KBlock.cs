@@ -1,4 +1,6 @@
 // Source: ggml's block_q6_K (ggml-common.h) and dequantize_row_q6_K (ggml-quants.c).
+using System.Runtime.CompilerServices;
+
 namespace NativeReasoner.Kernels.Quant;
 
 /// <summary>
@@ -17,6 +19,7 @@ public static class Q6_KBlock
     public const int DOffset = 208;
 
     /// <summary>One block → y: [256].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Dequantize(ReadOnlySpan<byte> block, Span<float> y)
     {
         float d = Half16.Read(block[DOffset..]);

@@ -1,4 +1,6 @@
 // Source: ggml's block_q8_0 (ggml-common.h) and quantize_row_q8_0_ref / dequantize_row_q8_0 (ggml-quants.c).
+using System.Runtime.CompilerServices;
+
 namespace NativeReasoner.Kernels.Quant;
 
 /// <summary>
@@ -24,6 +26,7 @@ public static class Q8_0Block
     }
 
     /// <summary>One block → y: [32].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Dequantize(ReadOnlySpan<byte> block, Span<float> y)
     {
         float d = Half16.Read(block);

@@ -1,5 +1,6 @@
 // Source: ggml's mul_mat_id with quantised experts (ggml-cpu.c, ggml_compute_forward_mul_mat_id): the activations
 //         quantised once, then (expert, weight row) chunks of every expert shared out over the threads.
+using System.Runtime.CompilerServices;
 using NativeReasoner.Kernels.Cpu.Gemm;
 using NativeReasoner.Kernels.Cpu.Quant;
 using NativeReasoner.Kernels.Quant;
@@ -87,6 +88,7 @@ public sealed unsafe partial class CpuKernels
         public Q8Activations A;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void GroupedBody(void* state, long start, long end)
     {
         ref GroupedJob job = ref *(GroupedJob*)state;

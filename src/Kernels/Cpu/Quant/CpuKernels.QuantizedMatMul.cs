@@ -1,6 +1,7 @@
 // Source: ggml's mul_mat with quantised weights (ggml-cpu.c): activations quantised once per call, weight rows
 //         split over the threads; for many rows, dequantised panels into the SGEMM (as ggml hands large
 //         products of dequantised weights to a BLAS).
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using NativeReasoner.Kernels.Cpu.Gemm;
@@ -82,6 +83,7 @@ public sealed unsafe partial class CpuKernels : IQuantizedMatMul
     private static bool HasIntegerDot(QuantFormat format) =>
         format is QuantFormat.Q8_0 or QuantFormat.Q4_0 or QuantFormat.Q4_K;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RowsBody(void* state, long start, long end)
     {
         ref RowsJob job = ref *(RowsJob*)state;
@@ -122,6 +124,7 @@ public sealed unsafe partial class CpuKernels : IQuantizedMatMul
     }
 
     /// <summary>Σ x[k] · bf16(w[k]): each bf16 is the top half of its float32, widened by a 16-bit shift.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float Bf16Dot(QuantIsa isa, ushort* w, float* x, int k)
     {
         int p = 0;
@@ -155,46 +158,55 @@ public sealed unsafe partial class CpuKernels : IQuantizedMatMul
     }
 
     /// <summary>
-    /// Prefill: panels of weight rows dequantised into scratch (at most ~4 MiB of fp32 each) and multiplied by
-    /// the packed SGEMM: y[:, n0 : n0 + rows] = x · panelᵀ. The dequantisation of a panel is split over the threads.
+    /// Prefill: y = x · Wᵀ by panels of weight rows, each thread taking whole panels: it dequantises its panel
+    /// into its own scratch (a few hundred KiB, so the panel stays in the core's L2 while the SGEMM packs it)
+    /// and multiplies x by it with the single-threaded SGEMM (nested in the parallel body, so it runs inline):
+    /// y[:, n0 : n0 + rows] = x · panelᵀ. One fork-join per product, and no panel makes a round trip through
+    /// memory; the cost is x packed once per panel (1/rows of the product's work).
     /// </summary>
     private void PanelGemm(QuantFormat format, int M, int N, int K, float* x, byte* w, float* y)
     {
-        int panelRows = (int)Math.Clamp((1L << 20) / K, 16, 512);
-        panelRows = Math.Min(panelRows, N);
-        float* panel = GemmScratch.Rent((long)panelRows * K);
+        // ~512 KiB of fp32 per panel, in whole 64-row steps (the SGEMM's skinny path is for ≤ 4 rows).
+        int panelRows = Math.Clamp((1 << 17) / K / 64 * 64, 64, 512);
+        var job = new PanelJob
+        {
+            Format = format, M = M, N = N, K = K, RowBytes = format.RowBytes(K), W = w, X = x, Y = y,
+            PanelRows = panelRows,
+        };
+        long panels = (N + panelRows - 1) / panelRows;
+        CpuParallel.For(panels, 1, &PanelBody, &job);
+    }
+
+    private struct PanelJob
+    {
+        public QuantFormat Format;
+        public int M, N, K, PanelRows;
+        public long RowBytes;
+        public byte* W;
+        public float* X, Y;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void PanelBody(void* state, long start, long end)
+    {
+        ref PanelJob job = ref *(PanelJob*)state;
+        float* panel = GemmScratch.Rent((long)job.PanelRows * job.K);
         try
         {
-            var job = new PanelJob { Format = format, K = K, RowBytes = format.RowBytes(K), Panel = panel };
-            for (int n0 = 0; n0 < N; n0 += panelRows)
+            for (long p = start; p < end; p++)
             {
-                int rows = Math.Min(panelRows, N - n0);
-                job.W = w + n0 * job.RowBytes;
-                CpuParallel.For(rows, 8, &PanelBody, &job);
-                Sgemm.Run(GemmConfig.Current, 1, false, true, M, rows, K, 1f, x, K, 0, panel, K, 0, 0f, y + n0, N, 0);
+                int n0 = (int)(p * job.PanelRows), rows = Math.Min(job.PanelRows, job.N - n0);
+                for (int r = 0; r < rows; r++)
+                    BlockQuantizer.DequantizeRow(job.Format,
+                        new ReadOnlySpan<byte>(job.W + (n0 + r) * job.RowBytes, (int)job.RowBytes),
+                        new Span<float>(panel + (long)r * job.K, job.K));
+                Sgemm.Run(GemmConfig.Current, 1, false, true, job.M, rows, job.K, 1f, job.X, job.K, 0, panel, job.K,
+                    0, 0f, job.Y + n0, job.N, 0);
             }
         }
         finally
         {
             GemmScratch.Return(panel);
         }
-    }
-
-    private struct PanelJob
-    {
-        public QuantFormat Format;
-        public int K;
-        public long RowBytes;
-        public byte* W;
-        public float* Panel;
-    }
-
-    private static void PanelBody(void* state, long start, long end)
-    {
-        ref PanelJob job = ref *(PanelJob*)state;
-        for (long r = start; r < end; r++)
-            BlockQuantizer.DequantizeRow(job.Format, new ReadOnlySpan<byte>(job.W + r * job.RowBytes,
-                (int)job.RowBytes),
-                new Span<float>(job.Panel + r * job.K, job.K));
     }
 }

@@ -1,4 +1,6 @@
 // Source: ggml's quantize_row_q8_0 / q8_K (ggml-quants.c): activations quantised per block of 32 for integer dots.
+using System.Runtime.CompilerServices;
+
 namespace NativeReasoner.Kernels.Cpu.Quant;
 
 /// <summary>
@@ -20,6 +22,7 @@ internal unsafe struct Q8Activations
     public static long ScratchFloats(int rows, int k) => ((long)rows * k + 8L * rows * (k / Block)) / 4 + 16;
 
     /// <summary>x: [rows, k] (k a multiple of 32) into the scratch at <paramref name="scratch"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static Q8Activations Quantize(float* x, int rows, int k, float* scratch)
     {
         int nb = k / Block;

@@ -13,9 +13,13 @@ namespace NativeReasoner.Kernels.Cpu.Quant;
 /// unsigned levels: Σ (q − 8)·a = Σ q·a − 8·Σa and Σ (d·s·q − m)·a = d·s·Σ q·a − m·Σa, so their levels go
 /// straight into the unsigned operand of vpmaddubsw / vpdpbusd and the offsets use the activation block sums.
 /// Q8_0's weights are signed: |w| goes into the unsigned operand and the activations take w's sign (ggml's trick).
+/// The loops are compiled optimised from their first call (AggressiveOptimization), as the SGEMM's are: tiered
+/// compilation first runs them unoptimised, and on a loaded machine the promotion can take many seconds — a
+/// packed bench-tiny decode ran 10× slower than with tiering off until it came.
 /// </summary>
 internal static unsafe class QuantDots
 {
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float Dot(QuantIsa isa, QuantFormat format, byte* w, in Q8Activations a, int row)
     {
         sbyte* q = a.Q + (long)row * a.BlocksPerRow * Q8Activations.Block;
@@ -51,6 +55,7 @@ internal static unsafe class QuantDots
 
     // ------------------------------------------------------------------ scalar
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static int Dot32(byte* levels, sbyte* q)
     {
         int acc = 0;
@@ -58,6 +63,7 @@ internal static unsafe class QuantDots
         return acc;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float Q8_0Scalar(byte* w, sbyte* q, float* s, int nb)
     {
         float total = 0f;
@@ -71,6 +77,7 @@ internal static unsafe class QuantDots
         return total;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float Q4_0Scalar(byte* w, sbyte* q, float* s, int* sum, int nb)
     {
         float total = 0f;
@@ -87,6 +94,7 @@ internal static unsafe class QuantDots
         return total;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float Q4_KScalar(byte* w, sbyte* q, float* s, int* sum, int nb)
     {
         float total = 0f;
@@ -168,6 +176,7 @@ internal static unsafe class QuantDots
     /// operands, scaled by both scales into a float accumulator; the level offset comes off once at the end
     /// through the activation block sums.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float BlockAvx2<T>(byte* w, sbyte* q, float* s, int* sum, int nb, bool vnni)
         where T : struct, IAvx2Block
     {
@@ -184,6 +193,7 @@ internal static unsafe class QuantDots
         return Vector256.Sum(acc) - offsets;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float Q4_KAvx2(byte* w, sbyte* q, float* s, int* sum, int nb, bool vnni)
     {
         var acc = Vector256<float>.Zero;
@@ -222,6 +232,7 @@ internal static unsafe class QuantDots
     private static Vector512<float> Scales2(float s0, float s1) =>
         Vector512.Create(Vector256.Create(s0), Vector256.Create(s1));
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float Q8_0Avx512(byte* w, sbyte* q, float* s, int nb)
     {
         var acc = Vector512<float>.Zero;
@@ -242,6 +253,7 @@ internal static unsafe class QuantDots
         return total;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float Q4_0Avx512(byte* w, sbyte* q, float* s, int* sum, int nb)
     {
         var acc = Vector512<float>.Zero;
@@ -259,6 +271,7 @@ internal static unsafe class QuantDots
         return total;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float Q4_KAvx512(byte* w, sbyte* q, float* s, int* sum, int nb)
     {
         var acc = Vector512<float>.Zero;
