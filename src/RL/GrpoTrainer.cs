@@ -233,10 +233,13 @@ public sealed class GrpoTrainer : IDisposable
     /// <summary>
     /// Whether <see cref="Step"/> computes the loss with the fused token-loss kernel: <see cref="GrpoConfig.FusedLoss"/>
     /// and the policy's parameters on a device that has one (the kernel's ratio is per token and its
-    /// forwards are laid out differently: GSPO and routing replay take the composition).
+    /// forwards are laid out differently: GSPO and routing replay take the composition, and so does an MoE policy
+    /// at μ > 1, whose router shift between the old-policy pass and the updates is measured on the composition's
+    /// forwards).
     /// </summary>
     public bool UsesFusedLoss => Config.FusedLoss && Config.ImportanceSamplingLevel == ImportanceSamplingLevel.Token
         && !Config.RoutingReplay
+        && !(Config.NumIterations > 1 && RoutingReplay.MoeModel(_policy) != null)
         && _policy.Parameters().FirstOrDefault() is { } p && Functional.HasFusedGrpoTokenLoss(p.Device);
 
     public GenerationOptions SamplingOptions => new()

@@ -201,6 +201,9 @@ public static class ExperimentRunner
         EvalEvery = s.Scale.EvalEvery,
         EvalProblems = s.Scale.CurveProblems,
         NumIterations = s.Experiment.NumIterations,
+        // Off in the base (nr train's default has it on): dynamic sampling draws extra rounds, which would break the
+        // equal compute of the arms; the objectives experiment has an arm that turns it on.
+        DynamicSampling = false,
         Seed = seed,
     };
 
