@@ -127,7 +127,8 @@ public sealed class CudaCliTests(ITestOutputHelper output)
     public void GrpoTrainerStepUsesTheFusedLossOnEmulatorWithTheComposedResults()
     {
         // One GRPO step (μ = 2 so old log-probs are used, β > 0 with a reference) with the fused loss and one with
-        // the composition, from the same weights and seed: the same samples, so the same metrics.
+        // the composition, from the same weights and seed: the same samples, so the same metrics. Every layer dense:
+        // an MoE policy at μ > 1 takes the composition (its router shift is measured there).
         var emu = CudaDevice.GetEmulator();
         using var onDevice = Device.UseDefault(emu);
         var task = TaskRegistry.Create("arithmetic");
@@ -135,7 +136,12 @@ public sealed class CudaCliTests(ITestOutputHelper output)
         var results = new List<Dictionary<string, double>>();
         foreach (bool fused in new[] { true, false })
         {
-            var cfg = DeepseekV3Config.Preset("tiny") with { VocabSize = Math.Max(64, tokenizer.VocabSize), EosTokenIds = [tokenizer.EosId] };
+            var tiny = DeepseekV3Config.Preset("tiny");
+            var cfg = tiny with
+            {
+                VocabSize = Math.Max(64, tokenizer.VocabSize), EosTokenIds = [tokenizer.EosId],
+                FirstKDenseReplace = tiny.NumHiddenLayers,
+            };
             using var model = new DeepseekV3ForCausalLM(cfg, new Generator(3), emu);
             using var reference = new DeepseekV3ForCausalLM(cfg, new Generator(4), emu);   // other weights: KL ≠ 0
             var config = new GrpoConfig
