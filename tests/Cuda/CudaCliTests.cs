@@ -139,7 +139,8 @@ public sealed class CudaCliTests(ITestOutputHelper output)
             var tiny = DeepseekV3Config.Preset("tiny");
             var cfg = tiny with
             {
-                VocabSize = Math.Max(64, tokenizer.VocabSize), EosTokenIds = [tokenizer.EosId],
+                VocabSize = Math.Max(64, tokenizer.VocabSize),
+                EosTokenIds = [tokenizer.EosId],
                 FirstKDenseReplace = tiny.NumHiddenLayers,
             };
             using var model = new DeepseekV3ForCausalLM(cfg, new Generator(3), emu);
