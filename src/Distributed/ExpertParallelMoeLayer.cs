@@ -209,18 +209,7 @@ public sealed class ExpertParallelMoeLayer : Module
     /// </summary>
     public void UpdateBias(float gamma)
     {
-        var bias = Gate.ScoreCorrectionBias ?? throw new InvalidOperationException(
-            $"{_c.ModelType}: the router has no e_score_correction_bias, so the aux-loss-free bias update " +
-            "does not apply");
-        double mean = AccumulatedLoad.Average();
-        var delta = new float[AccumulatedLoad.Length];
-        for (int i = 0; i < delta.Length; i++) delta[i] = gamma * Math.Sign(mean - AccumulatedLoad[i]);
-        using (Tensor.NoGrad())
-        using (var scope = new TensorScope())
-        {
-            var updated = bias + Tensor.FromArray(delta, [delta.Length], bias.Device);
-            bias.CopyFrom_(updated);
-        }
+        Gate.StepBiasTowardBalance(gamma, AccumulatedLoad);
         ResetLoad();
     }
 }

@@ -119,4 +119,25 @@ public sealed class MoeGate : Module
             NativeReasoner.Kernels.Cpu.CpuKernels.Instance.MoeRoute(ps, pb, n, e, groups, keepGroups, k, topTwoGroupScore, psel, pi, pw, false, 1f);
         return result;
     }
+
+    /// <summary>
+    /// The auxiliary-loss-free update: every expert's bias moves by γ toward balance,
+    /// b_i += γ·sign(mean load − load_i), over <paramref name="load"/> (tokens routed to each expert since the last
+    /// reset; the caller resets it). Shared by the one-process and the expert-parallel MoE layers.
+    /// </summary>
+    public void StepBiasTowardBalance(float gamma, long[] load)
+    {
+        var bias = ScoreCorrectionBias ?? throw new InvalidOperationException(
+            $"{_c.ModelType}: the router has no e_score_correction_bias, so the aux-loss-free bias update " +
+            "does not apply");
+        double mean = load.Average();
+        var delta = new float[load.Length];
+        for (int i = 0; i < delta.Length; i++) delta[i] = gamma * Math.Sign(mean - load[i]);
+        using (Tensor.NoGrad())
+        using (var scope = new TensorScope())
+        {
+            var updated = bias + Tensor.FromArray(delta, [delta.Length], bias.Device);
+            bias.CopyFrom_(updated);
+        }
+    }
 }
