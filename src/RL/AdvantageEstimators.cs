@@ -84,7 +84,9 @@ public static class AdvantageEstimators
         }
         else
         {
-            // Group-centred rewards (NaN stays NaN), then a z-score over the batch's defined values.
+            // Group-centred rewards (NaN stays NaN), scaled by the std over the batch's defined values. Their batch
+            // mean is zero in exact arithmetic and is not subtracted: the rounding residue would give a zero-variance
+            // group ±1e-17 advantages instead of 0, and the clip metrics count tokens by the advantage's sign.
             var centred = new double[n];
             for (int g = 0; g < n / G; g++)
             {
@@ -101,7 +103,7 @@ public static class AdvantageEstimators
             double std = Math.Sqrt(dev / (count - 1));
             for (int i = 0; i < n; i++)
             {
-                double a = (centred[i] - mean) / (std + Advantages.StdEpsilon);
+                double a = centred[i] / (std + Advantages.StdEpsilon);
                 values[i] = double.IsFinite(a) ? (float)a : 0f;
             }
         }

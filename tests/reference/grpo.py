@@ -89,13 +89,16 @@ def rloo_advantages(rewards, G, scale):
 
 
 def reinforce_pp_advantages(rewards, G):
-    """REINFORCE++-baseline: subtract the group mean, then z-score over the batch (Bessel std, + 1e-4)."""
+    """REINFORCE++-baseline: subtract the group mean, then scale by the batch's std (Bessel, + 1e-4).
+    The batch mean of group-centred rewards is zero in exact arithmetic, so it is not subtracted: in float it is
+    a rounding residue whose sign would decide whether a zero-variance group's advantages are +0 or -1e-9, and
+    with it the clip metrics, which count tokens by the sign of their advantage."""
     r = rewards.view(-1, G)
     ok = ~torch.isnan(r)
     mean = torch.where(ok, r, torch.zeros_like(r)).sum(1, keepdim=True) / ok.sum(1, keepdim=True).to(r.dtype)
     c = (r - mean).reshape(-1)
     flat = c[~torch.isnan(c)]
-    return torch.nan_to_num((c - flat.mean()) / (flat.std() + 1e-4), nan=0.0)
+    return torch.nan_to_num(c / (flat.std() + 1e-4), nan=0.0)
 
 
 def estimate_advantages(rewards, a):
