@@ -6,9 +6,10 @@ namespace NativeReasoner.Perf;
 
 /// <summary>
 /// `perf -- profile-moe [f32|q8_0|…] [prefill|decode] [tokens or steps]`: where a DeepSeek-V3 bench-tiny prefill
-/// (the compare script's row, real vocabulary: one sequence of 512 tokens) or batch-16 decode step's time goes, at fp32 or with the weights packed as
-/// <c>nr quantize</c> packs them. Replays the model's forward module by module (the MoE block op by op: routing,
-/// permutation, dispatch, the grouped expert SwiGLU, combine, shared expert) with a stopwatch around each part.
+/// (the compare script's row, real vocabulary: one sequence of 512 tokens) or batch-16 decode step's time goes, at
+/// fp32 or with the weights packed as <c>nr quantize</c> packs them. Replays the model's forward module by module (the
+/// MoE block op by op: routing, permutation, dispatch, the grouped expert SwiGLU, combine, shared expert) with a
+/// stopwatch around each part.
 /// Wall-clock by default; NR_PROFILE_CLOCK=thread gives main-thread CPU time (run with NR_NUM_THREADS=1). Comparing
 /// a 1-thread and a 2-thread run shows which parts the worker pool speeds up and which it only costs.
 /// </summary>
@@ -102,7 +103,9 @@ public static class MoeProfile
                     Tick("residual add");
                     x = layer.PostAttentionLayerNorm.Forward(h);
                     Tick("rmsnorm");
-                    var m = layer.Moe is { } moe ? Moe(moe, x, rows).View(b, t, c.HiddenSize) : layer.DenseMlp!.Forward(x);
+                    var m = layer.Moe is { } moe
+                        ? Moe(moe, x, rows).View(b, t, c.HiddenSize)
+                        : layer.DenseMlp!.Forward(x);
                     if (layer.Moe == null) Tick("dense mlp (layer 0)");
                     h = h + m;
                     Tick("residual add");
@@ -118,7 +121,8 @@ public static class MoeProfile
             double sum = times.Values.Sum() / n;
             int tokens = prefill ? prompt : b;
             Console.WriteLine($"bench-tiny {type} {(prefill ? $"prefill {prompt} tokens" : $"decode batch {b}")}, " +
-                $"{n} reps: {sum:F3} ms each ({tokens * 1000 / sum:F0} tokens/s, {(cpu ? "main-thread CPU" : "wall")}), " +
+                $"{n} reps: {sum:F3} ms each ({tokens * 1000 / sum:F0} tokens/s, " +
+                $"{(cpu ? "main-thread CPU" : "wall")}), " +
                 $"threads {Environment.GetEnvironmentVariable("NR_NUM_THREADS") ?? "default"}; " +
                 $"load {File.ReadAllText("/proc/loadavg").Trim()}");
             foreach (var name in order.OrderByDescending(k => times[k]))
