@@ -43,19 +43,25 @@ public static class MoeProfile
         Tensor Moe(MoeLayer moe, Tensor x, int n)
         {
             var flat = x.Reshape(n, c.HiddenSize);
-            var routing = moe.Gate.Route(flat);
-            Tick("moe: gate route");
-            var (offsets, slotOrder, slotPosition) = Functional.MoePermute(routing.Indices, routing.Experts);
+            // MoeGate.Route's three steps for the bench-tiny router (sigmoid, noaux_tc, 8 groups keep 4, top-8).
+            var logits = Tensor.Linear(flat, moe.Gate.Weight);                      // [n, E]
+            Tick("moe: gate linear");
+            var scores = logits.Sigmoid();
+            Tick("moe: gate sigmoid");
+            var (indices, weights) = Functional.MoeRoute(scores, moe.Gate.ScoreCorrectionBias, c.NGroup, c.TopkGroup,
+                c.NumExpertsPerTok, useBias: true, normalize: true, (float)c.RoutedScalingFactor);
+            Tick("moe: route (top-k kernel)");
+            var (offsets, slotOrder, slotPosition) = Functional.MoePermute(indices, c.NRoutedExperts);
             slotOrder.Dispose();
             Tick("moe: permute");
-            var xs = Functional.MoeDispatch(flat, slotPosition, routing.TopK);
+            var xs = Functional.MoeDispatch(flat, slotPosition, c.NumExpertsPerTok);
             Tick("moe: dispatch");
             var ys = Functional.GroupedSwiGlu(xs, offsets,
                 moe.Experts.Select(e => (Tensor)e.GateProj.Weight).ToArray(),
                 moe.Experts.Select(e => (Tensor)e.UpProj.Weight).ToArray(),
                 moe.Experts.Select(e => (Tensor)e.DownProj.Weight).ToArray());
             Tick("moe: grouped swiglu");
-            var routed = Functional.MoeCombine(ys, slotPosition, routing.Weights);
+            var routed = Functional.MoeCombine(ys, slotPosition, weights);
             Tick("moe: combine");
             var shared = moe.SharedExperts!.Forward(flat);
             Tick("moe: shared expert");
