@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.IO.Compression;
 using System.Text;
+using NativeReasoner.Kernels.Cpu;
 using NativeReasoner.Kernels.Quant;
 using NativeReasoner.Model;
 using NativeReasoner.Model.Dense;
@@ -12,7 +13,12 @@ namespace NativeReasoner.Perf;
 /// `dotnet run -c Release --project perf -- compare-llamacpp [options]`: random-weight models of real shapes, exported
 /// once per type to GGUF, then run from that same file by this engine and by llama.cpp (LLamaSharp's libllama.so)
 /// with the same threads, back to back in alternating order: prefill tokens/s (one prompt), decode tokens/s at batch 1
-/// and 16, and the logits of both on one prompt (max |ours − llama.cpp| / max |llama.cpp|).
+/// and 16, and the logits of both on one prompt (max |ours − llama.cpp| / max |llama.cpp|). Each engine runs its
+/// three measurements once untimed first (JIT tiers, page faults, llama.cpp's buffers). The run measures the host's
+/// copy and read-only bandwidths once (<see cref="HostCopyBandwidth"/>); each row shows the weight bytes a batch-1
+/// decode step reads per token in this engine (<see cref="DecodeWeightTraffic"/>: for an MoE the top-k routed
+/// experts, not the whole file), the bandwidth bound (read-only stream GB/s ÷ those bytes) and our batch-1 decode as
+/// a share of it.
 /// Options: --shapes a,b  --dtypes f32,f16,bf16,q8_0,q4_k  --threads N  --prompt N  --decode N  --rounds N
 /// --tokenizer DIR (tokenizer.json + tokenizer_config.json; default the qwen3 fixture)  --work DIR  --out FILE.md
 /// --rows shape:type,shape:type (only these rows, instead of every shape × type)  --ours-as-loaded (bf16, q8_0,
@@ -91,14 +97,23 @@ public static class CompareLlamaCpp
         Environment.SetEnvironmentVariable("NR_NUM_THREADS", threads.ToString(CultureInfo.InvariantCulture));
         Directory.CreateDirectory(work);
         var (tokenizerJson, tokenizerConfig) = LoadTokenizer(tokenizerDir);
+        // A 256 MiB copy and a read-only stream over the same threads, best of 5 each: the stream's rate is the
+        // bound's denominator for every row (a decode step only reads its weights).
+        var (copyReadGBs, copyGBs) = HostCopyBandwidth.Measure(256L << 20, 5);
+        double readGBs = HostCopyBandwidth.MeasureRead(256L << 20, 5);
 
         var report = new StringBuilder();
         report.AppendLine($"threads {threads}, prompt {prompt} tokens, {decode} decode steps, {rounds} rounds " +
-            "(alternating order, median); load average at start: " + LoadAverage());
+            "(alternating order, median, after one untimed warm-up); load average at start: " + LoadAverage());
+        report.AppendLine($"bandwidth ({threads} threads, 256 MiB, best of 5): read-only stream {readGBs:F1} GB/s; " +
+            "copy " +
+            $"{copyReadGBs:F1} GB/s read ({copyGBs:F1} GB/s read + written). The bound of decode b1 = the read-only " +
+            "rate ÷ the weight bytes read per token");
         report.AppendLine();
         report.AppendLine("| shape | type | file MiB | prefill ours | prefill llama.cpp | × | decode b1 ours | " +
-            "decode b1 llama.cpp | × | decode b16 ours | decode b16 llama.cpp | × | logits max rel diff |");
-        report.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+            "decode b1 llama.cpp | × | decode b16 ours | decode b16 llama.cpp | × | logits max rel diff | " +
+            "b1 MiB read/token | b1 bound tok/s | b1 ours % of bound |");
+        report.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         Console.WriteLine(report.ToString());
         var rowTimes = new List<string>();
         foreach (var (shapeName, dtype) in rows)
@@ -113,7 +128,7 @@ public static class CompareLlamaCpp
                     tokenizerConfig);
             }
             var pack = asLoaded ? null : PackFormat(dtype);
-            string row = MeasureRow(shapeName, dtype, gguf, config, threads, prompt, decode, rounds, pack);
+            string row = MeasureRow(shapeName, dtype, gguf, config, threads, prompt, decode, rounds, pack, readGBs);
             Console.WriteLine(row);
             report.AppendLine(row);
             string time = $"{shapeName} {dtype}: {clock.Elapsed.TotalSeconds:F0} s (load average " +
@@ -150,7 +165,7 @@ public static class CompareLlamaCpp
     };
 
     private static string MeasureRow(string shape, string dtype, string gguf, ICausalLMConfig config, int threads,
-        int prompt, int decode, int rounds, QuantFormat? pack)
+        int prompt, int decode, int rounds, QuantFormat? pack, double readGBs)
     {
         var rng = new Random(7);
         int[] Tokens(int n) => Enumerable.Range(0, n).Select(_ => rng.Next(0, 151643)).ToArray();
@@ -183,19 +198,28 @@ public static class CompareLlamaCpp
         }
         using var llama = new LlamaCppRunner(gguf, threads, contextTokens: Math.Max(prompt + 8, 16 * (16 + decode + 2)),
             maxSequences: 16, exactAttention: false);
-        for (int r = 0; r < rounds; r++)
+        // r = −1: the untimed warm-up (a first call runs this engine's kernels unoptimised by the JIT's tiers).
+        for (int r = -1; r < rounds; r++)
         {
             void Ours()
             {
-                ours[0].Add(prompt / engine.Prefill(prefillTokens));
-                ours[1].Add(engine.DecodeTokensPerSecond(single, decode));
-                ours[2].Add(engine.DecodeTokensPerSecond(sixteen, decode));
+                double p = prompt / engine.Prefill(prefillTokens);
+                double d1 = engine.DecodeTokensPerSecond(single, decode);
+                double d16 = engine.DecodeTokensPerSecond(sixteen, decode);
+                if (r < 0) return;
+                ours[0].Add(p);
+                ours[1].Add(d1);
+                ours[2].Add(d16);
             }
             void Theirs()
             {
-                theirs[0].Add(prompt / llama.Prefill(prefillTokens));
-                theirs[1].Add(llama.DecodeTokensPerSecond(single, decode));
-                theirs[2].Add(llama.DecodeTokensPerSecond(sixteen, decode));
+                double p = prompt / llama.Prefill(prefillTokens);
+                double d1 = llama.DecodeTokensPerSecond(single, decode);
+                double d16 = llama.DecodeTokensPerSecond(sixteen, decode);
+                if (r < 0) return;
+                theirs[0].Add(p);
+                theirs[1].Add(d1);
+                theirs[2].Add(d16);
             }
             if (r % 2 == 0) { Ours(); Theirs(); } else { Theirs(); Ours(); }
         }
@@ -205,7 +229,10 @@ public static class CompareLlamaCpp
             return $"{o:F1} | {t:F1} | {o / t:F2}";
         }
         double mib = new FileInfo(gguf).Length / 1048576.0;
-        return $"| {shape} | {dtype} | {mib:F1} | {Cell(0)} | {Cell(1)} | {Cell(2)} | {maxRel:E1} |";
+        long perToken = engine.DecodeBytesPerToken;
+        double bound = readGBs * 1e9 / perToken;
+        return $"| {shape} | {dtype} | {mib:F1} | {Cell(0)} | {Cell(1)} | {Cell(2)} | {maxRel:E1} | " +
+            $"{perToken / 1048576.0:F2} | {bound:F1} | {100 * Median(ours[1]) / bound:F0} |";
     }
 
     private static double Median(List<double> xs)

@@ -12,6 +12,9 @@ public sealed class EngineRunner : IDisposable
     public int VocabSize => _model.Config.VocabSize;
     public long WeightBytes { get; }
 
+    /// <summary>Weight bytes a batch-1 decode step reads per token, as held after the load (and the pack).</summary>
+    public long DecodeBytesPerToken => DecodeWeightTraffic.PerToken(_model).Total;
+
     /// <summary>The format the weights were packed in after the load (<paramref name="pack"/>), else null.</summary>
     public QuantFormat? PackedAs { get; }
 

@@ -50,6 +50,12 @@ public static class Program
             GroupedProfile.Run(args.Length > 1 ? int.Parse(args[1]) : 50);
             return;
         }
+        if (args.Length > 0 && args[0] == "profile-moe")
+        {
+            MoeProfile.Run(args.Length > 1 ? args[1] : "f32", args.Length > 2 ? args[2] : "prefill",
+                args.Length > 3 ? int.Parse(args[3]) : 512);
+            return;
+        }
         if (args.Length > 0 && args[0] == "serve-throughput")
         {
             ServeThroughput.Run(args.Length > 1 ? args[1] : "bench-tiny", args.Length > 2 ? int.Parse(args[2]) : 96);

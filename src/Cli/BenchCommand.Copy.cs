@@ -1,6 +1,4 @@
 using System.CommandLine;
-using System.Diagnostics;
-using System.Runtime.InteropServices;
 using NativeReasoner.Kernels.Cpu;
 
 namespace NativeReasoner.Cli;
@@ -48,39 +46,6 @@ public static partial class BenchCommand
     }
 
     /// <summary>(GB/s of source read, GB/s read + written) of the best of <paramref name="trials"/> copies.</summary>
-    internal static unsafe (double Read, double Copy) CopyBandwidth(long bytes, int trials)
-    {
-        byte* src = (byte*)NativeMemory.AlignedAlloc((nuint)bytes, 64),
-            dst = (byte*)NativeMemory.AlignedAlloc((nuint)bytes, 64);
-        try
-        {
-            new Span<byte>(src, (int)Math.Min(bytes, int.MaxValue)).Fill(1);
-            new Span<byte>(dst, (int)Math.Min(bytes, int.MaxValue)).Clear();
-            var job = new CopyJob { Src = src, Dst = dst };
-            double best = double.MaxValue;
-            for (int t = 0; t < trials + 1; t++)
-            {
-                var sw = Stopwatch.StartNew();
-                CpuParallel.For(bytes, 1 << 20, &CopyBody, &job);
-                if (t > 0) best = Math.Min(best, sw.Elapsed.TotalSeconds); // the first copy warms the pages
-            }
-            return (bytes / best / 1e9, 2 * bytes / best / 1e9);
-        }
-        finally
-        {
-            NativeMemory.AlignedFree(src);
-            NativeMemory.AlignedFree(dst);
-        }
-    }
-
-    private unsafe struct CopyJob
-    {
-        public byte* Src, Dst;
-    }
-
-    private static unsafe void CopyBody(void* state, long start, long end)
-    {
-        var job = (CopyJob*)state;
-        Buffer.MemoryCopy(job->Src + start, job->Dst + start, end - start, end - start);
-    }
+    internal static (double Read, double Copy) CopyBandwidth(long bytes, int trials) =>
+        HostCopyBandwidth.Measure(bytes, trials);
 }
