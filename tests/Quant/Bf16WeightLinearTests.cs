@@ -146,4 +146,24 @@ public sealed class Bf16WeightLinearTests
         loss.Backward();
         Assert.NotNull(xg.Grad);
     }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(37)]
+    [InlineData(70)]
+    [InlineData(513)]
+    public void Bf16_rows_widen_exactly_past_the_vector_width(int k)
+    {
+        // The vectorised widening of a bf16 row (the prefill panels of a bf16 weight) against the bits' definition.
+        var rng = new Random(k);
+        var bits = new ushort[k];
+        for (int i = 0; i < k; i++) bits[i] = (ushort)rng.Next(0, 65536);
+        bits[0] = 0xFF80; // −∞ and a NaN pattern widen like any other bits
+        if (k > 1) bits[1] = 0x7FC1;
+        var row = System.Runtime.InteropServices.MemoryMarshal.AsBytes(bits.AsSpan()).ToArray();
+        var y = new float[k];
+        BlockQuantizer.DequantizeRow(QuantFormat.BF16, row, y);
+        for (int i = 0; i < k; i++)
+            Assert.Equal((uint)bits[i] << 16, BitConverter.SingleToUInt32Bits(y[i]));
+    }
 }
