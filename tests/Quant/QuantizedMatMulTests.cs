@@ -53,18 +53,6 @@ public sealed unsafe class QuantizedMatMulTests
     }
 
     [Fact]
-    public void Default_path_of_each_format_runs_on_this_cpu()
-    {
-        foreach (var format in Enum.GetValues<QuantFormat>())
-        {
-            var isa = QuantIsas.BestFor(format);
-            Assert.True(QuantIsas.Supported(isa), $"{format.Name()}: default path {isa} is not supported here");
-            if (format is QuantFormat.Q8_0 or QuantFormat.Q4_0 && QuantIsas.Supported(QuantIsa.AvxVnni))
-                Assert.Equal(QuantIsa.AvxVnni, isa);
-        }
-    }
-
-    [Fact]
     public void Decode_path_is_close_to_the_fp32_reference_and_prefill_path_matches_it()
     {
         // Decode (M < 16) quantises activations: within about 1 % of the reference; prefill (M ≥ 16) dequantises

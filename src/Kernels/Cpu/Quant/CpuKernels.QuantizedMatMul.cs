@@ -28,7 +28,7 @@ public sealed unsafe partial class CpuKernels : IQuantizedMatMul
     /// weight is never widened at once.
     /// </summary>
     public void QuantizedMatMul(QuantFormat format, int M, int N, int K, float* x, byte* w, float* y) =>
-        QuantizedMatMul(QuantIsas.BestFor(format), format, M, N, K, x, w, y);
+        QuantizedMatMul(QuantIsas.Best, format, M, N, K, x, w, y);
 
     internal void QuantizedMatMul(QuantIsa isa, QuantFormat format, int M, int N, int K, float* x, byte* w, float* y)
     {
