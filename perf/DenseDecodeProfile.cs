@@ -54,7 +54,9 @@ public static class DenseDecodeProfile
             $"load {File.ReadAllText("/proc/loadavg").Trim()}");
         foreach (var (name, ms) in parts.OrderByDescending(p => p.Value))
             Console.WriteLine($"  {name,-34} {ms / measured,8:F2} ms {100 * ms / all,5:F1} %");
-        if (format != null) FixedCosts(model, batch);
+        if (format == null) return;
+        FixedCosts(model, 1);
+        if (batch > 1) FixedCosts(model, batch);
     }
 
     /// <summary>One decode step, its parts added to <paramref name="parts"/>; returns the step's milliseconds without
@@ -127,6 +129,11 @@ public static class DenseDecodeProfile
     /// </summary>
     private static unsafe void FixedCosts(DenseForCausalLM model, int batch)
     {
+        // NR_PROFILE_CLOCK=thread: this thread's CPU time (run with NR_NUM_THREADS=1 so the products run on it),
+        // which other processes' load does not inflate; otherwise wall-clock.
+        bool threadClock = Environment.GetEnvironmentVariable("NR_PROFILE_CLOCK") == "thread";
+        double Now() => threadClock ? DecodeProfile.ThreadCpuMs() * 1e3
+            : Stopwatch.GetTimestamp() * 1e6 / Stopwatch.Frequency;
         var layer = model.Model.Layers[0];
         var weights = new (string Name, Tensor W)[]
         {
@@ -156,13 +163,13 @@ public static class DenseDecodeProfile
                 {
                     foreach (var isa in isas)
                     {
-                        long s = Stopwatch.GetTimestamp();
+                        double s = Now();
                         CpuKernels.Instance.QuantizedMatMul(isa, fmt, batch, n, k, px, w.RawPointer, py);
-                        best[isa] = Math.Min(best[isa], Stopwatch.GetElapsedTime(s).TotalMicroseconds);
+                        best[isa] = Math.Min(best[isa], Now() - s);
                     }
-                    long t = Stopwatch.GetTimestamp();
+                    double t = Now();
                     CpuKernels.Instance.QuantizedMatMul(QuantIsas.Best, fmt, batch, 2, k, px, w.RawPointer, py);
-                    fixedCost = Math.Min(fixedCost, Stopwatch.GetElapsedTime(t).TotalMicroseconds);
+                    fixedCost = Math.Min(fixedCost, Now() - t);
                 }
             double bytes = (double)n * fmt.RowBytes(k);
             var line = $"    {name,-10} {fmt.Name(),-5} {n,6}x{k,-5}";
