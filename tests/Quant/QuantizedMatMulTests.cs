@@ -29,7 +29,7 @@ public sealed unsafe class QuantizedMatMulTests
         var rng = new Random(5);
         int bs = format == QuantFormat.BF16 ? 1 : format.BlockSize();
         // Odd block counts (the AVX-512 two-block loop's tail), one and many rows of x.
-        foreach (var (m, n, blocks) in new[] { (1, 37, 3), (7, 5, 1), (15, 64, 9), (2, 129, 33), (4, 3, 2), (5, 33, 4) })
+        foreach (var (m, n, blocks) in new[] { (1, 37, 3), (7, 5, 1), (15, 64, 9), (2, 129, 33) })
         {
             int k = bs == 1 ? 16 * blocks + 3 : bs * blocks;
             var x = new float[m * k];
@@ -49,37 +49,6 @@ public sealed unsafe class QuantizedMatMulTests
             for (int i = 0; i < scalar.Length; i++)
                 Assert.True(Math.Abs(simd[i] - scalar[i]) <= 1e-5 * (1 + Math.Abs(scalar[i])),
                     $"{isa} {format.Name()} {m}x{n}x{k} element {i}: {simd[i]} vs scalar {scalar[i]}");
-        }
-    }
-
-    [Fact]
-    public void Q8_0_rows_taken_four_at_a_time_equal_the_rows_one_at_a_time()
-    {
-        // The AVX-512 Q8_0 path multiplies four rows of x per weight row: the same sums in the same order as one row
-        // at a time, so the bits agree (m = 3, 4, 5, 9, 15: no group, one, groups with a remainder; odd block counts).
-        if (!QuantIsas.Supported(QuantIsa.Avx512)) return;
-        var rng = new Random(21);
-        foreach (var (m, n, blocks) in new[] { (3, 7, 3), (4, 9, 1), (5, 31, 4), (9, 13, 7), (15, 65, 28) })
-        {
-            int k = 32 * blocks;
-            var x = new float[m * k];
-            var w = new float[n * k];
-            for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 2 - 1);
-            for (int i = 0; i < w.Length; i++) w[i] = (float)(rng.NextDouble() * 0.2 - 0.1);
-            x[0] = 0f; // a block whose activation scale stays finite with a zero in it
-            byte[] packed = BlockQuantizer.Quantize(QuantFormat.Q8_0, w, n, k);
-            var together = new float[m * n];
-            var alone = new float[m * n];
-            fixed (float* px = x, pt = together, pa = alone)
-            fixed (byte* pw = packed)
-            {
-                CpuKernels.Instance.QuantizedMatMul(QuantIsa.Avx512, QuantFormat.Q8_0, m, n, k, px, pw, pt);
-                for (int r = 0; r < m; r++)
-                    CpuKernels.Instance.QuantizedMatMul(QuantIsa.Avx512, QuantFormat.Q8_0, 1, n, k, px + r * k, pw,
-                        pa + r * n);
-            }
-            Assert.All(together, v => Assert.True(float.IsFinite(v)));
-            Assert.Equal(alone, together);
         }
     }
 

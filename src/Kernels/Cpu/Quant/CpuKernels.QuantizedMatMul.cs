@@ -96,18 +96,9 @@ public sealed unsafe partial class CpuKernels : IQuantizedMatMul
         }
         else if (HasIntegerDot(job.Format))
         {
-            // Q8_0 on AVX-512 takes the rows of x four at a time (the weight row's blocks decoded once for the four).
-            bool fours = job.Format == QuantFormat.Q8_0 && job.Isa == QuantIsa.Avx512;
             for (long n = start; n < end; n++)
-            {
-                byte* row = job.W + n * job.RowBytes;
-                int m = 0;
-                if (fours)
-                    for (; m + 4 <= job.M; m += 4)
-                        QuantDots.Q8_0Avx512Rows4(row, job.A, m, job.Y + (long)m * job.N + n, job.N);
-                for (; m < job.M; m++)
-                    job.Y[(long)m * job.N + n] = QuantDots.Dot(job.Isa, job.Format, row, job.A, m);
-            }
+                for (int m = 0; m < job.M; m++)
+                    job.Y[(long)m * job.N + n] = QuantDots.Dot(job.Isa, job.Format, job.W + n * job.RowBytes, job.A, m);
         }
         else
         {

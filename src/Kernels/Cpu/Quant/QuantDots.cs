@@ -253,60 +253,6 @@ internal static unsafe class QuantDots
         return total;
     }
 
-    /// <summary>
-    /// One Q8_0 weight row · four activation rows (row0 … row0 + 3) on AVX-512, into y[0], y[stride], y[2·stride],
-    /// y[3·stride]: each pair of weight blocks is loaded, its |w| and sign mask made and its fp16 scales read once for
-    /// the four rows (a batched decode's rows otherwise repeat all of that per row). Same sums, in the same order, as
-    /// <see cref="Q8_0Avx512"/> per row.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Q8_0Avx512Rows4(byte* w, in Q8Activations a, int row0, float* y, long stride)
-    {
-        int nb = a.BlocksPerRow;
-        long rowQ = (long)nb * Q8Activations.Block;
-        sbyte* q0 = a.Q + row0 * rowQ, q1 = q0 + rowQ, q2 = q1 + rowQ, q3 = q2 + rowQ;
-        float* s0 = a.Scale + (long)row0 * nb, s1 = s0 + nb, s2 = s1 + nb, s3 = s2 + nb;
-        Vector512<float> acc0 = default, acc1 = default, acc2 = default, acc3 = default;
-        byte* wb = w;
-        int b = 0;
-        for (; b + 2 <= nb; b += 2, wb += 2 * Q8_0Block.Bytes)
-        {
-            var wq = Vector512.Create(Vector256.Load((sbyte*)(wb + 2)),
-                Vector256.Load((sbyte*)(wb + Q8_0Block.Bytes + 2)));
-            var negative = Vector512.LessThan(wq, Vector512<sbyte>.Zero);
-            var magnitude = Vector512.Abs(wq).AsByte();
-            float d0 = HalfTable.Get(wb), d1 = HalfTable.Get(wb + Q8_0Block.Bytes);
-            long at = (long)b * Q8Activations.Block;
-            acc0 = RowPair(magnitude, negative, q0 + at, d0 * s0[b], d1 * s0[b + 1], acc0);
-            acc1 = RowPair(magnitude, negative, q1 + at, d0 * s1[b], d1 * s1[b + 1], acc1);
-            acc2 = RowPair(magnitude, negative, q2 + at, d0 * s2[b], d1 * s2[b + 1], acc2);
-            acc3 = RowPair(magnitude, negative, q3 + at, d0 * s3[b], d1 * s3[b + 1], acc3);
-        }
-        float t0 = Vector512.Sum(acc0), t1 = Vector512.Sum(acc1), t2 = Vector512.Sum(acc2), t3 = Vector512.Sum(acc3);
-        if (b < nb)
-        {
-            long at = (long)b * Q8Activations.Block;
-            t0 += Q8_0Scalar(wb, q0 + at, s0 + b, nb - b);
-            t1 += Q8_0Scalar(wb, q1 + at, s1 + b, nb - b);
-            t2 += Q8_0Scalar(wb, q2 + at, s2 + b, nb - b);
-            t3 += Q8_0Scalar(wb, q3 + at, s3 + b, nb - b);
-        }
-        y[0] = t0;
-        y[stride] = t1;
-        y[2 * stride] = t2;
-        y[3 * stride] = t3;
-    }
-
-    /// <summary>acc + (|w| · (a with w's sign)) · [scale0 ×8, scale1 ×8]: one row's two blocks.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> RowPair(Vector512<byte> magnitude, Vector512<sbyte> negative, sbyte* q,
-        float scale0, float scale1, Vector512<float> acc)
-    {
-        var act = Vector512.Load(q);
-        var signed = Vector512.ConditionalSelect(negative, -act, act);
-        return Avx512F.FusedMultiplyAdd(DotU8S8x2(magnitude, signed), Scales2(scale0, scale1), acc);
-    }
-
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float Q4_0Avx512(byte* w, sbyte* q, float* s, int* sum, int nb)
     {
