@@ -6,7 +6,7 @@ using Xunit;
 namespace NativeReasoner.Tests.Quant;
 
 /// <summary>
-/// Inference products with a stored bf16 weight (a tied head of a quantised model, a bf16 checkpoint's matrices)
+/// Decode products with a stored bf16 weight (a tied head of a quantised model, a bf16 checkpoint's matrices)
 /// take the packed-bf16 kernel on activations rounded to bf16: the bf16 rule of MatMul, up to the order of the fp32
 /// sums. Checked against a double product of the rounded operands, against the same weight packed as bf16 on the
 /// rounded activations (bit for bit), and against the GemmBf16 path it replaces, which autocast and products that
@@ -89,7 +89,9 @@ public sealed class Bf16WeightLinearTests
         }
         // Exact products of bf16 values, accumulated in fp32.
         Close(viaStored, Product(xRounded, w, m, n, k), 2e-6 * Math.Sqrt(k), $"{deviceName} {m}x{n}x{k}");
-        Assert.Equal(viaPacked, viaStored);
+        // Decode (< 16 rows) runs the very kernel of the packed weight; prefill stays on GemmBf16 (another blocking).
+        if (m < 16) Assert.Equal(viaPacked, viaStored);
+        else Close(viaStored, viaPacked.Select(v => (double)v).ToArray(), 1e-6, $"{deviceName} {m} rows");
     }
 
     [Fact]

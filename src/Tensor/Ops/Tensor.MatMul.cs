@@ -198,9 +198,9 @@ public unsafe partial class Tensor
     }
 
     /// <summary>
-    /// True when an inference product with a stored bfloat16 weight takes the packed-bf16 kernel of
-    /// <see cref="LinearPacked"/> (a packed bf16 weight is laid out exactly as a contiguous bf16 [N, K] matrix) instead
-    /// of <c>GemmBf16</c>, which widens the whole weight into scratch on every call: 6–8× slower at batch-1 decode,
+    /// True when an inference product with a stored bfloat16 weight and fewer than 16 rows of x (decode) takes the
+    /// packed-bf16 kernel of <see cref="LinearPacked"/> (a packed bf16 weight is laid out exactly as a contiguous bf16
+    /// [N, K] matrix) instead of <c>GemmBf16</c>, which widens the whole weight into scratch on every call: 6–8× slower at batch-1 decode,
     /// and a tied head of a quantised model is such a weight (136 M of Qwen2.5-0.5B's 494 M). The caller rounds the
     /// activations to bf16 first, so the numbers are those of the bf16 rule of <see cref="MatMul"/> up to the order
     /// of the fp32 sums. Not taken under <see cref="Autocast.Bf16"/> (where a bf16 weight and a float32 weight of the
@@ -210,7 +210,15 @@ public unsafe partial class Tensor
     private static bool ReadsBf16Rows(Tensor x, Tensor weight) =>
         weight.DType == DType.BFloat16 && !weight.RequiresGrad && weight.IsContiguous && x.DType == DType.Float32
         && !NeedsGrad(x) && !Autocast.IsBf16 && x.Device.Equals(weight.Device)
+        && x.Numel / Math.Max(1, weight._shape[1]) < Bf16RowsBelow
         && KernelFallback.Supports(x.Device.Kernels, OptionalOp.QuantizedMatMul);
+
+    /// <summary>
+    /// Rows of x from which a bf16 weight stays on <c>GemmBf16</c>: the CPU's packed kernel turns to dequantised panels
+    /// into the SGEMM at 16 rows (CpuKernels.PanelFromRows), the same work as GemmBf16's widened slabs, so prefill
+    /// keeps the path it had (batch-16 decode of Qwen2.5-0.5B measured the same either way, within the load's noise).
+    /// </summary>
+    private const int Bf16RowsBelow = 16;
 
     private readonly record struct GemmLayout(bool Transposed, int Ld, long BatchStride);
 
