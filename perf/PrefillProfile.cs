@@ -16,22 +16,25 @@ namespace NativeReasoner.Perf;
 /// </summary>
 public static class PrefillProfile
 {
+    /// <summary>Qwen2.5-0.5B's config.json (tied embeddings).</summary>
+    public static DenseConfig Qwen25HalfBConfig => NativeReasoner.Model.Qwen2.Qwen2Family.Defaults with
+    {
+        VocabSize = 151936,
+        HiddenSize = 896,
+        NumHiddenLayers = 24,
+        NumAttentionHeads = 14,
+        NumKeyValueHeads = 2,
+        HeadDim = 64,
+        IntermediateSize = 4864,
+        TieWordEmbeddings = true,
+        MaxPositionEmbeddings = 4096,
+        RmsNormEps = 1e-6,
+        Rope = new RopeParameters { Theta = 1000000.0 },
+    };
+
     public static void Run(string type, int tokens)
     {
-        var config = NativeReasoner.Model.Qwen2.Qwen2Family.Defaults with
-        {
-            VocabSize = 151936,
-            HiddenSize = 896,
-            NumHiddenLayers = 24,
-            NumAttentionHeads = 14,
-            NumKeyValueHeads = 2,
-            HeadDim = 64,
-            IntermediateSize = 4864,
-            TieWordEmbeddings = true,
-            MaxPositionEmbeddings = 4096,
-            RmsNormEps = 1e-6,
-            Rope = new RopeParameters { Theta = 1000000.0 },
-        };
+        var config = Qwen25HalfBConfig;
         using var model = new DenseForCausalLM(config, new Generator(1234));
         model.Eval();
         QuantFormat? format = type == "f32" ? null : QuantFormatInfo.Parse(type);

@@ -45,6 +45,12 @@ public static class Program
             PrefillProfile.Run(args.Length > 1 ? args[1] : "q8_0", args.Length > 2 ? int.Parse(args[2]) : 512);
             return;
         }
+        if (args.Length > 0 && args[0] == "profile-dense-decode")
+        {
+            DenseDecodeProfile.Run(args.Length > 1 ? args[1] : "q8_0", args.Length > 2 ? int.Parse(args[2]) : 1,
+                args.Length > 3 ? int.Parse(args[3]) : 12);
+            return;
+        }
         if (args.Length > 0 && args[0] == "profile-grouped")
         {
             GroupedProfile.Run(args.Length > 1 ? int.Parse(args[1]) : 50);

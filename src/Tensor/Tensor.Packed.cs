@@ -104,12 +104,12 @@ public unsafe partial class Tensor
     }
 
     /// <summary>
-    /// x [..., K] · Wᵀ (+ bias) with W a packed [N, K] weight: one <see cref="IQuantizedMatMul"/> call over all rows of
-    /// x (the backend's own kernel, or the host fallback). Inference only: no gradient flows through a packed weight.
+    /// x [..., K] · Wᵀ (+ bias) with W a packed [N, K] weight (or a contiguous bf16 one, whose memory is the packed bf16
+    /// layout: <paramref name="format"/> says which): one <see cref="IQuantizedMatMul"/> call over all rows of x (the
+    /// backend's own kernel, or the host fallback). Inference only: no gradient flows through a packed weight.
     /// </summary>
-    private static Tensor LinearPacked(Tensor x, Tensor weight, Tensor? bias)
+    private static Tensor LinearPacked(Tensor x, Tensor weight, QuantFormat format, Tensor? bias)
     {
-        var format = weight.PackedFormat!.Value;
         int n = weight._shape[0], k = weight._shape[1];
         if (NeedsGrad(x))
             throw new InvalidOperationException(

@@ -86,7 +86,8 @@ public sealed class StoredPrecisionCheckpointTests(ITestOutputHelper output) : I
 
         // As a user runs it (no autocast): weights bf16, activations rounded at each weight product, the router in
         // float32 (as HF computes it). The router is the only difference from the autocast run: stored in bf16 too,
-        // the two agree bit for bit.
+        // the two agree up to the order of the fp32 sums (outside autocast the CPU reads the bf16 rows in place with
+        // the packed-bf16 kernel instead of GemmBf16).
         float[] plain = Logits(stored), reference = Logits(original);
         float[] autocastOriginal;
         using (Autocast.Bf16()) autocastOriginal = Logits(original);
@@ -99,7 +100,8 @@ public sealed class StoredPrecisionCheckpointTests(ITestOutputHelper output) : I
         Assert.True(vsOriginal < 0.25, $"bf16 model drifts {vsOriginal:E2} from the fp32 original");
         Assert.True(storedAutocastError < 2e-2, $"bf16 model under autocast drifts {storedAutocastError:E2}");
         foreach (var layer in stored.MoeLayers) layer.Gate.Weight.StoreAs(DType.BFloat16);
-        Assert.Equal(bf16Full, Logits(stored));
+        Assert.True(MaxRelativeError(Logits(stored), bf16Full) < 1e-5,
+            $"bf16 model with a bf16 router: {MaxRelativeError(Logits(stored), bf16Full):E2} from the autocast run");
     }
 
     [Fact]

@@ -1,5 +1,7 @@
 // Source: ggml's quantize_row_*_ref / dequantize_row_* (ggml-quants.c): rows of blocks, row-major matrices.
+using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace NativeReasoner.Kernels.Quant;
 
@@ -47,6 +49,11 @@ public static class BlockQuantizer
         if (row.Length < bytes)
             throw new ArgumentException(
                 $"a {format.Name()} row of {y.Length} weights needs {bytes} bytes, got {row.Length}");
+        if (format == QuantFormat.BF16)
+        {
+            WidenBf16(MemoryMarshal.Cast<byte, ushort>(row[..(int)bytes]), y);
+            return;
+        }
         int bs = format.BlockSize(), bb = format.BlockBytes();
         for (int b = 0; b < y.Length / bs; b++)
         {
@@ -63,6 +70,21 @@ public static class BlockQuantizer
                 case QuantFormat.Q6_K: Q6_KBlock.Dequantize(src, dst); break;
             }
         }
+    }
+
+    /// <summary>bf16 bits → float32: each bf16 is the top half of its float32, so a widening and a 16-bit shift
+    /// (vectorised: bf16 rows are widened panel by panel for every prefill product with a bf16 weight).</summary>
+    private static void WidenBf16(ReadOnlySpan<ushort> bits, Span<float> y)
+    {
+        int i = 0;
+        if (Vector.IsHardwareAccelerated)
+            for (; i + Vector<ushort>.Count <= y.Length; i += Vector<ushort>.Count)
+            {
+                Vector.Widen(new Vector<ushort>(bits[i..]), out Vector<uint> low, out Vector<uint> high);
+                Vector.AsVectorSingle(low << 16).CopyTo(y[i..]);
+                Vector.AsVectorSingle(high << 16).CopyTo(y[(i + Vector<uint>.Count)..]);
+            }
+        for (; i < y.Length; i++) y[i] = BitConverter.UInt32BitsToSingle((uint)bits[i] << 16);
     }
 
     /// <summary>w: [rows, k] row-major → rows packed rows (rows · RowBytes(k) bytes).</summary>

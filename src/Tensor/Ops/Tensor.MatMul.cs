@@ -1,5 +1,7 @@
 using NativeReasoner.Kernels;
+using NativeReasoner.Kernels.Fallback;
 using NativeReasoner.Kernels.Memory;
+using NativeReasoner.Kernels.Quant;
 
 namespace NativeReasoner;
 
@@ -167,7 +169,14 @@ public unsafe partial class Tensor
         if (weight.Rank != 2) throw new ArgumentException($"linear: weight must be [out, in], got {FormatShape(weight.Shape)}");
         if (x.Rank < 1 || x._shape[^1] != weight._shape[1])
             throw new ArgumentException($"linear: input {FormatShape(x.Shape)} does not end in the weight's in_features {weight._shape[1]} (weight {FormatShape(weight.Shape)})");
-        if (weight.PackedFormat != null) return LinearPacked(x, weight, bias);
+        if (weight.PackedFormat is { } format) return LinearPacked(x, weight, format, bias);
+        if (ReadsBf16Rows(x, weight))
+        {
+            // The bf16 rule of MatMul: the activations rounded to bf16 (kept in float32), fp32 accumulation.
+            using var half = x.ToDTypeNoGrad(DType.BFloat16);
+            using var rounded = half.ToDTypeNoGrad(DType.Float32);
+            return LinearPacked(rounded, weight, QuantFormat.BF16, bias);
+        }
         Tensor y;
         using (var wt = weight.T())
         {
@@ -187,6 +196,29 @@ public unsafe partial class Tensor
         }
         using (y) return y.Add(bias);
     }
+
+    /// <summary>
+    /// True when an inference product with a stored bfloat16 weight and fewer than 16 rows of x (decode) takes the
+    /// packed-bf16 kernel of <see cref="LinearPacked"/> (a packed bf16 weight is laid out exactly as a contiguous bf16
+    /// [N, K] matrix) instead of <c>GemmBf16</c>, which widens the whole weight into scratch on every call: 6–8× slower at batch-1 decode,
+    /// and a tied head of a quantised model is such a weight (136 M of Qwen2.5-0.5B's 494 M). The caller rounds the
+    /// activations to bf16 first, so the numbers are those of the bf16 rule of <see cref="MatMul"/> up to the order
+    /// of the fp32 sums. Not taken under <see cref="Autocast.Bf16"/> (where a bf16 weight and a float32 weight of the
+    /// same values give the same bits through <c>GemmBf16</c>), when a gradient is recorded, or on a backend without
+    /// its own packed kernel (the host fallback would copy the weight on every call).
+    /// </summary>
+    private static bool ReadsBf16Rows(Tensor x, Tensor weight) =>
+        weight.DType == DType.BFloat16 && !weight.RequiresGrad && weight.IsContiguous && x.DType == DType.Float32
+        && !NeedsGrad(x) && !Autocast.IsBf16 && x.Device.Equals(weight.Device)
+        && x.Numel / Math.Max(1, weight._shape[1]) < Bf16RowsBelow
+        && KernelFallback.Supports(x.Device.Kernels, OptionalOp.QuantizedMatMul);
+
+    /// <summary>
+    /// Rows of x from which a bf16 weight stays on <c>GemmBf16</c>: the CPU's packed kernel turns to dequantised panels
+    /// into the SGEMM at 16 rows (CpuKernels.PanelFromRows), the same work as GemmBf16's widened slabs, so prefill
+    /// keeps the path it had (batch-16 decode of Qwen2.5-0.5B measured the same either way, within the load's noise).
+    /// </summary>
+    private const int Bf16RowsBelow = 16;
 
     private readonly record struct GemmLayout(bool Transposed, int Ld, long BatchStride);
 
