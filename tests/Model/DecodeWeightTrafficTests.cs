@@ -13,17 +13,8 @@ namespace NativeReasoner.Tests.Model;
 /// </summary>
 public sealed class DecodeWeightTrafficTests
 {
-    // Layer 0 dense (intermediate 512), layer 1 MoE: 8 routed experts of 256 (k = 2) + 1 shared; MLA with q and kv
-    // ranks 256, 2 heads of nope 64 / rope 32 / v 128; vocabulary 300 with an untied head.
-    private const string DeepseekV3 = """
-        {"model_type": "deepseek_v3", "vocab_size": 300, "hidden_size": 256, "intermediate_size": 512,
-         "moe_intermediate_size": 256, "num_hidden_layers": 2, "first_k_dense_replace": 1, "moe_layer_freq": 1,
-         "num_attention_heads": 2, "num_key_value_heads": 2, "n_routed_experts": 8, "n_shared_experts": 1,
-         "num_experts_per_tok": 2, "n_group": 1, "topk_group": 1, "routed_scaling_factor": 1.0,
-         "scoring_func": "sigmoid", "topk_method": "noaux_tc", "norm_topk_prob": true, "q_lora_rank": 256,
-         "kv_lora_rank": 256, "qk_nope_head_dim": 64, "qk_rope_head_dim": 32, "v_head_dim": 128,
-         "rms_norm_eps": 1e-6, "rope_theta": 10000.0, "max_position_embeddings": 128, "tie_word_embeddings": false}
-        """;
+    // The packed-model tests' two-layer DeepSeek-V3 (dense layer 0, MoE layer 1 with 8 experts, k = 2).
+    private const string DeepseekV3 = NativeReasoner.Tests.Quant.PackedModelTests.DeepseekV3;
 
     // Layer 0 dense (mlp_only_layers), layer 1 MoE of 4 experts of 256 (k = 2); tied embedding.
     private const string Qwen3Moe = """

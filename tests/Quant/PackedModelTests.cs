@@ -36,7 +36,9 @@ public sealed class PackedModelTests : IDisposable
          "decoder_sparse_step": 1, "mlp_only_layers": [0]}
         """;
 
-    private const string DeepseekV3 = """
+    // Layer 0 dense (intermediate 512), layer 1 MoE: 8 routed experts of 256 (k = 2) + 1 shared; MLA with q and kv
+    // ranks 256, 2 heads of nope 64 / rope 32 / v 128; vocabulary 300 with an untied head.
+    internal const string DeepseekV3 = """
         {"model_type": "deepseek_v3", "vocab_size": 300, "hidden_size": 256, "intermediate_size": 512,
          "moe_intermediate_size": 256, "num_hidden_layers": 2, "first_k_dense_replace": 1, "moe_layer_freq": 1,
          "num_attention_heads": 2, "num_key_value_heads": 2, "n_routed_experts": 8, "n_shared_experts": 1,
