@@ -144,8 +144,12 @@ public static class DenseDecodeProfile
         // Scalar is left out: 10× slower, it would dominate the run.
         var isas = Enum.GetValues<QuantIsa>().Where(i => i != QuantIsa.Scalar && QuantIsas.Supported(i)).Reverse()
             .ToArray();
+        // At batch > 1 also every path of the best ISA forced: the per-row dots, the integer tiles, the SGEMM panels.
+        var paths = batch > 1
+            ? new[] { QuantizedPath.RowDots, QuantizedPath.Tiles, QuantizedPath.Panels }
+            : Array.Empty<QuantizedPath>();
         Console.WriteLine($"  products at batch {batch}, µs per call (fastest of 15; GB/s of weights read): " +
-            string.Join(", ", isas) + "; 2 rows of N");
+            string.Join(", ", isas) + (paths.Length > 0 ? ", " + string.Join(", ", paths) : "") + "; 2 rows of N");
         foreach (var (name, w) in weights)
         {
             int n = w.Shape[0], k = w.Shape[1];
@@ -157,6 +161,7 @@ public static class DenseDecodeProfile
             // The paths take turns, 15 rounds, and each keeps its fastest call: on a loaded machine the minimum is
             // the stable statistic, and turns spread the load's swings over all paths alike.
             var best = isas.ToDictionary(i => i, _ => double.MaxValue);
+            var bestPath = paths.ToDictionary(p => p, _ => double.MaxValue);
             double fixedCost = double.MaxValue;
             fixed (float* px = x, py = y)
                 for (int round = 0; round < 15; round++)
@@ -167,6 +172,14 @@ public static class DenseDecodeProfile
                         CpuKernels.Instance.QuantizedMatMul(isa, fmt, batch, n, k, px, w.RawPointer, py);
                         best[isa] = Math.Min(best[isa], Now() - s);
                     }
+                    foreach (var path in paths)
+                    {
+                        if (path == QuantizedPath.Tiles && !QuantTiles.Handles(fmt)) continue;
+                        double s = Now();
+                        CpuKernels.Instance.QuantizedMatMul(QuantIsas.Best, fmt, batch, n, k, px, w.RawPointer, py,
+                            path);
+                        bestPath[path] = Math.Min(bestPath[path], Now() - s);
+                    }
                     double t = Now();
                     CpuKernels.Instance.QuantizedMatMul(QuantIsas.Best, fmt, batch, 2, k, px, w.RawPointer, py);
                     fixedCost = Math.Min(fixedCost, Now() - t);
@@ -174,6 +187,9 @@ public static class DenseDecodeProfile
             double bytes = (double)n * fmt.RowBytes(k);
             var line = $"    {name,-10} {fmt.Name(),-5} {n,6}x{k,-5}";
             foreach (var isa in isas) line += $" {best[isa],9:F1} ({bytes / best[isa] / 1e3,5:F1})";
+            foreach (var path in paths)
+                line += bestPath[path] == double.MaxValue ? "         -        "
+                    : $" {bestPath[path],9:F1} ({bytes / bestPath[path] / 1e3,5:F1})";
             Console.WriteLine(line + $" {fixedCost,7:F1}");
         }
     }

@@ -59,8 +59,10 @@ public sealed unsafe class GroupedQuantizedMatMulTests
                 for (int s = 0; s < sets; s++)
                     for (int g = 0; g < groups; g++)
                         if (rows[g] > 0)
+                            // The grouped kernel takes the per-row dots below the panels (not the tiles).
                             CpuKernels.Instance.QuantizedMatMul(isa, format, rows[g], n, k, px + offsets[g] * k,
-                                w[s * groups + g], e[s] + offsets[g] * n);
+                                w[s * groups + g], e[s] + offsets[g] * n,
+                                rows[g] < CpuKernels.PanelFromRows ? QuantizedPath.RowDots : QuantizedPath.Auto);
                 float** y = stackalloc float*[] { a0, a1 };
                 CpuKernels.Instance.GroupedQuantizedMatMul(isa, format, sets, groups, off, n, k, px, w, y);
             }

@@ -1,4 +1,6 @@
 // Source: ggml's test-backend-ops (mul_mat with quantised src0): every backend against a reference at awkward sizes.
+using NativeReasoner.Kernels.Cpu;
+using NativeReasoner.Kernels.Cpu.Quant;
 using NativeReasoner.Kernels.Fallback;
 using NativeReasoner.Kernels.Quant;
 
@@ -29,6 +31,23 @@ public static unsafe partial class KernelChecks
             // Every bit pattern of the levels and scales (sane fp16 scales), not only what the quantiser writes.
             list.Add(new KernelCheck($"quantized-matmul/{format.Name()}/random-blocks-5x41x{(bs == 1 ? 33 : 2 * bs)}",
                 ctx => CheckQuantized(ctx, format, 5, 41, bs == 1 ? 33 : 2 * bs, randomBytes: true)));
+        }
+        // The CPU's integer tiles (x rows in tiles of 4 × weight rows in tiles of 4) at every ISA this CPU runs, and
+        // its per-row dots beside them: short x tiles (M = 2, 3, 5, 15, 17, 33), weight rows fewer than a tile and
+        // an odd count past one, an odd number of blocks (Q4_K: of superblocks). Other backends run their own path.
+        foreach (var format in new[] { QuantFormat.Q8_0, QuantFormat.Q4_0, QuantFormat.Q4_K })
+            foreach (int m in new[] { 2, 3, 5, 15, 17, 33 })
+                foreach (int n in new[] { 3, 37 })
+                {
+                    int k = format == QuantFormat.Q4_K ? 3 * 256 : 7 * 32;
+                    list.Add(new KernelCheck($"quantized-matmul/tiles/{format.Name()}/{m}x{n}x{k}",
+                        ctx => CheckQuantized(ctx, format, m, n, k, randomBytes: false, everyCpuPath: true)));
+                }
+        foreach (var format in new[] { QuantFormat.Q8_0, QuantFormat.Q4_0, QuantFormat.Q4_K })
+        {
+            int k = 2 * format.BlockSize();
+            list.Add(new KernelCheck($"quantized-matmul/tiles/{format.Name()}/random-blocks-6x9x{k}",
+                ctx => CheckQuantized(ctx, format, 6, 9, k, randomBytes: true, everyCpuPath: true)));
         }
         // Grouped (the routed experts): empty experts, one-row experts, and one at the panel threshold's far side.
         foreach (QuantFormat format in Enum.GetValues<QuantFormat>())
@@ -82,7 +101,7 @@ public static unsafe partial class KernelChecks
     }
 
     private static void CheckQuantized(KernelCheckContext ctx, QuantFormat format, int M, int N, int K,
-        bool randomBytes)
+        bool randomBytes, bool everyCpuPath = false)
     {
         float[] x = ctx.Rand((long)M * K);
         byte[] packed = randomBytes ? RandomBlocks(ctx.Rng, format, N, K)
@@ -93,12 +112,39 @@ public static unsafe partial class KernelChecks
         fixed (byte* pw = packed)
             ctx.Ref.QuantizedMatMul(format, M, N, K, px, pw, pe);
 
-        float* dx = ctx.Up(x), dy = ctx.Garbage<float>((long)M * N);
+        float* dx = ctx.Up(x);
         byte* dw = ctx.Up(packed);
-        QuantizedOp(ctx).QuantizedMatMul(format, M, N, K, dx, dw, dy);
-        float[] actual = ctx.Down(dy, (long)M * N);
+        var ops = everyCpuPath && ctx.K is CpuKernels cpu ? CpuIntegerPaths(cpu, format)
+            : [("", QuantizedOp(ctx))];
+        foreach (var (path, op) in ops)
+        {
+            float* dy = ctx.Garbage<float>((long)M * N);
+            op.QuantizedMatMul(format, M, N, K, dx, dw, dy);
+            CompareQuantized(ctx, format, M, N, K, x, packed, expected, ctx.Down(dy, (long)M * N),
+                $"{format.Name()} {M}x{N}x{K}{path}");
+        }
+    }
 
-        string what = $"{format.Name()} {M}x{N}x{K}";
+    /// <summary>The CPU backend's integer tiles and per-row dots, each at every ISA this CPU runs.</summary>
+    private static List<(string, IQuantizedMatMul)> CpuIntegerPaths(CpuKernels cpu, QuantFormat format)
+    {
+        var ops = new List<(string, IQuantizedMatMul)>();
+        foreach (var isa in Enum.GetValues<QuantIsa>().Where(QuantIsas.Supported))
+            foreach (var path in new[] { QuantizedPath.Tiles, QuantizedPath.RowDots })
+                ops.Add(($" ({path}, {isa})", new CpuQuantizedPath(cpu, isa, path)));
+        return ops;
+    }
+
+    /// <summary>One forced path of the CPU backend's packed product.</summary>
+    private sealed class CpuQuantizedPath(CpuKernels cpu, QuantIsa isa, QuantizedPath path) : IQuantizedMatMul
+    {
+        public void QuantizedMatMul(QuantFormat format, int M, int N, int K, float* x, byte* w, float* y) =>
+            cpu.QuantizedMatMul(isa, format, M, N, K, x, w, y, path);
+    }
+
+    private static void CompareQuantized(KernelCheckContext ctx, QuantFormat format, int M, int N, int K, float[] x,
+        byte[] packed, float[] expected, float[] actual, string what)
+    {
         if (format == QuantFormat.BF16)
         {
             ctx.Close(actual, expected, 1e-5, what);

@@ -10,6 +10,10 @@ using NativeReasoner.Kernels.Quant;
 
 namespace NativeReasoner.Kernels.Cpu;
 
+/// <summary>How <see cref="CpuKernels.QuantizedMatMul(QuantIsa, QuantFormat, int, int, int, float*, byte*, float*,
+/// QuantizedPath)"/> multiplies: by the row counts (Auto), or one path forced (tests and profiles).</summary>
+internal enum QuantizedPath { Auto, RowDots, Tiles, Panels }
+
 public sealed unsafe partial class CpuKernels : IQuantizedMatMul
 {
     /// <summary>
@@ -18,6 +22,10 @@ public sealed unsafe partial class CpuKernels : IQuantizedMatMul
     /// (each integer dot pays its own per-block scales and horizontal sum, the SGEMM shares them).
     /// </summary>
     internal const int PanelFromRows = 16;
+
+    /// <summary>From this many rows of x on (below <see cref="PanelFromRows"/>), Q8_0 / Q4_0 / Q4_K take the
+    /// integer tiles of <see cref="QuantTiles"/> instead of one dot per (weight row, x row).</summary>
+    internal const int TileFromRows = 2;
 
     /// <summary>
     /// y[M, N] = x[M, K] · Wᵀ with W packed (see <see cref="IQuantizedMatMul"/>). Decode and thin products
@@ -30,7 +38,8 @@ public sealed unsafe partial class CpuKernels : IQuantizedMatMul
     public void QuantizedMatMul(QuantFormat format, int M, int N, int K, float* x, byte* w, float* y) =>
         QuantizedMatMul(QuantIsas.Best, format, M, N, K, x, w, y);
 
-    internal void QuantizedMatMul(QuantIsa isa, QuantFormat format, int M, int N, int K, float* x, byte* w, float* y)
+    internal void QuantizedMatMul(QuantIsa isa, QuantFormat format, int M, int N, int K, float* x, byte* w, float* y,
+        QuantizedPath path = QuantizedPath.Auto)
     {
         IQuantizedMatMul.Validate(format, M, N, K);
         if (!QuantIsas.Supported(isa)) throw new PlatformNotSupportedException($"this CPU cannot run {isa}");
@@ -40,7 +49,13 @@ public sealed unsafe partial class CpuKernels : IQuantizedMatMul
             Fill(y, (long)M * N, 0f);
             return;
         }
-        if (M >= PanelFromRows)
+        if (path == QuantizedPath.Auto)
+            path = M >= PanelFromRows ? QuantizedPath.Panels
+                : M >= TileFromRows && QuantTiles.Handles(format) ? QuantizedPath.Tiles
+                : QuantizedPath.RowDots;
+        if (path == QuantizedPath.Tiles && !QuantTiles.Handles(format))
+            throw new ArgumentException($"QuantizedMatMul: no integer tiles for {format.Name()}");
+        if (path == QuantizedPath.Panels)
         {
             PanelGemm(format, M, N, K, x, w, y);
             return;
@@ -48,6 +63,7 @@ public sealed unsafe partial class CpuKernels : IQuantizedMatMul
         var job = new RowsJob
         {
             Isa = isa, Format = format, M = M, N = N, K = K, X = x, W = w, Y = y, RowBytes = format.RowBytes(K),
+            Tiles = path == QuantizedPath.Tiles,
         };
         float* scratch = null;
         try
@@ -59,7 +75,11 @@ public sealed unsafe partial class CpuKernels : IQuantizedMatMul
             }
             // At least ~64 KiB of weights per chunk, so a thread's share is worth waking it for.
             long minRows = Math.Max(1, 65536 / job.RowBytes);
-            CpuParallel.For(N, minRows, &RowsBody, &job);
+            if (job.Tiles)
+                CpuParallel.For((N + QuantTiles.WeightRows - 1) / QuantTiles.WeightRows,
+                    Math.Max(1, minRows / QuantTiles.WeightRows), &TilesBody, &job);
+            else
+                CpuParallel.For(N, minRows, &RowsBody, &job);
         }
         finally
         {
@@ -76,6 +96,16 @@ public sealed unsafe partial class CpuKernels : IQuantizedMatMul
         public byte* W;
         public long RowBytes;
         public Q8Activations A;
+        public bool Tiles;
+    }
+
+    /// <summary>Tiles [start, end) of <see cref="QuantTiles.WeightRows"/> weight rows each.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void TilesBody(void* state, long start, long end)
+    {
+        ref RowsJob job = ref *(RowsJob*)state;
+        long n0 = start * QuantTiles.WeightRows, n1 = Math.Min(job.N, end * QuantTiles.WeightRows);
+        QuantTiles.Run(job.Isa, job.Format, job.W, job.RowBytes, job.A, job.M, n0, n1, job.Y, job.N);
     }
 
     /// <summary>Q8_0, Q4_0 and Q4_K have integer dot kernels; bf16 is read as is; Q6_K (decode-only) is widened per
