@@ -193,4 +193,57 @@ public static class DenseDecodeProfile
             Console.WriteLine(line + $" {fixedCost,7:F1}");
         }
     }
+    /// <summary>
+    /// `profile-quant-paths TYPE ROWS…`: the packed products of a Qwen2.5-0.5B layer (q, gate, down) at each row
+    /// count on every path of the best ISA forced — per-row dots (up to 32 rows), integer tiles, SGEMM panels —
+    /// fastest of 7 calls, in µs; the cut-overs of <see cref="CpuKernels.TileFromRows"/> and
+    /// <see cref="CpuKernels.PanelFromRows"/> come from it. NR_PROFILE_CLOCK=thread as in <see cref="Run"/>.
+    /// </summary>
+    public static unsafe void Paths(string type, int[] rowCounts)
+    {
+        using var model = new DenseForCausalLM(PrefillProfile.Qwen25HalfBConfig, new Generator(1234));
+        PackedWeights.Pack(model, QuantFormatInfo.Parse(type));
+        bool threadClock = Environment.GetEnvironmentVariable("NR_PROFILE_CLOCK") == "thread";
+        double Now() => threadClock ? DecodeProfile.ThreadCpuMs() * 1e3
+            : Stopwatch.GetTimestamp() * 1e6 / Stopwatch.Frequency;
+        var layer = model.Model.Layers[0];
+        var weights = new (string Name, Tensor W)[]
+        {
+            ("q_proj", layer.SelfAttn.QProj.Weight), ("gate_proj", layer.Mlp!.GateProj.Weight),
+            ("down_proj", layer.Mlp!.DownProj.Weight),
+        };
+        var paths = new[] { QuantizedPath.RowDots, QuantizedPath.Tiles, QuantizedPath.Panels };
+        Console.WriteLine($"{type} on {QuantIsas.Best}, µs per call (fastest of 7): rows, then " +
+            string.Join(", ", paths) + $"; load {File.ReadAllText("/proc/loadavg").Trim()}");
+        foreach (int rows in rowCounts)
+            foreach (var (name, w) in weights)
+            {
+                int n = w.Shape[0], k = w.Shape[1];
+                var fmt = w.PackedFormat!.Value;
+                var x = new float[rows * k];
+                var rng = new Random(1);
+                for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 2 - 1);
+                var y = new float[rows * n];
+                var line = $"  {rows,4} {name,-10} {n,5}x{k,-5}";
+                fixed (float* px = x, py = y)
+                    foreach (var path in paths)
+                    {
+                        if (path == QuantizedPath.RowDots && rows > 32)
+                        {
+                            line += "         -";
+                            continue;
+                        }
+                        double best = double.MaxValue;
+                        for (int round = 0; round < 7; round++)
+                        {
+                            double t = Now();
+                            CpuKernels.Instance.QuantizedMatMul(QuantIsas.Best, fmt, rows, n, k, px, w.RawPointer, py,
+                                path);
+                            best = Math.Min(best, Now() - t);
+                        }
+                        line += $" {best,9:F1}";
+                    }
+                Console.WriteLine(line);
+            }
+    }
 }

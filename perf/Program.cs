@@ -51,6 +51,12 @@ public static class Program
                 args.Length > 3 ? int.Parse(args[3]) : 12);
             return;
         }
+        if (args.Length > 0 && args[0] == "profile-quant-paths")
+        {
+            DenseDecodeProfile.Paths(args.Length > 1 ? args[1] : "q8_0",
+                args.Length > 2 ? args[2..].Select(int.Parse).ToArray() : [1, 2, 4, 8, 16, 32, 64, 128]);
+            return;
+        }
         if (args.Length > 0 && args[0] == "profile-grouped")
         {
             GroupedProfile.Run(args.Length > 1 ? int.Parse(args[1]) : 50);

@@ -105,7 +105,16 @@ public sealed unsafe partial class CpuKernels : IQuantizedMatMul
     {
         ref RowsJob job = ref *(RowsJob*)state;
         long n0 = start * QuantTiles.WeightRows, n1 = Math.Min(job.N, end * QuantTiles.WeightRows);
-        QuantTiles.Run(job.Isa, job.Format, job.W, job.RowBytes, job.A, job.M, n0, n1, job.Y, job.N);
+        long floats = QuantTiles.ScratchFloats(job.Format, job.K);
+        float* scratch = floats > 0 ? GemmScratch.Rent(floats) : null;
+        try
+        {
+            QuantTiles.Run(job.Isa, job.Format, job.W, job.RowBytes, job.A, job.M, n0, n1, job.Y, job.N, scratch);
+        }
+        finally
+        {
+            if (scratch != null) GemmScratch.Return(scratch);
+        }
     }
 
     /// <summary>Q8_0, Q4_0 and Q4_K have integer dot kernels; bf16 is read as is; Q6_K (decode-only) is widened per

@@ -34,13 +34,18 @@ internal static unsafe class QuantTiles
     public static bool Handles(QuantFormat format) =>
         format is QuantFormat.Q8_0 or QuantFormat.Q4_0 or QuantFormat.Q4_K;
 
+    /// <summary>Floats of scratch <see cref="Run"/> needs for rows of k weights (Q4_K's decoded scales and mins
+    /// of one tile of weight rows).</summary>
+    public static long ScratchFloats(QuantFormat format, int k) =>
+        format == QuantFormat.Q4_K ? (long)k / 256 * 2 * 8 * WeightRows : 0;
+
     /// <summary>
     /// y[m, n] for all M rows of <paramref name="a"/> and the weight rows [n0, n1) of w (rows of rowBytes);
-    /// y: [M, ldy]. Scalar takes <see cref="QuantDots"/>' scalar dot per pair.
+    /// y: [M, ldy]; scratch: <see cref="ScratchFloats"/>. Scalar takes <see cref="QuantDots"/>' scalar dot per pair.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Run(QuantIsa isa, QuantFormat format, byte* w, long rowBytes, in Q8Activations a, int M,
-        long n0, long n1, float* y, long ldy)
+        long n0, long n1, float* y, long ldy, float* scratch)
     {
         if (isa == QuantIsa.Scalar)
         {
@@ -59,6 +64,8 @@ internal static unsafe class QuantTiles
             byte* w1 = w + (n + Math.Min(1, rows - 1)) * rowBytes;
             byte* w2 = w + (n + Math.Min(2, rows - 1)) * rowBytes;
             byte* w3 = w + (n + Math.Min(3, rows - 1)) * rowBytes;
+            // Q4_K: the tile's 6-bit scales and mins decoded once for all x rows.
+            if (format == QuantFormat.Q4_K) DecodeQ4_K(w0, w1, w2, w3, a.BlocksPerRow / 8, scratch);
             for (int m = 0; m < M; m += XRows)
             {
                 var t = new Tile
@@ -66,7 +73,7 @@ internal static unsafe class QuantTiles
                     W0 = w0, W1 = w1, W2 = w2, W3 = w3, WeightRows = rows,
                     Q = a.Q + (long)m * a.BlocksPerRow * Q8Activations.Block,
                     Scale = a.Scale + (long)m * a.BlocksPerRow, Sum = a.Sum + (long)m * a.BlocksPerRow,
-                    Blocks = a.BlocksPerRow, Y = y + m * ldy + n, Ldy = ldy,
+                    Blocks = a.BlocksPerRow, Y = y + m * ldy + n, Ldy = ldy, Decoded = scratch,
                 };
                 int xRows = Math.Min(XRows, M - m);
                 switch (xRows)
@@ -103,7 +110,8 @@ internal static unsafe class QuantTiles
     }
 
     /// <summary>One tile's pointers: four weight rows (repeated when fewer), the first x row's quantised blocks,
-    /// scales and sums (rows of <see cref="Blocks"/> blocks), and y at [first x row, first weight row].</summary>
+    /// scales and sums (rows of <see cref="Blocks"/> blocks), y at [first x row, first weight row], and Q4_K's
+    /// decoded scales (<see cref="DecodeQ4_K"/>).</summary>
     private struct Tile
     {
         public byte* W0, W1, W2, W3;
@@ -114,6 +122,7 @@ internal static unsafe class QuantTiles
         public int Blocks;
         public float* Y;
         public long Ldy;
+        public float* Decoded;
     }
 
     // ------------------------------------------------------------------ x rows per tile, as type parameters
@@ -346,10 +355,9 @@ internal static unsafe class QuantTiles
 
     /// <summary>
     /// Q4_K superblocks (256 weights: fp16 d and dmin, eight 6-bit scales and mins, 128 bytes of nibbles where
-    /// sub-block 2c is the low nibbles of bytes 32c … 32c + 31 and 2c + 1 their high nibbles). Per superblock and
-    /// weight row the eight d·scale and dmin·min are decoded once into the stack; then, per pair, the mins against
-    /// the eight activation blocks' d_a·Σq_a in one multiply-add, and per sub-block a dot, a conversion and a
-    /// multiply-add.
+    /// sub-block 2c is the low nibbles of bytes 32c … 32c + 31 and 2c + 1 their high nibbles). The scales come
+    /// decoded (<see cref="DecodeQ4_K"/>); per pair and superblock the mins meet the eight activation blocks'
+    /// d_a·Σq_a in one multiply-add, and per sub-block a dot, a conversion and a multiply-add.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Q4_KBlocks<TIsa, TX>(ref Tile t) where TIsa : struct, IDotIsa where TX : struct, IXRows
@@ -358,20 +366,16 @@ internal static unsafe class QuantTiles
         Vector256<float> acc10 = default, acc11 = default, acc12 = default, acc13 = default;
         Vector256<float> acc20 = default, acc21 = default, acc22 = default, acc23 = default;
         Vector256<float> acc30 = default, acc31 = default, acc32 = default, acc33 = default;
-        // scales[8n + j] = d · scale_j and mins[8n + j] = dmin · min_j of weight row n's current superblock.
-        float* scales = stackalloc float[4 * 8];
-        float* mins = stackalloc float[4 * 8];
-        byte* w0 = t.W0, w1 = t.W1, w2 = t.W2, w3 = t.W3;
+        byte* w0 = t.W0 + 16, w1 = t.W1 + 16, w2 = t.W2 + 16, w3 = t.W3 + 16;
         int nb = t.Blocks;
         long stride = (long)nb * Q8Activations.Block;
         var mask = Vector256.Create((byte)0x0F);
+        // decoded: per superblock, 32 scales (weight row r's sub-block j at 8r + j), then 32 mins.
+        float* decoded = t.Decoded;
         for (int b0 = 0; b0 < nb; b0 += 8, w0 += Q4_KBlock.Bytes, w1 += Q4_KBlock.Bytes, w2 += Q4_KBlock.Bytes,
-             w3 += Q4_KBlock.Bytes)
+             w3 += Q4_KBlock.Bytes, decoded += 64)
         {
-            Decode(w0, scales, mins);
-            Decode(w1, scales + 8, mins + 8);
-            Decode(w2, scales + 16, mins + 16);
-            Decode(w3, scales + 24, mins + 24);
+            float* mins = decoded + 32;
             {
                 var off = Offsets(t.Scale + b0, t.Sum + b0);
                 acc00 = Fma.MultiplyAddNegated(Vector256.Load(mins), off, acc00);
@@ -403,65 +407,23 @@ internal static unsafe class QuantTiles
                 acc23 = Fma.MultiplyAddNegated(Vector256.Load(mins + 16), off, acc23);
                 acc33 = Fma.MultiplyAddNegated(Vector256.Load(mins + 24), off, acc33);
             }
-            for (int j = 0; j < 8; j++)
+            for (int c = 0; c < 4; c++)
             {
-                // Sub-block j: the low (even j) or high (odd j) nibbles of bytes 32·(j / 2) … of the 128.
-                int at = 16 + 32 * (j >> 1);
-                var l0 = Vector256.Load(w0 + at);
-                var l1 = Vector256.Load(w1 + at);
-                var l2 = Vector256.Load(w2 + at);
-                var l3 = Vector256.Load(w3 + at);
-                if ((j & 1) != 0)
-                {
-                    l0 = Vector256.ShiftRightLogical(l0.AsUInt16(), 4).AsByte();
-                    l1 = Vector256.ShiftRightLogical(l1.AsUInt16(), 4).AsByte();
-                    l2 = Vector256.ShiftRightLogical(l2.AsUInt16(), 4).AsByte();
-                    l3 = Vector256.ShiftRightLogical(l3.AsUInt16(), 4).AsByte();
-                }
-                l0 &= mask;
-                l1 &= mask;
-                l2 &= mask;
-                l3 &= mask;
-                var d0 = Vector256.Create(scales[j]);
-                var d1 = Vector256.Create(scales[8 + j]);
-                var d2 = Vector256.Create(scales[16 + j]);
-                var d3 = Vector256.Create(scales[24 + j]);
-                int blk = b0 + j;
-                {
-                    var x = Vector256.Load(t.Q + (long)blk * Q8Activations.Block);
-                    var da = Vector256.Create(t.Scale[blk]);
-                    acc00 = Scaled(acc00, TIsa.Dot(default, l0, x), d0, da);
-                    acc10 = Scaled(acc10, TIsa.Dot(default, l1, x), d1, da);
-                    acc20 = Scaled(acc20, TIsa.Dot(default, l2, x), d2, da);
-                    acc30 = Scaled(acc30, TIsa.Dot(default, l3, x), d3, da);
-                }
-                if (TX.Count > 1)
-                {
-                    var x = Vector256.Load(t.Q + stride + (long)blk * Q8Activations.Block);
-                    var da = Vector256.Create(t.Scale[nb + blk]);
-                    acc01 = Scaled(acc01, TIsa.Dot(default, l0, x), d0, da);
-                    acc11 = Scaled(acc11, TIsa.Dot(default, l1, x), d1, da);
-                    acc21 = Scaled(acc21, TIsa.Dot(default, l2, x), d2, da);
-                    acc31 = Scaled(acc31, TIsa.Dot(default, l3, x), d3, da);
-                }
-                if (TX.Count > 2)
-                {
-                    var x = Vector256.Load(t.Q + 2 * stride + (long)blk * Q8Activations.Block);
-                    var da = Vector256.Create(t.Scale[2 * nb + blk]);
-                    acc02 = Scaled(acc02, TIsa.Dot(default, l0, x), d0, da);
-                    acc12 = Scaled(acc12, TIsa.Dot(default, l1, x), d1, da);
-                    acc22 = Scaled(acc22, TIsa.Dot(default, l2, x), d2, da);
-                    acc32 = Scaled(acc32, TIsa.Dot(default, l3, x), d3, da);
-                }
-                if (TX.Count > 3)
-                {
-                    var x = Vector256.Load(t.Q + 3 * stride + (long)blk * Q8Activations.Block);
-                    var da = Vector256.Create(t.Scale[3 * nb + blk]);
-                    acc03 = Scaled(acc03, TIsa.Dot(default, l0, x), d0, da);
-                    acc13 = Scaled(acc13, TIsa.Dot(default, l1, x), d1, da);
-                    acc23 = Scaled(acc23, TIsa.Dot(default, l2, x), d2, da);
-                    acc33 = Scaled(acc33, TIsa.Dot(default, l3, x), d3, da);
-                }
+                // Bytes 32c … 32c + 31: sub-block 2c in the low nibbles, 2c + 1 in the high ones.
+                var r0 = Vector256.Load(w0 + 32 * c);
+                var r1 = Vector256.Load(w1 + 32 * c);
+                var r2 = Vector256.Load(w2 + 32 * c);
+                var r3 = Vector256.Load(w3 + 32 * c);
+                SubBlock<TIsa, TX>(ref t, r0 & mask, r1 & mask, r2 & mask, r3 & mask, decoded + 2 * c, b0 + 2 * c,
+                    ref acc00, ref acc01, ref acc02, ref acc03, ref acc10, ref acc11, ref acc12, ref acc13,
+                    ref acc20, ref acc21, ref acc22, ref acc23, ref acc30, ref acc31, ref acc32, ref acc33);
+                SubBlock<TIsa, TX>(ref t, Vector256.ShiftRightLogical(r0.AsUInt16(), 4).AsByte() & mask,
+                    Vector256.ShiftRightLogical(r1.AsUInt16(), 4).AsByte() & mask,
+                    Vector256.ShiftRightLogical(r2.AsUInt16(), 4).AsByte() & mask,
+                    Vector256.ShiftRightLogical(r3.AsUInt16(), 4).AsByte() & mask, decoded + 2 * c + 1,
+                    b0 + 2 * c + 1,
+                    ref acc00, ref acc01, ref acc02, ref acc03, ref acc10, ref acc11, ref acc12, ref acc13,
+                    ref acc20, ref acc21, ref acc22, ref acc23, ref acc30, ref acc31, ref acc32, ref acc33);
             }
         }
         Store<TX>(ref t, acc00, acc10, acc20, acc30, 0);
@@ -470,17 +432,90 @@ internal static unsafe class QuantTiles
         if (TX.Count > 3) Store<TX>(ref t, acc03, acc13, acc23, acc33, 3);
     }
 
-    /// <summary>A Q4_K superblock's eight d·scale_j and dmin·min_j.</summary>
+    /// <summary>One Q4_K sub-block (activation block blk) of the four weight rows, levels l0 … l3, against the tile's
+    /// x rows; scales: the four rows' d·scale of this sub-block, 8 floats apart.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Decode(byte* superblock, float* scales, float* mins)
+    private static void SubBlock<TIsa, TX>(ref Tile t, Vector256<byte> l0, Vector256<byte> l1, Vector256<byte> l2,
+        Vector256<byte> l3, float* scales, int blk,
+        ref Vector256<float> acc00, ref Vector256<float> acc01, ref Vector256<float> acc02, ref Vector256<float> acc03,
+        ref Vector256<float> acc10, ref Vector256<float> acc11, ref Vector256<float> acc12, ref Vector256<float> acc13,
+        ref Vector256<float> acc20, ref Vector256<float> acc21, ref Vector256<float> acc22, ref Vector256<float> acc23,
+        ref Vector256<float> acc30, ref Vector256<float> acc31, ref Vector256<float> acc32, ref Vector256<float> acc33)
+        where TIsa : struct, IDotIsa where TX : struct, IXRows
+    {
+        var d0 = Vector256.Create(scales[0]);
+        var d1 = Vector256.Create(scales[8]);
+        var d2 = Vector256.Create(scales[16]);
+        var d3 = Vector256.Create(scales[24]);
+        int nb = t.Blocks;
+        long stride = (long)nb * Q8Activations.Block;
+        sbyte* q = t.Q + (long)blk * Q8Activations.Block;
+        {
+            var x = Vector256.Load(q);
+            var da = Vector256.Create(t.Scale[blk]);
+            acc00 = Scaled(acc00, TIsa.Dot(default, l0, x), d0, da);
+            acc10 = Scaled(acc10, TIsa.Dot(default, l1, x), d1, da);
+            acc20 = Scaled(acc20, TIsa.Dot(default, l2, x), d2, da);
+            acc30 = Scaled(acc30, TIsa.Dot(default, l3, x), d3, da);
+        }
+        if (TX.Count > 1)
+        {
+            var x = Vector256.Load(q + stride);
+            var da = Vector256.Create(t.Scale[nb + blk]);
+            acc01 = Scaled(acc01, TIsa.Dot(default, l0, x), d0, da);
+            acc11 = Scaled(acc11, TIsa.Dot(default, l1, x), d1, da);
+            acc21 = Scaled(acc21, TIsa.Dot(default, l2, x), d2, da);
+            acc31 = Scaled(acc31, TIsa.Dot(default, l3, x), d3, da);
+        }
+        if (TX.Count > 2)
+        {
+            var x = Vector256.Load(q + 2 * stride);
+            var da = Vector256.Create(t.Scale[2 * nb + blk]);
+            acc02 = Scaled(acc02, TIsa.Dot(default, l0, x), d0, da);
+            acc12 = Scaled(acc12, TIsa.Dot(default, l1, x), d1, da);
+            acc22 = Scaled(acc22, TIsa.Dot(default, l2, x), d2, da);
+            acc32 = Scaled(acc32, TIsa.Dot(default, l3, x), d3, da);
+        }
+        if (TX.Count > 3)
+        {
+            var x = Vector256.Load(q + 3 * stride);
+            var da = Vector256.Create(t.Scale[3 * nb + blk]);
+            acc03 = Scaled(acc03, TIsa.Dot(default, l0, x), d0, da);
+            acc13 = Scaled(acc13, TIsa.Dot(default, l1, x), d1, da);
+            acc23 = Scaled(acc23, TIsa.Dot(default, l2, x), d2, da);
+            acc33 = Scaled(acc33, TIsa.Dot(default, l3, x), d3, da);
+        }
+    }
+
+    /// <summary>
+    /// Four Q4_K rows' d·scale_j and dmin·min_j for all their superblocks into <paramref name="decoded"/>: per
+    /// superblock 32 scales (row r, sub-block j at 8r + j), then 32 mins. The 6-bit fields as
+    /// <see cref="Q4_KBlock.ScaleMin"/> unpacks them, read straight from the block.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void DecodeQ4_K(byte* w0, byte* w1, byte* w2, byte* w3, int superblocks, float* decoded)
+    {
+        for (int sb = 0; sb < superblocks; sb++, decoded += 64)
+        {
+            long at = (long)sb * Q4_KBlock.Bytes;
+            DecodeRow(w0 + at, decoded, decoded + 32);
+            DecodeRow(w1 + at, decoded + 8, decoded + 40);
+            DecodeRow(w2 + at, decoded + 16, decoded + 48);
+            DecodeRow(w3 + at, decoded + 24, decoded + 56);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void DecodeRow(byte* superblock, float* scales, float* mins)
     {
         float d = HalfTable.Get(superblock), dmin = HalfTable.Get(superblock + 2);
-        var packed = new ReadOnlySpan<byte>(superblock + 4, 12);
-        for (int j = 0; j < 8; j++)
+        byte* p = superblock + 4;
+        for (int j = 0; j < 4; j++)
         {
-            var (sc, m) = Q4_KBlock.ScaleMin(packed, j);
-            scales[j] = d * sc;
-            mins[j] = dmin * m;
+            scales[j] = d * (p[j] & 63);
+            mins[j] = dmin * (p[j + 4] & 63);
+            scales[j + 4] = d * ((p[j + 8] & 0xF) | ((p[j] >> 6) << 4));
+            mins[j + 4] = dmin * ((p[j + 8] >> 4) | ((p[j + 4] >> 6) << 4));
         }
     }
 
