@@ -197,7 +197,7 @@ public static class DenseDecodeProfile
     /// `profile-quant-paths TYPE ROWS…`: the packed products of a Qwen2.5-0.5B layer (q, gate, down) at each row
     /// count on every path of the best ISA forced — per-row dots (up to 32 rows), integer tiles, SGEMM panels —
     /// fastest of 7 calls, in µs; the cut-overs of <see cref="CpuKernels.TileFromRows"/> and
-    /// <see cref="CpuKernels.PanelFromRows"/> come from it. NR_PROFILE_CLOCK=thread as in <see cref="Run"/>.
+    /// <see cref="CpuKernels.IntegerPanelFromRows"/> come from it. NR_PROFILE_CLOCK=thread as in <see cref="Run"/>.
     /// </summary>
     public static unsafe void Paths(string type, int[] rowCounts)
     {

@@ -64,7 +64,7 @@ public sealed unsafe class QuantizedMatMulTests
         foreach (var format in new[] { QuantFormat.Q8_0, QuantFormat.Q4_0, QuantFormat.Q4_K })
         {
             byte[] packed = BlockQuantizer.Quantize(format, w, n, k);
-            foreach (int m in new[] { 1, CpuKernels.PanelFromRows - 1, CpuKernels.PanelFromRows })
+            foreach (int m in new[] { 1, CpuKernels.IntegerPanelFromRows - 1, CpuKernels.IntegerPanelFromRows })
             {
                 var x = new float[m * k];
                 for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 2 - 1);
@@ -83,9 +83,9 @@ public sealed unsafe class QuantizedMatMulTests
                     den += expected[i] * (double)expected[i];
                 }
                 double rel = Math.Sqrt(num / den);
-                Assert.True(m < CpuKernels.PanelFromRows ? rel < 0.015 : rel < 1e-5,
+                Assert.True(m < CpuKernels.IntegerPanelFromRows ? rel < 0.015 : rel < 1e-5,
                     $"{format.Name()} M = {m}: relative error {rel}");
-                if (m < CpuKernels.PanelFromRows) Assert.True(rel > 0, "decode should quantise its activations");
+                if (m < CpuKernels.IntegerPanelFromRows) Assert.True(rel > 0, "decode should quantise its activations");
             }
         }
     }

@@ -17,23 +17,37 @@ internal enum QuantizedPath { Auto, RowDots, Tiles, Panels }
 public sealed unsafe partial class CpuKernels : IQuantizedMatMul
 {
     /// <summary>
-    /// From this many rows of x on, panels of weights are dequantised into the packed SGEMM. Measured at batch 16
-    /// on a 1024-wide model, the panels ran about 3× the integer dots relative to the bf16 baseline of the same run
-    /// (each integer dot pays its own per-block scales and horizontal sum, the SGEMM shares them).
+    /// From this many rows of x on, panels of bf16 and Q6_K weights are dequantised into the packed SGEMM; the
+    /// grouped expert kernel also hands its groups of this many rows on to <see cref="QuantizedMatMul(QuantFormat,
+    /// int, int, int, float*, byte*, float*)"/>. Measured at batch 16 on a 1024-wide model, the panels ran about 3×
+    /// the per-row integer dots relative to the bf16 baseline of the same run.
     /// </summary>
     internal const int PanelFromRows = 16;
 
-    /// <summary>From this many rows of x on (below <see cref="PanelFromRows"/>), Q8_0 / Q4_0 / Q4_K take the
-    /// integer tiles of <see cref="QuantTiles"/> instead of one dot per (weight row, x row).</summary>
-    internal const int TileFromRows = 2;
+    /// <summary>
+    /// From this many rows of x on, Q8_0 / Q4_0 / Q4_K also go to the panels; below, they take the integer tiles
+    /// of <see cref="QuantTiles"/>. Measured per thread on Qwen2.5-0.5B's projections (perf profile-quant-paths;
+    /// 896×896, 4864×896, 896×4864): at 16 rows the tiles take 0.26–0.37 of the panels' time, at 64 rows
+    /// 0.77–0.86, at 96 rows 0.9–1.3, at 128 rows 1.0–1.5. From 64 rows on the two are within 25 % and the
+    /// panels keep the activations in fp32, so prefill stays on them.
+    /// </summary>
+    internal const int IntegerPanelFromRows = 64;
 
     /// <summary>
-    /// y[M, N] = x[M, K] · Wᵀ with W packed (see <see cref="IQuantizedMatMul"/>). Decode and thin products
-    /// (M &lt; 16) read the packed rows directly: bf16 rows are widened in registers and multiplied in fp32;
-    /// Q8_0 / Q4_0 / Q4_K rows take integer dot products with x quantised per block of 32 (<see
-    /// cref="Q8Activations"/>).
-    /// Prefill (M ≥ 16) dequantises panels of weight rows into scratch and runs the SGEMM on them; the whole
-    /// weight is never widened at once.
+    /// Q8_0 / Q4_0 / Q4_K take the integer tiles from this many rows of x: even at one row, where a tile holds one
+    /// x row and four weight rows, they beat the per-row dots (per thread at batch 1: 22 µs against 29 µs on
+    /// AVX-VNNI and 65 µs on AVX-512 for a 896×896 Q8_0 product; 128 against 142 / 341 µs at 4864×896). The
+    /// per-row dots stay for the grouped expert kernel's small groups.
+    /// </summary>
+    internal const int TileFromRows = 1;
+
+    /// <summary>
+    /// y[M, N] = x[M, K] · Wᵀ with W packed (see <see cref="IQuantizedMatMul"/>). Q8_0 / Q4_0 / Q4_K with fewer
+    /// than <see cref="IntegerPanelFromRows"/> rows (decode at any batch, short prefills) take integer tiles with x
+    /// quantised per block of 32 (<see cref="QuantTiles"/>, <see cref="Q8Activations"/>); bf16 and Q6_K with fewer
+    /// than <see cref="PanelFromRows"/> read the packed rows directly (bf16 widened in registers, Q6_K per row).
+    /// Beyond, panels of weight rows are dequantised into scratch and the SGEMM runs on them; the whole weight is
+    /// never widened at once.
     /// </summary>
     public void QuantizedMatMul(QuantFormat format, int M, int N, int K, float* x, byte* w, float* y) =>
         QuantizedMatMul(QuantIsas.Best, format, M, N, K, x, w, y);
@@ -50,8 +64,9 @@ public sealed unsafe partial class CpuKernels : IQuantizedMatMul
             return;
         }
         if (path == QuantizedPath.Auto)
-            path = M >= PanelFromRows ? QuantizedPath.Panels
-                : M >= TileFromRows && QuantTiles.Handles(format) ? QuantizedPath.Tiles
+            path = !QuantTiles.Handles(format) ? (M >= PanelFromRows ? QuantizedPath.Panels : QuantizedPath.RowDots)
+                : M >= IntegerPanelFromRows ? QuantizedPath.Panels
+                : M >= TileFromRows ? QuantizedPath.Tiles
                 : QuantizedPath.RowDots;
         if (path == QuantizedPath.Tiles && !QuantTiles.Handles(format))
             throw new ArgumentException($"QuantizedMatMul: no integer tiles for {format.Name()}");
