@@ -15,11 +15,12 @@ namespace NativeReasoner.Kernels.Cpu.Quant;
 /// once per tile, where <see cref="QuantDots"/> loads both for every (weight row, x row) pair; each pair then costs
 /// one integer dot (vpdpbusd, or vpmaddubsw + vpmaddwd), a conversion and a multiply-add, and the horizontal sums
 /// come once per pair at the end of the row instead of per block.
-/// The offsets ride along for free where they can: Q8_0 under VNNI takes the activations unsigned (q + 128, which
-/// vpdpbusd multiplies exactly) and starts each block's integer sum at −128·Σw; Q4_0 starts it at −8·Σq_a;
-/// Q4_K's mins (scaled by dmin, not by d) are subtracted from the float accumulator, eight sub-blocks per
-/// multiply-add. Every path is 256-bit: the CPU this runs on splits 512-bit operations in two, and .NET offers no
-/// 512-bit vpdpbusd there (only under AVX10), so AVX-512BW's two instructions per block were no faster.
+/// The 4-bit formats' offsets ride along: Q4_0 starts each block's integer sum at −8·Σq_a; Q4_K's mins (scaled
+/// by dmin, not by d) are subtracted from the float accumulator, eight sub-blocks per multiply-add. Q8_0 takes
+/// |q_w| unsigned and gives q_a its sign (vpsignb per pair).
+/// Every path is 256-bit: .NET offers no 512-bit vpdpbusd without AVX10, and on the AMD EPYC this was tuned on
+/// the per-row AVX-512BW dots (two blocks per vpmaddubsw + vpmaddwd) ran about 2× slower than the 256-bit VNNI
+/// ones at batch 1, so no 512-bit tile was written; the Avx512 path runs the fastest 256-bit tiles.
 /// </summary>
 internal static unsafe class QuantTiles
 {
@@ -54,8 +55,10 @@ internal static unsafe class QuantTiles
                     y[m * ldy + n] = QuantDots.Dot(QuantIsa.Scalar, format, w + n * rowBytes, a, m);
             return;
         }
-        // Avx512 runs the 256-bit VNNI tiles where it can (see the class comment).
-        bool vnni = isa != QuantIsa.Avx2 && QuantIsas.Supported(QuantIsa.AvxVnni);
+        // Avx512 runs the fastest 256-bit tiles (see the class comment): VNNI's where this CPU has it, but for
+        // Q8_0 AVX2's (see Q8_0Vnni).
+        bool vnni = isa == QuantIsa.AvxVnni
+            || isa == QuantIsa.Avx512 && format != QuantFormat.Q8_0 && QuantIsas.Supported(QuantIsa.AvxVnni);
         for (long n = n0; n < n1; n += WeightRows)
         {
             int rows = (int)Math.Min(WeightRows, n1 - n);
@@ -195,26 +198,25 @@ internal static unsafe class QuantTiles
         static abstract Vector256<int> Dot(in Operand w, in Operand a);
     }
 
-    /// <summary>Q8_0 under VNNI: q_a + 128 unsigned × q_w signed, the integer sum started at −128·Σq_w.</summary>
+    /// <summary>
+    /// Q8_0 under VNNI: |q_w| unsigned × q_a carrying q_w's sign, one vpdpbusd. Measured per thread on an AMD
+    /// EPYC with AVX-512 (profile-dense-decode, batch 4 and 16), this ran about 12 % slower than AVX2's
+    /// vpmaddubsw + vpmaddwd, and taking q_a + 128 unsigned with the sum started at −128·Σq_w (no sign per pair)
+    /// about 25 % slower: the Avx512 path takes <see cref="Q8_0Avx2"/>. The signed weights ride in I.
+    /// </summary>
     private struct Q8_0Vnni : IBlockKind
     {
         public static int Bytes => Q8_0Block.Bytes;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Operand Weight(byte* block)
-        {
-            var q = Vector256.Load(block + 2);
-            var bias = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Create((byte)128), q.AsSByte());
-            return new Operand { V = q, I = -bias };
-        }
+        public static Operand Weight(byte* block) => Q8_0Avx2.Weight(block);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Operand Activation(sbyte* q) =>
-            new() { V = Vector256.Load((byte*)q) ^ Vector256.Create((byte)0x80) };
+        public static Operand Activation(sbyte* q) => new() { V = Vector256.Load((byte*)q) };
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<int> Dot(in Operand w, in Operand a) =>
-            AvxVnni.MultiplyWideningAndAdd(w.I, a.V, w.V.AsSByte());
+            AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, w.V, Avx2.Sign(a.V.AsSByte(), w.I.AsSByte()));
     }
 
     /// <summary>Q8_0 under AVX2: |q_w| unsigned (≤ 128) × q_a carrying q_w's sign, as <see cref="QuantDots"/>.
