@@ -53,7 +53,8 @@ public static class DenseDecodeProfile
             }
         }
         int measured = Math.Max(1, steps - 2);
-        Console.WriteLine($"{shape} ({config.NumHiddenLayers} layers) {type}, batch {batch}, {measured} steps: {all / measured:F2} ms per step " +
+        Console.WriteLine($"{shape} ({config.NumHiddenLayers} layers) {type}, batch {batch}, {measured} steps: " +
+            $"{all / measured:F2} ms per step " +
             $"({batch * measured / all * 1e3:F1} tokens/s; the isolated projections excluded); " +
             $"load {File.ReadAllText("/proc/loadavg").Trim()}");
         foreach (var (name, ms) in parts.OrderByDescending(p => p.Value))

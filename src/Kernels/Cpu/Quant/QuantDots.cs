@@ -336,7 +336,7 @@ internal static unsafe class QuantDots
         return Vector512.Sum(acc0 + acc1) - Vector256.Sum(minTerms);
     }
 
-    /// <summary>32 bytes of Q4_K nibbles · 64 activations: the two sub-blocks' integer dots as floats, 8 lanes each.</summary>
+    /// <summary>32 bytes of Q4_K nibbles · 64 activations: both sub-blocks' integer dots, 8 float lanes each.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<float> Q4_KChunk(byte* nibbles, sbyte* a, Vector512<byte> mask,
         Vector512<ushort> nibbleShift)
