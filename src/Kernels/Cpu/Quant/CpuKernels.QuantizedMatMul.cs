@@ -129,7 +129,7 @@ public sealed unsafe partial class CpuKernels : IQuantizedMatMul
     {
         int p = 0;
         float total = 0f;
-        if ((isa is QuantIsa.Avx512 or QuantIsa.AvxVnni) && Avx512F.IsSupported)
+        if (isa == QuantIsa.Avx512 && Avx512F.IsSupported)
         {
             Vector512<float> acc0 = default, acc1 = default;
             for (; p + 32 <= k; p += 32)
