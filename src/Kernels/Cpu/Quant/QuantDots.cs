@@ -290,20 +290,34 @@ internal static unsafe class QuantDots
         return total;
     }
 
+    /// <summary>
+    /// Two Q4_0 blocks per 512-bit vector. Each block's 16 bytes go to two 128-bit lanes and vpsrlvw shifts the
+    /// second by 4, so one mask leaves [low nibbles, high nibbles] = the block's 32 levels in order. The level
+    /// offset comes off in the 16-bit pair sums (Σ q·a − Σ 8·a, two vpmaddubsw: |sums| ≤ 2·15·127, no saturation),
+    /// not in a scalar chain per block.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float Q4_0Avx512(byte* w, sbyte* q, float* s, int* sum, int nb)
     {
         var acc = Vector512<float>.Zero;
-        float offsets = 0f;
+        var mask = Vector512.Create((byte)0x0F);
+        var eights = Vector512.Create((byte)8);
+        var nibbleShift = Vector512.Create(Vector256.Create(Vector128<ushort>.Zero, Vector128.Create((ushort)4)),
+            Vector256.Create(Vector128<ushort>.Zero, Vector128.Create((ushort)4)));
         int b = 0;
         for (; b + 2 <= nb; b += 2, w += 2 * Q4_0Block.Bytes, q += 64)
         {
-            float s0 = HalfTable.Get(w) * s[b], s1 = HalfTable.Get(w + Q4_0Block.Bytes) * s[b + 1];
-            var levels = Vector512.Create(Nibbles(w + 2), Nibbles(w + Q4_0Block.Bytes + 2));
-            acc = Avx512F.FusedMultiplyAdd(DotU8S8x2(levels, Vector512.Load(q)), Scales2(s0, s1), acc);
-            offsets += 8 * (sum[b] * s0 + sum[b + 1] * s1);
+            var raw0 = Vector128.Load(w + 2);
+            var raw1 = Vector128.Load(w + Q4_0Block.Bytes + 2);
+            var raw = Vector512.Create(Vector256.Create(raw0, raw0), Vector256.Create(raw1, raw1));
+            var levels = Avx512BW.ShiftRightLogicalVariable(raw.AsUInt16(), nibbleShift).AsByte() & mask;
+            var a = Vector512.Load(q);
+            var pairs = Avx512BW.MultiplyAddAdjacent(levels, a) - Avx512BW.MultiplyAddAdjacent(eights, a);
+            var dot = Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(pairs, Vector512.Create((short)1)));
+            acc = Avx512F.FusedMultiplyAdd(dot,
+                Scales2(HalfTable.Get(w) * s[b], HalfTable.Get(w + Q4_0Block.Bytes) * s[b + 1]), acc);
         }
-        float total = Vector512.Sum(acc) - offsets;
+        float total = Vector512.Sum(acc);
         if (b < nb) total += Q4_0Scalar(w, q, s + b, sum + b, nb - b);
         return total;
     }
