@@ -27,7 +27,7 @@ namespace NativeReasoner.Perf;
 /// </summary>
 public static class CompareLlamaCpp
 {
-    private static ICausalLMConfig Shape(string name) => name switch
+    internal static ICausalLMConfig Shape(string name) => name switch
     {
         // DeepSeek-V3 (deepseek2 in GGUF): the shared CPU benchmark config, and the ≈ 0.75 B MoE of the
         // low-precision issue (hidden 1024, 8 layers, 64 routed experts of 512 + 1 shared, top-6).

@@ -10,8 +10,10 @@ namespace NativeReasoner.Perf;
 
 /// <summary>
 /// `dotnet perf/bin/Release/net10.0/NativeReasoner.Perf.dll profile-dense-decode [f32|bf16|q8_0|q4_k] [batch]
-/// [steps]`: where a Qwen2.5-0.5B-shaped decode step's time goes (random weights packed as <c>nr quantize</c> packs
-/// them; the tied head stays the bf16 embedding). After a 32-token prefill, each step replays
+/// [steps] [qwen2.5-0.5b|r1-distill-qwen-1.5b] [layers]`: where a decode step's time goes for a Qwen2-family shape
+/// (default Qwen2.5-0.5B, all 24 layers; random weights packed as <c>nr quantize</c> packs them; a tied head stays
+/// the bf16 embedding). Fewer layers keep the 1.5B shape's set-up (random init and packing) to seconds while every
+/// projection keeps its real shape. After a 32-token prefill, each step replays
 /// <see cref="DenseForCausalLM.ForwardCachedLast"/> layer by layer with a stopwatch around the embedding, the norms,
 /// the attention block, the MLP block, the residual adds and the head; every projection is then run once more on
 /// the same input, alone, to split the blocks into projections and the rest (RoPE, cache write, attention core,
@@ -20,9 +22,11 @@ namespace NativeReasoner.Perf;
 /// </summary>
 public static class DenseDecodeProfile
 {
-    public static void Run(string type, int batch, int steps)
+    public static void Run(string type, int batch, int steps, string shape = "qwen2.5-0.5b", int layers = 0)
     {
-        using var model = new DenseForCausalLM(PrefillProfile.Qwen25HalfBConfig, new Generator(1234));
+        var config = (DenseConfig)CompareLlamaCpp.Shape(shape);
+        if (layers > 0) config = config with { NumHiddenLayers = layers };
+        using var model = new DenseForCausalLM(config, new Generator(1234));
         model.Eval();
         QuantFormat? format = type == "f32" ? null : QuantFormatInfo.Parse(type);
         if (format is { } f) PackedWeights.Pack(model, f);
@@ -49,7 +53,8 @@ public static class DenseDecodeProfile
             }
         }
         int measured = Math.Max(1, steps - 2);
-        Console.WriteLine($"{type}, batch {batch}, {measured} steps: {all / measured:F2} ms per step " +
+        Console.WriteLine($"{shape} ({config.NumHiddenLayers} layers) {type}, batch {batch}, {measured} steps: " +
+            $"{all / measured:F2} ms per step " +
             $"({batch * measured / all * 1e3:F1} tokens/s; the isolated projections excluded); " +
             $"load {File.ReadAllText("/proc/loadavg").Trim()}");
         foreach (var (name, ms) in parts.OrderByDescending(p => p.Value))
@@ -110,7 +115,7 @@ public static class DenseDecodeProfile
         }
         for (int i = 0; i < b; i++) cache.Lengths[i] = starts[i] + 1;
         var n = Time("final norm", () => model.Model.Norm.Forward(h));
-        var logits = Time("head (tied, bf16 embedding)", () => Tensor.Linear(n, model.Model.EmbedTokens.Weight));
+        var logits = Time("head", () => Tensor.Linear(n, model.LmHead?.Weight ?? model.Model.EmbedTokens.Weight));
         _ = logits.ToArray();
         double stepMs = Stopwatch.GetElapsedTime(stepStart).TotalMilliseconds - aloneMs;
         double attnProj = isolated["q_proj"] + isolated["k_proj"] + isolated["v_proj"] + isolated["o_proj"];
@@ -139,7 +144,7 @@ public static class DenseDecodeProfile
         {
             ("q_proj", layer.SelfAttn.QProj.Weight), ("k_proj", layer.SelfAttn.KProj.Weight),
             ("gate_proj", layer.Mlp!.GateProj.Weight), ("down_proj", layer.Mlp!.DownProj.Weight),
-            ("head", model.Model.EmbedTokens.Weight),
+            ("head", model.LmHead?.Weight ?? model.Model.EmbedTokens.Weight),
         };
         // Scalar is left out: 10× slower, it would dominate the run.
         var isas = Enum.GetValues<QuantIsa>().Where(i => i != QuantIsa.Scalar && QuantIsas.Supported(i)).Reverse()

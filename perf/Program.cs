@@ -48,7 +48,8 @@ public static class Program
         if (args.Length > 0 && args[0] == "profile-dense-decode")
         {
             DenseDecodeProfile.Run(args.Length > 1 ? args[1] : "q8_0", args.Length > 2 ? int.Parse(args[2]) : 1,
-                args.Length > 3 ? int.Parse(args[3]) : 12);
+                args.Length > 3 ? int.Parse(args[3]) : 12, args.Length > 4 ? args[4] : "qwen2.5-0.5b",
+                args.Length > 5 ? int.Parse(args[5]) : 0);
             return;
         }
         if (args.Length > 0 && args[0] == "profile-quant-paths")

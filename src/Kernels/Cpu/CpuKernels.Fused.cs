@@ -26,6 +26,14 @@ public sealed unsafe partial class CpuKernels
         CpuParallel.For(n, ElementwiseMinChunk, &SiluMulBody, &st);
     }
 
+    /// <summary>
+    /// y = g·σ(g)·u, evaluated as (g · (1 / (1 + exp(−g)))) · u: the operations, in the order and vector width, of
+    /// the unfused graph silu(g) (TensorPrimitives.Sigmoid, then a multiply) followed by · u, so the inference
+    /// path's fused product is bit-identical to what training computes (<c>SwiGluMlp</c>). The last elements
+    /// of a chunk (fewer than a vector) go through the same vector formula on a stack copy, as TensorPrimitives
+    /// treats its tails, rather than a scalar exp that would round differently (TensorPrimitives itself takes the
+    /// scalar exp only for a span shorter than 4: there the two may differ by an ulp).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void SiluMulBody(void* state, long start, long end)
     {
@@ -36,23 +44,45 @@ public sealed unsafe partial class CpuKernels
         if (Vector512.IsHardwareAccelerated)
         {
             for (; i <= end - 16; i += 16)
+                Vector512.Store(SiluMul(Vector512.Load(g + i), Vector512.Load(u + i)), y + i);
+            if (i < end)
             {
-                var vg = Vector512.Load(g + i);
-                var sig = Vector512<float>.One / (Vector512<float>.One + Vector512.Exp(-vg));
-                Vector512.Store(vg * sig * Vector512.Load(u + i), y + i);
+                int rest = (int)(end - i);
+                float* tail = stackalloc float[32];
+                new Span<float>(tail, 32).Clear();
+                Buffer.MemoryCopy(g + i, tail, 64, rest * 4);
+                Buffer.MemoryCopy(u + i, tail + 16, 64, rest * 4);
+                Vector512.Store(SiluMul(Vector512.Load(tail), Vector512.Load(tail + 16)), tail);
+                Buffer.MemoryCopy(tail, y + i, rest * 4, rest * 4);
+                i = end;
             }
         }
         else if (Vector256.IsHardwareAccelerated)
         {
             for (; i <= end - 8; i += 8)
+                Vector256.Store(SiluMul(Vector256.Load(g + i), Vector256.Load(u + i)), y + i);
+            if (i < end)
             {
-                var vg = Vector256.Load(g + i);
-                var sig = Vector256<float>.One / (Vector256<float>.One + Vector256.Exp(-vg));
-                Vector256.Store(vg * sig * Vector256.Load(u + i), y + i);
+                int rest = (int)(end - i);
+                float* tail = stackalloc float[16];
+                new Span<float>(tail, 16).Clear();
+                Buffer.MemoryCopy(g + i, tail, 32, rest * 4);
+                Buffer.MemoryCopy(u + i, tail + 8, 32, rest * 4);
+                Vector256.Store(SiluMul(Vector256.Load(tail), Vector256.Load(tail + 8)), tail);
+                Buffer.MemoryCopy(tail, y + i, rest * 4, rest * 4);
+                i = end;
             }
         }
         for (; i < end; i++) y[i] = g[i] / (1f + MathF.Exp(-g[i])) * u[i];
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> SiluMul(Vector512<float> g, Vector512<float> u) =>
+        g * (Vector512<float>.One / (Vector512<float>.One + Vector512.Exp(-g))) * u;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> SiluMul(Vector256<float> g, Vector256<float> u) =>
+        g * (Vector256<float>.One / (Vector256<float>.One + Vector256.Exp(-g))) * u;
 
     public void SiluMulBackward(float* gate, float* up, float* dy, float* dgate, float* dup, long n)
     {

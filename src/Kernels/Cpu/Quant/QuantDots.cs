@@ -19,6 +19,14 @@ namespace NativeReasoner.Kernels.Cpu.Quant;
 /// </summary>
 internal static unsafe class QuantDots
 {
+    /// <summary>
+    /// <see cref="HalfTable"/> initialised before any kernel here is compiled. A kernel compiled while the table's
+    /// static field is not yet initialised keeps an initialisation check on its loads of the table (and, being
+    /// compiled optimised from the start, it is never recompiled): whichever kernel a process called first ran
+    /// 2–2.5× slower than the others for the whole run (Q8_0 at batch 1: 13 against 31 GB/s on one thread).
+    /// </summary>
+    static QuantDots() => RuntimeHelpers.RunClassConstructor(typeof(HalfTable).TypeHandle);
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float Dot(QuantIsa isa, QuantFormat format, byte* w, in Q8Activations a, int row)
     {
@@ -193,32 +201,61 @@ internal static unsafe class QuantDots
         return Vector256.Sum(acc) - offsets;
     }
 
+    /// <summary>
+    /// The eight 6-bit scales and the eight 6-bit mins of a Q4_K super-block (its 12 packed bytes at
+    /// <paramref name="packed"/>), one per byte, sub-block 0 in the lowest: twelve 32-bit operations on the packing
+    /// <see cref="Q4_KBlock.ScaleMin"/> reads a field at a time. For j &lt; 4 both are the low 6 bits of their byte;
+    /// for j ≥ 4 the low 4 bits come from a nibble of bytes 8–11 and the top 2 from bits 6–7 of bytes 0–7.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (ulong Scales, ulong Mins) Q4_KScalesMins(byte* packed)
+    {
+        uint b0 = Unsafe.ReadUnaligned<uint>(packed), b4 = Unsafe.ReadUnaligned<uint>(packed + 4);
+        uint b8 = Unsafe.ReadUnaligned<uint>(packed + 8);
+        uint scalesHigh = (b8 & 0x0F0F0F0Fu) | (((b0 >> 6) & 0x03030303u) << 4);
+        uint minsHigh = ((b8 >> 4) & 0x0F0F0F0Fu) | (((b4 >> 6) & 0x03030303u) << 4);
+        return ((b0 & 0x3F3F3F3Fu) | ((ulong)scalesHigh << 32), (b4 & 0x3F3F3F3Fu) | ((ulong)minsHigh << 32));
+    }
+
+    /// <summary>Eight bytes (as from <see cref="Q4_KScalesMins"/>) → eight floats.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> BytesToFloats(ulong eight) =>
+        Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(Vector128.CreateScalar(eight).AsByte()));
+
+    /// <summary>
+    /// Per super-block: the scales and mins unpacked once into float vectors, the eight sub-block scales
+    /// d·scale_j·s_j formed in one vector multiply, and the min terms dmin·min_j·s_j·Σq_j accumulated in a vector
+    /// (one horizontal sum per row, not one scalar chain per sub-block). Each sub-block's integer dot is converted
+    /// and scaled on its own (the activations carry one scale per 32, see <see cref="Q8Activations"/>), its scale
+    /// broadcast from the vector by vpermps; two accumulators halve the FMA dependency chain.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float Q4_KAvx2(byte* w, sbyte* q, float* s, int* sum, int nb, bool vnni)
     {
-        var acc = Vector256<float>.Zero;
-        float offsets = 0f;
+        Vector256<float> acc0 = default, acc1 = default, minTerms = default;
         var mask = Vector256.Create((byte)0x0F);
-        for (int sb = 0; sb < nb / 8; sb++, w += Q4_KBlock.Bytes)
+        for (int sb = 0; sb < nb / 8; sb++, w += Q4_KBlock.Bytes, q += Q4_KBlock.Size, s += 8, sum += 8)
         {
-            float d = HalfTable.Get(w), dmin = HalfTable.Get(w + 2);
-            var scales = new ReadOnlySpan<byte>(w + 4, 12);
+            var (scales, mins) = Q4_KScalesMins(w + 4);
+            var activationScale = Vector256.Load(s); // [8]: s_j
+            var scale = BytesToFloats(scales) * (activationScale * HalfTable.Get(w)); // [8]: d·scale_j·s_j
+            minTerms = Fma.MultiplyAdd(BytesToFloats(mins) * HalfTable.Get(w + 2),
+                activationScale * Avx.ConvertToVector256Single(Vector256.Load(sum)), minTerms);
             for (int c = 0; c < 4; c++)
             {
-                int j0 = sb * 8 + 2 * c;
-                var (sc0, m0) = Q4_KBlock.ScaleMin(scales, 2 * c);
-                var (sc1, m1) = Q4_KBlock.ScaleMin(scales, 2 * c + 1);
+                // Chunk c: sub-block 2c in the low nibbles, 2c + 1 in the high, against activation blocks 2c, 2c + 1.
                 var raw = Vector256.Load(w + 16 + 32 * c);
                 var lo = raw & mask;
                 var hi = Vector256.ShiftRightLogical(raw.AsUInt16(), 4).AsByte() & mask;
-                var dot0 = DotU8S8(lo, Vector256.Load(q + 32 * j0), vnni);
-                var dot1 = DotU8S8(hi, Vector256.Load(q + 32 * (j0 + 1)), vnni);
-                acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(dot0), Vector256.Create(d * sc0 * s[j0]), acc);
-                acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(dot1), Vector256.Create(d * sc1 * s[j0 + 1]), acc);
-                offsets += dmin * (m0 * s[j0] * sum[j0] + m1 * s[j0 + 1] * sum[j0 + 1]);
+                var dot0 = DotU8S8(lo, Vector256.Load(q + 64 * c), vnni);
+                var dot1 = DotU8S8(hi, Vector256.Load(q + 64 * c + 32), vnni);
+                acc0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(dot0),
+                    Avx2.PermuteVar8x32(scale, Vector256.Create(2 * c)), acc0);
+                acc1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(dot1),
+                    Avx2.PermuteVar8x32(scale, Vector256.Create(2 * c + 1)), acc1);
             }
         }
-        return Vector256.Sum(acc) - offsets;
+        return Vector256.Sum(acc0 + acc1) - Vector256.Sum(minTerms);
     }
 
     // ------------------------------------------------------------------ AVX-512: two blocks per vector
@@ -253,48 +290,84 @@ internal static unsafe class QuantDots
         return total;
     }
 
+    /// <summary>
+    /// Two Q4_0 blocks per 512-bit vector. Each block's 16 bytes go to two 128-bit lanes and vpsrlvw shifts the
+    /// second by 4, so one mask leaves [low nibbles, high nibbles] = the block's 32 levels in order. The level
+    /// offset comes off in the 16-bit pair sums (Σ q·a − Σ 8·a, two vpmaddubsw: |sums| ≤ 2·15·127, no saturation),
+    /// not in a scalar chain per block.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float Q4_0Avx512(byte* w, sbyte* q, float* s, int* sum, int nb)
     {
         var acc = Vector512<float>.Zero;
-        float offsets = 0f;
+        var mask = Vector512.Create((byte)0x0F);
+        var eights = Vector512.Create((byte)8);
+        var nibbleShift = Vector512.Create(Vector256.Create(Vector128<ushort>.Zero, Vector128.Create((ushort)4)),
+            Vector256.Create(Vector128<ushort>.Zero, Vector128.Create((ushort)4)));
         int b = 0;
         for (; b + 2 <= nb; b += 2, w += 2 * Q4_0Block.Bytes, q += 64)
         {
-            float s0 = HalfTable.Get(w) * s[b], s1 = HalfTable.Get(w + Q4_0Block.Bytes) * s[b + 1];
-            var levels = Vector512.Create(Nibbles(w + 2), Nibbles(w + Q4_0Block.Bytes + 2));
-            acc = Avx512F.FusedMultiplyAdd(DotU8S8x2(levels, Vector512.Load(q)), Scales2(s0, s1), acc);
-            offsets += 8 * (sum[b] * s0 + sum[b + 1] * s1);
+            var raw0 = Vector128.Load(w + 2);
+            var raw1 = Vector128.Load(w + Q4_0Block.Bytes + 2);
+            var raw = Vector512.Create(Vector256.Create(raw0, raw0), Vector256.Create(raw1, raw1));
+            var levels = Avx512BW.ShiftRightLogicalVariable(raw.AsUInt16(), nibbleShift).AsByte() & mask;
+            var a = Vector512.Load(q);
+            var pairs = Avx512BW.MultiplyAddAdjacent(levels, a) - Avx512BW.MultiplyAddAdjacent(eights, a);
+            var dot = Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(pairs, Vector512.Create((short)1)));
+            acc = Avx512F.FusedMultiplyAdd(dot,
+                Scales2(HalfTable.Get(w) * s[b], HalfTable.Get(w + Q4_0Block.Bytes) * s[b + 1]), acc);
         }
-        float total = Vector512.Sum(acc) - offsets;
+        float total = Vector512.Sum(acc);
         if (b < nb) total += Q4_0Scalar(w, q, s + b, sum + b, nb - b);
         return total;
     }
 
+    /// <summary>
+    /// <see cref="Q4_KAvx2"/>'s scheme with both sub-blocks of a 32-byte chunk in one 512-bit vector: the chunk is
+    /// broadcast to both halves and vpsrlvw shifts only the upper half by 4, so one mask leaves the low nibbles
+    /// (sub-block 2c) below and the high nibbles (2c + 1) above, in the order of the 64 activations.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float Q4_KAvx512(byte* w, sbyte* q, float* s, int* sum, int nb)
     {
-        var acc = Vector512<float>.Zero;
-        float offsets = 0f;
-        var mask = Vector256.Create((byte)0x0F);
-        for (int sb = 0; sb < nb / 8; sb++, w += Q4_KBlock.Bytes)
+        Vector512<float> acc0 = default, acc1 = default;
+        var minTerms = Vector256<float>.Zero;
+        var mask = Vector512.Create((byte)0x0F);
+        var nibbleShift = Vector512.Create(Vector256<ushort>.Zero, Vector256.Create((ushort)4));
+        // vpermps indices: sub-block 2c's scale into lanes 0–7, 2c + 1's into lanes 8–15.
+        var pair0 = Vector512.Create(Vector256.Create(0), Vector256.Create(1));
+        var pair1 = Vector512.Create(Vector256.Create(2), Vector256.Create(3));
+        var pair2 = Vector512.Create(Vector256.Create(4), Vector256.Create(5));
+        var pair3 = Vector512.Create(Vector256.Create(6), Vector256.Create(7));
+        for (int sb = 0; sb < nb / 8; sb++, w += Q4_KBlock.Bytes, q += Q4_KBlock.Size, s += 8, sum += 8)
         {
-            float d = HalfTable.Get(w), dmin = HalfTable.Get(w + 2);
-            var scales = new ReadOnlySpan<byte>(w + 4, 12);
-            for (int c = 0; c < 4; c++)
-            {
-                int j0 = sb * 8 + 2 * c;
-                var (sc0, m0) = Q4_KBlock.ScaleMin(scales, 2 * c);
-                var (sc1, m1) = Q4_KBlock.ScaleMin(scales, 2 * c + 1);
-                var raw = Vector256.Load(w + 16 + 32 * c);
-                // Sub-blocks 2c (low nibbles) and 2c + 1 (high) against activation blocks j0 and j0 + 1, adjacent.
-                var levels = Vector512.Create(raw & mask, Vector256.ShiftRightLogical(raw.AsUInt16(),
-                    4).AsByte() & mask);
-                acc = Avx512F.FusedMultiplyAdd(DotU8S8x2(levels, Vector512.Load(q + 32 * j0)),
-                    Scales2(d * sc0 * s[j0], d * sc1 * s[j0 + 1]), acc);
-                offsets += dmin * (m0 * s[j0] * sum[j0] + m1 * s[j0 + 1] * sum[j0 + 1]);
-            }
+            var (scales, mins) = Q4_KScalesMins(w + 4);
+            var activationScale = Vector256.Load(s); // [8]: s_j
+            var scale = (BytesToFloats(scales) * (activationScale * HalfTable.Get(w))).ToVector512Unsafe();
+            minTerms = Fma.MultiplyAdd(BytesToFloats(mins) * HalfTable.Get(w + 2),
+                activationScale * Avx.ConvertToVector256Single(Vector256.Load(sum)), minTerms);
+            acc0 = Avx512F.FusedMultiplyAdd(Q4_KChunk(w + 16, q, mask, nibbleShift),
+                Avx512F.PermuteVar16x32(scale, pair0), acc0);
+            acc1 = Avx512F.FusedMultiplyAdd(Q4_KChunk(w + 48, q + 64, mask, nibbleShift),
+                Avx512F.PermuteVar16x32(scale, pair1), acc1);
+            acc0 = Avx512F.FusedMultiplyAdd(Q4_KChunk(w + 80, q + 128, mask, nibbleShift),
+                Avx512F.PermuteVar16x32(scale, pair2), acc0);
+            acc1 = Avx512F.FusedMultiplyAdd(Q4_KChunk(w + 112, q + 192, mask, nibbleShift),
+                Avx512F.PermuteVar16x32(scale, pair3), acc1);
         }
-        return Vector512.Sum(acc) - offsets;
+        return Vector512.Sum(acc0 + acc1) - Vector256.Sum(minTerms);
+    }
+
+    /// <summary>32 bytes of Q4_K nibbles · 64 activations: both sub-blocks' integer dots, 8 float lanes each.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Q4_KChunk(byte* nibbles, sbyte* a, Vector512<byte> mask,
+        Vector512<ushort> nibbleShift)
+    {
+        // Not Avx512F.BroadcastVector256ToVector512((ulong*)…): inlined into this loop, .NET 10 produced wrong
+        // levels with it (the scalar comparison caught it; alone it was right). Create(raw, raw) is one vinserti.
+        var raw = Vector256.Load(nibbles);
+        var both = Vector512.Create(raw, raw).AsUInt16();
+        var levels = Avx512BW.ShiftRightLogicalVariable(both, nibbleShift).AsByte() & mask;
+        return DotU8S8x2(levels, Vector512.Load(a));
     }
 }
