@@ -24,6 +24,10 @@ namespace NativeReasoner.Kernels.Cpu.Quant;
 /// </summary>
 internal static unsafe class QuantTiles
 {
+    /// <summary><see cref="HalfTable"/> initialised before any tile kernel is compiled (see QuantDots: a kernel compiled
+    /// optimised before the table's static field is set keeps an initialisation check on every scale load).</summary>
+    static QuantTiles() => RuntimeHelpers.RunClassConstructor(typeof(HalfTable).TypeHandle);
+
     /// <summary>Weight rows per tile: a tile's rows are the unit the threads share.</summary>
     public const int WeightRows = 4;
 
