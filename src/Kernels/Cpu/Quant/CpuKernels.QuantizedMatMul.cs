@@ -34,17 +34,20 @@ public sealed unsafe partial class CpuKernels : IQuantizedMatMul
     internal const int IntegerPanelFromRows = 64;
 
     /// <summary>
-    /// Q8_0 / Q4_0 / Q4_K take the integer tiles from this many rows of x: even at one row, where a tile holds one
-    /// x row and four weight rows, they beat the per-row dots (per thread at batch 1: 22 µs against 29 µs on
-    /// AVX-VNNI and 65 µs on AVX-512 for a 896×896 Q8_0 product; 128 against 142 / 341 µs at 4864×896). The
-    /// per-row dots stay for the grouped expert kernel's small groups.
+    /// From this many rows of x on, Q8_0 / Q4_0 / Q4_K take the integer tiles; below, the per-row dots. At one row
+    /// the per-row dots win end to end: Qwen2.5-0.5B Q8_0 decodes 45.6 tokens/s with them against 29.5 with
+    /// one-row tiles (perf/compare-llamacpp.sh, quiet machine), although a single thread timed alone favoured the
+    /// tiles by 10–20 % (perf profile-quant-paths). Q4_K's per-row dot unpacks a super-block's scales once into
+    /// vectors and beats the tile up to a few rows (896×4864 per thread: 118 against 317 µs at 1 row, 490 against
+    /// 616 at 4, 1011 against 964 at 8).
     /// </summary>
-    internal const int TileFromRows = 1;
+internal static int TileFromRows(QuantFormat format) => format == QuantFormat.Q4_K ? 8 : 2;
 
     /// <summary>
     /// y[M, N] = x[M, K] · Wᵀ with W packed (see <see cref="IQuantizedMatMul"/>). Q8_0 / Q4_0 / Q4_K with fewer
     /// than <see cref="IntegerPanelFromRows"/> rows (decode at any batch, short prefills) take integer tiles with x
-    /// quantised per block of 32 (<see cref="QuantTiles"/>, <see cref="Q8Activations"/>); bf16 and Q6_K with fewer
+    /// quantised per block of 32 (<see cref="QuantTiles"/>, <see cref="Q8Activations"/>; Q4_K below
+    /// <see cref="TileFromRows"/> rows its per-row dots); bf16 and Q6_K with fewer
     /// than <see cref="PanelFromRows"/> read the packed rows directly (bf16 widened in registers, Q6_K per row).
     /// Beyond, panels of weight rows are dequantised into scratch and the SGEMM runs on them; the whole weight is
     /// never widened at once.
@@ -66,7 +69,7 @@ public sealed unsafe partial class CpuKernels : IQuantizedMatMul
         if (path == QuantizedPath.Auto)
             path = !QuantTiles.Handles(format) ? (M >= PanelFromRows ? QuantizedPath.Panels : QuantizedPath.RowDots)
                 : M >= IntegerPanelFromRows ? QuantizedPath.Panels
-                : M >= TileFromRows ? QuantizedPath.Tiles
+                : M >= TileFromRows(format) ? QuantizedPath.Tiles
                 : QuantizedPath.RowDots;
         if (path == QuantizedPath.Tiles && !QuantTiles.Handles(format))
             throw new ArgumentException($"QuantizedMatMul: no integer tiles for {format.Name()}");
