@@ -69,9 +69,12 @@ public sealed class LadderTask : NumericTask
     }
 
     /// <summary>
-    /// The worked solution, compact (a character model pays for every token): <c>3+4=7</c>,
-    /// <c>47+8=40+15=55</c>, <c>47+38=40+30+7+8=70+15=70+10+5=80+5=85</c>,
-    /// <c>47*6=40*6+7*6=240+42=240+40+2=280+2=282</c>.
+    /// The worked solution, compact (a character model pays for every token): <c>3+4=7</c>, <c>3*4=12</c>,
+    /// <c>47+8=40+15=55</c>, <c>47+38,7+8=15,40+30=70,70+15=70+10+5=80+5=85</c>,
+    /// <c>47*6,7*6=42,40*6=240,240+42=240+40+2=280+2=282</c>. Levels 4 and 5 restate the problem, then write each
+    /// fact they use as a step of its own (<c>7+8=15</c>, <c>7*6=42</c>), so every one-digit sum and product appears
+    /// with its value in the training traces: the held-out problems of levels 1 and 2 (a few facts out of 100 and 64,
+    /// which no training question asks) are then facts the model has used, asked directly — not facts it never saw.
     /// </summary>
     public static string Trace(string key)
     {
@@ -82,10 +85,11 @@ public sealed class LadderTask : NumericTask
         {
             if (a < 10) return $"{a}+{b}={a + b}";
             if (b < 10) return $"{a}+{b}={at}+{ao + b}={a + b}";
-            return $"{a}+{b}={at}+{bt}+{ao}+{bo}={at + bt}+{ao + bo}={AddToRound(at + bt, ao + bo)}";
+            return $"{a}+{b},{ao}+{bo}={ao + bo},{at}+{bt}={at + bt},{at + bt}+{ao + bo}={AddToRound(at + bt, ao + bo)}";
         }
         if (a < 10) return $"{a}*{b}={a * b}";
-        return ao == 0 ? $"{a}*{b}={at / 10}*{b}*10={a * b}" : $"{a}*{b}={at}*{b}+{ao}*{b}={at * b}+{ao * b}={AddToRound(at * b, ao * b)}";
+        return ao == 0 ? $"{a}*{b}={at / 10}*{b}*10={a * b}"
+            : $"{a}*{b},{ao}*{b}={ao * b},{at}*{b}={at * b},{at * b}+{ao * b}={AddToRound(at * b, ao * b)}";
     }
 
     /// <summary>

@@ -32,7 +32,7 @@ public static class PretrainCorpus
         return batch;
     }
 
-    /// <summary>A problem's worked steps as a plain document: <c>47*6=40*6+7*6=240+42=282</c>.</summary>
+    /// <summary>A problem's worked steps as a plain document: <c>47*6,7*6=42,40*6=240,240+42=282</c>.</summary>
     public static SftExample WorkedSteps(Problem p) =>
         new(WorkedStepsPrompt, ThinkTraces.Trace(p), Answer: null, Difficulty: p.Difficulty);
 }

@@ -137,15 +137,29 @@ public class ThinkTraceTests
             var text = ThinkTraces.Completion(p, think: true);
             Assert.Equal(1f, acc.Score(new RewardInput(p, text, text.Length, false)));
             Assert.True(FormatReward.IsWellFormed(text, false), text);
-            // "47*6=40*6+7*6=240+42=282": every side of every "=" is a sum of products worth the answer.
-            foreach (var side in LadderTask.Trace(p.Key).Split('='))
-                Assert.Equal(long.Parse(p.Answer), side.Split('+').Sum(t => t.Split('*').Aggregate(1L, (x, f) => x * long.Parse(f))));
+            // "47*6,7*6=42,40*6=240,240+42=282": every side of every "=" in a step is a sum of products worth the
+            // same; the first step (the problem) and the last (the answer) are worth the answer.
+            static long Value(string side) => side.Split('+').Sum(t => t.Split('*').Aggregate(1L, (x, f) => x * long.Parse(f)));
+            var steps = LadderTask.Trace(p.Key).Split(',');
+            foreach (var step in steps)
+            {
+                var sides = step.Split('=');
+                Assert.All(sides, side => Assert.Equal(Value(sides[0]), Value(side)));
+            }
+            Assert.Equal(long.Parse(p.Answer), Value(steps[0].Split('=')[0]));
+            Assert.Equal(p.Answer, steps[^1].Split('=')[^1]);
             meanLength[p.Difficulty] += LadderTask.Trace(p.Key).Length / 100.0;
         }
         // Multi-step levels think longer: 3 beyond the one-fact levels 1–2, and 4–5 (two facts and a sum) beyond 3.
         Assert.True(meanLength[3] > Math.Max(meanLength[1], meanLength[2]));
         Assert.True(Math.Min(meanLength[4], meanLength[5]) > meanLength[3]);
-        Assert.Equal("47*6=40*6+7*6=240+42=240+40+2=280+2=282", LadderTask.Trace("47*6"));
-        Assert.Equal("47+38=40+30+7+8=70+15=70+10+5=80+5=85", LadderTask.Trace("47+38"));
+        Assert.Equal("47*6,7*6=42,40*6=240,240+42=240+40+2=280+2=282", LadderTask.Trace("47*6"));
+        Assert.Equal("47+38,7+8=15,40+30=70,70+15=70+10+5=80+5=85", LadderTask.Trace("47+38"));
+        // Every one-digit sum and product appears as a step of some level-4 / level-5 training trace, so no held-out
+        // level-1 or level-2 problem asks a fact the training traces never state.
+        var stated = task.Generate(Split.Train, 4000, seed: 6).Where(p => p.Difficulty >= 4)
+            .SelectMany(p => LadderTask.Trace(p.Key).Split(',')).ToHashSet();
+        foreach (var p in task.Generate(Split.Test, 200, seed: 7).Where(p => p.Difficulty <= 2))
+            Assert.Contains($"{p.Key}={p.Answer}", stated);
     }
 }

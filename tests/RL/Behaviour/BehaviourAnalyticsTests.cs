@@ -24,6 +24,7 @@ public class BehaviourAnalyticsTests
     // A plain worked chain: nothing checked, nothing revised.
     [InlineData("47*6=40*6+7*6=240+42=282", 0, 0)]
     [InlineData("47+38=40+30+7+8=70+15=70+10+5=80+5=85", 0, 0)]
+    [InlineData("47*6,7*6=42,40*6=240,240+42=240+40+2=280+2=282", 0, 0)]
     // The same expression given another value later: a self-correction, with or without a word.
     [InlineData("47*6=280, 47*6=282", 0, 1)]
     [InlineData("47*6=280, wait 47*6=282", 0, 1)]
