@@ -217,11 +217,21 @@ public class BatchSchedulerTests
         using var model = CausalLMRegistry.Load(Fixture("deepseek-v3-tiny-yarn"));
         var scheduler = new BatchScheduler(model, slots: 1, slotCapacity: 64);
         var started = new ManualResetEventSlim();
+        var disposing = new ManualResetEventSlim();
         var running = new Recorded();
         var queued = new Recorded();
-        scheduler.Enqueue(running.Request(Prompts[0], 50, onToken: _ => started.Set()));
+        // The decode is held at its first token until Dispose is under way and then slowed, so the request is still
+        // running when the scheduler sees the stop: a tiny model can emit all 50 tokens between two time slices of
+        // the test thread, and the request then ends normally.
+        scheduler.Enqueue(running.Request(Prompts[0], 50, onToken: _ =>
+        {
+            started.Set();
+            disposing.Wait(Timeout);
+            Thread.Sleep(20);
+        }));
         scheduler.Enqueue(queued.Request(Prompts[1], 50));
         Assert.True(started.Wait(Timeout));
+        disposing.Set();
         scheduler.Dispose();
         Assert.ThrowsAny<OperationCanceledException>(() => running.Wait());
         Assert.ThrowsAny<OperationCanceledException>(() => queued.Wait());
