@@ -41,7 +41,7 @@ public sealed unsafe partial class CpuKernels : IQuantizedMatMul
     /// vectors and beats the tile up to a few rows (896×4864 per thread: 118 against 317 µs at 1 row, 490 against
     /// 616 at 4, 1011 against 964 at 8).
     /// </summary>
-internal static int TileFromRows(QuantFormat format) => format == QuantFormat.Q4_K ? 8 : 2;
+    internal static int TileFromRows(QuantFormat format) => format == QuantFormat.Q4_K ? 8 : 2;
 
     /// <summary>
     /// y[M, N] = x[M, K] · Wᵀ with W packed (see <see cref="IQuantizedMatMul"/>). Q8_0 / Q4_0 / Q4_K with fewer
